@@ -1,0 +1,3 @@
+"""Root conftest: loads the nslab pytest plugin for scenarios/, tests/ and exercises/."""
+
+pytest_plugins = ["fixtures.plugin"]

@@ -1,0 +1,175 @@
+"""Turns a probe's evidence into a structured cause and one plain sentence.
+
+Tests assert on the cause (`result.cause is Cause.NO_RETURN_ROUTE`); people
+read the sentence, which names the namespace, the interface and the missing
+piece: "the echo request reached container1 on ceth1, but container1 has no
+route back to 10.0.0.10".
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import ipaddress
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from nslab.evidence import DROP_COUNTERS, Evidence
+from nslab.model import Topology
+from nslab.probes.result import Outcome, Result
+
+if TYPE_CHECKING:
+    pass
+
+
+class Cause(str, Enum):
+    NO_ROUTE_AT_SENDER = "no route at the sender"
+    LOST_VIA_DEFAULT_ROUTE = "left by the default route and never arrived"
+    LINK_DOWN = "link down"
+    NO_ARP_ANSWER = "no ARP answer"
+    NO_RETURN_ROUTE = "arrived, but no route back"
+    PORT_CLOSED = "TCP port closed"
+    NO_ANSWER = "no answer (filtered or lost)"
+    LOOPBACK_DOWN = "loopback down"
+    ICMP_UNREACHABLE = "an ICMP error came back"
+    UNKNOWN = "unknown"
+
+
+REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request"}
+
+
+def explain(result: Result, ev: Evidence, topo: Topology) -> tuple[Cause | None, str]:
+    """(cause, sentence). Success has no cause."""
+    what = REQUEST.get(result.probe, "request")
+    if result.outcome is Outcome.REPLY:
+        return None, _success(result, ev)
+    if _is_loopback(result.dst) and not _lo_up(ev, ev.src):
+        return Cause.LOOPBACK_DOWN, f"lo is down in {ev.src}, so {result.dst} is not even a local address there; bring it up: ip link set lo up"
+    if result.outcome is Outcome.LOCAL_ERROR and result.errno == errno_mod.ENETUNREACH:
+        down = _down_link_on_subnet(ev, topo, ev.src, result.dst)
+        if down:
+            return Cause.LINK_DOWN, f"{ev.src} has no route to {result.dst} because {down} is down (its connected route went with it); ip link set {down} up"
+        return Cause.NO_ROUTE_AT_SENDER, f"{ev.src} has no route to {result.dst} (ENETUNREACH at once): add one, e.g. ip route add {_net_hint(result.dst)} dev ... or a default route"
+    if result.outcome is Outcome.REFUSED:
+        return Cause.PORT_CLOSED, f"{result.dst} answered with a TCP reset: the host is reachable but nothing listens on that port"
+
+    out = ev.link(ev.src, ev.sender_route.dev)
+    if out is not None and not (out.up and out.carrier):
+        peer = _peer_of(topo, ev.src, out.name)
+        where = f"{ev.src}'s {out.name} is {out.state}"
+        if out.up and peer:
+            where += f": its peer {peer[1]} in {peer[0]} is down"
+        return Cause.LINK_DOWN, f"the {what} could not leave: {where}"
+
+    if ev.return_route is not None and not ev.return_route.found and ev.target is not None:
+        arrived_on = _arrival_dev(ev, ev.target)
+        on = f" on {arrived_on}" if arrived_on else ""
+        how = " and the reverse-path filter dropped it" if ev.delta(ev.target, "TcpExt.IPReversePathFilter") else ""
+        arrived = ev.delta(ev.target, "Icmp.InEchos") or ev.delta(ev.target, "Tcp.InSegs") or ev.delta(ev.target, "TcpExt.IPReversePathFilter") or arrived_on
+        if arrived:
+            return Cause.NO_RETURN_ROUTE, f"the {what} reached {ev.target}{on}{how}, but {ev.target} has no route back to {ev.request_src}"
+
+    drops = [(ns, c) for ns, c in ev.drops() if not (ns == ev.src and c == "Ip.OutNoRoutes")]
+    if drops:
+        ns, counter = drops[0]
+        why = DROP_COUNTERS[counter].format(ns=ns)
+        via = f" via {ev.sender_route.via}" if ev.sender_route.via else ""
+        if _is_default(ev, topo):
+            return Cause.LOST_VIA_DEFAULT_ROUTE, f"the {what} left {ev.src} by the default route{via} and was dropped in {ns}: {why} ({counter})"
+        return Cause.NO_ANSWER, f"the {what} was dropped in {ns}: {why} ({counter})"
+
+    unresolved = _unresolved_neighbour(ev, result)
+    if unresolved is not None or (result.probe == "arp" and result.outcome is Outcome.TIMEOUT):
+        dev = result.dst.split(" on ")[-1] if result.probe == "arp" else ev.sender_route.dev
+        hop = result.dst.split(" on ")[0] if result.probe == "arp" else (ev.sender_route.via or result.dst)
+        heard = sorted({s.ns for s in ev.seen(kind="arp-request", direction="in")})
+        reached = f"; the request reached {', '.join(heard)}, where nobody has {hop}" if heard else "; no other namespace heard the request"
+        return Cause.NO_ARP_ANSWER, f"nobody answered ARP for {hop} on {ev.src}'s {dev}{reached}"
+
+    if result.outcome is Outcome.ICMP_ERROR and result.icmp is not None:
+        return Cause.ICMP_UNREACHABLE, f"{result.icmp} for the {what} from {ev.src}"
+
+    if _is_default(ev, topo) and (ev.target is None or not ev.seen(ns=ev.target, direction="in")):
+        gw = f" via {ev.sender_route.via}" if ev.sender_route.via else ""
+        return Cause.LOST_VIA_DEFAULT_ROUTE, (
+            f"{ev.src} has no specific route to {result.dst}: the {what} left by the default route{gw} "
+            f"on {ev.sender_route.dev} and never arrived anywhere that answers"
+        )
+    if ev.target is not None and ev.seen(ns=ev.target, direction="in"):
+        return Cause.NO_ANSWER, f"the {what} reached {ev.target} on {_arrival_dev(ev, ev.target)} but no answer came back"
+    return Cause.NO_ANSWER, f"no answer to the {what} from {ev.src} to {result.dst} within the deadline"
+
+
+def _success(result: Result, ev: Evidence) -> str:
+    if result.probe == "arp":
+        return f"{result.dst.split(' on ')[0]} is at {result.mac}"
+    return f"{result.probe} from {ev.src} to {result.dst} succeeded in {result.elapsed * 1000:.1f} ms"
+
+
+def _is_loopback(dst: str) -> bool:
+    try:
+        return ipaddress.ip_address(dst.split(":")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _lo_up(ev: Evidence, ns: str) -> bool:
+    lo = ev.link(ns, "lo")
+    return lo is not None and lo.up
+
+
+def _net_hint(dst: str) -> str:
+    try:
+        return str(ipaddress.ip_network(f"{dst.split(':')[0]}/24", strict=False))
+    except ValueError:
+        return dst
+
+
+def _down_link_on_subnet(ev: Evidence, topo: Topology, ns: str, dst: str) -> str | None:
+    try:
+        ip = ipaddress.ip_address(dst.split(":")[0])
+    except ValueError:
+        return None
+    for a in topo.addresses:
+        link = ev.link(ns, a.dev)
+        if a.ns == ns and ip in a.interface.network and link is not None and not link.up:
+            return a.dev
+    return None
+
+
+def _peer_of(topo: Topology, ns: str, dev: str) -> tuple[str, str] | None:
+    for v in topo.veths:
+        if (v.ns, v.name) == (ns, dev):
+            return v.peer_ns, v.peer
+        if (v.peer_ns, v.peer) == (ns, dev):
+            return v.ns, v.name
+    return None
+
+
+def _arrival_dev(ev: Evidence, ns: str) -> str | None:
+    seen = [s for s in ev.seen(ns=ns, direction="in") if s.frame[12:14] == b"\x08\x00"]
+    return seen[0].dev if seen else None
+
+
+def _is_default(ev: Evidence, topo: Topology) -> bool:
+    """Did the kernel pick the sender's default route (no more specific one)?"""
+    if not ev.sender_route.found or ev.sender_route.type != "unicast":
+        return False
+    try:
+        dst = ipaddress.ip_address(ev.dst)
+    except ValueError:
+        return False
+    specific = [r for r in topo.routes if r.ns == ev.src and r.dst != "default" and dst in r.network]
+    connected = [a for a in topo.addresses if a.ns == ev.src and dst in a.interface.network]
+    has_default = any(r.ns == ev.src and r.dst == "default" for r in topo.routes)
+    return has_default and not specific and not connected
+
+
+def _unresolved_neighbour(ev: Evidence, result: Result):
+    hop = ev.sender_route.via or result.dst
+    for n in ev.neighbours.get(ev.src, []):
+        if n.dst == hop and ("INCOMPLETE" in n.state or "FAILED" in n.state):
+            return n
+    if result.outcome is Outcome.ICMP_ERROR and result.icmp is not None and result.icmp.type == 3 and result.icmp.code == 1:
+        if ev.sender_route.src == result.icmp.source:
+            return hop
+    return None

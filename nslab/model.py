@@ -1,0 +1,385 @@
+"""A lab as plain, validated data: namespaces, veths, bridges, addresses, routes.
+
+Everything here is checked before anything touches the kernel, and every error
+names the field, the bad value and the fix, in one line:
+
+    >>> Veth("ns1", "veth_root_namespace", "ns2", "v2")
+    Traceback (most recent call last):
+    nslab.model.LabError: Veth.name: interface name 'veth_root_namespace' is 19 characters; the kernel allows 15
+
+The vocabulary is ip(8)'s: `dev`, `via`, `onlink`, `master`, a CIDR like
+`10.0.0.1/24`. Netlink's names stay in nslab/kernel.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, fields
+from typing import Any, Iterable, Mapping, Union
+
+IFNAMSIZ = 15  # the kernel's IFNAMSIZ (16) less the trailing NUL
+NSNAME_MAX = 255  # a file name under /run/netns
+
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+class LabError(ValueError):
+    """Invalid lab input. `field` names where, the message says what and how to fix it."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+def check_ifname(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise LabError(where, f"interface name must be a non-empty string, got {value!r}")
+    if len(value) > IFNAMSIZ:
+        raise LabError(
+            where,
+            f"interface name {value!r} is {len(value)} characters; the kernel allows {IFNAMSIZ} "
+            f"(shorten it, e.g. {value[:IFNAMSIZ]!r})",
+        )
+    if value in (".", "..") or re.search(r"[/:\s]", value):
+        raise LabError(where, f"interface name {value!r} may not be '.' or '..' nor contain '/', ':' or white space")
+    return value
+
+
+def check_nsname(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise LabError(where, f"namespace name must be a non-empty string, got {value!r}")
+    if len(value) > NSNAME_MAX or value in (".", "..") or "/" in value or re.search(r"\s", value):
+        raise LabError(where, f"namespace name {value!r} must be a file name: no '/', no white space, not '.' or '..'")
+    return value
+
+
+def parse_interface(value: object, where: str) -> IPInterface:
+    """An address with its prefix, as `ip addr add` takes it: '10.0.0.1/24'."""
+    if not isinstance(value, str) or "/" not in value:
+        raise LabError(where, f"{value!r} is not an address with a prefix length; write it like '10.0.0.1/24'")
+    try:
+        return ipaddress.ip_interface(value)
+    except ValueError as exc:
+        raise LabError(where, f"{value!r} is not a valid CIDR ({exc}); write it like '10.0.0.1/24'") from None
+
+
+def parse_network(value: object, where: str) -> IPNetwork:
+    """A route destination: 'default' or a network with no host bits set."""
+    if value == "default":
+        return ipaddress.ip_network("0.0.0.0/0")
+    if not isinstance(value, str):
+        raise LabError(where, f"route destination must be 'default' or a CIDR like '172.16.0.0/24', got {value!r}")
+    try:
+        return ipaddress.ip_network(value if "/" in value else value + ("/128" if ":" in value else "/32"))
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            fixed = ipaddress.ip_network(value, strict=False)
+            raise LabError(where, f"{value!r} has host bits set; did you mean {str(fixed)!r}?") from None
+        raise LabError(where, f"{value!r} is not a valid destination ({exc}); write 'default' or a CIDR like '172.16.0.0/24'") from None
+
+
+def parse_address(value: object, where: str) -> IPAddress:
+    try:
+        return ipaddress.ip_address(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise LabError(where, f"{value!r} is not an IP address; write it like '10.0.0.1'") from None
+
+
+_SYSCTL = re.compile(r"^net\.(ipv4|ipv6|core|bridge|netfilter|unix)(\.[A-Za-z0-9_\-]+)+$")
+
+
+def _frozen_dict(value: Mapping[str, Any] | None, where: str) -> tuple[tuple[str, str], ...]:
+    items = []
+    for key, val in dict(value or {}).items():
+        if not isinstance(key, str) or not _SYSCTL.match(key):
+            raise LabError(
+                f"{where}[{key!r}]",
+                "only per-namespace sysctls under net.* can be set (e.g. 'net.ipv4.ip_forward')",
+            )
+        if isinstance(val, bool) or not isinstance(val, (int, str)) or not str(val).strip():
+            raise LabError(f"{where}[{key!r}]", f"value must be a number or a non-empty string, got {val!r}")
+        items.append((key, str(val)))
+    return tuple(sorted(items))
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A network namespace. `ip netns add` leaves lo down; so does the default here."""
+
+    name: str
+    lo_up: bool = False
+    sysctls: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, name: str, lo_up: bool = False, sysctls: Mapping[str, Any] | None = None):
+        object.__setattr__(self, "name", check_nsname(name, "Namespace.name"))
+        object.__setattr__(self, "lo_up", bool(lo_up))
+        object.__setattr__(self, "sysctls", _frozen_dict(sysctls, "Namespace.sysctls"))
+
+
+@dataclass(frozen=True)
+class Veth:
+    """A veth pair: `ip link add NAME netns NS type veth peer name PEER netns PEER_NS`.
+
+    `up`/`peer_up` and `master`/`peer_master` are per end, as each end is set
+    up (and enslaved to a bridge) in its own namespace."""
+
+    ns: str
+    name: str
+    peer_ns: str
+    peer: str
+    up: bool = True
+    peer_up: bool = True
+    master: str | None = None
+    peer_master: str | None = None
+
+    def __post_init__(self) -> None:
+        check_nsname(self.ns, "Veth.ns")
+        check_ifname(self.name, "Veth.name")
+        check_nsname(self.peer_ns, "Veth.peer_ns")
+        check_ifname(self.peer, "Veth.peer")
+        if (self.ns, self.name) == (self.peer_ns, self.peer):
+            raise LabError("Veth.peer", f"both ends are {self.name!r} in {self.ns!r}; give the peer another name")
+        for attr in ("master", "peer_master"):
+            if getattr(self, attr) is not None:
+                check_ifname(getattr(self, attr), f"Veth.{attr}")
+
+    def ends(self) -> tuple[tuple[str, str, str | None], tuple[str, str, str | None]]:
+        return (self.ns, self.name, self.master), (self.peer_ns, self.peer, self.peer_master)
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A Linux bridge: `ip link add NAME type bridge` in NS."""
+
+    ns: str
+    name: str
+    up: bool = True
+
+    def __post_init__(self) -> None:
+        check_nsname(self.ns, "Bridge.ns")
+        check_ifname(self.name, "Bridge.name")
+
+
+@dataclass(frozen=True)
+class Address:
+    """`ip addr add CIDR dev DEV` in NS."""
+
+    ns: str
+    dev: str
+    cidr: str
+
+    def __post_init__(self) -> None:
+        check_nsname(self.ns, "Address.ns")
+        check_ifname(self.dev, "Address.dev")
+        object.__setattr__(self, "cidr", str(parse_interface(self.cidr, "Address.cidr")))
+
+    @property
+    def interface(self) -> IPInterface:
+        return ipaddress.ip_interface(self.cidr)
+
+
+@dataclass(frozen=True)
+class Route:
+    """`ip route add DST [via VIA] [dev DEV] [onlink]` in NS."""
+
+    ns: str
+    dst: str
+    via: str | None = None
+    dev: str | None = None
+    onlink: bool = False
+
+    def __post_init__(self) -> None:
+        check_nsname(self.ns, "Route.ns")
+        net = parse_network(self.dst, "Route.dst")
+        object.__setattr__(self, "dst", "default" if self.dst == "default" else str(net))
+        if self.via is not None:
+            gw = parse_address(self.via, "Route.via")
+            if gw.version != net.version:
+                raise LabError("Route.via", f"gateway {self.via!r} is IPv{gw.version} but {self.dst!r} is IPv{net.version}")
+            object.__setattr__(self, "via", str(gw))
+        if self.dev is not None:
+            check_ifname(self.dev, "Route.dev")
+        if self.via is None and self.dev is None:
+            raise LabError("Route", f"route to {self.dst!r} needs 'via' or 'dev' (or both)")
+        if self.onlink and self.dev is None:
+            raise LabError("Route.onlink", "an onlink route needs 'dev' (the link the gateway is on)")
+
+    @property
+    def network(self) -> IPNetwork:
+        return parse_network(self.dst, "Route.dst")
+
+
+def _tuple(items: Iterable[Any] | None, kind: type, where: str) -> tuple[Any, ...]:
+    out = tuple(items or ())
+    for i, item in enumerate(out):
+        if not isinstance(item, kind):
+            raise LabError(f"{where}[{i}]", f"expected a {kind.__name__}, got {type(item).__name__} {item!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A whole lab. Cross-checks the parts: names unique, references resolve,
+    every gateway reachable on a connected subnet (unless `onlink`)."""
+
+    namespaces: tuple[Namespace, ...] = ()
+    veths: tuple[Veth, ...] = ()
+    bridges: tuple[Bridge, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    routes: tuple[Route, ...] = ()
+
+    def __init__(
+        self,
+        namespaces: Iterable[Namespace | str] = (),
+        veths: Iterable[Veth] = (),
+        bridges: Iterable[Bridge] = (),
+        addresses: Iterable[Address] = (),
+        routes: Iterable[Route] = (),
+    ):
+        nss = tuple(Namespace(n) if isinstance(n, str) else n for n in namespaces)
+        object.__setattr__(self, "namespaces", _tuple(nss, Namespace, "namespaces"))
+        object.__setattr__(self, "veths", _tuple(veths, Veth, "veths"))
+        object.__setattr__(self, "bridges", _tuple(bridges, Bridge, "bridges"))
+        object.__setattr__(self, "addresses", _tuple(addresses, Address, "addresses"))
+        object.__setattr__(self, "routes", _tuple(routes, Route, "routes"))
+        self._validate()
+
+    # -- queries -----------------------------------------------------------
+    def namespace(self, name: str) -> Namespace:
+        for ns in self.namespaces:
+            if ns.name == name:
+                return ns
+        raise KeyError(name)
+
+    def links_in(self, ns: str) -> dict[str, str]:
+        """Interface name -> kind ('veth', 'bridge', 'loopback') in one namespace."""
+        out = {"lo": "loopback"}
+        for br in self.bridges:
+            if br.ns == ns:
+                out[br.name] = "bridge"
+        for v in self.veths:
+            for end_ns, name, _ in v.ends():
+                if end_ns == ns:
+                    out[name] = "veth"
+        return out
+
+    def connected(self, ns: str, dev: str | None = None) -> list[IPNetwork]:
+        return [a.interface.network for a in self.addresses if a.ns == ns and (dev is None or a.dev == dev)]
+
+    # -- validation --------------------------------------------------------
+    def _validate(self) -> None:
+        names: set[str] = set()
+        for i, ns in enumerate(self.namespaces):
+            if ns.name in names:
+                raise LabError(f"namespaces[{i}].name", f"namespace {ns.name!r} is defined twice; names must be unique")
+            names.add(ns.name)
+
+        def need_ns(name: str, where: str) -> None:
+            if name not in names:
+                raise LabError(where, f"namespace {name!r} is not in this lab; add Namespace({name!r}) to namespaces")
+
+        seen: dict[tuple[str, str], str] = {}
+
+        def claim(ns: str, name: str, where: str) -> None:
+            if name == "lo":
+                raise LabError(where, "'lo' already exists in every namespace; pick another name")
+            if (ns, name) in seen:
+                raise LabError(where, f"interface {name!r} in {ns!r} is already used by {seen[(ns, name)]}; each veth end and bridge needs its own name")
+            seen[(ns, name)] = where
+
+        for i, br in enumerate(self.bridges):
+            need_ns(br.ns, f"bridges[{i}].ns")
+            claim(br.ns, br.name, f"bridges[{i}]")
+        for i, v in enumerate(self.veths):
+            for (ns, name, _), (ns_attr, name_attr) in zip(v.ends(), (("ns", "name"), ("peer_ns", "peer"))):
+                need_ns(ns, f"veths[{i}].{ns_attr}")
+                claim(ns, name, f"veths[{i}].{name_attr}")
+        for i, v in enumerate(self.veths):
+            for (ns, name, master), attr in zip(v.ends(), ("master", "peer_master")):
+                if master is not None and self.links_in(ns).get(master) != "bridge":
+                    raise LabError(f"veths[{i}].{attr}", f"{master!r} is not a bridge in {ns!r}; add Bridge({ns!r}, {master!r})")
+
+        for i, a in enumerate(self.addresses):
+            need_ns(a.ns, f"addresses[{i}].ns")
+            if a.dev not in self.links_in(a.ns):
+                raise LabError(f"addresses[{i}].dev", f"no interface {a.dev!r} in {a.ns!r}; known: {sorted(self.links_in(a.ns))}")
+        for i, r in enumerate(self.routes):
+            need_ns(r.ns, f"routes[{i}].ns")
+            if r.dev is not None and r.dev not in self.links_in(r.ns):
+                raise LabError(f"routes[{i}].dev", f"no interface {r.dev!r} in {r.ns!r}; known: {sorted(self.links_in(r.ns))}")
+            if r.via is not None and not r.onlink:
+                check_gateway(r, self.connected(r.ns, r.dev), f"routes[{i}].via")
+
+    # -- change ------------------------------------------------------------
+    def replace(self, **changes: Any) -> "Topology":
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        current.update(changes)
+        return Topology(**current)
+
+    def to_dict(self) -> dict[str, Any]:
+        def row(obj: Any) -> dict[str, Any]:
+            d = {f.name: getattr(obj, f.name) for f in fields(obj)}
+            if isinstance(obj, Namespace):
+                d["sysctls"] = dict(obj.sysctls)
+            return d
+
+        return {f.name: [row(x) for x in getattr(self, f.name)] for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Topology":
+        """Build from JSON-like data (exercise files), with errors naming the entry."""
+        kinds = {"namespaces": Namespace, "veths": Veth, "bridges": Bridge, "addresses": Address, "routes": Route}
+        if not isinstance(data, Mapping):
+            raise LabError("topology", f"expected a mapping with keys {sorted(kinds)}, got {type(data).__name__}")
+        unknown = set(data) - set(kinds)
+        if unknown:
+            raise LabError("topology", f"unknown keys {sorted(unknown)}; allowed: {sorted(kinds)}")
+        parts: dict[str, list[Any]] = {}
+        for key, kind in kinds.items():
+            rows = data.get(key) or []
+            if not isinstance(rows, list):
+                raise LabError(key, f"expected a list, got {type(rows).__name__}")
+            parts[key] = []
+            for i, row in enumerate(rows):
+                if isinstance(row, str) and kind is Namespace:
+                    row = {"name": row}
+                if not isinstance(row, Mapping):
+                    raise LabError(f"{key}[{i}]", f"expected a mapping, got {row!r}")
+                try:
+                    parts[key].append(kind(**row))
+                except TypeError as exc:
+                    raise LabError(f"{key}[{i}]", str(exc).replace("__init__() ", "")) from None
+                except LabError as exc:
+                    raise LabError(f"{key}[{i}].{exc.field.split('.', 1)[-1]}", str(exc).split(": ", 1)[1]) from None
+        return cls(**parts)
+
+
+def check_gateway(route: Route, connected: list[IPNetwork], where: str) -> None:
+    """A gateway must sit on a connected subnet of the route's namespace (ip(8) says
+    'Nexthop has invalid gateway' otherwise); `onlink` waives the check."""
+    gw = ipaddress.ip_address(route.via)
+    if not any(gw in net for net in connected):
+        on = f" on {route.dev!r}" if route.dev else ""
+        nets = ", ".join(str(n) for n in connected) or "none"
+        raise LabError(
+            where,
+            f"gateway {route.via} is in no connected subnet of {route.ns!r}{on} (connected: {nets}); "
+            "add an address in its subnet first, or mark the route onlink",
+        )
+
+
+__all__ = [
+    "Address",
+    "Bridge",
+    "LabError",
+    "Namespace",
+    "Route",
+    "Topology",
+    "Veth",
+    "check_gateway",
+    "check_ifname",
+    "check_nsname",
+]

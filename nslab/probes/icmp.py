@@ -1,0 +1,117 @@
+"""ICMP echo through the kernel: a raw IPv4 socket in the source namespace.
+
+The kernel routes the request (and says ENETUNREACH at once when it cannot);
+scapy builds the echo and dissects what comes back. Replies, ICMP errors from
+the path (or the local "host unreachable" an ARP failure produces) and
+socket errors are all told apart.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import select
+import socket
+import struct
+import time
+from typing import Callable
+
+from nslab.probes.result import IcmpError, Outcome, Result
+
+IP_RECVERR = 11
+SO_EE_ORIGIN_ICMP = 2
+MSG_ERRQUEUE = 0x2000
+
+Settle = Callable[[], bool]
+
+
+def open_socket() -> socket.socket:
+    """A raw ICMP socket in the calling thread's namespace, reused across probes."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP)
+    sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)
+    return sock
+
+
+def drain(sock: socket.socket) -> None:
+    for flags in (MSG_ERRQUEUE, 0):
+        while True:
+            try:
+                sock.recvmsg(65535, 512, flags)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue  # a pending socket error is consumed by the read
+
+
+def ping(sock: socket.socket, src_ns: str, dst: str, *, timeout: float = 1.0, settle: Settle | None = None) -> Result:
+    """One echo request to *dst*; the verdict comes as soon as it is known.
+
+    *settle* is asked between reads; when it returns True the evidence already
+    proves no reply can come, and the probe stops without waiting out *timeout*.
+    """
+    from scapy.layers.inet import ICMP
+
+    drain(sock)
+    ident = int.from_bytes(os.urandom(2), "big")
+    nonce = os.urandom(8)
+    request = bytes(ICMP(type=8, code=0, id=ident, seq=1) / (b"nslab" + nonce))
+    start = time.monotonic()
+    deadline = start + timeout
+
+    def result(outcome: Outcome, **kw) -> Result:
+        return Result("ping", src_ns, dst, outcome, time.monotonic() - start, **kw)
+
+    try:
+        sock.sendto(request, (dst, 0))
+    except OSError as exc:
+        return result(Outcome.LOCAL_ERROR, errno=exc.errno)
+
+    wait = 0.0002
+    while True:
+        found = _read(sock, dst, ident, nonce)
+        if found is not None:
+            return result(**found)
+        if settle is not None and settle():
+            return result(Outcome.TIMEOUT, decided_early=True)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return result(Outcome.TIMEOUT)
+        select.select([sock], [], [], min(wait, left))
+        wait = min(wait * 2, 0.02)
+
+
+def _read(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | None:
+    from scapy.layers.inet import ICMP, IP
+
+    # Errors the kernel attached to our request (IP_RECVERR) first.
+    while True:
+        try:
+            data, anc, _, _ = sock.recvmsg(65535, 512, MSG_ERRQUEUE)
+        except (BlockingIOError, InterruptedError):
+            break
+        if nonce not in data:
+            continue
+        for level, kind, payload in anc:
+            if level == socket.SOL_IP and kind == IP_RECVERR:
+                ee_errno, origin, icmp_type, icmp_code = struct.unpack_from("=IBBB", payload)
+                offender = socket.inet_ntoa(payload[20:24]) if len(payload) >= 24 else "?"
+                if origin == SO_EE_ORIGIN_ICMP:
+                    return {"outcome": Outcome.ICMP_ERROR, "icmp": IcmpError(icmp_type, icmp_code, offender), "errno": ee_errno}
+                return {"outcome": Outcome.LOCAL_ERROR, "errno": ee_errno}
+    while True:
+        try:
+            data = sock.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            if exc.errno in (errno_mod.EHOSTUNREACH, errno_mod.ENETUNREACH, errno_mod.EHOSTDOWN):
+                return {"outcome": Outcome.LOCAL_ERROR, "errno": exc.errno}
+            raise
+        packet = IP(data)
+        icmp = packet.getlayer(ICMP)
+        if icmp is None:
+            continue
+        if icmp.type == 0 and icmp.id == ident and nonce in bytes(icmp.payload) and packet.src == dst:
+            return {"outcome": Outcome.REPLY}
+        if icmp.type in (3, 11) and nonce in bytes(icmp.payload):
+            return {"outcome": Outcome.ICMP_ERROR, "icmp": IcmpError(icmp.type, icmp.code, packet.src)}

@@ -1,0 +1,86 @@
+"""What a probe found: a structured verdict, never a bare bool."""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nslab.evidence import Evidence
+    from nslab.explain import Cause
+
+
+class Outcome(str, Enum):
+    REPLY = "reply"  # echo reply, ARP answer, TCP exchange done, HTTP response
+    TIMEOUT = "timeout"  # nothing came back (within the deadline, or settled earlier by evidence)
+    ICMP_ERROR = "icmp error"  # an ICMP error came back (type/code/from in `icmp`)
+    REFUSED = "refused"  # TCP reset: the host is there, the port is closed
+    LOCAL_ERROR = "local error"  # the sender's kernel refused at once (errno, e.g. ENETUNREACH)
+
+
+ICMP_UNREACH_CODES = {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable", 3: "port unreachable", 13: "administratively prohibited"}
+
+
+@dataclass(frozen=True)
+class IcmpError:
+    type: int
+    code: int
+    source: str  # who sent the error
+
+    def __str__(self) -> str:
+        if self.type == 3:
+            return f"ICMP destination unreachable ({ICMP_UNREACH_CODES.get(self.code, f'code {self.code}')}) from {self.source}"
+        if self.type == 11:
+            return f"ICMP time exceeded from {self.source}"
+        return f"ICMP type {self.type} code {self.code} from {self.source}"
+
+
+@dataclass
+class Result:
+    probe: str  # 'ping', 'arp', 'tcp', 'http'
+    src: str  # namespace the probe ran in
+    dst: str  # what it aimed at ('10.0.0.2', '10.0.0.1:8080')
+    outcome: Outcome
+    elapsed: float  # seconds to the verdict
+    errno: int | None = None
+    icmp: IcmpError | None = None
+    mac: str | None = None  # ARP: who answered
+    received: bytes | None = None  # TCP: what the client got back; HTTP: the body
+    status: int | None = None  # HTTP status
+    decided_early: bool = False  # negative verdict settled by evidence before the deadline
+    evidence: Evidence | None = field(default=None, repr=False)
+    cause: Cause | None = None
+    explanation: str = ""
+    detail: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.REPLY
+
+    # Readable synonyms, so checks read like the tutorial: `assert r.replied`.
+    replied = answered = connected = ok
+
+    @property
+    def errno_name(self) -> str | None:
+        return errno_mod.errorcode.get(self.errno) if self.errno is not None else None
+
+    def summary(self) -> str:
+        what = {
+            Outcome.REPLY: "reply",
+            Outcome.TIMEOUT: "no reply" + (" (settled early by evidence)" if self.decided_early else " before the deadline"),
+            Outcome.ICMP_ERROR: str(self.icmp),
+            Outcome.REFUSED: "connection refused (TCP RST)",
+            Outcome.LOCAL_ERROR: f"{self.errno_name}: {os.strerror(self.errno or 0)}",
+        }[self.outcome]
+        return f"{self.probe} from {self.src} to {self.dst}: {what} after {self.elapsed * 1000:.1f} ms"
+
+    def __repr__(self) -> str:
+        text = f"<{self.summary()}"
+        if self.explanation:
+            text += f" -- {self.explanation}"
+        return text + ">"
+
+    __str__ = __repr__

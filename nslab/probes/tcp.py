@@ -1,0 +1,143 @@
+"""TCP through the kernel: a real listener in one namespace, a real client in
+another, data both ways (the tutorial's netcat chat), and an HTTP GET.
+
+Refused (RST), timed out (no answer) and local errors (ENETUNREACH) are told
+apart from the connect's own result, not guessed.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import select
+import socket
+import time
+from typing import Callable
+
+from nslab.probes.result import Outcome, Result
+
+Settle = Callable[[], bool]
+
+
+def listen(port: int, addr: str = "0.0.0.0") -> socket.socket:
+    """A listening socket in the calling thread's namespace."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((addr, port))
+    sock.listen(8)
+    return sock
+
+
+def client() -> socket.socket:
+    """A client socket in the calling thread's namespace (connect it with `chat`/`http_get`)."""
+    return socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+
+
+class _Clock:
+    def __init__(self, timeout: float):
+        self.start = time.monotonic()
+        self.deadline = self.start + timeout
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+def _wait(sock: socket.socket, clock: _Clock, write: bool, settle: Settle | None) -> str:
+    """'ready', 'timeout' or 'settled'; checks evidence between short waits."""
+    wait = 0.0002
+    while True:
+        left = clock.left()
+        if left <= 0:
+            return "timeout"
+        r, w, _ = select.select([] if write else [sock], [sock] if write else [], [], min(wait, left))
+        if r or w:
+            return "ready"
+        if settle is not None and settle():
+            return "settled"
+        wait = min(wait * 2, 0.02)
+
+
+def connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Clock, settle: Settle | None) -> Result | None:
+    """None once connected; otherwise the failed verdict."""
+    target = f"{dst}:{port}"
+    err = sock.connect_ex((dst, port))
+    if err not in (0, errno_mod.EINPROGRESS):
+        return Result("tcp", src_ns, target, Outcome.LOCAL_ERROR, clock.elapsed(), errno=err)
+    if err == errno_mod.EINPROGRESS:
+        state = _wait(sock, clock, True, settle)
+        if state != "ready":
+            return Result("tcp", src_ns, target, Outcome.TIMEOUT, clock.elapsed(), decided_early=state == "settled")
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err == errno_mod.ECONNREFUSED:
+        return Result("tcp", src_ns, target, Outcome.REFUSED, clock.elapsed(), errno=err)
+    if err:
+        return Result("tcp", src_ns, target, Outcome.LOCAL_ERROR, clock.elapsed(), errno=err)
+    return None
+
+
+def _recv_some(sock: socket.socket, clock: _Clock, want: int | None = None) -> bytes:
+    """Read until *want* bytes, EOF, or the deadline."""
+    data = b""
+    while want is None or len(data) < want:
+        if _wait(sock, clock, False, None) != "ready":
+            break
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def chat(
+    client_sock: socket.socket,
+    listener: socket.socket,
+    src_ns: str,
+    dst: str,
+    port: int,
+    *,
+    to_server: bytes,
+    to_client: bytes,
+    timeout: float = 1.0,
+    settle: Settle | None = None,
+) -> Result:
+    """Connect, say *to_server*, hear *to_client* back: data crossed both ways."""
+    clock = _Clock(timeout)
+    failed = connect(client_sock, src_ns, dst, port, clock, settle)
+    if failed is not None:
+        return failed
+    if _wait(listener, clock, False, None) != "ready":
+        return Result("tcp", src_ns, f"{dst}:{port}", Outcome.TIMEOUT, clock.elapsed(), detail={"stage": "accept"})
+    conn, peer = listener.accept()
+    with conn:
+        conn.setblocking(False)
+        client_sock.sendall(to_server)
+        heard = _recv_some(conn, clock, len(to_server))
+        conn.sendall(to_client)
+        got = _recv_some(client_sock, clock, len(to_client))
+    outcome = Outcome.REPLY if (heard, got) == (to_server, to_client) else Outcome.TIMEOUT
+    return Result(
+        "tcp", src_ns, f"{dst}:{port}", outcome, clock.elapsed(), received=got, detail={"server_received": heard, "client_address": peer[0]}
+    )
+
+
+def http_get(
+    client_sock: socket.socket, src_ns: str, host: str, port: int, path: str = "/", *, timeout: float = 2.0, settle: Settle | None = None
+) -> Result:
+    """`curl http://HOST:PORT/PATH`: the status line and body, or why not."""
+    clock = _Clock(timeout)
+    failed = connect(client_sock, src_ns, host, port, clock, settle)
+    if failed is not None:
+        failed.probe = "http"
+        return failed
+    client_sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: nslab\r\n\r\n".encode())
+    response = _recv_some(client_sock, clock)
+    head, _, body = response.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()
+    status = int(status_line[1]) if len(status_line) >= 2 and status_line[1].isdigit() else None
+    outcome = Outcome.REPLY if status is not None else Outcome.TIMEOUT
+    return Result("http", src_ns, f"{host}:{port}{path}", outcome, clock.elapsed(), status=status, received=body)
