@@ -105,9 +105,40 @@ class Kernel:
         finally:
             linux.setns(prev)
             os.close(prev)
-        self.control.set_netnsid(fd=fd)
-        nsid = self.control.get_netnsid(fd=fd)["nsid"]
-        return NsHandle(name, fd, path, nl, nsid)
+        return NsHandle(name, fd, path, nl, self._nsid(fd))
+
+    def _nsid(self, fd: int) -> int:
+        """The sandbox's id for a namespace (assigned if it has none), whose
+        RTM_DELNSID tells us when the namespace is gone."""
+        try:
+            self.control.set_netnsid(fd=fd)
+        except NetlinkError as exc:
+            if exc.code != errno_mod.EEXIST:
+                raise
+        return self.control.get_netnsid(fd=fd)["nsid"]
+
+    def adopt_namespace(self, name: str, source: str) -> NsHandle:
+        """Give an existing namespace (`/proc/PID/ns/net`, a bind mount) a name in
+        this lab, as `ln -s /proc/PID/ns/net /var/run/netns/NAME` does for `ip netns`."""
+        path = os.path.join(self.sandbox.netns_dir, name)
+        if os.path.exists(path):
+            raise KernelError(f"ip netns attach {name} {source}", errno_mod.EEXIST, f"namespace {name!r} already exists in this lab")
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        mounted = False
+        try:
+            open(path, "w").close()
+            linux.mount(source, path, None, linux.MS_BIND)
+            mounted = True
+            with linux.in_netns(fd):
+                nl = IPRoute(groups=0)
+            return NsHandle(name, fd, path, nl, self._nsid(fd))
+        except BaseException:
+            if mounted:
+                linux.umount(path)
+            if os.path.exists(path):
+                os.unlink(path)
+            os.close(fd)
+            raise
 
     def remove_namespaces(self, handles: list[NsHandle], *, flush_links: bool = False, timeout: float = 5.0) -> None:
         """`ip netns del` for each, then wait until the kernel has unhashed them.

@@ -11,7 +11,9 @@ really built (for diagrams, `ip` command listings and explanations).
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
+import subprocess
 from typing import Any, Iterable
 
 from nslab import linux, sandbox
@@ -130,6 +132,20 @@ class Lab:
         """`ip netns add NAME` (lo starts down, as the kernel leaves it)."""
         spec = Namespace(name, lo_up=lo_up, sysctls=sysctls)
         self.build(Topology([spec]))
+        return self._ns[name]
+
+    def adopt_namespace(self, name: str, source: str) -> "Netns":
+        """Name an existing namespace (e.g. `/proc/PID/ns/net` of a running
+        process) in this lab so it can be changed and probed like the others.
+
+        Its links are not in the lab's model (the kernel reports them); when the
+        lab closes, the name is removed, and the namespace dies with its last
+        holder (stop the process first, e.g. by spawning it with `Netns.spawn`).
+        """
+        check_nsname(name, "name")
+        topo = self.topology.replace(namespaces=self.topology.namespaces + (Namespace(name),))
+        self._ns[name] = Netns(self, name, self.kernel.adopt_namespace(name, source))
+        self._record(topo)
         return self._ns[name]
 
     def delete_namespace(self, name: str) -> None:
@@ -408,6 +424,18 @@ class Netns:
     def spawn(self, argv: Iterable[str], env: dict[str, str] | None = None) -> Process:
         """`ip netns exec NS ARGV...` in the background; stopped by PID when the lab closes."""
         return self.lab._track(spawn(self.handle.fd, self.name, list(argv), env=env))
+
+    def run(self, argv: Iterable[str], *, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
+        """`ip netns exec NS ARGV...` in the foreground: waits (bounded), returns its output."""
+        with linux.in_netns(self.handle.fd):
+            return subprocess.run(
+                ["setpriv", "--pdeathsig", "KILL", "--", *argv],
+                input=input,
+                capture_output=True,
+                env={**os.environ, **(env or {})},
+                timeout=timeout,
+                check=False,
+            )
 
     # -- helpers ------------------------------------------------------------------
     def _resolve(self, ns: "Netns | str") -> "Netns":
