@@ -212,16 +212,23 @@ class Watch:
         self.lab, self.src, self.probe, self.dst, self.dev, self.port = lab, src, probe, dst, dev, port
         self.sightings: list[Sighting] = []
         self.settled_by: str | None = None
-        self._checks = 0
+        self._nobody_has: bool | None = None
+        self._hosts: set[tuple[str, str]] = set()
 
     def __enter__(self) -> "Watch":
         for ns in self.lab.namespaces:
             ns.watcher.read()  # drop what came before
         self.before = {ns.name: ns.watcher.counters() for ns in self.lab.namespaces}
-        self.sender_route = self.src.route_get(self.dst) if self.probe != "arp" else RouteLookup(self.dst, type="unicast", dev=self.dev)
+        kernel = self.lab.kernel
+        self.src_links = kernel.links(self.src.handle)
+        names = {link.index: link.name for link in self.src_links}
+        if self.probe == "arp":
+            self.sender_route = RouteLookup(self.dst, type="unicast", dev=self.dev)
+        else:
+            self.sender_route = kernel.route_get(self.src.handle, self.dst, names=names)
         self.target = self.lab.owner_of(self.dst)
-        out = self.src.link(self.sender_route.dev) if self.sender_route.dev and self.sender_route.type == "unicast" else None
-        self.out_link = out
+        routed_out = self.sender_route.type == "unicast" and self.sender_route.dev is not None
+        self.out_link = next((link for link in self.src_links if link.name == self.sender_route.dev), None) if routed_out else None
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -244,7 +251,6 @@ class Watch:
     # -- fast negative verdicts -------------------------------------------------
     def settled(self) -> bool:
         """True once the evidence proves no answer can come back."""
-        self._checks += 1
         if self.out_link is not None and not (self.out_link.up and self.out_link.carrier):
             self.settled_by = f"{self.src.name}'s way out, {self.out_link.name}, is {self.out_link.state}"
             return True
@@ -266,31 +272,41 @@ class Watch:
         return False
 
     def _arp_unanswerable(self) -> bool:
-        """The who-has reached every host on the segment, and none of them has the address."""
+        """Nobody on the segment has the address (the kernel says so in each of
+        their namespaces), and the sender is resolving it: the who-has was seen
+        arriving at all of them, or the sender's neighbour entry is
+        INCOMPLETE/FAILED (it may be retrying an earlier request)."""
         hop = self.dst if self.probe == "arp" else (self.sender_route.via or self.dst)
         dev = self.dev if self.probe == "arp" else self.sender_route.dev
         if dev is None:
             return False
-        hosts = segment(self.lab.topology, self.src.name, dev)
-        if not hosts:
+        if self._nobody_has is None:
+            hosts = segment(self.lab.topology, self.src.name, dev)
+            self._nobody_has = bool(hosts) and not any(self.lab.ns(ns).route_get(hop).type == "local" for ns, _ in hosts)
+            self._hosts = hosts
+        if not self._nobody_has:
             return False
         self._pump()
         heard = {(s.ns, s.dev) for s in self.sightings if s.direction == "in" and _kind(s.frame) == "arp-request" and _arp_target(s.frame) == hop}
-        if not hosts <= heard:
-            return False
-        if any(self.lab.ns(ns).route_get(hop).type == "local" for ns, _ in hosts):
-            return False
-        names = ", ".join(sorted(f"{ns} ({dev})" for ns, dev in hosts))
-        self.settled_by = f"the ARP request for {hop} reached {names}, and none of them has that address"
-        return True
+        names = ", ".join(sorted(f"{ns} ({d})" for ns, d in self._hosts))
+        if self._hosts <= heard:
+            self.settled_by = f"the ARP request for {hop} reached {names}, and none of them has that address"
+            return True
+        if self.probe != "arp":
+            entry = self.src.neighbour(hop)
+            if entry is not None and ("INCOMPLETE" in entry.state or "FAILED" in entry.state):
+                self.settled_by = f"{self.src.name} is still resolving {hop} ({entry.state}) and none of {names} has that address"
+                return True
+        return False
 
     # -- the verdict's evidence -------------------------------------------------
     def finish(self, result: "Result") -> "Result":
+        """Attach the evidence and its explanation to *result*. A success keeps
+        the cheap part (frames, counters); a failure also gets what the kernel
+        reports in the namespaces that matter: links, neighbours, the way back."""
         from nslab.explain import explain
 
         self._pump()
-        deltas = self._deltas()
-        names = [self.src.name] + ([self.target.name] if self.target is not None and self.target is not self.src else [])
         evidence = Evidence(
             probe=self.probe,
             src=self.src.name,
@@ -298,15 +314,22 @@ class Watch:
             target=self.target.name if self.target is not None else None,
             sender_route=self.sender_route,
             request_src=self.sender_route.src,
-            counters=deltas,
+            counters=self._deltas(),
             sightings=sorted(self.sightings, key=lambda s: s.time),
-            links={ns.name: ns.links() for ns in self.lab.namespaces},
-            neighbours={n: self.lab.ns(n).neighbours() for n in names},
+            links={self.src.name: self.src_links},
+            neighbours={},
             settled_by=self.settled_by if result.decided_early else None,
         )
-        if self.target is not None and self.sender_route.src and self.probe != "arp":
-            evidence.return_route = self.target.route_get(self.sender_route.src)
+        if not result.ok:
+            self._failure_evidence(evidence)
         result.evidence = evidence
         result.cause, result.explanation = explain(result, evidence, self.lab.topology)
         self.lab.probes.append(result)
         return result
+
+    def _failure_evidence(self, evidence: Evidence) -> None:
+        kernel = self.lab.kernel
+        names = {link.index: link.name for link in self.src_links}
+        evidence.neighbours[self.src.name] = kernel.neighbours(self.src.handle, names=names)
+        if self.target is not None and self.sender_route.src and self.probe != "arp":
+            evidence.return_route = kernel.route_get(self.target.handle, self.sender_route.src)

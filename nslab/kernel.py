@@ -300,8 +300,12 @@ class Kernel:
             ns._index[link.name] = link.index
         return out
 
-    def addresses(self, ns: NsHandle) -> list[AddressState]:
-        names = {link.index: link.name for link in self.links(ns)}
+    def names(self, ns: NsHandle) -> dict[int, str]:
+        """ifindex -> name, from one link dump (pass it on to save dumps)."""
+        return {link.index: link.name for link in self.links(ns)}
+
+    def addresses(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[AddressState]:
+        names = names if names is not None else self.names(ns)
         return [
             AddressState(
                 dev=names.get(m["index"], str(m["index"])),
@@ -311,9 +315,9 @@ class Kernel:
             for m in ns.nl.get_addr()
         ]
 
-    def routes(self, ns: NsHandle, family: int = socket.AF_INET) -> list[RouteState]:
+    def routes(self, ns: NsHandle, family: int = socket.AF_INET, names: dict[int, str] | None = None) -> list[RouteState]:
         """The main table, as `ip route` shows it."""
-        names = {link.index: link.name for link in self.links(ns)}
+        names = names if names is not None else self.names(ns)
         out = []
         for m in ns.nl.get_routes(family=family, table=RT_TABLE_MAIN):
             dst = m.get_attr("RTA_DST")
@@ -332,7 +336,7 @@ class Kernel:
             )
         return out
 
-    def route_get(self, ns: NsHandle, dst: str, src: str | None = None) -> RouteLookup:
+    def route_get(self, ns: NsHandle, dst: str, src: str | None = None, names: dict[int, str] | None = None) -> RouteLookup:
         """`ip route get DST [from SRC]`: the kernel's own routing decision."""
         attrs: dict[str, object] = {"dst": dst}
         if src is not None:
@@ -342,9 +346,7 @@ class Kernel:
         except NetlinkError as exc:
             return RouteLookup(dst=dst, errno=exc.code)
         oif = m.get_attr("RTA_OIF")
-        dev = None
-        if oif:
-            dev = next((link.name for link in self.links(ns) if link.index == oif), None)
+        dev = (names if names is not None else self.names(ns)).get(oif) if oif else None
         return RouteLookup(
             dst=dst,
             type=rt_type.get(m["type"], str(m["type"])),
@@ -353,8 +355,8 @@ class Kernel:
             src=m.get_attr("RTA_PREFSRC"),
         )
 
-    def neighbours(self, ns: NsHandle) -> list[NeighbourState]:
-        names = {link.index: link.name for link in self.links(ns)}
+    def neighbours(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[NeighbourState]:
+        names = names if names is not None else self.names(ns)
         out = []
         for m in ns.nl.get_neighbours(family=socket.AF_INET):
             state = m["state"]
