@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 ETH_P_ALL = 0x0003
 ETH_P_IP, ETH_P_ARP = 0x0800, 0x0806
 PACKET_OUTGOING = 4
+SO_TIMESTAMPNS = 35
 
 # Counters that mean "an IPv4 packet was dropped here", with why, in words.
 DROP_COUNTERS = {
@@ -173,6 +175,9 @@ class NamespaceWatcher:
         self.name = name
         self.capture = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.htons(ETH_P_ALL))
         self.capture.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        # The kernel's own timestamp of each frame, so sightings in different
+        # namespaces sort in the order they really happened.
+        self.capture.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.snmp = os.open("/proc/thread-self/net/snmp", os.O_RDONLY | os.O_CLOEXEC)
         self.netstat = os.open("/proc/thread-self/net/netstat", os.O_RDONLY | os.O_CLOEXEC)
 
@@ -195,12 +200,14 @@ class NamespaceWatcher:
         out = []
         while True:
             try:
-                frame, addr = self.capture.recvfrom(65535)
+                frame, ancillary, _, addr = self.capture.recvmsg(65535, 64)
             except BlockingIOError:
                 return out
             ethertype = int.from_bytes(frame[12:14], "big") if len(frame) >= 14 else 0
             if ethertype in (ETH_P_IP, ETH_P_ARP):
-                out.append(Sighting(self.name, addr[0], "out" if addr[2] == PACKET_OUTGOING else "in", time.time(), frame))
+                stamp = next((struct.unpack("=qq", data[:16]) for level, kind, data in ancillary if kind == SO_TIMESTAMPNS), None)
+                when = stamp[0] + stamp[1] / 1e9 if stamp else time.time()
+                out.append(Sighting(self.name, addr[0], "out" if addr[2] == PACKET_OUTGOING else "in", when, frame))
 
 
 class Watch:

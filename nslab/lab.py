@@ -31,8 +31,9 @@ from nslab.state import AddressState, LinkState, NeighbourState, RouteLookup, Ro
 class Lab:
     """Namespaces, links, addresses and routes in the run's sandbox; removed on close."""
 
-    def __init__(self, topology: Topology | None = None):
+    def __init__(self, topology: Topology | None = None, *, timeout: float = 1.0):
         self.topology = Topology()
+        self.timeout = timeout  # default deadline of probes the evidence cannot settle earlier
         self.probes: list[Result] = []
         self._spec = topology
         self._kernel: Kernel | None = None
@@ -366,21 +367,21 @@ class Netns:
         return False
 
     # -- probes -----------------------------------------------------------------
-    def ping(self, dst: str, *, timeout: float = 1.0) -> Result:
+    def ping(self, dst: str, *, timeout: float | None = None) -> Result:
         """`ping -c1 -W TIMEOUT DST`, decided as soon as the evidence settles it."""
         if self._icmp is None:
             self._icmp = self._inside(icmp_probe.open_socket)
         with Watch(self.lab, self, "ping", dst) as watch:
-            return watch.finish(icmp_probe.ping(self._icmp, self.name, dst, timeout=timeout, settle=watch.settled))
+            return watch.finish(icmp_probe.ping(self._icmp, self.name, dst, timeout=timeout or self.lab.timeout, settle=watch.settled))
 
-    def arp(self, target: str, dev: str, *, timeout: float = 1.0) -> Result:
+    def arp(self, target: str, dev: str, *, timeout: float | None = None) -> Result:
         """`arping -c1 -I DEV TARGET`: who has TARGET on DEV? (answers with the MAC)."""
         if dev not in self._arp:
             self._arp[dev] = self._inside(lambda: arp_probe.open_socket(dev))
         link = self.link(dev)
         psrc = next((a.cidr.split("/")[0] for a in self.addresses(dev) if ":" not in a.cidr), "0.0.0.0")
         with Watch(self.lab, self, "arp", target, dev=dev) as watch:
-            result = arp_probe.who_has(self._arp[dev], self.name, dev, link.mac, psrc, target, timeout=timeout, settle=watch.settled)
+            result = arp_probe.who_has(self._arp[dev], self.name, dev, link.mac, psrc, target, timeout=timeout or self.lab.timeout, settle=watch.settled)
             return watch.finish(result)
 
     def listen(self, port: int, addr: str = "0.0.0.0") -> socket.socket:
@@ -389,7 +390,7 @@ class Netns:
         self._open.append(sock)
         return sock
 
-    def chat(self, server: "Netns | str", dst: str, port: int, *, timeout: float = 1.0, to_server: bytes | None = None, to_client: bytes | None = None) -> Result:
+    def chat(self, server: "Netns | str", dst: str, port: int, *, timeout: float | None = None, to_server: bytes | None = None, to_client: bytes | None = None) -> Result:
         """The tutorial's netcat chat: `nc -l -p PORT` in *server*, `nc DST PORT` here, a line each way."""
         srv = self._resolve(server)
         listener = srv.listen(port)
@@ -397,17 +398,14 @@ class Netns:
         to_client = to_client if to_client is not None else f"hello from {srv.name}\n".encode()
         client = self._client()
         with Watch(self.lab, self, "tcp", dst, port=port) as watch:
-            result = tcp_probe.chat(client, listener, self.name, dst, port, to_server=to_server, to_client=to_client, timeout=timeout, settle=watch.settled)
+            result = tcp_probe.chat(client, listener, self.name, dst, port, to_server=to_server, to_client=to_client, timeout=timeout or self.lab.timeout, settle=watch.settled)
             return watch.finish(result)
 
-    def connect(self, dst: str, port: int, *, timeout: float = 1.0) -> Result:
+    def connect(self, dst: str, port: int, *, timeout: float | None = None) -> Result:
         """`nc -z DST PORT`: does a TCP handshake complete? (refused vs. timed out told apart)"""
         client = self._client()
         with Watch(self.lab, self, "tcp", dst, port=port) as watch:
-            clock = tcp_probe._Clock(timeout)
-            failed = tcp_probe.connect(client, self.name, dst, port, clock, watch.settled)
-            result = failed or Result("tcp", self.name, f"{dst}:{port}", tcp_probe.Outcome.REPLY, clock.elapsed())
-            return watch.finish(result)
+            return watch.finish(tcp_probe.handshake(client, self.name, dst, port, timeout=timeout or self.lab.timeout, settle=watch.settled))
 
     def http_get(self, host: str, port: int, path: str = "/", *, timeout: float = 2.0) -> Result:
         """`curl http://HOST:PORT/PATH`"""

@@ -59,7 +59,7 @@ def _wait(sock: socket.socket, clock: _Clock, write: bool, settle: Settle | None
         wait = min(wait * 2, 0.02)
 
 
-def connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Clock, settle: Settle | None) -> Result | None:
+def _connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Clock, settle: Settle | None) -> Result | None:
     """None once connected; otherwise the failed verdict."""
     target = f"{dst}:{port}"
     err = sock.connect_ex((dst, port))
@@ -75,6 +75,13 @@ def connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Clock
     if err:
         return Result("tcp", src_ns, target, Outcome.LOCAL_ERROR, clock.elapsed(), errno=err)
     return None
+
+
+def handshake(sock: socket.socket, src_ns: str, dst: str, port: int, *, timeout: float = 1.0, settle: Settle | None = None) -> Result:
+    """`nc -z DST PORT`: does the three-way handshake complete?"""
+    clock = _Clock(timeout)
+    failed = _connect(sock, src_ns, dst, port, clock, settle)
+    return failed or Result("tcp", src_ns, f"{dst}:{port}", Outcome.REPLY, clock.elapsed())
 
 
 def _recv_some(sock: socket.socket, clock: _Clock, want: int | None = None) -> bytes:
@@ -107,7 +114,7 @@ def chat(
 ) -> Result:
     """Connect, say *to_server*, hear *to_client* back: data crossed both ways."""
     clock = _Clock(timeout)
-    failed = connect(client_sock, src_ns, dst, port, clock, settle)
+    failed = _connect(client_sock, src_ns, dst, port, clock, settle)
     if failed is not None:
         return failed
     if _wait(listener, clock, False, None) != "ready":
@@ -130,7 +137,7 @@ def http_get(
 ) -> Result:
     """`curl http://HOST:PORT/PATH`: the status line and body, or why not."""
     clock = _Clock(timeout)
-    failed = connect(client_sock, src_ns, host, port, clock, settle)
+    failed = _connect(client_sock, src_ns, host, port, clock, settle)
     if failed is not None:
         failed.probe = "http"
         return failed

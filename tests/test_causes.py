@@ -1,0 +1,142 @@
+"""One broken lab per cause: the probe's outcome, its structured cause, and the
+namespace and interface the evidence names.
+
+      ns1 v1 10.0.0.1/24 ---- v2 10.0.0.2/24 ns2          (the base lab)
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from nslab import Address, Cause, Namespace, Outcome, Route, Topology, Veth
+
+BASE = dict(
+    namespaces=["ns1", "ns2"],
+    veths=[Veth("ns1", "v1", "ns2", "v2")],
+    addresses=[Address("ns1", "v1", "10.0.0.1/24"), Address("ns2", "v2", "10.0.0.2/24")],
+)
+
+# host with an uplink to a LAN, a default route via a gateway that does not
+# forward, and a container reachable only through a host route:
+#   lan eth0 10.0.0.1 --- enp0s8 10.0.0.10 [host] veth1 --- ceth1 172.16.0.2 [container1]
+HOST_AND_CONTAINER = dict(
+    namespaces=["host", "container1", "lan"],
+    veths=[Veth("host", "veth1", "container1", "ceth1"), Veth("host", "enp0s8", "lan", "eth0")],
+    addresses=[
+        Address("host", "enp0s8", "10.0.0.10/24"),
+        Address("lan", "eth0", "10.0.0.1/24"),
+        Address("container1", "ceth1", "172.16.0.2/24"),
+    ],
+)
+
+
+def test_no_route_at_sender(make_lab):
+    lab = make_lab(Topology(**BASE))
+    result = lab.ns("ns1").ping("192.0.2.7")
+    assert result.outcome is Outcome.LOCAL_ERROR and result.errno_name == "ENETUNREACH"
+    assert result.cause is Cause.NO_ROUTE_AT_SENDER
+    assert result.elapsed < 0.1 and not result.evidence.sightings  # refused before anything left
+    assert "ns1 has no route to 192.0.2.7" in result.explanation
+
+
+def test_left_by_the_default_route_and_never_arrived(make_lab):
+    lab = make_lab(Topology(**HOST_AND_CONTAINER, routes=[Route("host", "default", via="10.0.0.1")]))
+    result = lab.ns("host").ping("172.16.0.2")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
+    assert result.cause is Cause.LOST_VIA_DEFAULT_ROUTE
+    ev = result.evidence
+    assert ev.sender_route.via == "10.0.0.1" and ev.sender_route.dev == "enp0s8"
+    assert [(s.ns, s.dev, s.direction) for s in ev.seen(kind="echo-request")] == [("host", "enp0s8", "out"), ("lan", "eth0", "in")]
+    assert ev.delta("lan", "Ip.InAddrErrors") == 1  # lan does not forward (ip_forward=0)
+    assert not ev.seen(ns="container1")
+    assert "lan" in result.explanation and "default route" in result.explanation
+
+
+def test_link_down_at_the_far_end(make_lab):
+    lab = make_lab(Topology(**{**BASE, "veths": [Veth("ns1", "v1", "ns2", "v2", peer_up=False)]}))
+    result = lab.ns("ns1").ping("10.0.0.2")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early
+    assert result.cause is Cause.LINK_DOWN
+    assert result.evidence.link("ns1", "v1").state == "NO-CARRIER"
+    assert "v2 in ns2 is down" in result.explanation
+
+
+def test_link_down_at_the_near_end(make_lab):
+    lab = make_lab(Topology(**{**BASE, "veths": [Veth("ns1", "v1", "ns2", "v2", up=False)]}))
+    result = lab.ns("ns1").ping("10.0.0.2")
+    # an interface that is down takes its connected route with it
+    assert result.outcome is Outcome.LOCAL_ERROR and result.errno_name == "ENETUNREACH"
+    assert result.cause is Cause.LINK_DOWN
+    assert "because v1 is down" in result.explanation
+
+
+def test_no_arp_answer_wrong_subnet(make_lab):
+    # ns2 has an address in another subnet: nobody on the wire has 10.0.0.2
+    addresses = [Address("ns1", "v1", "10.0.0.1/24"), Address("ns2", "v2", "10.0.1.2/24")]
+    lab = make_lab(Topology(**{**BASE, "addresses": addresses}))
+    result = lab.ns("ns1").ping("10.0.0.2")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
+    assert result.cause is Cause.NO_ARP_ANSWER
+    assert lab.ns("ns1").neighbour("10.0.0.2").state in ("INCOMPLETE", "FAILED")
+    assert "ns1's v1" in result.explanation and "ns2" in result.explanation
+
+
+def test_arp_probe_unanswered(make_lab):
+    lab = make_lab(Topology(**BASE))
+    result = lab.ns("ns1").arp("10.0.0.99", dev="v1")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early
+    assert result.cause is Cause.NO_ARP_ANSWER
+    assert [(s.ns, s.dev) for s in result.evidence.seen(kind="arp-request", direction="in")] == [("ns2", "v2")]
+
+
+def test_arrived_but_no_route_back(make_lab):
+    lab = make_lab(Topology(**HOST_AND_CONTAINER, routes=[Route("host", "172.16.0.0/24", dev="veth1")]))
+    result = lab.ns("host").ping("172.16.0.2")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
+    assert result.cause is Cause.NO_RETURN_ROUTE
+    ev = result.evidence
+    assert ev.request_src == "10.0.0.10"
+    assert ev.seen(ns="container1", direction="in", kind="echo-request")[0].dev == "ceth1"
+    assert ev.delta("container1", "Icmp.InEchos") == 1 and ev.delta("container1", "Icmp.OutEchoReps") == 0
+    assert ev.return_route.errno is not None  # the kernel's own lookup fails
+    assert result.explanation == "the echo request reached container1 on ceth1, but container1 has no route back to 10.0.0.10"
+
+
+def test_tcp_port_closed_is_a_reset(make_lab):
+    lab = make_lab(Topology(**BASE))
+    result = lab.ns("ns1").connect("10.0.0.2", 8080)
+    assert result.outcome is Outcome.REFUSED and result.errno_name == "ECONNREFUSED"
+    assert result.cause is Cause.PORT_CLOSED
+    assert result.evidence.seen(ns="ns2", direction="out", kind="tcp")  # the RST left ns2
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft (Debian package nftables) is not installed")
+def test_tcp_port_filtered_is_silence(make_lab):
+    lab = make_lab(Topology(**BASE))
+    ns2 = lab.ns("ns2")
+    ns2.listen(8080)
+    rules = "table inet filter {\n chain input {\n  type filter hook input priority 0;\n  tcp dport 8080 drop\n }\n}\n"
+    done = ns2.run(["nft", "-f", "-"], input=rules.encode())
+    assert done.returncode == 0, done.stderr
+    result = lab.ns("ns1").connect("10.0.0.2", 8080, timeout=0.3)
+    assert result.outcome is Outcome.TIMEOUT and not result.decided_early
+    assert result.cause is Cause.NO_ANSWER
+    assert result.evidence.seen(ns="ns2", direction="in", kind="tcp")[0].dev == "v2"
+    assert "reached ns2 on v2" in result.explanation
+
+
+def test_loopback_down(make_lab):
+    lab = make_lab(Topology([Namespace("blue_ns")]))
+    result = lab.ns("blue_ns").ping("127.0.0.1")
+    assert result.outcome is Outcome.LOCAL_ERROR and result.errno_name == "ENETUNREACH"
+    assert result.cause is Cause.LOOPBACK_DOWN
+    assert "lo is down in blue_ns" in result.explanation
+
+
+def test_success_has_no_cause(make_lab):
+    lab = make_lab(Topology(**BASE))
+    result = lab.ns("ns1").ping("10.0.0.2")
+    assert result.replied and result.cause is None
+    assert [(s.ns, s.dev, s.direction) for s in result.evidence.seen(kind="echo-reply")] == [("ns2", "v2", "out"), ("ns1", "v1", "in")]
