@@ -35,6 +35,7 @@ RTNH_F_ONLINK = 0x4
 RTNH_F_LINKDOWN = 0x10
 IFA_F_NODAD = 0x2
 RT_TABLE_MAIN = 254
+RTPROT_BOOT = 3
 RTM_NEWNSID, RTM_DELNSID = 88, 89
 RTNLGRP_NSID = 28
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
@@ -247,7 +248,12 @@ class Kernel:
     def add_route(self, ns: NsHandle, route: Route, *, delete: bool = False) -> None:
         verb = "del" if delete else "add"
         net = route.network
-        attrs: dict[str, object] = {"dst": str(net.network_address), "dst_len": net.prefixlen, "family": socket.AF_INET6 if net.version == 6 else socket.AF_INET}
+        attrs: dict[str, object] = {
+            "dst": str(net.network_address),
+            "dst_len": net.prefixlen,
+            "family": socket.AF_INET6 if net.version == 6 else socket.AF_INET,
+            "proto": RTPROT_BOOT,  # what `ip route add` sets (pyroute2 would say 'static')
+        }
         words = [f"ip -n {ns.name} route {verb} {route.dst}"]
         if route.via is not None:
             attrs["gateway"] = route.via
