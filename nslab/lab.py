@@ -11,12 +11,13 @@ really built (for diagrams, `ip` command listings and explanations).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import socket
 import subprocess
 from typing import Any, Iterable
 
-from nslab import linux, sandbox
+from nslab import ethtool, linux, sandbox
 from nslab.evidence import Watch
 from nslab.kernel import Kernel, NsHandle
 from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth, check_gateway, check_ifname, check_nsname
@@ -25,7 +26,7 @@ from nslab.probes import icmp as icmp_probe
 from nslab.probes import tcp as tcp_probe
 from nslab.probes.result import Result
 from nslab.process import Process, spawn
-from nslab.state import AddressState, LinkState, NeighbourState, RouteLookup, RouteState
+from nslab.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 
 
 class Lab:
@@ -353,6 +354,19 @@ class Netns:
     def neighbour(self, dst: str) -> NeighbourState | None:
         return next((n for n in self.neighbours() if n.dst == dst), None)
 
+    def fdb(self, bridge: str | None = None) -> list[FdbEntry]:
+        """`bridge fdb show [br BRIDGE]`: which port each bridge sends each MAC to."""
+        return [e for e in self.lab.kernel.fdb(self.handle) if bridge is None or bridge in (e.master, e.dev)]
+
+    def netnsid(self, other: "Netns | str") -> int | None:
+        """`ip netns list-id`: the id this namespace gives *other*, as `ip link` shows `link-netnsid N`."""
+        return self.lab.kernel.netnsid(self.handle, self._resolve(other).handle)
+
+    def ethtool_stats(self, dev: str) -> dict[str, int]:
+        """`ethtool -S DEV`: the driver's statistics (a veth's include `peer_ifindex`)."""
+        check_ifname(dev, "dev")
+        return self._inside(lambda: ethtool.stats(dev))
+
     def listening(self, port: int) -> bool:
         """`ss -ltn sport = :PORT` has a line: a TCP listener on *port* here."""
 
@@ -440,9 +454,9 @@ class Netns:
         return ns if isinstance(ns, Netns) else self.lab.ns(check_nsname(ns, "netns"))
 
     def _connected(self, dev: str | None) -> list:
-        import ipaddress
-
-        return [ipaddress.ip_interface(a.cidr).network for a in self.addresses() if dev is None or a.dev == dev]
+        """Subnets on links that are up here, as the kernel reports them."""
+        up = {link.name for link in self.links() if link.up}
+        return [ipaddress.ip_interface(a.cidr).network for a in self.addresses() if a.dev in up and dev in (None, a.dev)]
 
 
 def _relink(topo: Topology, ns: str, dev: str, *, up, netns, name, master, nomaster) -> Topology:

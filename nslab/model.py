@@ -194,7 +194,7 @@ class Route:
     def __post_init__(self) -> None:
         check_nsname(self.ns, "Route.ns")
         net = parse_network(self.dst, "Route.dst")
-        object.__setattr__(self, "dst", "default" if self.dst == "default" else str(net))
+        object.__setattr__(self, "dst", "default" if net.prefixlen == 0 else str(net))
         if self.via is not None:
             gw = parse_address(self.via, "Route.via")
             if gw.version != net.version:
@@ -266,6 +266,19 @@ class Topology:
                     out[name] = "veth"
         return out
 
+    def is_up(self, ns: str, dev: str) -> bool:
+        if dev == "lo":
+            return self.namespace(ns).lo_up
+        for br in self.bridges:
+            if (br.ns, br.name) == (ns, dev):
+                return br.up
+        for v in self.veths:
+            if (v.ns, v.name) == (ns, dev):
+                return v.up
+            if (v.peer_ns, v.peer) == (ns, dev):
+                return v.peer_up
+        return False
+
     def connected(self, ns: str, dev: str | None = None) -> list[IPNetwork]:
         return [a.interface.network for a in self.addresses if a.ns == ns and (dev is None or a.dev == dev)]
 
@@ -306,12 +319,26 @@ class Topology:
             need_ns(a.ns, f"addresses[{i}].ns")
             if a.dev not in self.links_in(a.ns):
                 raise LabError(f"addresses[{i}].dev", f"no interface {a.dev!r} in {a.ns!r}; known: {sorted(self.links_in(a.ns))}")
+        addrs: dict[tuple[str, str], int] = {}
+        for i, a in enumerate(self.addresses):
+            key = (a.ns, str(a.interface.ip))
+            if key in addrs:
+                raise LabError(f"addresses[{i}].cidr", f"{a.interface.ip} is already on {self.addresses[addrs[key]].dev!r} in {a.ns!r} (addresses[{addrs[key]}]); an address goes on one interface of a namespace")
+            addrs[key] = i
+        dsts: dict[tuple[str, str], int] = {}
+        for i, r in enumerate(self.routes):
+            if (r.ns, r.dst) in dsts:
+                raise LabError(f"routes[{i}].dst", f"{r.ns!r} already has a route to {r.dst} (routes[{dsts[(r.ns, r.dst)]}]); the kernel keeps one per destination")
+            dsts[(r.ns, r.dst)] = i
         for i, r in enumerate(self.routes):
             need_ns(r.ns, f"routes[{i}].ns")
             if r.dev is not None and r.dev not in self.links_in(r.ns):
                 raise LabError(f"routes[{i}].dev", f"no interface {r.dev!r} in {r.ns!r}; known: {sorted(self.links_in(r.ns))}")
             if r.via is not None and not r.onlink:
-                check_gateway(r, self.connected(r.ns, r.dev), f"routes[{i}].via")
+                up = [a.interface.network for a in self.addresses if a.ns == r.ns and r.dev in (None, a.dev) and self.is_up(a.ns, a.dev)]
+                check_gateway(r, up, f"routes[{i}].via")
+            if r.dev is not None and not self.is_up(r.ns, r.dev):
+                raise LabError(f"routes[{i}].dev", f"{r.dev!r} in {r.ns!r} is down, and the kernel adds no route over a down link; set it up first")
 
     # -- change ------------------------------------------------------------
     def replace(self, **changes: Any) -> "Topology":
@@ -358,16 +385,17 @@ class Topology:
 
 
 def check_gateway(route: Route, connected: list[IPNetwork], where: str) -> None:
-    """A gateway must sit on a connected subnet of the route's namespace (ip(8) says
-    'Nexthop has invalid gateway' otherwise); `onlink` waives the check."""
+    """A gateway must sit on a connected subnet of the route's namespace, on a
+    link that is up (ip(8) says 'Nexthop has invalid gateway' otherwise);
+    `onlink` waives the check. *connected* lists those subnets."""
     gw = ipaddress.ip_address(route.via)
     if not any(gw in net for net in connected):
         on = f" on {route.dev!r}" if route.dev else ""
         nets = ", ".join(str(n) for n in connected) or "none"
         raise LabError(
             where,
-            f"gateway {route.via} is in no connected subnet of {route.ns!r}{on} (connected: {nets}); "
-            "add an address in its subnet first, or mark the route onlink",
+            f"gateway {route.via} is in no connected subnet of {route.ns!r}{on} (connected and up: {nets}); "
+            "add an address in its subnet on an up link first, or mark the route onlink",
         )
 
 

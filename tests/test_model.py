@@ -91,8 +91,8 @@ def test_gateway_in_no_connected_subnet():
         Topology(**two_namespaces(addresses=[Address("ns1", "v1", "10.0.0.1/24")], routes=[Route("ns1", "default", via="192.168.0.1")]))
     assert exc.value.field == "routes[0].via"
     assert one_line(exc) == (
-        "routes[0].via: gateway 192.168.0.1 is in no connected subnet of 'ns1' (connected: 10.0.0.0/24); "
-        "add an address in its subnet first, or mark the route onlink"
+        "routes[0].via: gateway 192.168.0.1 is in no connected subnet of 'ns1' (connected and up: 10.0.0.0/24); "
+        "add an address in its subnet on an up link first, or mark the route onlink"
     )
 
 
@@ -110,6 +110,21 @@ def test_the_tutorials_own_address_as_gateway_is_accepted():
         routes=[Route("container1", "default", via="172.16.0.2", dev="ceth1")],
     )
     assert topo.routes[0].via == "172.16.0.2"
+
+
+def test_duplicate_address_and_route():
+    with pytest.raises(LabError) as exc:
+        Topology(**two_namespaces(addresses=[Address("ns1", "v1", "10.0.0.1/24"), Address("ns1", "lo", "10.0.0.1/32")]))
+    assert exc.value.field == "addresses[1].cidr" and "already on 'v1'" in one_line(exc)
+    with pytest.raises(LabError) as exc:
+        Topology(**two_namespaces(routes=[Route("ns1", "default", dev="v1"), Route("ns1", "0.0.0.0/0", dev="v1")]))
+    assert exc.value.field == "routes[1].dst"
+
+
+def test_route_over_a_down_link():
+    with pytest.raises(LabError) as exc:
+        Topology(["ns1", "ns2"], veths=[Veth("ns1", "v1", "ns2", "v2", up=False)], routes=[Route("ns1", "default", dev="v1")])
+    assert exc.value.field == "routes[0].dev" and "is down" in one_line(exc)
 
 
 def test_reference_to_a_missing_namespace_or_interface():
