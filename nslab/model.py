@@ -194,7 +194,7 @@ class Route:
     def __post_init__(self) -> None:
         check_nsname(self.ns, "Route.ns")
         net = parse_network(self.dst, "Route.dst")
-        object.__setattr__(self, "dst", "default" if net.prefixlen == 0 else str(net))
+        object.__setattr__(self, "dst", "default" if net.prefixlen == 0 and net.version == 4 else str(net))
         if self.via is not None:
             gw = parse_address(self.via, "Route.via")
             if gw.version != net.version:
