@@ -1,0 +1,255 @@
+"""Runs a student's shell script in a jail of its own, and hands back its namespaces.
+
+The jail is a fresh set of namespaces per submission:
+
+- a user namespace in which the script is root, mapped to the unprivileged
+  uid/gid 65534 outside: it may build anything *inside* its own namespaces,
+  but cannot enter or change any namespace it did not create (setns(2) into
+  the host's network namespace fails with EPERM even through `nsenter -t 1`
+  on an unmounted /proc), nor write root-owned files;
+- network, mount and PID namespaces owned by it: its own links, a private
+  tmpfs on /run/netns, /tmp and its own /proc and /sys, so `nsenter -t 1 -n`
+  enters the script's own starting namespace and `ip netns exec` sees only
+  the script's namespaces;
+- limits: a wall-clock deadline, an output cap, RLIMIT_NPROC (a fork bomb
+  stops at the cap) and RLIMIT_AS; when the deadline passes, the PID
+  namespace's init is killed, which takes every process of the script with it.
+
+The process tree: the grader G forks a holder W (this module's `_holder`),
+which enters the namespaces and forks the script as PID 1 of the new PID
+namespace. W outlives the script so that the script's namespaces, bound in
+W's mount namespace, can be opened after it ends; W sends them to G as file
+descriptors (SCM_RIGHTS) and G checks that each one is a network namespace
+owned by this jail's user namespace before using it.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import fcntl
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+from nslab import linux
+
+JAIL_ID = 65534  # "nobody": what the script's root is, seen from outside
+NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
+CLONE_NEWPID = 0x20000000
+
+
+@dataclass(frozen=True)
+class Limits:
+    time: float = 10.0  # seconds of wall clock for the whole script
+    output: int = 64 * 1024  # bytes of stdout+stderr
+    processes: int = 64  # RLIMIT_NPROC inside the jail
+    memory: int = 512 * 1024 * 1024  # RLIMIT_AS per process
+
+
+@dataclass
+class Run:
+    """How the script ended, and the network namespaces it left (name -> fd)."""
+
+    status: int | None  # exit status; None when killed by a limit
+    reason: str | None  # why it was stopped ('time limit ...'), None if it ended by itself
+    output: str
+    elapsed: float
+    namespaces: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)  # entries of /run/netns that were not usable
+
+    def close(self) -> None:
+        for fd in self.namespaces.values():
+            os.close(fd)
+        self.namespaces.clear()
+
+
+class JailError(RuntimeError):
+    """The jail could not be set up here (not the student's fault)."""
+
+
+def run_script(script: str, *, given: str = "", root_name: str | None = "host", limits: Limits = Limits()) -> Run:
+    """Run *given* (the exercise's starting point) then *script* in a fresh jail.
+
+    Returns the run with an fd per network namespace the script left: one per
+    entry of its /run/netns, and its starting namespace under *root_name*
+    (unless None). The caller owns the fds.
+    """
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # W
+        parent.close()
+        code = 1
+        try:
+            _holder(child, script, given, limits)
+            code = 0
+        except BaseException as exc:  # report, never return into the caller's code
+            try:
+                child.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    child.close()
+    try:
+        return _supervise(parent, pid, root_name, limits)
+    finally:
+        parent.close()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+
+
+def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Limits) -> Run:
+    sock.settimeout(5.0)
+    if sock.recv(16) != b"userns":
+        raise JailError("the jail did not start its user namespace")
+    # Only a privileged parent may map the script's root to an unprivileged id.
+    with open(f"/proc/{pid}/uid_map", "w") as f:
+        f.write(f"0 {JAIL_ID} 1")
+    with open(f"/proc/{pid}/gid_map", "w") as f:
+        f.write(f"0 {JAIL_ID} 1")
+    userns = os.stat(f"/proc/{pid}/ns/user").st_ino
+    sock.send(b"mapped")
+    sock.settimeout(limits.time + 10.0)
+    msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 256)
+    report = json.loads(msg)
+    if "error" in report:
+        for fd in fds:
+            os.close(fd)
+        raise JailError(f"the jail failed: {report['error']}")
+    run = Run(report["status"], report["reason"], report["output"], report["elapsed"])
+    for name, fd in zip(report["names"], fds):
+        why = _not_ours(fd, userns)
+        if name == root_name:
+            why = f"the exercise calls your starting namespace {root_name!r}; a namespace of that name is ignored"
+        if why or (name == "" and root_name is None):
+            if why:
+                run.rejected[name] = why
+            os.close(fd)
+        else:
+            run.namespaces[root_name if name == "" else name] = fd
+    return run
+
+
+def _not_ours(fd: int, userns: int) -> str | None:
+    """Why *fd* is not a network namespace this jail created (None if it is)."""
+    try:
+        if fcntl.ioctl(fd, NS_GET_NSTYPE) != linux.CLONE_NEWNET:
+            return "not a network namespace"
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    except OSError as exc:
+        return "not a namespace" if exc.errno == errno_mod.ENOTTY else f"unreadable ({exc.strerror})"
+    try:
+        if os.fstat(owner).st_ino != userns:
+            return "a namespace the script did not create"
+    finally:
+        os.close(owner)
+    return None
+
+
+# -- inside the jail (W, then the script as PID 1) ------------------------------
+def _holder(sock: socket.socket, script: str, given: str, limits: Limits) -> None:
+    linux.die_with_parent()
+    linux.unshare(linux.CLONE_NEWUSER)
+    sock.send(b"userns")
+    if sock.recv(16) != b"mapped":
+        raise JailError("no id mapping")
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWNS | CLONE_NEWPID)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    for where, size in (("/run/netns", "1m"), ("/tmp", "8m")):
+        os.makedirs(where, exist_ok=True)
+        linux.mount("tmpfs", where, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, f"mode=0755,size={size}")
+    with open("/tmp/given.sh", "w") as f:
+        f.write(given)
+    with open("/tmp/solution.sh", "w") as f:
+        f.write(script)
+    out_r, out_w = os.pipe()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _exec_script(out_w, limits)
+        finally:
+            os._exit(127)
+    os.close(out_w)
+    status, reason, output = _watch(pid, out_r, limits)
+    names, fds = [""], [home]
+    for name in sorted(os.listdir("/run/netns")):
+        try:
+            fds.append(os.open(os.path.join("/run/netns", name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK))
+            names.append(name)
+        except OSError:
+            continue
+    report = {"status": status, "reason": reason, "output": output, "elapsed": time.monotonic() - start, "names": names}
+    socket.send_fds(sock, [json.dumps(report).encode()], fds)
+    sock.recv(16)  # until G has them (it closes its end)
+
+
+def _exec_script(out: int, limits: Limits) -> None:
+    """PID 1 of the jail: its own /proc and /sys, the limits, then the script."""
+    linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    linux.mount("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.nice(10)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.chdir("/tmp")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+    # The exercise's starting point first (it must succeed), then the student's lines.
+    cmd = "ip link set lo up && sh -e /tmp/given.sh || { echo 'nslab: the exercise setup failed' >&2; exit 125; }; exec sh /tmp/solution.sh"
+    os.execve("/bin/sh", ["sh", "-c", cmd], env)
+
+
+def _watch(pid: int, out: int, limits: Limits) -> tuple[int | None, str | None, str]:
+    """Collect the script's output until it exits or breaks a limit (then kill its PID namespace)."""
+    deadline = time.monotonic() + limits.time
+    pidfd = os.pidfd_open(pid)
+    chunks, size, reason, status = [], 0, None, None
+    watched = [out, pidfd]
+    while status is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            reason = f"time limit: still running after {limits.time:g} s, stopped (every process of the script was killed)"
+            break
+        ready = select.select(watched, [], [], left)[0]
+        if out in ready:
+            data = os.read(out, 65536)
+            if not data:
+                watched.remove(out)
+            size += len(data)
+            if size > limits.output:
+                chunks.append(data[: max(0, limits.output - (size - len(data)))])
+                reason = f"output limit: wrote more than {limits.output} bytes, stopped (every process of the script was killed)"
+                break
+            chunks.append(data)
+        elif pidfd in ready:
+            # PID 1 is gone, so is every process of the script; drain what they wrote.
+            status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            while size <= limits.output and (data := os.read(out, 65536)):
+                chunks.append(data)
+                size += len(data)
+    if status is None:
+        os.kill(pid, signal.SIGKILL)  # PID 1: the kernel kills the whole namespace
+        os.waitpid(pid, 0)
+    os.close(pidfd)
+    os.close(out)
+    return status, reason, b"".join(chunks)[: limits.output].decode(errors="replace")
+
+
+__all__ = ["JailError", "Limits", "Run", "run_script"]

@@ -1,0 +1,77 @@
+"""The lab model of namespaces someone else built, as the kernel reports them.
+
+nslab's explanations read the lab's model (which veth end faces which, which
+namespace owns an address, which routes exist). A student's namespaces are
+adopted, not built by nslab, so their model is read back: veth pairs matched
+by peer ifindex and the netns id the kernel reports for the peer's namespace,
+bridges, ports, IPv4 addresses and main-table routes. Netlink reads only.
+"""
+
+from __future__ import annotations
+
+from nslab.lab import Lab, Netns
+from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth
+from nslab.state import LinkState
+
+
+def observe(lab: Lab) -> Topology:
+    """The topology the lab's namespaces really have (what cannot be modelled is left out)."""
+    spaces = lab.namespaces
+    links = {ns.name: ns.links() for ns in spaces}
+    namespaces = [Namespace(ns.name, lo_up=any(link.name == "lo" and link.up for link in links[ns.name])) for ns in spaces]
+    bridges = [Bridge(ns, link.name, up=link.up) for ns, ls in links.items() for link in ls if link.kind == "bridge"]
+    veths = _veths(spaces, links)
+    modelled = {(b.ns, b.name) for b in bridges} | {(e[0], e[1]) for v in veths for e in v.ends()}
+    addresses = []
+    for ns in spaces:
+        for a in ns.addresses():
+            if ":" not in a.cidr and (ns.name, a.dev) in modelled:
+                addresses.append(Address(ns.name, a.dev, a.cidr))
+    topo = Topology(namespaces, veths, bridges, addresses)
+    routes = []
+    for ns in spaces:
+        for r in ns.routes():
+            if r.type != "unicast" or (r.dev is not None and (ns.name, r.dev) not in modelled):
+                continue
+            try:
+                route = Route(ns.name, r.dst, via=r.via, dev=r.dev, onlink=r.onlink)
+                topo.replace(routes=(route,))  # validates the gateway against the addresses
+            except LabError:
+                continue
+            routes.append(route)
+    return topo.replace(routes=tuple(routes))
+
+
+def _veths(spaces: list[Netns], links: dict[str, list[LinkState]]) -> list[Veth]:
+    by_index = {ns.name: {link.index: link for link in links[ns.name]} for ns in spaces}
+    out, seen = [], set()
+    for ns in spaces:
+        for link in links[ns.name]:
+            if link.kind != "veth" or link.peer_index is None or (ns.name, link.name) in seen:
+                continue
+            peer_ns = ns if link.peer_netnsid is None else _by_nsid(ns, spaces, link.peer_netnsid)
+            peer = by_index[peer_ns.name].get(link.peer_index) if peer_ns is not None else None
+            if peer is None or peer.kind != "veth":
+                continue
+            seen |= {(ns.name, link.name), (peer_ns.name, peer.name)}
+            master = link.master if _is_bridge(links[ns.name], link.master) else None
+            peer_master = peer.master if _is_bridge(links[peer_ns.name], peer.master) else None
+            out.append(Veth(ns.name, link.name, peer_ns.name, peer.name, link.up, peer.up, master, peer_master))
+    return out
+
+
+def _by_nsid(ns: Netns, spaces: list[Netns], nsid: int) -> Netns | None:
+    """The namespace that *ns* knows by *nsid* (RTM_GETNSID: asks, assigns nothing)."""
+    for other in spaces:
+        if other is ns:
+            continue
+        try:
+            if ns.handle.nl.get_netnsid(fd=other.handle.fd).get("nsid") == nsid:
+                return other
+        except Exception:  # noqa: BLE001 - a namespace we cannot ask about is just not matched
+            continue
+    return None
+
+
+def _is_bridge(links: list[LinkState], name: str | None) -> bool:
+    return name is not None and any(link.name == name and link.kind == "bridge" for link in links)

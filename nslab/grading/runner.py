@@ -1,0 +1,195 @@
+"""Grading: each submission in a forked grader of its own, several at a time.
+
+A grader (a child of this process) runs the script in a jail (nslab/grading/
+jail.py), adopts the namespaces the script left into an nslab Lab inside a
+private sandbox of its own, runs the exercise's checks and writes the Grade
+back as JSON over a pipe, then exits without tearing anything down: the
+kernel drops the jail, the sandbox and every namespace with the grader.
+
+Live mode adopts the namespaces of the machine instead (the entries of
+/run/netns and the root namespace) into a grader's private sandbox: it
+reads and probes; the adoption names live in the grader's private
+/run/netns, so nothing is created or left on the machine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import signal
+import time
+from pathlib import Path
+from typing import Callable
+
+from nslab import linux
+from nslab.grading import checks, jail
+from nslab.grading.exercise import Exercise
+from nslab.grading.observed import observe
+from nslab.grading.scoring import CheckResult, Grade
+from nslab.lab import Lab
+from nslab.model import LabError
+
+NETNS_DIR = "/run/netns"
+
+
+def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits = jail.Limits()) -> list[Grade]:
+    """Grade each script (in order of *paths*), at most *jobs* at a time."""
+    scripts = []
+    for p in paths:
+        scripts.append((p, Path(p).read_text(errors="replace")))
+    tasks = [(name, _submission_task(exercise, text, limits)) for name, text in scripts]
+    return _run_parallel(exercise, tasks, jobs, deadline=limits.time + 30.0)
+
+
+def grade_live(exercise: Exercise, *, timeout: float = 60.0) -> Grade:
+    """Grade what is built on this machine (its /run/netns and root namespace), read-only."""
+    return _run_parallel(exercise, [("live", lambda: _live_grade(exercise))], 1, deadline=timeout)[0]
+
+
+# -- one grader per submission ----------------------------------------------------
+def _submission_task(exercise: Exercise, script: str, limits: jail.Limits) -> Callable[[], Grade]:
+    def task() -> Grade:
+        start = time.monotonic()
+        run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
+        extra = {"script_status": run.status, "output": run.output[-4000:], "elapsed": 0.0}
+        if run.reason is not None:
+            run.close()
+            return _timed(Grade.zero("", exercise, run.reason, **extra), start)
+        grade = _check(exercise, run.namespaces, extra)
+        run.close()
+        return _timed(grade, start)
+
+    return task
+
+
+def _live_grade(exercise: Exercise) -> Grade:
+    start = time.monotonic()
+    if os.geteuid() != 0:
+        return Grade.zero("live", exercise, "live mode reads your namespaces as root: run it with sudo")
+    fds = _open_live_namespaces(exercise.host)
+    try:
+        grade = _check(exercise, fds, {"elapsed": 0.0})
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    return _timed(grade, start)
+
+
+def _open_live_namespaces(host: str | None) -> dict[str, int]:
+    """An fd per network namespace in /run/netns (and the root one as *host*); opens, changes nothing."""
+    out: dict[str, int] = {}
+    if host is not None:
+        out[host] = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    names = sorted(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else []
+    for name in names:
+        if name == host:
+            continue
+        try:
+            fd = os.open(os.path.join(NETNS_DIR, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            ok = fcntl.ioctl(fd, jail.NS_GET_NSTYPE) == linux.CLONE_NEWNET
+        except OSError:
+            ok = False
+        if ok:
+            out[name] = fd
+        else:
+            os.close(fd)
+    return out
+
+
+def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict) -> Grade:
+    """Adopt the namespaces into a lab in a fresh private sandbox, run every check."""
+    lab = Lab()
+    lab.open()  # enters this grader's own sandbox: a private /run/netns for the names below
+    for name, fd in namespaces.items():
+        lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
+    try:
+        lab.topology = observe(lab)
+    except LabError:
+        pass  # a setup the model cannot describe: checks still run, explanations say less
+    results = [CheckResult.of(c, checks.run(c, lab)) for c in exercise.checks]
+    return Grade.scored("", exercise, results, **extra)
+
+
+def _timed(grade: Grade, start: float) -> Grade:
+    grade.elapsed = time.monotonic() - start
+    return grade
+
+
+# -- forking graders, collecting their JSON ------------------------------------------
+def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, *, deadline: float) -> list[Grade]:
+    _preload()
+    results: dict[int, Grade] = {}
+    pending = list(enumerate(tasks))
+    running: dict[int, tuple[int, int, float, list[bytes]]] = {}  # read fd -> (index, pid, started, chunks)
+    while pending or running:
+        while pending and len(running) < max(1, jobs):
+            index, (name, task) = pending.pop(0)
+            r, pid = _fork(task)
+            running[r] = (index, pid, time.monotonic(), [])
+        ready = select.select(list(running), [], [], 0.5)[0]
+        for r in ready:
+            data = os.read(r, 1 << 20)
+            if data:
+                running[r][3].append(data)
+                continue
+            index, pid, _, chunks = running.pop(r)
+            os.close(r)
+            os.waitpid(pid, 0)
+            results[index] = _decode(exercise, tasks[index][0], b"".join(chunks))
+        now = time.monotonic()
+        for r, (index, pid, started, _) in list(running.items()):
+            if now - started > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                os.close(r)
+                del running[r]
+                results[index] = Grade.zero(tasks[index][0], exercise, f"the grader did not finish within {deadline:g} s")
+    return [results[i] for i in range(len(tasks))]
+
+
+def _fork(task: Callable[[], Grade]) -> tuple[int, int]:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        linux.die_with_parent()
+        try:
+            payload = {"grade": task().to_dict()}
+        except BaseException as exc:  # the grader's own failure, reported as such
+            payload = {"error": f"{type(exc).__name__}: {exc}"}
+        data = json.dumps(payload).encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w, view) :]
+        os._exit(0)
+    os.close(w)
+    return r, pid
+
+
+def _decode(exercise: Exercise, name: str, data: bytes) -> Grade:
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return Grade.zero(name, exercise, "the grader died without a result")
+    if "error" in payload:
+        return Grade.zero(name, exercise, f"could not grade: {payload['error']}")
+    grade = Grade.from_dict(payload["grade"])
+    grade.submission = name
+    return grade
+
+
+def _preload() -> None:
+    """Import what graders use once, here, so each forked grader starts warm."""
+    import nslab.evidence  # noqa: F401
+    import nslab.explain  # noqa: F401
+    import nslab.probes.arp  # noqa: F401
+    import nslab.probes.icmp  # noqa: F401
+    import nslab.probes.tcp  # noqa: F401
+
+
+__all__ = ["grade_live", "grade_scripts"]
