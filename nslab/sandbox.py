@@ -17,7 +17,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from nslab import linux
+from nslab import leftovers, linux
 
 NETNS_DIR = "/run/netns"
 HOW_TO_RUN = (
@@ -53,15 +53,14 @@ def enter() -> Sandbox:
     with _lock:
         if current() is not None:
             return _current  # type: ignore[return-value]
-        rootless = os.geteuid() != 0
-        flags = linux.CLONE_NEWNET | linux.CLONE_NEWNS
-        if rootless:
-            _enter_user_namespace(flags)
-        else:
-            _unshare(flags)
+        rootless = os.geteuid() != 0 or _in_child_user_namespace()
+        if os.geteuid() != 0:
+            become_root_in_user_namespace()
+        _unshare(linux.CLONE_NEWNET | linux.CLONE_NEWNS)
         # Our mounts must never propagate back to the host's mount namespace.
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         netns_dir = _private_netns_dir()
+        leftovers.mark_this_run()
         _current = Sandbox(os.getpid(), netns_dir, linux.netns_fd(), rootless)
         return _current
 
@@ -73,7 +72,12 @@ def _unshare(flags: int) -> None:
         raise SandboxUnavailable(f"cannot create private namespaces ({exc.strerror}); {HOW_TO_RUN}") from None
 
 
-def _enter_user_namespace(flags: int) -> None:
+def become_root_in_user_namespace() -> None:
+    """Not root: become root of a new user namespace (uid and gid mapped to ours).
+
+    Only a single-threaded process may do this, so the pytest plugin calls it
+    early in the main process; xdist workers, its children, inherit it.
+    """
     if threading.active_count() > 1 or len(os.listdir("/proc/self/task")) > 1:
         raise SandboxUnavailable(
             "not root, and a user namespace can only be entered by a single-threaded process; "
@@ -81,7 +85,7 @@ def _enter_user_namespace(flags: int) -> None:
         )
     uid, gid = os.geteuid(), os.getegid()
     try:
-        linux.unshare(flags | linux.CLONE_NEWUSER)
+        linux.unshare(linux.CLONE_NEWUSER)
     except OSError as exc:
         raise SandboxUnavailable(
             f"not root and unprivileged user namespaces are not available ({exc.strerror}); {HOW_TO_RUN}"
@@ -92,6 +96,11 @@ def _enter_user_namespace(flags: int) -> None:
         f.write(f"0 {uid} 1")
     with open("/proc/self/gid_map", "w") as f:
         f.write(f"0 {gid} 1")
+
+
+def _in_child_user_namespace() -> bool:
+    with open("/proc/self/uid_map") as f:
+        return f.read().split() != ["0", "0", "4294967295"]
 
 
 def _private_netns_dir() -> str:
@@ -128,5 +137,5 @@ def capability() -> str | None:
     return None
 
 
-__all__ = ["Sandbox", "SandboxUnavailable", "capability", "current", "enter"]
+__all__ = ["Sandbox", "SandboxUnavailable", "become_root_in_user_namespace", "capability", "current", "enter"]
 

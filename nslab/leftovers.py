@@ -1,0 +1,130 @@
+"""What a killed run can leave outside its sandbox, and the sweep that removes it.
+
+Inside the sandbox nothing outlives the run: the kernel drops its namespaces
+with the process, and children die with it (PR_SET_PDEATHSIG). Outside it,
+a run may own scratch directories (a CNI plugin's net.d and IPAM data, a
+grader's workspace, a VM's module tree) and, if PDEATHSIG was defeated,
+processes. Both carry the run's id, `<pid>-<start time>` of the process that
+entered the sandbox, so a sweep removes exactly what dead runs left and never
+touches a live run's lab.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+
+MARKER = "NSLAB_RUN"  # in the environment of every process a run starts
+PREFIX = "nslab-run-"  # scratch directories: nslab-run-<pid>-<start>-<purpose>-XXXX
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of stat), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def run_id(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}-{_start_time(pid)}"
+
+
+def alive(run: str) -> bool:
+    """Is the run's process still the same process (not a reused PID)?"""
+    pid, _, start = run.partition("-")
+    return pid.isdigit() and _start_time(int(pid)) == start
+
+
+def mark_this_run() -> str:
+    """Record this process as a run, so that what it starts carries its id."""
+    os.environ[MARKER] = run_id()
+    return os.environ[MARKER]
+
+
+def scratch_dir(purpose: str) -> str:
+    """A temporary directory owned by this run, removed by a sweep once the run is dead."""
+    run = os.environ.get(MARKER) or mark_this_run()
+    return tempfile.mkdtemp(prefix=f"{PREFIX}{run}-{purpose}-")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    kind: str  # 'directory' or 'process'
+    what: str  # the path, or 'PID argv'
+    run: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.what} (left by dead run {self.run})"
+
+
+def find() -> list[Leftover]:
+    """Everything a dead run left: scratch directories and marked processes."""
+    found = []
+    tmp = tempfile.gettempdir()
+    for name in sorted(os.listdir(tmp)):
+        if name.startswith(PREFIX):
+            pid, start = name[len(PREFIX) :].split("-")[:2]
+            run = f"{pid}-{start}"
+            if not alive(run):
+                found.append(Leftover("directory", os.path.join(tmp, name), run))
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        run = _marker_of(int(entry))
+        if run and not alive(run):
+            found.append(Leftover("process", f"{entry} {_argv(int(entry))}", run))
+    return found
+
+
+def sweep() -> list[Leftover]:
+    """Remove what dead runs left (and only that); returns what was removed."""
+    removed = []
+    for item in find():
+        if item.kind == "directory":
+            shutil.rmtree(item.what, ignore_errors=True)
+        else:
+            try:
+                os.kill(int(item.what.split()[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        removed.append(item)
+    return removed
+
+
+def _marker_of(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return None
+    key = MARKER.encode() + b"="
+    return next((v[len(key) :].decode() for v in env if v.startswith(key)), None)
+
+
+def _argv(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+
+
+def run(args) -> int:
+    """`nslab clean`: the CLI face of `sweep`."""
+    items = find() if args.dry_run else sweep()
+    verb = "would remove" if args.dry_run else "removed"
+    for item in items:
+        print(f"{verb} {item}")
+    if not items:
+        print("nothing left behind by dead nslab runs")
+    return 0

@@ -1,0 +1,107 @@
+"""Without root: the suite runs inside a user namespace, or every lab test skips
+with one sentence saying how to run it. Both paths, for real: run as `nobody`,
+and as `nobody` where user namespaces are forbidden (user.max_user_namespaces=0
+inside a user namespace made for the test, so the host's setting is untouched)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOBODY = 65534
+SCENARIO = "scenarios/test_veth_two_namespaces.py"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to user nobody needs root")
+
+
+def world_usable(path: str) -> bool:
+    """Can any user execute *path* (and search every directory above it)?"""
+    p = Path(path).resolve()
+    return all(os.stat(d).st_mode & stat.S_IXOTH for d in [p, *p.parents])
+
+
+def interpreter() -> str:
+    """A Python of our version that `nobody` can run (the venv's may live under /root)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        if os.path.exists(candidate) and world_usable(candidate):
+            return candidate
+    pytest.skip(f"no {version} that user nobody can execute (the venv's interpreter is under a private directory)")
+
+
+def nobody_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NSLAB_"))}
+    env.update(HOME="/tmp", PYTHONPATH=sysconfig.get_paths()["purelib"], PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+PYTEST = ["-m", "pytest", SCENARIO, "-q", "-rs", "-p", "no:randomly", "-p", "no:cacheprovider"]
+
+
+def test_as_nobody_the_scenarios_run_in_a_user_namespace_and_pass():
+    with open("/proc/sys/user/max_user_namespaces") as f:
+        if int(f.read()) == 0:
+            pytest.skip("this kernel forbids user namespaces (user.max_user_namespaces=0)")
+    done = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", interpreter(), *PYTEST, "-n", "2"],
+        cwd=ROOT, env=nobody_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " passed" in done.stdout and "skipped" not in done.stdout.splitlines()[-1], done.stdout
+
+
+def test_as_nobody_without_user_namespaces_every_lab_test_skips_saying_how():
+    done = run_as_nobody_without_user_namespaces([interpreter(), *PYTEST])
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert "skipped" in last and "passed" not in last and "failed" not in last, done.stdout
+    assert "not root and user namespaces are disabled (user.max_user_namespaces=0); run as root (sudo ./run scenarios)" in done.stdout
+
+
+def run_as_nobody_without_user_namespaces(argv: list[str]) -> subprocess.CompletedProcess:
+    """Run *argv* as uid/gid 65534 inside a new user namespace (ids 0-65535 mapped
+    one to one) whose user.max_user_namespaces is 0."""
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: single-threaded, so it may unshare a user namespace
+        try:
+            os.close(ready_r), os.close(go_w), os.close(out_r)
+            from nslab import linux
+
+            linux.unshare(linux.CLONE_NEWUSER)
+            os.write(ready_w, b"x")
+            os.read(go_r, 1)  # the parent has written our uid/gid maps
+            with open("/proc/sys/user/max_user_namespaces", "w") as f:
+                f.write("0")
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+            os.dup2(out_w, 1), os.dup2(out_w, 2)
+            os.chdir(ROOT)
+            os.execve(argv[0], argv, nobody_env())
+        finally:
+            os._exit(127)
+    os.close(ready_w), os.close(go_r), os.close(out_w)
+    try:
+        assert os.read(ready_r, 1) == b"x", "the child could not create a user namespace"
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write("0 0 65536")
+        os.write(go_w, b"x")
+        output = b""
+        while chunk := os.read(out_r, 65536):
+            output += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        for fd in (ready_r, go_w, out_r):
+            os.close(fd)
+    return subprocess.CompletedProcess(argv, os.waitstatus_to_exitcode(status), output.decode(), "")
