@@ -1,0 +1,591 @@
+"""Runs the reference CNI plugins against lab namespaces, as a container runtime does.
+
+    with Runtime(lab) as cni:                       # plugins run in lab.ns("host")
+        cni.install(PodNetwork(("c1", "c2")).conflist())
+        result = cni.add("labnet", lab.ns("c1"))    # CNI_COMMAND=ADD, config on stdin
+        cni.check("labnet", lab.ns("c1")); cni.delete("labnet", lab.ns("c1"))
+
+Each call executes the plugin binary with CNI_COMMAND, CNI_CONTAINERID,
+CNI_NETNS, CNI_IFNAME and CNI_PATH set and the network's config (with
+`name`, `cniVersion` and, after ADD, `prevResult`) on stdin, reading the
+result JSON from stdout, as libcni does for a `.conflist`. The plugin is our
+child, so it shares the sandbox's mount namespace; its network namespace is
+the lab namespace playing the node ("host"), and CNI_NETNS is the container
+namespace's path under the sandbox's private /run/netns. Its `net.d` and
+host-local's `dataDir` live in a lab-private directory, so nothing touches
+the host's /etc/cni, /var/lib/cni or /opt/cni.
+
+A failed ADD is undone with DEL (as runtimes do), so bad input leaves
+nothing half-built; plugin errors (CNI error JSON `{code, msg, details}`)
+become one-line CniErrors naming the field or file to fix.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nslab.lab import Lab, Netns
+from nslab.linux import CLONE_NEWNET
+from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth
+
+PACKAGE = "containernetworking-plugins"
+KNOWN_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni", "/usr/local/lib/cni")
+CONFIG_SUFFIXES = (".conflist", ".conf", ".json")
+NS_GET_NSTYPE = 0xB703  # ioctl on a namespace file: which kind of namespace it is
+_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class CniError(LabError):
+    """A plugin or its config said no. `field` names the config key, env variable or file."""
+
+    def __init__(self, field: str, message: str, *, code: int | None = None):
+        self.code = code
+        self.message = " ".join(message.split())  # always one line
+        super().__init__(field, self.message)
+
+
+class CniUnavailable(RuntimeError):
+    """The reference plugins are not installed here; the message says how to get them."""
+
+
+# -- where the plugins are, and which version ----------------------------------------
+def find_plugins() -> Path:
+    """The plugin directory: $NSLAB_CNI_PATH, else where the Debian package put
+    `bridge`, else the usual places. Never guessed as one fixed path."""
+    candidates = [os.environ["NSLAB_CNI_PATH"]] if os.environ.get("NSLAB_CNI_PATH") else []
+    candidates += [os.path.dirname(p) for p in _dpkg_files() if os.path.basename(p) == "bridge"]
+    candidates += KNOWN_DIRS
+    for directory in candidates:
+        if os.access(os.path.join(directory, "bridge"), os.X_OK):
+            return Path(directory)
+    raise CniUnavailable(
+        f"no CNI reference plugins found (looked in {', '.join(dict.fromkeys(candidates))}); "
+        f"install them with `apt-get install -y {PACKAGE}` or set NSLAB_CNI_PATH"
+    )
+
+
+def unavailable() -> str | None:
+    """None when the plugins are installed, else one sentence saying how to install them."""
+    try:
+        find_plugins()
+    except CniUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def _dpkg_files() -> list[str]:
+    try:
+        done = subprocess.run(["dpkg", "-L", PACKAGE], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return done.stdout.split() if done.returncode == 0 else []
+
+
+def _package_of(path: Path) -> str | None:
+    """'containernetworking-plugins 1.1.1+ds1-3+b5' when dpkg owns *path*."""
+    try:
+        owner = subprocess.run(["dpkg", "-S", str(path.resolve())], capture_output=True, text=True, timeout=10)
+        if owner.returncode != 0:
+            return None
+        pkg = owner.stdout.split(":", 1)[0].strip()
+        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return f"{pkg} {version.stdout.strip()}" if version.returncode == 0 else pkg
+
+
+def versions(types: tuple[str, ...] = ("bridge", "ptp", "host-local", "loopback"), plugin_dir: Path | None = None) -> dict[str, Any]:
+    """Which binaries, from which package, speaking which CNI versions.
+
+    `version` is what the binary prints about itself when run with no
+    CNI_COMMAND (Debian's build says 'version unknown'); `cni_versions` is
+    its answer to CNI_COMMAND=VERSION.
+    """
+    directory = plugin_dir or find_plugins()
+    out: dict[str, Any] = {"dir": str(directory), "plugins": {}}
+    for name in types:
+        path = directory / name
+        about = subprocess.run([str(path)], capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")}, timeout=10)
+        asked = subprocess.run([str(path)], input='{"cniVersion":"1.0.0"}', capture_output=True, text=True, env={"CNI_COMMAND": "VERSION"}, timeout=10)
+        first = (about.stdout + about.stderr).strip().splitlines()
+        out["plugins"][name] = {
+            "path": str(path),
+            "version": first[0] if first else "(no output)",
+            "cni_versions": json.loads(asked.stdout).get("supportedVersions", []) if asked.returncode == 0 else [],
+            "package": _package_of(path),
+        }
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def lab_note(types: tuple[str, ...] = ("bridge", "ptp", "host-local", "loopback"), plugin_dir: Path | None = None) -> str:
+    """One line for a report: which plugin binaries (and package) built the lab."""
+    info = versions(types, plugin_dir)
+    packages = sorted({p["package"] or "no package" for p in info["plugins"].values()})
+    parts = [
+        f"{name} ({p['version'].replace(f'CNI {name} plugin ', '')}; CNI {p['cni_versions'][-1] if p['cni_versions'] else '?'})" for name, p in info["plugins"].items()
+    ]
+    return f"CNI plugins from {info['dir']} [{', '.join(packages)}]: " + ", ".join(parts)
+
+
+# -- network configuration, as found in net.d -----------------------------------------
+@dataclass(frozen=True)
+class NetworkConfig:
+    """A `.conflist` (or single-plugin `.conf`) read from a net.d directory."""
+
+    name: str
+    cni_version: str
+    plugins: tuple[dict[str, Any], ...]
+    file: Path
+
+    def plugin_config(self, i: int, prev_result: dict | None) -> dict[str, Any]:
+        """What plugin *i* gets on stdin: its own keys, plus name, cniVersion and prevResult."""
+        conf = {**self.plugins[i], "name": self.name, "cniVersion": self.cni_version}
+        if prev_result is not None:
+            conf["prevResult"] = prev_result
+        return conf
+
+
+def read_config(path: Path) -> NetworkConfig:
+    """Parse one net.d file; every error names the file and the key."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CniError(str(path), f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; fix the file") from None
+    if not isinstance(data, dict):
+        raise CniError(str(path), f"expected a JSON object, got {type(data).__name__}")
+    single = "plugins" not in data  # a single-plugin .conf
+    if single:
+        data = {"cniVersion": data.get("cniVersion"), "name": data.get("name"), "plugins": [data]}
+    for key in ("cniVersion", "name"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            example = "1.0.0" if key == "cniVersion" else "labnet"
+            raise CniError(f"{path}: {key}", f'missing or not a string (got {data.get(key)!r}); write e.g. "{key}": "{example}"')
+    plugins = data["plugins"]
+    if not isinstance(plugins, list) or not plugins:
+        raise CniError(f"{path}: plugins", f"must be a non-empty list of plugin configs, got {plugins!r}")
+    for i, plugin in enumerate(plugins):
+        if not isinstance(plugin, dict) or not isinstance(plugin.get("type"), str) or not plugin["type"]:
+            where = f"{path}: type" if single else f"{path}: plugins[{i}].type"
+            raise CniError(where, 'each plugin needs a "type" naming its binary, e.g. "bridge"')
+    return NetworkConfig(data["name"], data["cniVersion"], tuple(plugins), path)
+
+
+# -- the runtime -----------------------------------------------------------------------
+@dataclass
+class Call:
+    """One plugin execution, for reports and the benchmark."""
+
+    command: str
+    plugin: str
+    container: str
+    seconds: float
+
+
+@dataclass
+class Runtime:
+    """A container runtime's CNI side for one lab, with its own net.d and IPAM dir."""
+
+    lab: Lab
+    host: str = "host"
+    root: Path | None = None
+    plugin_dir: Path | None = None
+    timeout: float = 30.0
+    calls: list[Call] = field(default_factory=list)
+    used: dict[str, None] = field(default_factory=dict)  # plugin types run, in order (an ordered set)
+    _owned: bool = False
+    _cache: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.plugin_dir = Path(self.plugin_dir) if self.plugin_dir else find_plugins()
+        if self.root is None:
+            self.root, self._owned = Path(tempfile.mkdtemp(prefix="nslab-cni-")), True
+        self.root = Path(self.root)
+        self.netd.mkdir(parents=True, exist_ok=True)
+        self.ipam_dir.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the private directory (if this runtime made it). Safe to call twice."""
+        if self._owned and self.root is not None and self.root.exists():
+            shutil.rmtree(self.root)
+
+    @property
+    def netd(self) -> Path:
+        return self.root / "net.d"  # type: ignore[operator]
+
+    @property
+    def ipam_dir(self) -> Path:
+        return self.root / "ipam"  # type: ignore[operator]
+
+    # -- configuration ------------------------------------------------------------
+    def install(self, conflist: dict[str, Any], *, priority: int = 10) -> Path:
+        """Write a network into the private net.d (host-local's dataDir pointed at the private IPAM dir)."""
+        data = json.loads(json.dumps(conflist))
+        for plugin in data.get("plugins", [data]):
+            ipam = plugin.get("ipam") if isinstance(plugin, dict) else None
+            if isinstance(ipam, dict) and ipam.get("type") == "host-local":
+                ipam.setdefault("dataDir", str(self.ipam_dir))
+        path = self.netd / f"{priority:02d}-{data.get('name', 'network')}.conflist"
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        return path
+
+    def network(self, name: str) -> NetworkConfig:
+        """The first net.d file (in name order) defining *name*, as libcni picks it."""
+        files = sorted(p for p in self.netd.iterdir() if p.suffix in CONFIG_SUFFIXES)
+        for path in files:
+            config = read_config(path)
+            if config.name == name:
+                self._check_config(config)
+                return config
+        found = [read_config(p).name for p in files]
+        raise CniError("network", f"no network {name!r} in {self.netd}; it has {found}; install() it first")
+
+    def _check_config(self, config: NetworkConfig) -> None:
+        """What a runtime checks before running anything: the binaries exist, host-local stays private."""
+        for i, plugin in enumerate(config.plugins):
+            self._binary(plugin["type"], f"{config.file}: plugins[{i}].type")
+            ipam = plugin.get("ipam")
+            if isinstance(ipam, dict) and "type" in ipam:
+                self._binary(ipam["type"], f"{config.file}: plugins[{i}].ipam.type")
+                data_dir = ipam.get("dataDir")
+                if ipam["type"] == "host-local" and (data_dir is None or not Path(data_dir).resolve().is_relative_to(self.root.resolve())):  # type: ignore[union-attr]
+                    raise CniError(
+                        f"{config.file}: plugins[{i}].ipam.dataDir",
+                        f"{data_dir!r} is outside the lab's CNI directory {self.root}; host-local would write to the host "
+                        "(default /var/lib/cni/networks); install() the network to point it at the lab's IPAM dir",
+                    )
+
+    def _binary(self, plugin_type: str, where: str) -> Path:
+        path = self.plugin_dir / plugin_type  # type: ignore[operator]
+        if "/" in plugin_type or not os.access(path, os.X_OK):
+            have = sorted(p.name for p in self.plugin_dir.iterdir() if os.access(p, os.X_OK))  # type: ignore[union-attr]
+            raise CniError(where, f"no executable plugin {plugin_type!r} in {self.plugin_dir} (CNI_PATH); available: {', '.join(have) or 'none'}")
+        return path
+
+    # -- ADD / CHECK / DEL ----------------------------------------------------------
+    def add(self, network: str, container: Netns | str, *, ifname: str = "eth0") -> dict[str, Any]:
+        """CNI ADD through every plugin of the list; undone with DEL if any plugin fails."""
+        config = self.network(network)
+        netns, cid = self._container(container)
+        result: dict | None = None
+        for i in range(len(config.plugins)):
+            try:
+                result = self._exec("ADD", config, i, netns, cid, ifname, result)
+            except CniError as exc:
+                undo = self._rollback(config, i, netns, cid, ifname)
+                raise CniError(exc.field, exc.message + undo, code=exc.code) from None
+        self._cache[(network, cid, ifname)] = result or {}
+        return result or {}
+
+    def check(self, network: str, container: Netns | str, *, ifname: str = "eth0") -> None:
+        """CNI CHECK: each plugin verifies what ADD made (raises CniError when it no longer holds)."""
+        config = self.network(network)
+        netns, cid = self._container(container)
+        prev = self._cache.get((network, cid, ifname))
+        if prev is None:
+            raise CniError("CNI_CONTAINERID", f"{cid!r} has no ADD result for {network!r}/{ifname}; CHECK needs a prior ADD")
+        for i in range(len(config.plugins)):
+            self._exec("CHECK", config, i, netns, cid, ifname, prev)
+
+    def delete(self, network: str, container: Netns | str, *, ifname: str = "eth0") -> None:
+        """CNI DEL, plugins in reverse order; repeating it is harmless, as the spec requires."""
+        config = self.network(network)
+        netns, cid = self._container(container)
+        prev = self._cache.get((network, cid, ifname))
+        for i in reversed(range(len(config.plugins))):
+            self._exec("DEL", config, i, netns, cid, ifname, prev)
+        self._cache.pop((network, cid, ifname), None)
+
+    def _rollback(self, config: NetworkConfig, upto: int, netns: str, cid: str, ifname: str) -> str:
+        errors = []
+        for i in reversed(range(upto + 1)):
+            try:
+                self._exec("DEL", config, i, netns, cid, ifname, None)
+            except CniError as exc:
+                errors.append(str(exc))
+        return f"; undoing it with DEL also failed, the lab may hold leftovers: {' / '.join(errors)}" if errors else " (undone with DEL)"
+
+    def _container(self, container: Netns | str) -> tuple[str, str]:
+        """CNI_NETNS and CNI_CONTAINERID for a lab namespace, its name, or a namespace path."""
+        if isinstance(container, Netns):
+            path, cid = container.path, container.name
+        elif container.startswith("/"):
+            path, cid = container, os.path.basename(container)
+        else:
+            ns = self.lab.ns(container)
+            path, cid = ns.path, ns.name
+        _check_netns(path)
+        if not _CONTAINER_ID.match(cid):
+            raise CniError("CNI_CONTAINERID", f"{cid!r} may hold only letters, digits, '_', '.' and '-', starting with a letter or digit")
+        return path, cid
+
+    def _exec(self, command: str, config: NetworkConfig, i: int, netns: str, cid: str, ifname: str, prev: dict | None) -> dict | None:
+        plugin = config.plugins[i]["type"]
+        binary = self._binary(plugin, f"{config.file}: plugins[{i}].type")
+        ipam = config.plugins[i].get("ipam")
+        self.used.update({plugin: None, **({ipam["type"]: None} if isinstance(ipam, dict) and "type" in ipam else {})})
+        env = {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": cid,
+            "CNI_NETNS": netns,
+            "CNI_IFNAME": ifname,
+            "CNI_PATH": str(self.plugin_dir),
+            "CNI_ARGS": "",
+        }
+        stdin = json.dumps(config.plugin_config(i, prev)).encode()
+        start = time.perf_counter()
+        try:
+            done = self.lab.ns(self.host).run([str(binary)], input=stdin, env=env, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise CniError(f"{config.file}: plugins[{i}]", f"{plugin} {command} for {cid!r} did not finish within {self.timeout:.0f} s") from None
+        self.calls.append(Call(command, plugin, cid, time.perf_counter() - start))
+        if done.returncode != 0:
+            raise _plugin_error(config, i, command, cid, done)
+        if command != "ADD":
+            return None
+        try:
+            return json.loads(done.stdout)
+        except json.JSONDecodeError:
+            raise CniError(f"{config.file}: plugins[{i}]", f"{plugin} ADD for {cid!r} printed no result JSON: {done.stdout[:200]!r}") from None
+
+    # -- what a runtime does per pod ---------------------------------------------------
+    def attach(self, net: "PodNetwork") -> dict[str, dict[str, Any]]:
+        """Start each of *net*'s containers as a runtime does: `lo` up with the
+        loopback plugin, then ADD to the network (installed first if missing)."""
+        names = {read_config(p).name for p in self.netd.iterdir() if p.suffix in CONFIG_SUFFIXES}
+        if net.name not in names:
+            self.install(net.conflist())
+        if LOOPBACK["name"] not in names:
+            self.install(LOOPBACK, priority=99)
+        results = {}
+        for c in net.containers:
+            self.add(LOOPBACK["name"], c, ifname="lo")
+            results[c] = self.add(net.name, c, ifname=net.ifname)
+        return results
+
+    def detach(self, net: "PodNetwork") -> None:
+        """Stop the containers: DEL from the network, then from loopback, last container first."""
+        for c in reversed(net.containers):
+            self.delete(net.name, c, ifname=net.ifname)
+            self.delete(LOOPBACK["name"], c, ifname="lo")
+
+    # -- what CNI left in the lab ---------------------------------------------------------
+    def reservations(self, network: str) -> list[str]:
+        """The addresses host-local holds for *network* (its files named after an IP)."""
+        directory = self.ipam_dir / network
+        return sorted(p.name for p in directory.iterdir() if _is_ip(p.name)) if directory.exists() else []
+
+    def nat_rules(self, ns: str | None = None) -> list[str]:
+        """`iptables -t nat -S` in a lab namespace (the host by default), without the built-in policies."""
+        done = self.lab.ns(ns or self.host).run(["iptables", "-t", "nat", "-S"])
+        if done.returncode != 0:
+            raise CniError("iptables", f"`iptables -t nat -S` in {ns or self.host!r} failed: {done.stderr.decode().strip()}")
+        return [line for line in done.stdout.decode().splitlines() if not line.startswith("-P ")]
+
+    def note(self) -> str:
+        """`lab_note()` for the plugins (and IPAM plugins) this runtime has run."""
+        return lab_note(tuple(self.used) or ("bridge", "host-local", "loopback"), self.plugin_dir)
+
+
+def _check_netns(path: str) -> None:
+    """CNI_NETNS must name a network namespace; caught here, before any plugin runs."""
+    fix = "create the container's namespace first (lab.add_namespace) and pass lab.ns(NAME)"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise CniError("CNI_NETNS", f"{path!r}: {exc.strerror}; {fix}") from None
+    try:
+        kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        kind = None
+    finally:
+        os.close(fd)
+    if kind != CLONE_NEWNET:
+        raise CniError("CNI_NETNS", f"{path!r} is not a network namespace; {fix}")
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+# Known plugin messages -> (the config key or env variable at fault, how to fix it)
+_HINTS = (
+    (re.compile(r"no IP addresses available|no more addresses|range is full", re.I), "ipam.ranges", "the range is exhausted: widen the subnet or DEL containers that are gone"),
+    (re.compile(r"failed to open netns|Statfs", re.I), "CNI_NETNS", "the container's namespace path must exist"),
+    (re.compile(r"incompatible CNI versions", re.I), "cniVersion", "use a version the plugin supports"),
+    (re.compile(r"failed to find plugin", re.I), "ipam.type", "name an installed plugin"),
+    (re.compile(r"unmarshal|decod|invalid character|json", re.I), "config", "fix the JSON types of the keys"),
+)
+
+
+def _plugin_error(config: NetworkConfig, i: int, command: str, cid: str, done: subprocess.CompletedProcess) -> CniError:
+    """CNI error JSON on stdout -> one line naming the key to fix."""
+    plugin = config.plugins[i]["type"]
+    text = done.stdout.decode(errors="replace").strip()
+    try:
+        err = json.loads(text)
+        code, msg, details = err.get("code"), err.get("msg", ""), err.get("details", "")
+    except (json.JSONDecodeError, AttributeError):
+        code, msg, details = None, text or done.stderr.decode(errors="replace").strip(), ""
+    key, fix = "", ""
+    for pattern, hint_key, hint_fix in _HINTS:
+        if pattern.search(f"{msg} {details}"):
+            key, fix = hint_key, hint_fix
+            break
+    where = key if key.startswith("CNI_") else f"{config.file}: plugins[{i}]" + (f".{key}" if key and key != "config" else "")
+    said = msg + (f" ({details})" if details else "")
+    return CniError(where, f"{plugin} {command} for {cid!r} failed with CNI error {code}: {said}" + (f"; {fix}" if fix else ""), code=code)
+
+
+# -- what a lab holds, comparable between two builds -------------------------------------
+def lab_state(lab: Lab, namespaces: list[str] | tuple[str, ...], containers: tuple[str, ...] = ()) -> dict[str, dict[str, set[str]]]:
+    """Per namespace, its links, addresses, IPv4 routes and ip_forward as `ip`-like lines.
+
+    Normalised so two builds of one lab compare equal: MACs and ifindexes are
+    dropped; a veth whose peer is in one of *containers* is named after that
+    peer (`veth~c1`) since CNI names host ends at random; IPv6 link-local
+    addresses (derived from the random MACs, and added by the kernel a moment
+    later) are left out.
+    """
+    links = {ns: lab.ns(ns).links() for ns in namespaces}
+    alias: dict[tuple[str, str], str] = {}
+    for ns, mine in links.items():
+        for link in mine:
+            for peer_ns in containers:
+                peer = next((p for p in links.get(peer_ns, []) if p.kind == "veth" and p.index == link.peer_index and p.peer_index == link.index), None)
+                if link.kind == "veth" and peer_ns != ns and peer is not None:
+                    alias[(ns, link.name)] = f"veth~{peer_ns}"
+    out = {}
+    for ns in namespaces:
+        name = lambda dev: alias.get((ns, dev), dev) if dev else dev  # noqa: E731
+        out[ns] = {
+            "links": {f"{name(k.name)} {k.kind} {k.state} mtu {k.mtu}" + (f" master {name(k.master)}" if k.master else "") for k in links[ns]},
+            "addresses": {f"{name(a.dev)} {a.cidr} scope {a.scope}" for a in lab.ns(ns).addresses() if not a.cidr.startswith("fe80:")},
+            "routes": {str(r).replace(f"dev {r.dev}", f"dev {name(r.dev)}") for r in lab.ns(ns).routes()},
+            "sysctls": {f"net.ipv4.ip_forward={lab.ns(ns).sysctl('net.ipv4.ip_forward')}"},
+        }
+    return out
+
+
+def differences(a: dict[str, dict[str, set[str]]], b: dict[str, dict[str, set[str]]], labels: tuple[str, str] = ("a", "b")) -> list[str]:
+    """Field-by-field differences of two `lab_state`s, one readable line each."""
+    out = []
+    for ns in sorted(set(a) | set(b)):
+        for part in sorted(set(a.get(ns, {})) | set(b.get(ns, {}))):
+            left, right = a.get(ns, {}).get(part, set()), b.get(ns, {}).get(part, set())
+            out += [f"{ns} {part}: only in {labels[0]}: {line}" for line in sorted(left - right)]
+            out += [f"{ns} {part}: only in {labels[1]}: {line}" for line in sorted(right - left)]
+    return out
+
+
+# -- one lab, described once: built by nslab or wired by CNI plugins -------------------------
+@dataclass(frozen=True)
+class PodNetwork:
+    """A node ("host") whose containers get one address each from *subnet*, a
+    gateway at its first address, a default route, and NAT to an "outside"
+    namespace (203.0.113.1/24 behind the host's `uplink`; never a real uplink).
+
+    plugin="bridge": containers on bridge *bridge*, gateway on the bridge (the
+    tutorial's docker0/cni0). plugin="ptp": a veth per pod with the gateway on
+    each host end and a /32 route per pod (kindnet's per-pod routing).
+    """
+
+    containers: tuple[str, ...] = ("c1", "c2", "c3")
+    plugin: Literal["bridge", "ptp"] = "bridge"
+    name: str = "labnet"
+    subnet: str = "10.22.0.0/24"
+    host: str = "host"
+    bridge: str = "cni0"
+    ifname: str = "eth0"
+    outside: str = "outside"
+    uplink: tuple[str, str] = ("203.0.113.2/24", "203.0.113.1/24")  # host end, outside end
+
+    def __post_init__(self) -> None:
+        net = ipaddress.ip_network(self.subnet)
+        if len(self.containers) > net.num_addresses - 3:
+            raise LabError("PodNetwork.containers", f"{len(self.containers)} containers do not fit in {self.subnet}; widen the subnet")
+
+    @property
+    def gateway(self) -> str:
+        return str(ipaddress.ip_network(self.subnet)[1])
+
+    def address(self, container: str) -> str:
+        """host-local hands out addresses in order after the gateway: c1 .2, c2 .3, ..."""
+        net = ipaddress.ip_network(self.subnet)
+        return f"{net[self.containers.index(container) + 2]}/{net.prefixlen}"
+
+    def nodes(self) -> Topology:
+        """What exists before any CNI call: the node, its uplink to the outside, empty containers."""
+        return Topology(
+            [Namespace(self.host, lo_up=True, sysctls={"net.ipv4.ip_forward": 1}), Namespace(self.outside, lo_up=True)]
+            + [Namespace(c) for c in self.containers],
+            veths=[Veth(self.host, "uplink", self.outside, "eth0")],
+            addresses=[Address(self.host, "uplink", self.uplink[0]), Address(self.outside, "eth0", self.uplink[1])],
+        )
+
+    def topology(self) -> Topology:
+        """The bridge lab as nslab's own builder makes it (what the bridge plugin should make)."""
+        if self.plugin != "bridge":
+            raise LabError("PodNetwork.plugin", "nslab's builder has an equivalent of the bridge lab only (ptp needs 'scope host' routes the model lacks)")
+        base = self.nodes()
+        return base.replace(
+            namespaces=tuple(Namespace(n.name, lo_up=True, sysctls=dict(n.sysctls)) for n in base.namespaces),
+            bridges=(Bridge(self.host, self.bridge),),
+            veths=base.veths + tuple(Veth(self.host, f"veth-{c}", c, self.ifname, master=self.bridge) for c in self.containers),
+            addresses=base.addresses
+            + (Address(self.host, self.bridge, f"{self.gateway}/{ipaddress.ip_network(self.subnet).prefixlen}"),)
+            + tuple(Address(c, self.ifname, self.address(c)) for c in self.containers),
+            routes=tuple(Route(c, "default", via=self.gateway, dev=self.ifname) for c in self.containers),
+        )
+
+    def nat_rule(self) -> list[str]:
+        """The hand-built equivalent of ipMasq, as iptables arguments for the host."""
+        return ["iptables", "-t", "nat", "-A", "POSTROUTING", "-s", self.subnet, "!", "-d", self.subnet, "-j", "MASQUERADE"]
+
+    def conflist(self) -> dict[str, Any]:
+        ipam = {"type": "host-local", "ranges": [[{"subnet": self.subnet, "gateway": self.gateway}]], "routes": [{"dst": "0.0.0.0/0"}]}
+        main: dict[str, Any] = {"type": self.plugin, "ipMasq": True, "ipam": ipam}
+        if self.plugin == "bridge":
+            main.update(bridge=self.bridge, isGateway=True)
+        return {"cniVersion": "1.0.0", "name": self.name, "plugins": [main]}
+
+
+LOOPBACK = {"cniVersion": "1.0.0", "name": "lo", "plugins": [{"type": "loopback"}]}
+
+__all__ = [
+    "LOOPBACK",
+    "CniError",
+    "CniUnavailable",
+    "NetworkConfig",
+    "PodNetwork",
+    "Runtime",
+    "differences",
+    "find_plugins",
+    "lab_note",
+    "lab_state",
+    "read_config",
+    "unavailable",
+    "versions",
+]
