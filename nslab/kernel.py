@@ -27,10 +27,11 @@ from pyroute2.netlink.rtnl.ndmsg import NUD_NAMES
 from nslab import linux
 from nslab.model import Route
 from nslab.sandbox import Sandbox
-from nslab.state import AddressState, LinkState, NeighbourState, RouteLookup, RouteState
+from nslab.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
+NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 RTNH_F_ONLINK = 0x4
 RTNH_F_LINKDOWN = 0x10
 IFA_F_NODAD = 0x2
@@ -369,6 +370,25 @@ class Kernel:
             label = "/".join(n[4:] for n, v in NUD_NAMES.items() if v and state & v) or "NONE"
             out.append(NeighbourState(m.get_attr("NDA_DST"), names.get(m["ifindex"], "?"), m.get_attr("NDA_LLADDR"), label))
         return out
+
+    def fdb(self, ns: NsHandle) -> list[FdbEntry]:
+        """`bridge fdb show`: the bridges' forwarding databases (AF_BRIDGE neighbours)."""
+        names = self.names(ns)
+        return [
+            FdbEntry(
+                mac=m.get_attr("NDA_LLADDR"),
+                dev=names.get(m["ifindex"], str(m["ifindex"])),
+                master=names.get(m.get_attr("NDA_MASTER")) if m.get_attr("NDA_MASTER") else None,
+                permanent=bool(m["state"] & (NUD_PERMANENT | NUD_NOARP)),
+            )
+            for m in ns.nl.get_neighbours(family=socket.AF_BRIDGE)
+        ]
+
+    def netnsid(self, ns: NsHandle, other: NsHandle) -> int | None:
+        """The id *ns* gives *other* (`ip -n NS netns list-id`), which `ip link`
+        shows as a veth's `link-netnsid`; None if it has given it none."""
+        nsid = ns.nl.get_netnsid(fd=other.fd)["nsid"]
+        return None if nsid is None or nsid < 0 or nsid >= 1 << 31 else nsid  # -1 (s32), or read unsigned
 
 
 def _sysctl_path(key: str) -> str:

@@ -90,3 +90,13 @@ class NeighbourState:
     dev: str
     mac: str | None
     state: str  # 'REACHABLE', 'STALE', 'INCOMPLETE', 'FAILED', ...
+
+
+@dataclass(frozen=True)
+class FdbEntry:
+    """One line of `bridge fdb show`: frames for *mac* leave by port *dev*."""
+
+    mac: str
+    dev: str  # the bridge port
+    master: str | None  # the bridge; None for the port's own `self` entries
+    permanent: bool  # the port's own or a static address, not learned from traffic
