@@ -129,7 +129,7 @@ def _probe_verdict(check: Check, result: Result) -> Verdict:
         return Verdict(result.ok, result.summary(), "" if result.ok else result.explanation, cause)
     # An isolation check: no answer must come back (and, if the exercise says, for the stated reason).
     if result.ok:
-        return Verdict(False, f"{result.summary()}: it must not", result.explanation)
+        return Verdict(False, f"{result.summary()}: it must not")
     if check.get("cause") and cause != check["cause"]:
         want = Cause[check["cause"]].value
         return Verdict(False, f"{result.summary()}, but for another reason than the exercise asks ({want})", result.explanation, cause)

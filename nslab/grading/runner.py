@@ -190,6 +190,7 @@ def _preload() -> None:
     import nslab.probes.arp  # noqa: F401
     import nslab.probes.icmp  # noqa: F401
     import nslab.probes.tcp  # noqa: F401
+    import scapy.layers.l2  # noqa: F401  (the ARP probe crafts with it; ~0.1 s per import)
 
 
 __all__ = ["grade_live", "grade_scripts"]
