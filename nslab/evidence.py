@@ -146,10 +146,15 @@ def segment(topo: Topology, ns: str, dev: str) -> set[tuple[str, str]]:
         if end not in ends:
             return None
         v, i = ends[end]
+        if not (v.up and v.peer_up):  # a veth with an end down carries nothing
+            return None
         return v.ends()[1 - i]
 
     hosts: set[tuple[str, str]] = set()
     todo, visited = [far((ns, dev))], {(ns, dev)}
+    if any((b.ns, b.name) == (ns, dev) for b in topo.bridges):  # sent by the bridge itself: out of every port
+        ports = [(e[0], e[1]) for v in topo.veths for e in v.ends() if (e[0], e[2]) == (ns, dev)]
+        todo, visited = [far(port) for port in ports], visited | set(ports)
     while todo:
         end = todo.pop()
         if end is None or (end[0], end[1]) in visited:
@@ -162,10 +167,22 @@ def segment(topo: Topology, ns: str, dev: str) -> set[tuple[str, str]]:
         hosts.add((peer_ns, master))
         for v in topo.veths:
             for i, e in enumerate(v.ends()):
-                if e[0] == peer_ns and e[2] == master and (e[0], e[1]) not in visited:
+                if e[0] == peer_ns and e[2] == master and (e[0], e[1]) not in visited and v.up and v.peer_up:
                     visited.add((e[0], e[1]))
                     todo.append(v.ends()[1 - i])
     return hosts
+
+
+def wiring(topo: Topology, ns: str) -> list[tuple[str, str]]:
+    """(namespace, interface) of the far end of each of *ns*'s veths, per the model."""
+    out = []
+    for v in topo.veths:
+        near, far = v.ends()
+        if near[0] == ns:
+            out.append(far[:2])
+        if far[0] == ns:
+            out.append(near[:2])
+    return out
 
 
 class NamespaceWatcher:
@@ -340,3 +357,8 @@ class Watch:
         evidence.neighbours[self.src.name] = kernel.neighbours(self.src.handle, names=names)
         if self.target is not None and self.sender_route.src and self.probe != "arp":
             evidence.return_route = kernel.route_get(self.target.handle, self.sender_route.src)
+        if self.target is not None:
+            # how the target is wired: its veths' other ends (down? a port of no bridge?)
+            for name in {self.target.name} | {peer_ns for peer_ns, _ in wiring(self.lab.topology, self.target.name)}:
+                if name not in evidence.links:
+                    evidence.links[name] = kernel.links(self.lab.ns(name).handle)

@@ -13,7 +13,7 @@ import ipaddress
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from nslab.evidence import DROP_COUNTERS, Evidence
+from nslab.evidence import DROP_COUNTERS, Evidence, _arp_target
 from nslab.model import Topology
 from nslab.probes.result import Outcome, Result
 
@@ -25,6 +25,7 @@ class Cause(str, Enum):
     NO_ROUTE_AT_SENDER = "no route at the sender"
     LOST_VIA_DEFAULT_ROUTE = "left by the default route and never arrived"
     LINK_DOWN = "link down"
+    NOT_ON_BRIDGE = "not attached to the bridge"
     NO_ARP_ANSWER = "no ARP answer"
     NO_RETURN_ROUTE = "arrived, but no route back"
     PORT_CLOSED = "TCP port closed"
@@ -81,6 +82,9 @@ def explain(result: Result, ev: Evidence, topo: Topology) -> tuple[Cause | None,
     if unresolved is not None or (result.probe == "arp" and result.outcome is Outcome.TIMEOUT):
         dev = result.dst.split(" on ")[-1] if result.probe == "arp" else ev.sender_route.dev
         hop = result.dst.split(" on ")[0] if result.probe == "arp" else (ev.sender_route.via or result.dst)
+        cut = _cut_off(ev, topo, hop)
+        if cut is not None:
+            return cut
         heard = sorted({s.ns for s in ev.seen(kind="arp-request", direction="in")})
         reached = f"; the request reached {', '.join(heard)}, where nobody has {hop}" if heard else "; no other namespace heard the request"
         return Cause.NO_ARP_ANSWER, f"nobody answered ARP for {hop} on {ev.src}'s {dev}{reached}"
@@ -94,8 +98,9 @@ def explain(result: Result, ev: Evidence, topo: Topology) -> tuple[Cause | None,
             f"{ev.src} has no specific route to {result.dst}: the {what} left by the default route{gw} "
             f"on {ev.sender_route.dev} and never arrived anywhere that answers"
         )
-    if ev.target is not None and ev.seen(ns=ev.target, direction="in"):
-        return Cause.NO_ANSWER, f"the {what} reached {ev.target} on {_arrival_dev(ev, ev.target)} but no answer came back"
+    arrived_on = _arrival_dev(ev, ev.target) if ev.target is not None else None
+    if arrived_on is not None:
+        return Cause.NO_ANSWER, f"the {what} reached {ev.target} on {arrived_on} but no answer came back"
     return Cause.NO_ANSWER, f"no answer to the {what} from {ev.src} to {result.dst} within the deadline"
 
 
@@ -142,6 +147,28 @@ def _peer_of(topo: Topology, ns: str, dev: str) -> tuple[str, str] | None:
             return v.peer_ns, v.peer
         if (v.peer_ns, v.peer) == (ns, dev):
             return v.ns, v.name
+    return None
+
+
+def _cut_off(ev: Evidence, topo: Topology, hop: str) -> tuple[Cause, str] | None:
+    """Why the namespace that has *hop* never heard the ARP request: the other
+    end of its veth is down, or is not a port of the bridge the request was flooded through."""
+    owner = next((a for a in topo.addresses if str(a.interface.ip) == hop), None)
+    peer = _peer_of(topo, owner.ns, owner.dev) if owner is not None else None
+    far = ev.link(*peer) if peer is not None else None
+    if owner is None or peer is None or far is None:
+        return None
+    wired = f"{hop} is on {owner.ns}'s {owner.dev}, wired to {peer[1]} in {peer[0]}"
+    if not far.up:
+        return Cause.LINK_DOWN, f"the ARP request for {hop} never reached {owner.ns}: {wired}, which is down; ip -n {peer[0]} link set {peer[1]} up"
+    bridges = {b.name for b in topo.bridges if b.ns == peer[0]}
+    crossed = sorted({s.dev for s in ev.seen(ns=peer[0], kind="arp-request") if s.dev in bridges and _arp_target(s.frame) == hop} - {far.master})
+    if crossed:
+        also = f" (it is a port of {far.master})" if far.master else ""
+        return Cause.NOT_ON_BRIDGE, (
+            f"the ARP request for {hop} was flooded through {crossed[0]} in {peer[0]} but never reached {owner.ns}: "
+            f"{wired}, which is not a port of {crossed[0]}{also}; ip -n {peer[0]} link set {peer[1]} master {crossed[0]}"
+        )
     return None
 
 

@@ -233,6 +233,18 @@ class Kernel:
         if name is not None or netns is not None:
             ns.forget(dev)
 
+    def wait_ready(self, ns: NsHandle, timeout: float = 5.0) -> None:
+        """Return once every link that is up and has carrier can send (read back,
+        not assumed: the kernel activates a queue a moment after the link is up)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = [link.name for link in self.links(ns) if link.up and link.carrier and not link.ready]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise KernelError(f"ip -n {ns.name} link show {' '.join(waiting)}", errno_mod.ETIMEDOUT, "still qdisc noop after link up")
+            time.sleep(0.001)
+
     def delete_link(self, ns: NsHandle, dev: str) -> None:
         with _explained(f"ip -n {ns.name} link del {dev}"):
             ns.nl.link("del", index=ns.index(dev))
@@ -301,6 +313,7 @@ class Kernel:
                     master=names.get(master) if master else None,
                     peer_index=m.get_attr("IFLA_LINK") if kind == "veth" else None,
                     peer_netnsid=m.get_attr("IFLA_LINK_NETNSID") if kind == "veth" else None,
+                    qdisc=m.get_attr("IFLA_QDISC") or "",
                 )
             )
         for link in out:
@@ -383,6 +396,22 @@ class Kernel:
             )
             for m in ns.nl.get_neighbours(family=socket.AF_BRIDGE)
         ]
+
+    def flush_neighbours(self, ns: NsHandle) -> None:
+        """`ip neigh flush all`: forget the learnt IPv4 neighbours (not the permanent ones).
+
+        The kernel's ARP table is one for all namespaces, bounded by
+        gc_thresh3 (1024 by default, settable only in the initial namespace):
+        a lab that resolves thousands of neighbours within seconds must give
+        entries back, or the next resolution fails with ENOBUFS."""
+        for m in ns.nl.get_neighbours(family=socket.AF_INET):
+            if m["state"] & (NUD_PERMANENT | NUD_NOARP):
+                continue
+            try:
+                ns.nl.neigh("del", family=socket.AF_INET, ifindex=m["ifindex"], dst=m.get_attr("NDA_DST"))
+            except NetlinkError as exc:
+                if exc.code != errno_mod.ENOENT:  # gone meanwhile
+                    raise KernelError(f"ip -n {ns.name} neigh flush all", exc.code) from None
 
     def netnsid(self, ns: NsHandle, other: NsHandle) -> int | None:
         """The id *ns* gives *other* (`ip -n NS netns list-id`), which `ip link`

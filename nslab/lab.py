@@ -125,6 +125,8 @@ class Lab:
                 k.set_link(h[v.ns], v.name, up=True)
             if v.peer_up:
                 k.set_link(h[v.peer_ns], v.peer, up=True)
+        for spec in topology.namespaces:
+            k.wait_ready(h[spec.name])
         for r in topology.routes:
             k.add_route(h[r.ns], r)
         self.topology = merged
@@ -262,6 +264,11 @@ class Netns:
             # Not made by the lab (e.g. by a CNI plugin or a student's script): the kernel decides.
             topo = self.lab.topology
         self.lab.kernel.set_link(self.handle, dev, up=up, master=master, nomaster=nomaster, netns=target.handle if target else None, name=name)
+        if up:
+            self.lab.kernel.wait_ready(self.handle)
+            peer = _peer_ns(self.lab.topology, self.name, dev)
+            if peer is not None and peer != self.name:
+                self.lab.kernel.wait_ready(self.lab.ns(peer).handle)
         if dev == "lo" and up is not None:
             topo = topo.replace(namespaces=tuple(dataclasses.replace(n, lo_up=up) if n.name == self.name else n for n in topo.namespaces))
         self.lab._record(topo)
@@ -353,6 +360,10 @@ class Netns:
 
     def neighbour(self, dst: str) -> NeighbourState | None:
         return next((n for n in self.neighbours() if n.dst == dst), None)
+
+    def flush_neighbours(self) -> None:
+        """`ip neigh flush all`"""
+        self.lab.kernel.flush_neighbours(self.handle)
 
     def fdb(self, bridge: str | None = None) -> list[FdbEntry]:
         """`bridge fdb show [br BRIDGE]`: which port each bridge sends each MAC to."""
@@ -487,3 +498,12 @@ def _relink(topo: Topology, ns: str, dev: str, *, up, netns, name, master, nomas
         addresses = tuple(dataclasses.replace(a, dev=name) if (a.ns, a.dev) == (ns, dev) else a for a in addresses)
         routes = tuple(dataclasses.replace(r, dev=name) if (r.ns, r.dev) == (ns, dev) else r for r in routes)
     return topo.replace(veths=tuple(veths), bridges=bridges, addresses=addresses, routes=routes)
+
+
+def _peer_ns(topo: Topology, ns: str, dev: str) -> str | None:
+    for v in topo.veths:
+        if (v.ns, v.name) == (ns, dev):
+            return v.peer_ns
+        if (v.peer_ns, v.peer) == (ns, dev):
+            return v.ns
+    return None

@@ -75,6 +75,7 @@ def run_as_nobody_without_user_namespaces(argv: list[str]) -> subprocess.Complet
     if pid == 0:  # the child: single-threaded, so it may unshare a user namespace
         try:
             os.close(ready_r), os.close(go_w), os.close(out_r)
+            os.dup2(out_w, 1), os.dup2(out_w, 2)
             from nslab import linux
 
             linux.unshare(linux.CLONE_NEWUSER)
@@ -85,9 +86,12 @@ def run_as_nobody_without_user_namespaces(argv: list[str]) -> subprocess.Complet
             os.setgroups([])
             os.setresgid(NOBODY, NOBODY, NOBODY)
             os.setresuid(NOBODY, NOBODY, NOBODY)
-            os.dup2(out_w, 1), os.dup2(out_w, 2)
             os.chdir(ROOT)
             os.execve(argv[0], argv, nobody_env())
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
         finally:
             os._exit(127)
     os.close(ready_w), os.close(go_r), os.close(out_w)
