@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from nslab.lab import Lab, Netns
 from nslab.linux import CLONE_NEWNET
+from nslab.process import wait_until
 from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth
 
 PACKAGE = "containernetworking-plugins"
@@ -469,7 +470,8 @@ def lab_state(lab: Lab, namespaces: list[str] | tuple[str, ...], containers: tup
     addresses (derived from the random MACs, and added by the kernel a moment
     later) are left out.
     """
-    links = {ns: lab.ns(ns).links() for ns in namespaces}
+    settled = {ns: _settled_routes(lab.ns(ns)) for ns in namespaces}
+    links = {ns: settled[ns][0] for ns in namespaces}
     alias: dict[tuple[str, str], str] = {}
     for ns, mine in links.items():
         for link in mine:
@@ -479,14 +481,28 @@ def lab_state(lab: Lab, namespaces: list[str] | tuple[str, ...], containers: tup
                     alias[(ns, link.name)] = f"veth~{peer_ns}"
     out = {}
     for ns in namespaces:
+        routes = settled[ns][1]
         name = lambda dev: alias.get((ns, dev), dev) if dev else dev  # noqa: E731
         out[ns] = {
             "links": {f"{name(k.name)} {k.kind} {k.state} mtu {k.mtu}" + (f" master {name(k.master)}" if k.master else "") for k in links[ns]},
             "addresses": {f"{name(a.dev)} {a.cidr} scope {a.scope}" for a in lab.ns(ns).addresses() if not a.cidr.startswith("fe80:")},
-            "routes": {str(r).replace(f"dev {r.dev}", f"dev {name(r.dev)}") for r in lab.ns(ns).routes()},
+            "routes": {str(r).replace(f"dev {r.dev}", f"dev {name(r.dev)}") for r in routes},
             "sysctls": {f"net.ipv4.ip_forward={lab.ns(ns).sysctl('net.ipv4.ip_forward')}"},
         }
     return out
+
+
+def _settled_routes(ns: Netns) -> tuple[list, list]:
+    """Links and routes once the routes' `linkdown` flags agree with their links'
+    carrier: the kernel updates both a moment after a change (linkwatch), e.g.
+    when a veth's peer comes up or a bridge loses its last port."""
+
+    def agreed():
+        links, routes = ns.links(), ns.routes()
+        carrier = {link.name: link.carrier for link in links}
+        return (links, routes) if all(r.linkdown != carrier.get(r.dev, True) for r in routes if r.dev) else None
+
+    return wait_until(agreed, timeout=3.0, what=f"routes in {ns.name} to follow their links' carrier")
 
 
 def differences(a: dict[str, dict[str, set[str]]], b: dict[str, dict[str, set[str]]], labels: tuple[str, str] = ("a", "b")) -> list[str]:

@@ -158,7 +158,7 @@ def test_09_del_leaves_only_the_shared_bridge(lab, cni):
         *(f"{c} addresses: only in after: lo 127.0.0.1/8 scope host" for c in NET.containers),
         "host addresses: only in after: cni0 10.22.0.1/24 scope universe",
         "host links: only in after: cni0 bridge NO-CARRIER mtu 1500",
-        "host routes: only in after: 10.22.0.0/24 dev cni0 proto kernel scope link src 10.22.0.1",
+        "host routes: only in after: 10.22.0.0/24 dev cni0 proto kernel scope link src 10.22.0.1 linkdown",
     ]
     assert not any("veth" in link for ns in after.values() for link in ns["links"] if "uplink" not in link)
     assert cni.reservations(NET.name) == []
