@@ -322,7 +322,10 @@ class Topology:
         addrs: dict[tuple[str, str], int] = {}
         for i, a in enumerate(self.addresses):
             key = (a.ns, str(a.interface.ip))
-            if key in addrs:
+            # The same address with the same prefix on several interfaces is a
+            # real pattern (kindnet puts the node's 10.244.3.1/32 on every pod's
+            # veth); a repeat with another prefix, or on the same interface, is a slip.
+            if key in addrs and (self.addresses[addrs[key]].cidr != a.cidr or self.addresses[addrs[key]].dev == a.dev):
                 raise LabError(f"addresses[{i}].cidr", f"{a.interface.ip} is already on {self.addresses[addrs[key]].dev!r} in {a.ns!r} (addresses[{addrs[key]}]); an address goes on one interface of a namespace")
             addrs[key] = i
         dsts: dict[tuple[str, str], int] = {}
