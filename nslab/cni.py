@@ -291,7 +291,7 @@ class Runtime:
             try:
                 result = self._exec("ADD", config, i, netns, cid, ifname, result)
             except CniError as exc:
-                undo = self._rollback(config, i, netns, cid, ifname)
+                undo = self._rollback(config, i, netns, cid, ifname, exc)
                 raise CniError(exc.field, exc.message + undo, code=exc.code) from None
         self._cache[(network, cid, ifname)] = result or {}
         return result or {}
@@ -315,14 +315,19 @@ class Runtime:
             self._exec("DEL", config, i, netns, cid, ifname, prev)
         self._cache.pop((network, cid, ifname), None)
 
-    def _rollback(self, config: NetworkConfig, upto: int, netns: str, cid: str, ifname: str) -> str:
+    def _rollback(self, config: NetworkConfig, upto: int, netns: str, cid: str, ifname: str, failed: CniError) -> str:
+        """DEL what the failed ADD may have made; says in words how that went."""
         errors = []
         for i in reversed(range(upto + 1)):
             try:
                 self._exec("DEL", config, i, netns, cid, ifname, None)
             except CniError as exc:
-                errors.append(str(exc))
-        return f"; undoing it with DEL also failed, the lab may hold leftovers: {' / '.join(errors)}" if errors else " (undone with DEL)"
+                errors.append(exc)
+        if not errors:
+            return " (undone with DEL)"
+        if [e.message for e in errors] == [failed.message.replace(" ADD ", " DEL ", 1)]:
+            return " (DEL rejects the config the same way: the plugin stopped before changing anything)"
+        return "; undoing it with DEL also failed, the lab may hold leftovers: " + " / ".join(e.message for e in errors)
 
     def _container(self, container: Netns | str) -> tuple[str, str]:
         """CNI_NETNS and CNI_CONTAINERID for a lab namespace, its name, or a namespace path."""
