@@ -107,7 +107,7 @@ def _arp(check: Check, lab: Lab) -> Verdict:
     ns = lab.ns(check["from"])
     if check["dev"] not in ns.link_names():
         return Verdict(False, f"{check['from']} has no interface {check['dev']}")
-    return _probe_verdict(check, ns.arp(check["target"], check["dev"]))
+    return _probe_verdict(check, ns.arp(check["target"], check["dev"], timeout=check.get("timeout", 1.0)))
 
 
 def _ping(check: Check, lab: Lab) -> Verdict:

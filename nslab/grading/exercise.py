@@ -39,7 +39,7 @@ CHECK_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "link": ({"ns", "dev"}, {"kind", "up", "master", "peer"}),
     "address": ({"ns", "dev", "cidr"}, set()),
     "route": ({"ns", "dst"}, {"via", "dev"}),
-    "arp": ({"from", "dev", "target"}, set()),
+    "arp": ({"from", "dev", "target"}, {"timeout"}),
     "ping": ({"from", "to"}, {"expect", "cause", "timeout"}),
     "tcp": ({"from", "server", "to", "port"}, {"expect", "cause", "timeout"}),
 }
@@ -205,6 +205,8 @@ def _check(fail, where: str, row: Any) -> Check:
     args = {k: v for k, v in row.items() if k not in COMMON}
     for key, value in args.items():
         _validate_arg(fail, f"{where}.{key}", key, value)
+    if "cause" in args and args.get("expect") != "no-reply":
+        raise fail(f"{where}.cause", "a cause is what an isolation check requires; add expect = \"no-reply\" or remove the cause")
     return Check(row["id"], typ, points, row["hint"].strip(), args, row.get("name", ""))
 
 

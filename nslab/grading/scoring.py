@@ -10,6 +10,8 @@ from typing import Any
 from nslab.grading.checks import Verdict
 from nslab.grading.exercise import Check, Exercise
 
+OUTPUT_TAIL = 5  # lines of the script's output shown under a score short of full marks
+
 
 @dataclass
 class CheckResult:
@@ -80,9 +82,14 @@ def text(grade: Grade, *, verbose: bool = False) -> str:
     lines = [f"{grade.submission}: {grade.score}/{grade.total} points ({grade.exercise}, {grade.elapsed:.2f} s)"]
     if grade.reason:
         lines.append(f"  graded zero: {grade.reason}")
-    elif grade.script_status:
-        last = [line for line in grade.output.splitlines() if line.strip()][-1:]
-        lines.append(f"  note: the script exited with status {grade.script_status}" + (f"; its last message: {last[0]}" if last else ""))
+    elif grade.score == 0:
+        lines.append("  graded zero: none of the checks passed")
+    if grade.script_status:
+        lines.append(f"  note: the script exited with status {grade.script_status}")
+    if not grade.full_marks and grade.output.strip():
+        tail = [line for line in grade.output.splitlines() if line.strip()][-OUTPUT_TAIL:]
+        lines.append("  the script's output ends with:")
+        lines += [f"  | {line[:200]}" for line in tail]
     if grade.reason and not verbose:
         return "\n".join(lines)
     for r in grade.checks:

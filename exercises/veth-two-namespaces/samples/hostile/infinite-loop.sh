@@ -1,0 +1,2 @@
+ip netns add ns1
+while :; do :; done
