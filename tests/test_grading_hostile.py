@@ -1,0 +1,142 @@
+"""Hostile submissions are contained, stopped and graded zero, and the machine
+does not notice: its links, addresses, routes, namespaces and /run/netns are
+the same after (read from PID 1's namespaces), the test's own sandbox
+namespace that a script tries to enter is untouched, no process of a jail
+survives, and the host stays responsive while a fork bomb runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+
+from nslab.grading import exercise as ex
+
+HOSTILE = ex.EXERCISES / "veth-two-namespaces" / "samples" / "hostile"
+EXPECTED = tomllib.loads((HOSTILE / "expected.toml").read_text())
+JAIL_UID = 65534
+
+
+def host_state() -> str:
+    """The real machine's network state and /run/netns, as PID 1 sees them (read-only)."""
+    if os.geteuid() != 0:
+        pytest.skip("reading the machine's own namespaces needs root")
+    enter = ["nsenter", "--target", "1", "--net", "--mount", "--"]
+    parts = []
+    for cmd in (["ip", "-o", "link"], ["ip", "-o", "addr"], ["ip", "route"], ["ip", "netns"], ["ls", "-A", "/run/netns"]):
+        proc = subprocess.run(enter + cmd, capture_output=True, text=True, timeout=10)
+        parts.append(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+    return "\n".join(parts)
+
+
+def jail_processes(under: int | None = None) -> list[int]:
+    """PIDs whose real uid is the jail's (65534): live script processes, if any
+    (only descendants of *under*, when given)."""
+    table = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            table[int(pid)] = (int(fields["PPid"]), int(fields["Uid"].split()[0]))
+        except (OSError, KeyError, ValueError):
+            continue
+
+    def descends(pid: int) -> bool:
+        while pid in table and pid != under:
+            pid = table[pid][0]
+        return pid == under
+
+    return [pid for pid, (_, uid) in table.items() if uid == JAIL_UID and (under is None or descends(pid))]
+
+
+@pytest.fixture(scope="module")
+def graded_hostile(nslab_sandbox, tmp_path_factory):
+    """Grade every hostile sample in one run, with a namespace 'graderhost' in the
+    grading process's own /run/netns for the scripts to try to enter."""
+    from nslab import Lab
+
+    with Lab() as lab:
+        yield _grade_hostile(lab, tmp_path_factory.mktemp("hostile"))
+
+
+def _grade_hostile(lab, tmp_path) -> dict:
+    host = lab.add_namespace("graderhost")
+    before = host_state()
+    leftover = jail_processes()
+    out = tmp_path / "h.json"
+    scripts = sorted(str(p) for p in HOSTILE.glob("*.sh"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "nslab.cli", "grade", "--time-limit", "2", "veth-two-namespaces", *scripts, "-j", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    grades = {os.path.basename(g["submission"])[:-3]: g for g in json.loads(out.read_text())["submissions"]}
+    return {"proc": proc, "grades": grades, "before": before, "after": host_state(), "host": host, "leftover": leftover}
+
+
+def test_every_hostile_sample_is_graded_zero_with_its_reason(graded_hostile):
+    grades = graded_hostile["grades"]
+    assert set(grades) == set(EXPECTED)
+    assert graded_hostile["proc"].returncode == 1
+    for name, want in EXPECTED.items():
+        g = grades[name]
+        assert g["score"] == want["score"] == 0, name
+        if "reason" in want:
+            assert g["reason"].startswith(want["reason"] + ":"), (name, g["reason"])
+            assert f"graded zero: {g['reason']}" in graded_hostile["proc"].stdout
+        else:
+            assert g["reason"] is None, (name, g["reason"])
+        if "says" in want:
+            assert want["says"] in g["output"], (name, g["output"])
+
+
+def test_the_machine_and_the_graders_namespaces_are_unchanged(graded_hostile):
+    assert graded_hostile["after"] == graded_hostile["before"]
+    host = graded_hostile["host"]
+    assert host.link_names() == ["lo"]  # `ip netns exec graderhost ip link add pwned0 ...` did not reach it
+    assert sorted(os.listdir("/run/netns")) == ["graderhost"]  # nothing planted in the grader's /run/netns
+
+
+def test_no_process_of_a_jail_survives(graded_hostile):
+    assert set(jail_processes()) <= set(graded_hostile["leftover"])
+
+
+def test_the_scripts_own_attempts_acted_only_inside_their_jail(graded_hostile):
+    out = graded_hostile["grades"]["delete-links"]["output"]
+    # The jail's own sysfs and links: the machine's interfaces are not even visible.
+    assert 'Cannot find device "eth0"' in out
+    assert "1: lo:" in out and "eth0:" not in out.split("1: lo:", 1)[1]
+    written = graded_hostile["grades"]["write-run-netns"]["output"]
+    assert "pwned-ns" in written  # `ip netns add` worked, in the jail's private /run/netns
+
+
+def test_a_fork_bomb_is_bounded_and_the_host_stays_responsive(nslab_sandbox):
+    """While a fork bomb runs in its jail (2 s time limit), starting a process on
+    the host stays fast; afterwards none of the bomb's processes is left."""
+    leftover = set(jail_processes())
+    grader = subprocess.Popen(
+        [sys.executable, "-m", "nslab.cli", "grade", "--time-limit", "2", "veth-two-namespaces", str(HOSTILE / "fork-bomb.sh")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    latencies, peak = [], 0
+    while grader.poll() is None:
+        start = time.monotonic()
+        subprocess.run(["true"], check=True)
+        latencies.append(time.monotonic() - start)
+        peak = max(peak, len(jail_processes(under=grader.pid)))
+    out = grader.communicate(timeout=10)[0]
+    assert grader.returncode == 1
+    assert "graded zero: time limit: still running after 2 s" in out
+    assert 0 < peak <= 64  # RLIMIT_NPROC of the jail
+    print(f"fork bomb: peak {peak} jail processes; host process start median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms over {len(latencies)}")
+    assert statistics.median(latencies) < 0.05 and max(latencies) < 0.5, (statistics.median(latencies), max(latencies))
+    assert set(jail_processes()) <= leftover
