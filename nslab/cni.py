@@ -30,12 +30,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nslab import leftovers
 from nslab.lab import Lab, Netns
 from nslab.linux import CLONE_NEWNET
 from nslab.process import wait_until
@@ -212,7 +212,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.plugin_dir = Path(self.plugin_dir) if self.plugin_dir else find_plugins()
         if self.root is None:
-            self.root, self._owned = Path(tempfile.mkdtemp(prefix="nslab-cni-")), True
+            # named after this run, so `nslab clean` removes it if the run is killed
+            self.root, self._owned = Path(leftovers.scratch_dir("cni")), True
         self.root = Path(self.root)
         self.netd.mkdir(parents=True, exist_ok=True)
         self.ipam_dir.mkdir(parents=True, exist_ok=True)
