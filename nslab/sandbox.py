@@ -36,6 +36,7 @@ class Sandbox:
     netns_dir: str
     home: int  # fd of the sandbox's own network namespace
     rootless: bool
+    outside: tuple[int, int]  # fds of the network and mount namespaces the process came from
 
 
 _current: Sandbox | None = None
@@ -54,6 +55,7 @@ def enter() -> Sandbox:
         if current() is not None:
             return _current  # type: ignore[return-value]
         rootless = os.geteuid() != 0 or _in_child_user_namespace()
+        outside = (linux.netns_fd(), os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
         if os.geteuid() != 0:
             become_root_in_user_namespace()
         _unshare(linux.CLONE_NEWNET | linux.CLONE_NEWNS)
@@ -61,7 +63,7 @@ def enter() -> Sandbox:
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         netns_dir = _private_netns_dir()
         leftovers.mark_this_run()
-        _current = Sandbox(os.getpid(), netns_dir, linux.netns_fd(), rootless)
+        _current = Sandbox(os.getpid(), netns_dir, linux.netns_fd(), rootless, outside)
         return _current
 
 

@@ -1,0 +1,135 @@
+"""Kill real runs at random moments; nothing may be left behind.
+
+A run of the scenarios (two xdist workers, web servers spawned in lab
+namespaces, and tests/fault_holder.py keeping a process and labs alive) is
+interrupted by Ctrl-C, SIGTERM, or `kill -9` of a worker or of
+the controller, at a moment drawn from a seeded generator (the seed is in the
+failure message). Afterwards every process of that run must be gone, and,
+after the sweep `nslab clean` does, the real host's network state must be
+what it was before.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nslab import leftovers, sandbox
+from nslab.process import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = int(os.environ.get("NSLAB_FAULT_SEED", time.time_ns() % 100_000))
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="reading the real host's state needs root")
+
+
+def host_state() -> str:
+    """The real host's `ip netns`, `ip -o link`, `ip -o addr`, `ip route`, seen from
+    the namespaces this process came from (it may be inside its sandbox now)."""
+    box = sandbox.current()
+    enter = [] if box is None else ["nsenter", f"--net=/proc/{os.getpid()}/fd/{box.outside[0]}", f"--mount=/proc/{os.getpid()}/fd/{box.outside[1]}"]
+    out = []
+    for argv in (["ip", "netns", "list"], ["ip", "-o", "link"], ["ip", "-o", "addr"], ["ip", "route"]):
+        done = subprocess.run([*enter, *argv], capture_output=True, text=True, check=True)
+        out.append(done.stdout)
+    return "".join(out)
+
+
+def processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, start time) of every live process."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":  # a zombie has ended; only its parent has yet to reap it
+                table[int(entry)] = (int(fields[1]), fields[19])
+    return table
+
+
+def descendants(root: int) -> dict[int, str]:
+    """pid -> start time of *root* and everything below it."""
+    table = processes()
+    found = {root: table[root][1]} if root in table else {}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, start) in table.items():
+            if ppid in found and pid not in found:
+                found[pid] = start
+                changed = True
+    return found
+
+
+def still_alive(procs: dict[int, str]) -> list[int]:
+    table = processes()
+    return [pid for pid, start in procs.items() if pid in table and table[pid][1] == start]
+
+
+def describe(procs: dict[int, str]) -> str:
+    return "; ".join(f"{pid} {leftovers._argv(pid)}" for pid in still_alive(procs)) or "none"
+
+
+def start_run() -> subprocess.Popen:
+    argv = [sys.executable, "-m", "pytest", "tests/fault_holder.py", "scenarios/", "-n", "2", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--nslab-reports=/tmp/nslab-fault-reports"]
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def workers(run: subprocess.Popen) -> list[int]:
+    return [pid for pid, (ppid, _) in processes().items() if ppid == run.pid]
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["Ctrl-C", "SIGTERM to the run", "kill -9 of a worker", "kill -9 of the run"],
+)
+def test_killed_run_leaves_nothing(how):
+    rng = random.Random(f"{SEED}-{how}")
+    delay = rng.uniform(0.5, 3.0)
+    before = host_state()
+    run = start_run()
+    try:
+        wait_until(lambda: any(leftovers._argv(p) == "sleep 300" for p in descendants(run.pid)) or run.poll() is not None, timeout=30, what="the holder's process started")
+        deadline = time.monotonic() + delay
+        wait_until(lambda: time.monotonic() >= deadline or run.poll() is not None, timeout=delay + 1, what="the random moment")
+        tree = descendants(run.pid)
+        if how == "Ctrl-C":  # a terminal sends SIGINT to the whole foreground process group
+            os.killpg(run.pid, signal.SIGINT)
+        elif how == "SIGTERM to the run":
+            run.send_signal(signal.SIGTERM)
+        elif how == "kill -9 of a worker":
+            victims = workers(run)
+            if victims:
+                victim = rng.choice(victims)
+                tree = descendants(victim)
+                os.kill(victim, signal.SIGKILL)
+                # xdist carries on with a new worker; what the dead one started must be gone
+                wait_until(lambda: not still_alive(tree), timeout=10, what=f"every process of the killed worker gone (left: {describe(tree)})")
+                tree = descendants(run.pid)
+            run.kill()
+        else:
+            run.kill()
+        try:
+            run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.kill()  # Ctrl-C lets the run finish its teardown; it must still end in time
+            pytest.fail(f"{how}: the run did not end within 60 s (seed {SEED}, moment {delay:.2f} s)")
+        wait_until(lambda: not still_alive(tree), timeout=10, what=f"every process of the run gone after {how} (left: {describe(tree)})")
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    leftovers.sweep()
+    after = host_state()
+    assert after == before, f"{how} at {delay:.2f} s (seed {SEED}) changed the host's network state"
+    assert not [item for item in leftovers.find() if item.kind == "process"]
