@@ -18,7 +18,8 @@ import time
 
 from bench.timing import row
 from nslab import Lab
-from nslab.cni import PodNetwork, Runtime, differences, lab_state, unavailable
+from nslab.cni import Runtime, unavailable
+from nslab.podnet import PodNetwork, differences, lab_state
 
 
 def cni_run(net: PodNetwork) -> dict[str, float]:

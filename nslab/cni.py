@@ -31,15 +31,15 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Self
 
 from nslab import leftovers
 from nslab.lab import Lab, Netns
 from nslab.linux import CLONE_NEWNET
-from nslab.process import wait_until
-from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth
+from nslab.model import LabError
+from nslab.podnet import PodNetwork
 
 PACKAGE = "containernetworking-plugins"
 KNOWN_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni", "/usr/local/lib/cni")
@@ -88,7 +88,7 @@ def unavailable() -> str | None:
 
 def _dpkg_files() -> list[str]:
     try:
-        done = subprocess.run(["dpkg", "-L", PACKAGE], capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["dpkg", "-L", PACKAGE], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return []
     return done.stdout.split() if done.returncode == 0 else []
@@ -97,11 +97,11 @@ def _dpkg_files() -> list[str]:
 def _package_of(path: Path) -> str | None:
     """'containernetworking-plugins 1.1.1+ds1-3+b5' when dpkg owns *path*."""
     try:
-        owner = subprocess.run(["dpkg", "-S", str(path.resolve())], capture_output=True, text=True, timeout=10)
+        owner = subprocess.run(["dpkg", "-S", str(path.resolve())], capture_output=True, text=True, timeout=10, check=False)
         if owner.returncode != 0:
             return None
         pkg = owner.stdout.split(":", 1)[0].strip()
-        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, timeout=10)
+        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return f"{pkg} {version.stdout.strip()}" if version.returncode == 0 else pkg
@@ -118,8 +118,11 @@ def versions(types: tuple[str, ...] = ("bridge", "ptp", "host-local", "loopback"
     out: dict[str, Any] = {"dir": str(directory), "plugins": {}}
     for name in types:
         path = directory / name
-        about = subprocess.run([str(path)], capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")}, timeout=10)
-        asked = subprocess.run([str(path)], input='{"cniVersion":"1.0.0"}', capture_output=True, text=True, env={"CNI_COMMAND": "VERSION"}, timeout=10)
+        if not os.access(path, os.X_OK):
+            out["plugins"][name] = {"path": str(path), "version": "missing", "cni_versions": [], "package": None}
+            continue
+        about = subprocess.run([str(path)], capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")}, timeout=10, check=False)
+        asked = subprocess.run([str(path)], input='{"cniVersion":"1.0.0"}', capture_output=True, text=True, env={"CNI_COMMAND": "VERSION"}, timeout=10, check=False)
         first = (about.stdout + about.stderr).strip().splitlines()
         out["plugins"][name] = {
             "path": str(path),
@@ -195,47 +198,44 @@ class Call:
     seconds: float
 
 
-@dataclass
 class Runtime:
-    """A container runtime's CNI side for one lab, with its own net.d and IPAM dir."""
+    """A container runtime's CNI side for one lab, with its own net.d and IPAM dir.
 
-    lab: Lab
-    host: str = "host"
-    root: Path | None = None
-    plugin_dir: Path | None = None
-    timeout: float = 30.0
-    calls: list[Call] = field(default_factory=list)
-    used: dict[str, None] = field(default_factory=dict)  # plugin types run, in order (an ordered set)
-    _owned: bool = False
-    _cache: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+    *host* is the lab namespace the plugins run in (the node); *root* the
+    private directory (default: a run-named scratch dir that `nslab clean`
+    removes if the run is killed); *plugin_dir* where the binaries are
+    (default: `find_plugins()`), passed to plugins as CNI_PATH.
+    """
 
-    def __post_init__(self) -> None:
-        self.plugin_dir = Path(self.plugin_dir) if self.plugin_dir else find_plugins()
-        if self.root is None:
-            # named after this run, so `nslab clean` removes it if the run is killed
-            self.root, self._owned = Path(leftovers.scratch_dir("cni")), True
-        self.root = Path(self.root)
+    def __init__(self, lab: Lab, *, host: str = "host", root: Path | None = None, plugin_dir: Path | None = None, timeout: float = 30.0):
+        self.lab, self.host, self.timeout = lab, host, timeout
+        self.plugin_dir = Path(plugin_dir) if plugin_dir else find_plugins()
+        self._owned = root is None
+        self.root = Path(leftovers.scratch_dir("cni") if root is None else root)
         self.netd.mkdir(parents=True, exist_ok=True)
         self.ipam_dir.mkdir(parents=True, exist_ok=True)
+        self.calls: list[Call] = []
+        self.used: dict[str, None] = {}  # plugin types run, in order (an ordered set)
+        self._results: dict[tuple[str, str, str], dict] = {}  # libcni's result cache: (network, id, ifname) -> ADD result
 
-    def __enter__(self) -> "Runtime":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
         """Remove the private directory (if this runtime made it). Safe to call twice."""
-        if self._owned and self.root is not None and self.root.exists():
+        if self._owned and self.root.exists():
             shutil.rmtree(self.root)
 
     @property
     def netd(self) -> Path:
-        return self.root / "net.d"  # type: ignore[operator]
+        return self.root / "net.d"
 
     @property
     def ipam_dir(self) -> Path:
-        return self.root / "ipam"  # type: ignore[operator]
+        return self.root / "ipam"
 
     # -- configuration ------------------------------------------------------------
     def install(self, conflist: dict[str, Any], *, priority: int = 10) -> Path:
@@ -268,7 +268,7 @@ class Runtime:
             if isinstance(ipam, dict) and "type" in ipam:
                 self._binary(ipam["type"], f"{config.file}: plugins[{i}].ipam.type")
                 data_dir = ipam.get("dataDir")
-                if ipam["type"] == "host-local" and (data_dir is None or not Path(data_dir).resolve().is_relative_to(self.root.resolve())):  # type: ignore[union-attr]
+                if ipam["type"] == "host-local" and (data_dir is None or not Path(data_dir).resolve().is_relative_to(self.root.resolve())):
                     raise CniError(
                         f"{config.file}: plugins[{i}].ipam.dataDir",
                         f"{data_dir!r} is outside the lab's CNI directory {self.root}; host-local would write to the host "
@@ -276,9 +276,9 @@ class Runtime:
                     )
 
     def _binary(self, plugin_type: str, where: str) -> Path:
-        path = self.plugin_dir / plugin_type  # type: ignore[operator]
+        path = self.plugin_dir / plugin_type
         if "/" in plugin_type or not os.access(path, os.X_OK):
-            have = sorted(p.name for p in self.plugin_dir.iterdir() if os.access(p, os.X_OK))  # type: ignore[union-attr]
+            have = sorted(p.name for p in self.plugin_dir.iterdir() if os.access(p, os.X_OK))
             raise CniError(where, f"no executable plugin {plugin_type!r} in {self.plugin_dir} (CNI_PATH); available: {', '.join(have) or 'none'}")
         return path
 
@@ -294,14 +294,14 @@ class Runtime:
             except CniError as exc:
                 undo = self._rollback(config, i, netns, cid, ifname, exc)
                 raise CniError(exc.field, exc.message + undo, code=exc.code) from None
-        self._cache[(network, cid, ifname)] = result or {}
+        self._results[(network, cid, ifname)] = result or {}
         return result or {}
 
     def check(self, network: str, container: Netns | str, *, ifname: str = "eth0") -> None:
         """CNI CHECK: each plugin verifies what ADD made (raises CniError when it no longer holds)."""
         config = self.network(network)
         netns, cid = self._container(container)
-        prev = self._cache.get((network, cid, ifname))
+        prev = self._results.get((network, cid, ifname))
         if prev is None:
             raise CniError("CNI_CONTAINERID", f"{cid!r} has no ADD result for {network!r}/{ifname}; CHECK needs a prior ADD")
         for i in range(len(config.plugins)):
@@ -311,10 +311,10 @@ class Runtime:
         """CNI DEL, plugins in reverse order; repeating it is harmless, as the spec requires."""
         config = self.network(network)
         netns, cid = self._container(container)
-        prev = self._cache.get((network, cid, ifname))
+        prev = self._results.get((network, cid, ifname))
         for i in reversed(range(len(config.plugins))):
             self._exec("DEL", config, i, netns, cid, ifname, prev)
-        self._cache.pop((network, cid, ifname), None)
+        self._results.pop((network, cid, ifname), None)
 
     def _rollback(self, config: NetworkConfig, upto: int, netns: str, cid: str, ifname: str, failed: CniError) -> str:
         """DEL what the failed ADD may have made; says in words how that went."""
@@ -374,7 +374,7 @@ class Runtime:
             raise CniError(f"{config.file}: plugins[{i}]", f"{plugin} ADD for {cid!r} printed no result JSON: {done.stdout[:200]!r}") from None
 
     # -- what a runtime does per pod ---------------------------------------------------
-    def attach(self, net: "PodNetwork") -> dict[str, dict[str, Any]]:
+    def attach(self, net: PodNetwork) -> dict[str, dict[str, Any]]:
         """Start each of *net*'s containers as a runtime does: `lo` up with the
         loopback plugin, then ADD to the network (installed first if missing)."""
         names = {read_config(p).name for p in self.netd.iterdir() if p.suffix in CONFIG_SUFFIXES}
@@ -388,7 +388,7 @@ class Runtime:
             results[c] = self.add(net.name, c, ifname=net.ifname)
         return results
 
-    def detach(self, net: "PodNetwork") -> None:
+    def detach(self, net: PodNetwork) -> None:
         """Stop the containers: DEL from the network, then from loopback, last container first."""
         for c in reversed(net.containers):
             self.delete(net.name, c, ifname=net.ifname)
@@ -439,11 +439,11 @@ def _is_ip(name: str) -> bool:
 
 # Known plugin messages -> (the config key or env variable at fault, how to fix it)
 _HINTS = (
-    (re.compile(r"no IP addresses available|no more addresses|range is full", re.I), "ipam.ranges", "the range is exhausted: widen the subnet or DEL containers that are gone"),
-    (re.compile(r"failed to open netns|Statfs", re.I), "CNI_NETNS", "the container's namespace path must exist"),
-    (re.compile(r"incompatible CNI versions", re.I), "cniVersion", "use a version the plugin supports"),
-    (re.compile(r"failed to find plugin", re.I), "ipam.type", "name an installed plugin"),
-    (re.compile(r"unmarshal|decod|invalid character|json", re.I), "config", "fix the JSON types of the keys"),
+    (re.compile(r"no IP addresses available|no more addresses|range is full", re.IGNORECASE), "ipam.ranges", "the range is exhausted: widen the subnet or DEL containers that are gone"),
+    (re.compile(r"failed to open netns|Statfs", re.IGNORECASE), "CNI_NETNS", "the container's namespace path must exist"),
+    (re.compile(r"incompatible CNI versions", re.IGNORECASE), "cniVersion", "use a version the plugin supports"),
+    (re.compile(r"failed to find plugin", re.IGNORECASE), "ipam.type", "name an installed plugin"),
+    (re.compile(r"unmarshal|decod|invalid character|json", re.IGNORECASE), "config", "fix the JSON types of the keys"),
 )
 
 
@@ -466,134 +466,6 @@ def _plugin_error(config: NetworkConfig, i: int, command: str, cid: str, done: s
     return CniError(where, f"{plugin} {command} for {cid!r} failed with CNI error {code}: {said}" + (f"; {fix}" if fix else ""), code=code)
 
 
-# -- what a lab holds, comparable between two builds -------------------------------------
-def lab_state(lab: Lab, namespaces: list[str] | tuple[str, ...], containers: tuple[str, ...] = ()) -> dict[str, dict[str, set[str]]]:
-    """Per namespace, its links, addresses, IPv4 routes and ip_forward as `ip`-like lines.
-
-    Normalised so two builds of one lab compare equal: MACs and ifindexes are
-    dropped; a veth whose peer is in one of *containers* is named after that
-    peer (`veth~c1`) since CNI names host ends at random; IPv6 link-local
-    addresses (derived from the random MACs, and added by the kernel a moment
-    later) are left out.
-    """
-    settled = {ns: _settled_routes(lab.ns(ns)) for ns in namespaces}
-    links = {ns: settled[ns][0] for ns in namespaces}
-    alias: dict[tuple[str, str], str] = {}
-    for ns, mine in links.items():
-        for link in mine:
-            for peer_ns in containers:
-                peer = next((p for p in links.get(peer_ns, []) if p.kind == "veth" and p.index == link.peer_index and p.peer_index == link.index), None)
-                if link.kind == "veth" and peer_ns != ns and peer is not None:
-                    alias[(ns, link.name)] = f"veth~{peer_ns}"
-    out = {}
-    for ns in namespaces:
-        routes = settled[ns][1]
-        name = lambda dev: alias.get((ns, dev), dev) if dev else dev  # noqa: E731
-        out[ns] = {
-            "links": {f"{name(k.name)} {k.kind} {k.state} mtu {k.mtu}" + (f" master {name(k.master)}" if k.master else "") for k in links[ns]},
-            "addresses": {f"{name(a.dev)} {a.cidr} scope {a.scope}" for a in lab.ns(ns).addresses() if not a.cidr.startswith("fe80:")},
-            "routes": {str(r).replace(f"dev {r.dev}", f"dev {name(r.dev)}") for r in routes},
-            "sysctls": {f"net.ipv4.ip_forward={lab.ns(ns).sysctl('net.ipv4.ip_forward')}"},
-        }
-    return out
-
-
-def _settled_routes(ns: Netns) -> tuple[list, list]:
-    """Links and routes once the routes' `linkdown` flags agree with their links'
-    carrier: the kernel updates both a moment after a change (linkwatch), e.g.
-    when a veth's peer comes up or a bridge loses its last port."""
-
-    def agreed():
-        links, routes = ns.links(), ns.routes()
-        carrier = {link.name: link.carrier for link in links}
-        return (links, routes) if all(r.linkdown != carrier.get(r.dev, True) for r in routes if r.dev) else None
-
-    return wait_until(agreed, timeout=3.0, what=f"routes in {ns.name} to follow their links' carrier")
-
-
-def differences(a: dict[str, dict[str, set[str]]], b: dict[str, dict[str, set[str]]], labels: tuple[str, str] = ("a", "b")) -> list[str]:
-    """Field-by-field differences of two `lab_state`s, one readable line each."""
-    out = []
-    for ns in sorted(set(a) | set(b)):
-        for part in sorted(set(a.get(ns, {})) | set(b.get(ns, {}))):
-            left, right = a.get(ns, {}).get(part, set()), b.get(ns, {}).get(part, set())
-            out += [f"{ns} {part}: only in {labels[0]}: {line}" for line in sorted(left - right)]
-            out += [f"{ns} {part}: only in {labels[1]}: {line}" for line in sorted(right - left)]
-    return out
-
-
-# -- one lab, described once: built by nslab or wired by CNI plugins -------------------------
-@dataclass(frozen=True)
-class PodNetwork:
-    """A node ("host") whose containers get one address each from *subnet*, a
-    gateway at its first address, a default route, and NAT to an "outside"
-    namespace (203.0.113.1/24 behind the host's `uplink`; never a real uplink).
-
-    plugin="bridge": containers on bridge *bridge*, gateway on the bridge (the
-    tutorial's docker0/cni0). plugin="ptp": a veth per pod with the gateway on
-    each host end and a /32 route per pod (kindnet's per-pod routing).
-    """
-
-    containers: tuple[str, ...] = ("c1", "c2", "c3")
-    plugin: Literal["bridge", "ptp"] = "bridge"
-    name: str = "labnet"
-    subnet: str = "10.22.0.0/24"
-    host: str = "host"
-    bridge: str = "cni0"
-    ifname: str = "eth0"
-    outside: str = "outside"
-    uplink: tuple[str, str] = ("203.0.113.2/24", "203.0.113.1/24")  # host end, outside end
-
-    def __post_init__(self) -> None:
-        net = ipaddress.ip_network(self.subnet)
-        if len(self.containers) > net.num_addresses - 3:
-            raise LabError("PodNetwork.containers", f"{len(self.containers)} containers do not fit in {self.subnet}; widen the subnet")
-
-    @property
-    def gateway(self) -> str:
-        return str(ipaddress.ip_network(self.subnet)[1])
-
-    def address(self, container: str) -> str:
-        """host-local hands out addresses in order after the gateway: c1 .2, c2 .3, ..."""
-        net = ipaddress.ip_network(self.subnet)
-        return f"{net[self.containers.index(container) + 2]}/{net.prefixlen}"
-
-    def nodes(self) -> Topology:
-        """What exists before any CNI call: the node, its uplink to the outside, empty containers."""
-        return Topology(
-            [Namespace(self.host, lo_up=True, sysctls={"net.ipv4.ip_forward": 1}), Namespace(self.outside, lo_up=True)]
-            + [Namespace(c) for c in self.containers],
-            veths=[Veth(self.host, "uplink", self.outside, "eth0")],
-            addresses=[Address(self.host, "uplink", self.uplink[0]), Address(self.outside, "eth0", self.uplink[1])],
-        )
-
-    def topology(self) -> Topology:
-        """The bridge lab as nslab's own builder makes it (what the bridge plugin should make)."""
-        if self.plugin != "bridge":
-            raise LabError("PodNetwork.plugin", "nslab's builder has an equivalent of the bridge lab only (ptp needs 'scope host' routes the model lacks)")
-        base = self.nodes()
-        return base.replace(
-            namespaces=tuple(Namespace(n.name, lo_up=True, sysctls=dict(n.sysctls)) for n in base.namespaces),
-            bridges=(Bridge(self.host, self.bridge),),
-            veths=base.veths + tuple(Veth(self.host, f"veth-{c}", c, self.ifname, master=self.bridge) for c in self.containers),
-            addresses=base.addresses
-            + (Address(self.host, self.bridge, f"{self.gateway}/{ipaddress.ip_network(self.subnet).prefixlen}"),)
-            + tuple(Address(c, self.ifname, self.address(c)) for c in self.containers),
-            routes=tuple(Route(c, "default", via=self.gateway, dev=self.ifname) for c in self.containers),
-        )
-
-    def nat_rule(self) -> list[str]:
-        """The hand-built equivalent of ipMasq, as iptables arguments for the host."""
-        return ["iptables", "-t", "nat", "-A", "POSTROUTING", "-s", self.subnet, "!", "-d", self.subnet, "-j", "MASQUERADE"]
-
-    def conflist(self) -> dict[str, Any]:
-        ipam = {"type": "host-local", "ranges": [[{"subnet": self.subnet, "gateway": self.gateway}]], "routes": [{"dst": "0.0.0.0/0"}]}
-        main: dict[str, Any] = {"type": self.plugin, "ipMasq": True, "ipam": ipam}
-        if self.plugin == "bridge":
-            main.update(bridge=self.bridge, isGateway=True)
-        return {"cniVersion": "1.0.0", "name": self.name, "plugins": [main]}
-
-
 LOOPBACK = {"cniVersion": "1.0.0", "name": "lo", "plugins": [{"type": "loopback"}]}
 
 __all__ = [
@@ -601,12 +473,9 @@ __all__ = [
     "CniError",
     "CniUnavailable",
     "NetworkConfig",
-    "PodNetwork",
     "Runtime",
-    "differences",
     "find_plugins",
     "lab_note",
-    "lab_state",
     "read_config",
     "unavailable",
     "versions",

@@ -15,7 +15,8 @@ import os
 
 import pytest
 
-from nslab.cni import CniError, PodNetwork, Runtime, find_plugins, lab_state, unavailable
+from nslab.cni import CniError, Runtime, find_plugins, unavailable
+from nslab.podnet import PodNetwork, lab_state
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 

@@ -22,7 +22,8 @@ import subprocess
 import pytest
 
 from nslab import Cause, Lab, Outcome
-from nslab.cni import CniError, PodNetwork, Runtime, differences, lab_state, unavailable
+from nslab.cni import CniError, Runtime, unavailable
+from nslab.podnet import PodNetwork, differences, lab_state
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 

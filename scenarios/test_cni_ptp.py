@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import pytest
 
-from nslab import Cause, Outcome
-from nslab.cni import CniError, PodNetwork, Runtime, differences, lab_state, unavailable
+from nslab import Outcome
+from nslab.cni import CniError, Runtime, unavailable
+from nslab.podnet import PodNetwork, differences, lab_state
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 

@@ -9,8 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from nslab.cni import CniError, NetworkConfig, PodNetwork, _plugin_error, differences, find_plugins, lab_note, read_config, unavailable, versions
+from nslab.cni import (
+    CniError,
+    NetworkConfig,
+    _plugin_error,
+    find_plugins,
+    lab_note,
+    read_config,
+    unavailable,
+    versions,
+)
 from nslab.model import LabError
+from nslab.podnet import PodNetwork, differences
 
 
 def write(tmp_path: Path, text: str, name: str = "10-net.conflist") -> Path:
@@ -102,7 +112,7 @@ def test_pod_network_hands_out_addresses_in_host_local_order():
 
 def test_missing_plugins_say_how_to_install_them(monkeypatch, tmp_path):
     monkeypatch.setattr("nslab.cni.KNOWN_DIRS", ())
-    monkeypatch.setattr("nslab.cni._dpkg_files", lambda: [])
+    monkeypatch.setattr("nslab.cni._dpkg_files", list)
     monkeypatch.setenv("NSLAB_CNI_PATH", str(tmp_path))
     assert unavailable() == f"no CNI reference plugins found (looked in {tmp_path}); install them with `apt-get install -y containernetworking-plugins` or set NSLAB_CNI_PATH"
 
