@@ -75,7 +75,12 @@ def ping_pairs(pairs: Iterable[tuple["Netns", str]], *, timeout: float = 1.0, ex
     failures = [(s.src.name, dst) for s in senders for dst in s.failed()]
     sweep = Sweep(sum(len(s.dsts) for s in senders), sum(s.replied for s in senders), elapsed, failures)
     for sender in senders:
-        for dst in sender.failed()[: max(0, explain - len(sweep.explained))]:
+        retry = sender.failed()[: max(0, explain - len(sweep.explained))]
+        if retry:
+            # afresh: a neighbour left INCOMPLETE by the sweep would hold back the
+            # new ARP request, and with it the evidence of where the request went
+            sender.src.flush_neighbours()
+        for dst in retry:
             sweep.explained.append(sender.src.ping(dst, timeout=timeout))
     return sweep
 

@@ -1,0 +1,73 @@
+"""The library pieces the bridge scenarios rest on: FDB and ARP-cache
+read-back and flush, ethtool statistics, and the all-pairs sweep, including
+how it reports a pair that fails."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from nslab import Address, Bridge, Cause, Namespace, Topology, Veth
+from nslab.sweep import all_pairs, ping_pairs
+
+
+def bridge_with(n: int, *, cut: int | None = None) -> Topology:
+    """host: br0 10.9.0.1/24 with ports p1..pN to c1..cN (10.9.0.(i+1)); port p<cut> not in br0."""
+    return Topology(
+        [Namespace("host")] + [Namespace(f"c{i}") for i in range(1, n + 1)],
+        veths=[Veth("host", f"p{i}", f"c{i}", "eth0", master=None if i == cut else "br0") for i in range(1, n + 1)],
+        bridges=[Bridge("host", "br0")],
+        addresses=[Address("host", "br0", "10.9.0.1/24")] + [Address(f"c{i}", "eth0", f"10.9.0.{i + 1}/24") for i in range(1, n + 1)],
+    )
+
+
+def test_flush_neighbours_forgets_learnt_entries_only(lab):
+    lab.build(bridge_with(2))
+    c1 = lab.ns("c1")
+    assert c1.ping("10.9.0.3").replied and c1.ping("10.9.0.1").replied
+    assert {n.dst for n in c1.neighbours()} == {"10.9.0.3", "10.9.0.1"}
+    c1.flush_neighbours()
+    assert c1.neighbours() == []
+    c1.flush_neighbours()  # nothing left: a no-op
+    assert c1.ping("10.9.0.3").replied  # and resolution starts over
+
+
+def test_fdb_lists_learnt_macs_per_port_and_the_ports_own(lab):
+    lab.build(bridge_with(2))
+    host = lab.ns("host")
+    assert lab.ns("c1").ping("10.9.0.3").replied
+    fdb = host.fdb("br0")
+    own = {e.mac for e in fdb if e.permanent and e.master == "br0"}
+    assert {host.link("p1").mac, host.link("p2").mac} <= own
+    learnt = {e.mac: e.dev for e in fdb if not e.permanent}
+    assert learnt[lab.ns("c1").link("eth0").mac] == "p1" and learnt[lab.ns("c2").link("eth0").mac] == "p2"
+    assert host.fdb("no-such-bridge") == []
+
+
+def test_ethtool_stats_of_a_missing_interface_names_it(lab):
+    lab.build(bridge_with(1))
+    with pytest.raises(OSError) as exc:
+        lab.ns("host").ethtool_stats("p9")
+    assert exc.value.errno == errno.ENODEV and "ethtool -S p9" in str(exc.value)
+    assert lab.ns("host").ethtool_stats("br0") == {}  # a bridge has no driver statistics
+
+
+def test_sweep_reports_and_explains_a_pair_that_fails(lab):
+    lab.build(bridge_with(3, cut=3))
+    c = {i: lab.ns(f"c{i}") for i in (1, 2, 3)}
+    sweep = ping_pairs([(c[1], "10.9.0.3"), (c[1], "10.9.0.4"), (c[2], "10.9.0.2")], timeout=0.5)
+    assert (sweep.pairs, sweep.replied) == (3, 2) and not sweep.ok
+    assert sweep.failures == [("c1", "10.9.0.4")]  # c3 is behind p3, which is not in br0
+    (explained,) = sweep.explained
+    assert explained.cause is Cause.NOT_ON_BRIDGE, explained
+    assert "p3" in str(sweep) and "c1 -> 10.9.0.4" in str(sweep)
+
+
+def test_all_pairs_covers_every_ordered_pair(lab):
+    lab.build(bridge_with(4))
+    sweep = all_pairs({lab.ns(f"c{i}"): f"10.9.0.{i + 1}" for i in range(1, 5)}, per_round=3)
+    assert sweep.ok and (sweep.pairs, sweep.replied) == (12, 12), sweep
+    assert all(ns.neighbours() == [] for ns in lab.namespaces if ns.name != "host")  # flushed after the last round
+    with pytest.raises(ValueError, match="per_round=0"):
+        all_pairs({}, per_round=0)
