@@ -17,7 +17,9 @@ hold the same state. Each test rebuilds its lab, so order does not matter.
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +38,14 @@ def cni(lab, record_property):
     with Runtime(lab, host=NET.host) as runtime:
         yield runtime
         record_property("cni_plugins", runtime.note())  # which plugin binaries built this lab
+
+
+def host_cni_dirs():
+    """The host's own CNI directories, as (path, mtime) lists: a lab must never touch them."""
+    return {
+        top: sorted((str(p), p.stat().st_mtime_ns) for p in [Path(top), *Path(top).rglob("*")]) if os.path.exists(top) else None
+        for top in ("/etc/cni", "/var/lib/cni", "/opt/cni")
+    }
 
 
 def wire(lab, cni):
@@ -147,7 +157,7 @@ def test_08_check_passes_and_notices_a_removed_address(lab, cni):
 
 def test_09_del_leaves_only_the_shared_bridge(lab, cni):
     lab.build(NET.nodes())
-    before = lab_state(lab, ALL, NET.containers)
+    before, host_dirs = lab_state(lab, ALL, NET.containers), host_cni_dirs()
     cni.attach(NET)
     cni.detach(NET)
     after = lab_state(lab, ALL, NET.containers)
@@ -164,6 +174,7 @@ def test_09_del_leaves_only_the_shared_bridge(lab, cni):
     assert not any("veth" in link for ns in after.values() for link in ns["links"] if "uplink" not in link)
     assert cni.reservations(NET.name) == []
     assert cni.nat_rules() == []
+    assert host_cni_dirs() == host_dirs  # the plugins' net.d and IPAM data stayed in the lab's own directory
 
 
 def test_10_a_second_del_is_harmless(lab, cni):
