@@ -13,9 +13,9 @@ import statistics
 import subprocess
 import sys
 import time
-import tomllib
 
 import pytest
+import tomllib
 
 from nslab.grading import exercise as ex
 
@@ -31,7 +31,7 @@ def host_state() -> str:
     enter = ["nsenter", "--target", "1", "--net", "--mount", "--"]
     parts = []
     for cmd in (["ip", "-o", "link"], ["ip", "-o", "addr"], ["ip", "route"], ["ip", "netns"], ["ls", "-A", "/run/netns"]):
-        proc = subprocess.run(enter + cmd, capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(enter + cmd, check=False, capture_output=True, text=True, timeout=10)
         parts.append(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
     return "\n".join(parts)
 
@@ -74,6 +74,7 @@ def _grade_hostile(lab, tmp_path) -> dict:
     scripts = sorted(str(p) for p in HOSTILE.glob("*.sh"))
     proc = subprocess.run(
         [sys.executable, "-m", "nslab.cli", "grade", "--time-limit", "2", "veth-two-namespaces", *scripts, "-j", "2", "--json", str(out)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,

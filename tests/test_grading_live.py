@@ -31,12 +31,12 @@ ip link set lo up
 sh -e "$1"
 sh "$2"
 set +e
-snapshot() { %s }
+snapshot() { SNAPSHOT }
 snapshot > "$3/before"
 "$4" -m nslab.cli grade "$5" --live --json "$3/live.json" > "$3/out"
 echo $? > "$3/status"
 snapshot > "$3/after"
-""" % SNAPSHOT.replace("\n", " ; ").strip(" ;")
+""".replace("SNAPSHOT", SNAPSHOT.replace("\n", " ; ").strip(" ;"))
 
 
 def grade_live(tmp_path, name: str, sample: str) -> tuple[dict, int, str]:

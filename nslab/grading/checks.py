@@ -12,9 +12,10 @@ import ipaddress
 from dataclasses import dataclass
 
 from nslab.explain import Cause
+from nslab.grading.exercise import Check
+from nslab.grading.observed import Snapshot
 from nslab.lab import Lab
 from nslab.probes.result import Result
-from nslab.grading.exercise import Check
 
 
 @dataclass
@@ -25,30 +26,30 @@ class Verdict:
     cause: str | None = None
 
 
-def run(check: Check, lab: Lab) -> Verdict:
-    """The verdict of one check; a namespace the student never made fails it, naming the namespace."""
+def run(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
+    """The verdict of one check (structural ones read *snap*, probes send in *lab*);
+    a namespace the student never made fails it, naming the namespace."""
     names = {ns.name for ns in lab.namespaces}
     missing = [ns for ns in check.namespaces if ns not in names]
     if missing:
         return Verdict(False, f"there is no namespace {missing[0]!r} (found: {', '.join(sorted(names)) or 'none'})")
     try:
-        return RUNNERS[check.type](check, lab)
+        return RUNNERS[check.type](check, lab, snap)
     except Exception as exc:  # noqa: BLE001 - the kernel refused a read or a probe: the check fails, saying why
         return Verdict(False, f"could not check: {exc}")
 
 
-def _namespace(check: Check, lab: Lab) -> Verdict:
+def _namespace(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
     return Verdict(True, f"namespace {check['ns']} exists")
 
 
-def _loopback(check: Check, lab: Lab) -> Verdict:
-    lo = lab.ns(check["ns"]).link("lo")
+def _loopback(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
+    lo = next(link for link in snap.links[check["ns"]] if link.name == "lo")
     return Verdict(lo.up, f"lo is {'up' if lo.up else 'DOWN'} in {check['ns']}")
 
 
-def _link(check: Check, lab: Lab) -> Verdict:
-    ns = lab.ns(check["ns"])
-    links = {link.name: link for link in ns.links()}
+def _link(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
+    links = {link.name: link for link in snap.links[check["ns"]]}
     link = links.get(check["dev"])
     if link is None:
         return Verdict(False, f"{check['ns']} has no interface {check['dev']} (it has {', '.join(sorted(links))})")
@@ -77,10 +78,9 @@ def _peer(lab: Lab, ns: str, dev: str) -> str | None:
     return None
 
 
-def _address(check: Check, lab: Lab) -> Verdict:
-    ns = lab.ns(check["ns"])
+def _address(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
     want = check["cidr"]
-    have = [a for a in ns.addresses() if ":" not in a.cidr or ":" in want]
+    have = [a for a in snap.addresses[check["ns"]] if ":" not in a.cidr or ":" in want]
     if any(a.cidr == want and a.dev == check["dev"] for a in have):
         return Verdict(True, f"{want} is on {check['dev']}")
     ip = want.split("/")[0]
@@ -92,9 +92,8 @@ def _address(check: Check, lab: Lab) -> Verdict:
     return Verdict(False, f"{check['ns']} has no {ip}; it has {listing}")
 
 
-def _route(check: Check, lab: Lab) -> Verdict:
-    ns = lab.ns(check["ns"])
-    routes = [r for r in ns.routes() if r.type == "unicast"]
+def _route(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
+    routes = [r for r in snap.routes[check["ns"]] if r.type == "unicast"]
     dst = check["dst"]
     for r in routes:
         if r.dst == dst and (check.get("via") is None or r.via == check["via"]) and (check.get("dev") is None or r.dev == check["dev"]):
@@ -103,22 +102,21 @@ def _route(check: Check, lab: Lab) -> Verdict:
     return Verdict(False, f"{check['ns']} has no such route; its table: {table}")
 
 
-def _arp(check: Check, lab: Lab) -> Verdict:
-    ns = lab.ns(check["from"])
-    if check["dev"] not in ns.link_names():
+def _arp(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
+    if not any(link.name == check["dev"] for link in snap.links[check["from"]]):
         return Verdict(False, f"{check['from']} has no interface {check['dev']}")
-    return _probe_verdict(check, ns.arp(check["target"], check["dev"], timeout=check.get("timeout", 1.0)))
+    return _probe_verdict(check, lab.ns(check["from"]).arp(check["target"], check["dev"], timeout=check.get("timeout", 1.0)))
 
 
-def _ping(check: Check, lab: Lab) -> Verdict:
-    src = lab.ns(check["from"])
-    if check.get("expect", "reply") == "reply" and not ipaddress.ip_address(check["to"]).is_loopback and src.route_get(check["to"]).type == "local":
+def _ping(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
+    own = {a.cidr.split("/")[0] for a in snap.addresses[check["from"]]}
+    if check.get("expect", "reply") == "reply" and not ipaddress.ip_address(check["to"]).is_loopback and check["to"] in own:
         # The answer would come from the sender itself: the packet never leaves it.
         return Verdict(False, f"{check['to']} is an address of {check['from']} itself, so the ping never leaves {check['from']}")
-    return _probe_verdict(check, src.ping(check["to"], timeout=check.get("timeout", 1.0)))
+    return _probe_verdict(check, lab.ns(check["from"]).ping(check["to"], timeout=check.get("timeout", 1.0)))
 
 
-def _tcp(check: Check, lab: Lab) -> Verdict:
+def _tcp(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
     client = lab.ns(check["from"])
     return _probe_verdict(check, client.chat(check["server"], check["to"], check["port"], timeout=check.get("timeout", 1.0)))
 

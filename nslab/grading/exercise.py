@@ -21,13 +21,24 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nslab.explain import Cause
-from nslab.model import LabError, check_ifname, check_nsname, parse_address, parse_interface, parse_network
+from nslab.model import (
+    LabError,
+    check_ifname,
+    check_nsname,
+    parse_address,
+    parse_interface,
+    parse_network,
+)
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11: exercises in JSON only
+    tomllib = None  # type: ignore[assignment]
 
 EXERCISES = Path(__file__).resolve().parents[2] / "exercises"
 TOP_FIELDS = {"title", "tutorial", "goal", "host", "given", "checks"}
@@ -134,10 +145,12 @@ def find(spec: str) -> Path:
 def load(spec: str | Path) -> Exercise:
     path = find(str(spec))
     source = path.name if path.parent == EXERCISES else str(path)
+    if path.suffix != ".json" and tomllib is None:
+        raise ExerciseError(source, "syntax", "TOML exercises need Python 3.11 or later; run with it, or write the exercise as JSON")
     try:
         text = path.read_text()
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, json.JSONDecodeError) as exc:
         raise ExerciseError(source, "syntax", str(exc).splitlines()[0]) from None
     name = path.parent.name if path.stem == "exercise" else path.stem
     return parse(data, name=name, source=source, path=path)
@@ -151,7 +164,7 @@ def parse(data: Any, *, name: str, source: str = "exercise", path: Path | None =
         raise fail("exercise", f"expected a table of fields, got {type(data).__name__}")
     unknown = set(data) - TOP_FIELDS
     if unknown:
-        raise fail(sorted(unknown)[0], f"unknown field; an exercise has {', '.join(sorted(TOP_FIELDS))}")
+        raise fail(min(unknown), f"unknown field; an exercise has {', '.join(sorted(TOP_FIELDS))}")
     for key in ("title", "goal"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise fail(key, "missing; write it as a non-empty string")
@@ -193,7 +206,7 @@ def _check(fail, where: str, row: Any) -> Check:
     unknown = set(row) - required - optional - COMMON
     if unknown:
         allowed = sorted((required | optional | COMMON) - {"type"})
-        raise fail(f"{where}.{sorted(unknown)[0]}", f"unknown field for a {typ} check; it takes {', '.join(allowed)}")
+        raise fail(f"{where}.{min(unknown)}", f"unknown field for a {typ} check; it takes {', '.join(allowed)}")
     if not isinstance(row["id"], str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", row["id"]):
         raise fail(f"{where}.id", f"{row['id']!r} must be a word of letters, digits, '-', '_' or '.'")
     points = row["points"]

@@ -73,13 +73,14 @@ class JailError(RuntimeError):
     """The jail could not be set up here (not the student's fault)."""
 
 
-def run_script(script: str, *, given: str = "", root_name: str | None = "host", limits: Limits = Limits()) -> Run:
+def run_script(script: str, *, given: str = "", root_name: str | None = "host", limits: Limits | None = None) -> Run:
     """Run *given* (the exercise's starting point) then *script* in a fresh jail.
 
     Returns the run with an fd per network namespace the script left: one per
     entry of its /run/netns, and its starting namespace under *root_name*
     (unless None). The caller owns the fds.
     """
+    limits = limits or Limits()
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # W
@@ -88,7 +89,7 @@ def run_script(script: str, *, given: str = "", root_name: str | None = "host", 
         try:
             _holder(child, script, given, limits)
             code = 0
-        except BaseException as exc:  # report, never return into the caller's code
+        except BaseException as exc:  # noqa: BLE001 - report it, never return into the caller's code
             try:
                 child.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
             except OSError:
@@ -204,7 +205,6 @@ def _exec_script(out: int, limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    os.nice(10)
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out, 1)

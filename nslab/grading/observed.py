@@ -9,28 +9,45 @@ bridges, ports, IPv4 addresses and main-table routes. Netlink reads only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from nslab.lab import Lab, Netns
 from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth
-from nslab.state import LinkState
+from nslab.state import AddressState, LinkState, RouteState
 
 
-def observe(lab: Lab) -> Topology:
+@dataclass(frozen=True)
+class Snapshot:
+    """Links, addresses and routes of every namespace, read once: the script has
+    ended and its processes are dead, so its setup no longer changes."""
+
+    links: dict[str, list[LinkState]]
+    addresses: dict[str, list[AddressState]]
+    routes: dict[str, list[RouteState]]
+
+    @classmethod
+    def read(cls, lab: Lab) -> Snapshot:
+        spaces = lab.namespaces
+        return cls({ns.name: ns.links() for ns in spaces}, {ns.name: ns.addresses() for ns in spaces}, {ns.name: ns.routes() for ns in spaces})
+
+
+def observe(lab: Lab, snap: Snapshot) -> Topology:
     """The topology the lab's namespaces really have (what cannot be modelled is left out)."""
     spaces = lab.namespaces
-    links = {ns.name: ns.links() for ns in spaces}
+    links = snap.links
     namespaces = [Namespace(ns.name, lo_up=any(link.name == "lo" and link.up for link in links[ns.name])) for ns in spaces]
     bridges = [Bridge(ns, link.name, up=link.up) for ns, ls in links.items() for link in ls if link.kind == "bridge"]
     veths = _veths(spaces, links)
     modelled = {(b.ns, b.name) for b in bridges} | {(e[0], e[1]) for v in veths for e in v.ends()}
     addresses = []
     for ns in spaces:
-        for a in ns.addresses():
+        for a in snap.addresses[ns.name]:
             if ":" not in a.cidr and (ns.name, a.dev) in modelled:
                 addresses.append(Address(ns.name, a.dev, a.cidr))
     topo = Topology(namespaces, veths, bridges, addresses)
     routes = []
     for ns in spaces:
-        for r in ns.routes():
+        for r in snap.routes[ns.name]:
             if r.type != "unicast" or (r.dev is not None and (ns.name, r.dev) not in modelled):
                 continue
             try:
@@ -68,7 +85,7 @@ def _by_nsid(ns: Netns, spaces: list[Netns], nsid: int) -> Netns | None:
         try:
             if ns.handle.nl.get_netnsid(fd=other.handle.fd).get("nsid") == nsid:
                 return other
-        except Exception:  # noqa: BLE001 - a namespace we cannot ask about is just not matched
+        except Exception:  # noqa: BLE001, S112 - a namespace we cannot ask about is just not matched
             continue
     return None
 

@@ -26,7 +26,7 @@ from typing import Callable
 from nslab import linux
 from nslab.grading import checks, jail
 from nslab.grading.exercise import Exercise
-from nslab.grading.observed import observe
+from nslab.grading.observed import Snapshot, observe
 from nslab.grading.scoring import CheckResult, Grade
 from nslab.lab import Lab
 from nslab.model import LabError
@@ -34,8 +34,9 @@ from nslab.model import LabError
 NETNS_DIR = "/run/netns"
 
 
-def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits = jail.Limits()) -> list[Grade]:
+def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None) -> list[Grade]:
     """Grade each script (in order of *paths*), at most *jobs* at a time."""
+    limits = limits or jail.Limits()
     scripts = []
     for p in paths:
         scripts.append((p, Path(p).read_text(errors="replace")))
@@ -107,11 +108,12 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict) -> Grade
     lab.open()  # enters this grader's own sandbox: a private /run/netns for the names below
     for name, fd in namespaces.items():
         lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
+    snap = Snapshot.read(lab)
     try:
-        lab.topology = observe(lab)
+        lab.topology = observe(lab, snap)
     except LabError:
         pass  # a setup the model cannot describe: checks still run, explanations say less
-    results = [CheckResult.of(c, checks.run(c, lab)) for c in exercise.checks]
+    results = [CheckResult.of(c, checks.run(c, lab, snap)) for c in exercise.checks]
     return Grade.scored("", exercise, results, **extra)
 
 
@@ -128,7 +130,7 @@ def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]
     running: dict[int, tuple[int, int, float, list[bytes]]] = {}  # read fd -> (index, pid, started, chunks)
     while pending or running:
         while pending and len(running) < max(1, jobs):
-            index, (name, task) = pending.pop(0)
+            index, (_, task) = pending.pop(0)
             r, pid = _fork(task)
             running[r] = (index, pid, time.monotonic(), [])
         ready = select.select(list(running), [], [], 0.5)[0]
@@ -160,7 +162,7 @@ def _fork(task: Callable[[], Grade]) -> tuple[int, int]:
         linux.die_with_parent()
         try:
             payload = {"grade": task().to_dict()}
-        except BaseException as exc:  # the grader's own failure, reported as such
+        except BaseException as exc:  # noqa: BLE001 - the grader's own failure, reported as such
             payload = {"error": f"{type(exc).__name__}: {exc}"}
         data = json.dumps(payload).encode()
         view = memoryview(data)
@@ -185,12 +187,13 @@ def _decode(exercise: Exercise, name: str, data: bytes) -> Grade:
 
 def _preload() -> None:
     """Import what graders use once, here, so each forked grader starts warm."""
-    import nslab.evidence  # noqa: F401
-    import nslab.explain  # noqa: F401
-    import nslab.probes.arp  # noqa: F401
-    import nslab.probes.icmp  # noqa: F401
-    import nslab.probes.tcp  # noqa: F401
     import scapy.layers.l2  # noqa: F401  (the ARP probe crafts with it; ~0.1 s per import)
+
+    import nslab.evidence
+    import nslab.explain
+    import nslab.probes.arp
+    import nslab.probes.icmp
+    import nslab.probes.tcp  # noqa: F401
 
 
 __all__ = ["grade_live", "grade_scripts"]

@@ -26,7 +26,7 @@ class CheckResult:
     cause: str | None = None
 
     @classmethod
-    def of(cls, check: Check, verdict: Verdict) -> "CheckResult":
+    def of(cls, check: Check, verdict: Verdict) -> CheckResult:
         return cls(
             check.id,
             check.describe(),
@@ -60,11 +60,11 @@ class Grade:
         return self.reason is None and self.score == self.total
 
     @classmethod
-    def scored(cls, submission: str, exercise: Exercise, results: list[CheckResult], **extra: Any) -> "Grade":
+    def scored(cls, submission: str, exercise: Exercise, results: list[CheckResult], **extra: Any) -> Grade:
         return cls(submission, exercise.name, sum(r.earned for r in results), exercise.total, results, **extra)
 
     @classmethod
-    def zero(cls, submission: str, exercise: Exercise, reason: str, **extra: Any) -> "Grade":
+    def zero(cls, submission: str, exercise: Exercise, reason: str, **extra: Any) -> Grade:
         results = [CheckResult(c.id, c.describe(), c.points, 0, False, f"not checked: {reason}") for c in exercise.checks]
         return cls(submission, exercise.name, 0, exercise.total, results, reason=reason, **extra)
 
@@ -72,7 +72,7 @@ class Grade:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Grade":
+    def from_dict(cls, data: dict[str, Any]) -> Grade:
         checks = [CheckResult(**c) for c in data.pop("checks")]
         return cls(checks=checks, **data)
 
