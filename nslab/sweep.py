@@ -85,13 +85,14 @@ def ping_pairs(pairs: Iterable[tuple["Netns", str]], *, timeout: float = 1.0, ex
     return sweep
 
 
-def all_pairs(hosts: dict["Netns", str], *, per_round: int = 2, timeout: float = 1.0, explain: int = 3) -> Sweep:
+def all_pairs(hosts: dict["Netns", str], *, per_round: int = 4, timeout: float = 1.0, explain: int = 3) -> Sweep:
     """Every namespace in *hosts* pings every other's address: n x (n-1) pairs.
 
     Sources go *per_round* at a time, and every namespace's ARP cache is
     flushed after each round: the kernel's neighbour table is shared by all
     namespaces and capped (gc_thresh3, 1024 by default), so resolving all
-    n x (n-1) pairs at once would fail with ENOBUFS well before n = 50.
+    n x (n-1) pairs at once fails with ENOBUFS well before n = 50. A round
+    leaves about 2 x per_round x (n-1) entries (both ends of each pair).
     The elapsed time includes the flushes."""
     if per_round < 1:
         raise ValueError(f"per_round={per_round!r}: must be at least 1 source per round")

@@ -152,9 +152,9 @@ def test_08_container_whose_host_end_is_down_is_unreachable(lab):
 
 
 def test_09_fifty_containers_all_pairs(lab):
-    """Every container reaches every other: 50 x 49 = 2450 ordered pairs, two
-    sources' requests in flight at a time (a failing pair is probed again with
-    `ping` for its explanation)."""
+    """Every container reaches every other: 50 x 49 = 2450 ordered pairs, the
+    requests of four sources in flight at a time, ARP caches flushed between
+    rounds (a failing pair is probed again with `ping` for its explanation)."""
     n = 50
     lab.build(docker0_with(n))
     sweep = all_pairs({lab.ns(container(i)): address(i) for i in range(1, n + 1)})
