@@ -55,7 +55,7 @@ def explain(result: Result, ev: Evidence, topo: Topology) -> tuple[Cause | None,
 
     out = ev.link(ev.src, ev.sender_route.dev)
     if out is not None and not (out.up and out.carrier):
-        peer = _peer_of(topo, ev.src, out.name)
+        peer = topo.peer(ev.src, out.name)
         where = f"{ev.src}'s {out.name} is {out.state}"
         if out.up and peer:
             where += f": its peer {peer[1]} in {peer[0]} is down"
@@ -141,20 +141,11 @@ def _down_link_on_subnet(ev: Evidence, topo: Topology, ns: str, dst: str) -> str
     return None
 
 
-def _peer_of(topo: Topology, ns: str, dev: str) -> tuple[str, str] | None:
-    for v in topo.veths:
-        if (v.ns, v.name) == (ns, dev):
-            return v.peer_ns, v.peer
-        if (v.peer_ns, v.peer) == (ns, dev):
-            return v.ns, v.name
-    return None
-
-
 def _cut_off(ev: Evidence, topo: Topology, hop: str) -> tuple[Cause, str] | None:
     """Why the namespace that has *hop* never heard the ARP request: the other
     end of its veth is down, or is not a port of the bridge the request was flooded through."""
     owner = next((a for a in topo.addresses if str(a.interface.ip) == hop), None)
-    peer = _peer_of(topo, owner.ns, owner.dev) if owner is not None else None
+    peer = topo.peer(owner.ns, owner.dev) if owner is not None else None
     far = ev.link(*peer) if peer is not None else None
     if owner is None or peer is None or far is None:
         return None

@@ -25,7 +25,7 @@ from nslab.probes import arp as arp_probe
 from nslab.probes import icmp as icmp_probe
 from nslab.probes import tcp as tcp_probe
 from nslab.probes.result import Result
-from nslab.process import Process, spawn
+from nslab.process import Process, spawn, wait_until
 from nslab.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 
 
@@ -266,9 +266,9 @@ class Netns:
         self.lab.kernel.set_link(self.handle, dev, up=up, master=master, nomaster=nomaster, netns=target.handle if target else None, name=name)
         if up:
             self.lab.kernel.wait_ready(self.handle)
-            peer = _peer_ns(self.lab.topology, self.name, dev)
-            if peer is not None and peer != self.name:
-                self.lab.kernel.wait_ready(self.lab.ns(peer).handle)
+            peer = self.lab.topology.peer(self.name, dev)
+            if peer is not None and peer[0] != self.name:
+                self.lab.kernel.wait_ready(self.lab.ns(peer[0]).handle)
         if dev == "lo" and up is not None:
             topo = topo.replace(namespaces=tuple(dataclasses.replace(n, lo_up=up) if n.name == self.name else n for n in topo.namespaces))
         self.lab._record(topo)
@@ -448,6 +448,16 @@ class Netns:
         """`ip netns exec NS ARGV...` in the background; stopped by PID when the lab closes."""
         return self.lab._track(spawn(self.handle.fd, self.name, list(argv), env=env))
 
+    def serve(self, argv: Iterable[str], port: int, *, timeout: float = 10.0) -> Process:
+        """Start a server here and return once it listens on TCP *port* (read back
+        from the kernel's socket table, not assumed); fails with its output if it dies."""
+        proc = self.spawn(argv)
+        wait_until(lambda: self.listening(port) or not proc.running(), timeout, f"{' '.join(proc.argv)} listening on {port} in {self.name}")
+        if not proc.running():
+            proc.stop()
+            raise RuntimeError(f"{' '.join(proc.argv)} exited in {self.name} before listening on {port}: {proc.output().strip()[-500:]}")
+        return proc
+
     def run(self, argv: Iterable[str], *, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
         """`ip netns exec NS ARGV...` in the foreground: waits (bounded), returns its output."""
         with linux.in_netns(self.handle.fd):
@@ -499,11 +509,3 @@ def _relink(topo: Topology, ns: str, dev: str, *, up, netns, name, master, nomas
         routes = tuple(dataclasses.replace(r, dev=name) if (r.ns, r.dev) == (ns, dev) else r for r in routes)
     return topo.replace(veths=tuple(veths), bridges=bridges, addresses=addresses, routes=routes)
 
-
-def _peer_ns(topo: Topology, ns: str, dev: str) -> str | None:
-    for v in topo.veths:
-        if (v.ns, v.name) == (ns, dev):
-            return v.peer_ns
-        if (v.peer_ns, v.peer) == (ns, dev):
-            return v.ns
-    return None

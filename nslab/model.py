@@ -266,6 +266,15 @@ class Topology:
                     out[name] = "veth"
         return out
 
+    def peer(self, ns: str, dev: str) -> tuple[str, str] | None:
+        """(namespace, name) of the other end of the veth *dev* in *ns*, if it is one."""
+        for v in self.veths:
+            if (v.ns, v.name) == (ns, dev):
+                return v.peer_ns, v.peer
+            if (v.peer_ns, v.peer) == (ns, dev):
+                return v.ns, v.name
+        return None
+
     def is_up(self, ns: str, dev: str) -> bool:
         if dev == "lo":
             return self.namespace(ns).lo_up

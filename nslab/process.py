@@ -21,6 +21,7 @@ class Process:
     argv: list[str]
     ns: str
     popen: subprocess.Popen = field(repr=False)
+    _output: str = field(default="", repr=False)
 
     @property
     def pid(self) -> int:
@@ -30,7 +31,7 @@ class Process:
         return self.popen.poll() is None
 
     def stop(self, timeout: float = 2.0) -> int:
-        """SIGTERM, then SIGKILL at the deadline; returns the exit status."""
+        """SIGTERM, then SIGKILL at the deadline; returns the exit status. Keeps its output."""
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             try:
@@ -38,15 +39,14 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
-        for stream in (self.popen.stdout, self.popen.stderr):
-            if stream is not None:
-                stream.close()
+        if self.popen.stdout is not None and not self.popen.stdout.closed:
+            self._output = self.popen.stdout.read().decode(errors="replace")
+            self.popen.stdout.close()
         return self.popen.returncode
 
     def output(self) -> str:
-        """What the process wrote (after stop)."""
-        out = self.popen.stdout.read() if self.popen.stdout and not self.popen.stdout.closed else b""
-        return out.decode(errors="replace")
+        """What the process wrote (stdout and stderr), once it has been stopped."""
+        return self._output
 
 
 def spawn(netns_fd: int, ns_name: str, argv: list[str], *, env: dict[str, str] | None = None) -> Process:

@@ -15,15 +15,11 @@ import os
 import sys
 
 from nslab import Cause, Outcome
-from nslab.process import wait_until
 
 
 def start_web_server(ns):
-    """$ ip netns exec blue_ns python3 -m http.server 8080"""
-    server = ns.spawn([sys.executable, "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", os.path.dirname(__file__)])
-    wait_until(lambda: ns.listening(8080) or not server.running(), timeout=10, what="http.server listening on 8080")
-    assert server.running(), server.stop() and server.output()
-    return server
+    """$ python3 -m http.server 8080 (in that namespace)"""
+    return ns.serve([sys.executable, "-m", "http.server", "8080", "--directory", os.path.dirname(__file__)], 8080)
 
 
 def test_01_ip_netns_add_blue_ns(lab):

@@ -17,7 +17,6 @@ import os
 import sys
 
 from nslab import Address, Cause, Namespace, Outcome, Topology, Veth
-from nslab.process import wait_until
 
 VM = Topology(
     [Namespace("host", lo_up=True), Namespace("lan", lo_up=True)],
@@ -28,9 +27,7 @@ VM = Topology(
 
 def web_server(ns):
     """$ python3 -m http.server 8080 (in that namespace)"""
-    server = ns.spawn([sys.executable, "-m", "http.server", "8080", "--directory", os.path.dirname(__file__)])
-    wait_until(lambda: ns.listening(8080) or not server.running(), timeout=10, what=f"http.server in {ns.name}")
-    assert server.running(), server.stop() and server.output()
+    return ns.serve([sys.executable, "-m", "http.server", "8080", "--directory", os.path.dirname(__file__)], 8080)
 
 
 def wired(lab):
