@@ -23,16 +23,40 @@ HOSTILE = ex.EXERCISES / "veth-two-namespaces" / "samples" / "hostile"
 EXPECTED = tomllib.loads((HOSTILE / "expected.toml").read_text())
 JAIL_UID = 65534
 
+# Runs a command as a child subreaper: whatever the command leaves behind is
+# reparented here, and listed (after reaping the dead) in the file argv[1].
+SUBREAPER = """
+import ctypes, json, os, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+rc = subprocess.run(sys.argv[2:]).returncode
+while True:
+    try:
+        if os.waitpid(-1, os.WNOHANG)[0] == 0:
+            break
+    except ChildProcessError:
+        break
+left = open(f"/proc/self/task/{os.getpid()}/children").read().split()
+open(sys.argv[1], "w").write(json.dumps({"rc": rc, "left": left}))
+"""
 
-def host_state() -> str:
-    """The real machine's network state and /run/netns, as PID 1 sees them (read-only)."""
-    if os.geteuid() != 0:
-        pytest.skip("reading the machine's own namespaces needs root")
-    enter = ["nsenter", "--target", "1", "--net", "--mount", "--"]
+
+def run_reaped(argv: list[str], report, **kwargs) -> subprocess.Popen:
+    """Start *argv* under the subreaper; *report* receives what survived it."""
+    return subprocess.Popen([sys.executable, "-c", SUBREAPER, str(report), *argv], **kwargs)
+
+
+def host_state(sandbox) -> str:
+    """The network state and /run/netns of the machine this run started on
+    (the namespaces the sandbox was entered from), read-only."""
+    outside = getattr(sandbox, "outside", None)
+    if os.geteuid() != 0 or outside is None:
+        pytest.skip("reading the machine's own namespaces needs root and the sandbox's outside namespaces")
+    net, mnt = outside
+    enter = ["nsenter", f"--net=/proc/self/fd/{net}", f"--mount=/proc/self/fd/{mnt}", "--"]
     parts = []
     for cmd in (["ip", "-o", "link"], ["ip", "-o", "addr"], ["ip", "route"], ["ip", "netns"], ["ls", "-A", "/run/netns"]):
-        proc = subprocess.run(enter + cmd, check=False, capture_output=True, text=True, timeout=10)
-        parts.append(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+        proc = subprocess.run(enter + cmd, check=True, capture_output=True, text=True, timeout=10, pass_fds=(net, mnt))
+        parts.append(f"$ {' '.join(cmd)}\n{proc.stdout}")
     return "\n".join(parts)
 
 
@@ -68,31 +92,32 @@ def graded_hostile(nslab_sandbox, tmp_path_factory):
 
 def _grade_hostile(lab, tmp_path) -> dict:
     host = lab.add_namespace("graderhost")
-    before = host_state()
-    leftover = jail_processes()
+    before = host_state(lab.kernel.sandbox)
     out = tmp_path / "h.json"
     scripts = sorted(str(p) for p in HOSTILE.glob("*.sh"))
-    proc = subprocess.run(
+    grader = run_reaped(
         [sys.executable, "-m", "nslab.cli", "grade", "--time-limit", "2", "veth-two-namespaces", *scripts, "-j", "2", "--json", str(out)],
-        check=False,
-        capture_output=True,
+        tmp_path / "reaped.json",
+        stdout=subprocess.PIPE,
         text=True,
-        timeout=60,
     )
+    stdout = grader.communicate(timeout=60)[0]
+    reaped = json.loads((tmp_path / "reaped.json").read_text())
     grades = {os.path.basename(g["submission"])[:-3]: g for g in json.loads(out.read_text())["submissions"]}
-    return {"proc": proc, "grades": grades, "before": before, "after": host_state(), "host": host, "leftover": leftover}
+    after = host_state(lab.kernel.sandbox)
+    return {"rc": reaped["rc"], "stdout": stdout, "left": reaped["left"], "grades": grades, "before": before, "after": after, "host": host}
 
 
 def test_every_hostile_sample_is_graded_zero_with_its_reason(graded_hostile):
     grades = graded_hostile["grades"]
     assert set(grades) == set(EXPECTED)
-    assert graded_hostile["proc"].returncode == 1
+    assert graded_hostile["rc"] == 1
     for name, want in EXPECTED.items():
         g = grades[name]
         assert g["score"] == want["score"] == 0, name
         if "reason" in want:
             assert g["reason"].startswith(want["reason"] + ":"), (name, g["reason"])
-            assert f"graded zero: {g['reason']}" in graded_hostile["proc"].stdout
+            assert f"graded zero: {g['reason']}" in graded_hostile["stdout"]
         else:
             assert g["reason"] is None, (name, g["reason"])
         if "says" in want:
@@ -100,6 +125,7 @@ def test_every_hostile_sample_is_graded_zero_with_its_reason(graded_hostile):
 
 
 def test_the_machine_and_the_graders_namespaces_are_unchanged(graded_hostile):
+    assert "1: lo:" in graded_hostile["before"]  # the machine's state was really read
     assert graded_hostile["after"] == graded_hostile["before"]
     host = graded_hostile["host"]
     assert host.link_names() == ["lo"]  # `ip netns exec graderhost ip link add pwned0 ...` did not reach it
@@ -107,7 +133,7 @@ def test_the_machine_and_the_graders_namespaces_are_unchanged(graded_hostile):
 
 
 def test_no_process_of_a_jail_survives(graded_hostile):
-    assert set(jail_processes()) <= set(graded_hostile["leftover"])
+    assert graded_hostile["left"] == []  # nothing was orphaned by the graders or the jails
 
 
 def test_the_scripts_own_attempts_acted_only_inside_their_jail(graded_hostile):
@@ -119,12 +145,13 @@ def test_the_scripts_own_attempts_acted_only_inside_their_jail(graded_hostile):
     assert "pwned-ns" in written  # `ip netns add` worked, in the jail's private /run/netns
 
 
-def test_a_fork_bomb_is_bounded_and_the_host_stays_responsive(nslab_sandbox):
+def test_a_fork_bomb_is_bounded_and_the_host_stays_responsive(nslab_sandbox, tmp_path):
     """While a fork bomb runs in its jail (2 s time limit), starting a process on
-    the host stays fast; afterwards none of the bomb's processes is left."""
-    leftover = set(jail_processes())
-    grader = subprocess.Popen(
+    the host stays fast; the bomb never has more than RLIMIT_NPROC processes,
+    and afterwards none of them is left."""
+    grader = run_reaped(
         [sys.executable, "-m", "nslab.cli", "grade", "--time-limit", "2", "veth-two-namespaces", str(HOSTILE / "fork-bomb.sh")],
+        tmp_path / "reaped.json",
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -135,9 +162,9 @@ def test_a_fork_bomb_is_bounded_and_the_host_stays_responsive(nslab_sandbox):
         latencies.append(time.monotonic() - start)
         peak = max(peak, len(jail_processes(under=grader.pid)))
     out = grader.communicate(timeout=10)[0]
-    assert grader.returncode == 1
+    reaped = json.loads((tmp_path / "reaped.json").read_text())
+    assert reaped == {"rc": 1, "left": []}
     assert "graded zero: time limit: still running after 2 s" in out
     assert 0 < peak <= 64  # RLIMIT_NPROC of the jail
     print(f"fork bomb: peak {peak} jail processes; host process start median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms over {len(latencies)}")
     assert statistics.median(latencies) < 0.05 and max(latencies) < 0.5, (statistics.median(latencies), max(latencies))
-    assert set(jail_processes()) <= leftover

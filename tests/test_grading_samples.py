@@ -8,6 +8,7 @@ the module; the tests then read its JSON, JUnit and text output.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
@@ -27,29 +28,44 @@ _runs: dict[str, dict] = {}
 
 @pytest.fixture
 def graded(nslab_sandbox, tmp_path_factory):
-    """name -> {'json': ..., 'junit': Element, 'text': stdout, 'status': exit status}, graded once per module."""
+    """name -> {'json': ..., 'junit': Element, 'text': stdout, 'status': exit status}.
+
+    Each exercise is graded once per test run: the first pytest-xdist worker
+    that needs it grades it under a lock in the run's shared temporary
+    directory, the other reads the files it wrote (pytest-xdist's recipe for
+    session-wide data)."""
 
     def get(name: str) -> dict:
         if name not in _runs:
-            out = tmp_path_factory.mktemp(name)
-            scripts = sorted(str(p) for p in (EXERCISES / name / "samples").glob("*.sh"))
-            proc = subprocess.run(
-                [sys.executable, "-m", "nslab.cli", "grade", name, *scripts, "-j", "2", "--json", str(out / "g.json"), "--junit", str(out / "g.xml")],
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert proc.stderr == ""
+            shared = tmp_path_factory.getbasetemp().parent / "nslab-grading-samples" / name
+            shared.mkdir(parents=True, exist_ok=True)
+            with open(shared / "lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (shared / "status").exists():
+                    _grade_samples(name, shared)
             _runs[name] = {
-                "json": {Path(g["submission"]).stem: g for g in json.loads((out / "g.json").read_text())["submissions"]},
-                "junit": ET.parse(out / "g.xml").getroot(),
-                "text": proc.stdout,
-                "status": proc.returncode,
+                "json": {Path(g["submission"]).stem: g for g in json.loads((shared / "g.json").read_text())["submissions"]},
+                "junit": ET.parse(shared / "g.xml").getroot(),
+                "text": (shared / "stdout").read_text(),
+                "status": int((shared / "status").read_text()),
             }
         return _runs[name]
 
     return get
+
+
+def _grade_samples(name: str, out: Path) -> None:
+    scripts = sorted(str(p) for p in (EXERCISES / name / "samples").glob("*.sh"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "nslab.cli", "grade", name, *scripts, "-j", "2", "--json", str(out / "g.json"), "--junit", str(out / "g.xml")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.stderr == ""
+    (out / "stdout").write_text(proc.stdout)
+    (out / "status").write_text(str(proc.returncode))
 
 
 def expected(name: str, sample: str) -> dict:
