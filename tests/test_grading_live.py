@@ -16,6 +16,9 @@ import sys
 import pytest
 
 from nslab.grading import exercise as ex
+from nslab.grading import jail
+
+pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
 
 # IPv4 only: IPv6 link-local addresses change by themselves (DAD ends).
 SNAPSHOT = r"""

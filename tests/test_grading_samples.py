@@ -19,6 +19,9 @@ import pytest
 import tomllib
 
 from nslab.grading import exercise as ex
+from nslab.grading import jail
+
+pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
 
 EXERCISES = ex.EXERCISES
 NAMES = ["veth-two-namespaces", "host-to-container", "bridge-three-containers"]

@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
     except exercise_mod.ExerciseError as exc:
         print(f"nslab grade: invalid exercise: {exc}", file=sys.stderr)
         return 2
+    problem = jail.unavailable()
+    if problem:
+        print(f"nslab grade: {problem}", file=sys.stderr)
+        return 2
     from nslab.grading import runner
 
     if args.live:
@@ -69,8 +73,6 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"--time-limit: {args.time_limit:g} must be in (0, 600] seconds"
     if args.output_limit < 1:
         return f"--output-limit: {args.output_limit} must be at least 1 byte"
-    if os.geteuid() != 0:
-        return "grading needs root (sudo): each submission gets its own namespaces, and --live reads this machine's"
     return None
 
 
