@@ -16,8 +16,9 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from nslab import linux
 from nslab.probes.result import Result
@@ -48,7 +49,7 @@ class Sweep:
     __repr__ = __str__
 
 
-def ping_pairs(pairs: Iterable[tuple["Netns", str]], *, timeout: float = 1.0, explain: int = 3) -> Sweep:
+def ping_pairs(pairs: Iterable[tuple[Netns, str]], *, timeout: float = 1.0, explain: int = 3) -> Sweep:
     """One echo request per (source namespace, destination) pair, all at once;
     each has *timeout* seconds from the moment the last one was sent.
     The first *explain* failures are probed again with `Netns.ping`."""
@@ -85,7 +86,7 @@ def ping_pairs(pairs: Iterable[tuple["Netns", str]], *, timeout: float = 1.0, ex
     return sweep
 
 
-def all_pairs(hosts: dict["Netns", str], *, per_round: int = 4, timeout: float = 1.0, explain: int = 3) -> Sweep:
+def all_pairs(hosts: dict[Netns, str], *, per_round: int = 4, timeout: float = 1.0, explain: int = 3) -> Sweep:
     """Every namespace in *hosts* pings every other's address: n x (n-1) pairs.
 
     Sources go *per_round* at a time, and every namespace's ARP cache is
@@ -115,7 +116,7 @@ def all_pairs(hosts: dict["Netns", str], *, per_round: int = 4, timeout: float =
 class _Sender:
     """One source namespace: a raw ICMP socket, its requests, the replies matched to them."""
 
-    def __init__(self, src: "Netns", dsts: list[str]):
+    def __init__(self, src: Netns, dsts: list[str]):
         self.src, self.dsts = src, dsts
         with linux.in_netns(src.handle.fd):
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP)

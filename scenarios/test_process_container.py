@@ -86,7 +86,7 @@ def test_01_the_process_runs_in_a_network_namespace_of_its_own(lab):
 
 def test_02_its_namespace_is_exposed_by_pid(lab):
     # $ ip netns   ->   ns-7863 ;  ip netns exec ns-7863 ip link
-    host, proc = start_container(lab)
+    _, proc = start_container(lab)
     container = expose(lab, proc.pid)
     assert f"ns-{proc.pid}" in os.listdir(lab.kernel.sandbox.netns_dir)
     assert _inode(container.path) == _inode(f"/proc/{proc.pid}/ns/net")
