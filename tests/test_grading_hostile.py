@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import tomllib
 
 from nslab.grading import exercise as ex
 from nslab.grading import jail
+from nslab.process import wait_until
 
 pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
 
@@ -29,13 +31,14 @@ JAIL_UID = 65534
 # Runs a command as a child subreaper: whatever the command leaves behind is
 # reparented here, and listed (after reaping the dead) in the file argv[1].
 SUBREAPER = """
-import ctypes, json, os, subprocess, sys
+import ctypes, json, os, subprocess, sys, time
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 rc = subprocess.run(sys.argv[2:]).returncode
-while True:
+deadline = time.monotonic() + 5  # orphans dying with their parent: reap them as they go
+while time.monotonic() < deadline:
     try:
         if os.waitpid(-1, os.WNOHANG)[0] == 0:
-            break
+            time.sleep(0.01)
     except ChildProcessError:
         break
 left = open(f"/proc/self/task/{os.getpid()}/children").read().split()
@@ -171,3 +174,18 @@ def test_a_fork_bomb_is_bounded_and_the_host_stays_responsive(nslab_sandbox, tmp
     assert 0 < peak <= 64  # RLIMIT_NPROC of the jail
     print(f"fork bomb: peak {peak} jail processes; host process start median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms over {len(latencies)}")
     assert statistics.median(latencies) < 0.05 and max(latencies) < 0.5, (statistics.median(latencies), max(latencies))
+
+
+def test_killing_the_grader_leaves_no_script_running(nslab_sandbox, tmp_path):
+    """`kill -9` of `nslab grade` (that process only) while a fork bomb runs:
+    the grader, its jail's holder and the script's PID 1 each die with their
+    parent, and the PID namespace takes every other process of the script."""
+    cli = [sys.executable, "-m", "nslab.cli", "grade", "--time-limit", "30", "veth-two-namespaces", str(HOSTILE / "fork-bomb.sh")]
+    wrapper = run_reaped(cli, tmp_path / "reaped.json")
+    wait_until(lambda: jail_processes(under=wrapper.pid), 10, "the fork bomb running in its jail")
+    with open(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children") as f:
+        (cli_pid,) = map(int, f.read().split())
+    os.kill(cli_pid, signal.SIGKILL)
+    assert wrapper.wait(timeout=30) == 0
+    reaped = json.loads((tmp_path / "reaped.json").read_text())
+    assert reaped == {"rc": -signal.SIGKILL, "left": []}  # nothing outlived the CLI

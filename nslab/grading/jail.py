@@ -178,6 +178,7 @@ def _holder(sock: socket.socket, script: str, given: str, limits: Limits) -> Non
     os.setgroups([])
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
+    linux.die_with_parent()  # again: changing credentials cleared it
     linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWNS | CLONE_NEWPID)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -211,7 +212,12 @@ def _holder(sock: socket.socket, script: str, given: str, limits: Limits) -> Non
 
 
 def _exec_script(out: int, limits: Limits) -> None:
-    """PID 1 of the jail: its own /proc and /sys, the limits, then the script."""
+    """PID 1 of the jail: its own /proc and /sys, the limits, then the script.
+
+    It dies with the holder W (which dies with its grader, which dies with
+    the CLI), and with PID 1 dies every process of the script: killing
+    `nslab grade` however leaves nothing running."""
+    linux.die_with_parent()
     linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     linux.mount("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
