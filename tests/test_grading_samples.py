@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -40,7 +41,9 @@ def graded(nslab_sandbox, tmp_path_factory):
 
     def get(name: str) -> dict:
         if name not in _runs:
-            shared = tmp_path_factory.getbasetemp().parent / "nslab-grading-samples" / name
+            base = tmp_path_factory.getbasetemp()
+            # Under xdist every worker's basetemp sits in the run's own directory.
+            shared = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "nslab-grading-samples" / name
             shared.mkdir(parents=True, exist_ok=True)
             with open(shared / "lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
