@@ -18,7 +18,6 @@ import os
 import sys
 
 from nslab import Cause, Outcome
-from nslab.process import wait_until
 
 PORT = 8080
 CLIENT = """
@@ -38,10 +37,7 @@ socket.socket().bind(("127.0.0.1", 8080))
 def start_app(lab):
     """$ docker run -d app   (a web server on the container's localhost only)"""
     app = lab.add_namespace("app", lo_up=True)
-    server = app.spawn([sys.executable, "-m", "http.server", str(PORT), "--bind", "127.0.0.1", "--directory", os.path.dirname(__file__)])
-    wait_until(lambda: app.listening(PORT) or not server.running(), timeout=10, what=f"http.server listening on {PORT}")
-    assert server.running(), server.stop()
-    return app, server
+    return app, app.serve([sys.executable, "-m", "http.server", str(PORT), "--bind", "127.0.0.1", "--directory", os.path.dirname(__file__)], PORT)
 
 
 def join(lab, pid: int, code: str):
@@ -64,6 +60,8 @@ def test_02_a_process_joining_by_pid_talks_to_it_over_127_0_0_1(lab):
     assert status == "HTTP/1.0 200 OK"
     assert local == "127.0.0.1"
     assert netns == os.readlink(f"/proc/{server.pid}/ns/net")  # one namespace, two processes
+    server.stop()
+    assert '127.0.0.1 - - ' in server.output() and '"GET / HTTP/1.0" 200' in server.output()  # the server's access log
 
 
 def test_03_the_shared_ports_are_taken(lab):
