@@ -54,7 +54,8 @@ def _submission_task(exercise: Exercise, script: str, limits: jail.Limits) -> Ca
     def task() -> Grade:
         start = time.monotonic()
         run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
-        extra = {"script_status": run.status, "output": run.output[-4000:], "elapsed": 0.0}
+        ignored = "".join(f"nslab: ignored /run/netns/{name}: {why}\n" for name, why in run.rejected.items())
+        extra = {"script_status": run.status, "output": (run.output + ignored)[-4000:], "elapsed": 0.0}
         if run.reason is not None:
             run.close()
             return _timed(Grade.zero("", exercise, run.reason, **extra), start)
