@@ -42,6 +42,7 @@ JAIL_ID = 65534  # "nobody": what the script's root is, seen from outside
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
 CLONE_NEWPID = 0x20000000
+REPORTED_OUTPUT = 16384  # characters of the script's output sent back (its tail)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,8 @@ def _holder(sock: socket.socket, script: str, given: str, limits: Limits) -> Non
             names.append(name)
         except OSError:
             continue
-    report = {"status": status, "reason": reason, "output": output, "elapsed": time.monotonic() - start, "names": names}
+    # The tail of the output is what a report shows; it also keeps the message within the socket's buffer.
+    report = {"status": status, "reason": reason, "output": output[-REPORTED_OUTPUT:], "elapsed": time.monotonic() - start, "names": names}
     socket.send_fds(sock, [json.dumps(report).encode()], fds)
     sock.recv(16)  # until G has them (it closes its end)
 

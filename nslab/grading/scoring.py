@@ -89,7 +89,7 @@ def text(grade: Grade, *, verbose: bool = False) -> str:
     if not grade.full_marks and grade.output.strip():
         tail = [line for line in grade.output.splitlines() if line.strip()][-OUTPUT_TAIL:]
         lines.append("  the script's output ends with:")
-        lines += [f"  | {line[:200]}" for line in tail]
+        lines += ["  | " + "".join(c if c.isprintable() else "?" for c in line[:200]) for line in tail]
     if grade.reason and not verbose:
         return "\n".join(lines)
     for r in grade.checks:
