@@ -68,6 +68,7 @@ def test_as_nobody_without_user_namespaces_every_lab_test_skips_saying_how():
 def run_as_nobody_without_user_namespaces(argv: list[str]) -> subprocess.CompletedProcess:
     """Run *argv* as uid/gid 65534 inside a new user namespace (ids 0-65535 mapped
     one to one) whose user.max_user_namespaces is 0."""
+    env = nobody_env()  # before the switch to nobody, who cannot read our interpreter's files
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     out_r, out_w = os.pipe()
@@ -87,11 +88,11 @@ def run_as_nobody_without_user_namespaces(argv: list[str]) -> subprocess.Complet
             os.setresgid(NOBODY, NOBODY, NOBODY)
             os.setresuid(NOBODY, NOBODY, NOBODY)
             os.chdir(ROOT)
-            os.execve(argv[0], argv, nobody_env())
+            os.execve(argv[0], argv, env)
         except BaseException:
             import traceback
 
-            traceback.print_exc()
+            os.write(out_w, traceback.format_exc().encode())
         finally:
             os._exit(127)
     os.close(ready_w), os.close(go_r), os.close(out_w)
