@@ -46,13 +46,16 @@ def main() -> int:
         seed = re.search(r"randomly-seed=(\d+)", done.stdout)
         if done.returncode != 0:
             failures.append((i, seed.group(1) if seed else "?", summary))
+            log = ROOT / "reports" / "stress" / f"run-{i}.txt"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(done.stdout + done.stderr)
         left = [str(item) for item in leftovers.find() if item.kind == "process"]
         if host_state() != before or left:
             leaks.append((i, left or ["host network state changed"]))
         print(f"run {i:2}/{args.runs}: {times[-1]:6.1f} s  {summary}", flush=True)
     print(f"\n{args.runs} runs, {len(failures)} failed, {len(leaks)} leaked, median suite time {statistics.median(times):.1f} s")
     for i, seed, summary in failures:
-        print(f"  run {i} failed (-p randomly -p 'randomly_seed={seed}'): {summary}")
+        print(f"  run {i} failed (-p randomly -p 'randomly_seed={seed}'): {summary}; output in reports/stress/run-{i}.txt")
     for i, what in leaks:
         print(f"  run {i} leaked: {'; '.join(what)}")
     return 1 if failures or leaks else 0

@@ -35,6 +35,7 @@ ETH_P_ALL = 0x0003
 ETH_P_IP, ETH_P_ARP = 0x0800, 0x0806
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
+WATCH_ALL_UP_TO = 8  # namespaces; larger labs are watched along the probe's way
 
 # Counters that mean "an IPv4 packet was dropped here", with why, in words.
 DROP_COUNTERS = {
@@ -130,6 +131,10 @@ def _kind(frame: bytes) -> str:
             return {8: "echo-request", 0: "echo-reply"}.get(frame[14 + (frame[14] & 0xF) * 4], "icmp")
         return {6: "tcp", 17: "udp"}.get(proto, "ip")
     return "other"
+
+
+def _names(hosts: set[tuple[str, str]]) -> str:
+    return ", ".join(sorted(f"{ns} ({dev})" for ns, dev in hosts))
 
 
 def _arp_target(frame: bytes) -> str:
@@ -237,12 +242,8 @@ class Watch:
         self.sightings: list[Sighting] = []
         self.settled_by: str | None = None
         self._nobody_has: bool | None = None
-        self._hosts: set[tuple[str, str]] = set()
 
     def __enter__(self) -> "Watch":
-        for ns in self.lab.namespaces:
-            ns.watcher.read()  # drop what came before
-        self.before = {ns.name: ns.watcher.counters() for ns in self.lab.namespaces}
         kernel = self.lab.kernel
         self.src_links = kernel.links(self.src.handle)
         names = {link.index: link.name for link in self.src_links}
@@ -253,18 +254,41 @@ class Watch:
         self.target = self.lab.owner_of(self.dst)
         routed_out = self.sender_route.type == "unicast" and self.sender_route.dev is not None
         self.out_link = next((link for link in self.src_links if link.name == self.sender_route.dev), None) if routed_out else None
+        self.watched = self._namespaces_to_watch()
+        for ns in self.watched:
+            ns.watcher.read()  # drop what came before
+        self.before = {ns.name: ns.watcher.counters() for ns in self.watched}
         return self
+
+    def _namespaces_to_watch(self) -> list["Netns"]:
+        """Every namespace of a small lab; in a large one (say 50 containers on a
+        bridge) the sender, the target and the hosts on the sender's way out,
+        so a probe's cost does not grow with the size of the lab."""
+        everyone = self.lab.namespaces
+        if len(everyone) <= WATCH_ALL_UP_TO:
+            return everyone
+        names = {self.src.name}
+        for ns in (self.target, self.lab.owner_of(self.sender_route.via) if self.sender_route.via else None):
+            if ns is not None:
+                names.add(ns.name)
+        if self.sender_route.dev is not None:
+            if self.probe == "arp":  # who heard the request is the evidence
+                names |= {ns for ns, _ in segment(self.lab.topology, self.src.name, self.sender_route.dev)}
+            else:  # the first hop: the veth's other end (a bridge's namespace, say)
+                peer = self.lab.topology.peer(self.src.name, self.sender_route.dev)
+                names |= {peer[0]} if peer else set()
+        return [ns for ns in everyone if ns.name in names]
 
     def __exit__(self, *exc: Any) -> None:
         return None
 
     def _pump(self) -> None:
-        for ns in self.lab.namespaces:
+        for ns in self.watched:
             self.sightings.extend(ns.watcher.read())
 
     def _deltas(self) -> dict[str, dict[str, int]]:
         out = {}
-        for ns in self.lab.namespaces:
+        for ns in self.watched:
             now = ns.watcher.counters()
             before = self.before.get(ns.name, {})
             changed = {k: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)}
@@ -298,30 +322,34 @@ class Watch:
     def _arp_unanswerable(self) -> bool:
         """Nobody on the segment has the address (the kernel says so in each of
         their namespaces), and the sender is resolving it: the who-has was seen
-        arriving at all of them, or the sender's neighbour entry is
-        INCOMPLETE/FAILED (it may be retrying an earlier request)."""
+        arriving at all of them (an ARP probe), or the sender's neighbour entry
+        is INCOMPLETE/FAILED (it may be retrying an earlier request)."""
         hop = self.dst if self.probe == "arp" else (self.sender_route.via or self.dst)
         dev = self.dev if self.probe == "arp" else self.sender_route.dev
         if dev is None:
             return False
-        if self._nobody_has is None:
+        if self.probe == "arp":
+            self._pump()
+            heard = {(s.ns, s.dev) for s in self.sightings if s.direction == "in" and _kind(s.frame) == "arp-request" and _arp_target(s.frame) == hop}
             hosts = segment(self.lab.topology, self.src.name, dev)
-            self._nobody_has = bool(hosts) and not any(self.lab.ns(ns).route_get(hop).type == "local" for ns, _ in hosts)
-            self._hosts = hosts
-        if not self._nobody_has:
-            return False
-        self._pump()
-        heard = {(s.ns, s.dev) for s in self.sightings if s.direction == "in" and _kind(s.frame) == "arp-request" and _arp_target(s.frame) == hop}
-        names = ", ".join(sorted(f"{ns} ({d})" for ns, d in self._hosts))
-        if self._hosts <= heard:
-            self.settled_by = f"the ARP request for {hop} reached {names}, and none of them has that address"
+            if not hosts or not hosts <= heard or not self._nobody_has_it(hop, hosts):
+                return False
+            self.settled_by = f"the ARP request for {hop} reached {_names(hosts)}, and none of them has that address"
             return True
-        if self.probe != "arp":
-            entry = self.src.neighbour(hop)
-            if entry is not None and ("INCOMPLETE" in entry.state or "FAILED" in entry.state):
-                self.settled_by = f"{self.src.name} is still resolving {hop} ({entry.state}) and none of {names} has that address"
-                return True
-        return False
+        entry = self.src.neighbour(hop)
+        if entry is None or not ("INCOMPLETE" in entry.state or "FAILED" in entry.state):
+            return False
+        hosts = segment(self.lab.topology, self.src.name, dev)
+        if not hosts or not self._nobody_has_it(hop, hosts):
+            return False
+        self.settled_by = f"{self.src.name} is still resolving {hop} ({entry.state}) and none of {_names(hosts)} has that address"
+        return True
+
+    def _nobody_has_it(self, hop: str, hosts: set[tuple[str, str]]) -> bool:
+        """Asked once per probe: is *hop* a local address in none of *hosts*' namespaces?"""
+        if self._nobody_has is None:
+            self._nobody_has = not any(self.lab.ns(ns).route_get(hop).type == "local" for ns, _ in hosts)
+        return self._nobody_has
 
     # -- the verdict's evidence -------------------------------------------------
     def finish(self, result: "Result") -> "Result":
