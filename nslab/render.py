@@ -1,0 +1,256 @@
+"""One model, many views: a Topology as `ip` commands, as a diagram, as JSON.
+
+    print(ip_script(topology))              # what a learner would type
+    svg = draw(topology, "svg")             # Graphviz, offline (Debian's graphviz)
+    print(to_json(topology))
+
+Also the `nslab show` command: `nslab show bridge-three-containers` prints the
+lab's `ip` commands; `--svg FILE` / `--png FILE` draw it.
+
+The commands replay the model in the order Lab.build uses, which is the order
+the kernel needs: a link exists before it is enslaved or addressed, and is up
+before a route through a gateway on it is added (the connected route that
+makes the gateway reachable appears only when the link is up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from nslab.model import LabError, Topology
+
+FORMATS = ("svg", "png")
+
+
+class DiagramUnavailable(RuntimeError):
+    """Graphviz cannot draw here; the message says how to fix it."""
+
+
+# -- ip(8) commands -------------------------------------------------------------
+def _cmd(*words: object) -> str:
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def ip_commands(topo: Topology) -> list[tuple[str, list[str]]]:
+    """The model as `ip` commands, in steps: [(what this step does, [commands])].
+
+    `ip -n NS ...` is short for `ip netns exec NS ip ...`; a veth is born with
+    its peer already in the peer's namespace (`peer name P netns NS`), which
+    is what `ip link add` + `ip link set P netns NS` leave behind."""
+    steps: list[tuple[str, list[str]]] = []
+
+    def step(title: str, cmds: Iterable[str]) -> None:
+        cmds = list(cmds)
+        if cmds:
+            steps.append((title, cmds))
+
+    step("namespaces (each starts with lo down)", (_cmd("ip", "netns", "add", ns.name) for ns in topo.namespaces))
+    step("loopback", (_cmd("ip", "-n", ns.name, "link", "set", "lo", "up") for ns in topo.namespaces if ns.lo_up))
+    step("bridges", (_cmd("ip", "-n", br.ns, "link", "add", br.name, "type", "bridge") for br in topo.bridges))
+    veths = []
+    for v in topo.veths:
+        peer_ns = () if v.peer_ns == v.ns else ("netns", v.peer_ns)
+        veths.append(_cmd("ip", "-n", v.ns, "link", "add", v.name, "type", "veth", "peer", "name", v.peer, *peer_ns))
+    step("veth pairs (one end in each namespace)", veths)
+    step(
+        "bridge ports",
+        (_cmd("ip", "-n", ns, "link", "set", name, "master", master) for v in topo.veths for ns, name, master in v.ends() if master),
+    )
+    step(
+        "sysctls",
+        (_cmd("ip", "netns", "exec", ns.name, "sysctl", "-w", f"{key}={value}") for ns in topo.namespaces for key, value in ns.sysctls),
+    )
+    step(
+        "addresses",
+        (_cmd("ip", "-n", a.ns, "addr", "add", a.cidr, "dev", a.dev, *(("nodad",) if a.interface.version == 6 else ())) for a in topo.addresses),
+    )
+    ups = [_cmd("ip", "-n", br.ns, "link", "set", br.name, "up") for br in topo.bridges if br.up]
+    for v in topo.veths:
+        for (ns, name, _), up in zip(v.ends(), (v.up, v.peer_up)):
+            if up:
+                ups.append(_cmd("ip", "-n", ns, "link", "set", name, "up"))
+    step("links up", ups)
+    routes = []
+    for r in topo.routes:
+        words = ["ip", "-n", r.ns, "route", "add", r.dst]
+        words += ["via", r.via] if r.via else []
+        words += ["dev", r.dev] if r.dev else []
+        words += ["onlink"] if r.onlink else []
+        routes.append(_cmd(*words))
+    step("routes", routes)
+    return steps
+
+
+def ip_script(topo: Topology, title: str | None = None) -> str:
+    """A shell script (run as root) that builds *topo* with `ip`, commented by step."""
+    lines = [f"# {title}"] if title else []
+    lines.append("# ip -n NS CMD is short for: ip netns exec NS ip CMD")
+    for what, cmds in ip_commands(topo):
+        lines += ["", f"# {what}", *cmds]
+    return "\n".join(lines) + "\n"
+
+
+# -- diagram ----------------------------------------------------------------------
+def _q(text: object) -> str:
+    """A DOT double-quoted string."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _node(ns: str, dev: str) -> str:
+    return _q(f"{ns}/{dev}")
+
+
+def to_dot(topo: Topology, title: str | None = None) -> str:
+    """Graphviz DOT: a box per namespace (its SVG title is `cluster_NAME`), a node
+    per interface with its addresses, a thick edge per veth, a dashed edge from
+    each bridge port to its bridge; routes and sysctls as a note in the box."""
+    addrs: dict[tuple[str, str], list[str]] = {(ns.name, "lo"): ["127.0.0.1/8"] for ns in topo.namespaces if ns.lo_up}
+    for a in topo.addresses:
+        addrs.setdefault((a.ns, a.dev), []).append(a.cidr)
+    ups = {(b.ns, b.name): b.up for b in topo.bridges}
+    for v in topo.veths:
+        ups[(v.ns, v.name)], ups[(v.peer_ns, v.peer)] = v.up, v.peer_up
+
+    out = [
+        "graph lab {",
+        "  graph [rankdir=LR, fontname=Helvetica, fontsize=12, nodesep=0.3, ranksep=0.9"
+        + (f", label={_q(title)}, labelloc=t" if title else "")
+        + "];",
+        '  node [fontname=Helvetica, fontsize=10, shape=box, style="rounded,filled", fillcolor=white];',
+        "  edge [fontname=Helvetica, fontsize=9];",
+    ]
+    for ns in topo.namespaces:
+        out += [f"  subgraph {_q('cluster_' + ns.name)} {{", f"    label={_q(ns.name)};", '    style="rounded,filled"; fillcolor="#eef3fa"; color="#5b7fb3";']
+        links = topo.links_in(ns.name)
+        shown = [dev for dev in links if dev != "lo" or (ns.name, "lo") in addrs]
+        for dev in shown:
+            kind = links[dev]
+            up = ns.lo_up if dev == "lo" else ups.get((ns.name, dev), True)
+            label = "\n".join([f"{dev}" + ("" if up else " (down)"), *addrs.get((ns.name, dev), [])])
+            style = '"rounded,filled' + ("" if up else ",dashed") + '"'
+            fill = {"bridge": "#ffe7a8", "loopback": "#e8e8e8"}.get(kind, "white")
+            out.append(f"    {_node(ns.name, dev)} [label={_q(label)}, style={style}, fillcolor={_q(fill)}, tooltip={_q(kind)}];")
+        notes = [_route_text(r) for r in topo.routes if r.ns == ns.name] + [f"{k}={v}" for k, v in ns.sysctls]
+        if notes or not shown:
+            text = "\\l".join(_q(n)[1:-1] for n in notes) + "\\l" if notes else "no links (lo down)"
+            out.append(f'    {_node(ns.name, "#notes")} [label="{text}", shape=note, style=filled, fillcolor="#fdfdf3", fontsize=9];')
+        out.append("  }")
+    for v in topo.veths:
+        out.append(f'  {_node(v.ns, v.name)} -- {_node(v.peer_ns, v.peer)} [label="veth", penwidth=2, color="#2d6a4f"];')
+    for v in topo.veths:
+        for ns, name, master in v.ends():
+            if master:
+                # bridge first, so the layout reads bridge -> port -> container
+                out.append(f'  {_node(ns, master)} -- {_node(ns, name)} [style=dashed, label="master", color="#b07d00"];')
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _route_text(r) -> str:
+    words = [r.dst] + (["via", r.via] if r.via else []) + (["dev", r.dev] if r.dev else []) + (["onlink"] if r.onlink else [])
+    return " ".join(words)
+
+
+def draw(topo: Topology, fmt: str = "svg", title: str | None = None) -> bytes:
+    """The diagram drawn by Graphviz's `dot` as SVG or PNG bytes."""
+    if fmt not in FORMATS:
+        raise LabError("fmt", f"diagram format {fmt!r} is not one of {FORMATS}")
+    dot = shutil.which("dot")
+    if dot is None:
+        raise DiagramUnavailable("Graphviz's `dot` is not installed; install it with: apt-get install graphviz")
+    proc = subprocess.run([dot, f"-T{fmt}"], input=to_dot(topo, title).encode(), capture_output=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise DiagramUnavailable(f"dot -T{fmt} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def inline_svg(topo: Topology, title: str | None = None) -> str:
+    """The SVG diagram without its XML prolog and DOCTYPE, ready to embed in HTML."""
+    svg = draw(topo, "svg", title).decode()
+    return svg[svg.index("<svg") :]
+
+
+def to_json(topo: Topology) -> str:
+    return json.dumps(topo.to_dict(), indent=2)
+
+
+# -- nslab show ---------------------------------------------------------------------
+def resolve(target: str) -> tuple[str, str, Topology]:
+    """A catalog lab's name, a scenario module (path or name) that has a catalog
+    lab, or a JSON topology file -> (name, description, topology)."""
+    from nslab import catalog
+
+    if target in catalog.LABS:
+        lab = catalog.LABS[target]
+        return lab.name, lab.title, lab.topology
+    stem = Path(target).name.removesuffix(".py")
+    for lab in catalog.LABS.values():
+        if lab.scenario == stem:
+            return lab.name, f"{lab.title} (the final state of {lab.scenario})", lab.topology
+    if target.endswith(".json"):
+        try:
+            with open(target) as f:
+                data = json.load(f)
+        except OSError as exc:
+            raise LabError("target", f"cannot read {target!r}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise LabError("target", f"{target!r} is not valid JSON ({exc})") from None
+        return os.path.basename(target), "a topology file", Topology.from_dict(data)
+    raise LabError(
+        "target",
+        f"no lab or scenario named {target!r}; known labs: {', '.join(catalog.LABS)} "
+        f"(scenarios: {', '.join(lab.scenario for lab in catalog.LABS.values() if lab.scenario)}), or a .json topology file",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", nargs="?", help="a lab name (see `nslab show` with no argument), a scenario module, or a topology .json file")
+    parser.add_argument("--svg", metavar="FILE", help="also draw the lab as SVG into FILE")
+    parser.add_argument("--png", metavar="FILE", help="also draw the lab as PNG into FILE")
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("--json", action="store_true", help="print the topology as JSON instead of ip commands")
+    view.add_argument("--dot", action="store_true", help="print the Graphviz source instead of ip commands")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nslab import catalog
+
+    if args.target is None:
+        for lab in catalog.LABS.values():
+            print(f"{lab.name:<26} {lab.title}" + (f"  [scenario {lab.scenario}]" if lab.scenario else ""))
+        return 0
+    try:
+        name, description, topo = resolve(args.target)
+    except LabError as exc:
+        print(f"nslab show: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(to_json(topo))
+    elif args.dot:
+        print(to_dot(topo, name), end="")
+    else:
+        print(ip_script(topo, f"{name}: {description}"), end="")
+    for fmt in FORMATS:
+        path = getattr(args, fmt)
+        if path:
+            try:
+                Path(path).write_bytes(draw(topo, fmt, name))
+            except DiagramUnavailable as exc:
+                print(f"nslab show: cannot draw {path}: {exc}", file=sys.stderr)
+                return 3
+            except OSError as exc:
+                print(f"nslab show: cannot write {path}: {exc.strerror}", file=sys.stderr)
+                return 2
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+__all__ = ["DiagramUnavailable", "draw", "inline_svg", "ip_commands", "ip_script", "resolve", "to_dot", "to_json"]
