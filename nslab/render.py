@@ -140,7 +140,7 @@ def to_dot(topo: Topology, title: str | None = None) -> str:
             out.append(f"    {_node(ns.name, dev)} [label={_q(label)}, style={style}, fillcolor={_q(fill)}, tooltip={_q(kind)}];")
         notes = [_route_text(r) for r in topo.routes if r.ns == ns.name] + [f"{k}={v}" for k, v in ns.sysctls]
         if notes or not shown:
-            text = "\\l".join(_q(n)[1:-1] for n in notes) + "\\l" if notes else "no links (lo down)"
+            text = "\\l".join(_q(n)[1:-1] for n in notes) + "\\l" if notes else "no links in the model"
             out.append(f'    {_node(ns.name, "#notes")} [label="{text}", shape=note, style=filled, fillcolor="#fdfdf3", fontsize=9];')
         out.append("  }")
     for v in topo.veths:

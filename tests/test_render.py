@@ -52,7 +52,6 @@ def build_from_commands(lab, script: str, names: list[str]) -> None:
             subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
 
 
-@pytest.mark.lab
 @pytest.mark.parametrize("name", list(catalog.LABS))
 def test_printed_ip_commands_build_a_lab_that_passes_its_checks(lab, capsys, name):
     spec = catalog.LABS[name]
