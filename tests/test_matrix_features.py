@@ -1,0 +1,87 @@
+"""Feature probing decides skips: `@pytest.mark.needs("bridge")`.
+
+`test_bridge_enslaves_a_veth` is also the scenario the matrix boots with
+`module_blacklist=bridge` (tests/test_matrix.py): there it must skip, naming
+the missing feature, instead of failing half-way through building its lab.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.needs("bridge")
+def test_bridge_enslaves_a_veth(lab):
+    host = lab.add_namespace("host")
+    host.add_bridge("br0")
+    host.add_veth("veth1", "ceth1", up=True)
+    host.set_link("veth1", master="br0")
+    host.set_link("br0", up=True)
+    assert host.link("br0").kind == "bridge" and host.link("br0").up
+    assert host.link("veth1").master == "br0"
+
+
+def test_probe_answers_from_the_kernel(nslab_sandbox):
+    from nslab import features
+
+    assert features.missing("veth") is None  # every scenario here builds veths
+    with pytest.raises(ValueError, match="unknown feature 'brdge'; known: bridge, veth, vxlan"):
+        features.missing("brdge")
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+    def runner(*args: str) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(
+            "-p", "fixtures.plugin", "-p", "fixtures.features", "-p", "no:randomly", "-p", "no:cacheprovider", *args
+        )
+
+    return runner
+
+
+def test_missing_feature_skips_naming_it(pytester: pytest.Pytester, run):
+    # A link kind this kernel has never heard of stands in for a missing
+    # module: the kernel itself refuses it, as it refuses a blacklisted bridge.
+    pytester.makeconftest(
+        """
+from nslab import features
+features.FEATURES["bridge"] = ("creating a bridge", {"kind": "nslab-no-such-kind"})
+"""
+    )
+    pytester.makepyfile(
+        test_needs="""
+import pytest
+
+@pytest.mark.needs("bridge")
+def test_wants_a_bridge(lab):
+    raise AssertionError("must not run")
+
+def test_without_marker(lab):
+    assert lab.add_namespace("a").link("lo").kind == "loopback"
+"""
+    )
+    result = run("-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*kernel lacks bridge support: creating a bridge failed: ENOTSUP (Operation not supported)*"])
+
+
+def test_unknown_feature_is_a_usage_error(pytester: pytest.Pytester, run):
+    pytester.makepyfile(
+        test_typo="""
+import pytest
+
+@pytest.mark.needs("brige")
+def test_x():
+    pass
+"""
+    )
+    result = run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_typo.py::test_x: @pytest.mark.needs: unknown feature 'brige'; known: bridge, veth, vxlan*"])
