@@ -1,0 +1,401 @@
+"""`nslab matrix KERNEL...`: the scenario suite once per kernel, one table.
+
+    nslab matrix host 6.1 6.12 -k veth_two_namespaces
+    nslab matrix 6.1,module_blacklist=bridge      # boot arguments after commas
+
+`host` is the running kernel, natively. Any other name is a Debian kernel
+package (`6.1`, `6.1-cloud`, `6.1-rt`, `6.12`, or a full `linux-image-...`
+name): downloaded with `apt-get download`, unpacked with `dpkg-deb -x` into
+.cache/kernels/ (never installed), and booted by virtme-ng in a throwaway
+QEMU guest that runs this machine's own root filesystem and venv read-only.
+The guest loads modules from the unpacked tree in the cache (virtme-ng links
+it over a tmpfs /lib/modules inside the guest), so nothing outside the cache
+and reports/matrix/ changes on the host.
+
+Every VM is bounded: it runs in its own process group and is killed by that
+group's id when its time is up. Its processes carry the run's marker
+(nslab.leftovers), so if this command itself is killed, `nslab clean` finds and
+kills the orphaned QEMU. Acceleration: KVM is tried first with a short
+bound, and QEMU's TCG is used when KVM does not boot within it (nested
+virtualisation often fails one way or another).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+from nslab import leftovers
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "kernels"
+FLAVOURS = {"": "amd64", "cloud": "cloud-amd64", "rt": "rt-amd64"}
+UP = "nslab-matrix: guest up"
+GUEST_MEMORY = "1G"
+
+
+class MatrixError(Exception):
+    """Bad input or a missing tool; the message is one line saying how to fix it."""
+
+
+# -- kernels -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Kernel:
+    label: str  # as given on the command line
+    name: str  # 'host', '6.1', '6.1-cloud', 'linux-image-...'
+    append: tuple[str, ...] = ()  # extra kernel command-line arguments
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.label)
+
+
+def parse_kernel(text: str) -> Kernel:
+    name, *append = text.split(",")
+    if name == "host":
+        if append:
+            raise MatrixError(f"kernel {text!r}: the host kernel cannot take boot arguments; use a Debian kernel such as 6.1,{append[0]}")
+    elif not (name.startswith("linux-image-") or re.fullmatch(r"\d+\.\d+(-(cloud|rt))?", name)):
+        raise MatrixError(f"kernel {text!r}: expected host, a Debian version such as 6.1, 6.1-cloud, 6.1-rt, 6.12, or a linux-image-* package name")
+    return Kernel(text, name, tuple(a for a in append if a))
+
+
+def _version_key(name: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", name))
+
+
+def package_for(name: str) -> str:
+    """The newest Debian linux-image package for '6.1', '6.1-cloud', '6.12-rt' ... (signed, not -dbg)."""
+    if name.startswith("linux-image-"):
+        return name
+    version, _, flavour = name.partition("-")
+    try:
+        names = subprocess.run(["apt-cache", "pkgnames", "linux-image-"], capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise MatrixError(f"kernel {name!r}: apt-cache failed ({exc}); Debian kernels need apt (or use 'host')") from None
+    pattern = re.compile(rf"linux-image-{re.escape(version)}(\.\d+)*(-\d+|\+deb\d+)-{FLAVOURS[flavour]}")
+    found = sorted((n for n in names if pattern.fullmatch(n)), key=_version_key)
+    if not found:
+        raise MatrixError(f"kernel {name!r}: no package matches linux-image-{version}*-{FLAVOURS[flavour]} (try 'apt-get update'; list: apt-cache search linux-image)")
+    return found[-1]
+
+
+def fetch(package: str, cache: Path = CACHE) -> Path:
+    """The kernel image of *package*, downloaded and unpacked into the cache once."""
+    tree = cache / package
+    images = sorted(tree.glob("boot/vmlinuz-*"))
+    if images:
+        return images[0]
+    cache.mkdir(parents=True, exist_ok=True)
+    for partial in cache.glob(".partial-*"):  # left by a killed fetch
+        if not leftovers.alive(partial.name.split("-", 1)[1]):
+            shutil.rmtree(partial, ignore_errors=True)
+    partial = cache / f".partial-{leftovers.run_id()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        _tool(["apt-get", "download", "-q", package], cwd=partial, what=f"downloading {package}")
+        deb = next(partial.glob("*.deb"))
+        _tool(["dpkg-deb", "-x", str(deb), str(partial / "root")], what=f"unpacking {deb.name}")
+        (partial / "root").rename(tree)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    images = sorted(tree.glob("boot/vmlinuz-*"))
+    if not images:
+        raise MatrixError(f"{package}: no boot/vmlinuz-* in the package; is it a kernel image package?")
+    return images[0]
+
+
+def _tool(argv: list[str], *, what: str, cwd: Path | None = None) -> None:
+    try:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise MatrixError(f"{what}: {argv[0]} is not installed (Debian: apt-get install apt dpkg)") from None
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        raise MatrixError(f"{what}: {argv[0]} exited {done.returncode}: {lines[-1]}")
+
+
+# -- processes ---------------------------------------------------------------
+def bounded(argv: list[str], *, timeout: float, log: Path, env: dict | None = None, cwd: Path = ROOT) -> int | None:
+    """Run *argv* in its own process group, output to *log*; None if killed at *timeout*.
+
+    On timeout the whole group (vng, virtme-run, QEMU) is killed by its id and
+    reaped, so nothing outlives the call.
+    """
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group, if anything
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+
+def _vng_env() -> dict:
+    env = dict(os.environ)
+    env[leftovers.MARKER] = os.environ.get(leftovers.MARKER) or leftovers.mark_this_run()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+    return env
+
+
+def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None, append: tuple[str, ...] = ()) -> list[str]:
+    vng = shutil.which("vng", path=_vng_env()["PATH"])
+    if vng is None:
+        raise MatrixError("virtme-ng is not installed: pip install virtme-ng (and apt-get install qemu-system-x86 busybox-static kmod)")
+    argv = [vng, "--run", str(image), "--memory", GUEST_MEMORY, "--cpus", "2"]
+    if accel == "tcg":
+        argv.append("--disable-kvm")
+    if rwdir is not None:
+        argv.append(f"--rwdir={rwdir}")
+    for arg in append:
+        argv += ["--append", arg]
+    return argv + ["--exec", command]
+
+
+_accel_cache: dict[str, tuple[str, str]] = {}
+
+
+def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
+    """('kvm' or 'tcg', why): KVM if a guest boots under it within *bound* seconds."""
+    if "auto" in _accel_cache:
+        return _accel_cache["auto"]
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        found = ("tcg", "no usable /dev/kvm")
+    else:
+        log = workdir / "kvm-probe.log"
+        started = time.monotonic()
+        status = bounded(vng_argv(image, "kvm", f"echo {UP}"), timeout=bound, log=log, env=_vng_env())
+        text = log.read_text(errors="replace")
+        if status == 0 and UP in text:
+            found = ("kvm", f"booted under KVM in {time.monotonic() - started:.0f} s")
+        elif status is None:
+            found = ("tcg", f"KVM guest did not boot within {bound:.0f} s")
+        else:
+            found = ("tcg", f"KVM guest failed: {_last_line(text)}")
+    _accel_cache["auto"] = found
+    return found
+
+
+# -- one kernel's run --------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    test: str
+    verdict: str  # passed, failed, error, skipped, xfail
+    detail: str = ""  # skip/xfail reason, or the failure text with nslab's explanation and trace
+
+
+@dataclass
+class Run:
+    kernel: Kernel
+    release: str = ""
+    accel: str = ""
+    seconds: float = 0.0
+    problem: str = ""  # 'did not boot: ...' and the like: the run produced no verdicts
+    cases: dict[str, Case] = field(default_factory=dict)
+
+    def counts(self) -> str:
+        if self.problem:
+            return self.problem
+        tally: dict[str, int] = {}
+        for case in self.cases.values():
+            tally[case.verdict] = tally.get(case.verdict, 0) + 1
+        return ", ".join(f"{n} {v}" for v, n in sorted(tally.items())) or "no tests"
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem and all(c.verdict not in ("failed", "error") for c in self.cases.values())
+
+
+def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]:
+    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
+    return args + (["-k", select] if select else [])
+
+
+def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | None, timeout: float,
+               accel: str = "auto", kvm_bound: float = 30.0) -> Run:
+    """Run the suite on one kernel; its verdicts, or one line saying why there are none."""
+    shutil.rmtree(outdir, ignore_errors=True)
+    outdir.mkdir(parents=True)
+    run = Run(kernel)
+    started = time.monotonic()
+    try:
+        if kernel.name == "host":
+            run.release, run.accel = os.uname().release, "native"
+            status = bounded([sys.executable, *pytest_args(outdir, suite, select)], timeout=timeout, log=outdir / "console.log")
+        else:
+            package = package_for(kernel.name)
+            image = fetch(package)
+            run.release = package.removeprefix("linux-image-")
+            why = "forced"
+            if accel == "auto":
+                accel, why = detect_accel(image, outdir, kvm_bound)
+            run.accel = f"{accel} ({why})"
+            # The guest sees the host's /tmp read-only (and other runs' scratch
+            # directories in it): give it a private one in the shared directory.
+            tmp = outdir / "tmp"
+            tmp.mkdir()
+            command = f"echo {UP} $(uname -r); cd {shlex.quote(str(ROOT))} && PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} " + shlex.join(
+                [sys.executable, *pytest_args(outdir, suite, select)]
+            )
+            started = time.monotonic()  # the boot and the suite, not the download
+            argv = vng_argv(image, accel, command, rwdir=outdir, append=kernel.append)
+            status = bounded(argv, timeout=timeout, log=outdir / "console.log", env=_vng_env())
+    except MatrixError as exc:
+        run.problem = f"not run: {exc}"
+        return run
+    run.seconds = time.monotonic() - started
+    shutil.rmtree(outdir / "tmp", ignore_errors=True)
+    console = (outdir / "console.log").read_text(errors="replace")
+    junit = outdir / "junit.xml"
+    if junit.exists():
+        run.cases = read_junit(junit)
+    if not run.cases:
+        run.problem = _why_no_verdicts(kernel, status, console, timeout)
+    return run
+
+
+def _why_no_verdicts(kernel: Kernel, status: int | None, console: str, timeout: float) -> str:
+    if kernel.name != "host" and UP not in console:
+        if status is None:
+            return f"did not boot: no sign of life within {timeout:.0f} s (killed); last console line: {_last_line(console)}"
+        return f"did not boot: {_last_line(console)}"
+    if status is None:
+        return f"timed out after {timeout:.0f} s (killed) before pytest wrote its report; last line: {_last_line(console)}"
+    return f"no test report (exit {status}): {_last_line(console)}"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "no output"
+
+
+def read_junit(path: Path) -> dict[str, Case]:
+    """Verdicts by test id ('test_module.py::test_name') from pytest's JUnit XML."""
+    cases = {}
+    for tc in ElementTree.parse(path).iter("testcase"):
+        module, _, cls = tc.get("classname", "").partition(".")
+        module, _, cls = (cls if module in ("scenarios", "tests") else f"{module}.{cls}").partition(".")
+        test = f"{module.rsplit('.', 1)[-1]}.py::" + (f"{cls}::" if cls else "") + tc.get("name", "?")
+        verdict, detail = "passed", ""
+        for child in tc:
+            if child.tag in ("failure", "error"):
+                verdict = "failed" if child.tag == "failure" else "error"
+                detail = f"{child.get('message', '')}\n\n{child.text or ''}".strip()
+                break
+            if child.tag == "skipped":
+                xfail = child.get("type") == "pytest.xfail"
+                verdict, detail = ("xfail" if xfail else "skipped"), child.get("message", "")
+                break
+        cases[test] = Case(test, verdict, detail)
+    return cases
+
+
+# -- the table -----------------------------------------------------------------
+def differences(runs: list[Run]) -> list[str]:
+    """Tests whose verdict is not the same on every kernel that ran."""
+    ran = [r for r in runs if not r.problem]
+    tests = sorted({t for r in ran for t in r.cases})
+    return [t for t in tests if len({r.cases[t].verdict if t in r.cases else "absent" for r in ran}) > 1]
+
+
+def table(runs: list[Run]) -> str:
+    lines = [f"nslab matrix: {len(runs)} kernel(s)"]
+    width = max(len(r.kernel.label) for r in runs)
+    for r in runs:
+        took = f"{r.seconds:6.1f} s" if r.seconds else "       -"
+        lines.append(f"  {r.kernel.label:<{width}}  {r.release or '-':<24} {took}  {r.accel or '-'}: {r.counts()}")
+    diff = differences(runs)
+    lines += ["", f"Differences between kernels: {len(diff) if len([r for r in runs if not r.problem]) > 1 else 'n/a (fewer than two kernels ran)'}"]
+    for test in diff:
+        lines.append(f"  {test}")
+        for r in runs:
+            if not r.problem:
+                case = r.cases.get(test)
+                lines.append(f"    {r.kernel.label:<{width}}  " + (_cell(case, full=True) if case else "absent"))
+    ran = [r for r in runs if not r.problem]
+    tests = sorted({t for r in ran for t in r.cases})
+    if tests:
+        notes: list[str] = []
+        first = max(len(t) for t in tests)
+        cols = [max(len(r.kernel.label), 10) for r in ran]
+        lines += ["", "  ".join([f"{'test':<{first}}"] + [f"{r.kernel.label:<{w}}" for r, w in zip(ran, cols)])]
+        for test in tests:
+            cells = []
+            for r, w in zip(ran, cols):
+                case = r.cases.get(test)
+                cell = "absent" if case is None else _cell(case)
+                if case is not None and case.verdict in ("skipped", "xfail") and case.detail:
+                    note = f"{case.verdict}: {case.detail}"
+                    if note not in notes:
+                        notes.append(note)
+                    cell += f" [{notes.index(note) + 1}]"
+                cells.append(f"{cell:<{w}}")
+            lines.append("  ".join([f"{test:<{first}}"] + cells))
+        lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
+    for r in runs:
+        if r.problem:
+            lines.append(f"{r.kernel.label}: {r.problem}")
+    return "\n".join(lines)
+
+
+def _cell(case: Case, full: bool = False) -> str:
+    word = {"failed": "FAILED", "error": "ERROR"}.get(case.verdict, case.verdict)
+    if not full or not case.detail:
+        return word
+    return f"{word}: {case.detail.splitlines()[0][:160]}"
+
+
+# -- the command -------------------------------------------------------------
+def add_arguments(parser) -> None:
+    parser.add_argument("kernels", nargs="+", metavar="KERNEL",
+                        help="host, or a Debian kernel: 6.1, 6.1-cloud, 6.1-rt, 6.12, linux-image-...; boot arguments after commas (6.1,module_blacklist=bridge)")
+    parser.add_argument("-k", dest="select", metavar="EXPR", help="only tests matching this pytest -k expression")
+    parser.add_argument("--suite", action="append", metavar="PATH", help="test paths to run, relative to the project (default: scenarios)")
+    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS", help="per kernel: boot and suite (default: 1800)")
+    parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="QEMU acceleration (default: auto: KVM if it boots within --kvm-bound, else TCG)")
+    parser.add_argument("--kvm-bound", type=float, default=30.0, metavar="SECONDS", help="how long a KVM guest may take to boot before TCG is used (default: 30)")
+    parser.add_argument("--reports", default=str(ROOT / "reports" / "matrix"), metavar="DIR", help="where each kernel's junit.xml, pcaps and the matrix page go")
+
+
+def run(args) -> int:
+    from nslab import matrix_page
+
+    try:
+        kernels = [parse_kernel(k) for k in args.kernels]
+        if args.timeout <= 0 or args.kvm_bound <= 0:
+            raise MatrixError("--timeout and --kvm-bound: must be a positive number of seconds")
+        suite = args.suite or ["scenarios"]
+        for path in suite:
+            if not (ROOT / path).exists():
+                raise MatrixError(f"--suite {path!r}: no such path under {ROOT}")
+    except MatrixError as exc:
+        print(f"nslab matrix: {exc}", file=sys.stderr)
+        return 2
+    reports = Path(args.reports).resolve()
+    runs = []
+    for kernel in kernels:
+        print(f"nslab matrix: {kernel.label} ...", file=sys.stderr, flush=True)
+        one = run_kernel(kernel, reports / kernel.slug, suite=suite, select=args.select, timeout=args.timeout,
+                         accel=args.accel, kvm_bound=args.kvm_bound)
+        print(f"nslab matrix: {kernel.label}: {one.counts()} ({one.seconds:.1f} s, {one.accel or '-'})", file=sys.stderr, flush=True)
+        runs.append(one)
+    print(table(runs))
+    page = matrix_page.write(runs, differences(runs), reports / "index.html")
+    print(f"\nmatrix page: {page}")
+    return 0 if all(r.ok for r in runs) else 1
