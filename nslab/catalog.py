@@ -3,10 +3,10 @@
     nslab show bridge-three-containers       # its ip commands
     LABS["veth-two-namespaces"].topology     # a Topology for Lab.build
 
-The tutorials' "root namespace" or "host" is a lab namespace (`root`,
-`host`); the VM's own network card (`enp0s8`) is one end of a veth whose
-other end sits in `lan`, the network the card is plugged into, so the
-host's address is on a link with a carrier, as on the VM.
+The tutorials' "root namespace" or "host" is a lab namespace (`host`); the
+VM's own network card (`enp0s8`) is one end of a veth whose other end sits
+in `lan`, the network the card is plugged into, as in the scenarios/
+modules whose final state each lab is.
 """
 
 from __future__ import annotations
@@ -61,30 +61,33 @@ def _veth_two_namespaces() -> CatalogLab:
 
 def _root_to_blue() -> CatalogLab:
     topo = Topology(
-        ["root", Namespace("blue_ns", lo_up=True), "lan"],
-        veths=[Veth("root", "veth_root_ns", "blue_ns", "veth_blue_ns"), Veth("root", "enp0s8", "lan", "eth0")],
+        [Namespace("host", lo_up=True), Namespace("blue_ns", lo_up=True), Namespace("lan", lo_up=True)],
+        veths=[Veth("host", "veth_root_ns", "blue_ns", "veth_blue_ns"), Veth("host", "enp0s8", "lan", "eth0")],
         addresses=[
-            Address("root", "veth_root_ns", "10.0.0.1/24"),
+            Address("host", "veth_root_ns", "10.0.0.1/24"),
             Address("blue_ns", "veth_blue_ns", "10.0.0.2/24"),
-            Address("root", "enp0s8", "192.168.0.194/24"),
+            Address("host", "enp0s8", "192.168.0.194/24"),
+            Address("lan", "eth0", "192.168.0.1/24"),
         ],
         routes=[Route("blue_ns", "default", via="10.0.0.1")],
     )
     return CatalogLab(
         "root-to-blue",
-        "the root namespace and blue_ns over a veth, blue_ns reaching the host's address by its default route",
+        "the root namespace (host) and blue_ns over a veth; blue_ns reaches the host's other address by its default route",
         "001 network namespaces, sections 4-5",
         topo,
-        (Check("blue_ns", "127.0.0.1"), Check("root", "10.0.0.2"), Check("blue_ns", "10.0.0.1"), Check("blue_ns", "192.168.0.194")),
+        (Check("blue_ns", "127.0.0.1"), Check("host", "10.0.0.2"), Check("blue_ns", "10.0.0.1"), Check("blue_ns", "192.168.0.194")),
+        scenario="test_root_to_blue_ns",
     )
 
 
 def _host_to_container() -> CatalogLab:
     topo = Topology(
-        ["host", "container1", "lan"],
-        veths=[Veth("host", "veth1", "container1", "ceth1"), Veth("host", "enp0s8", "lan", "eth0")],
-        addresses=[Address("host", "enp0s8", "10.0.0.10/24"), Address("container1", "ceth1", "172.16.0.2/24")],
+        [Namespace("host", lo_up=True), Namespace("lan", lo_up=True, sysctls={"net.ipv4.ip_forward": 0}), "container1"],
+        veths=[Veth("host", "enp0s8", "lan", "eth0"), Veth("host", "veth1", "container1", "ceth1")],
+        addresses=[Address("host", "enp0s8", "10.0.0.10/24"), Address("lan", "eth0", "10.0.0.1/24"), Address("container1", "ceth1", "172.16.0.2/24")],
         routes=[
+            Route("host", "default", via="10.0.0.1"),
             Route("host", "172.16.0.0/24", dev="veth1"),
             # The tutorial's own step 11: the container's own address as its gateway.
             Route("container1", "default", via="172.16.0.2", dev="ceth1"),
@@ -92,10 +95,11 @@ def _host_to_container() -> CatalogLab:
     )
     return CatalogLab(
         "host-to-container",
-        "a host and one container over a veth, routed both ways",
+        "a host (its uplink to a lan gateway) and one container over a veth, routed both ways",
         "002 Container Networking Deep Dive, part 1",
         topo,
-        (Check("host", "172.16.0.2"), Check("container1", "10.0.0.10")),
+        (Check("host", "172.16.0.2"), Check("container1", "10.0.0.10"), Check("lan", "10.0.0.10")),
+        scenario="test_host_to_container",
     )
 
 

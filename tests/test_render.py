@@ -68,6 +68,7 @@ def test_printed_ip_commands_build_a_lab_that_passes_its_checks(lab, capsys, nam
     for ns in topo.namespaces:
         live = lab.ns(ns.name)
         assert live.link("lo").up is ns.lo_up
+        assert {key: live.sysctl(key) for key, _ in ns.sysctls} == dict(ns.sysctls)
         assert sorted(live.link_names()) == sorted(topo.links_in(ns.name))
         masters = {name: master for v in topo.veths for end_ns, name, master in v.ends() if end_ns == ns.name}
         assert {link.name: link.master for link in live.links() if link.kind == "veth"} == masters
