@@ -77,6 +77,7 @@ class Evidence:
     neighbours: dict[str, list[NeighbourState]]
     return_route: RouteLookup | None = None  # at the target, back to request_src
     settled_by: str | None = None
+    path_down: str | None = None  # a bridge on the way out that is down
 
     def delta(self, ns: str, counter: str) -> int:
         return self.counters.get(ns, {}).get(counter, 0)
@@ -254,11 +255,26 @@ class Watch:
         self.target = self.lab.owner_of(self.dst)
         routed_out = self.sender_route.type == "unicast" and self.sender_route.dev is not None
         self.out_link = next((link for link in self.src_links if link.name == self.sender_route.dev), None) if routed_out else None
+        self.path_down = self._bridge_down_on_the_way_out()
         self.watched = self._namespaces_to_watch()
         for ns in self.watched:
             ns.watcher.read()  # drop what came before
         self.before = {ns.name: ns.watcher.counters() for ns in self.watched}
         return self
+
+    def _bridge_down_on_the_way_out(self) -> str | None:
+        """Is the far end of the way out a port of a bridge that is down (the kernel
+        says so)? Then every frame dies there, and nothing needs to be waited for."""
+        if self.out_link is None:
+            return None
+        far = self.lab.topology.peer(self.src.name, self.out_link.name)
+        master = next((e[2] for v in self.lab.topology.veths for e in v.ends() if far and (e[0], e[1]) == far), None)
+        if far is None or master is None:
+            return None
+        bridge = next((link for link in self.lab.kernel.links(self.lab.ns(far[0]).handle) if link.name == master), None)
+        if bridge is None or bridge.up:
+            return None
+        return f"{far[1]}, the other end of {self.src.name}'s {self.out_link.name}, is a port of bridge {master} in {far[0]}, which is down (ip -n {far[0]} link set {master} up)"
 
     def _namespaces_to_watch(self) -> list["Netns"]:
         """Every namespace of a small lab; in a large one (say 50 containers on a
@@ -299,6 +315,9 @@ class Watch:
     # -- fast negative verdicts -------------------------------------------------
     def settled(self) -> bool:
         """True once the evidence proves no answer can come back."""
+        if self.path_down is not None:
+            self.settled_by = self.path_down
+            return True
         if self.out_link is not None and not (self.out_link.up and self.out_link.carrier):
             self.settled_by = f"{self.src.name}'s way out, {self.out_link.name}, is {self.out_link.state}"
             return True
@@ -371,6 +390,7 @@ class Watch:
             links={self.src.name: self.src_links},
             neighbours={},
             settled_by=self.settled_by if result.decided_early else None,
+            path_down=self.path_down,
         )
         if not result.ok:
             self._failure_evidence(evidence)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import ipaddress
+import socket
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,9 @@ def explain(result: Result, ev: Evidence, topo: Topology) -> tuple[Cause | None,
         return Cause.NO_ROUTE_AT_SENDER, f"{ev.src} has no route to {result.dst} (ENETUNREACH at once): add one, e.g. ip route add {_net_hint(result.dst)} dev ... or a default route"
     if result.outcome is Outcome.REFUSED:
         return Cause.PORT_CLOSED, f"{result.dst} answered with a TCP reset: the host is reachable but nothing listens on that port"
+
+    if ev.path_down is not None:
+        return Cause.LINK_DOWN, f"the {what} could not get through: {ev.path_down}"
 
     out = ev.link(ev.src, ev.sender_route.dev)
     if out is not None and not (out.up and out.carrier):
@@ -164,8 +168,17 @@ def _cut_off(ev: Evidence, topo: Topology, hop: str) -> tuple[Cause, str] | None
 
 
 def _arrival_dev(ev: Evidence, ns: str) -> str | None:
-    seen = [s for s in ev.seen(ns=ns, direction="in") if s.frame[12:14] == b"\x08\x00"]
+    """Where the request (an IPv4 packet to the probed address) first entered *ns*."""
+    dst = socket.inet_aton(ev.dst) if _is_ipv4(ev.dst) else None
+    seen = [s for s in ev.seen(ns=ns, direction="in") if s.frame[12:14] == b"\x08\x00" and s.frame[30:34] == dst and s.dev != "lo"]
     return seen[0].dev if seen else None
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False
 
 
 def _is_default(ev: Evidence, topo: Topology) -> bool:

@@ -66,6 +66,7 @@ class NsHandle:
     nl: IPRoute
     nsid: int
     _index: dict[str, int] = field(default_factory=dict)
+    inactive: set[str] = field(default_factory=set)  # set up while without carrier
 
     def index(self, dev: str) -> int:
         if dev not in self._index:
@@ -233,20 +234,33 @@ class Kernel:
             attrs["state"] = "up" if up else "down"
         with _explained(" ".join(words)):
             ns.nl.link("set", index=index, **attrs)
+        if up and netns is None:
+            (m,) = ns.nl.link("get", index=index)
+            if not m["flags"] & IFF_LOWER_UP:
+                ns.inactive.add(name or dev)  # its queue waits for carrier: see wait_ready
         if name is not None or netns is not None:
             ns.forget(dev)
 
     def wait_ready(self, ns: NsHandle, timeout: float = 5.0) -> None:
-        """Return once every link that is up and has carrier can send (read back,
-        not assumed: the kernel activates a queue a moment after the link is up)."""
+        """Return once every link here that was set up without carrier, and has
+        carrier now, can send. Such a link's transmit queue stays 'noop' (which
+        drops) until the kernel's linkwatch activates it, in the same step that
+        makes its operstate UP (an urgent event: milliseconds). A link set up
+        with carrier was activated at once and needs no wait (its operstate may
+        lag for a second, harmlessly). Read back, not assumed."""
         deadline = time.monotonic() + timeout
-        while True:
-            waiting = [link.name for link in self.links(ns) if link.up and link.carrier and not link.ready]
+        while ns.inactive:
+            links = {link.name: link for link in self.links(ns)}
+            for name in list(ns.inactive):
+                link = links.get(name)
+                if link is None or not link.up or (link.carrier and link.operstate == "UP"):
+                    ns.inactive.discard(name)
+            waiting = [n for n in ns.inactive if links[n].carrier]
             if not waiting:
                 return
             if time.monotonic() > deadline:
-                raise KernelError(f"ip -n {ns.name} link show {' '.join(waiting)}", errno_mod.ETIMEDOUT, "still qdisc noop after link up")
-            time.sleep(0.001)
+                raise KernelError(f"ip -n {ns.name} link show {' '.join(waiting)}", errno_mod.ETIMEDOUT, "has carrier but is not yet operationally UP")
+            time.sleep(0.0005)
 
     def delete_link(self, ns: NsHandle, dev: str) -> None:
         with _explained(f"ip -n {ns.name} link del {dev}"):
@@ -316,7 +330,7 @@ class Kernel:
                     master=names.get(master) if master else None,
                     peer_index=m.get_attr("IFLA_LINK") if kind == "veth" else None,
                     peer_netnsid=m.get_attr("IFLA_LINK_NETNSID") if kind == "veth" else None,
-                    qdisc=m.get_attr("IFLA_QDISC") or "",
+                    operstate=m.get_attr("IFLA_OPERSTATE") or "",
                 )
             )
         for link in out:

@@ -264,11 +264,14 @@ class Netns:
             # Not made by the lab (e.g. by a CNI plugin or a student's script): the kernel decides.
             topo = self.lab.topology
         self.lab.kernel.set_link(self.handle, dev, up=up, master=master, nomaster=nomaster, netns=target.handle if target else None, name=name)
+        peer = self.lab.topology.peer(self.name, dev)
         if up:
             self.lab.kernel.wait_ready(self.handle)
-            peer = self.lab.topology.peer(self.name, dev)
             if peer is not None and peer[0] != self.name:
                 self.lab.kernel.wait_ready(self.lab.ns(peer[0]).handle)
+        elif up is False and peer is not None:
+            # the peer loses carrier now; when it comes back, its queue waits for linkwatch
+            self.lab.ns(peer[0]).handle.inactive.add(peer[1])
         if dev == "lo" and up is not None:
             topo = topo.replace(namespaces=tuple(dataclasses.replace(n, lo_up=up) if n.name == self.name else n for n in topo.namespaces))
         self.lab._record(topo)

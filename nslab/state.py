@@ -21,13 +21,7 @@ class LinkState:
     master: str | None = None
     peer_index: int | None = None  # a veth's peer ifindex, as `ip link` shows `vethX@ifN`
     peer_netnsid: int | None = None
-    qdisc: str = ""  # 'noop' until the kernel activates the link's queue
-
-    @property
-    def ready(self) -> bool:
-        """Up, with carrier, and able to send: an end set up before its peer
-        keeps the 'noop' qdisc (which drops) until linkwatch activates it."""
-        return self.up and self.carrier and self.qdisc != "noop"
+    operstate: str = ""  # RFC 2863 state, set by the kernel's linkwatch a moment after a change
 
     @property
     def state(self) -> str:

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from nslab import Address, Cause, Namespace, Outcome, Route, Topology, Veth
+from nslab import Address, Bridge, Cause, Namespace, Outcome, Route, Topology, Veth
 
 BASE = dict(
     namespaces=["ns1", "ns2"],
@@ -140,3 +140,17 @@ def test_success_has_no_cause(make_lab):
     result = lab.ns("ns1").ping("10.0.0.2")
     assert result.replied and result.cause is None
     assert [(s.ns, s.dev, s.direction) for s in result.evidence.seen(kind="echo-reply")] == [("ns2", "v2", "out"), ("ns1", "v1", "in")]
+
+
+def test_bridge_down_on_the_way(make_lab):
+    # c1 eth0 --- veth1 [host: br0, down] veth2 --- eth0 c2
+    topo = Topology(
+        ["host", "c1", "c2"],
+        bridges=[Bridge("host", "br0", up=False)],
+        veths=[Veth("c1", "eth0", "host", "veth1", peer_master="br0"), Veth("c2", "eth0", "host", "veth2", peer_master="br0")],
+        addresses=[Address("c1", "eth0", "172.17.0.2/24"), Address("c2", "eth0", "172.17.0.3/24")],
+    )
+    result = make_lab(topo).ns("c1").ping("172.17.0.3")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early
+    assert result.cause is Cause.LINK_DOWN
+    assert "bridge br0 in host, which is down" in result.explanation
