@@ -23,6 +23,8 @@ import pytest
 
 from nslab import catalog
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parents[1]
 BRIDGE = catalog.LABS["bridge-three-containers"]
 
@@ -168,3 +170,40 @@ def test_html_report_rendered_by_chromium_shows_the_bridge_lab(run, tmp_path):
     assert pcap in dom.links
     failing = next(t for t in summary["tests"] if t["outcome"] == "failed")
     assert failing["labs"][0]["probes"][0]["summary"] in proc.stdout
+
+
+def test_explicit_junitxml_is_kept_and_every_outcome_is_counted_as_pytest_does(pytester):
+    """No labs here, so in-process (hypothesis off: its summary hook imports it, 2 s):
+    xfail, xpass, setup error and collection error
+    land in summary.json as pytest's own summary line counts them."""
+    pytester.makeconftest('pytest_plugins = ["fixtures.plugin", "fixtures.reporting"]')
+    pytester.makepyfile(
+        test_a="""
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("setup breaks")
+
+        def test_error_in_setup(broken):
+            pass
+
+        @pytest.mark.xfail(reason="known", strict=False)
+        def test_xfailed():
+            assert False
+
+        @pytest.mark.xfail(reason="fixed meanwhile", strict=False)
+        def test_xpassed():
+            pass
+        """,
+        test_b="import no_such_module_here\n",
+    )
+    result = pytester.runpytest("--junitxml=custom.xml", "--nslab-reports=out", "-p", "no:randomly", "--continue-on-collection-errors", "-p", "no:hypothesispytest")
+    result.assert_outcomes(errors=2, xfailed=1, xpassed=1)
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["counts"] == {"error": 2, "xfailed": 1, "xpassed": 1}
+    outcomes = {t["nodeid"]: t["outcome"] for t in summary["tests"]}
+    assert outcomes == {"test_b.py": "error", "test_a.py::test_error_in_setup": "error", "test_a.py::test_xfailed": "xfailed", "test_a.py::test_xpassed": "xpassed"}
+    assert "setup breaks" in next(t["message"] for t in summary["tests"] if t["nodeid"].endswith("setup"))
+    assert (pytester.path / "custom.xml").exists() and not (pytester.path / "out" / "junit.xml").exists()
+    assert summary["reports"]["junit"] == "custom.xml"
