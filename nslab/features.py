@@ -31,7 +31,7 @@ def check_name(feature: str) -> None:
         raise ValueError(f"unknown feature {feature!r}; known: {', '.join(sorted(FEATURES))}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def missing(feature: str) -> str | None:
     """None if the running kernel supports *feature*, else why not (one line)."""
     check_name(feature)
