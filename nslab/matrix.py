@@ -22,6 +22,7 @@ virtualisation often fails one way or another).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-from nslab import leftovers
+from nslab import leftovers, linux
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "kernels"
@@ -117,7 +118,7 @@ def fetch(package: str, cache: Path = CACHE) -> Path:
 
 def _tool(argv: list[str], *, what: str, cwd: Path | None = None) -> None:
     try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+        done = subprocess.run(argv, check=False, cwd=cwd, capture_output=True, text=True)
     except FileNotFoundError:
         raise MatrixError(f"{what}: {argv[0]} is not installed (Debian: apt-get install apt dpkg)") from None
     if done.returncode != 0:
@@ -133,7 +134,8 @@ def bounded(argv: list[str], *, timeout: float, log: Path, env: dict | None = No
     reaped, so nothing outlives the call.
     """
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=cwd, env=env or _child_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=linux.die_with_parent)  # noqa: PLW1509 - one thread here
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -146,9 +148,15 @@ def bounded(argv: list[str], *, timeout: float, log: Path, env: dict | None = No
             proc.wait()
 
 
-def _vng_env() -> dict:
+def _child_env() -> dict:
+    """Our environment with the run's marker, so `nslab clean` can find orphans of a killed run."""
     env = dict(os.environ)
     env[leftovers.MARKER] = os.environ.get(leftovers.MARKER) or leftovers.mark_this_run()
+    return env
+
+
+def _vng_env() -> dict:
+    env = _child_env()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     return env
 
@@ -186,7 +194,7 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
         elif status is None:
             found = ("tcg", f"KVM guest did not boot within {bound:.0f} s")
         else:
-            found = ("tcg", f"KVM guest failed: {_last_line(text)}")
+            found = ("tcg", f"KVM guest failed: {_last_line(text)[:100]}")
     _accel_cache["auto"] = found
     return found
 
@@ -207,6 +215,7 @@ class Run:
     seconds: float = 0.0
     problem: str = ""  # 'did not boot: ...' and the like: the run produced no verdicts
     cases: dict[str, Case] = field(default_factory=dict)
+    evidence: dict[str, str] = field(default_factory=dict)  # test -> its probes' verdicts, explanations, traces
 
     def counts(self) -> str:
         if self.problem:
@@ -265,6 +274,8 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
     junit = outdir / "junit.xml"
     if junit.exists():
         run.cases = read_junit(junit)
+    if (outdir / "summary.json").exists():
+        run.evidence = read_evidence(outdir / "summary.json")
     if not run.cases:
         run.problem = _why_no_verdicts(kernel, status, console, timeout)
     return run
@@ -304,6 +315,21 @@ def read_junit(path: Path) -> dict[str, Case]:
                 break
         cases[test] = Case(test, verdict, detail)
     return cases
+
+
+def read_evidence(path: Path) -> dict[str, str]:
+    """Each test's probes (verdict, explanation, per-hop trace) from the run's summary.json."""
+    try:
+        tests = json.loads(path.read_text()).get("tests", [])
+    except (OSError, ValueError):
+        return {}
+    evidence = {}
+    for test in tests:
+        probes = [p for lab in test.get("labs", []) for p in lab.get("probes", [])]
+        text = "\n\n".join(f"{p.get('summary', '')}\n{p.get('explanation', '')}\n{p.get('trace', '')}".strip() for p in probes)
+        if text:
+            evidence[test.get("nodeid", "").rsplit("/", 1)[-1]] = text
+    return evidence
 
 
 # -- the table -----------------------------------------------------------------
@@ -388,6 +414,9 @@ def run(args) -> int:
         print(f"nslab matrix: {exc}", file=sys.stderr)
         return 2
     reports = Path(args.reports).resolve()
+    leftovers.mark_this_run()  # what this run starts carries its id, not a parent's
+    # SIGTERM unwinds like Ctrl-C, so the running VM's process group is killed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = []
     for kernel in kernels:
         print(f"nslab matrix: {kernel.label} ...", file=sys.stderr, flush=True)

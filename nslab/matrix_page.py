@@ -26,8 +26,8 @@ def write(runs: list, different: list[str], path: Path) -> Path:
 def render(runs: list, different: list[str]) -> str:
     ran = [r for r in runs if not r.problem]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>nslab matrix</title><style>{STYLE}</style></head><body>",
-             "<h1>nslab matrix</h1>", "<h2>Kernels</h2><table><tr><th>kernel</th><th>release</th><th>acceleration</th>"
-             "<th>wall time</th><th>result</th><th>JUnit</th></tr>"]
+             "<h1>nslab matrix</h1>",
+             "<h2>Kernels</h2><table><tr><th>kernel</th><th>release</th><th>acceleration</th><th>wall time</th><th>result</th><th>JUnit</th></tr>"]
     for r in runs:
         junit = f"<a href='{escape(r.kernel.slug)}/junit.xml'>junit.xml</a>" if r.cases else ""
         took = f"{r.seconds:.1f} s" if r.seconds else "-"
@@ -45,7 +45,9 @@ def render(runs: list, different: list[str]) -> str:
             case = r.cases.get(test)
             verdict = case.verdict if case else "absent"
             detail = case.detail if case and case.detail else ""
-            parts.append(f"<td class='{verdict}'><b>{verdict}</b><pre>{escape(detail)}</pre></td>")
+            probes = r.evidence.get(test, "")
+            evidence = f"<p>probes:</p><pre>{escape(probes)}</pre>" if probes else ""
+            parts.append(f"<td class='{verdict}'><b>{verdict}</b><pre>{escape(detail)}</pre>{evidence}</td>")
         parts.append("</tr></table>")
     tests = sorted({t for r in ran for t in r.cases})
     if tests:
