@@ -155,14 +155,21 @@ def _child_env() -> dict:
     return env
 
 
-def _vng_env() -> dict:
+def boot(argv: list[str], *, timeout: float, log: Path) -> int | None:
+    """`bounded` for vng: its temporary files (virtme_ret*, sockets) go to a scratch
+    directory of this run, removed after, or by `nslab clean` if the run is killed."""
+    scratch = leftovers.scratch_dir("vm")
     env = _child_env()
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
-    return env
+    env["TMPDIR"] = scratch
+    try:
+        return bounded(argv, timeout=timeout, log=log, env=env)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None, append: tuple[str, ...] = ()) -> list[str]:
-    vng = shutil.which("vng", path=_vng_env()["PATH"])
+    vng = shutil.which("vng", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     if vng is None:
         raise MatrixError("virtme-ng is not installed: pip install virtme-ng (and apt-get install qemu-system-x86 busybox-static kmod)")
     argv = [vng, "--run", str(image), "--memory", GUEST_MEMORY, "--cpus", "2"]
@@ -187,7 +194,7 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
     else:
         log = workdir / "kvm-probe.log"
         started = time.monotonic()
-        status = bounded(vng_argv(image, "kvm", f"echo {UP}"), timeout=bound, log=log, env=_vng_env())
+        status = boot(vng_argv(image, "kvm", f"echo {UP}"), timeout=bound, log=log)
         text = log.read_text(errors="replace")
         if status == 0 and UP in text:
             found = ("kvm", f"booted under KVM in {time.monotonic() - started:.0f} s")
@@ -255,8 +262,9 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
             if accel == "auto":
                 accel, why = detect_accel(image, outdir, kvm_bound)
             run.accel = f"{accel} ({why})"
-            # The guest sees the host's /tmp read-only (and other runs' scratch
-            # directories in it): give it a private one in the shared directory.
+            # The guest's /tmp is an overlay of the host's: other runs' scratch
+            # directories in it would look dead to a sweep in the guest. Give it
+            # a private, empty one in the shared directory.
             tmp = outdir / "tmp"
             tmp.mkdir()
             command = f"echo {UP} $(uname -r); cd {shlex.quote(str(ROOT))} && PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} " + shlex.join(
@@ -264,7 +272,7 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
             )
             started = time.monotonic()  # the boot and the suite, not the download
             argv = vng_argv(image, accel, command, rwdir=outdir, append=kernel.append)
-            status = bounded(argv, timeout=timeout, log=outdir / "console.log", env=_vng_env())
+            status = boot(argv, timeout=timeout, log=outdir / "console.log")
     except MatrixError as exc:
         run.problem = f"not run: {exc}"
         return run
