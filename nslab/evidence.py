@@ -323,7 +323,7 @@ class Watch:
             return True
         deltas = self._deltas()
         for ns, counters in deltas.items():
-            for counter, why in DROP_COUNTERS.items():
+            for counter in DROP_COUNTERS:
                 if counters.get(counter, 0) > 0 and not (ns == self.src.name and counter == "Ip.OutNoRoutes"):
                     self.settled_by = f"{ns} counted {counter}"
                     return True

@@ -320,7 +320,7 @@ class Topology:
                 need_ns(ns, f"veths[{i}].{ns_attr}")
                 claim(ns, name, f"veths[{i}].{name_attr}")
         for i, v in enumerate(self.veths):
-            for (ns, name, master), attr in zip(v.ends(), ("master", "peer_master")):
+            for (ns, _, master), attr in zip(v.ends(), ("master", "peer_master")):
                 if master is not None and self.links_in(ns).get(master) != "bridge":
                     raise LabError(f"veths[{i}].{attr}", f"{master!r} is not a bridge in {ns!r}; add Bridge({ns!r}, {master!r})")
 

@@ -96,7 +96,10 @@ def test_04_the_bridge_learns_each_container_mac_on_its_port(lab):
     lab.build(docker0_with(CONTAINERS, quiet=True))
     host = lab.ns("host")
     macs = {i: lab.ns(container(i)).link("eth0").mac for i in range(1, CONTAINERS + 1)}
-    learned = lambda: {e.mac: e.dev for e in host.fdb("docker0") if not e.permanent}
+
+    def learned():
+        return {e.mac: e.dev for e in host.fdb("docker0") if not e.permanent}
+
     assert not set(macs.values()) & set(learned()), "quiet containers have sent nothing yet"
     for i in range(1, CONTAINERS + 1):
         assert lab.ns(container(i)).ping(address(i % CONTAINERS + 1)).replied
