@@ -451,7 +451,7 @@ class Netns:
         """`ip netns exec NS ARGV...` in the background; stopped by PID when the lab closes."""
         return self.lab._track(spawn(self.handle.fd, self.name, list(argv), env=env))
 
-    def serve(self, argv: Iterable[str], port: int, *, timeout: float = 10.0) -> Process:
+    def serve(self, argv: Iterable[str], port: int, *, timeout: float = 60.0) -> Process:
         """Start a server here and return once it listens on TCP *port* (read back
         from the kernel's socket table, not assumed); fails with its output if it dies."""
         proc = self.spawn(argv)

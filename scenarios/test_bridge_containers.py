@@ -18,8 +18,12 @@ the last test checks that all 50 x 49 ordered pairs reach each other.
 
 from __future__ import annotations
 
+import pytest
+
 from nslab import Address, Bridge, Cause, Namespace, Outcome, Route, Topology, Veth
 from nslab.sweep import all_pairs
+
+pytestmark = pytest.mark.needs("bridge")
 
 CONTAINERS = 3
 GATEWAY = "172.17.0.1"

@@ -27,7 +27,7 @@ from nslab import Cause, Lab, Outcome
 from nslab.cni import CniError, Runtime, unavailable
 from nslab.podnet import PodNetwork, differences, lab_state
 
-pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
+pytestmark = [pytest.mark.needs("bridge"), pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
 
 NET = PodNetwork(("c1", "c2", "c3"))
 ALL = (NET.host, *NET.containers)

@@ -35,7 +35,7 @@ table ip nat {
 }
 """
 
-pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="nft (package nftables) is not installed; ./run install adds it")
+pytestmark = [pytest.mark.needs("bridge"), pytest.mark.skipif(shutil.which("nft") is None, reason="nft (package nftables) is not installed; ./run install adds it")]
 
 
 def docker_host(*, ip_forward: int) -> Topology:

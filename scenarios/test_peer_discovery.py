@@ -15,7 +15,11 @@ numbers its own interfaces, so the namespace id says which one it is.
 
 from __future__ import annotations
 
+import pytest
+
 from nslab import Address, Bridge, Namespace, Topology, Veth
+
+pytestmark = pytest.mark.needs("bridge")
 
 CONTAINERS = {"vetheeed635": "4d0e8ada345c", "veth78a60be": "eed0e7bd4f9d"}  # host veth -> container (namespace)
 

@@ -19,8 +19,12 @@ from __future__ import annotations
 import os
 import shutil
 
+import pytest
+
 from nslab import Address, Bridge, Topology
 from nslab.process import wait_until
+
+pytestmark = pytest.mark.needs("bridge")
 
 BRIDGE = Topology(["host"], bridges=[Bridge("host", "docker0")], addresses=[Address("host", "docker0", "172.17.42.1/16")])
 
