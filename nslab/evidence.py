@@ -327,8 +327,6 @@ class Watch:
                 if counters.get(counter, 0) > 0 and not (ns == self.src.name and counter == "Ip.OutNoRoutes"):
                     self.settled_by = f"{ns} counted {counter}"
                     return True
-        if self._arp_unanswerable():
-            return True
         if self.target is not None and self.sender_route.src and self.target.name in deltas:
             got = deltas[self.target.name]
             arrived = got.get("Icmp.InEchos", 0) if self.probe == "ping" else got.get("Tcp.InSegs", 0)
@@ -336,7 +334,7 @@ class Watch:
             if arrived and not answered and not self.target.route_get(self.sender_route.src).found:
                 self.settled_by = f"{self.target.name} received the request and has no route back to {self.sender_route.src}"
                 return True
-        return False
+        return self._arp_unanswerable()  # last: it costs a neighbour dump
 
     def _arp_unanswerable(self) -> bool:
         """Nobody on the segment has the address (the kernel says so in each of
@@ -355,7 +353,8 @@ class Watch:
                 return False
             self.settled_by = f"the ARP request for {hop} reached {_names(hosts)}, and none of them has that address"
             return True
-        entry = self.src.neighbour(hop)
+        names = {link.index: link.name for link in self.src_links}
+        entry = next((n for n in self.lab.kernel.neighbours(self.src.handle, names=names) if n.dst == hop), None)
         if entry is None or not ("INCOMPLETE" in entry.state or "FAILED" in entry.state):
             return False
         hosts = segment(self.lab.topology, self.src.name, dev)
@@ -405,8 +404,8 @@ class Watch:
         evidence.neighbours[self.src.name] = kernel.neighbours(self.src.handle, names=names)
         if self.target is not None and self.sender_route.src and self.probe != "arp":
             evidence.return_route = kernel.route_get(self.target.handle, self.sender_route.src)
-        if self.target is not None:
-            # how the target is wired: its veths' other ends (down? a port of no bridge?)
+        if self.target is not None and not any(s.ns == self.target.name and s.direction == "in" for s in evidence.sightings):
+            # it never heard a thing: how is it wired? (its veths' other ends: down? a port of no bridge?)
             for name in {self.target.name} | {peer_ns for peer_ns, _ in wiring(self.lab.topology, self.target.name)}:
                 if name not in evidence.links:
                     evidence.links[name] = kernel.links(self.lab.ns(name).handle)
