@@ -107,7 +107,12 @@ def fetch(package: str, cache: Path = CACHE) -> Path:
         _tool(["apt-get", "download", "-q", package], cwd=partial, what=f"downloading {package}")
         deb = next(partial.glob("*.deb"))
         _tool(["dpkg-deb", "-x", str(deb), str(partial / "root")], what=f"unpacking {deb.name}")
-        (partial / "root").rename(tree)
+        try:
+            (partial / "root").rename(tree)
+        except OSError:
+            if not any(tree.glob("boot/vmlinuz-*")):
+                raise
+            # another run fetched the same kernel at the same time and finished first: use its tree
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     images = sorted(tree.glob("boot/vmlinuz-*"))

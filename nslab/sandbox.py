@@ -118,6 +118,17 @@ def _private_netns_dir() -> str:
     return NETNS_DIR
 
 
+def from_outside(argv: list[str]) -> list[str]:
+    """*argv* to run in the network and mount namespaces this process came from
+    (the host's, as a user would run it), if it is inside its sandbox: e.g. a
+    test that runs `nslab matrix`, which fetches kernels from the package archive."""
+    box = current()
+    if box is None:
+        return list(argv)
+    net, mnt = (f"/proc/{box.pid}/fd/{fd}" for fd in box.outside)
+    return ["nsenter", f"--net={net}", f"--mount={mnt}", "--", *argv]
+
+
 def capability() -> str | None:
     """None when labs can be built here, else one sentence saying how to run them."""
     if os.geteuid() == 0:
@@ -139,5 +150,5 @@ def capability() -> str | None:
     return None
 
 
-__all__ = ["Sandbox", "SandboxUnavailable", "become_root_in_user_namespace", "capability", "current", "enter"]
+__all__ = ["Sandbox", "SandboxUnavailable", "become_root_in_user_namespace", "capability", "current", "enter", "from_outside"]
 

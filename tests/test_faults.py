@@ -21,25 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from nslab import leftovers, sandbox
+from nslab import leftovers
 from nslab.process import wait_until
+from tests.host import host_state
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = int(os.environ.get("NSLAB_FAULT_SEED", time.time_ns() % 100_000))
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="reading the real host's state needs root")
-
-
-def host_state() -> str:
-    """The real host's `ip netns`, `ip -o link`, `ip -o addr`, `ip route`, seen from
-    the namespaces this process came from (it may be inside its sandbox now)."""
-    box = sandbox.current()
-    enter = [] if box is None else ["nsenter", f"--net=/proc/{os.getpid()}/fd/{box.outside[0]}", f"--mount=/proc/{os.getpid()}/fd/{box.outside[1]}"]
-    out = []
-    for argv in (["ip", "netns", "list"], ["ip", "-o", "link"], ["ip", "-o", "addr"], ["ip", "route"]):
-        done = subprocess.run([*enter, *argv], capture_output=True, text=True, check=True)
-        out.append(done.stdout)
-    return "".join(out)
 
 
 def processes() -> dict[int, tuple[int, str]]:

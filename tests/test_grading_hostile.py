@@ -21,6 +21,7 @@ import tomllib
 from nslab.grading import exercise as ex
 from nslab.grading import jail
 from nslab.process import wait_until
+from tests.host import host_state as read_host_state
 
 pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
 
@@ -52,18 +53,10 @@ def run_reaped(argv: list[str], report, **kwargs) -> subprocess.Popen:
 
 
 def host_state(sandbox) -> str:
-    """The network state and /run/netns of the machine this run started on
-    (the namespaces the sandbox was entered from), read-only."""
-    outside = getattr(sandbox, "outside", None)
-    if os.geteuid() != 0 or outside is None:
+    """The machine's network state and /run/netns, read-only (see tests/host.py)."""
+    if os.geteuid() != 0 or getattr(sandbox, "outside", None) is None:
         pytest.skip("reading the machine's own namespaces needs root and the sandbox's outside namespaces")
-    net, mnt = outside
-    enter = ["nsenter", f"--net=/proc/self/fd/{net}", f"--mount=/proc/self/fd/{mnt}", "--"]
-    parts = []
-    for cmd in (["ip", "-o", "link"], ["ip", "-o", "addr"], ["ip", "route"], ["ip", "netns"], ["ls", "-A", "/run/netns"]):
-        proc = subprocess.run(enter + cmd, check=True, capture_output=True, text=True, timeout=10, pass_fds=(net, mnt))
-        parts.append(f"$ {' '.join(cmd)}\n{proc.stdout}")
-    return "\n".join(parts)
+    return read_host_state()
 
 
 def jail_processes(under: int | None = None) -> list[int]:

@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from nslab import matrix
+from nslab import matrix, sandbox
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +25,10 @@ BLACKLISTED = "6.1,module_blacklist=bridge"
 
 
 def nslab_matrix(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nslab.cli", "matrix", *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    """`nslab matrix ARGS` as a user runs it: from the host's namespaces (it fetches
+    kernels from the package archive, which a test's sandbox cannot reach)."""
+    argv = sandbox.from_outside([sys.executable, "-m", "nslab.cli", "matrix", *args])
+    return subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 # -- without a VM -------------------------------------------------------------
