@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import socket
 import subprocess
 from typing import Any, Iterable
@@ -26,6 +25,7 @@ from nslab.probes import icmp as icmp_probe
 from nslab.probes import tcp as tcp_probe
 from nslab.probes.result import Result
 from nslab.process import Process, spawn, wait_until
+from nslab.process import run as run_in_netns
 from nslab.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 
 
@@ -463,15 +463,7 @@ class Netns:
 
     def run(self, argv: Iterable[str], *, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
         """`ip netns exec NS ARGV...` in the foreground: waits (bounded), returns its output."""
-        with linux.in_netns(self.handle.fd):
-            return subprocess.run(
-                ["setpriv", "--pdeathsig", "KILL", "--", *argv],
-                input=input,
-                capture_output=True,
-                env={**os.environ, **(env or {})},
-                timeout=timeout,
-                check=False,
-            )
+        return run_in_netns(self.handle.fd, list(argv), input=input, env=env, timeout=timeout)
 
     # -- helpers ------------------------------------------------------------------
     def _resolve(self, ns: "Netns | str") -> "Netns":

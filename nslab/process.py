@@ -49,11 +49,15 @@ class Process:
         return self._output
 
 
+def _dies_with_us(argv: list[str]) -> list[str]:
+    return ["setpriv", "--pdeathsig", "KILL", "--", *argv]
+
+
 def spawn(netns_fd: int, ns_name: str, argv: list[str], *, env: dict[str, str] | None = None) -> Process:
     """Start *argv* inside the namespace; output is kept in a pipe (stderr merged)."""
     with linux.in_netns(netns_fd):
         popen = subprocess.Popen(
-            ["setpriv", "--pdeathsig", "KILL", "--", *argv],
+            _dies_with_us(argv),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -61,6 +65,14 @@ def spawn(netns_fd: int, ns_name: str, argv: list[str], *, env: dict[str, str] |
             start_new_session=True,
         )
     return Process(list(argv), ns_name, popen)
+
+
+def run(netns_fd: int, argv: list[str], *, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    """Run *argv* inside the namespace to its end (bounded by *timeout*), output captured."""
+    with linux.in_netns(netns_fd):
+        return subprocess.run(
+            _dies_with_us(argv), input=input, capture_output=True, env={**os.environ, **(env or {})}, timeout=timeout, check=False
+        )
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.001):
