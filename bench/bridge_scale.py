@@ -28,7 +28,7 @@ from test_bridge_containers import address, container, docker0_with
 
 from bench.timing import row
 from nslab import Lab
-from nslab.sweep import all_pairs
+from nslab.lab.sweep import all_pairs
 
 PER_ROUND = 4
 

@@ -7,7 +7,7 @@ per container, `loopback` ADD and `bridge` ADD (host-local IPAM, isGateway,
 ipMasq), each a plugin process run in the lab's host. Builder: `Lab.build` of
 the same end state from nothing (namespaces included) plus one hand-written
 MASQUERADE rule. The first run pays one-off costs and is left out; lab teardown
-is not timed. Both end states are compared once (nslab.cni.differences).
+is not timed. Both end states are compared once (nslab.tutorials.cni.differences).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 
 from bench.timing import row
 from nslab import Lab
-from nslab.cni import Runtime, unavailable
-from nslab.podnet import PodNetwork, differences, lab_state
+from nslab.tutorials.cni import Runtime, unavailable
+from nslab.tutorials.podnet import PodNetwork, differences, lab_state
 
 
 def cni_run(net: PodNetwork) -> dict[str, float]:

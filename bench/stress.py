@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from nslab import leftovers
+from nslab.kernel import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,11 @@
         assert lab.ns("ns1").ping("10.0.0.2").replied
 """
 
-from nslab.explain import Cause
-from nslab.lab import Lab, Netns
-from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth
+from nslab.diagnosis.explain import Cause
+from nslab.lab.live import Lab, Netns
+from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
 from nslab.probes.result import Outcome, Result
-from nslab.sandbox import SandboxUnavailable
+from nslab.kernel.sandbox import SandboxUnavailable
 
 __all__ = [
     "Address",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 
 from nslab import Address, Bridge, Cause, Namespace, Outcome, Route, Topology, Veth
-from nslab.sweep import all_pairs
+from nslab.lab.sweep import all_pairs
 
 pytestmark = pytest.mark.needs("bridge")
 

@@ -15,8 +15,8 @@ import os
 
 import pytest
 
-from nslab.cni import CniError, Runtime, find_plugins, unavailable
-from nslab.podnet import PodNetwork, lab_state
+from nslab.tutorials.cni import CniError, Runtime, find_plugins, unavailable
+from nslab.tutorials.podnet import PodNetwork, lab_state
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from nslab import Cause, Lab, Outcome
-from nslab.cni import CniError, Runtime, unavailable
-from nslab.podnet import PodNetwork, differences, lab_state
+from nslab.tutorials.cni import CniError, Runtime, unavailable
+from nslab.tutorials.podnet import PodNetwork, differences, lab_state
 
 pytestmark = [pytest.mark.needs("bridge"), pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import pytest
 
 from nslab import Outcome
-from nslab.cni import CniError, Runtime, unavailable
-from nslab.podnet import PodNetwork, differences, lab_state
+from nslab.tutorials.cni import CniError, Runtime, unavailable
+from nslab.tutorials.podnet import PodNetwork, differences, lab_state
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 

@@ -22,7 +22,7 @@ import shutil
 import pytest
 
 from nslab import Address, Bridge, Topology
-from nslab.process import wait_until
+from nslab.kernel.process import wait_until
 
 pytestmark = pytest.mark.needs("bridge")
 

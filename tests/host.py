@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from nslab import sandbox
+from nslab.kernel import sandbox
 
 COMMANDS = (["ip", "netns", "list"], ["ip", "-o", "link"], ["ip", "-o", "addr"], ["ip", "route"], ["ls", "-A", "/run/netns"])
 

@@ -9,7 +9,7 @@ import errno
 import pytest
 
 from nslab import Address, Bridge, Cause, Namespace, Topology, Veth
-from nslab.sweep import all_pairs, ping_pairs
+from nslab.lab.sweep import all_pairs, ping_pairs
 
 
 def bridge_with(n: int, *, cut: int | None = None) -> Topology:

@@ -1,4 +1,4 @@
-"""nslab.cni without a lab: reading net.d files, turning CNI errors into one line,
+"""nslab.tutorials.cni without a lab: reading net.d files, turning CNI errors into one line,
 comparing lab states, and the plugin version note."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nslab.cni import (
+from nslab.tutorials.cni import (
     CniError,
     NetworkConfig,
     _plugin_error,
@@ -19,8 +19,8 @@ from nslab.cni import (
     unavailable,
     versions,
 )
-from nslab.model import LabError
-from nslab.podnet import PodNetwork, differences
+from nslab.model.topology import LabError
+from nslab.tutorials.podnet import PodNetwork, differences
 
 
 def write(tmp_path: Path, text: str, name: str = "10-net.conflist") -> Path:
@@ -111,8 +111,8 @@ def test_pod_network_hands_out_addresses_in_host_local_order():
 
 
 def test_missing_plugins_say_how_to_install_them(monkeypatch, tmp_path):
-    monkeypatch.setattr("nslab.cni.KNOWN_DIRS", ())
-    monkeypatch.setattr("nslab.cni._dpkg_files", list)
+    monkeypatch.setattr("nslab.tutorials.cni.KNOWN_DIRS", ())
+    monkeypatch.setattr("nslab.tutorials.cni._dpkg_files", list)
     monkeypatch.setenv("NSLAB_CNI_PATH", str(tmp_path))
     assert unavailable() == f"no CNI reference plugins found (looked in {tmp_path}); install them with `apt-get install -y containernetworking-plugins` or set NSLAB_CNI_PATH"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from nslab import leftovers
-from nslab.process import wait_until
+from nslab.kernel import leftovers
+from nslab.kernel.process import wait_until
 from tests.host import host_state
 
 ROOT = Path(__file__).resolve().parent.parent

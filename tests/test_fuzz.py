@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from nslab import Address, Bridge, Lab, LabError, Namespace, Route, Topology, Veth
-from nslab.kernel import KernelError
+from nslab.kernel.netlink import KernelError
 
 EXAMPLES = int(os.environ.get("NSLAB_FUZZ_EXAMPLES", "100"))
 

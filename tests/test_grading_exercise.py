@@ -111,13 +111,13 @@ def test_cli_rejects_an_invalid_exercise_with_status_2(tmp_path):
     bad.write_text('title = "t"\ngoal = "g"\n[[checks]]\nid = "x"\ntype = "ping"\nfrom = "ns1"\nto = "10.0.0.2"\nhint = "h"\n')
     script = tmp_path / "s.sh"
     script.write_text("true\n")
-    proc = subprocess.run([sys.executable, "-m", "nslab.cli", "grade", str(bad), str(script)], check=False, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "nslab.cli.main", "grade", str(bad), str(script)], check=False, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"nslab grade: invalid exercise: {bad}: checks[0].points: missing; a ping check needs from, hint, id, points, to"]
 
 
 def test_cli_usage_errors_have_status_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "nslab.cli", "grade", "veth-two-namespaces"], check=False, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "nslab.cli.main", "grade", "veth-two-namespaces"], check=False, capture_output=True, text=True)
     assert proc.returncode == 2 and "give one or more student scripts" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "nslab.cli", "grade", "no-such-exercise", "--live"], check=False, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "nslab.cli.main", "grade", "no-such-exercise", "--live"], check=False, capture_output=True, text=True)
     assert proc.returncode == 2 and "known exercises: " in proc.stderr

@@ -20,7 +20,7 @@ import tomllib
 
 from nslab.grading import exercise as ex
 from nslab.grading import jail
-from nslab.process import wait_until
+from nslab.kernel.process import wait_until
 from tests.host import host_state as read_host_state
 
 pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
@@ -95,7 +95,7 @@ def _grade_hostile(lab, tmp_path) -> dict:
     out = tmp_path / "h.json"
     scripts = sorted(str(p) for p in HOSTILE.glob("*.sh"))
     grader = run_reaped(
-        [sys.executable, "-m", "nslab.cli", "grade", "--time-limit", "2", "veth-two-namespaces", *scripts, "-j", "2", "--json", str(out)],
+        [sys.executable, "-m", "nslab.cli.main", "grade", "--time-limit", "2", "veth-two-namespaces", *scripts, "-j", "2", "--json", str(out)],
         tmp_path / "reaped.json",
         stdout=subprocess.PIPE,
         text=True,
@@ -149,7 +149,7 @@ def test_a_fork_bomb_is_bounded_and_the_host_stays_responsive(nslab_sandbox, tmp
     the host stays fast; the bomb never has more than RLIMIT_NPROC processes,
     and afterwards none of them is left."""
     grader = run_reaped(
-        [sys.executable, "-m", "nslab.cli", "grade", "--time-limit", "2", "veth-two-namespaces", str(HOSTILE / "fork-bomb.sh")],
+        [sys.executable, "-m", "nslab.cli.main", "grade", "--time-limit", "2", "veth-two-namespaces", str(HOSTILE / "fork-bomb.sh")],
         tmp_path / "reaped.json",
         stdout=subprocess.PIPE,
         text=True,
@@ -173,7 +173,7 @@ def test_killing_the_grader_leaves_no_script_running(nslab_sandbox, tmp_path):
     """`kill -9` of `nslab grade` (that process only) while a fork bomb runs:
     the grader, its jail's holder and the script's PID 1 each die with their
     parent, and the PID namespace takes every other process of the script."""
-    cli = [sys.executable, "-m", "nslab.cli", "grade", "--time-limit", "30", "veth-two-namespaces", str(HOSTILE / "fork-bomb.sh")]
+    cli = [sys.executable, "-m", "nslab.cli.main", "grade", "--time-limit", "30", "veth-two-namespaces", str(HOSTILE / "fork-bomb.sh")]
     wrapper = run_reaped(cli, tmp_path / "reaped.json")
     wait_until(lambda: jail_processes(under=wrapper.pid), 10, "the fork bomb running in its jail")
     with open(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children") as f:

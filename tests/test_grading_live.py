@@ -36,7 +36,7 @@ sh "$2"
 set +e
 snapshot() { SNAPSHOT }
 snapshot > "$3/before"
-"$4" -m nslab.cli grade "$5" --live --json "$3/live.json" > "$3/out"
+"$4" -m nslab.cli.main grade "$5" --live --json "$3/live.json" > "$3/out"
 echo $? > "$3/status"
 snapshot > "$3/after"
 """.replace("SNAPSHOT", SNAPSHOT.replace("\n", " ; ").strip(" ;"))

@@ -63,7 +63,7 @@ def graded(nslab_sandbox, tmp_path_factory):
 def _grade_samples(name: str, out: Path) -> None:
     scripts = sorted(str(p) for p in (EXERCISES / name / "samples").glob("*.sh"))
     proc = subprocess.run(
-        [sys.executable, "-m", "nslab.cli", "grade", name, *scripts, "-j", "2", "--json", str(out / "g.json"), "--junit", str(out / "g.xml")],
+        [sys.executable, "-m", "nslab.cli.main", "grade", name, *scripts, "-j", "2", "--json", str(out / "g.json"), "--junit", str(out / "g.xml")],
         check=False,
         capture_output=True,
         text=True,
@@ -128,6 +128,6 @@ def test_junit_has_a_suite_per_submission_and_a_failure_per_failed_check(graded,
 
 def test_correct_solutions_alone_exit_0(nslab_sandbox):
     scripts = [str(EXERCISES / "veth-two-namespaces" / "samples" / "correct.sh")] * 2
-    proc = subprocess.run([sys.executable, "-m", "nslab.cli", "grade", "veth-two-namespaces", *scripts], check=False, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "nslab.cli.main", "grade", "veth-two-namespaces", *scripts], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.count(": 18/18 points") == 2

@@ -17,7 +17,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from nslab import matrix, sandbox
+from nslab.kernel import sandbox
+from nslab.matrix import runner as matrix
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +28,7 @@ BLACKLISTED = "6.1,module_blacklist=bridge"
 def nslab_matrix(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """`nslab matrix ARGS` as a user runs it: from the host's namespaces (it fetches
     kernels from the package archive, which a test's sandbox cannot reach)."""
-    argv = sandbox.from_outside([sys.executable, "-m", "nslab.cli", "matrix", *args])
+    argv = sandbox.from_outside([sys.executable, "-m", "nslab.cli.main", "matrix", *args])
     return subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 

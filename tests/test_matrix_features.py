@@ -27,7 +27,7 @@ def test_bridge_enslaves_a_veth(lab):
 
 
 def test_probe_answers_from_the_kernel(nslab_sandbox):
-    from nslab import features
+    from nslab.kernel import features
 
     assert features.missing("veth") is None  # every scenario here builds veths
     with pytest.raises(ValueError, match="unknown feature 'brdge'; known: bridge, veth, vxlan"):
@@ -51,7 +51,7 @@ def test_missing_feature_skips_naming_it(pytester: pytest.Pytester, run):
     # module: the kernel itself refuses it, as it refuses a blacklisted bridge.
     pytester.makeconftest(
         """
-from nslab import features
+from nslab.kernel import features
 features.FEATURES["bridge"] = ("creating a bridge", {"kind": "nslab-no-such-kind"})
 """
     )

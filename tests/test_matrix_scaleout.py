@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nslab import matrix
+from nslab.matrix import runner as matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""nslab.render and `nslab show`: the printed `ip` commands really build the lab.
+"""nslab.views.render and `nslab show`: the printed `ip` commands really build the lab.
 
 For each catalog lab, the commands `nslab show NAME` prints are run by `sh`
 in the test's sandbox (its private /run/netns), exactly as a learner would
@@ -17,8 +17,10 @@ import subprocess
 
 import pytest
 
-from nslab import Outcome, Topology, catalog, render
-from nslab.cli import main as nslab
+from nslab import Outcome, Topology
+from nslab.views import render
+from nslab.tutorials import catalog
+from nslab.cli.main import main as nslab
 
 
 def show(capsys, *argv: str) -> str:

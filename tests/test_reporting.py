@@ -4,7 +4,7 @@ One small project runs once under `pytest -n 2` (a module-scoped fixture: the
 run takes a few seconds and every check below reads the same files; pytester
 is function-scoped, so this runs the inner pytest the way
 `pytester.runpytest_subprocess` does). It builds the bridge lab from
-nslab.catalog: one test passes, one fails on purpose (a ping that cannot be
+nslab.tutorials.catalog: one test passes, one fails on purpose (a ping that cannot be
 answered), one is skipped.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from nslab import catalog
+from nslab.tutorials import catalog
 
 pytest_plugins = ["pytester"]
 
@@ -30,7 +30,7 @@ BRIDGE = catalog.LABS["bridge-three-containers"]
 
 INNER_TESTS = '''
 import pytest
-from nslab import catalog
+from nslab.tutorials import catalog
 
 BRIDGE = catalog.LABS["bridge-three-containers"].topology
 

@@ -77,7 +77,7 @@ def run_as_nobody_without_user_namespaces(argv: list[str]) -> subprocess.Complet
         try:
             os.close(ready_r), os.close(go_w), os.close(out_r)
             os.dup2(out_w, 1), os.dup2(out_w, 2)
-            from nslab import linux
+            from nslab.kernel import linux
 
             linux.unshare(linux.CLONE_NEWUSER)
             os.write(ready_w, b"x")

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(args.repeat):
             start = time.monotonic()
             proc = subprocess.run(
-                [sys.executable, "-m", "nslab.cli", "grade", args.exercise, *scripts, "-j", str(args.jobs)],
+                [sys.executable, "-m", "nslab.cli.main", "grade", args.exercise, *scripts, "-j", str(args.jobs)],
                 check=False,
                 capture_output=True,
                 text=True,

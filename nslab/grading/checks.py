@@ -11,10 +11,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from nslab.explain import Cause
+from nslab.diagnosis.explain import Cause
 from nslab.grading.exercise import Check
 from nslab.grading.observed import Snapshot
-from nslab.lab import Lab
+from nslab.lab.live import Lab
 from nslab.probes.result import Result
 
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nslab.explain import Cause
-from nslab.model import (
+from nslab.diagnosis.explain import Cause
+from nslab.model.topology import (
     LabError,
     check_ifname,
     check_nsname,

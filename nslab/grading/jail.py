@@ -36,7 +36,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from nslab import linux
+from nslab.kernel import linux
 
 JAIL_ID = 65534  # "nobody": what the script's root is, seen from outside
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)

@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from nslab import linux
+from nslab.kernel import linux
 from nslab.grading import checks, jail
 from nslab.grading.exercise import Exercise
 from nslab.grading.observed import Snapshot, observe
 from nslab.grading.scoring import CheckResult, Grade
-from nslab.lab import Lab
-from nslab.model import LabError
+from nslab.lab.live import Lab
+from nslab.model.topology import LabError
 
 NETNS_DIR = "/run/netns"
 
@@ -193,8 +193,8 @@ def _preload() -> None:
     """Import what graders use once, here, so each forked grader starts warm."""
     import scapy.layers.l2  # noqa: F401  (the ARP probe crafts with it; ~0.1 s per import)
 
-    import nslab.evidence
-    import nslab.explain
+    import nslab.diagnosis.evidence
+    import nslab.diagnosis.explain
     import nslab.probes.arp
     import nslab.probes.icmp
     import nslab.probes.tcp  # noqa: F401

@@ -9,8 +9,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nslab.evidence import Evidence
-    from nslab.explain import Cause
+    from nslab.diagnosis.evidence import Evidence
+    from nslab.diagnosis.explain import Cause
 
 
 class Outcome(str, Enum):

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from nslab.model import LabError, Topology
+from nslab.model.topology import LabError, Topology
 
 FORMATS = ("svg", "png")
 
@@ -186,7 +186,7 @@ def to_json(topo: Topology) -> str:
 def resolve(target: str) -> tuple[str, str, Topology]:
     """A catalog lab's name, a scenario module (path or name) that has a catalog
     lab, or a JSON topology file -> (name, description, topology)."""
-    from nslab import catalog
+    from nslab.tutorials import catalog
 
     if target in catalog.LABS:
         lab = catalog.LABS[target]
@@ -221,7 +221,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nslab import catalog
+    from nslab.tutorials import catalog
 
     if args.target is None:
         for lab in catalog.LABS.values():

@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nslab.model import Topology
-from nslab.state import LinkState, NeighbourState, RouteLookup
+from nslab.model.topology import Topology
+from nslab.kernel.state import LinkState, NeighbourState, RouteLookup
 
 if TYPE_CHECKING:
-    from nslab.lab import Lab, Netns
+    from nslab.lab.live import Lab, Netns
     from nslab.probes.result import Result
 
 ETH_P_ALL = 0x0003
@@ -374,7 +374,7 @@ class Watch:
         """Attach the evidence and its explanation to *result*. A success keeps
         the cheap part (frames, counters); a failure also gets what the kernel
         reports in the namespaces that matter: links, neighbours, the way back."""
-        from nslab.explain import explain
+        from nslab.diagnosis.explain import explain
 
         self._pump()
         evidence = Evidence(

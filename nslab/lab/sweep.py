@@ -20,11 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from nslab import linux
+from nslab.kernel import linux
 from nslab.probes.result import Result
 
 if TYPE_CHECKING:
-    from nslab.lab import Netns
+    from nslab.lab.live import Netns
 
 
 @dataclass

@@ -5,7 +5,7 @@ names the field, the bad value and the fix, in one line:
 
     >>> Veth("ns1", "veth_root_namespace", "ns2", "v2")
     Traceback (most recent call last):
-    nslab.model.LabError: Veth.name: interface name 'veth_root_namespace' is 19 characters; the kernel allows 15
+    nslab.model.topology.LabError: Veth.name: interface name 'veth_root_namespace' is 19 characters; the kernel allows 15
 
 The vocabulary is ip(8)'s: `dev`, `via`, `onlink`, `master`, a CIDR like
 `10.0.0.1/24`. Netlink's names stay in nslab/kernel.py.

@@ -1,5 +1,5 @@
 """One pod network, described once: built by nslab's own builder or wired by CNI
-plugins (nslab.cni), and the state both leave, compared field by field.
+plugins (nslab.tutorials.cni), and the state both leave, compared field by field.
 
     net = PodNetwork(("c1", "c2", "c3"))             # the tutorial's bridge node
     Lab(net.topology())                              # nslab builds it
@@ -13,9 +13,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from nslab.lab import Lab, Netns
-from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth
-from nslab.process import wait_until
+from nslab.lab.live import Lab, Netns
+from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
+from nslab.kernel.process import wait_until
 
 
 @dataclass(frozen=True)

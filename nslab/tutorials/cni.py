@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from nslab import leftovers
-from nslab.lab import Lab, Netns
-from nslab.linux import CLONE_NEWNET
-from nslab.model import LabError
-from nslab.podnet import PodNetwork
+from nslab.kernel import leftovers
+from nslab.lab.live import Lab, Netns
+from nslab.kernel.linux import CLONE_NEWNET
+from nslab.model.topology import LabError
+from nslab.tutorials.podnet import PodNetwork
 
 PACKAGE = "containernetworking-plugins"
 KNOWN_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni", "/usr/local/lib/cni")

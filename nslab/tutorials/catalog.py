@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth
+from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ and reports/matrix/ changes on the host.
 
 Every VM is bounded: it runs in its own process group and is killed by that
 group's id when its time is up. Its processes carry the run's marker
-(nslab.leftovers), so if this command itself is killed, `nslab clean` finds and
+(nslab.kernel.leftovers), so if this command itself is killed, `nslab clean` finds and
 kills the orphaned QEMU. Acceleration: KVM is tried first with a short
 bound, and QEMU's TCG is used when KVM does not boot within it (nested
 virtualisation often fails one way or another).
@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-from nslab import leftovers, linux
+from nslab.kernel import leftovers, linux
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "kernels"
 FLAVOURS = {"": "amd64", "cloud": "cloud-amd64", "rt": "rt-amd64"}
 UP = "nslab-matrix: guest up"
@@ -413,7 +413,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from nslab import matrix_page
+    from nslab.matrix import page as matrix_page
 
     try:
         kernels = [parse_kernel(k) for k in args.kernels]

@@ -13,7 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from nslab import linux
+from nslab.kernel import linux
 
 
 @dataclass

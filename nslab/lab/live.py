@@ -16,17 +16,17 @@ import socket
 import subprocess
 from typing import Any, Iterable
 
-from nslab import ethtool, linux, sandbox
-from nslab.evidence import Watch
-from nslab.kernel import Kernel, NsHandle
-from nslab.model import Address, Bridge, LabError, Namespace, Route, Topology, Veth, check_gateway, check_ifname, check_nsname
+from nslab.kernel import ethtool, linux, sandbox
+from nslab.diagnosis.evidence import Watch
+from nslab.kernel.netlink import Kernel, NsHandle
+from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth, check_gateway, check_ifname, check_nsname
 from nslab.probes import arp as arp_probe
 from nslab.probes import icmp as icmp_probe
 from nslab.probes import tcp as tcp_probe
 from nslab.probes.result import Result
-from nslab.process import Process, spawn, wait_until
-from nslab.process import run as run_in_netns
-from nslab.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
+from nslab.kernel.process import Process, spawn, wait_until
+from nslab.kernel.process import run as run_in_netns
+from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 
 
 class Lab:

@@ -17,7 +17,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from nslab import leftovers, linux
+from nslab.kernel import leftovers, linux
 
 NETNS_DIR = "/run/netns"
 HOW_TO_RUN = (

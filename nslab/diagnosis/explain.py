@@ -14,8 +14,8 @@ import socket
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from nslab.evidence import DROP_COUNTERS, Evidence, _arp_target
-from nslab.model import Topology
+from nslab.diagnosis.evidence import DROP_COUNTERS, Evidence, _arp_target
+from nslab.model.topology import Topology
 from nslab.probes.result import Outcome, Result
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import errno
 import functools
 import os
 
-from nslab import linux
+from nslab.kernel import linux
 
 # feature name -> (what the probe does, in words; the link the probe creates)
 FEATURES: dict[str, tuple[str, dict]] = {

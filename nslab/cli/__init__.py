@@ -1,0 +1,1 @@
+"""`nslab ...` for people."""

@@ -1,0 +1,1 @@
+"""Linux itself: namespaces, the sandbox, netlink, processes, and what the kernel reports."""

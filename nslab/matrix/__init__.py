@@ -1,0 +1,1 @@
+"""The scenario suite on other kernels and userlands, in throwaway VMs."""

@@ -1,0 +1,1 @@
+"""The tutorials' labs: the catalog of final states, pod networks, CNI plugins."""

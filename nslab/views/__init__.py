@@ -1,0 +1,1 @@
+"""One model, many views: ip commands, diagrams, JSON."""
