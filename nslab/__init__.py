@@ -8,10 +8,10 @@
         assert lab.ns("ns1").ping("10.0.0.2").replied
 """
 
-from nslab.diagnosis.explain import Cause
+
 from nslab.lab.live import Lab, Netns
 from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
-from nslab.probes.result import Outcome, Result
+from nslab.probes.result import Cause, Outcome, Result, Where
 from nslab.kernel.sandbox import SandboxUnavailable
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "SandboxUnavailable",
     "Topology",
     "Veth",
+    "Where",
 ]

@@ -11,29 +11,12 @@ from __future__ import annotations
 import errno as errno_mod
 import ipaddress
 import socket
-from enum import Enum
 from typing import TYPE_CHECKING
 
 from nslab.diagnosis.evidence import DROP_COUNTERS, Evidence, _arp_target
 from nslab.model.topology import Topology
-from nslab.probes.result import Outcome, Result
+from nslab.probes.result import Cause, Outcome, Result
 
-if TYPE_CHECKING:
-    pass
-
-
-class Cause(str, Enum):
-    NO_ROUTE_AT_SENDER = "no route at the sender"
-    LOST_VIA_DEFAULT_ROUTE = "left by the default route and never arrived"
-    LINK_DOWN = "link down"
-    NOT_ON_BRIDGE = "not attached to the bridge"
-    NO_ARP_ANSWER = "no ARP answer"
-    NO_RETURN_ROUTE = "arrived, but no route back"
-    PORT_CLOSED = "TCP port closed"
-    NO_ANSWER = "no answer (filtered or lost)"
-    LOOPBACK_DOWN = "loopback down"
-    ICMP_UNREACHABLE = "an ICMP error came back"
-    UNKNOWN = "unknown"
 
 
 REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request"}

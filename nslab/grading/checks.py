@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from nslab.diagnosis.explain import Cause
+from nslab.probes.result import Cause
 from nslab.grading.exercise import Check
 from nslab.grading.observed import Snapshot
 from nslab.lab.live import Lab

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nslab.diagnosis.explain import Cause
+from nslab.probes.result import Cause
 from nslab.model.topology import (
     LabError,
     check_ifname,

@@ -10,7 +10,40 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nslab.diagnosis.evidence import Evidence
-    from nslab.diagnosis.explain import Cause
+
+
+class Cause(str, Enum):
+    """Why a probe failed, as a test asserts it: `result.cause is Cause.NO_RETURN_ROUTE`."""
+
+    NO_ROUTE_AT_SENDER = "no route at the sender"
+    LOST_VIA_DEFAULT_ROUTE = "left by the default route and never arrived"
+    LINK_DOWN = "link down"
+    NOT_ON_BRIDGE = "not attached to the bridge"
+    NO_ARP_ANSWER = "no ARP answer"
+    NO_RETURN_ROUTE = "arrived, but no route back"
+    PORT_CLOSED = "TCP port closed"
+    NO_ANSWER = "no answer (filtered or lost)"
+    LOOPBACK_DOWN = "loopback down"
+    ICMP_UNREACHABLE = "an ICMP error came back"
+    FORWARDING_OFF = "a router on the way does not forward"
+    RP_FILTER = "dropped by the reverse-path filter"
+    FILTERED_BY_RULE = "dropped by a firewall rule"
+    REJECTED_BY_RULE = "refused by a firewall rule"
+    WRONG_NEIGHBOUR = "sent to the wrong MAC address"
+    BRIDGE_VLAN = "the bridge's VLAN filter dropped it"
+    TOO_BIG = "too big for the path (DF set)"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Where:
+    """The namespace (and interface) a cause names: where the packet stopped, or what is at fault."""
+
+    ns: str
+    dev: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.ns} on {self.dev}" if self.dev else self.ns
 
 
 class Outcome(str, Enum):
@@ -53,6 +86,8 @@ class Result:
     decided_early: bool = False  # negative verdict settled by evidence before the deadline
     evidence: Evidence | None = field(default=None, repr=False)
     cause: Cause | None = None
+    where: Where | None = None  # the namespace and interface the cause names
+    reason: str | None = None  # the kernel's drop reason (e.g. 'IP_INADDRERRORS'), where it was read
     explanation: str = ""
     detail: dict[str, Any] = field(default_factory=dict, repr=False)
 
