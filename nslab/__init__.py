@@ -9,10 +9,10 @@
 """
 
 
+from nslab.kernel.sandbox import SandboxUnavailable
 from nslab.lab.live import Lab, Netns
 from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
 from nslab.probes.result import Cause, Outcome, Result, Where
-from nslab.kernel.sandbox import SandboxUnavailable
 
 __all__ = [
     "Address",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nslab.model.topology import LabError
 from nslab.tutorials.cni import (
     CniError,
     NetworkConfig,
@@ -19,7 +20,6 @@ from nslab.tutorials.cni import (
     unavailable,
     versions,
 )
-from nslab.model.topology import LabError
 from nslab.tutorials.podnet import PodNetwork, differences
 
 

@@ -18,9 +18,9 @@ import subprocess
 import pytest
 
 from nslab import Outcome, Topology
-from nslab.views import render
-from nslab.tutorials import catalog
 from nslab.cli.main import main as nslab
+from nslab.tutorials import catalog
+from nslab.views import render
 
 
 def show(capsys, *argv: str) -> str:

@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nslab.model.topology import Topology
 from nslab.kernel.state import LinkState, NeighbourState, RouteLookup
+from nslab.model.topology import Topology
 
 if TYPE_CHECKING:
     from nslab.lab.live import Lab, Netns

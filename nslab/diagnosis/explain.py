@@ -11,13 +11,10 @@ from __future__ import annotations
 import errno as errno_mod
 import ipaddress
 import socket
-from typing import TYPE_CHECKING
 
 from nslab.diagnosis.evidence import DROP_COUNTERS, Evidence, _arp_target
 from nslab.model.topology import Topology
 from nslab.probes.result import Cause, Outcome, Result
-
-
 
 REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request"}
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from nslab.probes.result import Cause
 from nslab.grading.exercise import Check
 from nslab.grading.observed import Snapshot
 from nslab.lab.live import Lab
-from nslab.probes.result import Result
+from nslab.probes.result import Cause, Result
 
 
 @dataclass

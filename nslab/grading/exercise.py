@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nslab.probes.result import Cause
 from nslab.model.topology import (
     LabError,
     check_ifname,
@@ -34,6 +33,7 @@ from nslab.model.topology import (
     parse_interface,
     parse_network,
 )
+from nslab.probes.result import Cause
 
 try:
     import tomllib

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nslab.kernel.state import AddressState, LinkState, RouteState
 from nslab.lab.live import Lab, Netns
 from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
-from nslab.kernel.state import AddressState, LinkState, RouteState
 
 
 @dataclass(frozen=True)

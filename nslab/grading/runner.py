@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from nslab.kernel import linux
 from nslab.grading import checks, jail
 from nslab.grading.exercise import Exercise
 from nslab.grading.observed import Snapshot, observe
 from nslab.grading.scoring import CheckResult, Grade
+from nslab.kernel import linux
 from nslab.lab.live import Lab
 from nslab.model.topology import LabError
 

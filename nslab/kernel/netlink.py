@@ -25,9 +25,9 @@ from pyroute2.netlink.rtnl import rt_proto, rt_scope, rt_type
 from pyroute2.netlink.rtnl.ndmsg import NUD_NAMES
 
 from nslab.kernel import linux
-from nslab.model.topology import Route
 from nslab.kernel.sandbox import Sandbox
 from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
+from nslab.model.topology import Route
 
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000

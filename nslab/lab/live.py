@@ -16,17 +16,17 @@ import socket
 import subprocess
 from typing import Any, Iterable
 
-from nslab.kernel import ethtool, linux, sandbox
 from nslab.diagnosis.evidence import Watch
+from nslab.kernel import ethtool, linux, sandbox
 from nslab.kernel.netlink import Kernel, NsHandle
+from nslab.kernel.process import Process, spawn, wait_until
+from nslab.kernel.process import run as run_in_netns
+from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth, check_gateway, check_ifname, check_nsname
 from nslab.probes import arp as arp_probe
 from nslab.probes import icmp as icmp_probe
 from nslab.probes import tcp as tcp_probe
 from nslab.probes.result import Result
-from nslab.kernel.process import Process, spawn, wait_until
-from nslab.kernel.process import run as run_in_netns
-from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 
 
 class Lab:

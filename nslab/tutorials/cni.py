@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from nslab.kernel import leftovers
-from nslab.lab.live import Lab, Netns
 from nslab.kernel.linux import CLONE_NEWNET
+from nslab.lab.live import Lab, Netns
 from nslab.model.topology import LabError
 from nslab.tutorials.podnet import PodNetwork
 

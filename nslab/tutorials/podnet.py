@@ -13,9 +13,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from nslab.kernel.process import wait_until
 from nslab.lab.live import Lab, Netns
 from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
-from nslab.kernel.process import wait_until
 
 
 @dataclass(frozen=True)
