@@ -7,7 +7,9 @@ skipped, saying what to install, where virtme-ng or QEMU is missing.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from xml.etree import ElementTree
 import pytest
 
 from nslab.kernel import sandbox
+from nslab.matrix import archive
 from nslab.matrix import runner as matrix
 
 pytest_plugins = ["pytester"]
@@ -35,7 +38,7 @@ def nslab_matrix(*args: str, timeout: float = 900) -> subprocess.CompletedProces
 # -- without a VM -------------------------------------------------------------
 @pytest.mark.parametrize(
     "text, name, append",
-    [("host", "host", ()), ("6.1", "6.1", ()), ("6.1-rt", "6.1-rt", ()), ("6.12", "6.12", ()),
+    [("host", "host", ()), ("6.1", "6.1", ()), ("6.1-rt", "6.1-rt", ()), ("6.12", "6.12", ()), ("newest", "newest", ()),
      ("6.1,module_blacklist=bridge,quiet", "6.1", ("module_blacklist=bridge", "quiet"))],
 )
 def test_kernel_names(text, name, append):
@@ -53,20 +56,81 @@ def test_bad_input_is_one_line():
     assert done.stderr == f"nslab matrix: --suite 'scenarioz': no such path under {ROOT}\n"
 
 
-@pytest.mark.skipif(shutil.which("apt-cache") is None, reason="Debian kernels are found with apt-cache; not a Debian system")
-def test_debian_package_names():
-    import re
+def etc_apt_digest() -> str:
+    """One checksum of every file under /etc/apt (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path("/etc/apt").rglob("*")):
+        if path.is_file():
+            digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
-    try:
-        generic = matrix.package_for("6.1")
-    except matrix.MatrixError as exc:
-        pytest.skip(f"apt lists no Debian 6.1 kernel here: {exc}")
-    cloud, newer = matrix.package_for("6.1-cloud"), matrix.package_for("6.12")
-    assert re.fullmatch(r"linux-image-6\.1\.0-\d+-amd64", generic)
-    assert re.fullmatch(r"linux-image-6\.1\.0-\d+-cloud-amd64", cloud)
-    assert re.fullmatch(r"linux-image-6\.12\.\d+\+deb\d+-amd64", newer)
-    with pytest.raises(matrix.MatrixError, match=r"kernel '9\.99': no package matches linux-image-9\.99\*-amd64"):
-        matrix.package_for("9.99")
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="Debian kernels are fetched with apt-get; not a Debian system")
+def test_debian_package_names_resolve_through_private_lists_and_etc_apt_is_untouched():
+    """6.1 (bookworm), 6.12 (trixie, bookworm-backports) and the newest resolve on a
+    stock Debian 12, whose own lists know no 6.12: from nslab's own apt lists."""
+    before = etc_apt_digest()
+    done = subprocess.run(sandbox.from_outside([sys.executable, "-m", "nslab.matrix.archive", "6.1", "6.1-cloud", "6.12", "newest"]),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    found = dict(line.split() for line in done.stdout.splitlines())
+    assert re.fullmatch(r"linux-image-6\.1\.0-\d+-amd64", found["6.1"])
+    assert re.fullmatch(r"linux-image-6\.1\.0-\d+-cloud-amd64", found["6.1-cloud"])
+    assert re.fullmatch(r"linux-image-6\.12\.\d+\+deb\d+(\.\d+)?-amd64", found["6.12"])
+    newest = re.fullmatch(r"linux-image-(\d+)\.(\d+)\.\d+\+deb\d+(\.\d+)?-amd64", found["newest"])
+    assert newest and (int(newest[1]), int(newest[2])) >= (6, 12), found["newest"]
+    assert etc_apt_digest() == before, "resolving kernels changed /etc/apt"
+    # a kernel that cannot be had: one line, no traceback
+    done = subprocess.run(sandbox.from_outside([sys.executable, "-m", "nslab.matrix.archive", "9.99"]),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("nslab archive: kernel '9.99': Debian's archive has no linux-image-9.99*-amd64 in bookworm, ")
+    assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_private_sources_take_the_hosts_debian_mirror(tmp_path):
+    etc = tmp_path / "etc"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\nURIs: http://mirror.example/debian/\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n\n"
+        "Types: deb\nEnabled: no\nURIs: http://disabled.example/debian\nSuites: trixie\nComponents: main\n"
+    )
+    (etc / "sources.list.d" / "other.list").write_text(
+        "deb [arch=amd64] https://packages.example/apt stable-tools main\ndeb https://download.example/linux/debian bookworm stable\n"
+    )
+    assert archive.host_mirrors(etc) == ("http://mirror.example/debian", "http://mirror.example/debian-security")
+    text = archive.sources_list(etc)
+    for suite in ("bookworm", "bookworm-backports", "trixie", "trixie-backports", "sid"):
+        assert f"http://mirror.example/debian {suite} main" in text
+    assert "http://mirror.example/debian-security trixie-security main" in text
+    # one-line format, with options and comments
+    (etc / "sources.list.d" / "debian.sources").unlink()
+    (etc / "sources.list").write_text("# deb http://commented.example/debian bookworm main\ndeb [signed-by=/k.gpg] http://one.example/debian bookworm main\n")
+    assert archive.host_mirrors(etc) == ("http://one.example/debian", archive.DEFAULT_SECURITY)
+    # an Ubuntu host names no Debian mirror: Debian's defaults
+    (etc / "sources.list").write_text("deb http://archive.ubuntu.com/ubuntu jammy main\n")
+    assert archive.host_mirrors(etc) == (archive.DEFAULT_MIRROR, archive.DEFAULT_SECURITY)
+
+
+def test_apt_is_pointed_only_at_the_private_directory(tmp_path):
+    options = archive.apt_options(tmp_path)
+    dirs = dict(o.split("=", 1) for o in options[1::2] if o.startswith("Dir::") and "=" in o and o.split("=", 1)[1].startswith("/"))
+    assert set(dirs) == {"Dir::Etc::SourceList", "Dir::Etc::SourceParts", "Dir::Etc::Preferences", "Dir::Etc::PreferencesParts", "Dir::State", "Dir::Cache"}
+    assert all(value.startswith(f"{tmp_path}/") for value in dirs.values())
+
+
+def test_kernel_names_choose_the_newest_matching_package():
+    names = ["linux-image-6.1.0-49-amd64", "linux-image-6.1.0-57-amd64", "linux-image-6.1.0-57-cloud-amd64", "linux-image-6.12.117+deb12-amd64",
+             "linux-image-6.12.118+deb13-amd64", "linux-image-6.12.115+deb13.1-amd64", "linux-image-6.12-amd64", "linux-image-6.12.118+deb13-amd64-unsigned",
+             "linux-image-7.3.4+deb13-amd64", "linux-image-7.3.4+deb13-rt-amd64"]
+    assert archive.choose("6.1", names) == "linux-image-6.1.0-57-amd64"
+    assert archive.choose("6.1-cloud", names) == "linux-image-6.1.0-57-cloud-amd64"
+    assert archive.choose("6.12", names) == "linux-image-6.12.118+deb13-amd64"
+    assert archive.choose("newest", names) == "linux-image-7.3.4+deb13-amd64"
+    assert archive.choose("newest-rt", names) == "linux-image-7.3.4+deb13-rt-amd64"
+    assert archive.choose("6.2", names) is None and archive.choose("6.1-cloud", names[:2]) is None
 
 
 def _processes_with(word: str) -> list[int]:

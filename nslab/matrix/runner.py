@@ -4,8 +4,10 @@
     nslab matrix 6.1,module_blacklist=bridge      # boot arguments after commas
 
 `host` is the running kernel, natively. Any other name is a Debian kernel
-package (`6.1`, `6.1-cloud`, `6.1-rt`, `6.12`, or a full `linux-image-...`
-name): downloaded with `apt-get download`, unpacked with `dpkg-deb -x` into
+package (`6.1`, `6.1-cloud`, `6.1-rt`, `6.12`, `newest`, or a full
+`linux-image-...` name): found in Debian's archive through nslab's private apt
+lists (nslab.matrix.archive; the host's apt configuration is never changed),
+downloaded with `apt-get download`, unpacked with `dpkg-deb -x` into
 .cache/kernels/ (never installed), and booted by virtme-ng in a throwaway
 QEMU guest that runs this machine's own root filesystem and venv read-only.
 The guest loads modules from the unpacked tree in the cache (virtme-ng links
@@ -36,10 +38,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from nslab.kernel import leftovers, linux
+from nslab.matrix import archive
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "kernels"
-FLAVOURS = {"": "amd64", "cloud": "cloud-amd64", "rt": "rt-amd64"}
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
 
@@ -65,70 +66,9 @@ def parse_kernel(text: str) -> Kernel:
     if name == "host":
         if append:
             raise MatrixError(f"kernel {text!r}: the host kernel cannot take boot arguments; use a Debian kernel such as 6.1,{append[0]}")
-    elif not (name.startswith("linux-image-") or re.fullmatch(r"\d+\.\d+(-(cloud|rt))?", name)):
-        raise MatrixError(f"kernel {text!r}: expected host, a Debian version such as 6.1, 6.1-cloud, 6.1-rt, 6.12, or a linux-image-* package name")
+    elif not (name.startswith("linux-image-") or re.fullmatch(r"(\d+\.\d+|newest)(-(cloud|rt))?", name)):
+        raise MatrixError(f"kernel {text!r}: expected host, a Debian version such as 6.1, 6.1-cloud, 6.1-rt, 6.12, newest, or a linux-image-* package name")
     return Kernel(text, name, tuple(a for a in append if a))
-
-
-def _version_key(name: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", name))
-
-
-def package_for(name: str) -> str:
-    """The newest Debian linux-image package for '6.1', '6.1-cloud', '6.12-rt' ... (signed, not -dbg)."""
-    if name.startswith("linux-image-"):
-        return name
-    version, _, flavour = name.partition("-")
-    try:
-        names = subprocess.run(["apt-cache", "pkgnames", "linux-image-"], capture_output=True, text=True, check=True).stdout.split()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise MatrixError(f"kernel {name!r}: apt-cache failed ({exc}); Debian kernels need apt (or use 'host')") from None
-    pattern = re.compile(rf"linux-image-{re.escape(version)}(\.\d+)*(-\d+|\+deb\d+)-{FLAVOURS[flavour]}")
-    found = sorted((n for n in names if pattern.fullmatch(n)), key=_version_key)
-    if not found:
-        raise MatrixError(f"kernel {name!r}: no package matches linux-image-{version}*-{FLAVOURS[flavour]} (try 'apt-get update'; list: apt-cache search linux-image)")
-    return found[-1]
-
-
-def fetch(package: str, cache: Path = CACHE) -> Path:
-    """The kernel image of *package*, downloaded and unpacked into the cache once."""
-    tree = cache / package
-    images = sorted(tree.glob("boot/vmlinuz-*"))
-    if images:
-        return images[0]
-    cache.mkdir(parents=True, exist_ok=True)
-    for partial in cache.glob(".partial-*"):  # left by a killed fetch
-        if not leftovers.alive(partial.name.split("-", 1)[1]):
-            shutil.rmtree(partial, ignore_errors=True)
-    partial = cache / f".partial-{leftovers.run_id()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
-        _tool(["apt-get", "download", "-q", package], cwd=partial, what=f"downloading {package}")
-        deb = next(partial.glob("*.deb"))
-        _tool(["dpkg-deb", "-x", str(deb), str(partial / "root")], what=f"unpacking {deb.name}")
-        try:
-            (partial / "root").rename(tree)
-        except OSError:
-            if not any(tree.glob("boot/vmlinuz-*")):
-                raise
-            # another run fetched the same kernel at the same time and finished first: use its tree
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    images = sorted(tree.glob("boot/vmlinuz-*"))
-    if not images:
-        raise MatrixError(f"{package}: no boot/vmlinuz-* in the package; is it a kernel image package?")
-    return images[0]
-
-
-def _tool(argv: list[str], *, what: str, cwd: Path | None = None) -> None:
-    try:
-        done = subprocess.run(argv, check=False, cwd=cwd, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise MatrixError(f"{what}: {argv[0]} is not installed (Debian: apt-get install apt dpkg)") from None
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
-        raise MatrixError(f"{what}: {argv[0]} exited {done.returncode}: {lines[-1]}")
 
 
 # -- processes ---------------------------------------------------------------
@@ -260,8 +200,8 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
             run.release, run.accel = os.uname().release, "native"
             status = bounded([sys.executable, *pytest_args(outdir, suite, select)], timeout=timeout, log=outdir / "console.log")
         else:
-            package = package_for(kernel.name)
-            image = fetch(package)
+            package = archive.package_for(kernel.name)
+            image = archive.fetch(package)
             run.release = package.removeprefix("linux-image-")
             why = "forced"
             if accel == "auto":
@@ -278,7 +218,7 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
             started = time.monotonic()  # the boot and the suite, not the download
             argv = vng_argv(image, accel, command, rwdir=outdir, append=kernel.append)
             status = boot(argv, timeout=timeout, log=outdir / "console.log")
-    except MatrixError as exc:
+    except (MatrixError, archive.ArchiveError) as exc:
         run.problem = f"not run: {exc}"
         return run
     run.seconds = time.monotonic() - started

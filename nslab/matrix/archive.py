@@ -1,0 +1,318 @@
+"""Debian's kernels for the matrix, from Debian's archive, without touching the host's apt.
+
+nslab keeps its own apt directory in .cache/apt/: a sources.list naming the
+suites that hold the kernels worth testing (bookworm and its security and
+backports suites for 6.1 and 6.12, trixie for 6.12, trixie-backports and sid
+for the newest), its own lists, state and package cache. Every apt call names
+them (`apt-get -o Dir::Etc::SourceList=... -o Dir::State=... -o Dir::Cache=...`),
+so the host's /etc/apt and /var/lib/apt are read (its mirror, its proxy
+settings in apt.conf.d) and never written, and `6.1`, `6.12` and `newest`
+resolve on a stock Debian 12 whose own lists know no 6.12.
+
+    package_for("6.12")       # 'linux-image-6.12.118+deb13-amd64'
+    fetch(package_for("6.1")) # .cache/kernels/linux-image-6.1.0-57-amd64/boot/vmlinuz-...
+    python -m nslab.matrix.archive 6.1 6.12 newest   # the same, from a shell
+
+The lists are refreshed when they are a day old (or when the mirror in the
+host's sources changed); a download the archive no longer has (a superseded
+security update) refreshes them once and retries. A kernel that cannot be had
+is an ArchiveError whose message is one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from nslab.kernel import leftovers
+
+ROOT = Path(__file__).resolve().parents[2]
+APT_DIR = ROOT / ".cache" / "apt"
+KERNELS = ROOT / ".cache" / "kernels"
+ETC_APT = Path("/etc/apt")
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+# Debian's defaults (what a Debian 12 installer writes), used when the host's sources name no Debian mirror.
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
+SUITES = ("bookworm", "bookworm-backports", "trixie", "trixie-backports", "sid")
+SECURITY_SUITES = ("bookworm-security", "trixie-security")
+DEBIAN_SUITES = {"buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid",
+                 "oldoldstable", "oldstable", "stable", "testing", "unstable", "experimental"}
+FLAVOURS = {"": "amd64", "cloud": "cloud-amd64", "rt": "rt-amd64"}
+MAX_AGE = 24 * 3600.0  # seconds before the lists are refreshed
+
+
+class ArchiveError(Exception):
+    """A kernel that cannot be had; the message is one line saying why and what to do."""
+
+
+# -- the host's mirror ---------------------------------------------------------
+def host_mirrors(etc: Path = ETC_APT) -> tuple[str, str]:
+    """(archive URI, security URI) of the Debian mirror the host's apt sources use,
+    Debian's defaults for what they do not name (an Ubuntu host, say).
+
+    A source is Debian's when its suite is a Debian suite (bookworm, bookworm-updates,
+    trixie-security, stable, ...) and it has the main component: a third-party
+    repository for Debian (suite bookworm, component stable) is not."""
+    archive = security = None
+    for uri, suite, components in _host_sources(etc):
+        if "main" not in components or not re.fullmatch(rf"({'|'.join(DEBIAN_SUITES)})(-(updates|backports|security|proposed-updates)|/updates)?", suite):
+            continue
+        if suite.endswith(("-security", "/updates")):
+            security = security or uri
+        else:
+            archive = archive or uri
+    return (archive or DEFAULT_MIRROR).rstrip("/"), (security or DEFAULT_SECURITY).rstrip("/")
+
+
+def _host_sources(etc: Path) -> Iterator[tuple[str, str, list[str]]]:
+    """(URI, suite, components) of every enabled binary source in sources.list, *.list and *.sources."""
+    parts = etc / "sources.list.d"
+    for path in [etc / "sources.list", *sorted(parts.glob("*.list"))]:
+        for line in _read(path).splitlines():
+            words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()  # without [options]
+            if len(words) >= 4 and words[0] == "deb":
+                yield words[1], words[2], words[3:]
+    for path in sorted(parts.glob("*.sources")):
+        for stanza in re.split(r"\n\s*\n", _read(path)):
+            fields: dict[str, str] = {}
+            key = None
+            for line in stanza.splitlines():
+                if line.startswith("#") or not line.strip():
+                    continue
+                if line[0].isspace() and key:  # a continuation line
+                    fields[key] += " " + line.strip()
+                elif ":" in line:
+                    key, _, value = line.partition(":")
+                    key = key.strip().lower()
+                    fields[key] = value.strip()
+            if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
+                continue
+            for uri in fields.get("uris", "").split():
+                for suite in fields.get("suites", "").split():
+                    yield uri, suite, fields.get("components", "").split()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+# -- nslab's own apt directory -----------------------------------------------------
+def sources_list(etc: Path = ETC_APT) -> str:
+    """The private sources.list: the kernel suites, from the host's mirror."""
+    archive, security = host_mirrors(etc)
+    lines = ["# written by nslab (nslab.matrix.archive); the host's apt configuration is not touched"]
+    lines += [f"deb [signed-by={KEYRING}] {archive} {suite} main" for suite in SUITES]
+    lines += [f"deb [signed-by={KEYRING}] {security} {suite} main" for suite in SECURITY_SUITES]
+    return "\n".join(lines) + "\n"
+
+
+def apt_options(apt_dir: Path = APT_DIR) -> list[str]:
+    """`-o` options that point apt at *apt_dir* for sources, pins, lists, state and caches."""
+    options = {
+        "Dir::Etc::SourceList": apt_dir / "sources.list",
+        "Dir::Etc::SourceParts": apt_dir / "sources.list.d",
+        "Dir::Etc::Preferences": apt_dir / "preferences",
+        "Dir::Etc::PreferencesParts": apt_dir / "preferences.d",
+        "Dir::State": apt_dir / "state",
+        "Dir::Cache": apt_dir / "cache",
+        "Dir::Cache::pkgcache": "pkgcache.bin",  # Debian's container images turn the caches off
+        "Dir::Cache::srcpkgcache": "srcpkgcache.bin",
+        "Acquire::Languages": "none",
+    }
+    if os.geteuid() == 0:
+        # apt would download as user _apt, who cannot enter a checkout under a mode-700 home.
+        options["APT::Sandbox::User"] = "root"
+    return [arg for key, value in options.items() for arg in ("-o", f"{key}={value}")]
+
+
+@contextlib.contextmanager
+def _locked(apt_dir: Path, exclusive: bool) -> Iterator[None]:
+    """Serialise refreshes against readers, across processes (xdist workers, two matrix runs)."""
+    with open(apt_dir / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _prepare(apt_dir: Path, etc: Path) -> bool:
+    """Create the directory tree and write sources.list; True if its contents changed."""
+    if shutil.which("apt-get") is None:
+        raise ArchiveError("Debian kernels come from Debian's archive through apt-get, which is not installed here; use 'host' or a Debian/Ubuntu machine")
+    if not KEYRING.exists():
+        raise ArchiveError(f"{KEYRING} is missing, so Debian's archive cannot be verified: apt-get install debian-archive-keyring")
+    try:
+        for sub in ("sources.list.d", "preferences.d", "state/lists/partial", "cache/archives/partial"):
+            (apt_dir / sub).mkdir(parents=True, exist_ok=True)
+        wanted = sources_list(etc)
+        current = apt_dir / "sources.list"
+        if _read(current) == wanted:
+            return False
+        current.write_text(wanted)
+        return True
+    except OSError as exc:
+        raise ArchiveError(f"cannot write nslab's apt directory {apt_dir} ({exc.strerror}); run as the checkout's owner") from None
+
+
+def refresh(apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT, force: bool = False, max_age: float = MAX_AGE) -> None:
+    """`apt-get update` into *apt_dir* if its lists are missing, older than *max_age*,
+    for another mirror, or *force*d. A failed refresh with usable old lists is remembered
+    (see `problem`) rather than raised; without any lists it raises."""
+    apt_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(apt_dir, exclusive=True):
+        changed = _prepare(apt_dir, etc)
+        stamp = apt_dir / "updated"
+        try:
+            age = time.time() - stamp.stat().st_mtime
+        except FileNotFoundError:
+            age = float("inf")
+        if not (force or changed or age > max_age):
+            return
+        done = _apt(["apt-get", "update", "-q"], apt_dir)
+        problem = apt_dir / "update-problem"
+        if done.returncode == 0:
+            problem.unlink(missing_ok=True)
+        else:
+            problem.write_text(_apt_error(done) + "\n")
+        stamp.touch()  # also after a failure: one try a day, not one per call
+        if done.returncode != 0 and not any((apt_dir / "state" / "lists").glob("*Packages*")):
+            raise ArchiveError(f"apt-get update of nslab's lists from Debian's archive failed: {_apt_error(done)}")
+
+
+def problem(apt_dir: Path = APT_DIR) -> str | None:
+    """Why the last refresh failed (one line), or None."""
+    text = _read(apt_dir / "update-problem").strip()
+    return text or None
+
+
+def _apt(argv: list[str], apt_dir: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, LC_ALL="C", DEBIAN_FRONTEND="noninteractive")
+    return subprocess.run([argv[0], *apt_options(apt_dir), *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def _apt_error(done: subprocess.CompletedProcess) -> str:
+    lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("E:", "W:", "Err:"))]
+    return (errors[0] if errors else lines[-1] if lines else f"exit status {done.returncode}")[:300]
+
+
+# -- kernels ----------------------------------------------------------------------
+def available(apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> list[str]:
+    """Every linux-image-* package the private lists offer (real packages, not virtual names)."""
+    refresh(apt_dir, etc=etc)
+    with _locked(apt_dir, exclusive=False):
+        done = _apt(["apt-cache", "search", "--names-only", r"^linux-image-[0-9]"], apt_dir)
+    if done.returncode != 0:
+        raise ArchiveError(f"apt-cache on nslab's lists failed: {_apt_error(done)}")
+    return sorted({line.split()[0] for line in done.stdout.splitlines() if line.strip()})
+
+
+def version_key(package: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", package))
+
+
+def choose(name: str, packages: list[str]) -> str | None:
+    """The newest signed kernel image among *packages* for '6.1', '6.12-cloud', 'newest', 'newest-rt' ..."""
+    version, _, flavour = name.partition("-")
+    if flavour not in FLAVOURS:
+        return None
+    upstream = r"\d+\.\d+" if version == "newest" else re.escape(version)
+    pattern = re.compile(rf"linux-image-{upstream}(\.\d+)*(-\d+|\+deb\d+(\.\d+)*|\+bpo)-{FLAVOURS[flavour]}")
+    found = [p for p in packages if pattern.fullmatch(p)]
+    return max(found, key=version_key) if found else None
+
+
+def package_for(name: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> str:
+    """The Debian package for a kernel name as `nslab matrix` takes it (a linux-image-* name as it is)."""
+    if name.startswith("linux-image-"):
+        return name
+    found = choose(name, available(apt_dir, etc=etc))
+    if found is None:
+        why = problem(apt_dir)
+        version, _, flavour = name.partition("-")
+        where = f"{', '.join(SUITES + SECURITY_SUITES)} on {host_mirrors(etc)[0]}"
+        raise ArchiveError(f"kernel {name!r}: Debian's archive has no linux-image-{version}*-{FLAVOURS.get(flavour, flavour)} in {where}"
+                           + (f" (the last refresh failed: {why})" if why else ""))
+    return found
+
+
+def download(package: str, dest: Path, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> Path:
+    """`apt-get download` *package* into *dest*; the .deb's path. Refreshes the lists once if the archive moved on."""
+    refresh(apt_dir, etc=etc)
+    for attempt in (1, 2):
+        with _locked(apt_dir, exclusive=False):
+            done = _apt(["apt-get", "download", "-q", package], apt_dir, cwd=dest)
+        debs = sorted(dest.glob("*.deb"))
+        if done.returncode == 0 and debs:
+            return debs[0]
+        if attempt == 1:
+            refresh(apt_dir, etc=etc, force=True)
+    raise ArchiveError(f"downloading {package} from Debian's archive failed: {_apt_error(done)}")
+
+
+def fetch(package: str, cache: Path = KERNELS, apt_dir: Path = APT_DIR) -> Path:
+    """The kernel image of *package*, downloaded and unpacked into the cache once (never installed)."""
+    tree = cache / package
+    images = sorted(tree.glob("boot/vmlinuz-*"))
+    if images:
+        return images[0]
+    cache.mkdir(parents=True, exist_ok=True)
+    for partial in cache.glob(".partial-*"):  # left by a killed fetch
+        if not leftovers.alive(partial.name.split("-", 1)[1]):
+            shutil.rmtree(partial, ignore_errors=True)
+    partial = cache / f".partial-{leftovers.run_id()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        deb = download(package, partial, apt_dir)
+        done = subprocess.run(["dpkg-deb", "-x", str(deb), str(partial / "root")], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ArchiveError(f"unpacking {deb.name} failed: {_apt_error(done)}")
+        try:
+            (partial / "root").rename(tree)
+        except OSError:
+            if not any(tree.glob("boot/vmlinuz-*")):
+                raise
+            # another run fetched the same kernel at the same time and finished first: use its tree
+    except FileNotFoundError as exc:
+        raise ArchiveError(f"{exc.filename} is not installed (Debian: apt-get install apt dpkg)") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    images = sorted(tree.glob("boot/vmlinuz-*"))
+    if not images:
+        raise ArchiveError(f"{package}: no boot/vmlinuz-* in the package; is it a kernel image package?")
+    return images[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nslab.matrix.archive", description="Resolve kernel names to Debian packages through nslab's private apt lists.")
+    parser.add_argument("kernels", nargs="+", metavar="KERNEL", help="6.1, 6.1-cloud, 6.12, newest, newest-rt, ...")
+    parser.add_argument("--refresh", action="store_true", help="apt-get update the private lists first, whatever their age")
+    args = parser.parse_args(argv)
+    try:
+        if args.refresh:
+            refresh(force=True)
+        for name in args.kernels:
+            print(f"{name} {package_for(name)}")
+    except ArchiveError as exc:
+        print(f"nslab archive: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
