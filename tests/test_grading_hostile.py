@@ -14,9 +14,9 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
-import tomllib
 
 from nslab.grading import exercise as ex
 from nslab.grading import jail

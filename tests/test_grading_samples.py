@@ -13,11 +13,11 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from nslab.grading import exercise as ex
 from nslab.grading import jail
