@@ -1,0 +1,578 @@
+"""The kernel's own drop reasons, per packet: `tracepoint:skb:kfree_skb` through bpftrace.
+
+One monitor per process (a script or a pytest-xdist worker), started lazily by
+`monitor()`. It runs Debian's `bpftrace` as a child that reports every dropped
+IPv4 or ARP packet with the kernel's reason (`IP_INADDRERRORS`, `IP_RPFILTER`,
+`NETFILTER_DROP`, ...), the network namespace (inode) and interface (ifindex)
+it was dropped in, and its header fields, so a caller can tie a drop to its own
+probe packet and parallel workers never mistake each other's drops:
+
+    mon = monitor()
+    if mon.ready(timeout=10):          # attached (a few seconds, once per process)
+        mark = mon.position()
+        ...send the probe...
+        mon.flush()                    # every drop before this call has been read
+        for d in mon.since(mark, netns={inode}):
+            if d.matches(proto=17, sport=sport, dport=dport):
+                print(d.reason, d.ifindex)   # e.g. IP_INADDRERRORS 2
+    else:
+        print(mon.why)                 # e.g. "not root: ..." -- callers work without it
+
+How a drop is attributed: by `skb->dev` when the packet has a device (received
+or forwarded packets: the device it came in on). A locally generated packet
+dropped before it has a device (netfilter OUTPUT) is attributed to the device
+of its route (`skb_dst(skb)->dev`: its namespace, and the ifindex it would have
+left by), else to its socket's namespace (ifindex 0). `Drop.via` says which.
+Drops in the host's namespace are skipped in BPF: no lab lives there, and the
+host's traffic is noise. "The host's" is what this process can see of it
+(`init_net` has no symbol to compare with in kallsyms without KALLSYMS_ALL):
+pid 1's namespace when readable, the one this process came from before
+entering nslab's sandbox, and the sandbox's own (or, outside a sandbox, the
+process's own when the monitor starts).
+
+Reason names are read from the tracepoint's format file
+(`/sys/kernel/tracing/events/skb/kfree_skb/format`), never hard-coded: the
+numbers change between kernels. tracefs is mounted only in the child's private
+mount namespace (`unshare --mount --propagation slave`), never on the host.
+
+Lifetime: the child runs under `setpriv --pdeathsig KILL`, spawned by the
+monitor's reader thread (a parent-death signal follows the thread that forked),
+so it dies with the process however that ends; `stop()` ends it by its PID and
+runs at interpreter exit. bpftrace pins nothing, and the mount goes with the
+child's mount namespace: nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, fields
+from typing import Iterable, Literal
+
+from nslab.kernel import linux, sandbox
+from nslab.kernel.process import _dies_with_us
+
+TRACEFS = "/sys/kernel/tracing"
+FORMAT = f"{TRACEFS}/events/skb/kfree_skb/format"
+BTF = "/sys/kernel/btf/vmlinux"
+KEEP = 10_000  # drops held for since(); older ones are forgotten
+MARKER_PORT = 9  # UDP discard: where flush() markers die (NO_SOCKET) in the monitor's own namespace
+ETH_P_IP, ETH_P_ARP = 0x0800, 0x0806
+RAW_WORDS = 10  # 80 bytes from the network header: IPv4 (+ options), L4, and an ICMP error's quoted header
+ICMP_ERRORS = {3, 4, 5, 11, 12}  # unreachable, source quench, redirect, time exceeded, parameter problem
+ICMP_ECHOES = {0, 8}
+PORTS = {6, 17, 132, 136}  # tcp, udp, sctp, udplite: ports come first
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+@dataclass(frozen=True)
+class Inner:
+    """The header an ICMP error quotes (the packet that caused it), as far as it was read."""
+
+    src: str
+    dst: str
+    proto: int
+    ip_id: int
+    sport: int | None = None
+    dport: int | None = None
+    icmp_type: int | None = None
+    icmp_id: int | None = None
+    icmp_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Drop:
+    """One packet the kernel dropped, with its reason, where, and its header fields.
+
+    time_ns is CLOCK_MONOTONIC (bpf_ktime_get_ns), comparable with
+    `time.monotonic_ns()`. For ARP, src and dst are the sender's and target's
+    IPv4 addresses, proto is 0 and arp_op the opcode. Fields a packet does not
+    have (or whose bytes were not in the skb's linear data) are None.
+    """
+
+    time_ns: int
+    cpu: int
+    netns: int  # inode of the network namespace (os.fstat(fd).st_ino), 0 if unknown
+    ifindex: int  # 0 if unknown
+    via: Literal["dev", "dst", "socket", "none"]  # how netns and ifindex were found (see the module docstring)
+    reason: str  # the kernel's name, e.g. "IP_INADDRERRORS"
+    kind: Literal["ipv4", "arp"]
+    src: str
+    dst: str
+    proto: int  # IP protocol number (1 icmp, 6 tcp, 17 udp); 0 for ARP
+    ip_id: int
+    sport: int | None = None
+    dport: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    icmp_id: int | None = None
+    icmp_seq: int | None = None
+    arp_op: int | None = None
+    inner: Inner | None = None
+
+    def matches(self, **want) -> bool:
+        """True if every given field has the given value: `d.matches(proto=1, icmp_id=7, icmp_seq=1)`."""
+        unknown = set(want) - {f.name for f in fields(self)}
+        if unknown:
+            raise TypeError(f"Drop has no field {sorted(unknown)[0]!r}")
+        return all(getattr(self, k) == v for k, v in want.items())
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a caller started watching: drops read after `seq` that happened at or after `time_ns`."""
+
+    seq: int
+    time_ns: int
+
+
+# -- the BPF side ----------------------------------------------------------------------
+
+_PROGRAM = """
+BEGIN { printf("nslab-ready\\n"); }
+tracepoint:skb:kfree_skb
+/args->protocol == %(ip)d || args->protocol == %(arp)d/
+{
+  $skb = (struct sk_buff *)args->skbaddr;
+  $net = (struct net *)0; $ifi = (int64)0; $by = 0;
+  if ($skb->dev != 0) {
+    $net = $skb->dev->nd_net.net; $ifi = $skb->dev->ifindex; $by = 1;
+  } else {
+    $dst = (struct dst_entry *)($skb->_skb_refdst & ~(uint64)1);
+    if ($dst != 0 && $dst->dev != 0) {
+      $net = $dst->dev->nd_net.net; $ifi = $dst->dev->ifindex; $by = 2;
+    } else if ($skb->sk != 0) {
+      $net = $skb->sk->__sk_common.skc_net.net; $by = 3;
+    }
+  }
+  $ns = (uint32)0;
+  if ($net != 0) { $ns = $net->ns.inum; }
+  if (%(keep)s) {
+    $nh = (uint64)$skb->network_header;
+    $h = $skb->head + $nh;
+    printf("D %%llu %%u %%u %%lld %%d %%u %%u %%llu %%llu %(words)s\\n",
+      nsecs, cpu, $ns, $ifi, $by, args->reason, args->protocol, $nh, (uint64)$skb->tail, %(reads)s);
+  }
+}
+"""
+
+
+def program(skip: Iterable[int] = ()) -> str:
+    """The bpftrace program: one `D ...` line per dropped IPv4/ARP packet outside the namespaces *skip*."""
+    return _PROGRAM % {
+        "keep": " && ".join(f"$ns != {int(inode)}" for inode in sorted(set(skip))) or "1",
+        "ip": ETH_P_IP,
+        "arp": ETH_P_ARP,
+        "words": " ".join(["%llx"] * RAW_WORDS),
+        "reads": ", ".join(f"*(uint64 *)($h + {8 * i})" for i in range(RAW_WORDS)),
+    }
+
+
+# The child: a private mount namespace with tracefs, the reason table, then bpftrace.
+_CHILD = r"""
+t=%s
+if ! mountpoint -q "$t"; then
+  m=$(mount -t tracefs tracefs "$t" 2>&1) || { echo "nslab-fail tracefs cannot be mounted on $t: $m"; exit 97; }
+fi
+cat "$t/events/skb/kfree_skb/format" 2>&1 || { echo "nslab-fail the kernel has no skb:kfree_skb tracepoint"; exit 98; }
+echo nslab-format-end
+exec "$0" -B line -e "$1"
+"""
+
+_SYMBOL = re.compile(r'\{\s*(0x[0-9a-fA-F]+|\d+)\s*,\s*"([^"]+)"\s*\}')
+
+
+def reason_names(format_text: str) -> dict[int, str]:
+    """The reason table of the tracepoint's format file (`__print_symbolic(REC->reason, {2, "NOT_SPECIFIED"}, ...)`)."""
+    for line in format_text.splitlines():
+        if line.startswith("print fmt:") and "__print_symbolic(REC->reason" in line:
+            table = line.split("__print_symbolic(REC->reason", 1)[1]
+            return {int(num, 0): name for num, name in _SYMBOL.findall(table)}
+    return {}
+
+
+# -- decoding a drop line ----------------------------------------------------------------
+
+_VIA = {0: "none", 1: "dev", 2: "dst", 3: "socket"}
+
+
+def parse(line: str, reasons: dict[int, str]) -> Drop | None:
+    """A `D ...` line from the BPF program as a Drop (None if it is not one)."""
+    parts = line.split()
+    if len(parts) != 10 + RAW_WORDS or parts[0] != "D":
+        return None
+    try:
+        t, cpu, ns, ifi, by, reason, ethertype, nh, tail = (int(p) for p in parts[1:10])
+        raw = struct.pack(f"={RAW_WORDS}Q", *(int(w, 16) for w in parts[10:]))
+    except (ValueError, struct.error):
+        return None
+    length = tail - nh if nh != 0xFFFF and tail >= nh else 0
+    head = dict(time_ns=t, cpu=cpu, netns=ns, ifindex=ifi, via=_VIA.get(by, "none"), reason=reasons.get(reason, f"reason {reason}"))
+    return Drop(**head, **decode(ethertype, raw[: max(0, min(length, len(raw)))]))
+
+
+def _ip(b: bytes) -> str:
+    return socket.inet_ntoa(b)
+
+
+def decode(ethertype: int, raw: bytes) -> dict:
+    """Header fields from the bytes at the network header (only those present in *raw*)."""
+    if ethertype == ETH_P_ARP:
+        if len(raw) < 28:
+            return dict(kind="arp", src="", dst="", proto=0, ip_id=0)
+        return dict(kind="arp", src=_ip(raw[14:18]), dst=_ip(raw[24:28]), proto=0, ip_id=0, arp_op=int.from_bytes(raw[6:8], "big"))
+    if len(raw) < 20 or raw[0] >> 4 != 4:
+        return dict(kind="ipv4", src="", dst="", proto=0, ip_id=0)
+    ihl = (raw[0] & 0xF) * 4
+    out: dict = dict(kind="ipv4", src=_ip(raw[12:16]), dst=_ip(raw[16:20]), proto=raw[9], ip_id=int.from_bytes(raw[4:6], "big"))
+    first_fragment = int.from_bytes(raw[6:8], "big") & 0x1FFF == 0
+    l4 = raw[ihl : ihl + 8] if ihl >= 20 and first_fragment else b""
+    if out["proto"] in PORTS and len(l4) >= 4:
+        out.update(sport=int.from_bytes(l4[0:2], "big"), dport=int.from_bytes(l4[2:4], "big"))
+    elif out["proto"] == 1 and len(l4) >= 2:
+        out.update(icmp_type=l4[0], icmp_code=l4[1])
+        if l4[0] in ICMP_ECHOES and len(l4) >= 8:
+            out.update(icmp_id=int.from_bytes(l4[4:6], "big"), icmp_seq=int.from_bytes(l4[6:8], "big"))
+        elif l4[0] in ICMP_ERRORS:
+            out.update(inner=_inner(raw[ihl + 8 :]))
+    return out
+
+
+def _inner(raw: bytes) -> Inner | None:
+    if len(raw) < 20 or raw[0] >> 4 != 4:
+        return None
+    ihl = (raw[0] & 0xF) * 4
+    inner = dict(src=_ip(raw[12:16]), dst=_ip(raw[16:20]), proto=raw[9], ip_id=int.from_bytes(raw[4:6], "big"))
+    l4 = raw[ihl : ihl + 8]
+    if inner["proto"] in PORTS and len(l4) >= 4:
+        inner.update(sport=int.from_bytes(l4[0:2], "big"), dport=int.from_bytes(l4[2:4], "big"))
+    elif inner["proto"] == 1 and len(l4) >= 8:
+        inner.update(icmp_type=l4[0], icmp_id=int.from_bytes(l4[4:6], "big"), icmp_seq=int.from_bytes(l4[6:8], "big"))
+    return Inner(**inner)
+
+
+# -- what is missing -----------------------------------------------------------------------
+
+
+def missing() -> str | None:
+    """None if this process can run the monitor, else one line naming what is missing."""
+    why = []
+    if not _privileged():
+        why.append("not root: drop reasons need root in the host's user namespace (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN); run as root")
+    if shutil.which("bpftrace") is None:
+        why.append("bpftrace is not installed (apt-get install bpftrace)")
+    tools = [t for t in ("setpriv", "unshare", "mount", "mountpoint", "sh", "cat") if shutil.which(t) is None]
+    if tools:
+        why.append(f"{', '.join(tools)} not found (apt-get install util-linux)")
+    if not os.path.exists(BTF):
+        why.append(f"the kernel has no BTF ({BTF} is missing; it needs CONFIG_DEBUG_INFO_BTF=y)")
+    return "; ".join(why) or None
+
+
+def _privileged() -> bool:
+    if os.geteuid() != 0:
+        return False
+    try:
+        with open("/proc/self/uid_map") as f:
+            if f.read().split() != ["0", "0", "4294967295"]:
+                return False  # root of a user namespace only (nslab's rootless sandbox)
+        with open("/proc/self/status") as f:
+            caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    has = lambda cap: bool(caps >> cap & 1)  # noqa: E731
+    return has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON))
+
+
+# -- the monitor ------------------------------------------------------------------------------
+
+
+class DropMonitor:
+    """bpftrace on `skb:kfree_skb`, read by a background thread into a bounded window of drops.
+
+    Use `monitor()` for the process-wide one; a DropMonitor of your own is for tests.
+    """
+
+    def __init__(self) -> None:
+        self.reasons: dict[int, str] = {}
+        self.lost = 0  # events bpftrace reported lost (its per-CPU buffers overflowed)
+        self.attach_seconds: float | None = None  # from spawning bpftrace to its BEGIN line
+        self.notes: deque[str] = deque(maxlen=50)  # other lines bpftrace wrote (warnings)
+        self._why: str | None = None
+        self._drops: deque[tuple[int, Drop]] = deque(maxlen=KEEP)
+        self._next_seq = 0
+        self._cond = threading.Condition()
+        self._settled = threading.Event()  # attached, or known to have failed
+        self._attached = False
+        self._stopping = False
+        self._proc: subprocess.Popen | None = None
+        self._thread: threading.Thread | None = None
+        self._marker: socket.socket | None = None
+        self.marker_netns = 0
+        self.skipped: set[int] = set()  # namespaces whose drops are not reported (the host's)
+        self._home = -1  # fd of the namespace the reader thread and bpftrace live in (no lab's)
+        self._marker_seen: dict[int, int] = {}  # cpu -> newest marker time_ns read
+        self._cpus: list[int] = []
+        self._flush_lock = threading.Lock()
+
+    # -- state ------------------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        """True once bpftrace is attached and still running."""
+        return self._attached and self._why is None and self._proc is not None and self._proc.poll() is None
+
+    @property
+    def why(self) -> str | None:
+        """Why drop reasons are unavailable (one line), None when they are (or still may be)."""
+        if self._why is None and self._attached and self._proc is not None and self._proc.poll() is not None:
+            return f"bpftrace exited (status {self._proc.returncode})"
+        return self._why
+
+    def ready(self, timeout: float = 10.0) -> bool:
+        """Wait (bounded) until bpftrace has attached or failed; True if drops are being reported."""
+        if not self._settled.wait(timeout) and self._why is None:
+            self._why = f"bpftrace did not attach within {timeout:g} s"
+            self.stop()
+        return self.available
+
+    # -- lifetime -----------------------------------------------------------------
+    def start(self) -> DropMonitor:
+        """Start bpftrace in the background (returns at once; `ready()` waits for it)."""
+        if self._thread is not None or self._settled.is_set():
+            return self
+        problem = missing()
+        if problem is None:
+            try:
+                self._marker, self.marker_netns = _marker_socket()
+                self._cpus = sorted(os.sched_getaffinity(0))
+                self._home = _home_netns()
+                self.skipped = _host_namespaces(self._home)
+            except OSError as exc:
+                problem = f"the monitor's marker namespace cannot be made: {exc}"
+        if problem is not None:
+            self._fail(problem)
+            return self
+        self._thread = threading.Thread(target=self._run, name="nslab-drops", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop bpftrace (SIGTERM, then SIGKILL at the deadline), by its PID. Safe to call twice."""
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if self._marker is not None:
+            self._marker.close()
+            self._marker = None
+        self._settled.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- reading --------------------------------------------------------------------
+    def position(self) -> Mark:
+        """A mark to pass to `since()`: "from now on"."""
+        with self._cond:
+            seq = self._next_seq
+        return Mark(seq, time.monotonic_ns())
+
+    def since(self, mark: Mark, netns: Iterable[int] | None = None) -> list[Drop]:
+        """The drops read so far that happened after *mark*, oldest read first, in the namespaces
+        *netns* (inodes; all if None). Non-blocking; `flush()` first to be sure of the latest."""
+        wanted = None if netns is None else set(netns)
+        out = []
+        with self._cond:
+            for seq, drop in reversed(self._drops):
+                if seq < mark.seq:
+                    break
+                if drop.time_ns >= mark.time_ns and (wanted is None or drop.netns in wanted):
+                    out.append(drop)
+        out.reverse()
+        return out
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Return True once every drop that happened before this call has been read.
+
+        bpftrace's per-CPU buffers keep order within a CPU, not across CPUs: so
+        a marker packet is dropped on purpose on each CPU this process may run
+        on (UDP to a closed port in the monitor's own namespace, the thread
+        pinned there by sched_setaffinity), and the call returns when every
+        CPU's marker has been read. False if unavailable or at the deadline.
+        """
+        if not self.available or self._marker is None:
+            return False
+        with self._flush_lock:
+            start = time.monotonic_ns()
+            saved = os.sched_getaffinity(0)
+            try:
+                for cpu in self._cpus:
+                    os.sched_setaffinity(0, {cpu})
+                    self._marker.sendto(b"nslab-flush", ("127.0.0.1", MARKER_PORT))
+            except OSError:
+                return False
+            finally:
+                os.sched_setaffinity(0, saved)
+            deadline = time.monotonic() + timeout
+            with self._cond:
+                while not all(self._marker_seen.get(cpu, 0) >= start for cpu in self._cpus):
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self.available:
+                        return False
+                    self._cond.wait(left)
+        return True
+
+    # -- the reader thread ------------------------------------------------------------
+    def _run(self) -> None:
+        # A thread is born in its creator's namespace, which may be a lab's: leave it
+        # (bpftrace living there would keep the lab's namespace from being deleted).
+        linux.setns(self._home)
+        os.close(self._home)
+        bpftrace = shutil.which("bpftrace")
+        argv = ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", _CHILD % TRACEFS, bpftrace, program(self.skipped)]
+        began = time.monotonic()
+        try:
+            # Spawned from this thread: the parent-death signal follows the thread that forks.
+            self._proc = subprocess.Popen(
+                _dies_with_us(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        except OSError as exc:
+            self._fail(f"bpftrace could not be started: {exc}")
+            return
+        stage, fmt, failed, errors = "format", [], None, []
+        assert self._proc.stdout is not None
+        for raw in self._proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if stage == "running" and line.startswith("D "):
+                self._add(line)
+            elif line.startswith("nslab-fail "):
+                failed = line[len("nslab-fail ") :]  # our child script's own words (tracefs, tracepoint)
+            elif stage == "format":
+                if line == "nslab-format-end":
+                    self.reasons, stage = reason_names("\n".join(fmt)), "attaching"
+                else:
+                    fmt.append(line)
+            elif line == "nslab-ready":
+                self.attach_seconds = time.monotonic() - began
+                stage, self._attached = "running", True
+                self._settled.set()
+            elif m := re.match(r"Lost (\d+) events", line):
+                self.lost += int(m.group(1))
+            elif line.strip() and not line.startswith("Attaching "):
+                self.notes.append(line)
+                if "RLIMIT_MEMLOCK" not in line:  # a warning: it works without (memory is cgroup-accounted)
+                    errors.append(line.strip())
+        status = self._proc.wait()
+        if not self._stopping and self._why is None:
+            if failed:
+                self._fail(failed)
+            elif stage == "format":  # unshare or sh complained before the format file was read
+                self._fail(f"bpftrace could not start: {fmt[0] if fmt else f'exit status {status}'}")
+            else:
+                first = next((e for e in errors if "ERROR" in e), errors[0] if errors else f"exit status {status}")
+                self._fail(f"bpftrace failed: {first}" if stage == "attaching" else f"bpftrace exited: {first}")
+        with self._cond:
+            self._cond.notify_all()
+
+    def _add(self, line: str) -> None:
+        drop = parse(line, self.reasons)
+        if drop is None:
+            self.notes.append(line)
+            return
+        with self._cond:
+            if drop.netns == self.marker_netns:
+                if drop.matches(proto=17, dport=MARKER_PORT):
+                    self._marker_seen[drop.cpu] = max(self._marker_seen.get(drop.cpu, 0), drop.time_ns)
+                    self._cond.notify_all()
+                return
+            if _someone_elses_marker(drop):
+                return
+            self._drops.append((self._next_seq, drop))
+            self._next_seq += 1
+
+    def _fail(self, why: str) -> None:
+        self._why = why
+        self._settled.set()
+
+
+def _someone_elses_marker(drop: Drop) -> bool:
+    """Another process's flush() marker (each monitor sees every monitor's markers)."""
+    return drop.matches(proto=17, src="127.0.0.1", dst="127.0.0.1", dport=MARKER_PORT) and drop.reason == "NO_SOCKET"
+
+
+def _home_netns() -> int:
+    """An fd of a namespace no lab lives in: the sandbox's own, else the process's (its main thread's)."""
+    box = sandbox.current()
+    if box is not None:
+        return os.dup(box.home)
+    return os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _host_namespaces(home: int) -> set[int]:
+    """Inodes of the host's network namespace as far as this process can tell, and of *home* (no lab lives in any)."""
+    found = {os.fstat(home).st_ino}
+    box = sandbox.current()
+    if box is not None:
+        found.add(os.fstat(box.outside[0]).st_ino)
+    try:
+        found.add(os.stat("/proc/1/ns/net").st_ino)
+    except OSError:
+        pass  # pid 1 may be out of reach (another PID namespace, or an LSM)
+    return found
+
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def _marker_socket() -> tuple[socket.socket, int]:
+    """A UDP socket in a new network namespace of our own with lo up, and that namespace's inode.
+
+    The namespace is made by the calling thread (unshare, then back with setns)
+    and lives as long as the socket: flush() markers die there, in nobody's lab.
+    """
+    home = linux.netns_fd()
+    try:
+        linux.unshare(linux.CLONE_NEWNET)
+        try:
+            inode = os.stat("/proc/thread-self/ns/net").st_ino
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
+                ifreq = fcntl.ioctl(ctl, SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0))
+                flags = struct.unpack("16sh22x", ifreq)[1]
+                fcntl.ioctl(ctl, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | IFF_UP))
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            sock.bind(("127.0.0.1", 0))
+        finally:
+            linux.setns(home)
+    finally:
+        os.close(home)
+    return sock, inode
+
+
+_lock = threading.Lock()
+_monitor: DropMonitor | None = None
+_monitor_pid = 0
+
+
+def monitor() -> DropMonitor:
+    """This process's monitor, started on first use (a forked child starts its own)."""
+    global _monitor, _monitor_pid
+    with _lock:
+        if _monitor is None or _monitor_pid != os.getpid():
+            _monitor, _monitor_pid = DropMonitor().start(), os.getpid()
+            atexit.register(_monitor.stop)
+        return _monitor

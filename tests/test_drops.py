@@ -1,0 +1,292 @@
+"""The kernel's drop reasons, per packet: each probe packet's drop found by its
+own header fields, with the reason, the namespace (inode) and the interface.
+
+    h1 v1 10.0.1.1/24 --- ra 10.0.1.254/24 [r] rb 10.0.2.254/24 --- v2 10.0.2.1/24 h2
+
+Each test skips, naming why, where drop reasons are unavailable (not root, no
+bpftrace, no BTF); the last tests prove that unavailability is one clear line
+and no exception.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nslab import Address, Namespace, Route, Topology, Veth
+from nslab.kernel import drops, linux
+from nslab.kernel.process import wait_until
+
+ROUTER = dict(
+    veths=[Veth("h1", "v1", "r", "ra"), Veth("r", "rb", "h2", "v2")],
+    addresses=[
+        Address("h1", "v1", "10.0.1.1/24"),
+        Address("r", "ra", "10.0.1.254/24"),
+        Address("r", "rb", "10.0.2.254/24"),
+        Address("h2", "v2", "10.0.2.1/24"),
+    ],
+    routes=[Route("h1", "default", via="10.0.1.254"), Route("h2", "default", via="10.0.2.254")],
+)
+NFT = pytest.mark.skipif(shutil.which("nft") is None, reason="nft (Debian package nftables) is not installed")
+
+
+def router_lab(make_lab, *, forward: bool, extra: list[Address] = ()):
+    r = Namespace("r", sysctls={"net.ipv4.ip_forward": int(forward)})
+    topo = Topology(["h1", r, "h2"], **{**ROUTER, "addresses": [*ROUTER["addresses"], *extra]})
+    return make_lab(topo)
+
+
+@pytest.fixture
+def mon(nslab_sandbox) -> drops.DropMonitor:
+    """The process's monitor, attached; skips naming what is missing where it cannot be."""
+    monitor = drops.monitor()
+    if not monitor.ready(timeout=30):
+        pytest.skip(f"drop reasons unavailable: {monitor.why}")
+    return monitor
+
+
+def inode(lab, ns: str) -> int:
+    return os.fstat(lab.ns(ns).handle.fd).st_ino
+
+
+def sock_in(lab, ns: str, kind: int = socket.SOCK_DGRAM, proto: int = 0, src: str = "") -> socket.socket:
+    """A socket born in namespace *ns* (bound to *src* for UDP/TCP)."""
+    with linux.in_netns(lab.ns(ns).handle.fd):
+        sock = socket.socket(socket.AF_INET, kind | socket.SOCK_NONBLOCK, proto)
+    if kind != socket.SOCK_RAW:
+        sock.bind((src, 0))
+    return sock
+
+
+def send_udp(lab, ns: str, dst: str, dport: int, src: str = "") -> tuple[int, OSError | None]:
+    """One UDP datagram from *ns*; its source port, and the error sendto gave, if any."""
+    with sock_in(lab, ns, src=src) as sock:
+        sport = sock.getsockname()[1]
+        try:
+            sock.sendto(b"nslab drop probe", (dst, dport))
+        except OSError as exc:
+            return sport, exc
+    return sport, None
+
+
+def the_drop(mon: drops.DropMonitor, mark: drops.Mark, netns: int, **header) -> drops.Drop:
+    """The one drop in *netns* since *mark* whose header has these fields (after a flush: no waiting)."""
+    __tracebackhide__ = True
+    assert mon.flush(timeout=2.0), f"flush did not complete: {mon.why}"
+    seen = mon.since(mark, netns={netns})
+    found = [d for d in seen if d.matches(**header)]
+    assert len(found) == 1, f"expected one drop with {header} in netns {netns}, saw: {seen}"
+    return found[0]
+
+
+def test_forwarding_off_drops_on_the_incoming_device(make_lab, mon):
+    lab = router_lab(make_lab, forward=False)
+    mark = mon.position()
+    sport, error = send_udp(lab, "h1", "10.0.2.1", 5001)
+    assert error is None
+    drop = the_drop(mon, mark, inode(lab, "r"), proto=17, src="10.0.1.1", dst="10.0.2.1", sport=sport, dport=5001)
+    assert drop.reason == "IP_INADDRERRORS"
+    assert (drop.via, drop.ifindex) == ("dev", lab.ns("r").link("ra").index)
+
+
+def test_icmp_echo_and_tcp_syn_are_told_apart_by_their_headers(make_lab, mon):
+    lab = router_lab(make_lab, forward=False)
+    mark = mon.position()
+    ident = int.from_bytes(os.urandom(2), "big")
+    echo = bytes([8, 0, 0, 0]) + ident.to_bytes(2, "big") + (7).to_bytes(2, "big") + b"nslab"
+    echo = echo[:2] + _checksum(echo).to_bytes(2, "big") + echo[4:]
+    with sock_in(lab, "h1", socket.SOCK_RAW, socket.IPPROTO_ICMP) as icmp, sock_in(lab, "h1", socket.SOCK_STREAM) as tcp:
+        icmp.sendto(echo, ("10.0.2.1", 0))
+        assert tcp.connect_ex(("10.0.2.1", 8080)) in (0, 115)  # EINPROGRESS: the SYN left
+        sport = tcp.getsockname()[1]
+        r = inode(lab, "r")
+        ping = the_drop(mon, mark, r, proto=1, icmp_type=8, icmp_id=ident, icmp_seq=7)
+        syn = the_drop(mon, mark, r, proto=6, sport=sport, dport=8080)
+    ra = lab.ns("r").link("ra").index
+    assert (ping.reason, ping.ifindex, ping.src, ping.dst) == ("IP_INADDRERRORS", ra, "10.0.1.1", "10.0.2.1")
+    assert (syn.reason, syn.ifindex) == ("IP_INADDRERRORS", ra)
+
+
+def test_strict_rp_filter(make_lab, mon):
+    # h1 sends from 10.0.2.99, which r routes out of rb: strict rp_filter on ra drops it
+    lab = router_lab(make_lab, forward=False, extra=[Address("h1", "v1", "10.0.2.99/32")])
+    lab.ns("h1").set_sysctl("net.ipv4.conf.v1.arp_announce", 2)  # ARP from 10.0.1.1, not the spoofed source
+    for key in ("net.ipv4.conf.all.rp_filter", "net.ipv4.conf.ra.rp_filter"):
+        lab.ns("r").set_sysctl(key, 1)
+    mark = mon.position()
+    sport, error = send_udp(lab, "h1", "10.0.1.254", 5002, src="10.0.2.99")
+    assert error is None
+    drop = the_drop(mon, mark, inode(lab, "r"), src="10.0.2.99", dst="10.0.1.254", sport=sport, dport=5002)
+    assert drop.reason == "IP_RPFILTER"
+    assert drop.ifindex == lab.ns("r").link("ra").index
+
+
+def _nft(lab, ns: str, hook: str, dport: int) -> None:
+    rules = f"table inet nslab {{\n chain c {{\n  type filter hook {hook} priority 0;\n  udp dport {dport} drop\n }}\n}}\n"
+    done = lab.ns(ns).run(["nft", "-f", "-"], input=rules.encode())
+    assert done.returncode == 0, done.stderr.decode()
+
+
+@NFT
+def test_nftables_drop_on_input(make_lab, mon):
+    lab = router_lab(make_lab, forward=False)
+    _nft(lab, "r", "input", 5003)
+    mark = mon.position()
+    sport, _ = send_udp(lab, "h1", "10.0.1.254", 5003)
+    drop = the_drop(mon, mark, inode(lab, "r"), proto=17, sport=sport, dport=5003)
+    assert drop.reason == "NETFILTER_DROP"
+    assert drop.ifindex == lab.ns("r").link("ra").index
+
+
+@NFT
+def test_nftables_drop_on_forward(make_lab, mon):
+    lab = router_lab(make_lab, forward=True)
+    _nft(lab, "r", "forward", 5004)
+    mark = mon.position()
+    sport, _ = send_udp(lab, "h1", "10.0.2.1", 5004)
+    drop = the_drop(mon, mark, inode(lab, "r"), proto=17, src="10.0.1.1", dst="10.0.2.1", sport=sport, dport=5004)
+    assert drop.reason == "NETFILTER_DROP"
+    assert drop.ifindex == lab.ns("r").link("ra").index  # forwarded packets are attributed to where they came in
+    assert not mon.since(mark, netns={inode(lab, "h2")})  # nothing reached h2 to be dropped there
+
+
+@NFT
+def test_nftables_drop_on_output_names_the_sender(make_lab, mon):
+    lab = router_lab(make_lab, forward=True)
+    _nft(lab, "h1", "output", 5005)
+    mark = mon.position()
+    sport, error = send_udp(lab, "h1", "10.0.2.1", 5005)
+    assert isinstance(error, PermissionError)  # the kernel says EPERM to the sender
+    drop = the_drop(mon, mark, inode(lab, "h1"), proto=17, sport=sport, dport=5005)
+    assert drop.reason == "NETFILTER_DROP"
+    # no skb->dev yet on the output path: the route's device (v1) names it
+    assert (drop.via, drop.ifindex) == ("dst", lab.ns("h1").link("v1").index)
+
+
+def test_unanswered_arp_drops_the_queued_packet(make_lab, mon):
+    lab = router_lab(make_lab, forward=True)
+    for key, value in (("mcast_solicit", 1), ("ucast_solicit", 0), ("app_solicit", 0), ("retrans_time_ms", 50)):
+        lab.ns("h1").set_sysctl(f"net.ipv4.neigh.v1.{key}", value)
+    mark = mon.position()
+    sport, _ = send_udp(lab, "h1", "10.0.1.77", 5006)  # nobody has 10.0.1.77
+    h1 = inode(lab, "h1")
+    found = wait_until(lambda: [d for d in mon.since(mark, netns={h1}) if d.matches(sport=sport, dport=5006)], 3.0, "the NEIGH_FAILED drop")
+    assert [(d.reason, d.ifindex) for d in found] == [("NEIGH_FAILED", lab.ns("h1").link("v1").index)]
+
+
+def test_flush_reads_every_earlier_drop_and_since_starts_at_the_mark(make_lab, mon):
+    lab = router_lab(make_lab, forward=False)
+    r = inode(lab, "r")
+    before, _ = send_udp(lab, "h1", "10.0.2.1", 5007)
+    assert mon.flush()
+    mark = mon.position()
+    times = []
+    for _ in range(20):
+        sport, _ = send_udp(lab, "h1", "10.0.2.1", 5007)
+        start = time.monotonic()
+        assert mon.flush(timeout=2.0)
+        times.append(time.monotonic() - start)
+        assert [d.sport for d in mon.since(mark, netns={r}) if d.sport == sport] == [sport]  # read, without waiting
+    assert before not in [d.sport for d in mon.since(mark, netns={r})]  # dropped before the mark
+    assert sorted(times)[len(times) // 2] < 0.05, f"flush took {sorted(times)}"
+    assert not mon.since(mark, netns={inode(lab, "h2")})
+
+
+def test_drop_reaches_since_within_milliseconds(make_lab, mon):
+    lab = router_lab(make_lab, forward=False)
+    r = inode(lab, "r")
+    mark = mon.position()
+    sport, _ = send_udp(lab, "h1", "10.0.2.1", 5008)
+    drop = wait_until(lambda: [d for d in mon.since(mark, netns={r}) if d.sport == sport], 1.0, "the drop read")[0]
+    assert time.monotonic_ns() - drop.time_ns < 100e6  # CLOCK_MONOTONIC, as time.monotonic_ns()
+
+
+def test_a_monitor_started_inside_a_lab_namespace_does_not_live_there(make_lab, mon):
+    lab = router_lab(make_lab, forward=False)
+    h1 = inode(lab, "h1")
+    with linux.in_netns(lab.ns("h1").handle.fd):
+        own = drops.DropMonitor().start()
+    try:
+        assert own.ready(timeout=30), own.why
+        assert os.stat(f"/proc/{own._proc.pid}/ns/net").st_ino != h1  # else h1 could not be deleted
+        assert h1 not in own.skipped
+        mark = own.position()
+        sport, _ = send_udp(lab, "h1", "10.0.2.1", 5009)
+        assert the_drop(own, mark, inode(lab, "r"), sport=sport).reason == "IP_INADDRERRORS"
+    finally:
+        own.stop()
+    assert own._proc.poll() is not None and not own.available
+
+
+# -- unavailable: one clear line, no exception --------------------------------------------------
+
+
+def test_without_bpftrace_on_path_says_how_to_install_it(tmp_path, monkeypatch):
+    for tool in ("setpriv", "unshare", "mount", "mountpoint", "sh", "cat"):
+        found = shutil.which(tool)
+        if found:
+            (tmp_path / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monitor = drops.DropMonitor().start()
+    assert not monitor.ready(timeout=5) and not monitor.available
+    assert "bpftrace is not installed (apt-get install bpftrace)" in monitor.why
+    mark = monitor.position()
+    assert monitor.since(mark) == [] and monitor.flush() is False
+    monitor.stop()
+
+
+UNPRIVILEGED = {
+    "another user": ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+    "root of a user namespace": ["unshare", "--user", "--map-root-user", "--"],
+}
+REPORT = "from nslab.kernel import drops; m = drops.monitor(); print(m.ready(5), m.available, m.why, sep='|')"
+
+
+@pytest.mark.parametrize("who", UNPRIVILEGED)
+def test_unprivileged_gets_a_clear_why(who):
+    if os.geteuid() != 0 and who == "another user":
+        pytest.skip("needs root to become another user; this run is not root")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([*UNPRIVILEGED[who], sys.executable, "-c", REPORT], cwd=root, capture_output=True, timeout=60, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    ready, available, why = done.stdout.strip().split("|")
+    assert (ready, available) == ("False", "False")
+    assert why.startswith("not root: drop reasons need root") and "\n" not in why
+
+
+# -- decoding, without the kernel --------------------------------------------------------------
+
+FORMAT_LINE = 'print fmt: "skbaddr=%p reason: %s", REC->skbaddr, __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 87, "IP_INADDRERRORS" }, { 0x10000, "SUBSYS" })'
+
+
+def test_reason_names_come_from_the_format_file():
+    assert drops.reason_names("name: kfree_skb\n" + FORMAT_LINE) == {2: "NOT_SPECIFIED", 87: "IP_INADDRERRORS", 0x10000: "SUBSYS"}
+    assert drops.reason_names("no table here") == {}
+
+
+def test_icmp_error_quotes_the_offending_header():
+    inner = _ipv4(17, "10.0.1.1", "10.0.2.1", 0x1234) + (40000).to_bytes(2, "big") + (53).to_bytes(2, "big") + bytes(4)
+    packet = _ipv4(1, "10.0.1.254", "10.0.1.1", 0x99) + bytes([3, 1, 0, 0, 0, 0, 0, 0]) + inner
+    fields = drops.decode(drops.ETH_P_IP, packet)
+    assert (fields["proto"], fields["icmp_type"], fields["icmp_code"], fields["ip_id"]) == (1, 3, 1, 0x99)
+    assert fields["inner"] == drops.Inner("10.0.1.1", "10.0.2.1", 17, 0x1234, sport=40000, dport=53)
+    assert drops.decode(drops.ETH_P_IP, packet[:10]) == dict(kind="ipv4", src="", dst="", proto=0, ip_id=0)  # truncated: nothing guessed
+
+
+def _ipv4(proto: int, src: str, dst: str, ident: int) -> bytes:
+    return bytes([0x45, 0]) + (20).to_bytes(2, "big") + ident.to_bytes(2, "big") + bytes([0, 0, 64, proto, 0, 0]) + socket.inet_aton(src) + socket.inet_aton(dst)
+
+
+def _checksum(data: bytes) -> int:
+    total = sum(int.from_bytes(data[i : i + 2].ljust(2, b"\0"), "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
