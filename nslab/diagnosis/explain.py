@@ -1,97 +1,171 @@
-"""Turns a probe's evidence into a structured cause and one plain sentence.
+"""A probe's result, explained: a cause, where, and one sentence built from what was read.
 
-Tests assert on the cause (`result.cause is Cause.NO_RETURN_ROUTE`); people
-read the sentence, which names the namespace, the interface and the missing
-piece: "the echo request reached container1 on ceth1, but container1 has no
-route back to 10.0.0.10".
+A finding (nslab.diagnosis.observations) explains the failure when the kernel
+showed one. Otherwise the explanation comes from the probe's own answer (an
+errno, an ICMP error, a reset) and the frames the lab saw, in this order:
+the sender's kernel refused, an answer came back that says why, the next hop
+was never resolved, the request arrived and nothing came back, it left and
+arrived nowhere.
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
 import ipaddress
-import socket
 
-from nslab.diagnosis.evidence import DROP_COUNTERS, Evidence, _arp_target
-from nslab.model.topology import Topology
-from nslab.probes.result import Cause, Outcome, Result
+from nslab.diagnosis import frames
+from nslab.diagnosis.evidence import Evidence
+from nslab.diagnosis.observations import Context, Finding, cut_off, delivered_to, left_by_default
+from nslab.kernel import linux
+from nslab.probes.result import Cause, Outcome, Result, Where
 
-REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request"}
 
-
-def explain(result: Result, ev: Evidence, topo: Topology) -> tuple[Cause | None, str]:
-    """(cause, sentence). Success has no cause."""
-    what = REQUEST.get(result.probe, "request")
+def explain(result: Result, ev: Evidence, ctx: Context, finding: Finding | None) -> Finding | None:
+    """What the result means; None for a success."""
     if result.outcome is Outcome.REPLY:
-        return None, _success(result, ev)
-    if _is_loopback(result.dst) and not _lo_up(ev, ev.src):
-        return Cause.LOOPBACK_DOWN, f"lo is down in {ev.src}, so {result.dst} is not even a local address there; bring it up: ip link set lo up"
-    if result.outcome is Outcome.LOCAL_ERROR and result.errno == errno_mod.ENETUNREACH:
-        down = _down_link_on_subnet(ev, topo, ev.src, result.dst)
+        return None
+    for rule in (_local_error, _icmp_error, _refused):
+        found = rule(result, ev, ctx)
+        if found is not None:
+            return found
+    return finding or _unresolved(ev, ctx) or _silence(ev, ctx)
+
+
+def _local_error(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
+    if result.outcome is not Outcome.LOCAL_ERROR:
+        return None
+    src, dst = ev.src, ev.dst
+    if result.errno == errno_mod.ENETUNREACH:
+        lo = ctx.reads.link(src, "lo")
+        if _is_loopback(dst) and lo is not None and not lo.up:
+            return Finding(Cause.LOOPBACK_DOWN, Where(src, "lo"), f"lo is down in {src}, so {dst} is not even a local address there; bring it up: ip link set lo up")
+        down = _down_link_on_subnet(ctx, src, dst)
         if down:
-            return Cause.LINK_DOWN, f"{ev.src} has no route to {result.dst} because {down} is down (its connected route went with it); ip link set {down} up"
-        return Cause.NO_ROUTE_AT_SENDER, f"{ev.src} has no route to {result.dst} (ENETUNREACH at once): add one, e.g. ip route add {_net_hint(result.dst)} dev ... or a default route"
-    if result.outcome is Outcome.REFUSED:
-        return Cause.PORT_CLOSED, f"{result.dst} answered with a TCP reset: the host is reachable but nothing listens on that port"
+            return Finding(Cause.LINK_DOWN, Where(src, down), f"{src} has no route to {dst} because {down} is down (its connected route went with it); ip link set {down} up")
+        return Finding(Cause.NO_ROUTE_AT_SENDER, Where(src), f"{src} has no route to {dst} (ENETUNREACH at once): add one, e.g. ip route add {_net_hint(dst)} dev ... or a default route")
+    if result.errno == errno_mod.EMSGSIZE:
+        out = ctx.out_link
+        mtu = f" (mtu {out.mtu})" if out else ""
+        return Finding(Cause.TOO_BIG, Where(src, ev.sender_route.dev), f"the {ctx.what} is larger than {src}'s {ev.sender_route.dev}{mtu} allows and may not be fragmented (DF): EMSGSIZE at once")
+    if result.errno == errno_mod.EHOSTUNREACH:
+        return Finding(Cause.NO_ARP_ANSWER, Where(src, ev.sender_route.dev), f"{src} could not resolve {ctx.flow.hops[0]} on {ev.sender_route.dev} (EHOSTUNREACH)")
+    return Finding(Cause.UNKNOWN, Where(src), f"{src}'s kernel refused the {ctx.what}: {result.errno_name}")
 
-    if ev.path_down is not None:
-        return Cause.LINK_DOWN, f"the {what} could not get through: {ev.path_down}"
 
-    out = ev.link(ev.src, ev.sender_route.dev)
-    if out is not None and not (out.up and out.carrier):
-        peer = topo.peer(ev.src, out.name)
-        where = f"{ev.src}'s {out.name} is {out.state}"
-        if out.up and peer:
-            where += f": its peer {peer[1]} in {peer[0]} is down"
-        return Cause.LINK_DOWN, f"the {what} could not leave: {where}"
+def _icmp_error(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
+    if result.outcome is not Outcome.ICMP_ERROR or result.icmp is None:
+        return None
+    icmp = result.icmp
+    origin = _origin(ev, lambda p: p.quoted and p.icmp_type == icmp.type) or (ev.src, None)
+    where = Where(*origin)
+    filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
+    if icmp.type == frames.UNREACHABLE and icmp.code == 4:
+        return Finding(Cause.TOO_BIG, where, f"{icmp} for the {ctx.what}: the next link from {origin[0]} is too small and DF is set")
+    if filtered is not None:
+        return Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} ({icmp})", filtered.reason)
+    if icmp.type == frames.UNREACHABLE and (icmp.code in (9, 10, 13) or (icmp.code == 3 and ctx.flow.probe == "ping")):
+        return Finding(Cause.REJECTED_BY_RULE, where, f"refused by a firewall rule ({icmp})")
+    failed = next((d for d in ev.drops if d.reason == "NEIGH_FAILED"), None)
+    if icmp.type == frames.UNREACHABLE and icmp.code == 1 and (failed is not None or origin[0] == ev.src):
+        at = Where(failed.ns, failed.dev) if failed else Where(ev.src, ev.sender_route.dev)
+        return Finding(Cause.NO_ARP_ANSWER, at, f"{at.ns} could not resolve the next hop on {at.dev} ({icmp})", failed.reason if failed else None)
+    return Finding(Cause.ICMP_UNREACHABLE, where, f"{icmp} for the {ctx.what} from {ev.src}")
 
-    if ev.return_route is not None and not ev.return_route.found and ev.target is not None:
-        arrived_on = _arrival_dev(ev, ev.target)
-        on = f" on {arrived_on}" if arrived_on else ""
-        how = " and the reverse-path filter dropped it" if ev.delta(ev.target, "TcpExt.IPReversePathFilter") else ""
-        arrived = ev.delta(ev.target, "Icmp.InEchos") or ev.delta(ev.target, "Tcp.InSegs") or ev.delta(ev.target, "TcpExt.IPReversePathFilter") or arrived_on
-        if arrived:
-            return Cause.NO_RETURN_ROUTE, f"the {what} reached {ev.target}{on}{how}, but {ev.target} has no route back to {ev.request_src}"
 
-    drops = [(ns, c) for ns, c in ev.drops() if not (ns == ev.src and c == "Ip.OutNoRoutes")]
-    if drops:
-        ns, counter = drops[0]
-        why = DROP_COUNTERS[counter].format(ns=ns)
-        via = f" via {ev.sender_route.via}" if ev.sender_route.via else ""
-        if _is_default(ev, topo):
-            return Cause.LOST_VIA_DEFAULT_ROUTE, f"the {what} left {ev.src} by the default route{via} and was dropped in {ns}: {why} ({counter})"
-        return Cause.NO_ANSWER, f"the {what} was dropped in {ns}: {why} ({counter})"
+def _refused(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
+    if result.outcome is not Outcome.REFUSED:
+        return None
+    icmp_origin = _origin(ev, lambda p: p.quoted and p.icmp_type == frames.UNREACHABLE)
+    if icmp_origin is not None:
+        return Finding(Cause.REJECTED_BY_RULE, Where(*icmp_origin), f"refused by a firewall rule (ICMP port unreachable from {icmp_origin[0]}), not by a TCP reset")
+    filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
+    if filtered is not None:
+        return Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} (it dropped the SYN and answered with a TCP reset)", filtered.reason)
+    reset = _origin(ev, lambda p: p.proto == frames.TCP and ctx.flow.is_answer(p) and bool((p.tcp_flags or 0) & 0x04))
+    target = delivered_to(ctx.reads, ctx.flow, ev.sightings)
+    ns = reset[0] if reset else (target[0] if target else None)
+    if ns is None:
+        return Finding(Cause.PORT_CLOSED, Where(ev.src), f"{ev.dst} answered with a TCP reset")
+    port = target[2].dport if target and target[0] == ns else None
+    arrival = target[1] if target and target[0] == ns else (reset[1] if reset else None)
+    if port is not None and _listening(ctx, ns, port):
+        return Finding(Cause.REJECTED_BY_RULE, Where(ns, arrival), f"refused by a firewall rule in {ns}: a TCP reset came back although {ns} listens on {port}")
+    return Finding(Cause.PORT_CLOSED, Where(ns, arrival), f"{ns} answered with a TCP reset: it is reachable but nothing listens on port {port or '?'}")
 
-    unresolved = _unresolved_neighbour(ev, result)
-    if unresolved is not None or (result.probe == "arp" and result.outcome is Outcome.TIMEOUT):
-        dev = result.dst.split(" on ")[-1] if result.probe == "arp" else ev.sender_route.dev
-        hop = result.dst.split(" on ")[0] if result.probe == "arp" else (ev.sender_route.via or result.dst)
-        cut = _cut_off(ev, topo, hop)
-        if cut is not None:
-            return cut
-        heard = sorted({s.ns for s in ev.seen(kind="arp-request", direction="in")})
-        reached = f"; the request reached {', '.join(heard)}, where nobody has {hop}" if heard else "; no other namespace heard the request"
-        return Cause.NO_ARP_ANSWER, f"nobody answered ARP for {hop} on {ev.src}'s {dev}{reached}"
 
-    if result.outcome is Outcome.ICMP_ERROR and result.icmp is not None:
-        return Cause.ICMP_UNREACHABLE, f"{result.icmp} for the {what} from {ev.src}"
+def _unresolved(ev: Evidence, ctx: Context) -> Finding | None:
+    """The next hop was never resolved (the sender's neighbour entry, as the kernel reports it)."""
+    hop, dev = ctx.flow.hops[0], ev.sender_route.dev
+    entry = next((n for n in ev.neighbours.get(ev.src, []) if n.dst == hop), None)
+    if ctx.flow.probe != "arp" and (entry is None or not ("INCOMPLETE" in entry.state or "FAILED" in entry.state)):
+        return None
+    segment = ctx.reads.hosts_on(ev.src, dev) if dev else None
+    found = cut_off(ctx, hop, segment[1] if segment else set())
+    if found is not None:
+        return found
+    heard = sorted({s.ns for s in ev.seen(kind="arp-request", direction="in")})
+    proxies = sorted(ns for ns, d in (segment[0] if segment else ()) if max(ctx.reads.conf(ns, d, "proxy_arp")) > 0)
+    text = f"nobody answered ARP for {hop} on {ev.src}'s {dev}"
+    text += f"; the request reached {', '.join(heard)}, where nobody has {hop}" if heard else "; no other namespace heard the request"
+    if proxies:
+        text += f" (proxy_arp is on in {', '.join(proxies)}, which did not answer within the deadline)"
+    return Finding(Cause.NO_ARP_ANSWER, Where(ev.src, dev), text)
 
-    if _is_default(ev, topo) and (ev.target is None or not ev.seen(ns=ev.target, direction="in")):
-        gw = f" via {ev.sender_route.via}" if ev.sender_route.via else ""
-        return Cause.LOST_VIA_DEFAULT_ROUTE, (
-            f"{ev.src} has no specific route to {result.dst}: the {what} left by the default route{gw} "
-            f"on {ev.sender_route.dev} and never arrived anywhere that answers"
+
+def _silence(ev: Evidence, ctx: Context) -> Finding:
+    """Nothing came back and no rule settled it: say where the request was last seen."""
+    target = delivered_to(ctx.reads, ctx.flow, ev.sightings)
+    if target is not None:
+        ns, dev, packet = target
+        back = ctx.reads.route_get(ns, packet.src, packet.dst)
+        ev.return_route = back
+        if not back.found:
+            return Finding(Cause.NO_RETURN_ROUTE, Where(ns, dev), f"the {ctx.what} reached {ns} on {dev}, but {ns} has no route back to {packet.src}")
+        return Finding(Cause.NO_ANSWER, Where(ns, dev), f"the {ctx.what} reached {ns} on {dev} but no answer came back")
+    drop = next((d for d in ev.drops if d.packet is not None and ctx.flow.is_request(d.packet)), None)
+    arrivals = [s for s in ev.sightings if s.direction == "in" and s.ns != ev.src and s.packet and ctx.flow.is_request(s.packet)]
+    last = (drop.ns, drop.dev) if drop else ((arrivals[-1].ns, arrivals[-1].dev) if arrivals else (ev.src, ev.sender_route.dev))
+    if ev.sender_route.via and left_by_default(ctx):
+        return Finding(
+            Cause.LOST_VIA_DEFAULT_ROUTE,
+            Where(*last),
+            f"{ev.src} has no specific route to {ev.dst}: the {ctx.what} left by the default route via {ev.sender_route.via} on {ev.sender_route.dev}"
+            + (f", was last seen in {last[0]} on {last[1]}" if arrivals or drop else "")
+            + " and never arrived anywhere that answers",
+            drop.reason if drop else None,
         )
-    arrived_on = _arrival_dev(ev, ev.target) if ev.target is not None else None
-    if arrived_on is not None:
-        return Cause.NO_ANSWER, f"the {what} reached {ev.target} on {arrived_on} but no answer came back"
-    return Cause.NO_ANSWER, f"no answer to the {what} from {ev.src} to {result.dst} within the deadline"
+    if drop is not None:
+        return Finding(Cause.NO_ANSWER, Where(drop.ns, drop.dev), f"the {ctx.what} was dropped in {drop.ns} on {drop.dev}: {drop.reason}", drop.reason)
+    if arrivals:
+        return Finding(Cause.NO_ANSWER, Where(*last), f"the {ctx.what} reached {last[0]} on {last[1]} and went no further; no answer within the deadline")
+    return Finding(Cause.NO_ANSWER, Where(ev.src, ev.sender_route.dev), f"no answer to the {ctx.what} from {ev.src} to {ev.dst} within the deadline")
 
 
-def _success(result: Result, ev: Evidence) -> str:
-    if result.probe == "arp":
-        return f"{result.dst.split(' on ')[0]} is at {result.mac}"
-    return f"{result.probe} from {ev.src} to {result.dst} succeeded in {result.elapsed * 1000:.1f} ms"
+def _origin(ev: Evidence, which) -> tuple[str, str] | None:
+    """Where a frame matching *which* was first seen leaving a namespace it had not entered: who made it."""
+    entered: set[tuple[str, tuple]] = set()
+    for s in ev.sightings:
+        p = s.packet
+        if p is None or not which(p):
+            continue
+        key = (p.ident, p.proto, p.icmp_type)
+        if s.direction == "in":
+            entered.add((s.ns, key))
+        elif (s.ns, key) not in entered:
+            return s.ns, s.dev
+    return None
+
+
+def _listening(ctx: Context, ns: str, port: int) -> bool:
+    """`ss -ltn sport = :PORT` in *ns* has a line."""
+
+    def read() -> str:
+        with open("/proc/thread-self/net/tcp") as f4, open("/proc/thread-self/net/tcp6") as f6:
+            return f4.read() + f6.read()
+
+    with linux.in_netns(ctx.reads.handle(ns).fd):
+        table = read()
+    return any(len(f) > 3 and f[1].endswith(f":{port:04X}") and f[3] == "0A" for f in (line.split() for line in table.splitlines()))
 
 
 def _is_loopback(dst: str) -> bool:
@@ -101,11 +175,6 @@ def _is_loopback(dst: str) -> bool:
         return False
 
 
-def _lo_up(ev: Evidence, ns: str) -> bool:
-    lo = ev.link(ns, "lo")
-    return lo is not None and lo.up
-
-
 def _net_hint(dst: str) -> str:
     try:
         return str(ipaddress.ip_network(f"{dst.split(':')[0]}/24", strict=False))
@@ -113,74 +182,14 @@ def _net_hint(dst: str) -> str:
         return dst
 
 
-def _down_link_on_subnet(ev: Evidence, topo: Topology, ns: str, dst: str) -> str | None:
+def _down_link_on_subnet(ctx: Context, ns: str, dst: str) -> str | None:
+    """An interface that is down and holds an address whose subnet has *dst* (the kernel's addresses and links)."""
     try:
         ip = ipaddress.ip_address(dst.split(":")[0])
     except ValueError:
         return None
-    for a in topo.addresses:
-        link = ev.link(ns, a.dev)
-        if a.ns == ns and ip in a.interface.network and link is not None and not link.up:
+    for a in ctx.reads.kernel.addresses(ctx.reads.handle(ns), names=ctx.reads.names(ns)):
+        link = ctx.reads.link(ns, a.dev)
+        if link is not None and not link.up and ip in ipaddress.ip_interface(a.cidr).network:
             return a.dev
-    return None
-
-
-def _cut_off(ev: Evidence, topo: Topology, hop: str) -> tuple[Cause, str] | None:
-    """Why the namespace that has *hop* never heard the ARP request: the other
-    end of its veth is down, or is not a port of the bridge the request was flooded through."""
-    owner = next((a for a in topo.addresses if str(a.interface.ip) == hop), None)
-    peer = topo.peer(owner.ns, owner.dev) if owner is not None else None
-    far = ev.link(*peer) if peer is not None else None
-    if owner is None or peer is None or far is None:
-        return None
-    wired = f"{hop} is on {owner.ns}'s {owner.dev}, wired to {peer[1]} in {peer[0]}"
-    if not far.up:
-        return Cause.LINK_DOWN, f"the ARP request for {hop} never reached {owner.ns}: {wired}, which is down; ip -n {peer[0]} link set {peer[1]} up"
-    bridges = {b.name for b in topo.bridges if b.ns == peer[0]}
-    crossed = sorted({s.dev for s in ev.seen(ns=peer[0], kind="arp-request") if s.dev in bridges and _arp_target(s.frame) == hop} - {far.master})
-    if crossed:
-        also = f" (it is a port of {far.master})" if far.master else ""
-        return Cause.NOT_ON_BRIDGE, (
-            f"the ARP request for {hop} was flooded through {crossed[0]} in {peer[0]} but never reached {owner.ns}: "
-            f"{wired}, which is not a port of {crossed[0]}{also}; ip -n {peer[0]} link set {peer[1]} master {crossed[0]}"
-        )
-    return None
-
-
-def _arrival_dev(ev: Evidence, ns: str) -> str | None:
-    """Where the request (an IPv4 packet to the probed address) first entered *ns*."""
-    dst = socket.inet_aton(ev.dst) if _is_ipv4(ev.dst) else None
-    seen = [s for s in ev.seen(ns=ns, direction="in") if s.frame[12:14] == b"\x08\x00" and s.frame[30:34] == dst and s.dev != "lo"]
-    return seen[0].dev if seen else None
-
-
-def _is_ipv4(text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text).version == 4
-    except ValueError:
-        return False
-
-
-def _is_default(ev: Evidence, topo: Topology) -> bool:
-    """Did the kernel pick the sender's default route (no more specific one)?"""
-    if not ev.sender_route.found or ev.sender_route.type != "unicast":
-        return False
-    try:
-        dst = ipaddress.ip_address(ev.dst)
-    except ValueError:
-        return False
-    specific = [r for r in topo.routes if r.ns == ev.src and r.dst != "default" and dst in r.network]
-    connected = [a for a in topo.addresses if a.ns == ev.src and dst in a.interface.network]
-    has_default = any(r.ns == ev.src and r.dst == "default" for r in topo.routes)
-    return has_default and not specific and not connected
-
-
-def _unresolved_neighbour(ev: Evidence, result: Result):
-    hop = ev.sender_route.via or result.dst
-    for n in ev.neighbours.get(ev.src, []):
-        if n.dst == hop and ("INCOMPLETE" in n.state or "FAILED" in n.state):
-            return n
-    if result.outcome is Outcome.ICMP_ERROR and result.icmp is not None and result.icmp.type == 3 and result.icmp.code == 1:
-        if ev.sender_route.src == result.icmp.source:
-            return hop
     return None

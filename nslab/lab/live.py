@@ -16,16 +16,15 @@ import socket
 import subprocess
 from typing import Any, Iterable
 
-from nslab.diagnosis.evidence import Watch
-from nslab.kernel import ethtool, linux, sandbox
+from nslab.diagnosis.capture import Capture
+from nslab.diagnosis.reads import Space, View
+from nslab.kernel import drops, ethtool, linux, sandbox
 from nslab.kernel.netlink import Kernel, NsHandle
 from nslab.kernel.process import Process, spawn, wait_until
 from nslab.kernel.process import run as run_in_netns
 from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
+from nslab.lab.probing import Probing
 from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth, check_gateway, check_ifname, check_nsname
-from nslab.probes import arp as arp_probe
-from nslab.probes import icmp as icmp_probe
-from nslab.probes import tcp as tcp_probe
 from nslab.probes.result import Result
 
 
@@ -35,6 +34,7 @@ class Lab:
     def __init__(self, topology: Topology | None = None, *, timeout: float = 1.0):
         self.topology = Topology()
         self.timeout = timeout  # default deadline of probes the evidence cannot settle earlier
+        self.settle_early = True  # False: every failed probe waits out its deadline (the ground truth)
         self.probes: list[Result] = []
         self._spec = topology
         self._kernel: Kernel | None = None
@@ -52,6 +52,7 @@ class Lab:
     def open(self) -> "Lab":
         if self._kernel is None:
             self._kernel = Kernel(sandbox.enter())
+            drops.monitor()  # the kernel's drop reasons: bpftrace attaches while the lab is built
             if self._spec is not None:
                 self.build(self._spec)
         return self
@@ -187,6 +188,11 @@ class Lab:
                 return self._ns.get(a.ns)
         return None
 
+    def view(self) -> View:
+        """What a probe's diagnosis may see of this lab: read-only."""
+        spaces = {name: Space(name, ns.handle, ns.watcher, ns._inode) for name, ns in self._ns.items()}
+        return View(self.topology, self.kernel, spaces, self.settle_early)
+
     def _record(self, topology: Topology) -> None:
         self.topology = topology
 
@@ -195,7 +201,7 @@ class Lab:
         return proc
 
 
-class Netns:
+class Netns(Probing):
     """One namespace of a lab: ip(8)-like steps, what the kernel reports, probes."""
 
     def __init__(self, lab: Lab, name: str, handle: NsHandle):
@@ -205,7 +211,8 @@ class Netns:
         self._icmp: socket.socket | None = None
         self._arp: dict[str, socket.socket] = {}
         self._open: list[socket.socket] = []
-        self.watcher = self._inside(lambda: Watch.open_namespace(name))
+        self.watcher = self._inside(lambda: Capture(name))
+        self._inode = self.inode
 
     def __repr__(self) -> str:
         return f"<Netns {self.name}>"
@@ -271,7 +278,7 @@ class Netns:
                 self.lab.kernel.wait_ready(self.lab.ns(peer[0]).handle)
         elif up is False and peer is not None:
             # the peer loses carrier now; when it comes back, its queue waits for linkwatch
-            self.lab.ns(peer[0]).handle.inactive.add(peer[1])
+            self.lab.ns(peer[0]).handle.expect_activation(peer[1])
         if dev == "lo" and up is not None:
             topo = topo.replace(namespaces=tuple(dataclasses.replace(n, lo_up=up) if n.name == self.name else n for n in topo.namespaces))
         self.lab._record(topo)
@@ -302,7 +309,7 @@ class Netns:
 
     def del_address(self, cidr: str, dev: str) -> None:
         addr = Address(self.name, dev, cidr)
-        self.lab.kernel.add_address(self.handle, dev, addr.cidr, delete=True)
+        self.lab.kernel.del_address(self.handle, dev, addr.cidr)
         self.lab._record(self.lab.topology.replace(addresses=tuple(a for a in self.lab.topology.addresses if a != addr)))
 
     def add_route(self, dst: str, *, via: str | None = None, dev: str | None = None, onlink: bool = False) -> None:
@@ -317,7 +324,7 @@ class Netns:
 
     def del_route(self, dst: str, *, via: str | None = None, dev: str | None = None) -> None:
         route = Route(self.name, dst, via=via, dev=dev)
-        self.lab.kernel.add_route(self.handle, route, delete=True)
+        self.lab.kernel.del_route(self.handle, route)
         keep = tuple(r for r in self.lab.topology.routes if not (r.ns == self.name and r.dst == route.dst))
         self.lab._record(self.lab.topology.replace(routes=keep))
 
@@ -393,58 +400,6 @@ class Netns:
             if len(fields) > 3 and fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
                 return True
         return False
-
-    # -- probes -----------------------------------------------------------------
-    def ping(self, dst: str, *, timeout: float | None = None) -> Result:
-        """`ping -c1 -W TIMEOUT DST`, decided as soon as the evidence settles it."""
-        if self._icmp is None:
-            self._icmp = self._inside(icmp_probe.open_socket)
-        with Watch(self.lab, self, "ping", dst) as watch:
-            return watch.finish(icmp_probe.ping(self._icmp, self.name, dst, timeout=timeout or self.lab.timeout, settle=watch.settled))
-
-    def arp(self, target: str, dev: str, *, timeout: float | None = None) -> Result:
-        """`arping -c1 -I DEV TARGET`: who has TARGET on DEV? (answers with the MAC)."""
-        if dev not in self._arp:
-            self._arp[dev] = self._inside(lambda: arp_probe.open_socket(dev))
-        link = self.link(dev)
-        psrc = next((a.cidr.split("/")[0] for a in self.addresses(dev) if ":" not in a.cidr), "0.0.0.0")
-        with Watch(self.lab, self, "arp", target, dev=dev) as watch:
-            result = arp_probe.who_has(self._arp[dev], self.name, dev, link.mac, psrc, target, timeout=timeout or self.lab.timeout, settle=watch.settled)
-            return watch.finish(result)
-
-    def listen(self, port: int, addr: str = "0.0.0.0") -> socket.socket:
-        """A TCP listener here (`nc -l -p PORT`), closed with the lab."""
-        sock = self._inside(lambda: tcp_probe.listen(port, addr))
-        self._open.append(sock)
-        return sock
-
-    def chat(self, server: "Netns | str", dst: str, port: int, *, timeout: float | None = None, to_server: bytes | None = None, to_client: bytes | None = None) -> Result:
-        """The tutorial's netcat chat: `nc -l -p PORT` in *server*, `nc DST PORT` here, a line each way."""
-        srv = self._resolve(server)
-        listener = srv.listen(port)
-        to_server = to_server if to_server is not None else f"hello from {self.name}\n".encode()
-        to_client = to_client if to_client is not None else f"hello from {srv.name}\n".encode()
-        client = self._client()
-        with Watch(self.lab, self, "tcp", dst, port=port) as watch:
-            result = tcp_probe.chat(client, listener, self.name, dst, port, to_server=to_server, to_client=to_client, timeout=timeout or self.lab.timeout, settle=watch.settled)
-            return watch.finish(result)
-
-    def connect(self, dst: str, port: int, *, timeout: float | None = None) -> Result:
-        """`nc -z DST PORT`: does a TCP handshake complete? (refused vs. timed out told apart)"""
-        client = self._client()
-        with Watch(self.lab, self, "tcp", dst, port=port) as watch:
-            return watch.finish(tcp_probe.handshake(client, self.name, dst, port, timeout=timeout or self.lab.timeout, settle=watch.settled))
-
-    def http_get(self, host: str, port: int, path: str = "/", *, timeout: float = 2.0) -> Result:
-        """`curl http://HOST:PORT/PATH`"""
-        client = self._client()
-        with Watch(self.lab, self, "http", host, port=port) as watch:
-            return watch.finish(tcp_probe.http_get(client, self.name, host, port, path, timeout=timeout, settle=watch.settled))
-
-    def _client(self) -> socket.socket:
-        sock = self._inside(tcp_probe.client)
-        self._open.append(sock)
-        return sock
 
     # -- processes ----------------------------------------------------------------
     def spawn(self, argv: Iterable[str], env: dict[str, str] | None = None) -> Process:

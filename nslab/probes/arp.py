@@ -3,11 +3,10 @@ bound to that interface carries it, and the answer says which MAC has the IP."""
 
 from __future__ import annotations
 
-import select
 import socket
 import time
-from typing import Callable
 
+from nslab.probes import wait
 from nslab.probes.result import Outcome, Result
 
 ETH_P_ARP = 0x0806
@@ -29,7 +28,7 @@ def who_has(
     target: str,
     *,
     timeout: float = 1.0,
-    settle: Callable[[], bool] | None = None,
+    settle: wait.Settle | None = None,
 ) -> Result:
     from scapy.layers.l2 import ARP, Ether
 
@@ -40,22 +39,17 @@ def who_has(
             break
     request = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=mac) / ARP(op=1, hwsrc=mac, psrc=psrc, pdst=target))
     start = time.monotonic()
-    deadline = start + timeout
     sock.send(request)
-    wait = 0.0002
-    while True:
+
+    def look() -> str | None:
         while True:
             try:
-                frame = Ether(sock.recv(65535))
+                arp = Ether(sock.recv(65535)).getlayer(ARP)
             except BlockingIOError:
-                break
-            arp = frame.getlayer(ARP)
+                return None
             if arp is not None and arp.op == 2 and arp.psrc == target:
-                return Result("arp", src_ns, f"{target} on {dev}", Outcome.REPLY, time.monotonic() - start, mac=arp.hwsrc)
-        if settle is not None and settle():
-            return Result("arp", src_ns, f"{target} on {dev}", Outcome.TIMEOUT, time.monotonic() - start, decided_early=True)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return Result("arp", src_ns, f"{target} on {dev}", Outcome.TIMEOUT, time.monotonic() - start)
-        select.select([sock], [], [], min(wait, left))
-        wait = min(wait * 2, 0.02)
+                return arp.hwsrc
+
+    state, answer = wait.until(sock, start + timeout, look, settle)
+    outcome = Outcome.REPLY if answer is not None else Outcome.TIMEOUT
+    return Result("arp", src_ns, f"{target} on {dev}", outcome, time.monotonic() - start, mac=answer, decided_early=state == "settled")

@@ -10,26 +10,30 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
-import select
 import socket
 import struct
 import time
-from typing import Callable
 
+from nslab.probes import wait
 from nslab.probes.result import IcmpError, Outcome, Result
 
 IP_RECVERR = 11
 SO_EE_ORIGIN_ICMP = 2
 MSG_ERRQUEUE = 0x2000
-
-Settle = Callable[[], bool]
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
 
 
 def open_socket() -> socket.socket:
     """A raw ICMP socket in the calling thread's namespace, reused across probes."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP)
     sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)
+    sock.setsockopt(socket.SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)  # DF set: too big is an error, not fragments
     return sock
+
+
+def new_ident() -> int:
+    """An echo id for one probe (the evidence follows the packet by it)."""
+    return int.from_bytes(os.urandom(2), "big")
 
 
 def drain(sock: socket.socket) -> None:
@@ -43,8 +47,11 @@ def drain(sock: socket.socket) -> None:
                 continue  # a pending socket error is consumed by the read
 
 
-def ping(sock: socket.socket, src_ns: str, dst: str, *, timeout: float = 1.0, settle: Settle | None = None) -> Result:
-    """One echo request to *dst*; the verdict comes as soon as it is known.
+def ping(
+    sock: socket.socket, src_ns: str, dst: str, *, ident: int, size: int = 0, timeout: float = 1.0, settle: wait.Settle | None = None
+) -> Result:
+    """One echo request to *dst* with id *ident* (and *size* more payload bytes);
+    the verdict comes as soon as it is known.
 
     *settle* is asked between reads; when it returns True the evidence already
     proves no reply can come, and the probe stops without waiting out *timeout*.
@@ -52,11 +59,9 @@ def ping(sock: socket.socket, src_ns: str, dst: str, *, timeout: float = 1.0, se
     from scapy.layers.inet import ICMP
 
     drain(sock)
-    ident = int.from_bytes(os.urandom(2), "big")
     nonce = os.urandom(8)
-    request = bytes(ICMP(type=8, code=0, id=ident, seq=1) / (b"nslab" + nonce))
+    request = bytes(ICMP(type=8, code=0, id=ident, seq=1) / (b"nslab" + nonce + bytes(size)))
     start = time.monotonic()
-    deadline = start + timeout
 
     def result(outcome: Outcome, **kw) -> Result:
         return Result("ping", src_ns, dst, outcome, time.monotonic() - start, **kw)
@@ -65,19 +70,10 @@ def ping(sock: socket.socket, src_ns: str, dst: str, *, timeout: float = 1.0, se
         sock.sendto(request, (dst, 0))
     except OSError as exc:
         return result(Outcome.LOCAL_ERROR, errno=exc.errno)
-
-    wait = 0.0002
-    while True:
-        found = _read(sock, dst, ident, nonce)
-        if found is not None:
-            return result(**found)
-        if settle is not None and settle():
-            return result(Outcome.TIMEOUT, decided_early=True)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return result(Outcome.TIMEOUT)
-        select.select([sock], [], [], min(wait, left))
-        wait = min(wait * 2, 0.02)
+    state, found = wait.until(sock, start + timeout, lambda: _read(sock, dst, ident, nonce), settle)
+    if found is not None:
+        return result(**found)
+    return result(Outcome.TIMEOUT, decided_early=state == "settled")
 
 
 def _read(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | None:

@@ -6,10 +6,7 @@ import errno as errno_mod
 import os
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from nslab.diagnosis.evidence import Evidence
+from typing import Any
 
 
 class Cause(str, Enum):
@@ -84,7 +81,7 @@ class Result:
     received: bytes | None = None  # TCP: what the client got back; HTTP: the body
     status: int | None = None  # HTTP status
     decided_early: bool = False  # negative verdict settled by evidence before the deadline
-    evidence: Evidence | None = field(default=None, repr=False)
+    evidence: Any = field(default=None, repr=False)  # nslab.diagnosis.evidence.Evidence, filled in by the lab
     cause: Cause | None = None
     where: Where | None = None  # the namespace and interface the cause names
     reason: str | None = None  # the kernel's drop reason (e.g. 'IP_INADDRERRORS'), where it was read

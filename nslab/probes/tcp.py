@@ -8,14 +8,13 @@ apart from the connect's own result, not guessed.
 from __future__ import annotations
 
 import errno as errno_mod
-import select
 import socket
 import time
-from typing import Callable
 
+from nslab.probes import wait
 from nslab.probes.result import Outcome, Result
 
-Settle = Callable[[], bool]
+Settle = wait.Settle
 
 
 def listen(port: int, addr: str = "0.0.0.0") -> socket.socket:
@@ -28,8 +27,15 @@ def listen(port: int, addr: str = "0.0.0.0") -> socket.socket:
 
 
 def client() -> socket.socket:
-    """A client socket in the calling thread's namespace (connect it with `chat`/`http_get`)."""
-    return socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    """A client socket in the calling thread's namespace, bound to a port of its
+    own now (the evidence follows the connection by it; see `port`)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    sock.bind(("0.0.0.0", 0))
+    return sock
+
+
+def port(sock: socket.socket) -> int:
+    return sock.getsockname()[1]
 
 
 class _Clock:
@@ -45,18 +51,10 @@ class _Clock:
 
 
 def _wait(sock: socket.socket, clock: _Clock, write: bool, settle: Settle | None) -> str:
-    """'ready', 'timeout' or 'settled'; checks evidence between short waits."""
-    wait = 0.0002
-    while True:
-        left = clock.left()
-        if left <= 0:
-            return "timeout"
-        r, w, _ = select.select([] if write else [sock], [sock] if write else [], [], min(wait, left))
-        if r or w:
-            return "ready"
-        if settle is not None and settle():
-            return "settled"
-        wait = min(wait * 2, 0.02)
+    """'found' (ready), 'timeout' or 'settled'; checks evidence between short waits."""
+    event = wait.WRITE if write else wait.READ
+    state, _ = wait.until(sock, clock.deadline, wait.ready(sock, event), settle, event=event)
+    return state
 
 
 def _connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Clock, settle: Settle | None) -> Result | None:
@@ -67,7 +65,7 @@ def _connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Cloc
         return Result("tcp", src_ns, target, Outcome.LOCAL_ERROR, clock.elapsed(), errno=err)
     if err == errno_mod.EINPROGRESS:
         state = _wait(sock, clock, True, settle)
-        if state != "ready":
+        if state != "found":
             return Result("tcp", src_ns, target, Outcome.TIMEOUT, clock.elapsed(), decided_early=state == "settled")
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err == errno_mod.ECONNREFUSED:
@@ -88,7 +86,7 @@ def _recv_some(sock: socket.socket, clock: _Clock, want: int | None = None) -> b
     """Read until *want* bytes, EOF, or the deadline."""
     data = b""
     while want is None or len(data) < want:
-        if _wait(sock, clock, False, None) != "ready":
+        if _wait(sock, clock, False, None) != "found":
             break
         try:
             chunk = sock.recv(65536)
@@ -117,7 +115,7 @@ def chat(
     failed = _connect(client_sock, src_ns, dst, port, clock, settle)
     if failed is not None:
         return failed
-    if _wait(listener, clock, False, None) != "ready":
+    if _wait(listener, clock, False, None) != "found":
         return Result("tcp", src_ns, f"{dst}:{port}", Outcome.TIMEOUT, clock.elapsed(), detail={"stage": "accept"})
     conn, peer = listener.accept()
     with conn:

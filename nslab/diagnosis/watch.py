@@ -1,0 +1,184 @@
+"""Evidence around one probe, and when it is enough to stop waiting.
+
+`Watch.settled()` is asked by the probe between reads. It answers True only on
+what the kernel showed for this packet or this lookup: the way out has no
+carrier, a bridge on the way is down, the packet was dropped (with the
+kernel's own reason where it can be read), it was delivered and the reply
+cannot be routed (the kernel's own lookup says so), or its next hop cannot be
+resolved (the ARP request reached every host on the segment and the kernel
+of each says it will not answer). Where an answer may still come (a proxy ARP,
+a late reply), it waits, bounded by the probe's deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from nslab.diagnosis import frames, observations
+from nslab.diagnosis.capture import Sighting
+from nslab.diagnosis.evidence import DropSeen, Evidence, causal_order
+from nslab.diagnosis.explain import explain
+from nslab.diagnosis.frames import Flow
+from nslab.diagnosis.observations import Finding
+from nslab.diagnosis.reads import Reads, View
+from nslab.kernel import drops as drop_source
+from nslab.kernel.state import RouteLookup
+from nslab.model.queries import veth_peers, watch_set
+from nslab.probes.result import Result
+
+WATCH_ALL_UP_TO = 8  # namespaces; larger labs are watched along the probe's way
+ATTACH_DROPS = 20.0  # seconds bpftrace may take to attach, once per process (the lab starts it when it opens)
+FLUSH_DROPS = 0.05  # seconds to wait for the kernel's last drop reports of a failed probe
+
+
+class Watch:
+    """Use as a context manager around one probe; `finish` explains its result."""
+
+    def __init__(self, view: View, src: str, flow: Flow, *, dev: str | None = None):
+        self.view, self.src, self.dev = view, src, dev
+        self.reads = Reads(view)
+        self.flow = flow
+        self.sightings: list[Sighting] = []
+        self.others_in: dict[str, int] = {}  # IPv4 frames of other traffic that entered each namespace
+        self.drops: list[DropSeen] = []
+        self.finding: Finding | None = None
+
+    def __enter__(self) -> "Watch":
+        reads = self.reads
+        if self.flow.probe == "arp":
+            self.sender_route = RouteLookup(self.flow.dst, type="unicast", dev=self.dev)
+        else:
+            self.sender_route = reads.route_get(self.src, self.flow.dst)
+        hop = self.sender_route.via or self.flow.dst
+        self.flow = dataclasses.replace(self.flow, hops=tuple(dict.fromkeys((hop, self.flow.dst))))
+        routed = self.sender_route.type == "unicast" and self.sender_route.dev is not None
+        self.out_link = reads.link(self.src, self.sender_route.dev) if routed else None
+        names = watch_set(self.view.topology, self.src, self.sender_route.dev, hop, self.flow.dst, all_up_to=WATCH_ALL_UP_TO)
+        self.watched = [space for name, space in self.view.spaces.items() if names is None or name in names]
+        for space in self.watched:
+            space.capture.read()  # what came before is not this probe's
+        self.before = {space.name: space.capture.counters() for space in self.watched}
+        self.monitor = drop_source.monitor()
+        self.monitor.ready(ATTACH_DROPS)  # waits only while bpftrace is still attaching (once per process)
+        self.drop_mark = self.monitor.position() if self.monitor.available else None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    # -- reading ----------------------------------------------------------------
+    def _pump(self) -> None:
+        for space in self.watched:
+            for s in space.capture.read():
+                if self.flow.matches(s.frame):
+                    self.sightings.append(s)
+                elif s.direction == "in" and frames.ethertype(s.frame) == frames.ETH_P_IP and s.dev != "lo":
+                    self.others_in[s.ns] = self.others_in.get(s.ns, 0) + 1
+
+    def _read_drops(self, flush: bool = False) -> None:
+        if self.drop_mark is None:
+            return
+        if flush:
+            self.monitor.flush(FLUSH_DROPS)
+        by_inode = {space.inode: space for space in self.view.spaces.values()}
+        for drop in self.monitor.since(self.drop_mark, netns=set(by_inode)):
+            packet = drop_source_packet(drop)
+            if packet is None or not self.flow.matches_packet(packet):
+                continue
+            space = by_inode[drop.netns]
+            dev = self.reads.names(space.name).get(drop.ifindex) if drop.ifindex else None
+            seen = DropSeen(space.name, dev, drop.reason, packet)
+            if seen not in self.drops:
+                self.drops.append(seen)
+
+    def deltas(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for space in self.watched:
+            now = space.capture.counters()
+            before = self.before.get(space.name, {})
+            changed = {k: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)}
+            if changed:
+                out[space.name] = changed
+        return out
+
+    # -- fast verdicts, from observations only ----------------------------------
+    def settled(self) -> bool:
+        """True once what the kernel showed proves that no answer can come."""
+        if not self.view.settle_early:
+            return False
+        self.finding = self._observe()
+        return self.finding is not None
+
+    def _observe(self, *, final: bool = False) -> Finding | None:
+        self._pump()
+        self._read_drops(flush=final)
+        ctx = observations.Context(self.reads, self.src, self.flow, self.sender_route, self.out_link, self.sightings, self.drops, self.others_in, self.deltas)
+        return observations.decisive(ctx, final=final)
+
+    # -- the verdict's evidence ---------------------------------------------------
+    def finish(self, result: Result) -> Evidence:
+        """The evidence of *result*; for a failure, also what explains it."""
+        if result.ok:
+            self._pump()
+        else:
+            if self.finding is None or not result.decided_early:
+                self.finding = self._observe(final=True)
+            else:
+                self._read_drops(flush=True)
+            if self.finding is None or self.finding.reason is None:  # the kernel's own reason, where it came after the counters
+                ctx = observations.Context(self.reads, self.src, self.flow, self.sender_route, self.out_link, self.sightings, self.drops, self.others_in, self.deltas)
+                self.finding = observations.dropped(ctx) or self.finding
+        request = next((s.packet for s in self.sightings if s.ns == self.src and s.direction == "out" and s.packet and self.flow.is_request(s.packet)), None)
+        evidence = Evidence(
+            probe=self.flow.probe,
+            src=self.src,
+            dst=self.flow.dst,
+            flow=self.flow,
+            sender_route=self.sender_route,
+            request_src=request.src if request else self.sender_route.src,
+            counters=self.deltas(),
+            sightings=causal_order(self.sightings, veth_peers(self.view.topology)),
+            links={self.src: self.reads.links(self.src)},
+            neighbours={},
+            drops=list(self.drops),
+            drop_reasons=None if self.monitor.available else self.monitor.why,
+            settled_by=self.finding.text if (self.finding and result.decided_early) else None,
+        )
+        if not result.ok:
+            evidence.neighbours[self.src] = self.reads.kernel.neighbours(self.reads.handle(self.src), names=self.reads.names(self.src))
+            for name in self.reads._links:
+                evidence.links.setdefault(name, self.reads.links(name))
+            target = observations.delivered_to(self.reads, self.flow, self.sightings)
+            if target is not None:
+                evidence.target = target[0]
+        return evidence
+
+
+def drop_source_packet(drop: drop_source.Drop) -> frames.Packet | None:
+    """The drop monitor's header fields as a Packet, for matching against the flow."""
+    if drop.kind != "ipv4":
+        return None
+    inner = drop.inner
+    if inner is not None:
+        return frames.Packet(drop.src, drop.dst, drop.proto, drop.ip_id, drop.icmp_type, drop.icmp_code, inner.icmp_id, inner.icmp_seq, inner.sport, inner.dport, quoted=True)
+    return frames.Packet(drop.src, drop.dst, drop.proto, drop.ip_id, drop.icmp_type, drop.icmp_code, drop.icmp_id, drop.icmp_seq, drop.sport, drop.dport)
+
+
+def explained(result: Result, watch: Watch) -> Result:
+    """Fill in *result*'s evidence, cause, where, drop reason and explanation."""
+    evidence = watch.finish(result)
+    ctx = observations.Context(
+        watch.reads, watch.src, watch.flow, watch.sender_route, watch.out_link, evidence.sightings, evidence.drops, watch.others_in, watch.deltas
+    )
+    finding = explain(result, evidence, ctx, watch.finding)
+    if finding is not None and evidence.target is not None and evidence.return_route is None and watch.flow.probe != "arp":
+        arrival = observations.delivered_to(watch.reads, watch.flow, evidence.sightings)
+        if arrival is not None:
+            evidence.return_route = watch.reads.route_get(arrival[0], arrival[2].src, arrival[2].dst)
+    result.evidence = evidence
+    if finding is None:
+        result.explanation = f"{result.probe} from {watch.src} to {result.dst} succeeded in {result.elapsed * 1000:.1f} ms" if result.probe != "arp" else f"{watch.flow.dst} is at {result.mac}"
+        return result
+    result.cause, result.where, result.reason, result.explanation = finding.cause, finding.where, finding.reason, finding.text
+    return result
