@@ -323,6 +323,7 @@ class DropMonitor:
         self._marker_seen: dict[int, int] = {}  # cpu -> newest marker time_ns read
         self._cpus: list[int] = []
         self._flush_lock = threading.Lock()
+        self._spawning = threading.Lock()  # stop() and the spawn of bpftrace do not cross
 
     # -- state ------------------------------------------------------------------
     @property
@@ -367,8 +368,9 @@ class DropMonitor:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop bpftrace (SIGTERM, then SIGKILL at the deadline), by its PID. Safe to call twice."""
-        self._stopping = True
-        proc = self._proc
+        with self._spawning:
+            self._stopping = True
+            proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -446,19 +448,22 @@ class DropMonitor:
         bpftrace = shutil.which("bpftrace")
         argv = ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", _CHILD % TRACEFS, bpftrace, program(self.skipped)]
         began = time.monotonic()
-        try:
-            # Spawned from this thread: the parent-death signal follows the thread that forks.
-            self._proc = subprocess.Popen(
-                _dies_with_us(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        except OSError as exc:
-            self._fail(f"bpftrace could not be started: {exc}")
-            return
+        with self._spawning:
+            if self._stopping:
+                return
+            try:
+                # Spawned from this thread: the parent-death signal follows the thread that forks.
+                self._proc = subprocess.Popen(
+                    _dies_with_us(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            except OSError as exc:
+                self._fail(f"bpftrace could not be started: {exc}")
+                return
         stage, fmt, failed, errors = "format", [], None, []
         assert self._proc.stdout is not None
         for raw in self._proc.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
-            if stage == "running" and line.startswith("D "):
+            if stage != "format" and line.startswith("D "):  # other CPUs may report before BEGIN's line
                 self._add(line)
             elif line.startswith("nslab-fail "):
                 failed = line[len("nslab-fail ") :]  # our child script's own words (tracefs, tracepoint)
