@@ -207,22 +207,27 @@ def _answer_left(ctx: Context, ns: str) -> bool:
 
 # -- the next hop cannot be resolved ---------------------------------------------------
 def unresolvable(ctx: Context) -> Finding | None:
-    """The who-has for the next hop reached every host on the sender's segment,
-    and the kernel of none of them will answer it (not its address, no proxy)."""
+    """The who-has for the next hop reached every host on the sender's segment
+    (or, sent before this probe, is still unanswered: the sender's entry is
+    INCOMPLETE or FAILED), and the kernel of none of those hosts will answer
+    it: the address is not theirs and no proxy ARP may answer for it."""
     hop, dev = ctx.flow.hops[0], ctx.sender_route.dev
     if dev is None:
         return None
     asked = [s for s in ctx.sightings if s.kind == "arp-request" and frames.arp_fields(s.frame)[2] == hop]
-    if not any(s.ns == ctx.src and s.direction == "out" for s in asked) and ctx.flow.probe != "arp":
-        return None
     if any(s.kind == "arp-reply" and frames.arp_fields(s.frame)[1] == hop for s in ctx.sightings):
         return None
+    sent = ctx.flow.probe == "arp" or any(s.ns == ctx.src and s.direction == "out" for s in asked)
+    if not sent:  # no who-has yet in this probe: is the kernel still resolving from an earlier one?
+        entry = ctx.reads.neighbour(ctx.src, hop)
+        if entry is None or not ("INCOMPLETE" in entry.state or "FAILED" in entry.state):
+            return None
     segment = ctx.reads.hosts_on(ctx.src, dev)
     if segment is None:
         return None
     reached, cut = segment
     heard = {(s.ns, s.dev) for s in asked if s.direction == "in"}
-    if not reached <= heard:
+    if sent and not reached <= heard:
         return None
     for ns, d in reached:
         if ctx.reads.is_local(ns, hop) or max(ctx.reads.conf(ns, d, "proxy_arp")) > 0 or any(a == hop for _, a in ctx.reads.proxies(ns)):
