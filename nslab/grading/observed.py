@@ -83,7 +83,7 @@ def _by_nsid(ns: Netns, spaces: list[Netns], nsid: int) -> Netns | None:
         if other is ns:
             continue
         try:
-            if ns.handle.nl.get_netnsid(fd=other.handle.fd).get("nsid") == nsid:
+            if ns.netnsid(other) == nsid:
                 return other
         except Exception:  # noqa: BLE001, S112 - a namespace we cannot ask about is just not matched
             continue

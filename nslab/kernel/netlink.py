@@ -1,11 +1,14 @@
-"""Applies a lab to the kernel over netlink (pyroute2), reads it back, tears it down.
+"""Applies a lab to the kernel over rtnetlink, reads it back, tears it down.
 
-The only module that speaks netlink: RTM_*, IFLA_*, IFA_* and NUD_* stay
-here; everything it returns is in ip(8)'s words (nslab/state.py).
+Kernel vocabulary stays in nslab/kernel/: the messages are packed by
+nslab/kernel/rtnl.py and read back by nslab/kernel/decode.py; what this
+module returns is in ip(8)'s words (nslab/kernel/state.py), and every error
+names the `ip` command that would have failed the same way.
 
-pyroute2 objects are bound to the thread that made them, and a netlink socket
-to the namespace it was opened in, so each lab namespace gets its own IPRoute,
-opened by this thread after a setns(2) into it (no helper process per socket).
+A netlink socket belongs to the namespace it was opened in, so each lab
+namespace gets its own, opened by this thread after a setns(2) into it (no
+helper process per socket); the sandbox keeps one for namespace ids and one
+that hears when a namespace dies.
 """
 
 from __future__ import annotations
@@ -15,69 +18,17 @@ import ipaddress
 import os
 import select
 import socket
-import struct
 import time
-from dataclasses import dataclass, field
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import rt_proto, rt_scope, rt_type
-from pyroute2.netlink.rtnl.ndmsg import NUD_NAMES
-
-from nslab.kernel import linux
+from nslab.kernel import decode, linux, rtnl
+from nslab.kernel.handle import KernelError, NsHandle, explained
+from nslab.kernel.rtnl import NetlinkError
 from nslab.kernel.sandbox import Sandbox
 from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 from nslab.model.topology import Route
 
-IFF_UP = 0x1
-IFF_LOWER_UP = 0x10000
-NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
-NLMSG_HDRLEN, NLMSG_ERROR, NLMSG_DONE = 16, 2, 3
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
-RTM_DELNEIGH, RTM_GETNEIGH, NDA_DST = 29, 30, 1
-RTNH_F_ONLINK = 0x4
-RTNH_F_LINKDOWN = 0x10
-IFA_F_NODAD = 0x2
-RT_TABLE_MAIN = 254
-RTPROT_BOOT = 3
-RTM_NEWNSID, RTM_DELNSID = 88, 89
-RTNLGRP_NSID = 28
-SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
-NETNSA_NSID = 1
-
-
-class KernelError(RuntimeError):
-    """The kernel refused a step; says which `ip` command and why, in one line."""
-
-    def __init__(self, command: str, err: int, detail: str = ""):
-        self.command = command
-        self.errno = err
-        name = errno_mod.errorcode.get(err, str(err))
-        super().__init__(f"{command}: {os.strerror(err)} ({name}){'; ' + detail if detail else ''}")
-
-
-@dataclass
-class NsHandle:
-    """One lab namespace as the kernel holds it: an fd, a bind mount, a netlink socket."""
-
-    name: str
-    fd: int
-    path: str
-    nl: IPRoute
-    nsid: int
-    _index: dict[str, int] = field(default_factory=dict)
-    inactive: set[str] = field(default_factory=set)  # set up while without carrier
-
-    def index(self, dev: str) -> int:
-        if dev not in self._index:
-            found = self.nl.link_lookup(ifname=dev)
-            if not found:
-                raise KernelError(f"ip -n {self.name} link show {dev}", errno_mod.ENODEV, f"no interface {dev!r} in {self.name!r}")
-            self._index[dev] = found[0]
-        return self._index[dev]
-
-    def forget(self, dev: str) -> None:
-        self._index.pop(dev, None)
+_LINK_DUMP = rtnl.ifinfomsg() + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
+_CREATE = rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL
 
 
 class Kernel:
@@ -85,11 +36,13 @@ class Kernel:
 
     def __init__(self, sandbox: Sandbox):
         self.sandbox = sandbox
-        self.control = IPRoute(groups=0)
+        self.control = rtnl.RtnlSocket()
         # Namespace deaths are announced as RTM_DELNSID to namespaces holding an id for them.
-        self._nsid_events = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-        self._nsid_events.bind((0, 0))
-        self._nsid_events.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_NSID)
+        try:
+            self._nsid_events = rtnl.RtnlSocket(groups=(rtnl.RTNLGRP_NSID,))
+        except BaseException:
+            self.control.close()
+            raise
 
     def close(self) -> None:
         self.control.close()
@@ -98,37 +51,23 @@ class Kernel:
     # -- namespaces --------------------------------------------------------
     def create_namespace(self, name: str) -> NsHandle:
         """`ip netns add NAME`, inside the sandbox's private /run/netns."""
-        path = os.path.join(self.sandbox.netns_dir, name)
-        if os.path.exists(path):
-            raise KernelError(f"ip netns add {name}", errno_mod.EEXIST, f"namespace {name!r} already exists in this lab")
+        path = self._netns_path(name, f"ip netns add {name}")
         prev = linux.netns_fd()
         try:
             linux.unshare(linux.CLONE_NEWNET)
             fd = linux.netns_fd()
             open(path, "w").close()
             linux.mount("/proc/thread-self/ns/net", path, None, linux.MS_BIND)
-            nl = IPRoute(groups=0)
+            sock = rtnl.RtnlSocket()
         finally:
             linux.setns(prev)
             os.close(prev)
-        return NsHandle(name, fd, path, nl, self._nsid(fd))
-
-    def _nsid(self, fd: int) -> int:
-        """The sandbox's id for a namespace (assigned if it has none), whose
-        RTM_DELNSID tells us when the namespace is gone."""
-        try:
-            self.control.set_netnsid(fd=fd)
-        except NetlinkError as exc:
-            if exc.code != errno_mod.EEXIST:
-                raise
-        return self.control.get_netnsid(fd=fd)["nsid"]
+        return NsHandle(name, fd, path, sock, self._nsid(fd))
 
     def adopt_namespace(self, name: str, source: str) -> NsHandle:
         """Give an existing namespace (`/proc/PID/ns/net`, a bind mount) a name in
         this lab, as `ln -s /proc/PID/ns/net /var/run/netns/NAME` does for `ip netns`."""
-        path = os.path.join(self.sandbox.netns_dir, name)
-        if os.path.exists(path):
-            raise KernelError(f"ip netns attach {name} {source}", errno_mod.EEXIST, f"namespace {name!r} already exists in this lab")
+        path = self._netns_path(name, f"ip netns attach {name} {source}")
         fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         mounted = False
         try:
@@ -136,8 +75,8 @@ class Kernel:
             linux.mount(source, path, None, linux.MS_BIND)
             mounted = True
             with linux.in_netns(fd):
-                nl = IPRoute(groups=0)
-            return NsHandle(name, fd, path, nl, self._nsid(fd))
+                sock = rtnl.RtnlSocket()
+            return NsHandle(name, fd, path, sock, self._nsid(fd))
         except BaseException:
             if mounted:
                 linux.umount(path)
@@ -145,6 +84,30 @@ class Kernel:
                 os.unlink(path)
             os.close(fd)
             raise
+
+    def _netns_path(self, name: str, command: str) -> str:
+        path = os.path.join(self.sandbox.netns_dir, name)
+        if os.path.exists(path):
+            raise KernelError(command, errno_mod.EEXIST, f"namespace {name!r} already exists in this lab")
+        return path
+
+    def _nsid(self, fd: int) -> int:
+        """The sandbox's id for a namespace (assigned if it has none), whose
+        RTM_DELNSID tells us when the namespace is gone."""
+        try:
+            self.control.request(rtnl.RTM_NEWNSID, rtnl.rtgenmsg() + rtnl.u32(rtnl.NETNSA_FD, fd) + rtnl.s32(rtnl.NETNSA_NSID, -1))
+        except NetlinkError as exc:
+            if exc.code != errno_mod.EEXIST:
+                raise
+        nsid = _nsid_of(self.control, fd)
+        if nsid is None:
+            raise KernelError("ip netns set", errno_mod.ENOENT, "the kernel assigned no id to a new namespace")
+        return nsid
+
+    def netnsid(self, ns: NsHandle, other: NsHandle) -> int | None:
+        """The id *ns* gives *other* (`ip -n NS netns list-id`), which `ip link`
+        shows as a veth's `link-netnsid`; None if it has given it none."""
+        return _nsid_of(ns.rtnl, other.fd)
 
     def remove_namespaces(self, handles: list[NsHandle], *, flush_links: bool = False, timeout: float = 5.0) -> None:
         """`ip netns del` for each, then wait until the kernel has unhashed them.
@@ -161,10 +124,7 @@ class Kernel:
                 self._flush_links(h)
         pending = {h.nsid: h.name for h in handles}
         for h in handles:
-            h.nl.close()
-            linux.umount(h.path)
-            os.unlink(h.path)
-            os.close(h.fd)
+            h.release()
         deadline = time.monotonic() + timeout
         while pending:
             left = deadline - time.monotonic()
@@ -174,33 +134,38 @@ class Kernel:
                     errno_mod.EBUSY,
                     f"still alive after {timeout:.0f} s: a socket or process still holds it",
                 )
-            for typ, nsid in _nsid_messages(self._nsid_events.recv(65536)):
-                if typ == RTM_DELNSID:
-                    pending.pop(nsid, None)
+            for m in self._nsid_events.events():
+                if m.kind == rtnl.RTM_DELNSID:
+                    pending.pop(m.s32(rtnl.NETNSA_NSID), None)
 
     def _flush_links(self, ns: NsHandle) -> None:
         for link in self.links(ns):
             if link.kind != "loopback":
                 try:
-                    ns.nl.link("del", index=link.index)
+                    ns.rtnl.request(rtnl.RTM_DELLINK, rtnl.ifinfomsg(link.index))
                 except NetlinkError as exc:
                     if exc.code != errno_mod.ENODEV:  # a veth peer deleted with its other end
-                        raise KernelError(f"ip -n {ns.name} link del {link.name}", exc.code) from None
+                        raise KernelError(f"ip -n {ns.name} link del {link.name}", exc.code, exc.message) from None
         left = [link.name for link in self.links(ns) if link.kind != "loopback"]
         if left:
             raise KernelError(f"ip -n {ns.name} link flush", errno_mod.EBUSY, f"still there after delete: {left}")
 
     # -- links -------------------------------------------------------------
     def add_veth(self, ns: NsHandle, name: str, peer_ns: NsHandle, peer: str) -> None:
-        """`ip link add NAME netns NS type veth peer name PEER netns PEER_NS`: both
+        """`ip link add NAME type veth peer name PEER netns PEER_NS` in NS: both
         ends are born in place, which is far cheaper than moving them later."""
-        cmd = f"ip -n {ns.name} link add {name} type veth peer name {peer} netns {peer_ns.name}"
-        with _explained(cmd):
-            self.control.link("add", ifname=name, kind="veth", net_ns_fd=ns.fd, peer={"ifname": peer, "net_ns_fd": peer_ns.fd})
+        peer_attrs = rtnl.text(rtnl.IFLA_IFNAME, peer) + (rtnl.u32(rtnl.IFLA_NET_NS_FD, peer_ns.fd) if peer_ns is not ns else b"")
+        info = rtnl.text(rtnl.IFLA_INFO_KIND, "veth", nul=False) + rtnl.attr(rtnl.IFLA_INFO_DATA, rtnl.attr(rtnl.VETH_INFO_PEER, rtnl.ifinfomsg() + peer_attrs))
+        payload = rtnl.ifinfomsg() + rtnl.text(rtnl.IFLA_IFNAME, name) + rtnl.attr(rtnl.IFLA_LINKINFO, info)
+        cmd = f"ip -n {ns.name} link add {name} type veth peer name {peer}" + (f" netns {peer_ns.name}" if peer_ns is not ns else "")
+        with explained(cmd):
+            ns.rtnl.request(rtnl.RTM_NEWLINK, payload, _CREATE)
 
     def add_bridge(self, ns: NsHandle, name: str) -> None:
-        with _explained(f"ip -n {ns.name} link add {name} type bridge"):
-            ns.nl.link("add", ifname=name, kind="bridge")
+        """`ip link add NAME type bridge` in NS."""
+        info = rtnl.text(rtnl.IFLA_INFO_KIND, "bridge", nul=False)
+        with explained(f"ip -n {ns.name} link add {name} type bridge"):
+            ns.rtnl.request(rtnl.RTM_NEWLINK, rtnl.ifinfomsg() + rtnl.text(rtnl.IFLA_IFNAME, name) + rtnl.attr(rtnl.IFLA_LINKINFO, info), _CREATE)
 
     def set_link(
         self,
@@ -216,30 +181,30 @@ class Kernel:
         """`ip link set DEV [up|down] [master BR|nomaster] [netns NS] [name NEW]`."""
         index = ns.index(dev)
         words = [f"ip -n {ns.name} link set {dev}"]
-        attrs: dict[str, object] = {}
+        attrs = []
         if name is not None:
             words.append(f"name {name}")
-            attrs["ifname"] = name
+            attrs.append(rtnl.text(rtnl.IFLA_IFNAME, name))
         if master is not None:
             words.append(f"master {master}")
-            attrs["master"] = ns.index(master)
+            attrs.append(rtnl.u32(rtnl.IFLA_MASTER, ns.index(master)))
         if nomaster:
             words.append("nomaster")
-            attrs["master"] = 0
+            attrs.append(rtnl.u32(rtnl.IFLA_MASTER, 0))
         if netns is not None:
             words.append(f"netns {netns.name}")
-            attrs["net_ns_fd"] = netns.fd
+            attrs.append(rtnl.u32(rtnl.IFLA_NET_NS_FD, netns.fd))
         if up is not None:
             words.append("up" if up else "down")
-            attrs["state"] = "up" if up else "down"
-        with _explained(" ".join(words)):
-            ns.nl.link("set", index=index, **attrs)
-        if up and netns is None:
-            (m,) = ns.nl.link("get", index=index)
-            if not m["flags"] & IFF_LOWER_UP:
-                ns.inactive.add(name or dev)  # its queue waits for carrier: see wait_ready
+        head = rtnl.ifinfomsg(index, flags=rtnl.IFF_UP if up else 0, change=rtnl.IFF_UP if up is not None else 0)
+        with explained(" ".join(words)):
+            ns.rtnl.request(rtnl.RTM_NEWLINK, head + b"".join(attrs))
         if name is not None or netns is not None:
             ns.forget(dev)
+        if up and netns is None:
+            (m,) = ns.rtnl.request(rtnl.RTM_GETLINK, rtnl.ifinfomsg(index) + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS))
+            if not m.body[3] & rtnl.IFF_LOWER_UP:
+                ns.expect_activation(name or dev)  # its queue waits for carrier: see wait_ready
 
     def wait_ready(self, ns: NsHandle, timeout: float = 5.0) -> None:
         """Return once every link here that was set up without carrier, and has
@@ -249,53 +214,45 @@ class Kernel:
         with carrier was activated at once and needs no wait (its operstate may
         lag for a second, harmlessly). Read back, not assumed."""
         deadline = time.monotonic() + timeout
-        while ns.inactive:
+        while ns.awaiting_activation():
             links = {link.name: link for link in self.links(ns)}
-            for name in list(ns.inactive):
+            for name in ns.awaiting_activation():
                 link = links.get(name)
                 if link is None or not link.up or (link.carrier and link.operstate == "UP"):
-                    ns.inactive.discard(name)
-            waiting = [n for n in ns.inactive if links[n].carrier]
+                    ns.activated(name)
+            waiting = [n for n in ns.awaiting_activation() if links[n].carrier]
             if not waiting:
                 return
             if time.monotonic() > deadline:
                 raise KernelError(f"ip -n {ns.name} link show {' '.join(waiting)}", errno_mod.ETIMEDOUT, "has carrier but is not yet operationally UP")
-            time.sleep(0.0005)
+            time.sleep(0.0005)  # polled under the deadline above: linkwatch has no event to wait on
 
     def delete_link(self, ns: NsHandle, dev: str) -> None:
-        with _explained(f"ip -n {ns.name} link del {dev}"):
-            ns.nl.link("del", index=ns.index(dev))
+        """`ip link del DEV`."""
+        with explained(f"ip -n {ns.name} link del {dev}"):
+            ns.rtnl.request(rtnl.RTM_DELLINK, rtnl.ifinfomsg(ns.index(dev)))
         ns.forget(dev)
 
     # -- addresses and routes ----------------------------------------------
-    def add_address(self, ns: NsHandle, dev: str, cidr: str, *, delete: bool = False) -> None:
-        iface = ipaddress.ip_interface(cidr)
-        verb = "del" if delete else "add"
-        extra = {"flags": IFA_F_NODAD} if iface.version == 6 and not delete else {}
-        with _explained(f"ip -n {ns.name} addr {verb} {cidr} dev {dev}"):
-            ns.nl.addr(verb, index=ns.index(dev), address=str(iface.ip), prefixlen=iface.network.prefixlen, **extra)
+    def add_address(self, ns: NsHandle, dev: str, cidr: str) -> None:
+        """`ip addr add CIDR dev DEV` (`nodad` for IPv6, so the address is usable at once)."""
+        with explained(f"ip -n {ns.name} addr add {cidr} dev {dev}"):
+            ns.rtnl.request(rtnl.RTM_NEWADDR, _address(ns, dev, cidr, add=True), _CREATE)
 
-    def add_route(self, ns: NsHandle, route: Route, *, delete: bool = False) -> None:
-        verb = "del" if delete else "add"
-        net = route.network
-        attrs: dict[str, object] = {
-            "dst": str(net.network_address),
-            "dst_len": net.prefixlen,
-            "family": socket.AF_INET6 if net.version == 6 else socket.AF_INET,
-            "proto": RTPROT_BOOT,  # what `ip route add` sets (pyroute2 would say 'static')
-        }
-        words = [f"ip -n {ns.name} route {verb} {route.dst}"]
-        if route.via is not None:
-            attrs["gateway"] = route.via
-            words.append(f"via {route.via}")
-        if route.dev is not None:
-            attrs["oif"] = ns.index(route.dev)
-            words.append(f"dev {route.dev}")
-        if route.onlink:
-            attrs["flags"] = RTNH_F_ONLINK
-            words.append("onlink")
-        with _explained(" ".join(words)):
-            ns.nl.route(verb, **attrs)
+    def del_address(self, ns: NsHandle, dev: str, cidr: str) -> None:
+        """`ip addr del CIDR dev DEV`."""
+        with explained(f"ip -n {ns.name} addr del {cidr} dev {dev}"):
+            ns.rtnl.request(rtnl.RTM_DELADDR, _address(ns, dev, cidr, add=False))
+
+    def add_route(self, ns: NsHandle, route: Route) -> None:
+        """`ip route add DST [via VIA] [dev DEV] [onlink]` in the main table."""
+        with explained(_route_command(ns, route, "add")):
+            ns.rtnl.request(rtnl.RTM_NEWROUTE, _route(ns, route, add=True), _CREATE)
+
+    def del_route(self, ns: NsHandle, route: Route) -> None:
+        """`ip route del DST [via VIA] [dev DEV]`."""
+        with explained(_route_command(ns, route, "del")):
+            ns.rtnl.request(rtnl.RTM_DELROUTE, _route(ns, route, add=False))
 
     # -- sysctls -------------------------------------------------------------
     def set_sysctl(self, ns: NsHandle, key: str, value: str) -> None:
@@ -309,114 +266,52 @@ class Kernel:
 
     # -- reading back ----------------------------------------------------------
     def links(self, ns: NsHandle) -> list[LinkState]:
-        raw = list(ns.nl.get_links())
-        names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in raw}
-        out = []
-        for m in raw:
-            info = m.get_attr("IFLA_LINKINFO")
-            kind = info.get_attr("IFLA_INFO_KIND") if info else None
-            if kind is None and m.get_attr("IFLA_IFNAME") == "lo":
-                kind = "loopback"
-            master = m.get_attr("IFLA_MASTER")
-            out.append(
-                LinkState(
-                    name=m.get_attr("IFLA_IFNAME"),
-                    index=m["index"],
-                    kind=kind or "unknown",
-                    up=bool(m["flags"] & IFF_UP),
-                    carrier=bool(m["flags"] & IFF_LOWER_UP),
-                    mac=m.get_attr("IFLA_ADDRESS") or "",
-                    mtu=m.get_attr("IFLA_MTU") or 0,
-                    master=names.get(master) if master else None,
-                    peer_index=m.get_attr("IFLA_LINK") if kind == "veth" else None,
-                    peer_netnsid=m.get_attr("IFLA_LINK_NETNSID") if kind == "veth" else None,
-                    operstate=m.get_attr("IFLA_OPERSTATE") or "",
-                )
-            )
-        for link in out:
-            ns._index[link.name] = link.index
+        """`ip link`"""
+        out = _links(ns.rtnl)
+        ns.remember({link.name: link.index for link in out})
         return out
 
     def sandbox_link_names(self) -> list[str]:
         """The interfaces of the sandbox's own namespace (only lo, unless something leaked)."""
-        return sorted(m.get_attr("IFLA_IFNAME") for m in self.control.get_links())
+        return sorted(link.name for link in _links(self.control))
 
     def names(self, ns: NsHandle) -> dict[int, str]:
         """ifindex -> name, from one link dump (pass it on to save dumps)."""
         return {link.index: link.name for link in self.links(ns)}
 
     def addresses(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[AddressState]:
+        """`ip addr` (IPv4 and IPv6)."""
         names = names if names is not None else self.names(ns)
-        return [
-            AddressState(
-                dev=names.get(m["index"], str(m["index"])),
-                cidr=f"{m.get_attr('IFA_ADDRESS')}/{m['prefixlen']}",
-                scope=rt_scope.get(m["scope"], str(m["scope"])),
-            )
-            for m in ns.nl.get_addr()
-        ]
+        return [decode.address(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETADDR, rtnl.ifaddrmsg(socket.AF_UNSPEC, 0, 0))]
 
     def routes(self, ns: NsHandle, family: int = socket.AF_INET, names: dict[int, str] | None = None) -> list[RouteState]:
         """The main table, as `ip route` shows it."""
         names = names if names is not None else self.names(ns)
-        out = []
-        for m in ns.nl.get_routes(family=family, table=RT_TABLE_MAIN):
-            dst = m.get_attr("RTA_DST")
-            out.append(
-                RouteState(
-                    dst=f"{dst}/{m['dst_len']}" if dst else "default",
-                    dev=names.get(m.get_attr("RTA_OIF")),
-                    via=m.get_attr("RTA_GATEWAY"),
-                    proto=rt_proto.get(m["proto"], str(m["proto"])),
-                    scope=rt_scope.get(m["scope"], str(m["scope"])),
-                    src=m.get_attr("RTA_PREFSRC"),
-                    type=rt_type.get(m["type"], str(m["type"])),
-                    onlink=bool(m["flags"] & RTNH_F_ONLINK),
-                    linkdown=bool(m["flags"] & RTNH_F_LINKDOWN),
-                )
-            )
-        return out
+        dump = ns.rtnl.dump(rtnl.RTM_GETROUTE, rtnl.rtmsg(family))
+        return [decode.route(m, names) for m in dump if decode.table_of(m) == rtnl.RT_TABLE_MAIN]
 
     def route_get(self, ns: NsHandle, dst: str, src: str | None = None, names: dict[int, str] | None = None) -> RouteLookup:
         """`ip route get DST [from SRC]`: the kernel's own routing decision."""
-        attrs: dict[str, object] = {"dst": dst}
+        family, bits = (socket.AF_INET6, 128) if ":" in dst else (socket.AF_INET, 32)
+        payload = rtnl.rtmsg(family, dst_len=bits, src_len=bits if src is not None else 0) + rtnl.ip(rtnl.RTA_DST, dst)
         if src is not None:
-            attrs["src"] = src
+            payload += rtnl.ip(rtnl.RTA_SRC, src)
         try:
-            (m,) = ns.nl.route("get", **attrs)
+            (m,) = ns.rtnl.request(rtnl.RTM_GETROUTE, payload)
         except NetlinkError as exc:
             return RouteLookup(dst=dst, errno=exc.code)
-        oif = m.get_attr("RTA_OIF")
-        dev = (names if names is not None else self.names(ns)).get(oif) if oif else None
-        return RouteLookup(
-            dst=dst,
-            type=rt_type.get(m["type"], str(m["type"])),
-            dev=dev,
-            via=m.get_attr("RTA_GATEWAY"),
-            src=m.get_attr("RTA_PREFSRC"),
-        )
+        oif = m.u32(rtnl.RTA_OIF)
+        return decode.lookup(dst, m, (names if names is not None else self.names(ns)) if oif else {})
 
     def neighbours(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[NeighbourState]:
+        """`ip neigh` (IPv4)."""
         names = names if names is not None else self.names(ns)
-        out = []
-        for m in ns.nl.get_neighbours(family=socket.AF_INET):
-            state = m["state"]
-            label = "/".join(n[4:] for n, v in NUD_NAMES.items() if v and state & v) or "NONE"
-            out.append(NeighbourState(m.get_attr("NDA_DST"), names.get(m["ifindex"], "?"), m.get_attr("NDA_LLADDR"), label))
-        return out
+        return [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))]
 
     def fdb(self, ns: NsHandle) -> list[FdbEntry]:
         """`bridge fdb show`: the bridges' forwarding databases (AF_BRIDGE neighbours)."""
         names = self.names(ns)
-        return [
-            FdbEntry(
-                mac=m.get_attr("NDA_LLADDR"),
-                dev=names.get(m["ifindex"], str(m["ifindex"])),
-                master=names.get(m.get_attr("NDA_MASTER")) if m.get_attr("NDA_MASTER") else None,
-                permanent=bool(m["state"] & (NUD_PERMANENT | NUD_NOARP)),
-            )
-            for m in ns.nl.get_neighbours(family=socket.AF_BRIDGE)
-        ]
+        return [decode.fdb_entry(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_BRIDGE))]
 
     def flush_neighbours(self, ns: NsHandle) -> None:
         """`ip neigh flush all`: forget the learnt IPv4 neighbours (not the permanent ones).
@@ -425,102 +320,81 @@ class Kernel:
         gc_thresh3 (1024 by default, settable only in the initial namespace):
         a lab that resolves thousands of neighbours within seconds must give
         entries back, or the next resolution fails with ENOBUFS. Like ip(8),
-        this sends every RTM_DELNEIGH in one batch on a plain netlink socket
-        (a request at a time through pyroute2 costs a millisecond each)."""
-        with linux.in_netns(ns.fd):
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-        with sock:
-            doomed = [(index, dst) for index, dst, state in _neighbour_dump(sock) if not state & (NUD_PERMANENT | NUD_NOARP)]
-            if not doomed:
-                return
-            attr = struct.pack("=HH", 8, NDA_DST)
-            sock.send(
-                b"".join(
-                    struct.pack("=IHHII", NLMSG_HDRLEN + 20, RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK, seq, 0)
-                    + struct.pack("=BxxxiHBB", socket.AF_INET, index, 0, 0, 0)
-                    + attr
-                    + dst
-                    for seq, (index, dst) in enumerate(doomed, start=1)
-                )
-            )
-            for err in _acks(sock, len(doomed)):
-                if err not in (0, errno_mod.ENOENT):  # ENOENT: gone meanwhile
-                    raise KernelError(f"ip -n {ns.name} neigh flush all", err)
-
-    def netnsid(self, ns: NsHandle, other: NsHandle) -> int | None:
-        """The id *ns* gives *other* (`ip -n NS netns list-id`), which `ip link`
-        shows as a veth's `link-netnsid`; None if it has given it none."""
-        nsid = ns.nl.get_netnsid(fd=other.fd)["nsid"]
-        return None if nsid is None or nsid < 0 or nsid >= 1 << 31 else nsid  # -1 (s32), or read unsigned
+        this sends every RTM_DELNEIGH in one batch."""
+        doomed = [
+            (rtnl.RTM_DELNEIGH, rtnl.ndmsg(socket.AF_INET, m.body[1]) + rtnl.attr(rtnl.NDA_DST, m.attrs[rtnl.NDA_DST]))
+            for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))
+            if not m.body[2] & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP) and rtnl.NDA_DST in m.attrs
+        ]
+        for err in ns.rtnl.batch(doomed):
+            if err not in (0, errno_mod.ENOENT):  # ENOENT: gone meanwhile
+                raise KernelError(f"ip -n {ns.name} neigh flush all", err)
 
 
-def _neighbour_dump(sock: socket.socket) -> list[tuple[int, bytes, int]]:
-    """(ifindex, IPv4 address, NUD state) of each IPv4 neighbour, by RTM_GETNEIGH dump."""
-    sock.send(struct.pack("=IHHII", NLMSG_HDRLEN + 12, RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + struct.pack("=BxxxiHBB", socket.AF_INET, 0, 0, 0, 0))
-    out = []
-    while True:
-        data = sock.recv(1 << 16)
-        off = 0
-        while off + NLMSG_HDRLEN <= len(data):
-            length, typ = struct.unpack_from("=IH", data, off)
-            if typ == NLMSG_DONE:
-                return out
-            if typ == NLMSG_ERROR:
-                raise OSError(-struct.unpack_from("=i", data, off + NLMSG_HDRLEN)[0], "RTM_GETNEIGH dump failed")
-            _, index, state, _, _ = struct.unpack_from("=BxxxiHBB", data, off + NLMSG_HDRLEN)
-            attr = off + NLMSG_HDRLEN + 12
-            while attr + 4 <= off + length:
-                alen, atype = struct.unpack_from("=HH", data, attr)
-                if atype == NDA_DST and alen == 8:
-                    out.append((index, data[attr + 4 : attr + 8], state))
-                attr += (alen + 3) & ~3
-            off += (length + 3) & ~3
+def _links(sock: rtnl.RtnlSocket) -> list[LinkState]:
+    dump = sock.dump(rtnl.RTM_GETLINK, _LINK_DUMP)
+    names = {m.body[2]: m.text(rtnl.IFLA_IFNAME) or str(m.body[2]) for m in dump}
+    return [decode.link(m, names) for m in dump]
 
 
-def _acks(sock: socket.socket, count: int) -> list[int]:
-    """The errno (0 for success) of each of *count* acknowledged requests."""
-    out: list[int] = []
-    while len(out) < count:
-        data = sock.recv(1 << 16)
-        off = 0
-        while off + NLMSG_HDRLEN <= len(data):
-            length, typ = struct.unpack_from("=IH", data, off)
-            if typ == NLMSG_ERROR:
-                out.append(-struct.unpack_from("=i", data, off + NLMSG_HDRLEN)[0])
-            off += (length + 3) & ~3
-    return out
+def _nsid_of(sock: rtnl.RtnlSocket, fd: int) -> int | None:
+    """The id the socket's namespace gives the namespace of *fd* (RTM_GETNSID: asks, assigns nothing)."""
+    (m,) = sock.request(rtnl.RTM_GETNSID, rtnl.rtgenmsg() + rtnl.u32(rtnl.NETNSA_FD, fd))
+    nsid = m.s32(rtnl.NETNSA_NSID)
+    return None if nsid is None or nsid < 0 else nsid
+
+
+def _address(ns: NsHandle, dev: str, cidr: str, *, add: bool) -> bytes:
+    iface = ipaddress.ip_interface(cidr)
+    family = socket.AF_INET6 if iface.version == 6 else socket.AF_INET
+    flags = rtnl.IFA_F_NODAD if iface.version == 6 and add else 0
+    scope = rtnl.RT_SCOPE_HOST if iface.ip.is_loopback else rtnl.RT_SCOPE_UNIVERSE  # as ip(8) picks it
+    head = rtnl.ifaddrmsg(family, iface.network.prefixlen, ns.index(dev), flags=flags, scope=scope)
+    return head + rtnl.ip(rtnl.IFA_LOCAL, str(iface.ip)) + rtnl.ip(rtnl.IFA_ADDRESS, str(iface.ip))
+
+
+def _route(ns: NsHandle, route: Route, *, add: bool) -> bytes:
+    """RTM_NEWROUTE / RTM_DELROUTE as ip(8) fills it: a device route without a
+    gateway is scope link (so it can carry a gateway, as Calico's
+    `169.254.1.1 dev eth0` does); a delete matches any scope and protocol."""
+    net = route.network
+    family = socket.AF_INET6 if net.version == 6 else socket.AF_INET
+    if add:
+        link_scope = family == socket.AF_INET and route.via is None
+        head = rtnl.rtmsg(
+            family,
+            dst_len=net.prefixlen,
+            table=rtnl.RT_TABLE_MAIN,
+            protocol=rtnl.RTPROT_BOOT,
+            scope=rtnl.RT_SCOPE_LINK if link_scope else rtnl.RT_SCOPE_UNIVERSE,
+            kind=rtnl.RTN_UNICAST,
+            flags=rtnl.RTNH_F_ONLINK if route.onlink else 0,
+        )
+    else:
+        head = rtnl.rtmsg(family, dst_len=net.prefixlen, table=rtnl.RT_TABLE_MAIN, scope=rtnl.RT_SCOPE_NOWHERE)
+    parts = [head]
+    if net.prefixlen:
+        parts.append(rtnl.ip(rtnl.RTA_DST, str(net.network_address)))
+    if route.via is not None:
+        parts.append(rtnl.ip(rtnl.RTA_GATEWAY, route.via))
+    if route.dev is not None:
+        parts.append(rtnl.u32(rtnl.RTA_OIF, ns.index(route.dev)))
+    return b"".join(parts)
+
+
+def _route_command(ns: NsHandle, route: Route, verb: str) -> str:
+    words = [f"ip -n {ns.name} route {verb} {route.dst}"]
+    if route.via is not None:
+        words.append(f"via {route.via}")
+    if route.dev is not None:
+        words.append(f"dev {route.dev}")
+    if route.onlink:
+        words.append("onlink")
+    return " ".join(words)
 
 
 def _sysctl_path(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
 
-def _nsid_messages(data: bytes) -> list[tuple[int, int | None]]:
-    """(type, NETNSA_NSID) of each message in a batch from the nsid group."""
-    out, off = [], 0
-    while off + 16 <= len(data):
-        length, typ = struct.unpack_from("=IH", data, off)
-        nsid, attr = None, off + 16 + 4  # nlmsghdr, then a 4-byte rtgenmsg
-        while attr + 4 <= off + length:
-            alen, atype = struct.unpack_from("=HH", data, attr)
-            if atype == NETNSA_NSID:
-                nsid = struct.unpack_from("=i", data, attr + 4)[0]
-            attr += (alen + 3) & ~3
-        out.append((typ, nsid))
-        off += (length + 3) & ~3
-    return out
-
-
-class _explained:
-    """Turn a NetlinkError into a KernelError that names the `ip` command."""
-
-    def __init__(self, command: str):
-        self.command = command
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, typ, exc, tb) -> bool:
-        if isinstance(exc, NetlinkError):
-            raise KernelError(self.command, exc.code) from None
-        return False
+__all__ = ["Kernel", "KernelError", "NsHandle"]

@@ -1,0 +1,101 @@
+"""rtnetlink messages -> what the kernel reports, in ip(8)'s words (nslab/kernel/state.py).
+
+One function per kind of object; *names* maps ifindex -> interface name
+(from one link dump), so that routes and neighbours name their devices.
+"""
+
+from __future__ import annotations
+
+from nslab.kernel import rtnl
+from nslab.kernel.rtnl import Message
+from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
+
+
+def link(m: Message, names: dict[int, str]) -> LinkState:
+    _, _, index, flags, _ = m.body
+    info = m.nested(rtnl.IFLA_LINKINFO)
+    kind = info[rtnl.IFLA_INFO_KIND].split(b"\0", 1)[0].decode() if rtnl.IFLA_INFO_KIND in info else None
+    name = m.text(rtnl.IFLA_IFNAME) or str(index)
+    if kind is None and name == "lo":
+        kind = "loopback"
+    master = m.u32(rtnl.IFLA_MASTER)
+    oper = m.u8(rtnl.IFLA_OPERSTATE)
+    return LinkState(
+        name=name,
+        index=index,
+        kind=kind or "unknown",
+        up=bool(flags & rtnl.IFF_UP),
+        carrier=bool(flags & rtnl.IFF_LOWER_UP),
+        mac=m.mac(rtnl.IFLA_ADDRESS) or "",
+        mtu=m.u32(rtnl.IFLA_MTU) or 0,
+        master=names.get(master) if master else None,
+        peer_index=m.u32(rtnl.IFLA_LINK) if kind == "veth" else None,
+        peer_netnsid=m.s32(rtnl.IFLA_LINK_NETNSID) if kind == "veth" else None,
+        operstate=rtnl.OPERSTATES[oper] if oper is not None and oper < len(rtnl.OPERSTATES) else "",
+    )
+
+
+def address(m: Message, names: dict[int, str]) -> AddressState:
+    _, prefixlen, _, scope, index = m.body
+    return AddressState(
+        dev=names.get(index, str(index)),
+        cidr=f"{m.ip(rtnl.IFA_ADDRESS) or m.ip(rtnl.IFA_LOCAL)}/{prefixlen}",
+        scope=rtnl.SCOPES.get(scope, str(scope)),
+    )
+
+
+def table_of(m: Message) -> int:
+    """The routing table of a route message (RTA_TABLE holds ids above 255)."""
+    table = m.u32(rtnl.RTA_TABLE)
+    return table if table is not None else m.body[4]
+
+
+def route(m: Message, names: dict[int, str]) -> RouteState:
+    _, dst_len, _, _, _, protocol, scope, kind, flags = m.body
+    dst = m.ip(rtnl.RTA_DST)
+    oif = m.u32(rtnl.RTA_OIF)
+    return RouteState(
+        dst=f"{dst}/{dst_len}" if dst else "default",
+        dev=names.get(oif) if oif else None,
+        via=m.ip(rtnl.RTA_GATEWAY),
+        proto=rtnl.PROTOCOLS.get(protocol, str(protocol)),
+        scope=rtnl.SCOPES.get(scope, str(scope)),
+        src=m.ip(rtnl.RTA_PREFSRC),
+        type=rtnl.ROUTE_TYPES.get(kind, str(kind)),
+        onlink=bool(flags & rtnl.RTNH_F_ONLINK),
+        linkdown=bool(flags & rtnl.RTNH_F_LINKDOWN),
+    )
+
+
+def lookup(dst: str, m: Message, names: dict[int, str]) -> RouteLookup:
+    """The answer to RTM_GETROUTE for *dst*."""
+    kind = m.body[7]
+    oif = m.u32(rtnl.RTA_OIF)
+    return RouteLookup(
+        dst=dst,
+        type=rtnl.ROUTE_TYPES.get(kind, str(kind)),
+        dev=names.get(oif) if oif else None,
+        via=m.ip(rtnl.RTA_GATEWAY),
+        src=m.ip(rtnl.RTA_PREFSRC),
+    )
+
+
+def nud_state(state: int) -> str:
+    """'REACHABLE', 'STALE', 'INCOMPLETE', ... ('NOARP/PERMANENT' when several bits are set)."""
+    return "/".join(name for name, bit in rtnl.NUD_STATES if state & bit) or "NONE"
+
+
+def neighbour(m: Message, names: dict[int, str]) -> NeighbourState:
+    _, index, state, _, _ = m.body
+    return NeighbourState(m.ip(rtnl.NDA_DST) or "", names.get(index, "?"), m.mac(rtnl.NDA_LLADDR), nud_state(state))
+
+
+def fdb_entry(m: Message, names: dict[int, str]) -> FdbEntry:
+    _, index, state, _, _ = m.body
+    master = m.u32(rtnl.NDA_MASTER)
+    return FdbEntry(
+        mac=m.mac(rtnl.NDA_LLADDR) or "",
+        dev=names.get(index, str(index)),
+        master=names.get(master) if master else None,
+        permanent=bool(state & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP)),
+    )

@@ -1,0 +1,332 @@
+"""A small rtnetlink codec: the messages nslab sends and reads, packed by hand.
+
+Only what a lab needs (links, addresses, routes, neighbours, namespace ids),
+so that building a lab costs a few system calls and no library import: the
+whole of pyroute2 takes about 100 ms to import, this module about 1 ms.
+Numbers and layouts are the kernel's uapi headers (linux/netlink.h,
+linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h, linux/neighbour.h,
+linux/net_namespace.h); the names keep the kernel's spelling so that they can
+be looked up there.
+
+    sock = RtnlSocket()                               # in the calling thread's namespace
+    for msg in sock.dump(RTM_GETLINK, ifinfomsg()):
+        print(msg.index, msg.text(IFLA_IFNAME))
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import socket
+import struct
+from typing import Iterable
+
+# -- netlink (linux/netlink.h) ----------------------------------------------------
+NLMSG_HDR = struct.Struct("=IHHII")  # length, type, flags, seq, pid
+NLA_HDR = struct.Struct("=HH")  # length, type
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
+NLM_F_DUMP = 0x300
+NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
+NLM_F_ACK_TLVS = 0x200  # on an error message: extended-ack attributes follow
+NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 1, 10, 11
+NLMSGERR_ATTR_MSG = 1
+
+# -- rtnetlink message types (linux/rtnetlink.h) ------------------------------------
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID = 88, 89, 90
+RTNLGRP_NSID = 28
+
+# -- bodies ---------------------------------------------------------------------------
+IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
+IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+RTGENMSG = struct.Struct("=Bxxx")  # family
+
+# -- attributes -----------------------------------------------------------------------
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
+IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 16, 18, 28, 29, 37
+IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+VETH_INFO_PEER = 1
+RTEXT_FILTER_SKIP_STATS = 1 << 3
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTA_DST, RTA_SRC, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_TABLE = 1, 2, 4, 5, 7, 15
+NDA_DST, NDA_LLADDR, NDA_MASTER = 1, 2, 9
+NETNSA_NSID, NETNSA_FD = 1, 3
+
+# -- values -----------------------------------------------------------------------------
+IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
+IFA_F_NODAD = 0x2
+RT_TABLE_MAIN = 254
+RTPROT_BOOT = 3  # what `ip route add` sets
+RTN_UNICAST = 1
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST, RT_SCOPE_NOWHERE = 0, 253, 254, 255
+RTNH_F_ONLINK, RTNH_F_LINKDOWN = 0x4, 0x10
+NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
+
+# ip(8)'s words for the kernel's numbers
+SCOPES = {0: "universe", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
+PROTOCOLS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 8: "gated", 9: "ra", 10: "mrt", 11: "zebra", 12: "bird", 13: "dnrouted", 14: "xorp", 15: "ntk", 16: "dhcp"}
+ROUTE_TYPES = {0: "unspec", 1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat", 11: "xresolve"}
+OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
+NUD_STATES = (("INCOMPLETE", 0x1), ("REACHABLE", 0x2), ("STALE", 0x4), ("DELAY", 0x8), ("PROBE", 0x10), ("FAILED", 0x20), ("NOARP", 0x40), ("PERMANENT", 0x80))
+
+RECV_SIZE = 1 << 16
+
+
+class NetlinkError(OSError):
+    """The kernel refused a request: its errno, and its extended-ack message if it gave one."""
+
+    def __init__(self, code: int, message: str = ""):
+        super().__init__(code, message or os.strerror(code))
+        self.code = code
+        self.message = message
+
+
+# -- packing --------------------------------------------------------------------------
+def _align(n: int) -> int:
+    return (n + 3) & ~3
+
+
+def attr(kind: int, value: bytes) -> bytes:
+    """One attribute (type-length-value), padded to 4 bytes."""
+    size = NLA_HDR.size + len(value)
+    return NLA_HDR.pack(size, kind) + value + b"\0" * (_align(size) - size)
+
+
+def attrs(*parts: bytes) -> bytes:
+    return b"".join(parts)
+
+
+def u32(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("=I", value))
+
+
+def s32(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("=i", value))
+
+
+def text(kind: int, value: str, *, nul: bool = True) -> bytes:
+    return attr(kind, value.encode() + (b"\0" if nul else b""))
+
+
+def ip(kind: int, address: str) -> bytes:
+    return attr(kind, socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address))
+
+
+def ifinfomsg(index: int = 0, *, flags: int = 0, change: int = 0, family: int = socket.AF_UNSPEC) -> bytes:
+    return IFINFOMSG.pack(family, 0, index, flags, change)
+
+
+def ifaddrmsg(family: int, prefixlen: int, index: int, *, flags: int = 0, scope: int = 0) -> bytes:
+    return IFADDRMSG.pack(family, prefixlen, flags, scope, index)
+
+
+def rtmsg(family: int, *, dst_len: int = 0, src_len: int = 0, table: int = 0, protocol: int = 0, scope: int = 0, kind: int = 0, flags: int = 0) -> bytes:
+    return RTMSG.pack(family, dst_len, src_len, 0, table, protocol, scope, kind, flags)
+
+
+def ndmsg(family: int, index: int = 0, state: int = 0) -> bytes:
+    return NDMSG.pack(family, index, state, 0, 0)
+
+
+def rtgenmsg(family: int = socket.AF_UNSPEC) -> bytes:
+    return RTGENMSG.pack(family)
+
+
+def message(kind: int, flags: int, seq: int, payload: bytes) -> bytes:
+    return NLMSG_HDR.pack(NLMSG_HDR.size + len(payload), kind, flags, seq, 0) + payload
+
+
+# -- unpacking ------------------------------------------------------------------------
+def parse_attrs(data: bytes, start: int, end: int) -> dict[int, bytes]:
+    """type -> value of each attribute in data[start:end] (the last one wins)."""
+    out: dict[int, bytes] = {}
+    while start + NLA_HDR.size <= end:
+        size, kind = NLA_HDR.unpack_from(data, start)
+        if size < NLA_HDR.size:
+            break
+        out[kind & NLA_TYPE_MASK] = data[start + NLA_HDR.size : start + size]
+        start += _align(size)
+    return out
+
+
+class Message:
+    """One netlink message: its header, its fixed body (unpacked) and its attributes."""
+
+    __slots__ = ("kind", "flags", "seq", "body", "attrs")
+
+    def __init__(self, kind: int, flags: int, seq: int, body: tuple, attrs: dict[int, bytes]):
+        self.kind, self.flags, self.seq, self.body, self.attrs = kind, flags, seq, body, attrs
+
+    def u32(self, kind: int) -> int | None:
+        value = self.attrs.get(kind)
+        return struct.unpack("=I", value[:4])[0] if value is not None and len(value) >= 4 else None
+
+    def s32(self, kind: int) -> int | None:
+        value = self.attrs.get(kind)
+        return struct.unpack("=i", value[:4])[0] if value is not None and len(value) >= 4 else None
+
+    def u8(self, kind: int) -> int | None:
+        value = self.attrs.get(kind)
+        return value[0] if value else None
+
+    def text(self, kind: int) -> str | None:
+        value = self.attrs.get(kind)
+        return value.split(b"\0", 1)[0].decode(errors="replace") if value is not None else None
+
+    def ip(self, kind: int) -> str | None:
+        value = self.attrs.get(kind)
+        if value is None or len(value) not in (4, 16):
+            return None
+        return socket.inet_ntop(socket.AF_INET if len(value) == 4 else socket.AF_INET6, value)
+
+    def mac(self, kind: int) -> str | None:
+        value = self.attrs.get(kind)
+        return ":".join(f"{b:02x}" for b in value) if value is not None else None
+
+    def nested(self, kind: int) -> dict[int, bytes]:
+        value = self.attrs.get(kind)
+        return parse_attrs(value, 0, len(value)) if value is not None else {}
+
+
+# message type -> its fixed body; the attributes follow it
+BODIES = {
+    RTM_NEWLINK: IFINFOMSG, RTM_DELLINK: IFINFOMSG,
+    RTM_NEWADDR: IFADDRMSG, RTM_DELADDR: IFADDRMSG,
+    RTM_NEWROUTE: RTMSG, RTM_DELROUTE: RTMSG,
+    RTM_NEWNEIGH: NDMSG, RTM_DELNEIGH: NDMSG,
+    RTM_NEWNSID: RTGENMSG, RTM_DELNSID: RTGENMSG,
+}  # fmt: skip
+
+
+def parse(data: bytes) -> Iterable[tuple[int, int, int, int, int]]:
+    """(type, flags, seq, payload start, message end) of each message in a datagram."""
+    off = 0
+    while off + NLMSG_HDR.size <= len(data):
+        length, kind, flags, seq, _ = NLMSG_HDR.unpack_from(data, off)
+        if length < NLMSG_HDR.size:
+            return
+        yield kind, flags, seq, off + NLMSG_HDR.size, off + length
+        off += _align(length)
+
+
+def decode(data: bytes, kind: int, flags: int, seq: int, start: int, end: int) -> Message:
+    body = BODIES.get(kind)
+    if body is None:
+        return Message(kind, flags, seq, (), {})
+    return Message(kind, flags, seq, body.unpack_from(data, start), parse_attrs(data, start + body.size, end))
+
+
+def error_of(data: bytes, flags: int, start: int, end: int) -> NetlinkError | None:
+    """None for an acknowledgement, else the error with the kernel's extended-ack message."""
+    code = -struct.unpack_from("=i", data, start)[0]
+    if code == 0:
+        return None
+    text_ = ""
+    if flags & NLM_F_ACK_TLVS:
+        # nlmsgerr: the error, then the request's header (capped: no payload), then attributes
+        tlvs = parse_attrs(data, start + 4 + NLMSG_HDR.size, end)
+        text_ = tlvs.get(NLMSGERR_ATTR_MSG, b"").split(b"\0", 1)[0].decode(errors="replace")
+    return NetlinkError(code, text_)
+
+
+class RtnlSocket:
+    """A NETLINK_ROUTE socket in the namespace of the thread that opens it.
+
+    One request at a time: `request` returns the replies to one message and
+    raises NetlinkError if the kernel refused it; `batch` sends many and
+    returns each one's errno."""
+
+    def __init__(self, groups: tuple[int, ...] = ()):
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        try:
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            self.sock.bind((0, 0))
+            for group in groups:
+                self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+        except BaseException:
+            self.sock.close()
+            raise
+        self._seq = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 0x7FFFFFFF + 1
+        return self._seq
+
+    def recv(self) -> bytes:
+        data, _, msg_flags, _ = self.sock.recvmsg(RECV_SIZE)
+        if msg_flags & socket.MSG_TRUNC:
+            raise NetlinkError(errno_mod.EMSGSIZE, f"a netlink message is larger than {RECV_SIZE} bytes")
+        return data
+
+    def request(self, kind: int, payload: bytes, flags: int = 0) -> list[Message]:
+        """Send one request (acknowledged) and return what the kernel answered before the ack."""
+        seq = self._next_seq()
+        self.sock.send(message(kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, payload))
+        out: list[Message] = []
+        while True:
+            data = self.recv()
+            for mkind, mflags, mseq, start, end in parse(data):
+                if mseq != seq:
+                    continue  # a late answer to an earlier, abandoned request
+                if mkind == NLMSG_ERROR:
+                    error = error_of(data, mflags, start, end)
+                    if error is not None:
+                        raise error
+                    return out
+                out.append(decode(data, mkind, mflags, mseq, start, end))
+
+    def dump(self, kind: int, payload: bytes) -> list[Message]:
+        """Every object of a kind (`ip link`, `ip addr`, ...): the parts of one dump."""
+        seq = self._next_seq()
+        self.sock.send(message(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, payload))
+        out: list[Message] = []
+        while True:
+            data = self.recv()
+            for mkind, mflags, mseq, start, end in parse(data):
+                if mseq != seq:
+                    continue
+                if mkind == NLMSG_DONE:
+                    return out
+                if mkind == NLMSG_ERROR:
+                    error = error_of(data, mflags, start, end)
+                    raise error if error is not None else NetlinkError(errno_mod.EPROTO, "dump acknowledged without NLMSG_DONE")
+                out.append(decode(data, mkind, mflags, mseq, start, end))
+
+    def batch(self, requests: list[tuple[int, bytes]], flags: int = 0) -> list[int]:
+        """Send many requests in one write (as `ip -batch` does) and return the
+        errno of each (0 for success), in order."""
+        if not requests:
+            return []
+        seqs = [self._next_seq() for _ in requests]
+        self.sock.send(b"".join(message(kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, payload) for seq, (kind, payload) in zip(seqs, requests)))
+        codes: dict[int, int] = {}
+        wanted = set(seqs)
+        while not wanted <= codes.keys():
+            data = self.recv()
+            for mkind, _, mseq, start, _ in parse(data):
+                if mkind == NLMSG_ERROR and mseq in wanted:
+                    codes[mseq] = -struct.unpack_from("=i", data, start)[0]
+        return [codes[seq] for seq in seqs]
+
+    def events(self) -> list[Message]:
+        """The messages of one datagram from the groups this socket joined."""
+        data = self.recv()
+        return [decode(data, *fields) for fields in parse(data)]
+
+
+__all__ = ["Message", "NetlinkError", "RtnlSocket"]
