@@ -72,6 +72,45 @@ def test_without_marker(lab):
     result.stdout.fnmatch_lines(["SKIPPED*kernel lacks bridge support: creating a bridge failed: ENOTSUP (Operation not supported)*"])
 
 
+def test_probe_that_fails_for_another_reason_is_an_error_not_a_skip(pytester: pytest.Pytester, run):
+    # EEXIST (the peer takes the probe link's own name) stands in for EPERM, ENOMEM and
+    # the like: a real error from the kernel that says nothing about bridges.
+    pytester.makeconftest(
+        """
+from nslab.kernel import features
+features.FEATURES["bridge"] = ("creating a bridge", {"kind": "veth", "peer": "nsprobe0"})
+"""
+    )
+    pytester.makepyfile(
+        test_needs="""
+import pytest
+
+@pytest.mark.needs("bridge")
+def test_wants_a_bridge(lab):
+    raise AssertionError("must not run")
+"""
+    )
+    result = run("-rE")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*probing bridge support (creating a bridge) failed: EEXIST (File exists); that is not the kernel lacking bridge, so the test cannot be skipped*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_only_the_kernels_not_supported_means_missing(nslab_sandbox, monkeypatch):
+    from nslab.kernel import features
+
+    monkeypatch.setitem(features.FEATURES, "vxlan", ("creating a link of a kind no kernel has", {"kind": "nslab-no-such-kind"}))
+    features.missing.cache_clear()
+    try:
+        assert features.missing("vxlan") == "creating a link of a kind no kernel has failed: ENOTSUP (Operation not supported)"
+        monkeypatch.setitem(features.FEATURES, "vxlan", ("creating a clashing veth", {"kind": "veth", "peer": "nsprobe0"}))
+        features.missing.cache_clear()
+        with pytest.raises(features.FeatureProbeError, match=r"failed: EEXIST \(File exists\); that is not the kernel lacking vxlan"):
+            features.missing("vxlan")
+    finally:
+        features.missing.cache_clear()
+
+
 def test_unknown_feature_is_a_usage_error(pytester: pytest.Pytester, run):
     pytester.makepyfile(
         test_typo="""

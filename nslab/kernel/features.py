@@ -4,9 +4,15 @@ Each probe creates the thing in a throwaway network namespace (a forked child
 that unshares its own, inside the caller's sandbox) and reports the kernel's
 answer, so a kernel booted with `module_blacklist=bridge`, or built without
 the feature, is named as lacking it instead of failing half-way through a lab.
-Answers are cached per process: the kernel does not change under a run.
 
-    missing("bridge")  # None, or "creating a bridge failed: [Errno 95] ..."
+Only the kernel saying it lacks the feature (EOPNOTSUPP: no such link kind,
+its module missing or blacklisted; EAFNOSUPPORT, EPROTONOSUPPORT) counts as
+missing. Anything else (EPERM, ENOMEM, a namespace that cannot be made, an
+import error) means the probe could not tell, and raises FeatureProbeError
+with the reason: a skip would hide it. Answers are cached per process (the
+kernel does not change under a run); errors are not.
+
+    missing("bridge")  # None, or "creating a bridge failed: ENOTSUP (Operation not supported)"
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ FEATURES: dict[str, tuple[str, dict]] = {
     "veth": ("creating a veth pair", {"kind": "veth", "peer": "nsprobe1"}),
     "vxlan": ("creating a vxlan device", {"kind": "vxlan", "vxlan_id": 42}),
 }
+# The kernel's own "I do not have that": a feature is missing only on one of these.
+LACKING = frozenset({errno.EOPNOTSUPP, errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT})
+
+
+class FeatureProbeError(Exception):
+    """The probe failed for a reason other than the kernel lacking the feature (one line)."""
 
 
 def check_name(feature: str) -> None:
@@ -33,19 +45,25 @@ def check_name(feature: str) -> None:
 
 @functools.cache
 def missing(feature: str) -> str | None:
-    """None if the running kernel supports *feature*, else why not (one line)."""
+    """None if the running kernel supports *feature*, else why not (one line).
+
+    Raises FeatureProbeError when the probe itself failed (the answer is unknown)."""
     check_name(feature)
     what, link = FEATURES[feature]
-    error = _in_throwaway_netns(link)
-    return None if error is None else f"{what} failed: {error}"
+    lacking, error = _in_throwaway_netns(link)
+    if error is None:
+        return None
+    if lacking:
+        return f"{what} failed: {error}"
+    raise FeatureProbeError(f"probing {feature} support ({what}) failed: {error}; that is not the kernel lacking {feature}, so the test cannot be skipped")
 
 
 def bridge_supported() -> bool:
     return missing("bridge") is None
 
 
-def _in_throwaway_netns(link: dict) -> str | None:
-    """Create *link* in a new network namespace of a forked child; the error text, or None."""
+def _in_throwaway_netns(link: dict) -> tuple[bool, str | None]:
+    """Create *link* in a new network namespace of a forked child: (the kernel lacks it, the error text or None)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's code
@@ -57,7 +75,11 @@ def _in_throwaway_netns(link: dict) -> str | None:
             from pyroute2 import IPRoute
 
             with IPRoute() as ipr:
-                ipr.link("add", ifname="nsprobe0", **link)
+                try:
+                    ipr.link("add", ifname="nsprobe0", **link)
+                except Exception as exc:  # noqa: BLE001 - the kernel's answer, classified below
+                    status = 2 if _code(exc) in LACKING else 1
+                    raise
             status = 0
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, whatever it is
             os.write(write_end, _describe(exc).encode()[:500])
@@ -67,14 +89,20 @@ def _in_throwaway_netns(link: dict) -> str | None:
     with os.fdopen(read_end, "rb") as pipe:
         message = pipe.read().decode(errors="replace")
     _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        return None
-    return message or f"probe exited with status {os.waitstatus_to_exitcode(status)}"
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return False, None
+    return code == 2, message or f"probe exited with status {code}"
+
+
+def _code(exc: BaseException) -> int | None:
+    code = getattr(exc, "code", None) or getattr(exc, "errno", None)
+    return code if isinstance(code, int) and code > 0 else None
 
 
 def _describe(exc: BaseException) -> str:
     """'EOPNOTSUPP (Operation not supported)' for an OSError or pyroute2's NetlinkError."""
-    code = getattr(exc, "code", None) or getattr(exc, "errno", None)
-    if isinstance(code, int) and code > 0:
+    code = _code(exc)
+    if code is not None:
         return f"{errno.errorcode.get(code, code)} ({os.strerror(code)})"
-    return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
