@@ -191,6 +191,24 @@ def test_xfail():
     assert text.rstrip().endswith("6.12: did not boot: Kernel panic")
 
 
+def test_a_kernel_that_skips_what_the_clean_run_ran_fails_unless_it_lacks_the_feature():
+    def run(label, **verdicts):
+        cases = {f"t.py::{name}": matrix.Case(f"t.py::{name}", *v) for name, v in verdicts.items()}
+        return matrix.Run(matrix.parse_kernel(label), release=label, cases=cases)
+
+    host = run("host", a=("passed",), b=("passed",), c=("skipped", "no vagrant"))
+    no_bridge = run("6.1,module_blacklist=bridge", a=("passed",), b=("skipped", "kernel lacks bridge support: creating a bridge failed: ENOTSUP"),
+                    c=("skipped", "no vagrant"))
+    broken = run("6.12", a=("skipped", "not root and user namespaces are disabled"), b=("passed",), c=("skipped", "no vagrant"))
+    assert matrix.compare_skips([host, no_bridge, broken]) is host
+    assert no_bridge.ok and no_bridge.extra_skips == []
+    assert not broken.ok and broken.extra_skips == ["t.py::a"]
+    assert broken.counts() == "1 passed, 2 skipped (1 more skipped than host, not for a missing kernel feature)"
+    assert "6.12: skipped t.py::a, which host ran (a skip that is not a missing kernel feature)" in matrix.table([host, no_bridge, broken])
+    # without the host, the run that skipped least is the clean one
+    assert matrix.compare_skips([broken, run("6.1", a=("passed",), b=("passed",), c=("passed",))]).kernel.label == "6.1"
+
+
 # -- with a VM ------------------------------------------------------------------
 def _vm_missing() -> str | None:
     needs = {"vng": "pip install virtme-ng", "qemu-system-x86_64": "apt-get install qemu-system-x86",

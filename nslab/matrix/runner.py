@@ -137,11 +137,13 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         found = ("tcg", "no usable /dev/kvm")
     else:
-        log = workdir / "kvm-probe.log"
+        log, said = workdir / "kvm-probe.log", workdir / "kvm-probe.guest"
         started = time.monotonic()
-        status = boot(vng_argv(image, "kvm", f"echo {UP}"), timeout=bound, log=log)
+        # The guest writes into the shared directory: its stdout reaches us only
+        # where it finds virtio-serial ports (udev makes their names), not always.
+        status = boot(vng_argv(image, "kvm", f"echo {UP} > {shlex.quote(str(said))}", rwdir=workdir), timeout=bound, log=log)
         text = log.read_text(errors="replace")
-        if status == 0 and UP in text:
+        if status == 0 and UP in _read(said):
             found = ("kvm", f"booted under KVM in {time.monotonic() - started:.0f} s")
         elif status is None:
             found = ("tcg", f"KVM guest did not boot within {bound:.0f} s")
@@ -168,6 +170,8 @@ class Run:
     problem: str = ""  # 'did not boot: ...' and the like: the run produced no verdicts
     cases: dict[str, Case] = field(default_factory=dict)
     evidence: dict[str, str] = field(default_factory=dict)  # test -> its probes' verdicts, explanations, traces
+    extra_skips: list[str] = field(default_factory=list)  # skipped here, run by the clean run, not for a missing feature
+    compared_with: str = ""  # the clean run's label
 
     def counts(self) -> str:
         if self.problem:
@@ -175,11 +179,40 @@ class Run:
         tally: dict[str, int] = {}
         for case in self.cases.values():
             tally[case.verdict] = tally.get(case.verdict, 0) + 1
-        return ", ".join(f"{n} {v}" for v, n in sorted(tally.items())) or "no tests"
+        text = ", ".join(f"{n} {v}" for v, n in sorted(tally.items())) or "no tests"
+        if self.extra_skips:
+            text += f" ({len(self.extra_skips)} more skipped than {self.compared_with}, not for a missing kernel feature)"
+        return text
+
+    @property
+    def skipped(self) -> int:
+        return sum(c.verdict == "skipped" for c in self.cases.values())
 
     @property
     def ok(self) -> bool:
-        return not self.problem and all(c.verdict not in ("failed", "error") for c in self.cases.values())
+        return not self.problem and not self.extra_skips and all(c.verdict not in ("failed", "error") for c in self.cases.values())
+
+
+MISSING_FEATURE = "kernel lacks "  # how fixtures.features words a skip for a feature the kernel does not have
+
+
+def compare_skips(runs: list[Run]) -> Run | None:
+    """Mark, in each run, the tests it skipped that the clean run ran, unless the skip
+    names a kernel feature this kernel lacks (what the matrix is for). The clean run is
+    the host's if it ran, else the one that skipped least. A skip for any other reason
+    (no sandbox, a missing tool) would hide a test, so such a run is not ok."""
+    ran = [r for r in runs if not r.problem]
+    if len(ran) < 2:
+        return None
+    clean = next((r for r in ran if r.kernel.name == "host"), None) or min(ran, key=lambda r: r.skipped)
+    for r in ran:
+        if r is clean:
+            continue
+        r.compared_with = clean.kernel.label
+        r.extra_skips = [t for t, c in sorted(r.cases.items())
+                         if c.verdict == "skipped" and not c.detail.startswith(MISSING_FEATURE)
+                         and t in clean.cases and clean.cases[t].verdict != "skipped"]
+    return clean
 
 
 def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]:
@@ -212,9 +245,11 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
             # a private, empty one in the shared directory.
             tmp = outdir / "tmp"
             tmp.mkdir()
-            command = f"echo {UP} $(uname -r); cd {shlex.quote(str(ROOT))} && PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} " + shlex.join(
-                [sys.executable, *pytest_args(outdir, suite, select)]
-            )
+            # Everything the guest says goes to guest.log in the shared directory
+            # (its stdout reaches the host only where udev names virtio-serial ports).
+            command = (f"exec >{shlex.quote(str(outdir / 'guest.log'))} 2>&1; echo {UP} $(uname -r); "
+                       f"cd {shlex.quote(str(ROOT))} && PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} "
+                       + shlex.join([sys.executable, *pytest_args(outdir, suite, select)]))
             started = time.monotonic()  # the boot and the suite, not the download
             argv = vng_argv(image, accel, command, rwdir=outdir, append=kernel.append)
             status = boot(argv, timeout=timeout, log=outdir / "console.log")
@@ -223,7 +258,7 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
         return run
     run.seconds = time.monotonic() - started
     shutil.rmtree(outdir / "tmp", ignore_errors=True)
-    console = (outdir / "console.log").read_text(errors="replace")
+    console = _read(outdir / "console.log") + _read(outdir / "guest.log")
     junit = outdir / "junit.xml"
     if junit.exists():
         run.cases = read_junit(junit)
@@ -242,6 +277,13 @@ def _why_no_verdicts(kernel: Kernel, status: int | None, console: str, timeout: 
     if status is None:
         return f"timed out after {timeout:.0f} s (killed) before pytest wrote its report; last line: {_last_line(console)}"
     return f"no test report (exit {status}): {_last_line(console)}"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def _last_line(text: str) -> str:
@@ -328,6 +370,9 @@ def table(runs: list[Run]) -> str:
             lines.append("  ".join([f"{test:<{first}}"] + cells))
         lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
     for r in runs:
+        if r.extra_skips:
+            lines.append(f"{r.kernel.label}: skipped {', '.join(r.extra_skips)}, which {r.compared_with} ran (a skip that is not a missing kernel feature)")
+    for r in runs:
         if r.problem:
             lines.append(f"{r.kernel.label}: {r.problem}")
     return "\n".join(lines)
@@ -377,6 +422,7 @@ def run(args) -> int:
                          accel=args.accel, kvm_bound=args.kvm_bound)
         print(f"nslab matrix: {kernel.label}: {one.counts()} ({one.seconds:.1f} s, {one.accel or '-'})", file=sys.stderr, flush=True)
         runs.append(one)
+    compare_skips(runs)
     print(table(runs))
     page = matrix_page.write(runs, differences(runs), reports / "index.html")
     print(f"\nmatrix page: {page}")
