@@ -47,8 +47,9 @@ def test_twist(lab, case: Case):
 @pytest.mark.parametrize("case", DROPPED, ids=lambda case: case.name)
 def test_drop_reason(lab, case: Case):
     result = run(lab, case)
-    if result.reason is None:
-        # No reason read: drop reasons need root, the kernel's BTF and bpftrace, and
-        # without them the verdict stands on the other evidence (checked in test_twist).
-        pytest.skip(f"the kernel's drop reasons were not read in this run, so {case.reason} cannot be checked")
+    unavailable = result.evidence.drop_reasons
+    if unavailable is not None:
+        # Drop reasons need root, the kernel's BTF and bpftrace; without them the
+        # verdict stands on the other evidence (checked in test_twist).
+        pytest.skip(f"the kernel's drop reasons were not read ({unavailable}), so {case.reason} cannot be checked")
     assert result.reason == case.reason, f"{case.why}; got {result.reason}: {result}"

@@ -15,7 +15,7 @@ import ipaddress
 
 from nslab.diagnosis import frames
 from nslab.diagnosis.evidence import Evidence
-from nslab.diagnosis.observations import Context, Finding, cut_off, delivered_to, left_by_default
+from nslab.diagnosis.observations import TELLING_REASONS, Context, Finding, cut_off, delivered_to, explain_drop, left_by_default
 from nslab.kernel import linux
 from nslab.probes.result import Cause, Outcome, Result, Where
 
@@ -47,6 +47,10 @@ def _local_error(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
         out = ctx.out_link
         mtu = f" (mtu {out.mtu})" if out else ""
         return Finding(Cause.TOO_BIG, Where(src, ev.sender_route.dev), f"the {ctx.what} is larger than {src}'s {ev.sender_route.dev}{mtu} allows and may not be fragmented (DF): EMSGSIZE at once")
+    if result.errno == errno_mod.EPERM:
+        refused = next((d for d in ev.drops if d.ns == src and d.reason == "NETFILTER_DROP"), None)
+        if refused is not None:
+            return Finding(Cause.FILTERED_BY_RULE, Where(src, refused.dev), f"a firewall rule in {src} dropped the {ctx.what} on its way out ({refused.reason}): sendto() failed with EPERM", refused.reason)
     if result.errno == errno_mod.EHOSTUNREACH:
         return Finding(Cause.NO_ARP_ANSWER, Where(src, ev.sender_route.dev), f"{src} could not resolve {ctx.flow.hops[0]} on {ev.sender_route.dev} (EHOSTUNREACH)")
     return Finding(Cause.UNKNOWN, Where(src), f"{src}'s kernel refused the {ctx.what}: {result.errno_name}")
@@ -75,10 +79,11 @@ def _icmp_error(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
 def _refused(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
     if result.outcome is not Outcome.REFUSED:
         return None
+    filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
     icmp_origin = _origin(ev, lambda p: p.quoted and p.icmp_type == frames.UNREACHABLE)
     if icmp_origin is not None:
-        return Finding(Cause.REJECTED_BY_RULE, Where(*icmp_origin), f"refused by a firewall rule (ICMP port unreachable from {icmp_origin[0]}), not by a TCP reset")
-    filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
+        at = Where(filtered.ns, filtered.dev) if filtered else Where(*icmp_origin)
+        return Finding(Cause.REJECTED_BY_RULE, at, f"refused by a firewall rule in {at.ns} (ICMP port unreachable from {icmp_origin[0]}), not by a TCP reset", filtered.reason if filtered else None)
     if filtered is not None:
         return Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} (it dropped the SYN and answered with a TCP reset)", filtered.reason)
     reset = _origin(ev, lambda p: p.proto == frames.TCP and ctx.flow.is_answer(p) and bool((p.tcp_flags or 0) & 0x04))
@@ -113,7 +118,11 @@ def _unresolved(ev: Evidence, ctx: Context) -> Finding | None:
 
 
 def _silence(ev: Evidence, ctx: Context) -> Finding:
-    """Nothing came back and no rule settled it: say where the request was last seen."""
+    """Nothing came back and no rule settled it: a drop the kernel explained, else
+    where the request was last seen."""
+    telling = next((d for d in ev.drops if d.reason in TELLING_REASONS and d.packet is not None and (ctx.flow.is_request(d.packet) or ctx.flow.is_answer(d.packet))), None)
+    if telling is not None:
+        return explain_drop(ctx, telling.ns, telling.dev, telling.reason, telling.packet)
     target = delivered_to(ctx.reads, ctx.flow, ev.sightings)
     if target is not None:
         ns, dev, packet = target

@@ -22,12 +22,16 @@ from nslab.model.queries import owner_of
 from nslab.probes.result import Cause, Where
 
 REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request"}
+REPLY = {"ping": "echo reply", "tcp": "TCP answer", "http": "TCP answer"}
+TCP_SYN_RTO = 1.0  # seconds: the kernel's first SYN retransmission (TCP_TIMEOUT_INIT)
 ANSWER = {"ping": ("Icmp.InEchos", "Icmp.OutEchoReps"), "tcp": ("Tcp.InSegs", "Tcp.OutSegs"), "http": ("Tcp.InSegs", "Tcp.OutSegs")}
 # Drop counters that only an incoming packet moves, and the drop reason each stands for.
 COUNTED_DROPS = {"Ip.InAddrErrors": "IP_INADDRERRORS", "TcpExt.IPReversePathFilter": "IP_RPFILTER"}
 # Drop reasons after which no answer follows (others, e.g. NEIGH_FAILED or
 # NO_SOCKET, are followed by an ICMP error or a reset: the probe waits for it).
 FINAL_REASONS = ("IP_INADDRERRORS", "IP_RPFILTER", "NETFILTER_DROP", "OTHERHOST")
+# Drop reasons that explain a silence at the deadline, though an answer could have followed them.
+TELLING_REASONS = FINAL_REASONS + ("PKT_TOO_BIG", "NEIGH_FAILED", "IP_INNOROUTES", "IP_OUTNOROUTES")
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,19 @@ class Context:
     drops: list[DropSeen]
     others_in: dict[str, int]
     deltas: Callable[[], dict[str, dict[str, int]]]
+    timeout: float = 1.0  # the probe's deadline, in seconds from its start
 
     @property
     def what(self) -> str:
         return REQUEST.get(self.flow.probe, "request")
+
+    def packet_name(self, packet: frames.Packet | None) -> str:
+        return REPLY.get(self.flow.probe, "answer") if packet is not None and self.flow.is_answer(packet) else self.what
+
+    @property
+    def retransmits(self) -> bool:
+        """TCP sends the SYN again before the deadline: that packet's fate is not yet seen."""
+        return self.flow.probe in ("tcp", "http") and self.timeout > TCP_SYN_RTO
 
     def requests_in(self) -> list[Sighting]:
         return [s for s in self.sightings if s.direction == "in" and s.dev != "lo" and s.packet and self.flow.is_request(s.packet)]
@@ -60,6 +73,8 @@ class Context:
 
 def decisive(ctx: Context, *, final: bool = False) -> Finding | None:
     """The first rule whose observation proves that no answer can come."""
+    if ctx.retransmits and not final:
+        return None
     for rule in (way_out_down, bridge_down_on_the_way, dropped, counted_drop, no_route_back, unresolvable):
         found = rule(ctx)
         if found is not None:
@@ -97,7 +112,7 @@ def bridge_down_on_the_way(ctx: Context) -> Finding | None:
 def dropped(ctx: Context) -> Finding | None:
     """The kernel freed this packet, and said why (skb:kfree_skb)."""
     for drop in ctx.drops:
-        if drop.reason in FINAL_REASONS and drop.packet is not None and ctx.flow.is_request(drop.packet):
+        if drop.reason in FINAL_REASONS and drop.packet is not None and (ctx.flow.is_request(drop.packet) or ctx.flow.is_answer(drop.packet)):
             return explain_drop(ctx, drop.ns, drop.dev, drop.reason, drop.packet)
     return None
 
@@ -126,14 +141,15 @@ def explain_drop(ctx: Context, ns: str, dev: str | None, reason: str, packet: fr
     seen = f"{reason}" if counter is None else f"{counter} counted, no other packet arrived"
     at = f"{ns} on {dev}" if dev else ns
     where = Where(ns, dev)
+    what = ctx.packet_name(packet)
     if reason == "IP_INADDRERRORS" and dev:
         ipf, (_, dev_fwd) = ctx.reads.sysctl(ns, "net.ipv4.ip_forward"), ctx.reads.conf(ns, dev, "forwarding")
         off = "net.ipv4.ip_forward=0" if ipf == "0" else f"net.ipv4.conf.{dev}.forwarding={dev_fwd}"
         fix = "sysctl -w net.ipv4.ip_forward=1" if ipf == "0" else f"sysctl -w net.ipv4.conf.{dev}.forwarding=1"
         onward = ctx.reads.route_get(ns, packet.dst) if packet else None
         if onward is not None and onward.type == "unicast":
-            return Finding(Cause.FORWARDING_OFF, where, f"the {ctx.what} was dropped in {at}: {seen} ({off}: {ns} does not forward; ip netns exec {ns} {fix})", reason)
-        text = f"the {ctx.what} left {ctx.src} by the default route" if left_by_default(ctx) else f"the {ctx.what} from {ctx.src}"
+            return Finding(Cause.FORWARDING_OFF, where, f"the {what} was dropped in {at}: {seen} ({off}: {ns} does not forward; ip netns exec {ns} {fix})", reason)
+        text = f"the {what} left {ctx.src} by the default route" if left_by_default(ctx) else f"the {what} from {ctx.src}"
         return Finding(
             Cause.LOST_VIA_DEFAULT_ROUTE if left_by_default(ctx) else Cause.FORWARDING_OFF,
             where,
@@ -146,14 +162,19 @@ def explain_drop(ctx: Context, ns: str, dev: str | None, reason: str, packet: fr
         back = ctx.reads.route_get(ns, packet.src)
         why = f"there is no route back to {packet.src}" if not back.found else f"the route back to {packet.src} leaves by {back.dev}, not {dev}"
         kind = {1: "strict", 2: "loose"}.get(mode, str(mode))
-        return Finding(Cause.RP_FILTER, where, f"the {ctx.what} was dropped in {at} by the reverse-path filter ({seen}; rp_filter={mode}, {kind}): {why}", reason)
+        return Finding(Cause.RP_FILTER, where, f"the {what} was dropped in {at} by the reverse-path filter ({seen}; rp_filter={mode}, {kind}): {why}", reason)
     if reason == "NETFILTER_DROP":
-        return Finding(Cause.FILTERED_BY_RULE, where, f"the {ctx.what} was dropped by a firewall rule in {at} ({seen}); list them: ip netns exec {ns} nft list ruleset", reason)
+        return Finding(Cause.FILTERED_BY_RULE, where, f"the {what} was dropped by a firewall rule in {at} ({seen}); list them: ip netns exec {ns} nft list ruleset", reason)
     if reason == "OTHERHOST":
         return Finding(Cause.WRONG_NEIGHBOUR, *_wrong_mac(ctx, ns, dev), reason)
+    if reason == "PKT_TOO_BIG" and packet is not None:
+        out = ctx.reads.route_get(ns, packet.dst)
+        link = ctx.reads.link(ns, out.dev)
+        mtu = f" (mtu {link.mtu})" if link else ""
+        return Finding(Cause.TOO_BIG, Where(ns, out.dev), f"the {what} was too big for {ns}'s {out.dev}{mtu} and may not be fragmented (DF): dropped in {at} ({seen})", reason)
     if "VLAN" in reason:
-        return Finding(Cause.BRIDGE_VLAN, where, f"the {ctx.what} was dropped by the bridge's VLAN filter in {at} ({seen})", reason)
-    return Finding(Cause.NO_ANSWER, where, f"the {ctx.what} was dropped in {at} ({seen})", reason)
+        return Finding(Cause.BRIDGE_VLAN, where, f"the {what} was dropped by the bridge's VLAN filter in {at} ({seen})", reason)
+    return Finding(Cause.NO_ANSWER, where, f"the {what} was dropped in {at} ({seen})", reason)
 
 
 def _wrong_mac(ctx: Context, ns: str, dev: str | None) -> tuple[Where, str]:

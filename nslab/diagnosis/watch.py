@@ -35,8 +35,8 @@ FLUSH_DROPS = 0.05  # seconds to wait for the kernel's last drop reports of a fa
 class Watch:
     """Use as a context manager around one probe; `finish` explains its result."""
 
-    def __init__(self, view: View, src: str, flow: Flow, *, dev: str | None = None):
-        self.view, self.src, self.dev = view, src, dev
+    def __init__(self, view: View, src: str, flow: Flow, *, dev: str | None = None, timeout: float = 1.0):
+        self.view, self.src, self.dev, self.timeout = view, src, dev, timeout
         self.reads = Reads(view)
         self.flow = flow
         self.sightings: list[Sighting] = []
@@ -113,7 +113,7 @@ class Watch:
     def _observe(self, *, final: bool = False) -> Finding | None:
         self._pump()
         self._read_drops(flush=final)
-        ctx = observations.Context(self.reads, self.src, self.flow, self.sender_route, self.out_link, self.sightings, self.drops, self.others_in, self.deltas)
+        ctx = observations.Context(self.reads, self.src, self.flow, self.sender_route, self.out_link, self.sightings, self.drops, self.others_in, self.deltas, self.timeout)
         return observations.decisive(ctx, final=final)
 
     # -- the verdict's evidence ---------------------------------------------------
@@ -127,7 +127,7 @@ class Watch:
             else:
                 self._read_drops(flush=True)
             if self.finding is None or self.finding.reason is None:  # the kernel's own reason, where it came after the counters
-                ctx = observations.Context(self.reads, self.src, self.flow, self.sender_route, self.out_link, self.sightings, self.drops, self.others_in, self.deltas)
+                ctx = observations.Context(self.reads, self.src, self.flow, self.sender_route, self.out_link, self.sightings, self.drops, self.others_in, self.deltas, self.timeout)
                 self.finding = observations.dropped(ctx) or self.finding
         request = next((s.packet for s in self.sightings if s.ns == self.src and s.direction == "out" and s.packet and self.flow.is_request(s.packet)), None)
         evidence = Evidence(
@@ -169,7 +169,7 @@ def explained(result: Result, watch: Watch) -> Result:
     """Fill in *result*'s evidence, cause, where, drop reason and explanation."""
     evidence = watch.finish(result)
     ctx = observations.Context(
-        watch.reads, watch.src, watch.flow, watch.sender_route, watch.out_link, evidence.sightings, evidence.drops, watch.others_in, watch.deltas
+        watch.reads, watch.src, watch.flow, watch.sender_route, watch.out_link, evidence.sightings, evidence.drops, watch.others_in, watch.deltas, watch.timeout
     )
     finding = explain(result, evidence, ctx, watch.finding)
     if finding is not None and evidence.target is not None and evidence.return_route is None and watch.flow.probe != "arp":
@@ -180,5 +180,9 @@ def explained(result: Result, watch: Watch) -> Result:
     if finding is None:
         result.explanation = f"{result.probe} from {watch.src} to {result.dst} succeeded in {result.elapsed * 1000:.1f} ms" if result.probe != "arp" else f"{watch.flow.dst} is at {result.mac}"
         return result
+    if finding.reason is None:  # the kernel's own reason, where it dropped the packet in the namespace named
+        drop = next((d for d in evidence.drops if d.ns == finding.where.ns and d.packet and (watch.flow.is_request(d.packet) or watch.flow.is_answer(d.packet))), None)
+        if drop is not None:
+            finding = dataclasses.replace(finding, reason=drop.reason, text=f"{finding.text} (dropped there: {drop.reason})")
     result.cause, result.where, result.reason, result.explanation = finding.cause, finding.where, finding.reason, finding.text
     return result

@@ -31,8 +31,8 @@ class Probing:
     _arp: dict[str, socket.socket]
     _open: list[socket.socket]
 
-    def _probe(self, flow: Flow, run: Callable[[Callable[[], bool]], Result], *, dev: str | None = None) -> Result:
-        with Watch(self.lab.view(), self.name, flow, dev=dev) as watch:
+    def _probe(self, flow: Flow, run: Callable[[Callable[[], bool]], Result], *, timeout: float, dev: str | None = None) -> Result:
+        with Watch(self.lab.view(), self.name, flow, dev=dev, timeout=timeout) as watch:
             result = run(watch.settled)
             explained(result, watch)
         self.lab.probes.append(result)
@@ -45,7 +45,7 @@ class Probing:
         sock, ident = self._icmp, icmp_probe.new_ident()
         deadline = timeout or self.lab.timeout
         flow = Flow("ping", dst, icmp_id=ident, icmp_seq=1)
-        return self._probe(flow, lambda settle: icmp_probe.ping(sock, self.name, dst, ident=ident, size=size, timeout=deadline, settle=settle))
+        return self._probe(flow, lambda settle: icmp_probe.ping(sock, self.name, dst, ident=ident, size=size, timeout=deadline, settle=settle), timeout=deadline)
 
     def arp(self, target: str, dev: str, *, timeout: float | None = None) -> Result:
         """`arping -c1 -I DEV TARGET`: who has TARGET on DEV? (answers with the MAC)."""
@@ -55,7 +55,7 @@ class Probing:
         psrc = next((a.cidr.split("/")[0] for a in self.addresses(dev) if ":" not in a.cidr), "0.0.0.0")  # type: ignore[attr-defined]
         sock, deadline = self._arp[dev], timeout or self.lab.timeout
         run = lambda settle: arp_probe.who_has(sock, self.name, dev, link.mac, psrc, target, timeout=deadline, settle=settle)  # noqa: E731
-        return self._probe(Flow("arp", target), run, dev=dev)
+        return self._probe(Flow("arp", target), run, timeout=deadline, dev=dev)
 
     def listen(self, port: int, addr: str = "0.0.0.0") -> socket.socket:
         """A TCP listener here (`nc -l -p PORT`), closed with the lab."""
@@ -71,19 +71,19 @@ class Probing:
         to_client = to_client if to_client is not None else f"hello from {srv.name}\n".encode()
         client, deadline = self._client(), timeout or self.lab.timeout
         run = lambda settle: tcp_probe.chat(client, listener, self.name, dst, port, to_server=to_server, to_client=to_client, timeout=deadline, settle=settle)  # noqa: E731
-        return self._probe(Flow("tcp", dst, client_port=tcp_probe.port(client)), run)
+        return self._probe(Flow("tcp", dst, client_port=tcp_probe.port(client)), run, timeout=deadline)
 
     def connect(self, dst: str, port: int, *, timeout: float | None = None) -> Result:
         """`nc -z DST PORT`: does a TCP handshake complete? (refused vs. timed out told apart)"""
         client, deadline = self._client(), timeout or self.lab.timeout
         run = lambda settle: tcp_probe.handshake(client, self.name, dst, port, timeout=deadline, settle=settle)  # noqa: E731
-        return self._probe(Flow("tcp", dst, client_port=tcp_probe.port(client)), run)
+        return self._probe(Flow("tcp", dst, client_port=tcp_probe.port(client)), run, timeout=deadline)
 
     def http_get(self, host: str, port: int, path: str = "/", *, timeout: float = 2.0) -> Result:
         """`curl http://HOST:PORT/PATH`"""
         client = self._client()
         run = lambda settle: tcp_probe.http_get(client, self.name, host, port, path, timeout=timeout, settle=settle)  # noqa: E731
-        return self._probe(Flow("http", host, client_port=tcp_probe.port(client)), run)
+        return self._probe(Flow("http", host, client_port=tcp_probe.port(client)), run, timeout=timeout)
 
     def _client(self) -> socket.socket:
         sock = self._inside(tcp_probe.client)

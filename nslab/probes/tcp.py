@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import socket
+import struct
 import time
 
 from nslab.probes import wait
@@ -30,6 +31,9 @@ def client() -> socket.socket:
     """A client socket in the calling thread's namespace, bound to a port of its
     own now (the evidence follows the connection by it; see `port`)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    # Closed with a reset, never left behind as an orphan retrying unsent data,
+    # which would keep its namespace alive after the lab is gone.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.bind(("0.0.0.0", 0))
     return sock
 
