@@ -112,7 +112,7 @@ def test_05_egress_leaves_through_nat_as_the_host(lab, cni, how):
     build(how, lab, cni)
     result = lab.ns("c1").chat(server=NET.outside, dst="203.0.113.1", port=8080)
     assert result.connected, result
-    assert result.detail["client_address"] == "203.0.113.2"
+    assert result.client_address == "203.0.113.2"
 
 
 def test_06_nat_rules_live_only_in_the_labs_host(lab, cni):

@@ -77,7 +77,7 @@ def test_04_egress_leaves_through_nat_as_the_host(lab, cni):
     wire(lab, cni)
     result = lab.ns("c2").chat(server=NET.outside, dst="203.0.113.1", port=8080)
     assert result.connected, result
-    assert result.detail["client_address"] == "203.0.113.2"
+    assert result.client_address == "203.0.113.2"
     rules = cni.nat_rules()
     assert sum("-j MASQUERADE" in r for r in rules) == len(NET.containers), rules
     assert all(cni.nat_rules(ns) == [] for ns in (NET.outside, *NET.containers))

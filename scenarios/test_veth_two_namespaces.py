@@ -129,9 +129,9 @@ def test_12_netcat_chat_works_both_ways(lab):
     ns1, ns2 = configure(lab)
     result = ns2.chat(server=ns1, dst="10.0.0.1", port=8080)
     assert result.connected, result
-    assert result.detail["server_received"] == b"hello from ns2\n"
+    assert result.server_received == b"hello from ns2\n"
     assert result.received == b"hello from ns1\n"
-    assert result.detail["client_address"] == "10.0.0.2"
+    assert result.client_address == "10.0.0.2"
 
 
 def test_13_nothing_listens_on_other_ports(lab):

@@ -9,6 +9,7 @@ asks them in order of cost; the first finding settles the verdict.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -129,7 +130,7 @@ def counted_drop(ctx: Context) -> Finding | None:
             continue
         for counter, reason in COUNTED_DROPS.items():
             if deltas.get(s.ns, {}).get(counter, 0) > 0 and not _forwarded(ctx, s):
-                return explain_drop(ctx, s.ns, s.dev, reason, s.packet, counter=counter)
+                return dataclasses.replace(explain_drop(ctx, s.ns, s.dev, reason, s.packet, counter=counter), reason=None)  # counted, not read
     return None
 
 

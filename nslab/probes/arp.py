@@ -52,4 +52,4 @@ def who_has(
 
     state, answer = wait.until(sock, start + timeout, look, settle)
     outcome = Outcome.REPLY if answer is not None else Outcome.TIMEOUT
-    return Result("arp", src_ns, f"{target} on {dev}", outcome, time.monotonic() - start, mac=answer, decided_early=state == "settled")
+    return Result("arp", src_ns, target, outcome, time.monotonic() - start, mac=answer, decided_early=state == "settled", dev=dev)

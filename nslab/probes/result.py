@@ -72,7 +72,7 @@ class IcmpError:
 class Result:
     probe: str  # 'ping', 'arp', 'tcp', 'http'
     src: str  # namespace the probe ran in
-    dst: str  # what it aimed at ('10.0.0.2', '10.0.0.1:8080')
+    dst: str  # what it aimed at ('10.0.0.2', '10.0.0.1:8080'; ARP: the address asked for, on `dev`)
     outcome: Outcome
     elapsed: float  # seconds to the verdict
     errno: int | None = None
@@ -86,7 +86,10 @@ class Result:
     where: Where | None = None  # the namespace and interface the cause names
     reason: str | None = None  # the kernel's drop reason (e.g. 'IP_INADDRERRORS'), where it was read
     explanation: str = ""
-    detail: dict[str, Any] = field(default_factory=dict, repr=False)
+    dev: str | None = None  # ARP: the interface asked on
+    stage: str | None = None  # TCP chat: where it stopped after connecting ('accept')
+    server_received: bytes | None = None  # TCP chat: what the server heard
+    client_address: str | None = None  # TCP chat: the client's address as the server saw it (after any NAT)
 
     @property
     def ok(self) -> bool:
@@ -107,7 +110,8 @@ class Result:
             Outcome.REFUSED: "connection refused (TCP RST)",
             Outcome.LOCAL_ERROR: f"{self.errno_name}: {os.strerror(self.errno or 0)}",
         }[self.outcome]
-        return f"{self.probe} from {self.src} to {self.dst}: {what} after {self.elapsed * 1000:.1f} ms"
+        to = f"{self.dst} on {self.dev}" if self.dev else self.dst
+        return f"{self.probe} from {self.src} to {to}: {what} after {self.elapsed * 1000:.1f} ms"
 
     def __repr__(self) -> str:
         text = f"<{self.summary()}"

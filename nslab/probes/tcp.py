@@ -120,7 +120,7 @@ def chat(
     if failed is not None:
         return failed
     if _wait(listener, clock, False, None) != "found":
-        return Result("tcp", src_ns, f"{dst}:{port}", Outcome.TIMEOUT, clock.elapsed(), detail={"stage": "accept"})
+        return Result("tcp", src_ns, f"{dst}:{port}", Outcome.TIMEOUT, clock.elapsed(), stage="accept")
     conn, peer = listener.accept()
     with conn:
         conn.setblocking(False)
@@ -130,7 +130,7 @@ def chat(
         got = _recv_some(client_sock, clock, len(to_client))
     outcome = Outcome.REPLY if (heard, got) == (to_server, to_client) else Outcome.TIMEOUT
     return Result(
-        "tcp", src_ns, f"{dst}:{port}", outcome, clock.elapsed(), received=got, detail={"server_received": heard, "client_address": peer[0]}
+        "tcp", src_ns, f"{dst}:{port}", outcome, clock.elapsed(), received=got, server_received=heard, client_address=peer[0]
     )
 
 
