@@ -1,0 +1,58 @@
+"""The bpftrace program behind the monitor, and the child that runs it in its own mount namespace."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from nslab.kernel.drops.records import ETH_P_ARP, ETH_P_IP, RAW_WORDS
+
+_PROGRAM = """
+BEGIN { printf("nslab-ready\\n"); }
+tracepoint:skb:kfree_skb
+/args->protocol == %(ip)d || args->protocol == %(arp)d/
+{
+  $skb = (struct sk_buff *)args->skbaddr;
+  $net = (struct net *)0; $ifi = (int64)0; $by = 0;
+  if ($skb->dev != 0) {
+    $net = $skb->dev->nd_net.net; $ifi = $skb->dev->ifindex; $by = 1;
+  } else {
+    $dst = (struct dst_entry *)($skb->_skb_refdst & ~(uint64)1);
+    if ($dst != 0 && $dst->dev != 0) {
+      $net = $dst->dev->nd_net.net; $ifi = $dst->dev->ifindex; $by = 2;
+    } else if ($skb->sk != 0) {
+      $net = $skb->sk->__sk_common.skc_net.net; $by = 3;
+    }
+  }
+  $ns = (uint32)0;
+  if ($net != 0) { $ns = $net->ns.inum; }
+  if (%(keep)s) {
+    $nh = (uint64)$skb->network_header;
+    $h = $skb->head + $nh;
+    printf("D %%llu %%u %%u %%lld %%d %%u %%u %%llu %%llu %(words)s\\n",
+      nsecs, cpu, $ns, $ifi, $by, args->reason, args->protocol, $nh, (uint64)$skb->tail, %(reads)s);
+  }
+}
+"""
+
+
+def program(skip: Iterable[int] = ()) -> str:
+    """The bpftrace program: one `D ...` line per dropped IPv4/ARP packet outside the namespaces *skip*."""
+    return _PROGRAM % {
+        "keep": " && ".join(f"$ns != {int(inode)}" for inode in sorted(set(skip))) or "1",
+        "ip": ETH_P_IP,
+        "arp": ETH_P_ARP,
+        "words": " ".join(["%llx"] * RAW_WORDS),
+        "reads": ", ".join(f"*(uint64 *)($h + {8 * i})" for i in range(RAW_WORDS)),
+    }
+
+
+# The child: a private mount namespace with tracefs, the reason table, then bpftrace.
+_CHILD = r"""
+t=%s
+if ! mountpoint -q "$t"; then
+  m=$(mount -t tracefs tracefs "$t" 2>&1) || { echo "nslab-fail tracefs cannot be mounted on $t: $m"; exit 97; }
+fi
+cat "$t/events/skb/kfree_skb/format" 2>&1 || { echo "nslab-fail the kernel has no skb:kfree_skb tracepoint"; exit 98; }
+echo nslab-format-end
+exec "$0" -B line -e "$1"
+"""
