@@ -6,18 +6,41 @@
                     addresses=[Address("ns1", "v1", "10.0.0.1/24"), Address("ns2", "v2", "10.0.0.2/24")])
     with Lab(topo) as lab:
         assert lab.ns("ns1").ping("10.0.0.2").replied
+
+Names are imported when first used (PEP 562), so `import nslab` and a
+model-only script cost only the layers they touch.
 """
 
+from __future__ import annotations
 
-from nslab.kernel.sandbox import SandboxUnavailable
-from nslab.lab.live import Lab, Netns
-from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
-from nslab.probes.result import Cause, Outcome, Result, Where
+import importlib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (1-2 ms)
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "Address": "nslab.model.topology",
+    "Bridge": "nslab.model.topology",
+    "LabError": "nslab.model.topology",
+    "Namespace": "nslab.model.topology",
+    "Route": "nslab.model.topology",
+    "Topology": "nslab.model.topology",
+    "Veth": "nslab.model.topology",
+    "SandboxUnavailable": "nslab.kernel.sandbox",
+    "Cause": "nslab.probes.result",
+    "Outcome": "nslab.probes.result",
+    "Result": "nslab.probes.result",
+    "Where": "nslab.probes.result",
+    "Lab": "nslab.lab.live",
+    "Netns": "nslab.lab.live",
+    "CommandFailed": "nslab.lab.live",
+}
 
 __all__ = [
     "Address",
     "Bridge",
     "Cause",
+    "CommandFailed",
     "Lab",
     "LabError",
     "Namespace",
@@ -30,3 +53,23 @@ __all__ = [
     "Veth",
     "Where",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nslab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
+    from nslab.kernel.sandbox import SandboxUnavailable
+    from nslab.lab.live import CommandFailed, Lab, Netns
+    from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
+    from nslab.probes.result import Cause, Outcome, Result, Where

@@ -36,6 +36,16 @@ class AddressState:
     cidr: str
     scope: str
 
+    @property
+    def version(self) -> int:
+        """4 or 6: which `ip -4 addr` / `ip -6 addr` lists it."""
+        return 6 if ":" in self.cidr else 4
+
+    @property
+    def ip(self) -> str:
+        """The address without its prefix length."""
+        return self.cidr.split("/", 1)[0]
+
 
 @dataclass(frozen=True)
 class RouteState:

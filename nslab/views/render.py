@@ -7,10 +7,8 @@
 Also the `nslab show` command: `nslab show bridge-three-containers` prints the
 lab's `ip` commands; `--svg FILE` / `--png FILE` draw it.
 
-The commands replay the model in the order Lab.build uses, which is the order
-the kernel needs: a link exists before it is enslaved or addressed, and is up
-before a route through a gateway on it is added (the connected route that
-makes the gateway reachable appears only when the link is up).
+The commands follow the build plan (nslab/model/plan.py), the very steps
+Lab.build applies, in the same order.
 """
 
 from __future__ import annotations
@@ -23,9 +21,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterable
 
-from nslab.model.topology import LabError, Topology
+from nslab.model.plan import AddAddress, AddBridge, AddNamespace, AddRoute, AddVeth, LinkUp, SetMaster, SetSysctl, Step, plan
+from nslab.model.topology import LabError, Route, Topology
 
 FORMATS = ("svg", "png")
 
@@ -39,54 +37,40 @@ def _cmd(*words: object) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
 
 
+def ip_command(step: Step) -> str:
+    """The `ip` command a learner types for one step of the build plan."""
+    match step:
+        case AddNamespace(ns):
+            return _cmd("ip", "netns", "add", ns)
+        case SetSysctl(ns, key, value):
+            return _cmd("ip", "netns", "exec", ns, "sysctl", "-w", f"{key}={value}")
+        case AddBridge(ns, name):
+            return _cmd("ip", "-n", ns, "link", "add", name, "type", "bridge")
+        case AddVeth(ns, name, peer_ns, peer):
+            return _cmd("ip", "-n", ns, "link", "add", name, "type", "veth", "peer", "name", peer, *(() if peer_ns == ns else ("netns", peer_ns)))
+        case SetMaster(ns, dev, master):
+            return _cmd("ip", "-n", ns, "link", "set", dev, "master", master)
+        case AddAddress(ns, dev, cidr):
+            return _cmd("ip", "-n", ns, "addr", "add", cidr, "dev", dev, *(("nodad",) if ":" in cidr else ()))
+        case LinkUp(ns, dev):
+            return _cmd("ip", "-n", ns, "link", "set", dev, "up")
+        case AddRoute(r):
+            return _cmd("ip", "-n", r.ns, "route", "add", *route_words(r))
+    raise TypeError(f"not a build step: {step!r}")
+
+
+def route_words(r: Route) -> list[str]:
+    """`DST [via VIA] [dev DEV] [onlink]`, as ip(8) takes a route."""
+    return [r.dst] + (["via", r.via] if r.via else []) + (["dev", r.dev] if r.dev else []) + (["onlink"] if r.onlink else [])
+
+
 def ip_commands(topo: Topology) -> list[tuple[str, list[str]]]:
-    """The model as `ip` commands, in steps: [(what this step does, [commands])].
+    """The model as `ip` commands, in the build plan's phases: [(what this step does, [commands])].
 
     `ip -n NS ...` is short for `ip netns exec NS ip ...`; a veth is born with
     its peer already in the peer's namespace (`peer name P netns NS`), which
     is what `ip link add` + `ip link set P netns NS` leave behind."""
-    steps: list[tuple[str, list[str]]] = []
-
-    def step(title: str, cmds: Iterable[str]) -> None:
-        cmds = list(cmds)
-        if cmds:
-            steps.append((title, cmds))
-
-    step("namespaces (each starts with lo down)", (_cmd("ip", "netns", "add", ns.name) for ns in topo.namespaces))
-    step("loopback", (_cmd("ip", "-n", ns.name, "link", "set", "lo", "up") for ns in topo.namespaces if ns.lo_up))
-    step("bridges", (_cmd("ip", "-n", br.ns, "link", "add", br.name, "type", "bridge") for br in topo.bridges))
-    veths = []
-    for v in topo.veths:
-        peer_ns = () if v.peer_ns == v.ns else ("netns", v.peer_ns)
-        veths.append(_cmd("ip", "-n", v.ns, "link", "add", v.name, "type", "veth", "peer", "name", v.peer, *peer_ns))
-    step("veth pairs (one end in each namespace)", veths)
-    step(
-        "bridge ports",
-        (_cmd("ip", "-n", ns, "link", "set", name, "master", master) for v in topo.veths for ns, name, master in v.ends() if master),
-    )
-    step(
-        "sysctls",
-        (_cmd("ip", "netns", "exec", ns.name, "sysctl", "-w", f"{key}={value}") for ns in topo.namespaces for key, value in ns.sysctls),
-    )
-    step(
-        "addresses",
-        (_cmd("ip", "-n", a.ns, "addr", "add", a.cidr, "dev", a.dev, *(("nodad",) if a.interface.version == 6 else ())) for a in topo.addresses),
-    )
-    ups = [_cmd("ip", "-n", br.ns, "link", "set", br.name, "up") for br in topo.bridges if br.up]
-    for v in topo.veths:
-        for (ns, name, _), up in zip(v.ends(), (v.up, v.peer_up)):
-            if up:
-                ups.append(_cmd("ip", "-n", ns, "link", "set", name, "up"))
-    step("links up", ups)
-    routes = []
-    for r in topo.routes:
-        words = ["ip", "-n", r.ns, "route", "add", r.dst]
-        words += ["via", r.via] if r.via else []
-        words += ["dev", r.dev] if r.dev else []
-        words += ["onlink"] if r.onlink else []
-        routes.append(_cmd(*words))
-    step("routes", routes)
-    return steps
+    return [(phase.title, [ip_command(step) for step in phase.steps]) for phase in plan(topo) if phase.steps]
 
 
 def ip_script(topo: Topology, title: str | None = None) -> str:
@@ -154,9 +138,8 @@ def to_dot(topo: Topology, title: str | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def _route_text(r) -> str:
-    words = [r.dst] + (["via", r.via] if r.via else []) + (["dev", r.dev] if r.dev else []) + (["onlink"] if r.onlink else [])
-    return " ".join(words)
+def _route_text(r: Route) -> str:
+    return " ".join(route_words(r))
 
 
 def draw(topo: Topology, fmt: str = "svg", title: str | None = None) -> bytes:
@@ -253,4 +236,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["DiagramUnavailable", "draw", "inline_svg", "ip_commands", "ip_script", "resolve", "to_dot", "to_json"]
+__all__ = ["DiagramUnavailable", "draw", "inline_svg", "ip_command", "ip_commands", "ip_script", "resolve", "to_dot", "to_json"]
