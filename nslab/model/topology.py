@@ -349,6 +349,8 @@ class Topology:
             if r.via is not None and not r.onlink:
                 up = [a.interface.network for a in self.addresses if a.ns == r.ns and r.dev in (None, a.dev) and self.is_up(a.ns, a.dev)]
                 check_gateway(r, up, f"routes[{i}].via")
+            if r.via is not None:
+                check_unicast_gateway(r, [a for a in self.addresses if a.ns == r.ns], lambda dev, ns=r.ns: self.is_up(ns, dev), f"routes[{i}].via")
             if r.dev is not None and not self.is_up(r.ns, r.dev):
                 raise LabError(f"routes[{i}].dev", f"{r.dev!r} in {r.ns!r} is down, and the kernel adds no route over a down link; set it up first")
 
@@ -411,6 +413,24 @@ def check_gateway(route: Route, connected: list[IPNetwork], where: str) -> None:
         )
 
 
+def check_unicast_gateway(route: Route, addresses: list[Address], is_up: Any, where: str) -> None:
+    """The kernel takes only a neighbour's unicast address as an IPv4 next hop ('Nexthop
+    has invalid gateway'): not the broadcast address of a subnet on an up link (on the
+    route's dev, when it names one and is not onlink), and, for an onlink route, not an
+    address of the namespace itself. *addresses* are the namespace's; *is_up(dev)* says
+    whether a link of it is up. (Measured on 6.18: a broadcast on a down link, the
+    network address, and the namespace's own address without onlink are all accepted.)"""
+    gw = ipaddress.ip_address(route.via)
+    if gw.version != 4:
+        return
+    for a in addresses:
+        net = a.interface.network
+        if gw == net.broadcast_address and net.prefixlen < 31 and is_up(a.dev) and (route.onlink or route.dev in (None, a.dev)):
+            raise LabError(where, f"gateway {route.via} is the broadcast address of {net} on {a.dev!r} in {route.ns!r}, and the kernel takes no broadcast address as a next hop; use a neighbour's address")
+        if route.onlink and gw == a.interface.ip:
+            raise LabError(where, f"gateway {route.via} is an address of {route.ns!r} itself (on {a.dev!r}), and the kernel refuses that for an onlink route; use a neighbour's address")
+
+
 __all__ = [
     "Address",
     "Bridge",
@@ -420,6 +440,7 @@ __all__ = [
     "Topology",
     "Veth",
     "check_gateway",
+    "check_unicast_gateway",
     "check_ifname",
     "check_nsname",
 ]
