@@ -91,8 +91,8 @@ def test_gateway_in_no_connected_subnet():
         Topology(**two_namespaces(addresses=[Address("ns1", "v1", "10.0.0.1/24")], routes=[Route("ns1", "default", via="192.168.0.1")]))
     assert exc.value.field == "routes[0].via"
     assert one_line(exc) == (
-        "routes[0].via: gateway 192.168.0.1 is in no connected subnet of 'ns1' (connected and up: 10.0.0.0/24); "
-        "add an address in its subnet on an up link first, or mark the route onlink"
+        "routes[0].via: gateway 192.168.0.1 is not on a link of 'ns1' (reachable without a gateway: 10.0.0.0/24); "
+        "add an address in its subnet on an up link, or a route to it first (192.168.0.1 dev DEV), or mark the route onlink"
     )
 
 
@@ -110,6 +110,60 @@ def test_the_tutorials_own_address_as_gateway_is_accepted():
         routes=[Route("container1", "default", via="172.16.0.2", dev="ceth1")],
     )
     assert topo.routes[0].via == "172.16.0.2"
+
+
+# Calico wires a pod with no subnet at all: eth0 holds a /32, and the gateway
+# is reachable only through a device route (`ip route add 169.254.1.1 dev eth0`).
+CALICO_POD = dict(
+    namespaces=["pod", "node"],
+    veths=[Veth("pod", "eth0", "node", "cali1")],
+    addresses=[Address("pod", "eth0", "10.65.0.2/32")],
+)
+
+
+def calico_routes(gateway_dev: str | None = "eth0") -> list[Route]:
+    return [Route("pod", "169.254.1.1/32", dev="eth0"), Route("pod", "default", via="169.254.1.1", dev=gateway_dev)]
+
+
+@pytest.mark.parametrize("gateway_dev", ["eth0", None])
+def test_a_gateway_behind_a_device_route_is_accepted_without_onlink(gateway_dev):
+    topo = Topology(**CALICO_POD, routes=calico_routes(gateway_dev))
+    assert topo.routes[1].via == "169.254.1.1" and not topo.routes[1].onlink
+
+
+def test_the_device_route_must_come_before_the_gateway_that_needs_it():
+    with pytest.raises(LabError) as exc:
+        Topology(**CALICO_POD, routes=list(reversed(calico_routes())))
+    assert exc.value.field == "routes[0].via"
+    assert "a route to it first (169.254.1.1 dev eth0)" in one_line(exc)
+
+
+def test_a_device_route_on_another_link_does_not_carry_the_gateway():
+    topo = dict(CALICO_POD, veths=CALICO_POD["veths"] + [Veth("pod", "eth1", "node", "cali2")])
+    with pytest.raises(LabError) as exc:
+        Topology(**topo, routes=[Route("pod", "169.254.1.1/32", dev="eth1"), Route("pod", "default", via="169.254.1.1", dev="eth0")])
+    assert exc.value.field == "routes[1].via"
+
+
+def test_calico_gateway_model_and_kernel_agree(lab):
+    """The model accepts what the kernel accepts, and refuses what it refuses:
+    the same routes by Lab.build, by Netns.add_route, and by ip(8) itself."""
+    lab.build(Topology(**CALICO_POD, routes=calico_routes()))
+    pod = lab.ns("pod")
+    assert pod.route_get("192.0.2.1").via == "169.254.1.1"
+    assert {str(r) for r in pod.routes()} == {"default via 169.254.1.1 dev eth0", "169.254.1.1/32 dev eth0 scope link"}
+    # step by step through Netns, in a fresh pod
+    pod.del_route("default")
+    pod.del_route("169.254.1.1/32", dev="eth0")
+    with pytest.raises(LabError) as exc:
+        pod.add_route("default", via="169.254.1.1", dev="eth0")  # no route to the gateway yet
+    assert exc.value.field == "via"
+    refused = pod.run(["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"])
+    assert refused.returncode != 0 and b"invalid gateway" in refused.stderr  # ip(8) agrees: refused
+    pod.add_route("169.254.1.1", dev="eth0")
+    pod.add_route("default", via="169.254.1.1", dev="eth0")
+    assert pod.route_get("192.0.2.1").via == "169.254.1.1"
+    assert lab.topology.routes == Topology(**CALICO_POD, routes=calico_routes()).routes
 
 
 def test_duplicate_address_and_route():

@@ -8,7 +8,7 @@ import ipaddress
 import socket
 from typing import TYPE_CHECKING, Any, Callable
 
-from nslab.model.topology import Address, Bridge, Namespace, Route, Topology, Veth, check_gateway, check_ifname
+from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth, check_gateway, check_ifname, parse_network
 
 if TYPE_CHECKING:
     from nslab.kernel.handle import NsHandle
@@ -115,7 +115,14 @@ class Steps:
             self.lab._record(topo.replace(routes=topo.routes + (route,)))
 
     def del_route(self, dst: str, *, via: str | None = None, dev: str | None = None) -> None:
-        """`ip route del DST [via VIA] [dev DEV]`."""
+        """`ip route del DST [via VIA] [dev DEV]` (without either: the route to DST the table holds)."""
+        if via is None and dev is None:
+            net = parse_network(dst, "dst")
+            held = self.lab.kernel.routes(self.handle, family=socket.AF_INET6 if net.version == 6 else socket.AF_INET)
+            match = next((r for r in held if r.type == "unicast" and (r.dst == "default" and net.prefixlen == 0 or r.dst == str(net))), None)
+            if match is None:
+                raise LabError("dst", f"{self.name!r} has no route to {dst!r} to delete; its routes: {[str(r) for r in held]}")
+            via, dev = match.via, match.dev
         route = Route(self.name, dst, via=via, dev=dev)
         self.lab.kernel.del_route(self.handle, route)
         keep = tuple(r for r in self.lab.topology.routes if not (r.ns == self.name and r.dst == route.dst))

@@ -223,7 +223,8 @@ def _tuple(items: Iterable[Any] | None, kind: type, where: str) -> tuple[Any, ..
 @dataclass(frozen=True)
 class Topology:
     """A whole lab. Cross-checks the parts: names unique, references resolve,
-    every gateway reachable on a connected subnet (unless `onlink`)."""
+    every gateway reachable on a link: a connected subnet or an earlier route
+    without a gateway (unless `onlink`)."""
 
     namespaces: tuple[Namespace, ...] = ()
     veths: tuple[Veth, ...] = ()
@@ -291,6 +292,15 @@ class Topology:
     def connected(self, ns: str, dev: str | None = None) -> list[IPNetwork]:
         return [a.interface.network for a in self.addresses if a.ns == ns and (dev is None or a.dev == dev)]
 
+    def on_link(self, ns: str, dev: str | None = None, *, before: int | None = None) -> list[IPNetwork]:
+        """What a gateway in *ns* (on *dev*, if given) may sit in, as the kernel checks
+        it: the subnets of addresses on up links, and the destinations of routes
+        without a gateway (`ip route add 169.254.1.1 dev eth0`, as Calico wires a
+        pod) among the first *before* routes, which the build adds first."""
+        subnets = [a.interface.network for a in self.addresses if a.ns == ns and dev in (None, a.dev) and self.is_up(a.ns, a.dev)]
+        routes = self.routes if before is None else self.routes[:before]
+        return subnets + [r.network for r in routes if r.ns == ns and r.via is None and dev in (None, r.dev)]
+
     # -- validation --------------------------------------------------------
     def _validate(self) -> None:
         names: set[str] = set()
@@ -347,8 +357,7 @@ class Topology:
             if r.dev is not None and r.dev not in self.links_in(r.ns):
                 raise LabError(f"routes[{i}].dev", f"no interface {r.dev!r} in {r.ns!r}; known: {sorted(self.links_in(r.ns))}")
             if r.via is not None and not r.onlink:
-                up = [a.interface.network for a in self.addresses if a.ns == r.ns and r.dev in (None, a.dev) and self.is_up(a.ns, a.dev)]
-                check_gateway(r, up, f"routes[{i}].via")
+                check_gateway(r, self.on_link(r.ns, r.dev, before=i), f"routes[{i}].via")
             if r.via is not None:
                 check_unicast_gateway(r, [a for a in self.addresses if a.ns == r.ns], lambda dev, ns=r.ns: self.is_up(ns, dev), f"routes[{i}].via")
             if r.dev is not None and not self.is_up(r.ns, r.dev):
@@ -398,18 +407,20 @@ class Topology:
         return cls(**parts)
 
 
-def check_gateway(route: Route, connected: list[IPNetwork], where: str) -> None:
-    """A gateway must sit on a connected subnet of the route's namespace, on a
-    link that is up (ip(8) says 'Nexthop has invalid gateway' otherwise);
-    `onlink` waives the check. *connected* lists those subnets."""
+def check_gateway(route: Route, on_link: list[IPNetwork], where: str) -> None:
+    """A gateway must be reachable without another gateway: in the subnet of an
+    address on an up link, or behind a route without a gateway, in the route's
+    namespace and on its device if it names one (ip(8) says 'Nexthop has invalid
+    gateway' otherwise); `onlink` waives the check. *on_link* lists those networks."""
     gw = ipaddress.ip_address(route.via)
-    if not any(gw in net for net in connected):
+    if not any(gw in net for net in on_link):
         on = f" on {route.dev!r}" if route.dev else ""
-        nets = ", ".join(str(n) for n in connected) or "none"
+        nets = ", ".join(str(n) for n in on_link) or "none"
+        dev = route.dev or "DEV"
         raise LabError(
             where,
-            f"gateway {route.via} is in no connected subnet of {route.ns!r}{on} (connected and up: {nets}); "
-            "add an address in its subnet on an up link first, or mark the route onlink",
+            f"gateway {route.via} is not on a link of {route.ns!r}{on} (reachable without a gateway: {nets}); "
+            f"add an address in its subnet on an up link, or a route to it first ({route.via} dev {dev}), or mark the route onlink",
         )
 
 
