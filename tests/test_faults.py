@@ -69,42 +69,59 @@ def describe(procs: dict[int, str]) -> str:
     return "; ".join(f"{pid} {leftovers._argv(pid)}" for pid in still_alive(procs)) or "none"
 
 
-def start_run() -> subprocess.Popen:
+def start_run(log: Path) -> subprocess.Popen:
     argv = [sys.executable, "-m", "pytest", "tests/fault_holder.py", "scenarios/", "-n", "2", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "--nslab-reports=/tmp/nslab-fault-reports"]
-    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(log, "wb") as out:
+        return subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def workers(run: subprocess.Popen) -> list[int]:
     return [pid for pid, (ppid, _) in processes().items() if ppid == run.pid]
 
 
-@pytest.mark.parametrize(
-    "how",
-    ["Ctrl-C", "SIGTERM to the run", "kill -9 of a worker", "kill -9 of the run"],
-)
-def test_killed_run_leaves_nothing(how):
+def holders(run: subprocess.Popen) -> dict[int, str]:
+    """The holder test's `sleep 300` (pid -> start time), once it runs."""
+    return {pid: start for pid, start in descendants(run.pid).items() if leftovers._argv(pid) == "sleep 300"}
+
+
+def tail(log: Path) -> str:
+    lines = log.read_text(errors="replace").strip().splitlines()
+    return " | ".join(lines[-5:]) or "no output"
+
+
+# What the run's exit status must be after each kill: proof that our signal ended it.
+EXPECTED_EXIT = {"Ctrl-C": 2, "SIGTERM to the run": -signal.SIGTERM, "kill -9 of a worker": -signal.SIGKILL, "kill -9 of the run": -signal.SIGKILL}
+
+
+@pytest.mark.parametrize("how", list(EXPECTED_EXIT))
+def test_killed_run_leaves_nothing(how, tmp_path):
     rng = random.Random(f"{SEED}-{how}")
     delay = rng.uniform(0.5, 3.0)
+    where = f"{how} at {delay:.2f} s (seed {SEED})"
     before = host_state()
-    run = start_run()
+    log = tmp_path / "run.log"
+    run = start_run(log)
     try:
-        wait_until(lambda: any(leftovers._argv(p) == "sleep 300" for p in descendants(run.pid)) or run.poll() is not None, timeout=30, what="the holder's process started")
+        wait_until(lambda: holders(run) or run.poll() is not None, timeout=30, what="the holder's process started")
+        assert run.poll() is None, f"{where}: the run ended (exit {run.returncode}) before its holder started, so there was nothing to kill: {tail(log)}"
         deadline = time.monotonic() + delay
         wait_until(lambda: time.monotonic() >= deadline or run.poll() is not None, timeout=delay + 1, what="the random moment")
-        tree = descendants(run.pid)
+        assert run.poll() is None, f"{where}: the run ended by itself (exit {run.returncode}) before the kill: {tail(log)}"
+        tree, held = descendants(run.pid), holders(run)
+        assert held, f"{where}: the holder's process is gone before the kill: {tail(log)}"
         if how == "Ctrl-C":  # a terminal sends SIGINT to the whole foreground process group
             os.killpg(run.pid, signal.SIGINT)
         elif how == "SIGTERM to the run":
             run.send_signal(signal.SIGTERM)
         elif how == "kill -9 of a worker":
-            victims = workers(run)
-            if victims:
-                victim = rng.choice(victims)
-                tree = descendants(victim)
-                os.kill(victim, signal.SIGKILL)
-                # xdist carries on with a new worker; what the dead one started must be gone
-                wait_until(lambda: not still_alive(tree), timeout=10, what=f"every process of the killed worker gone (left: {describe(tree)})")
-                tree = descendants(run.pid)
+            victims = [w for w in workers(run) if set(held) & set(descendants(w))]
+            assert victims, f"{where}: no worker runs the holder (workers: {workers(run)})"
+            victim_tree = descendants(victims[0])
+            os.kill(victims[0], signal.SIGKILL)
+            # xdist carries on with a new worker; what the dead one started must be gone
+            wait_until(lambda: not still_alive(victim_tree), timeout=10, what=f"every process of the killed worker gone (left: {describe(victim_tree)})")
+            assert run.poll() is None, f"{where}: the run ended with its worker (exit {run.returncode}); xdist should carry on: {tail(log)}"
+            tree = descendants(run.pid) | victim_tree
             run.kill()
         else:
             run.kill()
@@ -112,7 +129,8 @@ def test_killed_run_leaves_nothing(how):
             run.wait(timeout=60)
         except subprocess.TimeoutExpired:
             run.kill()  # Ctrl-C lets the run finish its teardown; it must still end in time
-            pytest.fail(f"{how}: the run did not end within 60 s (seed {SEED}, moment {delay:.2f} s)")
+            pytest.fail(f"{where}: the run did not end within 60 s")
+        assert run.returncode == EXPECTED_EXIT[how], f"{where}: the run exited {run.returncode}, not {EXPECTED_EXIT[how]} as our signal would make it: {tail(log)}"
         wait_until(lambda: not still_alive(tree), timeout=10, what=f"every process of the run gone after {how} (left: {describe(tree)})")
     finally:
         if run.poll() is None:
@@ -120,5 +138,5 @@ def test_killed_run_leaves_nothing(how):
             run.wait()
     leftovers.sweep()
     after = host_state()
-    assert after == before, f"{how} at {delay:.2f} s (seed {SEED}) changed the host's network state"
+    assert after == before, f"{where} changed the host's network state"
     assert not [item for item in leftovers.find() if item.kind == "process"]
