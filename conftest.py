@@ -1,3 +1,6 @@
-"""Root conftest: loads the nslab pytest plugin for scenarios/, tests/ and exercises/."""
+"""Root conftest: marks the project root for pytest.
 
-pytest_plugins = ["fixtures.plugin", "fixtures.features", "fixtures.reporting"]
+nslab's plugin (fixtures/, installed as nslab.fixtures) is registered by its
+pytest11 entry point when nslab is installed (./run install does it), so it is
+not listed here: listing it too would be a second registration.
+"""

@@ -59,7 +59,7 @@ SKIP = "test_inner.py::test_skipped_on_purpose"
 def run(tmp_path_factory, nslab_sandbox):  # nslab_sandbox: skip, saying how, where labs cannot be built
     project = tmp_path_factory.mktemp("inner")
     (project / "pytest.ini").write_text("[pytest]\n")
-    (project / "conftest.py").write_text('pytest_plugins = ["fixtures.plugin", "fixtures.reporting"]\n')
+    (project / "conftest.py").write_text('pytest_plugins = ["nslab.fixtures.plugin", "nslab.fixtures.reporting"]\n')
     (project / "test_inner.py").write_text(INNER_TESTS)
     reports = project / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -176,7 +176,7 @@ def test_explicit_junitxml_is_kept_and_every_outcome_is_counted_as_pytest_does(p
     """No labs here, so in-process (hypothesis off: its summary hook imports it, 2 s):
     xfail, xpass, setup error and collection error
     land in summary.json as pytest's own summary line counts them."""
-    pytester.makeconftest('pytest_plugins = ["fixtures.plugin", "fixtures.reporting"]')
+    pytester.makeconftest('pytest_plugins = ["nslab.fixtures.plugin", "nslab.fixtures.reporting"]')
     pytester.makepyfile(
         test_a="""
         import pytest
