@@ -21,7 +21,7 @@ def test_records_a_property(record_property):
 @pytest.fixture
 def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    pytester.makeconftest('pytest_plugins = ["fixtures.plugin", "fixtures.reporting"]\n')
+    pytester.makeconftest('pytest_plugins = ["nslab.fixtures.plugin", "nslab.fixtures.reporting"]\n')
     pytester.makepyfile(test_inner=INNER)
 
     def runner(*args: str) -> pytest.RunResult:
