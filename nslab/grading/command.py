@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-limit", type=float, default=jail.Limits.time, metavar="S", help="seconds a script may run (default: %(default)s)")
     parser.add_argument("--output-limit", type=int, default=jail.Limits.output, metavar="BYTES", help="bytes a script may print (default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show what was seen for passed checks too")
+    parser.add_argument("--fixes", action="store_true", help="for each failed check, the fixes verified on a copy of the namespaces")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from nslab.grading import runner
 
     if args.live:
-        grades = [runner.grade_live(exercise)]
+        grades = [runner.grade_live(exercise, fixes=args.fixes)]
     else:
         limits = jail.Limits(time=args.time_limit, output=args.output_limit)
-        grades = runner.grade_scripts(exercise, args.scripts, jobs=args.jobs, limits=limits)
+        grades = runner.grade_scripts(exercise, args.scripts, jobs=args.jobs, limits=limits, fixes=args.fixes)
     for grade in grades:
         print(scoring.text(grade, verbose=args.verbose))
     if len(grades) > 1:

@@ -34,23 +34,23 @@ from nslab.model.topology import LabError
 NETNS_DIR = "/run/netns"
 
 
-def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None) -> list[Grade]:
+def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: bool = False) -> list[Grade]:
     """Grade each script (in order of *paths*), at most *jobs* at a time."""
     limits = limits or jail.Limits()
     scripts = []
     for p in paths:
         scripts.append((p, Path(p).read_text(errors="replace")))
-    tasks = [(name, _submission_task(exercise, text, limits)) for name, text in scripts]
+    tasks = [(name, _submission_task(exercise, text, limits, fixes)) for name, text in scripts]
     return _run_parallel(exercise, tasks, jobs, deadline=limits.time + 30.0)
 
 
-def grade_live(exercise: Exercise, *, timeout: float = 60.0) -> Grade:
+def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: bool = False) -> Grade:
     """Grade what is built on this machine (its /run/netns and root namespace), read-only."""
-    return _run_parallel(exercise, [("live", lambda: _live_grade(exercise))], 1, deadline=timeout)[0]
+    return _run_parallel(exercise, [("live", lambda: _live_grade(exercise, fixes))], 1, deadline=timeout)[0]
 
 
 # -- one grader per submission ----------------------------------------------------
-def _submission_task(exercise: Exercise, script: str, limits: jail.Limits) -> Callable[[], Grade]:
+def _submission_task(exercise: Exercise, script: str, limits: jail.Limits, fixes: bool = False) -> Callable[[], Grade]:
     def task() -> Grade:
         start = time.monotonic()
         run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
@@ -59,20 +59,20 @@ def _submission_task(exercise: Exercise, script: str, limits: jail.Limits) -> Ca
         if run.reason is not None:
             run.close()
             return _timed(Grade.zero("", exercise, run.reason, **extra), start)
-        grade = _check(exercise, run.namespaces, extra)
+        grade = _check(exercise, run.namespaces, extra, fixes)
         run.close()
         return _timed(grade, start)
 
     return task
 
 
-def _live_grade(exercise: Exercise) -> Grade:
+def _live_grade(exercise: Exercise, fixes: bool = False) -> Grade:
     start = time.monotonic()
     if os.geteuid() != 0:
         return Grade.zero("live", exercise, "live mode reads your namespaces as root: run it with sudo")
     fds = _open_live_namespaces(exercise.host)
     try:
-        grade = _check(exercise, fds, {"elapsed": 0.0})
+        grade = _check(exercise, fds, {"elapsed": 0.0}, fixes)
     finally:
         for fd in fds.values():
             os.close(fd)
@@ -103,7 +103,7 @@ def _open_live_namespaces(host: str | None) -> dict[str, int]:
     return out
 
 
-def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict) -> Grade:
+def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: bool = False) -> Grade:
     """Adopt the namespaces into a lab in a fresh private sandbox, run every check."""
     lab = Lab()
     lab.open()  # enters this grader's own sandbox: a private /run/netns for the names below
@@ -117,7 +117,14 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict) -> Grade
         lab.topology = observe(lab, snap)
     except LabError:
         pass  # a setup the model cannot describe: checks still run, explanations say less
-    results = [CheckResult.of(c, checks.run(c, lab, snap)) for c in exercise.checks]
+    results = []
+    for c in exercise.checks:
+        probed = len(lab.probes)
+        results.append(CheckResult.of(c, checks.run(c, lab, snap)))
+        if fixes and not results[-1].passed and len(lab.probes) > probed:
+            from nslab.advice.fixes import fixes_for  # only when asked: nslab grade --fixes
+
+            results[-1].fixes = fixes_for(lab.probes[-1], lab, prefixes={exercise.host: ""} if exercise.host else None)
     return Grade.scored("", exercise, results, **extra)
 
 

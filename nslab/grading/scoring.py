@@ -24,6 +24,7 @@ class CheckResult:
     hint: str = ""  # shown only for a failed check
     explanation: str = ""
     cause: str | None = None
+    fixes: list[str] = field(default_factory=list)  # verified fixes of a failed check (nslab grade --fixes)
 
     @classmethod
     def of(cls, check: Check, verdict: Verdict) -> CheckResult:
@@ -100,6 +101,7 @@ def text(grade: Grade, *, verbose: bool = False) -> str:
             lines.append(f"             why:  {r.explanation}")
         if r.hint:
             lines.append(f"             hint: {r.hint}")
+        lines += [f"             fix (verified): {fix}" for fix in r.fixes]
     return "\n".join(lines)
 
 

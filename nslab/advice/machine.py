@@ -1,0 +1,140 @@
+"""`nslab why` on the machine as it is: its namespaces adopted, read and probed.
+
+The namespaces are opened before nslab enters its private sandbox: every
+entry of /run/netns, the namespace nslab runs in (as `host`), and any given
+by PID (`/proc/PID/ns/net`, named `pidPID`). Inside the sandbox they are
+adopted into a Lab under those names (bind mounts in the sandbox's own
+/run/netns, gone with the process), so nothing is created on the machine;
+the probe changes what any ping changes (neighbour entries).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+from dataclasses import dataclass, field
+
+from nslab.advice.trials import Probe
+from nslab.grading.observed import Snapshot, observe
+from nslab.kernel import linux
+from nslab.lab.live import Lab
+from nslab.model.topology import LabError, check_nsname
+
+NETNS_DIR = "/run/netns"
+HOST = "host"
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
+
+
+class WhyError(Exception):
+    """Bad input or an unusable namespace: one line naming the argument and the fix."""
+
+
+@dataclass
+class Machine:
+    """The namespaces of this machine, opened (not changed): name -> fd, and how
+    a command is typed in each from the machine's own namespace."""
+
+    fds: dict[str, int] = field(default_factory=dict)
+    prefixes: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    _inodes: dict[int, str] = field(default_factory=dict)
+
+    def add(self, name: str, fd: int, prefix: str) -> str:
+        """Keep *fd* as *name*, unless the namespace is known already (then that name)."""
+        inode = os.fstat(fd).st_ino
+        if inode in self._inodes:
+            os.close(fd)
+            return self._inodes[inode]
+        self.fds[name], self.prefixes[name], self._inodes[inode] = fd, prefix, name
+        return name
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
+def open_machine(specs: list[str]) -> tuple[Machine, list[str]]:
+    """Open the host, /run/netns and each PID among *specs*; returns the machine
+    and each spec's namespace name (None for an address)."""
+    machine = Machine()
+    machine.add(HOST, os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC), "")
+    for name in sorted(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else []:
+        fd = _open_netns(os.path.join(NETNS_DIR, name))
+        if fd is None:
+            continue
+        if name == HOST or not _valid_name(name):
+            machine.skipped.append(name)
+            os.close(fd)
+            continue
+        machine.add(name, fd, f"ip netns exec {name} ")
+    names = [_spec(machine, spec) for spec in specs]
+    return machine, names
+
+
+def _spec(machine: Machine, spec: str) -> str:
+    if spec.isdigit():
+        fd = _open_netns(f"/proc/{spec}/ns/net")
+        if fd is None:
+            raise WhyError(f"no network namespace for PID {spec} (is the process running? /proc/{spec}/ns/net cannot be opened)")
+        return machine.add(f"pid{spec}", fd, f"nsenter -t {spec} -n ")
+    if spec in machine.fds:
+        return spec
+    known = ", ".join([HOST, *sorted(n for n in machine.fds if n != HOST)])
+    raise WhyError(f"no namespace {spec!r}: give a name from `ip netns` ({known}), {HOST!r} for this one, or a PID")
+
+
+def _open_netns(path: str) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if fcntl.ioctl(fd, NS_GET_NSTYPE) == linux.CLONE_NEWNET:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_nsname(name, "name")
+    except LabError:
+        return False
+    return True
+
+
+def adopt(machine: Machine, *, timeout: float) -> Lab:
+    """A lab in nslab's private sandbox holding every opened namespace, its model read back."""
+    lab = Lab(timeout=timeout).open()
+    for name, fd in machine.fds.items():
+        lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
+    machine.close()
+    try:
+        lab.topology = observe(lab, Snapshot.read(lab))
+    except LabError:
+        pass  # a setup the model cannot describe: the probe still runs, explanations say less
+    return lab
+
+
+def address_of(lab: Lab, name: str, src: str) -> str:
+    """The IPv4 address of namespace *name* to probe from *src*: one *src* has a route to, else the first."""
+    addrs = [a.ip for a in lab.ns(name).addresses(version=4) if not ipaddress.ip_address(a.ip).is_loopback]
+    if not addrs:
+        raise WhyError(f"DST: namespace {name!r} has no IPv4 address besides loopback; give an address instead")
+    sender = lab.ns(src)
+    return next((ip for ip in addrs if sender.route_get(ip).found), addrs[0])
+
+
+def probe_of(src: str, dst: str, port: int | None) -> Probe:
+    return Probe("tcp" if port else "ping", src, dst, port)
+
+
+def is_address(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False

@@ -1,0 +1,230 @@
+"""Verified fixes: try changes on a copy of the namespaces, keep those that make
+the same probe succeed.
+
+`search()` forks a child that enters a fresh private sandbox of its own,
+builds the copy there (nslab/advice/copy.py), checks that the probe fails
+there too, then tries each single change (apply, probe, undo), and, when no
+single change works, pairs of them within a time bound. The original
+namespaces are only read, before the fork. The child answers in JSON over a
+pipe and exits; the kernel drops its sandbox and the copy with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import select
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from nslab.advice.changes import Change, Hint, candidates
+from nslab.advice.copy import State, build, fingerprint
+from nslab.lab.live import Lab
+from nslab.probes.result import Result
+
+MAX_FIXES = 4  # verified single changes kept (the likeliest first)
+MAX_PAIR_PARTS = 14  # the likeliest singles combined into pairs
+TRIAL_TIMEOUT = 0.25  # s per trial probe the evidence cannot settle earlier (a fix answers in ms)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The probe to repeat on the copy: ping, TCP connect or ARP, from *src* to *dst*."""
+
+    kind: str  # 'ping', 'tcp', 'arp'
+    src: str
+    dst: str
+    port: int | None = None
+    dev: str | None = None  # ARP: the interface asked on
+
+    @classmethod
+    def of(cls, result: Result) -> Probe | None:
+        """The probe behind *result* (an HTTP GET is repeated as its TCP handshake)."""
+        if result.probe == "ping":
+            return cls("ping", result.src, result.dst)
+        if result.probe == "arp":
+            return cls("arp", result.src, result.dst, dev=result.dev)
+        if result.probe in ("tcp", "http"):
+            hostport = result.dst.split("/", 1)[0]
+            host, _, port = hostport.rpartition(":")
+            return cls("tcp", result.src, host, int(port)) if port.isdigit() else None
+        return None
+
+    def run(self, lab: Lab, timeout: float | None = None) -> Result:
+        ns = lab.ns(self.src)
+        if self.kind == "ping":
+            return ns.ping(self.dst, timeout=timeout)
+        if self.kind == "arp":
+            return ns.arp(self.dst, self.dev or "", timeout=timeout)
+        return ns.connect(self.dst, self.port or 0, timeout=timeout)
+
+    def __str__(self) -> str:
+        to = f"{self.dst}:{self.port}" if self.port else self.dst
+        return f"{self.kind} from {self.src} to {to}" + (f" on {self.dev}" if self.dev else "")
+
+
+@dataclass
+class Fix:
+    changes: list[dict]  # Change.to_dict() of each part
+    seconds: float  # from the start of the search to this fix verified
+
+
+@dataclass
+class Search:
+    fixes: list[Fix] = field(default_factory=list)
+    tried: int = 0  # trials run (singles and pairs)
+    seconds: float = 0.0
+    note: str | None = None  # why nothing was verified, or what was left out
+
+
+def search(state: State, probe: Probe, hint: Hint, *, budget: float = 3.0) -> Search:
+    """Find verified fixes for *probe* on a copy of *state* (in a forked child, bounded)."""
+    start = time.monotonic()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        os.close(r)
+        _child(w, state, probe, hint, budget)
+    os.close(w)
+    data = _read_all(r, pid, deadline=start + budget + 20.0)
+    found = Search(seconds=time.monotonic() - start)
+    try:
+        payload = json.loads(data) if data else {"error": "the search was stopped at its deadline"}
+    except ValueError:
+        payload = {"error": "the search died without an answer"}
+    if "error" in payload:
+        found.note = f"no fix was searched: {payload['error']}"
+        return found
+    found.fixes = [Fix(f["changes"], f["seconds"]) for f in payload["fixes"]]
+    found.tried, found.note = payload["tried"], payload.get("note")
+    return found
+
+
+def _read_all(fd: int, pid: int, *, deadline: float) -> bytes:
+    chunks = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                return b""
+            data = os.read(fd, 1 << 16)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)
+
+
+# -- in the child ----------------------------------------------------------------------
+def _child(w: int, state: State, probe: Probe, hint: Hint, budget: float) -> None:
+    code = 0
+    try:
+        from nslab.kernel import linux, sandbox
+
+        linux.die_with_parent()
+        _without_drop_reasons()
+        sandbox.enter()  # a forked child enters a sandbox of its own
+        payload = _run(state, probe, hint, budget)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised into its code
+        payload = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(limit=4)}
+        code = 1
+    data = json.dumps(payload).encode()
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w, view) :]
+    finally:
+        os._exit(code)  # no atexit handlers: they belong to the parent (its drop monitor)
+
+
+def _without_drop_reasons() -> None:
+    """Trials need the verdict, not the kernel's drop reason: skip starting bpftrace (about 1 s)."""
+    from nslab.kernel import drops
+
+    if hasattr(drops, "DropMonitor") and hasattr(drops, "monitor"):
+        quiet = drops.DropMonitor()
+        quiet.stop()
+        drops.monitor = lambda: quiet
+
+
+def _run(state: State, probe: Probe, hint: Hint, budget: float) -> dict:
+    start = time.monotonic()
+    lab = build(state, timeout=TRIAL_TIMEOUT)
+    base = probe.run(lab)
+    if base.ok:
+        return {
+            "fixes": [],
+            "tried": 0,
+            "note": f"the copy of {', '.join(state.names)} answers the same probe, so no change could be verified; what differs was not copied: {_missing(state)}",
+        }
+    baseline = fingerprint(lab)
+    singles = candidates(lab, state, probe.src, probe.dst, hint)
+    trial = _Trials(lab, state, probe, baseline, start)
+    fixes = []
+    for change in singles:
+        if time.monotonic() - start > budget or len(fixes) >= MAX_FIXES:
+            break
+        if trial.works([change]):
+            fixes.append({"changes": [change.to_dict()], "seconds": time.monotonic() - start})
+    note = None
+    if not fixes:
+        for pair in itertools.combinations(singles[:MAX_PAIR_PARTS], 2):
+            if time.monotonic() - start > budget:
+                note = f"stopped trying pairs at the time bound ({budget:g} s)"
+                break
+            if trial.works(list(pair)):
+                fixes.append({"changes": [c.to_dict() for c in pair], "seconds": time.monotonic() - start})
+                break
+    if not fixes:
+        tried = f"{trial.count} change{'s' if trial.count != 1 else ''} tried" if singles else "no change to try"
+        note = f"no verified fix found ({tried}{'; ' + note if note else ''})" + (f"; not copied: {_missing(state)}" if state.missing else "")
+    return {"fixes": fixes, "tried": trial.count, "note": note, "baseline": base.explanation}
+
+
+def _missing(state: State) -> str:
+    return ", ".join(state.missing) or "nothing nslab can see"
+
+
+class _Trials:
+    """Apply, probe, undo; rebuild the copy if an undo did not bring it back."""
+
+    def __init__(self, lab: Lab, state: State, probe: Probe, baseline: tuple, start: float):
+        self.lab, self.state, self.probe, self.baseline, self.start = lab, state, probe, baseline, start
+        self.count = 0
+
+    def works(self, changes: list[Change]) -> bool:
+        self.count += 1
+        done: list[Change] = []
+        ok = False
+        try:
+            for change in changes:
+                done.append(change)
+                if not self._apply(change):
+                    return False
+            for ns in self.lab.namespaces:
+                ns.flush_neighbours()
+            ok = self.probe.run(self.lab).ok
+        finally:
+            for change in reversed(done):
+                self._undo(change)
+            if fingerprint(self.lab) != self.baseline:
+                self.lab.close()
+                self.lab = build(self.state, timeout=TRIAL_TIMEOUT)
+        return ok
+
+    def _apply(self, change: Change) -> bool:
+        ns = self.lab.ns(change.ns)
+        return all(ns.run(list(argv), timeout=10).returncode == 0 for argv in change.commands)
+
+    def _undo(self, change: Change) -> None:
+        ns = self.lab.ns(change.ns)
+        if change.restore_rules:
+            text = "flush ruleset\n" + self.state.rulesets.get(change.ns, "") + "\n"
+            ns.run(["nft", "-f", "-"], input=text.encode(), timeout=10)
+        for argv in change.undo:
+            ns.run(list(argv), timeout=10)
