@@ -11,18 +11,12 @@ import statistics
 import subprocess
 
 from bench.timing import measure, row
-from nslab import Address, Cause, Lab, Outcome, Route, Topology, Veth
+from nslab import Cause, Lab, Outcome, Route
+from nslab.tutorials.catalog import LABS
 
-LAB = Topology(
-    ["host", "container1", "lan"],
-    veths=[Veth("host", "veth1", "container1", "ceth1"), Veth("host", "enp0s8", "lan", "eth0")],
-    addresses=[
-        Address("host", "enp0s8", "10.0.0.10/24"),
-        Address("lan", "eth0", "10.0.0.1/24"),
-        Address("container1", "ceth1", "172.16.0.2/24"),
-    ],
-    routes=[Route("host", "172.16.0.0/24", dev="veth1")],
-)
+# Tutorial 002's lab (nslab/tutorials/catalog.py) at step 9: the host's route
+# to the container, and neither the host's default route nor the container's.
+LAB = LABS["host-to-container"].topology.replace(routes=[Route("host", "172.16.0.0/24", dev="veth1")])
 
 
 def verdict(ns, dst: str, outcome: Outcome, cause: Cause | None):

@@ -60,8 +60,7 @@ def build(how, lab, cni):
         wire(lab, cni)
     else:
         lab.build(NET.topology())
-        done = lab.ns(NET.host).run(NET.nat_rule())
-        assert done.returncode == 0, done.stderr
+        lab.ns(NET.host).run(NET.nat_rule(), check=True)
 
 
 def test_01_add_gives_each_container_the_next_address_on_cni0(lab, cni):

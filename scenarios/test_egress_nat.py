@@ -55,8 +55,7 @@ def docker_host(*, ip_forward: int) -> Topology:
 
 def masquerade(host) -> None:
     """$ nft -f - <<< 'table ip nat { chain postrouting { ... masquerade } }'   (in the host)"""
-    done = host.run(["nft", "-f", "-"], input=MASQUERADE.encode())
-    assert done.returncode == 0, done.stderr.decode()
+    host.run(["nft", "-f", "-"], input=MASQUERADE.encode(), check=True)
 
 
 def sources_seen(result, ns: str) -> set[str]:

@@ -44,6 +44,13 @@ def wired(lab):
     return host, blue
 
 
+def default_route(lab):
+    """Section 5: sudo ip netns exec blue_ns ip route add default via 10.0.0.1 (the final state)"""
+    host, blue = wired(lab)
+    blue.add_route("default", via="10.0.0.1")
+    return host, blue
+
+
 def test_4_veth_pair_starts_down(lab):
     lab.build(VM)
     host = lab.ns("host")
@@ -77,9 +84,8 @@ def test_5_hosts_own_address_unreachable_without_a_route(lab):
 
 def test_5_default_via_10_0_0_1_reaches_the_hosts_address(lab):
     # $ sudo ip netns exec blue_ns ip route add default via 10.0.0.1
-    host, blue = wired(lab)
+    host, blue = default_route(lab)
     web_server(host)
-    blue.add_route("default", via="10.0.0.1")
     assert blue.route_get("192.168.0.194").via == "10.0.0.1"
     result = blue.http_get("192.168.0.194", 8080)
     assert result.replied and result.status == 200, result

@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from nslab import Address, Bridge, Cause, Namespace, Outcome, Route, Topology, Veth, Where
+from nslab.tutorials.catalog import LABS
 
 BASE = dict(
     namespaces=["ns1", "ns2"],
@@ -21,15 +22,9 @@ BASE = dict(
 # host with an uplink to a LAN, a default route via a gateway that does not
 # forward, and a container reachable only through a host route:
 #   lan eth0 10.0.0.1 --- enp0s8 10.0.0.10 [host] veth1 --- ceth1 172.16.0.2 [container1]
-HOST_AND_CONTAINER = dict(
-    namespaces=["host", "container1", "lan"],
-    veths=[Veth("host", "veth1", "container1", "ceth1"), Veth("host", "enp0s8", "lan", "eth0")],
-    addresses=[
-        Address("host", "enp0s8", "10.0.0.10/24"),
-        Address("lan", "eth0", "10.0.0.1/24"),
-        Address("container1", "ceth1", "172.16.0.2/24"),
-    ],
-)
+# (tutorial 002's lab from nslab's catalog, without its routes)
+_T002 = LABS["host-to-container"].topology
+HOST_AND_CONTAINER = dict(namespaces=_T002.namespaces, veths=_T002.veths, addresses=_T002.addresses)
 
 
 def test_no_route_at_sender(make_lab):

@@ -9,21 +9,27 @@ with the model the commands came from.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from nslab import Outcome, Topology
+from nslab import Namespace, Outcome, Topology, Veth
 from nslab.cli.main import main as nslab
+from nslab.model import plan
 from nslab.tutorials import catalog
 from nslab.views import render
 
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
 
 def show(capsys, *argv: str) -> str:
+    __tracebackhide__ = True
     assert nslab(["show", *argv]) == 0
     return capsys.readouterr().out
 
@@ -35,6 +41,7 @@ def build_from_commands(lab, script: str, names: list[str]) -> None:
     wants to mount its own name: hold the namespace by an fd, `ip netns del`
     the script's name, and adopt it from the fd, so the lab owns (and removes)
     every namespace, whatever the test's outcome."""
+    __tracebackhide__ = True
     netns_dir = lab.kernel.sandbox.netns_dir
     before = set(os.listdir(netns_dir))
     try:
@@ -112,3 +119,74 @@ def test_show_draws_svg_and_png(capsys, tmp_path):
         assert f"<title>cluster_{ns}</title>" in text
     assert "172.17.0.1/24" in text and "<title>host/br0&#45;&#45;host/veth1</title>" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def kernel_state(lab) -> dict:
+    """What the kernel holds, namespace by namespace, in a form two builds can be compared by."""
+    out = {}
+    for ns in lab.namespaces:
+        links = {link.name: (link.kind, link.up, link.master) for link in ns.links()}
+        addresses = sorted((a.dev, a.cidr, a.scope) for a in ns.addresses() if not ipaddress.ip_interface(a.cidr).is_link_local)
+        routes = sorted(str(r) for r in ns.routes())
+        sysctls = {key: ns.sysctl(key) for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.disable_ipv6")}
+        out[ns.name] = {"links": links, "addresses": addresses, "routes": routes, "sysctls": sysctls}
+    return out
+
+
+@pytest.mark.parametrize("name", list(catalog.LABS))
+def test_lab_build_and_the_printed_commands_leave_the_same_kernel_state(lab, capsys, name):
+    """Both read the one build plan; the kernel is the judge that they apply it alike
+    (e.g. a route without a gateway is scope link either way, as ip(8) adds it)."""
+    spec = catalog.LABS[name]
+    built = kernel_state(lab.build(spec.topology))
+    for ns in lab.namespaces:
+        lab.delete_namespace(ns.name)
+    build_from_commands(lab, show(capsys, name), [ns.name for ns in spec.topology.namespaces])
+    assert kernel_state(lab) == built
+
+
+def test_the_printed_commands_are_the_build_plan_step_by_step():
+    topo = catalog.LABS["bridge-three-containers"].topology
+    assert [cmd for _, cmds in render.ip_commands(topo) for cmd in cmds] == [render.ip_command(step) for step in plan.steps(topo)]
+    titles = [title for title, _ in render.ip_commands(topo)]
+    assert titles == ["namespaces (each starts with lo down)", "bridges", "veth pairs (one end in each namespace)", "bridge ports", "addresses", "links up", "routes"]
+
+
+def test_sysctls_come_before_the_links_and_per_interface_ones_after():
+    sysctls = {"net.ipv6.conf.default.disable_ipv6": 1, "net.ipv4.conf.eth0.rp_filter": 2}
+    topo = Topology([Namespace("c1", sysctls=sysctls), "host"], veths=[Veth("host", "veth1", "c1", "eth0")])
+    order = [type(step).__name__ + ":" + getattr(step, "key", "") for step in plan.steps(topo)]
+    assert order.index("SetSysctl:net.ipv6.conf.default.disable_ipv6") < order.index("AddVeth:")  # applies to eth0 when it is made
+    assert order.index("AddVeth:") < order.index("SetSysctl:net.ipv4.conf.eth0.rp_filter") < order.index("LinkUp:")  # eth0 exists by then
+
+
+def scenario_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"scenario_{name}", SCENARIOS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def populated(topo: Topology) -> dict:
+    """The topology as sets; a namespace that holds nothing (the tutorial's root
+    namespace once both veth ends have moved out) is not part of the lab."""
+    busy = {v_ns for v in topo.veths for v_ns in (v.ns, v.peer_ns)} | {b.ns for b in topo.bridges}
+    busy |= {ns.name for ns in topo.namespaces if ns.lo_up or ns.sysctls}
+    ends = {frozenset(((v.ns, v.name, v.up, v.master), (v.peer_ns, v.peer, v.peer_up, v.peer_master))) for v in topo.veths}
+    return {
+        "namespaces": {ns for ns in topo.namespaces if ns.name in busy},
+        "veths": ends,
+        "bridges": set(topo.bridges),
+        "addresses": set(topo.addresses),
+        "routes": set(topo.routes),
+    }
+
+
+@pytest.mark.parametrize("name", [name for name, spec in catalog.LABS.items() if spec.scenario])
+def test_each_catalog_lab_is_its_scenarios_final_state(lab, name):
+    spec = catalog.LABS[name]
+    assert spec.final, f"{name}: the catalog names the scenario {spec.scenario} but not its final step"
+    getattr(scenario_module(spec.scenario), spec.final)(lab)
+    assert populated(lab.topology) == populated(spec.topology)
+    for check in spec.checks:  # and the live lab the scenario built passes the catalog's checks
+        assert lab.ns(check.src).ping(check.dst).replied, check

@@ -13,7 +13,7 @@ import sys
 from types import ModuleType
 
 COMMANDS = {
-    "show": ("nslab.views.render", "print a lab's equivalent ip commands, or draw it as SVG/PNG"),
+    "show": ("nslab.cli.show", "print a lab's equivalent ip commands, or draw it as SVG/PNG"),
     "grade": ("nslab.grading.command", "grade a lab exercise: a student's script in a sandbox, or --live"),
     "matrix": ("nslab.matrix.runner", "run the scenario suite on several kernels and print one table"),
     "clean": ("nslab.kernel.leftovers", "remove what a killed nslab run left behind (and only that)"),

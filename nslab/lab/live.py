@@ -53,9 +53,13 @@ class Lab:
 
     def open(self) -> "Lab":
         if self._kernel is None:
-            # The drop monitor (bpftrace) starts with the first probe's watch, not here:
-            # a script that only builds a lab, or nslab grade's jail, never pays for it.
             self._kernel = Kernel(sandbox.enter())
+            # The kernel's drop reasons: bpftrace attaches while the lab is built. Started
+            # here, before this lab mounts a namespace: its child's private mount namespace
+            # copies /run/netns as it is then, and a namespace mounted there would live on.
+            from nslab.kernel import drops
+
+            drops.monitor()
             if self._spec is not None:
                 self.build(self._spec)
         return self
@@ -165,15 +169,14 @@ class Lab:
         del self._ns[name]
         topo = self.topology
         gone = {v for v in topo.veths if name in (v.ns, v.peer_ns)}
-        self._record(
-            Topology(
-                [n for n in topo.namespaces if n.name != name],
-                [v for v in topo.veths if v not in gone],
-                [b for b in topo.bridges if b.ns != name],
-                [a for a in topo.addresses if a.ns != name and not any((a.ns, a.dev) in {e[:2] for e in v.ends()} for v in gone)],
-                [r for r in topo.routes if r.ns != name and not any((r.ns, r.dev) in {e[:2] for e in v.ends()} for v in gone)],
-            )
+        ends = {(ns, dev) for v in gone for ns, dev, _ in v.ends()}
+        left = Topology(
+            [n for n in topo.namespaces if n.name != name],
+            [v for v in topo.veths if v not in gone],
+            [b for b in topo.bridges if b.ns != name],
+            [a for a in topo.addresses if a.ns != name and (a.ns, a.dev) not in ends],
         )
+        self._record(left.with_routes_that_survive(r for r in topo.routes if r.ns != name))
 
     def ns(self, name: str) -> "Netns":
         try:

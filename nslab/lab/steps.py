@@ -79,12 +79,13 @@ class Steps:
         topo = self.lab.topology
         veths = tuple(v for v in topo.veths if (self.name, dev) not in {(v.ns, v.name), (v.peer_ns, v.peer)})
         gone = {(e[0], e[1]) for v in topo.veths if v not in veths for e in v.ends()} | {(self.name, dev)}
-        topo = topo.replace(
+        left = topo.replace(
             veths=veths,
             bridges=tuple(b for b in topo.bridges if (b.ns, b.name) != (self.name, dev)),
             addresses=tuple(a for a in topo.addresses if (a.ns, a.dev) not in gone),
-            routes=tuple(r for r in topo.routes if (r.ns, r.dev) not in gone),
+            routes=(),
         )
+        topo = left.with_routes_that_survive(topo.routes)
         self.lab.kernel.delete_link(self.handle, dev)
         self.lab._record(topo)
 

@@ -301,6 +301,21 @@ class Topology:
         routes = self.routes if before is None else self.routes[:before]
         return subnets + [r.network for r in routes if r.ns == ns and r.via is None and dev in (None, r.dev)]
 
+    def with_routes_that_survive(self, routes: Iterable[Route]) -> "Topology":
+        """This topology with those of *routes* the kernel keeps once links are gone:
+        a route needs its device, and a gateway route a link to its gateway (the
+        kernel drops a route with the device its next hop went out of)."""
+        kept: list[Route] = []
+        topo = self.replace(routes=())
+        for r in routes:
+            if r.dev is not None and (r.dev not in topo.links_in(r.ns) or not topo.is_up(r.ns, r.dev)):
+                continue
+            if r.via is not None and not r.onlink and not any(ipaddress.ip_address(r.via) in net for net in topo.on_link(r.ns, r.dev)):
+                continue
+            kept.append(r)
+            topo = topo.replace(routes=tuple(kept))
+        return topo
+
     # -- validation --------------------------------------------------------
     def _validate(self) -> None:
         names: set[str] = set()

@@ -35,6 +35,7 @@ class CatalogLab:
     topology: Topology
     checks: tuple[Check, ...]
     scenario: str | None = None  # the module in scenarios/ that walks up to this state
+    final: str | None = None  # its function that builds the state, step by step (tests/test_render.py compares)
 
     def __post_init__(self) -> None:
         names = {ns.name for ns in self.topology.namespaces}
@@ -56,6 +57,7 @@ def _veth_two_namespaces() -> CatalogLab:
         topo,
         (Check("ns1", "10.0.0.2"), Check("ns2", "10.0.0.1")),
         scenario="test_veth_two_namespaces",
+        final="configure",
     )
 
 
@@ -78,6 +80,7 @@ def _root_to_blue() -> CatalogLab:
         topo,
         (Check("blue_ns", "127.0.0.1"), Check("host", "10.0.0.2"), Check("blue_ns", "10.0.0.1"), Check("blue_ns", "192.168.0.194")),
         scenario="test_root_to_blue_ns",
+        final="default_route",
     )
 
 
@@ -100,6 +103,7 @@ def _host_to_container() -> CatalogLab:
         topo,
         (Check("host", "172.16.0.2"), Check("container1", "10.0.0.10"), Check("lan", "10.0.0.10")),
         scenario="test_host_to_container",
+        final="container_default_route",
     )
 
 
