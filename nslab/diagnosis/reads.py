@@ -68,6 +68,10 @@ class Reads:
             self._links[ns] = self.kernel.links(self.handle(ns))
         return self._links[ns]
 
+    def namespaces_read(self) -> list[str]:
+        """The namespaces whose links this probe read: the ones its evidence is about."""
+        return list(self._links)
+
     def link(self, ns: str, dev: str | None) -> LinkState | None:
         return next((link for link in self.links(ns) if link.name == dev), None)
 

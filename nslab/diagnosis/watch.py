@@ -113,8 +113,13 @@ class Watch:
     def _observe(self, *, final: bool = False) -> Finding | None:
         self._pump()
         self._read_drops(flush=final)
-        ctx = observations.Context(self.reads, self.src, self.flow, self.sender_route, self.out_link, self.sightings, self.drops, self.others_in, self.deltas, self.timeout)
-        return observations.decisive(ctx, final=final)
+        return observations.decisive(self.context(), final=final)
+
+    def context(self, sightings: list[Sighting] | None = None) -> observations.Context:
+        """What the rules read: this probe's frames (as given, else as seen so far), drops and counters."""
+        return observations.Context(
+            self.reads, self.src, self.flow, self.sender_route, self.out_link, sightings or self.sightings, self.drops, self.others_in, self.deltas, self.timeout
+        )
 
     # -- the verdict's evidence ---------------------------------------------------
     def finish(self, result: Result) -> Evidence:
@@ -127,8 +132,7 @@ class Watch:
             else:
                 self._read_drops(flush=True)
             if self.finding is None or self.finding.reason is None:  # the kernel's own reason, where it came after the counters
-                ctx = observations.Context(self.reads, self.src, self.flow, self.sender_route, self.out_link, self.sightings, self.drops, self.others_in, self.deltas, self.timeout)
-                self.finding = observations.dropped(ctx) or self.finding
+                self.finding = observations.dropped(self.context()) or self.finding
         request = next((s.packet for s in self.sightings if s.ns == self.src and s.direction == "out" and s.packet and self.flow.is_request(s.packet)), None)
         evidence = Evidence(
             probe=self.flow.probe,
@@ -147,7 +151,7 @@ class Watch:
         )
         if not result.ok:
             evidence.neighbours[self.src] = self.reads.kernel.neighbours(self.reads.handle(self.src), names=self.reads.names(self.src))
-            for name in self.reads._links:
+            for name in self.reads.namespaces_read():
                 evidence.links.setdefault(name, self.reads.links(name))
             target = observations.delivered_to(self.reads, self.flow, self.sightings)
             if target is not None:
@@ -168,10 +172,7 @@ def drop_source_packet(drop: drop_source.Drop) -> frames.Packet | None:
 def explained(result: Result, watch: Watch) -> Result:
     """Fill in *result*'s evidence, cause, where, drop reason and explanation."""
     evidence = watch.finish(result)
-    ctx = observations.Context(
-        watch.reads, watch.src, watch.flow, watch.sender_route, watch.out_link, evidence.sightings, evidence.drops, watch.others_in, watch.deltas, watch.timeout
-    )
-    finding = explain(result, evidence, ctx, watch.finding)
+    finding = explain(result, evidence, watch.context(evidence.sightings), watch.finding)
     if finding is not None and evidence.target is not None and evidence.return_route is None and watch.flow.probe != "arp":
         arrival = observations.delivered_to(watch.reads, watch.flow, evidence.sightings)
         if arrival is not None:
