@@ -1,10 +1,10 @@
-"""`python -m bench [--runs N]`: lab build time and time to a verdict."""
+"""`python -m bench [--runs N]`: whole-process startup, lab build time, time to a verdict."""
 
 from __future__ import annotations
 
 import argparse
 
-from bench import build, verdicts
+from bench import build, startup, verdicts
 
 
 def main() -> int:
@@ -13,6 +13,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.runs < 3:
         parser.error("--runs: need at least 3 repetitions for a median")
+    # Whole processes first, before this process starts its own drop monitor (a
+    # bpftrace child that would share the CPU with the processes being timed).
+    startup.main(max(10, args.runs // 5))
     build.main(args.runs)
     verdicts.main(args.runs)
     return 0

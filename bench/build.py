@@ -11,13 +11,10 @@ from __future__ import annotations
 import time
 
 from bench.timing import row
-from nslab import Address, Lab, Topology, Veth
+from nslab import Lab
+from nslab.tutorials.catalog import LABS
 
-TWO_NAMESPACES = Topology(
-    ["ns1", "ns2"],
-    veths=[Veth("ns1", "v1", "ns2", "v2")],
-    addresses=[Address("ns1", "v1", "10.0.0.1/24"), Address("ns2", "v2", "10.0.0.2/24")],
-)
+TWO_NAMESPACES = LABS["veth-two-namespaces"].topology
 
 
 def main(runs: int) -> None:
