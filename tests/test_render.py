@@ -15,11 +15,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from nslab import Namespace, Outcome, Topology, Veth
+from nslab.cli import main as cli_main
 from nslab.cli.main import main as nslab
 from nslab.model import plan
 from nslab.tutorials import catalog
@@ -190,3 +192,41 @@ def test_each_catalog_lab_is_its_scenarios_final_state(lab, name):
     assert populated(lab.topology) == populated(spec.topology)
     for check in spec.checks:  # and the live lab the scenario built passes the catalog's checks
         assert lab.ns(check.src).ping(check.dst).replied, check
+
+
+def loaded_after(code: str) -> list[str]:
+    """The nslab modules a fresh interpreter has loaded after running *code*."""
+    probe = f"import sys\n{code}\nprint('LOADED', *sorted(m for m in sys.modules if m == 'nslab' or m.startswith('nslab.')))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.split("LOADED", 1)[1].split()
+
+
+def test_import_nslab_and_nslab_help_load_only_what_they_use():
+    assert loaded_after("import nslab") == ["nslab"]
+    assert loaded_after("import nslab; nslab.Topology") == ["nslab", "nslab.model", "nslab.model.checks", "nslab.model.topology"]
+    help_ = "from nslab.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    assert loaded_after(help_) == ["nslab", "nslab.cli", "nslab.cli.main"]
+
+
+@pytest.fixture
+def commands(monkeypatch, tmp_path):
+    """nslab's command table with two more: one whose module needs a dependency that
+    is not installed, one whose module this version does not have."""
+    (tmp_path / "nslab_test_command.py").write_text("import nslab_test_missing_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli_main.COMMANDS, "needy", ("nslab_test_command", "needs a dependency"))
+    monkeypatch.setitem(cli_main.COMMANDS, "gone", ("nslab.cli.nslab_test_no_such_command", "not in this version"))
+
+
+def test_a_missing_dependency_is_named_not_hidden(commands, capsys):
+    with pytest.raises(SystemExit) as exc:
+        nslab(["needy"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 2  # usage line, then one line
+    assert "'needy' needs the Python module 'nslab_test_missing_dependency', which is not installed here" in err
+
+
+def test_a_command_this_version_lacks_says_so(commands, capsys):
+    with pytest.raises(SystemExit):
+        nslab(["gone"])
+    assert "'gone' is not available in this version of nslab" in capsys.readouterr().err
