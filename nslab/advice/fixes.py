@@ -17,7 +17,7 @@ from typing import Mapping
 
 from nslab.advice.changes import Hint
 from nslab.advice.copy import owner, read_state
-from nslab.advice.trials import Probe, Search, search
+from nslab.advice.trials import Probe, Search, hint_of, search
 from nslab.lab.live import Lab
 from nslab.model.queries import veth_peers
 from nslab.probes.result import Cause, Result
@@ -47,13 +47,6 @@ def find(result: Result, lab: Lab, *, budget: float = 3.0, names: list[str] | No
     if probe.kind == "tcp" and held is not None:
         state.listeners = {held[0]: [probe.port or 0]}
     return search(state, probe, hint, budget=budget)
-
-
-def hint_of(result: Result) -> Hint:
-    ev = result.evidence
-    seen = tuple(dict.fromkeys(s.ns for s in ev.sightings)) if ev is not None else ()
-    source = (ev.request_src or ev.sender_route.src) if ev is not None else None
-    return Hint(result.cause.name if result.cause else None, result.where.ns if result.where else None, source, seen)
 
 
 def _names(lab: Lab, probe: Probe, hint: Hint) -> list[str]:

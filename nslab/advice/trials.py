@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from nslab.advice.changes import Change, Hint, candidates
 from nslab.advice.copy import State, build, fingerprint
 from nslab.lab.live import Lab
-from nslab.probes.result import Result
+from nslab.probes.result import Cause, Result
 
 MAX_FIXES = 4  # verified single changes kept (the likeliest first)
 MAX_PAIR_PARTS = 14  # the likeliest singles combined into pairs
@@ -78,18 +78,22 @@ class Search:
     tried: int = 0  # trials run (singles and pairs)
     seconds: float = 0.0
     note: str | None = None  # why nothing was verified, or what was left out
+    verdict: dict | None = None  # the probe on the copy, before any change (see verdict_of)
 
 
-def search(state: State, probe: Probe, hint: Hint, *, budget: float = 3.0) -> Search:
-    """Find verified fixes for *probe* on a copy of *state* (in a forked child, bounded)."""
+def search(state: State, probe: Probe, hint: Hint | None, *, budget: float = 3.0, fixes: bool = True) -> Search:
+    """Find verified fixes for *probe* on a copy of *state* (in a forked child, bounded).
+
+    The probe's verdict on the copy comes back as `Search.verdict`; *hint*
+    None takes it from that verdict; *fixes* False stops after the verdict."""
     start = time.monotonic()
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's code
         os.close(r)
-        _child(w, state, probe, hint, budget)
+        _child(w, state, probe, hint, budget, fixes)
     os.close(w)
-    data = _read_all(r, pid, deadline=start + budget + 20.0)
+    data = read_answer(r, pid, deadline=start + budget + 20.0)
     found = Search(seconds=time.monotonic() - start)
     try:
         payload = json.loads(data) if data else {"error": "the search was stopped at its deadline"}
@@ -99,11 +103,12 @@ def search(state: State, probe: Probe, hint: Hint, *, budget: float = 3.0) -> Se
         found.note = f"no fix was searched: {payload['error']}"
         return found
     found.fixes = [Fix(f["changes"], f["seconds"]) for f in payload["fixes"]]
-    found.tried, found.note = payload["tried"], payload.get("note")
+    found.tried, found.note, found.verdict = payload["tried"], payload.get("note"), payload.get("verdict")
     return found
 
 
-def _read_all(fd: int, pid: int, *, deadline: float) -> bytes:
+def read_answer(fd: int, pid: int, *, deadline: float) -> bytes:
+    """All a forked child writes to *fd* until it closes it; the child is killed (by PID) at *deadline* and reaped."""
     chunks = []
     try:
         while True:
@@ -121,7 +126,7 @@ def _read_all(fd: int, pid: int, *, deadline: float) -> bytes:
 
 
 # -- in the child ----------------------------------------------------------------------
-def _child(w: int, state: State, probe: Probe, hint: Hint, budget: float) -> None:
+def _child(w: int, state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool) -> None:
     code = 0
     try:
         from nslab.kernel import linux, sandbox
@@ -129,7 +134,7 @@ def _child(w: int, state: State, probe: Probe, hint: Hint, budget: float) -> Non
         linux.die_with_parent()
         _without_drop_reasons()
         sandbox.enter()  # a forked child enters a sandbox of its own
-        payload = _run(state, probe, hint, budget)
+        payload = _run(state, probe, hint, budget, fixes)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised into its code
         payload = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(limit=4)}
         code = 1
@@ -152,38 +157,73 @@ def _without_drop_reasons() -> None:
         drops.monitor = lambda: quiet
 
 
-def _run(state: State, probe: Probe, hint: Hint, budget: float) -> dict:
+def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool) -> dict:
     start = time.monotonic()
-    lab = build(state, timeout=TRIAL_TIMEOUT)
+    lab = build(state, timeout=TRIAL_TIMEOUT if fixes else 1.0)
     base = probe.run(lab)
+    payload = {"fixes": [], "tried": 0, "note": None, "verdict": verdict_of(base)}
     if base.ok:
-        return {
-            "fixes": [],
-            "tried": 0,
-            "note": f"the copy of {', '.join(state.names)} answers the same probe, so no change could be verified; what differs was not copied: {_missing(state)}",
-        }
-    baseline = fingerprint(lab)
-    singles = candidates(lab, state, probe.src, probe.dst, hint)
-    trial = _Trials(lab, state, probe, baseline, start)
-    fixes = []
-    for change in singles:
-        if time.monotonic() - start > budget or len(fixes) >= MAX_FIXES:
-            break
-        if trial.works([change]):
-            fixes.append({"changes": [change.to_dict()], "seconds": time.monotonic() - start})
+        if fixes:
+            payload["note"] = (
+                f"the copy of {', '.join(state.names)} answers the same probe, so no change could be verified; what differs was not copied: {_missing(state)}"
+            )
+        return payload
+    if not fixes or base.cause is Cause.PORT_CLOSED:
+        return payload
+    lab.timeout = TRIAL_TIMEOUT
+    singles = candidates(lab, state, probe.src, probe.dst, hint or hint_of(base))
+    trial = _Trials(lab, state, probe, fingerprint(lab), start)
+    payload["fixes"] = _singles(trial, singles, budget)
     note = None
-    if not fixes:
-        for pair in itertools.combinations(singles[:MAX_PAIR_PARTS], 2):
-            if time.monotonic() - start > budget:
-                note = f"stopped trying pairs at the time bound ({budget:g} s)"
-                break
-            if trial.works(list(pair)):
-                fixes.append({"changes": [c.to_dict() for c in pair], "seconds": time.monotonic() - start})
-                break
-    if not fixes:
+    if not payload["fixes"]:
+        payload["fixes"], note = _pairs(trial, singles, budget)
+    if not payload["fixes"]:
         tried = f"{trial.count} change{'s' if trial.count != 1 else ''} tried" if singles else "no change to try"
         note = f"no verified fix found ({tried}{'; ' + note if note else ''})" + (f"; not copied: {_missing(state)}" if state.missing else "")
-    return {"fixes": fixes, "tried": trial.count, "note": note, "baseline": base.explanation}
+    payload["tried"], payload["note"] = trial.count, note
+    return payload
+
+
+def _singles(trial: "_Trials", singles: list[Change], budget: float) -> list[dict]:
+    out: list[dict] = []
+    for change in singles:
+        if time.monotonic() - trial.start > budget or len(out) >= MAX_FIXES:
+            break
+        if trial.works([change]):
+            out.append({"changes": [change.to_dict()], "seconds": time.monotonic() - trial.start})
+    return out
+
+
+def _pairs(trial: "_Trials", singles: list[Change], budget: float) -> tuple[list[dict], str | None]:
+    for pair in itertools.combinations(singles[:MAX_PAIR_PARTS], 2):
+        if time.monotonic() - trial.start > budget:
+            return [], f"stopped trying pairs at the time bound ({budget:g} s)"
+        if trial.works(list(pair)):
+            return [{"changes": [c.to_dict() for c in pair], "seconds": time.monotonic() - trial.start}], None
+    return [], None
+
+
+def verdict_of(result: Result) -> dict:
+    """A result as plain data: verdict, cause, where, the kernel's reason, explanation, trace."""
+    return {
+        "ok": result.ok,
+        "summary": result.summary(),
+        "decided_early": result.decided_early,
+        "cause": result.cause.name if result.cause else None,
+        "cause_text": result.cause.value if result.cause else None,
+        "where": str(result.where) if result.where else None,
+        "reason": result.reason,
+        "explanation": result.explanation,
+        "trace": result.evidence.trace() if result.evidence is not None else "",
+    }
+
+
+def hint_of(result: Result) -> Hint:
+    """What *result*'s evidence says about where to look."""
+    ev = result.evidence
+    seen = tuple(dict.fromkeys(s.ns for s in ev.sightings)) if ev is not None else ()
+    source = (ev.request_src or ev.sender_route.src) if ev is not None else None
+    return Hint(result.cause.name if result.cause else None, result.where.ns if result.where else None, source, seen)
 
 
 def _missing(state: State) -> str:

@@ -17,6 +17,8 @@ COMMANDS = {
     "grade": ("nslab.grading.command", "grade a lab exercise: a student's script in a sandbox, or --live"),
     "matrix": ("nslab.matrix.runner", "run the scenario suite on several kernels and print one table"),
     "clean": ("nslab.kernel.leftovers", "remove what a killed nslab run left behind (and only that)"),
+    "why": ("nslab.cli.why", "why does a probe between this machine's namespaces fail? verdict, trace, verified fixes"),
+    "replay": ("nslab.cli.replay", "run a tutorial's commands step by step in a private sandbox and check each"),
 }
 
 

@@ -1,0 +1,334 @@
+"""Replay a tutorial: each command in the stage, bounded, checked, explained.
+
+    done = replay(commands(text), Options(timeout=10))
+    print(done.summary_line())
+
+Per command: its exit status and output tail; for `ping`, `curl`, `wget` and
+`nc` nslab's verdict, cause and explanation (on a copy of the stage, decided
+early); servers start in the background; `ip netns exec NS bash` enters NS
+for the commands after it, `exit` leaves. Findings: a typo (the command or
+an argument does not parse, or names what is not there but something close
+is), a hang, an outcome other than the author's `# expect:`, and an
+unexpected failure.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+
+from nslab.advice.fixes import fix_line
+from nslab.replay import kinds
+from nslab.replay.stage import ENV, Ran, Stage
+from nslab.replay.tutorial import LEADING, Command
+
+IP_OBJECTS = [
+    "link",
+    "address",
+    "addrlabel",
+    "route",
+    "rule",
+    "neighbour",
+    "ntable",
+    "tunnel",
+    "maddress",
+    "monitor",
+    "netns",
+    "netconf",
+    "vrf",
+    "xfrm",
+    "nexthop",
+    "mptcp",
+]
+INSTALLABLE = {  # tools tutorials use -> how to get them on Debian
+    "nc": "apt-get install netcat-openbsd", "ncat": "apt-get install ncat", "netcat": "apt-get install netcat-openbsd",
+    "socat": "apt-get install socat", "tcpdump": "apt-get install tcpdump", "iperf3": "apt-get install iperf3",
+    "ifconfig": "apt-get install net-tools", "route": "apt-get install net-tools", "arp": "apt-get install net-tools",
+    "netstat": "apt-get install net-tools", "brctl": "apt-get install bridge-utils", "traceroute": "apt-get install traceroute",
+    "arping": "apt-get install iputils-arping", "ethtool": "apt-get install ethtool", "curl": "apt-get install curl",
+    "wget": "apt-get install wget", "nft": "apt-get install nftables", "iptables": "apt-get install iptables",
+    "python3": "apt-get install python3", "busybox": "apt-get install busybox",
+}  # fmt: skip
+PARSE_ERRORS = [
+    (re.compile(r'Object "([^"]+)" is unknown'), lambda m: f'ip has no object "{m.group(1)}"' + _did_you_mean(m.group(1), IP_OBJECTS)),
+    (re.compile(r'Command "([^"]+)" is unknown'), lambda m: f'"{m.group(1)}" is not a command of this ip object'),
+    (re.compile(r'Error: either "([^"]+)" is duplicate, or "([^"]+)" is a garbage'), lambda m: f'ip does not take "{m.group(2)}" there'),
+    (re.compile(r'Error: argument "([^"]+)" is wrong: ([^\n]+)'), lambda m: f'argument "{m.group(1)}" is wrong: {m.group(2)}'),
+    (re.compile(r"(?im)^.*\b(usage:|invalid option|unrecognized option|unknown option|illegal option|syntax error)\b.*$"), lambda m: m.group(0).strip()[:160]),
+]
+
+
+@dataclass(frozen=True)
+class Options:
+    timeout: float = 10.0  # s a command may run before it counts as a hang
+    interrupt: float = 2.0  # s before Ctrl-C for a command that runs until interrupted
+    server_wait: float = 2.0  # s for a server to listen
+    fixes: bool = False  # verified fixes for failed reachability commands
+    tail: int = 3  # lines of output shown per command
+
+
+@dataclass
+class Step:
+    n: int
+    line: int
+    command: str
+    expect: str | None
+    kind: str = "run"  # 'run', 'reach', 'server', 'shell', 'skipped'
+    ran: str | None = None  # what ran in the stage (with the entered shell's namespace)
+    status: int | None = None
+    elapsed: float = 0.0
+    output: list[str] = field(default_factory=list)  # the tail
+    note: str | None = None
+    interrupted: bool = False
+    hung: bool = False
+    ok: bool | None = None
+    verdict: dict | None = None
+    fixes: list[str] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)  # {"kind": 'typo'|'hang'|'mismatch'|'failed', "text": ...}
+    raw: str = field(default="", repr=False)  # the whole output, for the findings (not in JSON)
+
+
+@dataclass
+class Replay:
+    tutorial: str
+    steps: list[Step]
+    given: dict | None = None
+
+    def counts(self) -> dict:
+        findings: dict[str, int] = {}
+        for s in self.steps:
+            for f in s.findings:
+                findings[f["kind"]] = findings.get(f["kind"], 0) + 1
+        ran = [s for s in self.steps if s.kind != "skipped"]
+        return {
+            "commands": len(self.steps),
+            "ok": sum(s.ok is True for s in ran),
+            "failed": sum(s.ok is False for s in ran),
+            "failed_as_expected": sum(s.ok is False and s.expect == "fail" and not s.findings for s in ran),
+            "skipped": len(self.steps) - len(ran),
+            "verdicts": sum(s.verdict is not None for s in self.steps),
+            "findings": findings,
+        }
+
+    @property
+    def clean(self) -> bool:
+        return not any(s.findings for s in self.steps)
+
+    def summary_line(self) -> str:
+        c = self.counts()
+        found = ", ".join(f"{n} {_plural(kind, n)}" for kind, n in sorted(c["findings"].items())) or "none"
+        return (
+            f"replay {self.tutorial}: {c['commands']} commands, {c['ok']} ok, {c['failed']} failed ({c['failed_as_expected']} as expected), {c['skipped']} skipped, "
+            f"{c['verdicts']} nslab verdicts; findings: {found}"
+        )
+
+    def to_dict(self) -> dict:
+        steps = [{k: v for k, v in asdict(s).items() if k != "raw"} for s in self.steps]
+        return {"tutorial": self.tutorial, "given": self.given, "summary": self.counts(), "clean": self.clean, "steps": steps}
+
+
+def _plural(kind: str, n: int) -> str:
+    word = {"typo": "typo", "hang": "hang", "mismatch": "expectation mismatch", "failed": "unexpected failure"}.get(kind, kind)
+    return word if n == 1 else word + ("es" if word.endswith("ch") else "s")
+
+
+def replay(commands: list[Command], options: Options, *, tutorial: str = "tutorial", given: str | None = None, on_step=None) -> Replay:
+    """Run *commands* in a fresh stage (after *given*), one Step each; *on_step* sees each as it ends."""
+    done = Replay(tutorial, [])
+    with Stage() as stage:
+        if given is not None:
+            ran = stage.run("set -e; . /dev/stdin", timeout=options.timeout, stdin=given.encode())
+            done.given = {"status": ran.status, "output": _tail(ran.output, options.tail), "hung": ran.hung}
+            if ran.status != 0:
+                return done
+        shell: list[str | None] = [None]  # the namespace whose shell was entered
+        for n, cmd in enumerate(commands, 1):
+            step = _step(stage, n, cmd, shell, options)
+            done.steps.append(step)
+            if on_step is not None:
+                on_step(step)
+    return done
+
+
+def _step(stage: Stage, n: int, cmd: Command, shell: list[str | None], options: Options) -> Step:
+    step = Step(n, cmd.line, cmd.text, cmd.expect)
+    reason = kinds.skip_reason(cmd.text) or _not_installed(cmd.text)
+    if reason is not None:
+        step.kind, step.note = "skipped", reason
+        return step
+    if kinds.is_exit(cmd.text):
+        step.kind, step.ok = "shell", True
+        step.note = f"leaves {shell[0]}'s shell" if shell[0] else "no shell was entered: nothing to leave"
+        shell[0] = None
+        return step
+    entered = kinds.entered_shell(cmd.text)
+    if entered is not None and entered in stage.namespaces():
+        shell[0] = entered
+        step.kind, step.ok, step.note = "shell", True, f"enters {entered}'s shell: the next commands run in {entered} (until exit)"
+        return step
+    step.ran = cmd.text if shell[0] is None else f"ip netns exec {shell[0]} bash -c {shlex.quote(cmd.text)}"
+    port = kinds.server_port(cmd.text)
+    if port is not None:
+        _serve(stage, step, port, options)
+    else:
+        _run(stage, step, kinds.target(cmd.text, shell[0]), options)
+    step.findings = findings(stage, step, shell[0], options)
+    return step
+
+
+def _not_installed(text: str) -> str | None:
+    """A tool the tutorial needs that this machine lacks (a misspelt one is left to run: a typo)."""
+    name = kinds.tool(text)
+    if name in INSTALLABLE and shutil.which(name, path=ENV["PATH"]) is None:
+        return f"{name} is not installed on this machine ({INSTALLABLE[name]})"
+    return None
+
+
+def _run(stage: Stage, step: Step, tgt: kinds.Target | None, options: Options) -> None:
+    if tgt is not None:
+        step.kind = "reach"
+        _verdict(stage, step, tgt, options)
+    interrupt = options.interrupt if kinds.until_interrupted(step.command) else None
+    ran = stage.run(step.ran or step.command, timeout=options.timeout, interrupt=interrupt)
+    _record(step, ran, options)
+    if ran.interrupted:
+        tool = kinds.netns_prefix(kinds.words(step.command))[1][:1]
+        step.ok = ran.status == 0 if tool == ["ping"] else (step.verdict["ok"] if step.verdict else True)
+    else:
+        step.ok = ran.status == 0
+
+
+def _verdict(stage: Stage, step: Step, tgt: kinds.Target, options: Options) -> None:
+    if tgt.dst is None:
+        step.note = f"no nslab verdict: {tgt.name!r} is a name, and the sandbox has no DNS; use an address"
+        return
+    from nslab.replay.verdict import verdict
+
+    found = verdict(stage, tgt.ns or "host", tgt.dst, tgt.port, fixes=options.fixes)
+    if found.verdict is None:
+        step.note = f"no nslab verdict: {found.note}"
+        return
+    step.verdict = found.verdict
+    step.fixes = [fix_line(f.changes, {"host": ""}) for f in found.fixes]
+
+
+def _serve(stage: Stage, step: Step, port: int | bool, options: Options) -> None:
+    from nslab.kernel.process import wait_until
+
+    step.kind = "server"
+    start = time.monotonic()
+    proc = stage.start(step.ran or step.command)
+    if port is True:
+        step.ok, step.note = proc.poll() is None, "started in the background"
+        return
+    try:
+        wait_until(lambda: proc.poll() is not None or _listening(proc.pid, port), options.server_wait, f"listening on {port}")
+    except TimeoutError:
+        pass
+    step.elapsed = time.monotonic() - start
+    if proc.poll() is not None:
+        out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""  # type: ignore[union-attr]
+        step.status, step.ok, step.output = proc.returncode, False, _tail(out, options.tail)
+        step.note = "the server exited at once"
+    elif _listening(proc.pid, port):
+        step.ok, step.note = True, f"started in the background, listening on TCP {port}"
+    else:
+        step.ok, step.note = True, f"started in the background, not yet listening on TCP {port} after {options.server_wait:g} s"
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Does a process of *pid*'s tree listen on TCP *port* (in its own network namespace)?"""
+    from nslab.replay.stage import _descendants
+
+    for p in [pid, *_descendants(pid)]:
+        for table in ("tcp", "tcp6"):
+            try:
+                with open(f"/proc/{p}/net/{table}") as f:
+                    rows = f.read().splitlines()[1:]
+            except OSError:
+                continue
+            if any(r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A" for r in rows if len(r.split()) > 3):
+                return True
+    return False
+
+
+def _record(step: Step, ran: Ran, options: Options) -> None:
+    step.status, step.elapsed, step.interrupted, step.hung = ran.status, ran.elapsed, ran.interrupted, ran.hung
+    step.output, step.raw = _tail(ran.output, options.tail), ran.output
+
+
+def _tail(text: str, n: int) -> list[str]:
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return [line[:200] for line in lines[-n:]] if n else []
+
+
+# -- findings -----------------------------------------------------------------------------
+def findings(stage: Stage, step: Step, shell: str | None, options: Options) -> list[dict]:
+    out: list[dict] = []
+    raw = step.raw
+    if step.hung:
+        why = "does it wait for input, or for an answer that never comes?"
+        if step.verdict is not None and step.verdict["ok"]:
+            why = "nslab's probe gets through, so it waits on the other end (a server that does not answer) or for input"
+        elif step.verdict is not None:
+            why = f"nslab's probe fails ({step.verdict['cause_text']}), and the command waits for an answer that cannot come"
+        out.append({"kind": "hang", "text": f"still running after {options.timeout:g} s, stopped: {why}"})
+    typo = _typo(stage, step, raw, shell) if step.ok is False and not step.hung else None
+    if typo is not None:
+        out.append({"kind": "typo", "text": typo})
+    if step.expect is not None and step.ok is not None and not step.hung and typo is None and (step.expect == "ok") != step.ok:
+        said, did = ("succeed", "failed") if step.expect == "ok" else ("fail", "succeeded")
+        out.append({"kind": "mismatch", "text": f"the tutorial says it should {said}, but it {did}"})
+    elif step.expect is None and step.ok is False and not step.hung and typo is None:
+        said = f": {step.output[-1]}" if step.output else ""
+        out.append(
+            {"kind": "failed", "text": f"exit status {step.status}{said}; the tutorial does not say it should fail (mark it `# expect: fail` if it should)"}
+        )
+    return out
+
+
+def _typo(stage: Stage, step: Step, raw: str, shell: str | None) -> str | None:
+    """Why *step* did not parse (a typo), or None for a failure of another kind."""
+    if step.status == 127 or "command not found" in raw:
+        word = kinds.words(step.command)[0] if kinds.words(step.command) else step.command
+        return f"{word!r} is not a command here" + _did_you_mean(word, sorted(LEADING - {"sudo"}))
+    m = re.search(r'Cannot open network namespace "([^"]+)"|argument "([^"]+)" is wrong: Invalid "netns" value', raw)
+    if m:
+        return _misnamed("namespace", m.group(1) or m.group(2), list(stage.namespaces()))
+    m = re.search(r'Cannot find device "([^"]+)"|argument "([^"]+)" is wrong: Device does not exist', raw)
+    if m:
+        return _misnamed("device", m.group(1) or m.group(2), _devices(stage, _namespace_of(step.command) or shell))
+    for pattern, say in PARSE_ERRORS:
+        m = pattern.search(raw)
+        if m:
+            return say(m)
+    return None
+
+
+def _misnamed(what: str, name: str, names: list[str]) -> str | None:
+    """A typo when a close but different name exists; else None (it is just not there)."""
+    near = _did_you_mean(name, [n for n in names if n != name])
+    return f'there is no {what} "{name}" there{near}' if near and name not in names else None
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _namespace_of(command: str) -> str | None:
+    argv = kinds.words(command)
+    ns, _ = kinds.netns_prefix(argv)
+    if ns is None and argv[:2] == ["ip", "-n"] and len(argv) > 2:
+        return argv[2]
+    return ns
+
+
+def _devices(stage: Stage, ns: str | None) -> list[str]:
+    prefix = f"ip netns exec {shlex.quote(ns)} " if ns else ""
+    ran = stage.run(prefix + "ip -o link show", timeout=5)
+    return [m.group(1) for m in re.finditer(r"(?m)^\d+:\s+([^:@\s]+)", ran.output)]

@@ -1,0 +1,71 @@
+"""nslab's verdict on a tutorial's reachability command, taken on a copy.
+
+The stage's namespaces are adopted and read by a forked child in a sandbox of
+its own (so the replay holds no reference to them between commands: `ip netns
+del` works as on a real machine), then the same probe runs on a copy of them
+(nslab/advice/trials.py). The tutorial's own servers and sockets are never
+touched: a one-shot `nc -l` is still there for the learner's client.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+
+from nslab.advice.copy import State, read_state
+from nslab.advice.trials import Probe, Search, read_answer, search
+from nslab.replay.stage import Stage
+
+HOST = "host"
+
+
+def state_of(stage: Stage, port: int | None = None, *, timeout: float = 20.0) -> State | str:
+    """The stage's namespaces ("host" and each of its /run/netns) as a State, or why not (one line)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        _read_child(w, stage, port)
+    os.close(w)
+    data = read_answer(r, pid, deadline=time.monotonic() + timeout)
+    if not data:
+        return "the stage's namespaces could not be read in time"
+    payload = pickle.loads(data)
+    return payload if isinstance(payload, State) else str(payload)
+
+
+def verdict(stage: Stage, src: str, dst: str, port: int | None, *, fixes: bool = False, budget: float = 3.0) -> Search:
+    """The probe from *src* to *dst* (TCP *port*, else ping) on a copy of the stage's namespaces."""
+    state = state_of(stage, port)
+    if isinstance(state, str):
+        return Search(note=state)
+    if src not in state.names:
+        return Search(note=f"no namespace {src!r} in the tutorial's sandbox (it has {', '.join(state.names)})")
+    return search(state, Probe("tcp" if port else "ping", src, dst, port), None, budget=budget, fixes=fixes)
+
+
+def _read_child(w: int, stage: Stage, port: int | None) -> None:
+    code = 0
+    try:
+        from nslab.kernel import linux
+        from nslab.lab.live import Lab
+
+        linux.die_with_parent()
+        lab = Lab().open()  # a sandbox of this child's own
+        paths = {HOST: stage.host_path, **{n: p for n, p in stage.namespaces().items() if n != HOST}}
+        for name, path in paths.items():
+            try:
+                lab.adopt_namespace(name, path)
+            except Exception:  # noqa: BLE001, S112 - a name nslab cannot use, or not a namespace: left out
+                continue
+        payload: object = read_state(lab, port=port)  # with the listeners on *port*: the copy listens there too
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        payload, code = f"{type(exc).__name__}: {exc}", 1
+    data = pickle.dumps(payload)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w, view) :]
+    finally:
+        os._exit(code)
