@@ -79,7 +79,7 @@ def _peer(lab: Lab, ns: str, dev: str) -> str | None:
 
 def _address(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
     want = check["cidr"]
-    have = [a for a in snap.addresses[check["ns"]] if ":" not in a.cidr or ":" in want]
+    have = [a for a in snap.addresses[check["ns"]] if a.version == 4 or ":" in want]
     if any(a.cidr == want and a.dev == check["dev"] for a in have):
         return Verdict(True, f"{want} is on {check['dev']}")
     ip = want.split("/")[0]

@@ -42,7 +42,7 @@ def observe(lab: Lab, snap: Snapshot) -> Topology:
     addresses = []
     for ns in spaces:
         for a in snap.addresses[ns.name]:
-            if ":" not in a.cidr and (ns.name, a.dev) in modelled:
+            if a.version == 4 and (ns.name, a.dev) in modelled:
                 addresses.append(Address(ns.name, a.dev, a.cidr))
     topo = Topology(namespaces, veths, bridges, addresses)
     routes = []
