@@ -227,6 +227,7 @@ def _junit(reports: Path, kernel: str) -> dict[str, ElementTree.Element]:
 
 
 @needs_vm
+@pytest.mark.starts_first  # the longest test of the suite (a TCG boot): the rest runs beside it
 def test_debian_kernel_without_bridges_runs_the_scenarios_and_skips_the_bridge_test(tmp_path):
     """One VM (one test, so xdist cannot boot it twice): the smoke test and the
     module_blacklist=bridge case, compared with the host in one table."""

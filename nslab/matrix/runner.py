@@ -128,14 +128,39 @@ def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None
 
 
 _accel_cache: dict[str, tuple[str, str]] = {}
+ACCEL_FILE = ROOT / ".cache" / "matrix-accel.json"  # a failed KVM probe, remembered for this host and QEMU
+ACCEL_KEEP = 7 * 24 * 3600.0
+
+
+def _host_key() -> str:
+    """What a KVM verdict depends on: the host's kernel and the QEMU binary."""
+    qemu = shutil.which("qemu-system-x86_64") or ""
+    stat = os.stat(qemu) if qemu else None
+    return f"{os.uname().release} {os.uname().version} {qemu} {stat.st_size if stat else 0} {stat.st_mtime_ns if stat else 0}"
+
+
+def _remembered_accel() -> tuple[str, str] | None:
+    try:
+        saved = json.loads(ACCEL_FILE.read_text())
+        if saved["key"] == _host_key() and time.time() - saved["when"] < ACCEL_KEEP:
+            return "tcg", f"{saved['why']}; remembered from {time.strftime('%Y-%m-%d %H:%M', time.localtime(saved['when']))}, rm {ACCEL_FILE.relative_to(ROOT)} to probe again"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
 
 def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
-    """('kvm' or 'tcg', why): KVM if a guest boots under it within *bound* seconds."""
+    """('kvm' or 'tcg', why): KVM if a guest boots under it within *bound* seconds.
+
+    A KVM guest that fails is remembered for a week (for this host kernel and
+    QEMU), so every later run does not pay the probe (6 s here) again."""
     if "auto" in _accel_cache:
         return _accel_cache["auto"]
+    remembered = _remembered_accel() if os.access("/dev/kvm", os.R_OK | os.W_OK) else None
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         found = ("tcg", "no usable /dev/kvm")
+    elif remembered is not None:
+        found = remembered
     else:
         log, said = workdir / "kvm-probe.log", workdir / "kvm-probe.guest"
         started = time.monotonic()
@@ -149,6 +174,12 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
             found = ("tcg", f"KVM guest did not boot within {bound:.0f} s")
         else:
             found = ("tcg", f"KVM guest failed: {_last_line(text)[:100]}")
+        if found[0] == "tcg":
+            try:
+                ACCEL_FILE.parent.mkdir(parents=True, exist_ok=True)
+                ACCEL_FILE.write_text(json.dumps({"key": _host_key(), "when": time.time(), "why": found[1]}) + "\n")
+            except OSError:
+                pass  # not remembered: the next run probes again
     _accel_cache["auto"] = found
     return found
 
@@ -216,7 +247,9 @@ def compare_skips(runs: list[Run]) -> Run | None:
 
 
 def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]:
-    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+    """The same pytest run on every kernel: in order, without the plugins a kernel run
+    does not use (xdist, hypothesis's: under QEMU's TCG their imports alone cost ~15 s)."""
+    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest",
             f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
     return args + (["-k", select] if select else [])
 
