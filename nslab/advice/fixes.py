@@ -13,6 +13,7 @@ named namespace, nothing for the one given as *here* (a tutorial's "host"),
 from __future__ import annotations
 
 import shlex
+import time
 from typing import Mapping
 
 from nslab.advice.changes import Hint
@@ -41,12 +42,15 @@ def find(result: Result, lab: Lab, *, budget: float = 3.0, names: list[str] | No
         return Search(note=f"no fix is searched for a {result.probe} probe")
     if result.cause is Cause.PORT_CLOSED:
         return Search(note=f"the network delivered it: nothing listens on port {probe.port} there; start the server")
+    start = time.monotonic()
     hint = hint_of(result)
     state = read_state(lab, names or _names(lab, probe, hint))
     held = owner(state, probe.dst)
     if probe.kind == "tcp" and held is not None:
         state.listeners = {held[0]: [probe.port or 0]}
-    return search(state, probe, hint, budget=budget)
+    found = search(state, probe, hint, budget=budget, origin=start)
+    found.seconds = time.monotonic() - start  # reading the namespaces included, as for each Fix.seconds
+    return found
 
 
 def _names(lab: Lab, probe: Probe, hint: Hint) -> list[str]:

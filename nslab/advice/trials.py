@@ -81,17 +81,18 @@ class Search:
     verdict: dict | None = None  # the probe on the copy, before any change (see verdict_of)
 
 
-def search(state: State, probe: Probe, hint: Hint | None, *, budget: float = 3.0, fixes: bool = True) -> Search:
+def search(state: State, probe: Probe, hint: Hint | None, *, budget: float = 3.0, fixes: bool = True, origin: float | None = None) -> Search:
     """Find verified fixes for *probe* on a copy of *state* (in a forked child, bounded).
 
     The probe's verdict on the copy comes back as `Search.verdict`; *hint*
-    None takes it from that verdict; *fixes* False stops after the verdict."""
-    start = time.monotonic()
+    None takes it from that verdict; *fixes* False stops after the verdict. Times
+    (the budget, each Fix.seconds) count from *origin* (time.monotonic(); default: now)."""
+    start = time.monotonic() if origin is None else origin
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's code
         os.close(r)
-        _child(w, state, probe, hint, budget, fixes)
+        _child(w, state, probe, hint, budget, fixes, start)
     os.close(w)
     data = read_answer(r, pid, deadline=start + budget + 20.0)
     found = Search(seconds=time.monotonic() - start)
@@ -126,15 +127,15 @@ def read_answer(fd: int, pid: int, *, deadline: float) -> bytes:
 
 
 # -- in the child ----------------------------------------------------------------------
-def _child(w: int, state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool) -> None:
+def _child(w: int, state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool, start: float) -> None:
     code = 0
     try:
         from nslab.kernel import linux, sandbox
 
         linux.die_with_parent()
-        _without_drop_reasons()
+        without_drop_reasons()
         sandbox.enter()  # a forked child enters a sandbox of its own
-        payload = _run(state, probe, hint, budget, fixes)
+        payload = _run(state, probe, hint, budget, fixes, start)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised into its code
         payload = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(limit=4)}
         code = 1
@@ -147,8 +148,9 @@ def _child(w: int, state: State, probe: Probe, hint: Hint | None, budget: float,
         os._exit(code)  # no atexit handlers: they belong to the parent (its drop monitor)
 
 
-def _without_drop_reasons() -> None:
-    """Trials need the verdict, not the kernel's drop reason: skip starting bpftrace (about 1 s)."""
+def without_drop_reasons() -> None:
+    """In this process, probes go without the kernel's drop reasons: bpftrace is not started
+    (it takes about a second to attach). Verdicts and causes come from captures and counters."""
     from nslab.kernel import drops
 
     if hasattr(drops, "DropMonitor") and hasattr(drops, "monitor"):
@@ -157,8 +159,7 @@ def _without_drop_reasons() -> None:
         drops.monitor = lambda: quiet
 
 
-def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool) -> dict:
-    start = time.monotonic()
+def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool, start: float) -> dict:
     lab = build(state, timeout=TRIAL_TIMEOUT if fixes else 1.0)
     base = probe.run(lab)
     payload = {"fixes": [], "tried": 0, "note": None, "verdict": verdict_of(base)}

@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
     parser.add_argument("--svg", metavar="FILE", help="also draw the lab with the packet's path into FILE")
     parser.add_argument("--no-fixes", action="store_true", help="do not search verified fixes for a failure")
+    parser.add_argument("--no-drop-reasons", action="store_true", help="faster: skip the kernel's drop reasons (bpftrace takes about a second to attach)")
     parser.add_argument("--budget", type=float, default=3.0, metavar="S", help="seconds the fix search may take (default: %(default)s)")
     parser.add_argument(
         "--timeout", type=float, default=1.0, metavar="S", help="the probe's deadline when evidence cannot settle it earlier (default: %(default)s)"
@@ -51,11 +52,14 @@ def run(args: argparse.Namespace) -> int:
 def _why(args: argparse.Namespace, mach) -> int:
     from nslab.advice import report
     from nslab.advice.fixes import find
+    from nslab.advice.trials import without_drop_reasons
     from nslab.kernel import drops
 
     dst_is_address = mach.is_address(args.dst)
     machine, names = mach.open_machine([args.src] + ([] if dst_is_address else [args.dst]))
     prefixes = dict(machine.prefixes)
+    if args.no_drop_reasons:
+        without_drop_reasons()
     lab = mach.adopt(machine, timeout=args.timeout)
     drops.monitor()  # bpftrace attaches while the rest is read
     src = names[0]

@@ -1,0 +1,193 @@
+"""`nslab why SRC DST [PORT]` on a machine as it is, and the fixes it verifies.
+
+Never on the real machine: each case starts a child that enters a private
+sandbox of its own (`unshare --net --mount`, a tmpfs on /run/netns), builds
+there a state learners get wrong (tests/data/why/*.sh), runs `nslab why`,
+snapshots the namespaces before and after it (unchanged: a ping changes only
+neighbour entries), applies the verified fix nslab printed, and asks again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nslab.grading import jail
+
+pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
+
+DATA = Path(__file__).parent / "data" / "why"
+
+SNAPSHOT = r"""
+snapshot() {
+  echo "== host"; ip -o link | sed -e 's/ link-netnsid [0-9]*//' -e 's/ state [A-Z]*//' -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//' -e 's/,M-DOWN//'; ip -4 -o addr; ip route
+  sysctl -n net.ipv4.ip_forward; nft list ruleset; ls /run/netns
+  for ns in $(ls /run/netns); do
+    echo "== $ns"; ip -n "$ns" -o link | sed -e 's/ link-netnsid [0-9]*//' -e 's/ state [A-Z]*//' -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//' -e 's/,M-DOWN//'; ip -n "$ns" -4 -o addr; ip -n "$ns" route
+    ip netns exec "$ns" sysctl -n net.ipv4.ip_forward; ip netns exec "$ns" nft list ruleset
+  done
+}
+"""
+
+# $1 state script, $2 output dir, $3 python, then the arguments of `nslab why`.
+CHILD = (
+    SNAPSHOT
+    + r"""
+set -e
+mount --make-rprivate /
+mount -t tmpfs tmpfs /run/netns
+ip link set lo up
+out=$2; py=$3
+OUT=$out sh -e "$1"
+shift 3
+set -- $(echo "$@" | sed "s/@PID/$(cat "$out/pid" 2>/dev/null)/")
+set +e
+snapshot > "$out/before"
+"$py" -m nslab.cli.main why "$@" --json ${SVG:+--svg "$out/path.svg"} > "$out/why.json" 2> "$out/why.err"
+echo $? > "$out/why.status"
+snapshot > "$out/after"
+"$py" -c 'import json, sys
+fixes = json.load(open(sys.argv[1])).get("fixes") or [{"command": "false"}]
+kind = sys.argv[2]
+pick = next((f for f in fixes if kind in [c["kind"] for c in f["changes"]]), fixes[0])
+print(pick["command"])' "$out/why.json" "${PREFER:-any}" > "$out/fix.sh"
+sh "$out/fix.sh" > "$out/fix.out" 2>&1
+"$py" -m nslab.cli.main why "$@" --json --no-fixes --no-drop-reasons > "$out/again.json" 2>&1
+echo $? > "$out/again.status"
+"""
+)
+
+# state, SRC, DST, extra flags, the cause nslab must name, the kind of fix the test applies
+STATES = [
+    ("no-host-route", "host", "container1", ["--no-drop-reasons"], "NO_ROUTE_AT_SENDER", "route"),
+    ("no-return-route", "host", "container1", ["--no-drop-reasons"], "NO_RETURN_ROUTE", "route"),
+    ("lo-down", "@PID", "127.0.0.1", ["--no-drop-reasons"], "LOOPBACK_DOWN", "lo"),
+    ("not-on-bridge", "container1", "container2", ["--no-drop-reasons"], "NOT_ON_BRIDGE", "master"),
+    ("forwarding-off", "ns1", "ns2", [], "FORWARDING_OFF", "forwarding"),
+    ("no-masquerade", "container1", "203.0.113.1", ["--no-drop-reasons"], "NO_RETURN_ROUTE", "masquerade"),
+]
+
+
+def why_in_sandbox(tmp_path: Path, state: str, args: list[str], prefer: str = "any", svg: bool = False) -> dict:
+    """Build *state* in a sandbox of its own (its processes die with it), run `nslab why ARGS` there, apply a fix, ask again."""
+    out = tmp_path / state
+    out.mkdir()
+    subprocess.run(
+        [
+            "unshare",
+            "--net",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "sh",
+            "-c",
+            CHILD,
+            "child",
+            str(DATA / f"{state}.sh"),
+            str(out),
+            sys.executable,
+            *args,
+        ],
+        check=True,
+        timeout=60,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PREFER": prefer, "SVG": "yes" if svg else ""},
+    )
+    read = lambda name: (out / name).read_text()  # noqa: E731
+    return {
+        "why": json.loads(read("why.json")) if read("why.json").strip() else {"error": read("why.err")},
+        "status": int(read("why.status")),
+        "before": read("before"),
+        "after": read("after"),
+        "fix": read("fix.sh").strip(),
+        "fix_out": read("fix.out"),
+        "again": json.loads(read("again.json")),
+        "again_status": int(read("again.status")),
+        "svg": out / "path.svg",
+        "pid": read("pid").strip() if (out / "pid").exists() else None,
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(nslab_sandbox, tmp_path_factory):
+    """`runs(state)`: STATES' run of *state*, made once per process (xdist spreads
+    the tests over workers: each worker runs only the states its tests read)."""
+    tmp, done = tmp_path_factory.mktemp("why"), {}
+    spec = {s[0]: s for s in STATES}
+
+    def run(state: str) -> dict:
+        if state not in done:
+            _, src, dst, flags, _, kind = spec[state]
+            done[state] = why_in_sandbox(tmp, state, [src, dst, *flags], prefer=kind, svg=state == "no-masquerade")
+        return done[state]
+
+    return run
+
+
+@pytest.mark.parametrize("state, cause, kind", [(s[0], s[4], s[5]) for s in STATES])
+def test_why_names_the_cause_and_a_verified_fix_that_works(runs, state, cause, kind):
+    got = runs(state)
+    why = got["why"]
+    assert got["status"] == 1, why  # the probe failed
+    assert why["cause"] == cause, why["explanation"]
+    assert got["after"] == got["before"], "nslab why changed the namespaces it probed"
+    assert any(kind in [c["kind"] for c in f["changes"]] for f in why["fixes"]), why["fixes"] or why["fix_search"]
+    assert got["again_status"] == 0 and got["again"]["ok"], f"after `{got['fix']}` ({got['fix_out'].strip()}): {got['again']['summary']}"
+
+
+def test_median_time_to_a_verified_fix_is_at_most_a_second(runs):
+    got = {s[0]: runs(s[0])["why"] for s in STATES}
+    times = {state: why["fixes"][0]["seconds"] for state, why in got.items() if why.get("fixes")}
+    assert len(times) == len(STATES), f"states without a verified fix: {set(got) - set(times)}"
+    assert statistics.median(times.values()) <= 1.0, times
+
+
+def test_the_fix_is_typed_as_the_learner_would_type_it(runs):
+    why = runs("no-return-route")["why"]
+    assert "ip netns exec container1 ip route add default dev ceth1" in [f["command"] for f in why["fixes"]]
+    assert why["target"] == "container1" and why["dst"] == "172.16.0.2"
+    hops = [(h["ns"], h["dev"], h["direction"]) for h in why["trace"] if h["role"] == "request"]
+    assert hops == [("host", "veth1", "out"), ("container1", "ceth1", "in")]
+    assert [f["command"] for f in runs("not-on-bridge")["why"]["fixes"]][0] == "ip link set veth2 master br0"  # the host: no prefix
+    pid = runs("lo-down")["pid"]
+    assert runs("lo-down")["why"]["src"] == f"pid{pid}"
+    assert runs("lo-down")["fix"] == f"nsenter -t {pid} -n ip link set lo up"  # a namespace known by its process
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
+def test_svg_draws_the_path_the_stop_and_the_fix_and_chromium_renders_it(runs, tmp_path):
+    got = runs("no-masquerade")
+    svg = got["svg"].read_text()
+    for text in ("1 request out", "2 request in", "stopped here: arrived, but no route back", "verified fix", "masquerade"):
+        assert text in svg, text
+    png = tmp_path / "path.png"
+    argv = [
+        "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,1100", f"--screenshot={png}", "--dump-dom", got["svg"].as_uri(),
+    ]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "cluster_outside" in proc.stdout and "stopped here" in proc.stdout  # the DOM chromium built from the SVG
+
+
+def test_bad_input_is_one_line_naming_the_argument(nslab_sandbox):
+    script = 'ip netns add ns1; "$0" -m nslab.cli.main why nosuch 10.0.0.1; echo "status $?"; "$0" -m nslab.cli.main why ns1 10.0.0.1 70000; echo "status $?"'
+    proc = subprocess.run(
+        ["unshare", "--net", "--mount", "sh", "-c", "mount --make-rprivate / && mount -t tmpfs tmpfs /run/netns && " + script, sys.executable],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    errors = proc.stderr.strip().splitlines()
+    assert errors == [
+        "nslab why: no namespace 'nosuch': give a name from `ip netns` (host, ns1), 'host' for this one, or a PID",
+        "nslab why: PORT: 70000 is not a TCP port; give 1 to 65535",
+    ]
+    assert proc.stdout.split() == ["status", "2", "status", "2"]
