@@ -1,12 +1,12 @@
 """The layers of nslab, checked from the source (a short walk over every module's AST):
 
-    model -> kernel -> probes -> diagnosis -> lab -> {views, tutorials, matrix, grading} -> advice -> cli
+    model -> kernel -> probes -> diagnosis -> lab -> {views, tutorials, matrix, grading} -> advice -> replay -> cli
 
 A module may import its own layer and the layers to its left, never one to its
 right, not even for type hints (TYPE_CHECKING) and not lazily inside a
 function; the four packages after lab are siblings that do not import each
 other; advice (nslab why, verified fixes) uses grading's snapshots and the
-views' diagram. `nslab` itself (its __init__, the public API) sits with
+views' diagram, and replay (nslab replay) uses advice. `nslab` itself (its __init__, the public API) sits with
 cli. pytest is imported only by the plugin in fixtures/, never under nslab/.
 And no two modules import each other when they are loaded (no import circle).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "nslab"
-LAYERS = [("model",), ("kernel",), ("probes",), ("diagnosis",), ("lab",), ("views", "tutorials", "matrix", "grading"), ("advice",), ("cli", "")]
+LAYERS = [("model",), ("kernel",), ("probes",), ("diagnosis",), ("lab",), ("views", "tutorials", "matrix", "grading"), ("advice",), ("replay",), ("cli", "")]
 RANK = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}
 TEST_ONLY = ("pytest", "_pytest", "pluggy")
 
@@ -101,7 +101,7 @@ def test_every_import_follows_the_layers():
                 wrong.append(f"{MODULES[module].relative_to(ROOT)}:{line} imports {target}: {here or 'nslab'} may not import {there or 'nslab'}, a layer above it")
             elif RANK[there] == RANK[here]:
                 wrong.append(f"{MODULES[module].relative_to(ROOT)}:{line} imports {target}: {here} and {there} are siblings and stay independent")
-    assert not wrong, "imports against model -> kernel -> probes -> diagnosis -> lab -> {views, tutorials, matrix, grading} -> advice -> cli:\n" + "\n".join(wrong)
+    assert not wrong, "imports against model -> kernel -> probes -> diagnosis -> lab -> {views, tutorials, matrix, grading} -> advice -> replay -> cli:\n" + "\n".join(wrong)
 
 
 def test_the_library_never_imports_pytest():
