@@ -35,6 +35,43 @@ NEEDS = {
     "su": "becomes root: replay already runs as root",
 }
 SHELLS = {"bash", "sh", "zsh", "ash"}
+PING_VALUES = frozenset({"-c", "-W", "-w", "-i", "-I", "-s", "-t", "-M", "-Q", "-l", "-p", "-m", "-q"})
+CURL_VALUES = frozenset(
+    {
+        "-o",
+        "-O",
+        "-w",
+        "-H",
+        "-d",
+        "-X",
+        "-u",
+        "-A",
+        "-e",
+        "-m",
+        "-T",
+        "-x",
+        "-b",
+        "-c",
+        "-F",
+        "-K",
+        "-E",
+        "--output",
+        "--write-out",
+        "--header",
+        "--data",
+        "--request",
+        "--user",
+        "--max-time",
+        "--connect-timeout",
+        "--interface",
+        "--resolve",
+        "-P",
+        "-t",
+        "--timeout",
+        "--tries",
+        "--output-document",
+    }
+)
 COMMAND_START = re.compile(r"(?:^|[;&|(]\s*|\$\(\s*|`\s*|\bsudo\s+|\bexec\s+)([\w.-]+)")
 
 
@@ -153,7 +190,8 @@ def target(text: str, ns: str | None) -> Target | None:
         host = next((w for w in reversed(rest) if not w.startswith("-") and not _option_value(rest, w)), None)
         return _target("ping", ns, host, None)
     if tool in ("curl", "wget"):
-        url = next((w for w in rest if not w.startswith("-") and ("/" in w or ":" in w or "." in w or w == "localhost")), None)
+        plain = [w for w in rest if not w.startswith("-") and not _option_value(rest, w, CURL_VALUES) and re.match(r"^[\w.-]+(:\d+)?(/\S*)?$", w)]
+        url = next((w for w in rest if "://" in w), None) or next(iter(plain), None)
         if url is None:
             return None
         parts = urlsplit(url if "://" in url else f"http://{url}")
@@ -165,10 +203,10 @@ def target(text: str, ns: str | None) -> Target | None:
     return None
 
 
-def _option_value(argv: list[str], word: str) -> bool:
-    """Is *word* the value of an option that takes one (`-c 1`, `-W 2`, `-I veth0`, `-w 3`)?"""
+def _option_value(argv: list[str], word: str, options: frozenset[str] = PING_VALUES) -> bool:
+    """Is *word* the value of an option that takes one (`-c 1`, `-W 2`, `-I veth0`, `-o FILE`)?"""
     i = argv.index(word)
-    return i > 0 and argv[i - 1] in {"-c", "-W", "-w", "-i", "-I", "-s", "-t", "-M", "-Q", "-l", "-p", "-m", "-q"}
+    return i > 0 and argv[i - 1] in options
 
 
 def _target(tool: str, ns: str | None, host: str | None, port: int | None) -> Target | None:

@@ -141,7 +141,7 @@ def replay(commands: list[Command], options: Options, *, tutorial: str = "tutori
     done = Replay(tutorial, [])
     with Stage() as stage:
         if given is not None:
-            ran = stage.run("set -e; . /dev/stdin", timeout=options.timeout, stdin=given.encode())
+            ran = stage.run('set -e; eval "$(cat)"', timeout=options.timeout, stdin=given.encode())
             done.given = {"status": ran.status, "output": _tail(ran.output, options.tail), "hung": ran.hung}
             if ran.status != 0:
                 return done
