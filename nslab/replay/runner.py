@@ -214,6 +214,8 @@ def _verdict(stage: Stage, step: Step, tgt: kinds.Target, options: Options) -> N
         return
     step.verdict = found.verdict
     step.fixes = [fix_line(f.changes, {"host": ""}) for f in found.fixes]
+    if options.fixes and not found.verdict["ok"] and not found.fixes and found.note:
+        step.note = f"fixes: {found.note}"
 
 
 def _serve(stage: Stage, step: Step, port: int | bool, options: Options) -> None:

@@ -14,7 +14,7 @@ def step_text(step: Step) -> str:
         return "\n".join(lines)
     lines.append(pad + _status(step))
     lines += [f"{pad}| {line}" for line in step.output]
-    if step.note and step.kind != "server":
+    if step.note and step.kind not in ("server", "reach"):
         lines.append(f"{pad}{step.note}")
     if step.verdict is not None:
         v = step.verdict
@@ -25,6 +25,8 @@ def step_text(step: Step) -> str:
             lines.append(f"{pad}       cause: {v['cause_text'] or 'unknown'}{where}{reason}")
         if v["explanation"]:
             lines.append(f"{pad}       why: {v['explanation']}")
+    if step.note and step.kind == "reach":
+        lines.append(f"{pad}{step.note}")
     lines += [f"{pad}fix (verified): {fix}" for fix in step.fixes]
     lines += [f"{pad}FINDING {f['kind']}: {f['text']}" for f in step.findings]
     return "\n".join(lines)
