@@ -47,8 +47,11 @@ def program(skip: Iterable[int] = ()) -> str:
 
 
 # The child: a private mount namespace with tracefs, the reason table, then bpftrace.
+# Its copy of /run/netns is let go first: each namespace bound there would stay
+# alive as long as bpftrace runs, and a lab could never delete it.
 _CHILD = r"""
 t=%s
+umount -l /run/netns 2>/dev/null
 if ! mountpoint -q "$t"; then
   m=$(mount -t tracefs tracefs "$t" 2>&1) || { echo "nslab-fail tracefs cannot be mounted on $t: $m"; exit 97; }
 fi
