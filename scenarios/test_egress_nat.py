@@ -96,7 +96,7 @@ def test_04_a_tcp_server_outside_sees_the_hosts_address(lab):
     masquerade(lab.ns("host"))
     result = lab.ns("container1").chat(server="outside", dst=OUTSIDE, port=8080)
     assert result.connected, result
-    assert result.detail["client_address"] == HOST_PUBLIC
+    assert result.client_address == HOST_PUBLIC
 
 
 def test_05_masquerade_without_forwarding_is_not_enough(lab):

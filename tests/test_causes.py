@@ -113,8 +113,7 @@ def test_tcp_port_filtered_is_silence(make_lab):
     ns2 = lab.ns("ns2")
     ns2.listen(8080)
     rules = "table inet filter {\n chain input {\n  type filter hook input priority 0;\n  tcp dport 8080 drop\n }\n}\n"
-    done = ns2.run(["nft", "-f", "-"], input=rules.encode())
-    assert done.returncode == 0, done.stderr
+    ns2.run(["nft", "-f", "-"], input=rules.encode(), check=True)
     result = lab.ns("ns1").connect("10.0.0.2", 8080, timeout=0.3)
     assert result.outcome is Outcome.TIMEOUT
     assert result.evidence.seen(ns="ns2", direction="in", kind="tcp")[0].dev == "v2"

@@ -12,7 +12,6 @@ import socket
 from typing import TYPE_CHECKING, Callable
 
 from nslab.diagnosis.frames import Flow
-from nslab.diagnosis.watch import Watch, explained
 from nslab.probes import arp as arp_probe
 from nslab.probes import icmp as icmp_probe
 from nslab.probes import tcp as tcp_probe
@@ -32,6 +31,8 @@ class Probing:
     _open: list[socket.socket]
 
     def _probe(self, flow: Flow, run: Callable[[Callable[[], bool]], Result], *, timeout: float, dev: str | None = None) -> Result:
+        from nslab.diagnosis.watch import Watch, explained  # a lab that is only built never loads the diagnosis
+
         with Watch(self.lab.view(), self.name, flow, dev=dev, timeout=timeout) as watch:
             result = run(watch.settled)
             explained(result, watch)
@@ -52,7 +53,7 @@ class Probing:
         if dev not in self._arp:
             self._arp[dev] = self._inside(lambda: arp_probe.open_socket(dev))
         link = self.link(dev)  # type: ignore[attr-defined]
-        psrc = next((a.cidr.split("/")[0] for a in self.addresses(dev) if ":" not in a.cidr), "0.0.0.0")  # type: ignore[attr-defined]
+        psrc = next((a.cidr.split("/")[0] for a in self.addresses(dev, version=4)), "0.0.0.0")  # type: ignore[attr-defined]
         sock, deadline = self._arp[dev], timeout or self.lab.timeout
         run = lambda settle: arp_probe.who_has(sock, self.name, dev, link.mac, psrc, target, timeout=deadline, settle=settle)  # noqa: E731
         return self._probe(Flow("arp", target), run, timeout=deadline, dev=dev)
