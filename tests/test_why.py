@@ -70,7 +70,9 @@ STATES = [
     ("lo-down", "@PID", "127.0.0.1", ["--no-drop-reasons"], "LOOPBACK_DOWN", "lo"),
     ("not-on-bridge", "container1", "container2", ["--no-drop-reasons"], "NOT_ON_BRIDGE", "master"),
     ("forwarding-off", "ns1", "ns2", [], "FORWARDING_OFF", "forwarding"),
-    ("no-masquerade", "container1", "203.0.113.1", ["--no-drop-reasons"], "NO_RETURN_ROUTE", "masquerade"),
+    # beyond the host's uplink lies a namespace nslab is not told about (as the internet is): nslab sees
+    # the request leave and nothing more, so the probe waits out its deadline
+    ("no-masquerade", "container1", "203.0.113.1", ["--no-drop-reasons", "--timeout", "0.5"], "LOST_VIA_DEFAULT_ROUTE", "masquerade"),
 ]
 
 
@@ -165,7 +167,7 @@ def test_the_fix_is_typed_as_the_learner_would_type_it(runs):
 def test_svg_draws_the_path_the_stop_and_the_fix_and_chromium_renders_it(runs, tmp_path):
     got = runs("no-masquerade")
     svg = got["svg"].read_text()
-    for text in ("1 request out", "2 request in", "stopped here: arrived, but no route back", "verified fix", "masquerade"):
+    for text in ("1 request out", "2 request in", "4 request out", "stopped here: left by the default route and never arrived", "verified fix", "masquerade"):
         assert text in svg, text
     png = tmp_path / "path.png"
     argv = [
@@ -176,7 +178,7 @@ def test_svg_draws_the_path_the_stop_and_the_fix_and_chromium_renders_it(runs, t
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr[-1000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "cluster_outside" in proc.stdout and "stopped here" in proc.stdout  # the DOM chromium built from the SVG
+    assert "cluster_container1" in proc.stdout and "stopped here" in proc.stdout  # the DOM chromium built from the SVG
 
 
 def test_bad_input_is_one_line_naming_the_argument(nslab_sandbox):
@@ -191,3 +193,17 @@ def test_bad_input_is_one_line_naming_the_argument(nslab_sandbox):
         "nslab why: PORT: 70000 is not a TCP port; give 1 to 65535",
     ]
     assert proc.stdout.split() == ["status", "2", "status", "2"]
+
+
+def test_grade_fixes_shows_the_verified_fixes_under_each_failed_probe_check(nslab_sandbox, tmp_path):
+    sample = Path(__file__).parent.parent / "exercises" / "host-to-container" / "samples" / "missing-return-route.sh"
+    argv = [sys.executable, "-m", "nslab.cli.main", "grade", "host-to-container", str(sample), "--fixes", "--json", str(tmp_path / "grade.json")]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stderr
+    checks = {c["description"]: c for c in json.loads((tmp_path / "grade.json").read_text())["submissions"][0]["checks"]}
+    ping = checks["host pings 172.16.0.2"]
+    assert not ping["passed"] and "ip netns exec container1 ip route add default dev ceth1" in ping["fixes"]
+    assert all(not c["fixes"] for c in checks.values() if c["passed"])
+    assert "             fix (verified): ip netns exec container1 ip route add default dev ceth1" in proc.stdout.splitlines()
+    plain = subprocess.run(argv[:6], capture_output=True, text=True, timeout=120, check=False)
+    assert "fix (verified)" not in plain.stdout  # only when the instructor asks

@@ -24,7 +24,7 @@ Argv = tuple[str, ...]
 FIRST_FOR_CAUSE = {
     "NO_ROUTE_AT_SENDER": ("route",),
     "NO_RETURN_ROUTE": ("route", "masquerade"),
-    "LOST_VIA_DEFAULT_ROUTE": ("route", "masquerade"),
+    "LOST_VIA_DEFAULT_ROUTE": ("masquerade", "route"),  # most often: a private source the outside cannot answer
     "LINK_DOWN": ("link",),
     "NOT_ON_BRIDGE": ("master",),
     "NO_ARP_ANSWER": ("prefix", "link", "master"),
@@ -82,7 +82,8 @@ def candidates(lab: Lab, state: State, src: str, dst: str, hint: Hint) -> list[C
             found.setdefault((change.ns, change.commands), change)
     first = FIRST_FOR_CAUSE.get(hint.cause or "", ())
     order = list(found.values())
-    return sorted(order, key=lambda c: (c.kind not in first, c.ns != hint.where, order.index(c)))
+    rank = {kind: i for i, kind in enumerate(first)}
+    return sorted(order, key=lambda c: (rank.get(c.kind, len(first)), c.ns != hint.where, order.index(c)))
 
 
 def involved(state: State, src: str, dst_owner: str | None, hint: Hint) -> list[str]:
@@ -159,10 +160,13 @@ def _routes(scene: Scene) -> Iterator[Change]:
     if scene.hint.source:
         wanted += [(n, scene.hint.source) for n in scene.involved if n != scene.src]
     for name, target in wanted:
-        yield from _routes_to(scene, name, target)
+        other_end = scene.hint.source if target == scene.dst else scene.dst
+        yield from _routes_to(scene, name, target, other_end)
 
 
-def _routes_to(scene: Scene, name: str, target: str) -> Iterator[Change]:
+def _routes_to(scene: Scene, name: str, target: str, other_end: str | None) -> Iterator[Change]:
+    """Routes to *target* in *name*: where it has none, or where the packet was lost on its way
+    there (another way out than the one it takes). A gateway is never the probe's other end."""
     ns = scene.lab.ns(name)
     lookup = ns.route_get(target)
     stuck_here = name == scene.hint.where and scene.hint.cause in ("NO_RETURN_ROUTE", "LOST_VIA_DEFAULT_ROUTE")
@@ -170,13 +174,17 @@ def _routes_to(scene: Scene, name: str, target: str) -> Iterator[Change]:
         return
     held = owner(scene.state, target)
     net = str(ipaddress.ip_interface(held[1]).network) if held and not held[1].endswith("/32") else f"{target}/32"
-    has_default = any(r.dst == "default" for r in ns.routes())
-    links = [link for link in ns.links() if link.up and link.kind != "loopback" and link.master is None]
+    routes = ns.routes()
+    has_default = any(r.dst == "default" for r in routes)
+    have = {(r.dst, r.dev) for r in routes}
+    links = [link for link in ns.links() if link.up and link.kind != "loopback" and link.master is None and link.name != lookup.dev]
     for link in links:
         for dst in (net,) + (() if has_default else ("default",)):
-            yield _route(name, (dst, "dev", link.name), link.name)
+            if (dst, link.name) not in have:
+                yield _route(name, (dst, "dev", link.name), link.name)
         for gw in _gateways(scene, name, link.name):
-            yield _route(name, ("default" if not has_default else net, "via", gw), link.name)
+            if gw != other_end:
+                yield _route(name, ("default" if not has_default else net, "via", gw), link.name)
 
 
 def _route(name: str, words: tuple[str, ...], dev: str) -> Change:

@@ -19,6 +19,8 @@ import ipaddress
 import shutil
 from dataclasses import dataclass, field
 
+from nslab.advice import outside
+from nslab.advice.outside import Uplink
 from nslab.grading.observed import Snapshot, observe
 from nslab.kernel.state import RouteState
 from nslab.lab.live import Lab
@@ -49,31 +51,37 @@ class State:
     rulesets: dict[str, str] = field(default_factory=dict)  # ns -> `nft list ruleset`
     listeners: dict[str, list[int]] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # what could not be copied, in words
+    uplinks: list[Uplink] = field(default_factory=list)  # links to what was not copied: stand-ins in the copy
 
     @property
     def names(self) -> list[str]:
         return [ns.name for ns in self.topology.namespaces]
 
 
-def read_state(lab: Lab, names: list[str] | None = None, *, port: int | None = None) -> State:
-    """The state of *names* (default: every namespace of *lab*), read from the kernel; changes nothing."""
+def read_state(lab: Lab, names: list[str] | None = None, *, port: int | None = None, target: str | None = None) -> State:
+    """The state of *names* (default: every namespace of *lab*), read from the kernel; changes nothing.
+    A *target* no copied namespace holds is put behind the uplink its sender would use (outside.py)."""
     snap = Snapshot.read(lab)
     topo = _only(observe(lab, snap), names)
     kept = {ns.name for ns in topo.namespaces}
     kernel_routes = {(ns, r.dst, r.dev) for ns, rs in snap.routes.items() for r in rs if ns in kept and r.proto == "kernel"}
     routes = {ns: sorted(_route_line(r) for r in rs if _copyable(r)) for ns, rs in snap.routes.items() if ns in kept}
     state = State(topo, kernel_routes, routes, {})
+    state.uplinks = outside.uplinks(snap, {name: topo.links_in(name) for name in kept})
+    if target is not None and owner(state, target) is None:
+        state.uplinks = outside.aim(state.uplinks, lab, target)
     for name in kept:
         ns = lab.ns(name)
-        state.sysctls[name] = _sysctls(ns, [dev for dev in topo.links_in(name) if "." not in dev])
+        devs = [dev for dev in topo.links_in(name) if "." not in dev] + [u.dev for u in state.uplinks if u.ns == name]
+        state.sysctls[name] = _sysctls(ns, devs)
         state.lo_addresses[name] = [a.cidr for a in snap.addresses[name] if a.dev == "lo" and ":" not in a.cidr and not a.cidr.startswith("127.")]
         ruleset = _ruleset(ns)
         if ruleset:
             state.rulesets[name] = ruleset
         if port is not None and ns.listening(port):
             state.listeners[name] = [port]
-        links = topo.links_in(name)
-        state.missing += [f"{link.name} ({link.kind}) in {name}" for link in snap.links[name] if link.name not in links]
+        copied = set(topo.links_in(name)) | {u.dev for u in state.uplinks if u.ns == name}
+        state.missing += [f"{link.name} ({link.kind or 'a device'}) in {name}" for link in snap.links[name] if link.name not in copied]
     return state
 
 
@@ -124,6 +132,7 @@ def build(state: State, *, timeout: float = 0.25) -> Lab:
     topo = state.topology
     built = topo.replace(routes=tuple(r for r in topo.routes if (r.ns, r.dst, r.dev) not in state.kernel_routes))
     lab = Lab(built, timeout=timeout).open()
+    outside.attach(lab, state.uplinks)
     for name, values in state.sysctls.items():
         ns = lab.ns(name)
         for key in sorted(values, key=lambda k: k != "net.ipv4.ip_forward"):  # the global switch first

@@ -44,7 +44,7 @@ def find(result: Result, lab: Lab, *, budget: float = 3.0, names: list[str] | No
         return Search(note=f"the network delivered it: nothing listens on port {probe.port} there; start the server")
     start = time.monotonic()
     hint = hint_of(result)
-    state = read_state(lab, names or _names(lab, probe, hint))
+    state = read_state(lab, names or _names(lab, probe, hint), target=probe.dst)
     held = owner(state, probe.dst)
     if probe.kind == "tcp" and held is not None:
         state.listeners = {held[0]: [probe.port or 0]}

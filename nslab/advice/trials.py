@@ -27,7 +27,7 @@ from nslab.probes.result import Cause, Result
 
 MAX_FIXES = 4  # verified single changes kept (the likeliest first)
 MAX_PAIR_PARTS = 14  # the likeliest singles combined into pairs
-TRIAL_TIMEOUT = 0.25  # s per trial probe the evidence cannot settle earlier (a fix answers in ms)
+TRIAL_TIMEOUT = 0.2  # s per trial probe the evidence cannot settle earlier (a fix answers in ms)
 
 
 @dataclass(frozen=True)

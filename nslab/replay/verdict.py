@@ -20,13 +20,13 @@ from nslab.replay.stage import Stage
 HOST = "host"
 
 
-def state_of(stage: Stage, port: int | None = None, *, timeout: float = 20.0) -> State | str:
+def state_of(stage: Stage, port: int | None = None, *, target: str | None = None, timeout: float = 20.0) -> State | str:
     """The stage's namespaces ("host" and each of its /run/netns) as a State, or why not (one line)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        _read_child(w, stage, port)
+        _read_child(w, stage, port, target)
     os.close(w)
     data = read_answer(r, pid, deadline=time.monotonic() + timeout)
     if not data:
@@ -37,7 +37,7 @@ def state_of(stage: Stage, port: int | None = None, *, timeout: float = 20.0) ->
 
 def verdict(stage: Stage, src: str, dst: str, port: int | None, *, fixes: bool = False, budget: float = 3.0) -> Search:
     """The probe from *src* to *dst* (TCP *port*, else ping) on a copy of the stage's namespaces."""
-    state = state_of(stage, port)
+    state = state_of(stage, port, target=dst)
     if isinstance(state, str):
         return Search(note=state)
     if src not in state.names:
@@ -45,7 +45,7 @@ def verdict(stage: Stage, src: str, dst: str, port: int | None, *, fixes: bool =
     return search(state, Probe("tcp" if port else "ping", src, dst, port), None, budget=budget, fixes=fixes)
 
 
-def _read_child(w: int, stage: Stage, port: int | None) -> None:
+def _read_child(w: int, stage: Stage, port: int | None, target: str | None) -> None:
     code = 0
     try:
         from nslab.kernel import linux
@@ -59,7 +59,7 @@ def _read_child(w: int, stage: Stage, port: int | None) -> None:
                 lab.adopt_namespace(name, path)
             except Exception:  # noqa: BLE001, S112 - a name nslab cannot use, or not a namespace: left out
                 continue
-        payload: object = read_state(lab, port=port)  # with the listeners on *port*: the copy listens there too
+        payload: object = read_state(lab, port=port, target=target)  # with the listeners on *port*: the copy listens there too
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         payload, code = f"{type(exc).__name__}: {exc}", 1
     data = pickle.dumps(payload)

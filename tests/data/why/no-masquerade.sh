@@ -1,7 +1,7 @@
-# container1 behind the host's bridge; the outside (a documentation address)
-# knows nothing of 10.0.0.0/24, so its replies have nowhere to go.
+# container1 behind the host's bridge; the host's uplink leads to "the
+# internet": a namespace nslab is not told about (made by unshare, unnamed),
+# which knows nothing of 10.0.0.0/24, so its replies have nowhere to go.
 ip netns add container1
-ip netns add outside
 sysctl -qw net.ipv4.ip_forward=1
 ip link add br0 type bridge
 ip addr add 10.0.0.1/24 dev br0
@@ -13,9 +13,17 @@ ip -n container1 link set lo up
 ip -n container1 addr add 10.0.0.2/24 dev eth0
 ip -n container1 link set eth0 up
 ip -n container1 route add default via 10.0.0.1
-ip link add uplink type veth peer name eth0 netns outside
-ip addr add 203.0.113.2/24 dev uplink
+unshare --net sleep 600 &
+internet=$!
+# wait (bounded) until it has its own network namespace
+for i in $(seq 1000); do [ "$(readlink /proc/$internet/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break; done
+[ "$(readlink /proc/$internet/ns/net)" != "$(readlink /proc/self/ns/net)" ]
+ip link add uplink type veth peer name eth0 netns "$internet"
+ip addr add 198.51.100.2/24 dev uplink
 ip link set uplink up
-ip -n outside link set lo up
-ip -n outside addr add 203.0.113.1/24 dev eth0
-ip -n outside link set eth0 up
+ip route add default via 198.51.100.1
+nsenter -t "$internet" -n sh -e -c '
+ip link set lo up
+ip addr add 198.51.100.1/24 dev eth0
+ip addr add 203.0.113.1/32 dev lo
+ip link set eth0 up'
