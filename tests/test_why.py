@@ -207,3 +207,30 @@ def test_grade_fixes_shows_the_verified_fixes_under_each_failed_probe_check(nsla
     assert "             fix (verified): ip netns exec container1 ip route add default dev ceth1" in proc.stdout.splitlines()
     plain = subprocess.run(argv[:6], capture_output=True, text=True, timeout=120, check=False)
     assert "fix (verified)" not in plain.stdout  # only when the instructor asks
+
+
+def test_fixes_for_a_failed_probe_of_a_lab_as_a_scenario_failure_shows_them(lab):
+    """The library call the pytest plugin makes for --nslab-fixes: a lab of nslab's own, in-process."""
+    from nslab import Address, Namespace, Route, Topology, Veth
+    from nslab.advice.fixes import fixes_for
+    from nslab.advice.path import marks_of, overlay_marks
+    from nslab.views.render import to_dot
+
+    lab.build(
+        Topology(
+            [Namespace("host", lo_up=True), Namespace("container1", lo_up=True)],
+            veths=[Veth("host", "veth1", "container1", "ceth1")],
+            addresses=[Address("host", "veth1", "10.0.0.10/24"), Address("container1", "ceth1", "172.16.0.2/24")],
+            routes=[Route("host", "172.16.0.0/24", dev="veth1")],
+        )
+    )
+    result = lab.ns("host").ping("172.16.0.2")
+    lines = fixes_for(result, lab, prefixes={"host": ""})
+    assert "ip netns exec container1 ip route add default dev ceth1" in lines
+    marks = marks_of(result, [[{"ns": "container1", "kind": "route", "commands": [["ip", "route", "add", "default", "dev", "ceth1"]], "dev": "ceth1"}]])
+    assert [(s["n"], s["ns"], s["role"], s["direction"]) for s in marks["steps"]] == [(1, "host", "request", "out"), (2, "container1", "request", "in")]
+    dot = overlay_marks(to_dot(lab.topology), json.loads(json.dumps(marks)))  # as another process would draw it
+    assert '"container1/#stop"' in dot and '"container1/#fix0.0"' in dot and dot.rstrip().endswith("}")
+    lab.ns("container1").add_route("default", dev="ceth1")
+    assert lab.ns("host").ping("172.16.0.2").replied
+    assert fixes_for(lab.probes[-1], lab) == []  # nothing to fix

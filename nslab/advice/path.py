@@ -13,6 +13,7 @@ one `nslab show` and the HTML report use.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -65,16 +66,33 @@ def _node(ns: str, dev: str) -> str:
     return _q(f"{ns}/{dev}")
 
 
+def marks_of(result: Result, fixes: list[list[dict]] | None = None) -> dict:
+    """What the drawing marks, as plain data (JSON-ready, e.g. to draw it in another process):
+    the path's steps, where it stopped and why, and the verified fixes' changes."""
+    stop = None
+    if not result.ok and result.where is not None:
+        cause = result.cause.value if result.cause else "unknown"
+        stop = {"ns": result.where.ns, "dev": result.where.dev, "cause": cause, "reason": result.reason}
+    return {"steps": [dataclasses.asdict(s) for s in steps(result)], "stop": stop, "fixes": [list(changes) for changes in fixes or []]}
+
+
 def overlay(dot: str, result: Result, fixes: list[list[dict]] | None = None) -> str:
     """*dot* (render.to_dot's output) with the path, the stop and the fixes marked."""
+    return overlay_marks(dot, marks_of(result, fixes))
+
+
+def overlay_marks(dot: str, data: dict) -> str:
+    """*dot* with the marks of `marks_of()`'s *data*."""
     body = dot.rstrip().removesuffix("}")
     marks: list[str] = ["  graph [forcelabels=true];"]
-    path = steps(result)
-    stop = [(result.where.ns, result.where.dev)] if result.where is not None and not result.ok else []
-    _ensure_nodes(dot, marks, [(s.ns, s.dev) for s in path] + stop + _fix_points(fixes))
+    path = [Step(**s) for s in data["steps"]]
+    stop = data.get("stop")
+    fixes = data.get("fixes") or []
+    _ensure_nodes(dot, marks, [(s.ns, s.dev) for s in path] + ([(stop["ns"], stop["dev"])] if stop else []) + _fix_points(fixes))
     _mark_path(marks, path)
-    _mark_stop(marks, result, path)
-    for i, changes in enumerate(fixes or []):
+    if stop:
+        _mark_stop(marks, stop, path)
+    for i, changes in enumerate(fixes):
         _mark_fix(marks, i, changes)
     return body + "\n".join(marks) + "\n}\n"
 
@@ -109,13 +127,11 @@ def _mark_path(marks: list[str], path: list[Step]) -> None:
             )
 
 
-def _mark_stop(marks: list[str], result: Result, path: list[Step]) -> None:
-    if result.ok or result.where is None:
-        return
-    ns, dev = result.where.ns, result.where.dev
-    text = f"stopped here: {result.cause.value if result.cause else 'unknown'}"
-    if result.reason:
-        text += f"\nkernel drop reason: {result.reason}"
+def _mark_stop(marks: list[str], where: dict, path: list[Step]) -> None:
+    ns, dev = where["ns"], where["dev"]
+    text = f"stopped here: {where['cause']}"
+    if where.get("reason"):
+        text += f"\nkernel drop reason: {where['reason']}"
     stop = _q(f"{ns}/#stop")
     marks.append(
         f'  subgraph {_q("cluster_" + ns)} {{ {stop} [label={_q(text)}, shape=octagon, style=filled, fillcolor="#fde2e1", color="#c0392b", fontcolor="#7b1f16", penwidth=2]; }}'

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from nslab.advice.fixes import fix_line
-from nslab.advice.path import role_of
+from nslab.advice.path import marks_of, role_of
 from nslab.advice.trials import Search
 from nslab.probes.result import Result
 
@@ -40,6 +40,7 @@ def to_dict(result: Result, found: Search | None, prefixes: Mapping[str, str] | 
     if found is not None:
         out["fixes"] = [{"command": fix_line(f.changes, prefixes), "changes": f.changes, "seconds": round(f.seconds, 3)} for f in found.fixes]
         out["fix_search"] = {"tried": found.tried, "seconds": round(found.seconds, 3), "note": found.note}
+    out["path"] = marks_of(result, [f.changes for f in found.fixes] if found is not None else None)  # what --svg draws
     return out
 
 
