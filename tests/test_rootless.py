@@ -5,95 +5,33 @@ inside a user namespace made for the test, so the host's setting is untouched)."
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
-import stat
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from nslab.kernel import leftovers
+from tests import nobody
+from tests.nobody import NOBODY
 
-ROOT = Path(__file__).resolve().parent.parent
-NOBODY = 65534
 SCENARIO = "scenarios/test_veth_two_namespaces.py"
-# What a run of the scenarios needs from the checkout (the rest stays behind), and
-# nslab's packages as Python finds them (the plugin installs from fixtures/ as nslab.fixtures).
-PROJECT = ("conftest.py", "pyproject.toml", "scenarios")
-PACKAGES = ("nslab", "nslab.fixtures", "fixtures")
-# Installed packages the run does not import (pip alone is a fifth of the venv).
-NOT_NEEDED = ("pip", "pip-*", "setuptools", "setuptools-*", "pkg_resources", "_distutils_hack", "virtme", "virtme_ng*", "*.pth")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to user nobody needs root")
 
 
-def world_usable(path: str) -> bool:
-    """Can any user execute *path* (and search every directory above it)?"""
-    p = Path(path).resolve()
-    return all(os.stat(d).st_mode & stat.S_IXOTH for d in [p, *p.parents])
-
-
 def interpreter() -> str:
-    """A Python of our version that `nobody` can run (the venv's is a link to the system's)."""
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
-        if os.path.exists(candidate) and world_usable(candidate):
-            return candidate
-    pytest.skip(f"no {version} that user nobody can execute (the venv's interpreter is under a private directory)")
-
-
-def package_dir(name: str) -> Path | None:
-    """Where the package *name* is imported from, if it is one of this checkout's."""
     try:
-        spec = importlib.util.find_spec(name)
-    except ImportError:
-        return None
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    return Path(locations[0]) if locations and Path(locations[0]).resolve().is_relative_to(ROOT) else None
+        return nobody.interpreter()
+    except nobody.NoInterpreter as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
 def copy() -> Iterator[Path]:
-    """The project and its installed packages, copied where user nobody can read them.
-
-    The checkout may live anywhere root can use, a mode-700 home included, where
-    nobody can neither enter the checkout nor import pytest from its venv. The
-    copy is a scratch directory of this run (a killed run's is removed by the
-    next run's sweep), world-readable, with a reports directory nobody may write."""
-    base = Path(leftovers.scratch_dir("rootless"))
-    try:
-        copies = [(ROOT / name, base / "project" / name) for name in PROJECT]
-        copies += [(source, base / "project" / name.replace(".", "/")) for name in PACKAGES if (source := package_dir(name)) is not None]
-        for source, target in copies:
-            if source.is_dir():
-                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
-        shutil.copytree(sysconfig.get_paths()["purelib"], base / "site-packages", ignore=shutil.ignore_patterns(*NOT_NEEDED))
-        for directory, _dirs, files in os.walk(base):
-            os.chmod(directory, 0o755)
-            for name in files:
-                path = os.path.join(directory, name)
-                os.chmod(path, os.stat(path).st_mode | 0o444)
-        (base / "reports").mkdir()
-        os.chown(base / "reports", NOBODY, NOBODY)
-        assert world_usable(str(base / "project")), f"{base} is not usable by other users; is {base.parent} private?"
+    """The project and its packages where nobody can read them (tests/nobody.py)."""
+    with nobody.readable_copy() as base:
         yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def nobody_env(copy: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NSLAB_", "PYTHON"))}
-    env.update(HOME="/tmp", PYTHONPATH=f"{copy / 'project'}{os.pathsep}{copy / 'site-packages'}", PYTHONDONTWRITEBYTECODE="1",
-               NSLAB_REPORTS=str(copy / "reports"))
-    return env
 
 
 PYTEST = ["-m", "pytest", SCENARIO, "-q", "-rs", "-p", "no:randomly", "-p", "no:cacheprovider"]
@@ -105,7 +43,7 @@ def test_as_nobody_the_scenarios_run_in_a_user_namespace_and_pass(copy):
             pytest.skip("this kernel forbids user namespaces (user.max_user_namespaces=0)")
     done = subprocess.run(
         ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", interpreter(), *PYTEST, "-n", "2"],
-        cwd=copy / "project", env=nobody_env(copy), capture_output=True, text=True, timeout=120,
+        cwd=copy / "project", env=nobody.nobody_env(copy), capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout and "skipped" not in done.stdout.splitlines()[-1], done.stdout
@@ -122,7 +60,7 @@ def test_as_nobody_without_user_namespaces_every_lab_test_skips_saying_how(copy)
 def run_as_nobody_without_user_namespaces(argv: list[str], copy: Path) -> subprocess.CompletedProcess:
     """Run *argv* as uid/gid 65534, from *copy*, inside a new user namespace (ids
     0-65535 mapped one to one) whose user.max_user_namespaces is 0."""
-    env = nobody_env(copy)
+    env = nobody.nobody_env(copy)
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     out_r, out_w = os.pipe()

@@ -1,0 +1,100 @@
+"""Running something as user nobody from a copy nobody can read, wherever the
+checkout lives (a mode-700 home included): the project and its installed
+packages are copied into a world-readable scratch directory of this run.
+
+    with readable_copy() as copy:
+        subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", interpreter(), "-c", "import nslab"],
+                       cwd=copy / "project", env=nobody_env(copy))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import stat
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Iterator
+
+from nslab.kernel import leftovers
+
+ROOT = Path(__file__).resolve().parent.parent
+NOBODY = 65534
+# What a run of the scenarios needs from the checkout (the rest stays behind), and
+# nslab's packages as Python finds them (the plugin installs from fixtures/ as nslab.fixtures).
+PROJECT = ("conftest.py", "pyproject.toml", "scenarios")
+PACKAGES = ("nslab", "nslab.fixtures", "fixtures")
+# Installed packages a run does not import (pip alone is a fifth of the venv).
+NOT_NEEDED = ("pip", "pip-*", "setuptools", "setuptools-*", "pkg_resources", "_distutils_hack", "virtme", "virtme_ng*", "*.pth")
+
+
+class NoInterpreter(Exception):
+    """No Python of our version that another user may execute."""
+
+
+def world_usable(path: str) -> bool:
+    """Can any user execute *path* (and search every directory above it)?"""
+    p = Path(path).resolve()
+    return all(os.stat(d).st_mode & stat.S_IXOTH for d in [p, *p.parents])
+
+
+def interpreter() -> str:
+    """A Python of our version that `nobody` can run (the venv's is a link to the system's)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        if os.path.exists(candidate) and world_usable(candidate):
+            return str(Path(candidate).resolve())
+    raise NoInterpreter(f"no {version} that user nobody can execute (the venv's interpreter is under a private directory)")
+
+
+def package_dir(name: str) -> Path | None:
+    """Where the package *name* is imported from, if it is one of this checkout's."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except ImportError:
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(locations[0]) if locations and Path(locations[0]).resolve().is_relative_to(ROOT) else None
+
+
+@contextlib.contextmanager
+def readable_copy() -> Iterator[Path]:
+    """The project (under project/) and its installed packages (under site-packages/),
+    copied where user nobody can read them, with a reports/ directory nobody may write.
+
+    The copy is a scratch directory of this run (a killed run's is removed by the
+    next run's sweep), removed when the block ends."""
+    base = Path(leftovers.scratch_dir("nobody"))
+    try:
+        copies = [(ROOT / name, base / "project" / name) for name in PROJECT]
+        copies += [(source, base / "project" / name.replace(".", "/")) for name in PACKAGES if (source := package_dir(name)) is not None]
+        for source, target in copies:
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+        shutil.copytree(sysconfig.get_paths()["purelib"], base / "site-packages", ignore=shutil.ignore_patterns(*NOT_NEEDED))
+        for directory, _dirs, files in os.walk(base):
+            os.chmod(directory, 0o755)
+            for name in files:
+                path = os.path.join(directory, name)
+                os.chmod(path, os.stat(path).st_mode | 0o444)
+        (base / "reports").mkdir()
+        os.chown(base / "reports", NOBODY, NOBODY)
+        if not world_usable(str(base / "project")):
+            raise PermissionError(f"{base} is not usable by other users; is {base.parent} private?")
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def nobody_env(copy: Path) -> dict[str, str]:
+    """Our environment, less pytest's, nslab's and Python's settings, importing from *copy*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NSLAB_", "PYTHON"))}
+    env.update(HOME="/tmp", PYTHONPATH=f"{copy / 'project'}{os.pathsep}{copy / 'site-packages'}", PYTHONDONTWRITEBYTECODE="1",
+               NSLAB_REPORTS=str(copy / "reports"))
+    return env
