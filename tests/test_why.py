@@ -55,7 +55,7 @@ snapshot > "$out/after"
 "$py" -c 'import json, sys
 fixes = json.load(open(sys.argv[1])).get("fixes") or [{"command": "false"}]
 kind = sys.argv[2]
-pick = next((f for f in fixes if kind in [c["kind"] for c in f["changes"]]), fixes[0])
+pick = next((f for f in fixes if kind in [c["kind"] for c in f.get("changes", [])]), fixes[0])
 print(pick["command"])' "$out/why.json" "${PREFER:-any}" > "$out/fix.sh"
 sh "$out/fix.sh" > "$out/fix.out" 2>&1
 "$py" -m nslab.cli.main why "$@" --json --no-fixes --no-drop-reasons > "$out/again.json" 2>&1
