@@ -174,7 +174,7 @@ def test_xfail():
 """
     )
     junit = pytester.path / "junit.xml"
-    pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", f"--junitxml={junit}")
+    pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", f"--junitxml={junit}")
     cases = matrix.read_junit(junit)
     verdicts = {test.split("::")[1]: case.verdict for test, case in cases.items()}
     assert verdicts == {"test_pass": "passed", "test_fail": "failed", "test_skip": "skipped", "test_xfail": "xfail"}

@@ -40,7 +40,7 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
 
     def runner(*args: str) -> pytest.RunResult:
         return pytester.runpytest_subprocess(
-            "-p", "no:randomly", "-p", "no:cacheprovider", *args  # the plugin: its pytest11 entry point
+            "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args  # the plugin: its pytest11 entry point
         )
 
     return runner

@@ -25,7 +25,7 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     pytester.makepyfile(test_inner=INNER)
 
     def runner(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "--nslab-reports=out", *args)
+        return pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--nslab-reports=out", *args)
 
     return runner
 

@@ -34,7 +34,7 @@ def copy() -> Iterator[Path]:
         yield base
 
 
-PYTEST = ["-m", "pytest", SCENARIO, "-q", "-rs", "-p", "no:randomly", "-p", "no:cacheprovider"]
+PYTEST = ["-m", "pytest", SCENARIO, "-q", "-rs", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
 
 
 def test_as_nobody_the_scenarios_run_in_a_user_namespace_and_pass(copy):
