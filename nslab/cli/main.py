@@ -14,7 +14,7 @@ from types import ModuleType
 
 COMMANDS = {
     "show": ("nslab.cli.show", "print a lab's equivalent ip commands, or draw it as SVG/PNG"),
-    "grade": ("nslab.grading.command", "grade a lab exercise: a student's script in a sandbox, or --live"),
+    "grade": ("nslab.cli.grade", "grade a lab exercise: a student's script in a sandbox, or --live"),
     "matrix": ("nslab.matrix.runner", "run the scenario suite on several kernels and print one table"),
     "clean": ("nslab.kernel.leftovers", "remove what a killed nslab run left behind (and only that)"),
     "why": ("nslab.cli.why", "why does a probe between this machine's namespaces fail? verdict, trace, verified fixes"),

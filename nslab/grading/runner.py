@@ -30,11 +30,14 @@ from nslab.grading.scoring import CheckResult, Grade
 from nslab.kernel import linux
 from nslab.lab.live import Lab
 from nslab.model.topology import LabError
+from nslab.probes.result import Result
 
 NETNS_DIR = "/run/netns"
+# What finds verified fixes for a failed probe (nslab.advice, a layer above: the CLI passes it in for --fixes).
+Fixer = Callable[[Result, Lab, "dict[str, str] | None"], "list[str]"]
 
 
-def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: bool = False) -> list[Grade]:
+def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: Fixer | None = None) -> list[Grade]:
     """Grade each script (in order of *paths*), at most *jobs* at a time."""
     limits = limits or jail.Limits()
     scripts = []
@@ -44,13 +47,13 @@ def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits
     return _run_parallel(exercise, tasks, jobs, deadline=limits.time + 30.0)
 
 
-def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: bool = False) -> Grade:
+def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: Fixer | None = None) -> Grade:
     """Grade what is built on this machine (its /run/netns and root namespace), read-only."""
     return _run_parallel(exercise, [("live", lambda: _live_grade(exercise, fixes))], 1, deadline=timeout)[0]
 
 
 # -- one grader per submission ----------------------------------------------------
-def _submission_task(exercise: Exercise, script: str, limits: jail.Limits, fixes: bool = False) -> Callable[[], Grade]:
+def _submission_task(exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None = None) -> Callable[[], Grade]:
     def task() -> Grade:
         start = time.monotonic()
         run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
@@ -66,7 +69,7 @@ def _submission_task(exercise: Exercise, script: str, limits: jail.Limits, fixes
     return task
 
 
-def _live_grade(exercise: Exercise, fixes: bool = False) -> Grade:
+def _live_grade(exercise: Exercise, fixes: Fixer | None = None) -> Grade:
     start = time.monotonic()
     if os.geteuid() != 0:
         return Grade.zero("live", exercise, "live mode reads your namespaces as root: run it with sudo")
@@ -103,7 +106,7 @@ def _open_live_namespaces(host: str | None) -> dict[str, int]:
     return out
 
 
-def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: bool = False) -> Grade:
+def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: Fixer | None = None) -> Grade:
     """Adopt the namespaces into a lab in a fresh private sandbox, run every check."""
     lab = Lab()
     lab.open()  # enters this grader's own sandbox: a private /run/netns for the names below
@@ -121,10 +124,8 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: b
     for c in exercise.checks:
         probed = len(lab.probes)
         results.append(CheckResult.of(c, checks.run(c, lab, snap)))
-        if fixes and not results[-1].passed and len(lab.probes) > probed:
-            from nslab.advice.fixes import fixes_for  # only when asked: nslab grade --fixes
-
-            results[-1].fixes = fixes_for(lab.probes[-1], lab, prefixes={exercise.host: ""} if exercise.host else None)
+        if fixes is not None and not results[-1].passed and len(lab.probes) > probed:
+            results[-1].fixes = fixes(lab.probes[-1], lab, {exercise.host: ""} if exercise.host else None)
     return Grade.scored("", exercise, results, **extra)
 
 

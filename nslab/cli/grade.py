@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from nslab.grading import runner
 
     if args.live:
-        grades = [runner.grade_live(exercise, fixes=args.fixes)]
+        grades = [runner.grade_live(exercise, fixes=_fixer(args))]
     else:
         limits = jail.Limits(time=args.time_limit, output=args.output_limit)
-        grades = runner.grade_scripts(exercise, args.scripts, jobs=args.jobs, limits=limits, fixes=args.fixes)
+        grades = runner.grade_scripts(exercise, args.scripts, jobs=args.jobs, limits=limits, fixes=_fixer(args))
     for grade in grades:
         print(scoring.text(grade, verbose=args.verbose))
     if len(grades) > 1:
@@ -81,3 +81,12 @@ def _write(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
+
+
+def _fixer(args: argparse.Namespace):
+    """With --fixes, what finds the verified fixes of a failed check (nslab.advice); else None."""
+    if not args.fixes:
+        return None
+    from nslab.advice.fixes import fixes_for
+
+    return lambda result, lab, prefixes: fixes_for(result, lab, prefixes=prefixes)
