@@ -46,6 +46,15 @@ def test_failure_output_explains_the_probe(pytester: pytest.Pytester, run):
     )
     pcaps = list((pytester.path / "reports" / "pcap").glob("*.pcap"))
     assert len(pcaps) == 1 and pcaps[0].stat().st_size > 100
+    assert "fix (verified)" not in result.stdout.str()  # only when asked
+
+
+def test_failure_output_shows_verified_fixes_when_asked(pytester: pytest.Pytester, run):
+    pytester.makepyfile(test_broken=BROKEN_SCENARIO)
+    result = run(f"--nslab-reports={pytester.path / 'reports'}", "--nslab-fixes")
+    result.assert_outcomes(failed=1)
+    # the fix a learner types, tried on a copy of the lab, where the same ping then succeeded
+    result.stdout.fnmatch_lines(["*fix (verified): ip netns exec container1 ip route add *"])
 
 
 def test_passing_lab_tests_under_two_workers(pytester: pytest.Pytester, run):
