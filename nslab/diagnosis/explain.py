@@ -53,6 +53,13 @@ def _local_error(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
             return Finding(Cause.FILTERED_BY_RULE, Where(src, refused.dev), f"a firewall rule in {src} dropped the {ctx.what} on its way out ({refused.reason}): sendto() failed with EPERM", refused.reason)
     if result.errno == errno_mod.EHOSTUNREACH:
         return Finding(Cause.NO_ARP_ANSWER, Where(src, ev.sender_route.dev), f"{src} could not resolve {ctx.flow.hops[0]} on {ev.sender_route.dev} (EHOSTUNREACH)")
+    if result.errno == errno_mod.ENOBUFS:
+        return Finding(
+            Cause.UNKNOWN,
+            Where(src, ev.sender_route.dev),
+            f"{src}'s kernel could not queue the {ctx.what} (ENOBUFS): the neighbour table, which all namespaces share, is full "
+            "(net.ipv4.neigh.default.gc_thresh3, set in the host's namespace); fewer neighbours at once, or flush them",
+        )
     return Finding(Cause.UNKNOWN, Where(src), f"{src}'s kernel refused the {ctx.what}: {result.errno_name}")
 
 
