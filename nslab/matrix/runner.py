@@ -43,6 +43,7 @@ from nslab.matrix import archive
 ROOT = Path(__file__).resolve().parents[2]
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
+GUEST_CPUS = 1  # the suite runs as one pytest process; under TCG a second vCPU cost more than it gave (55-77 s vs 49-50 s for the smoke VM)
 
 
 class MatrixError(Exception):
@@ -113,11 +114,11 @@ def boot(argv: list[str], *, timeout: float, log: Path) -> int | None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None, append: tuple[str, ...] = ()) -> list[str]:
+def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None, append: tuple[str, ...] = (), cpus: int = GUEST_CPUS) -> list[str]:
     vng = shutil.which("vng", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     if vng is None:
         raise MatrixError("virtme-ng is not installed: pip install virtme-ng (and apt-get install qemu-system-x86 busybox-static kmod)")
-    argv = [vng, "--run", str(image), "--memory", GUEST_MEMORY, "--cpus", "2"]
+    argv = [vng, "--run", str(image), "--memory", GUEST_MEMORY, "--cpus", str(cpus)]
     if accel == "tcg":
         argv.append("--disable-kvm")
     if rwdir is not None:
@@ -255,7 +256,7 @@ def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]
 
 
 def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | None, timeout: float,
-               accel: str = "auto", kvm_bound: float = 30.0) -> Run:
+               accel: str = "auto", kvm_bound: float = 30.0, cpus: int = GUEST_CPUS) -> Run:
     """Run the suite on one kernel; its verdicts, or one line saying why there are none."""
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
@@ -284,7 +285,7 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
                        f"cd {shlex.quote(str(ROOT))} && PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} "
                        + shlex.join([sys.executable, *pytest_args(outdir, suite, select)]))
             started = time.monotonic()  # the boot and the suite, not the download
-            argv = vng_argv(image, accel, command, rwdir=outdir, append=kernel.append)
+            argv = vng_argv(image, accel, command, rwdir=outdir, append=kernel.append, cpus=cpus)
             status = boot(argv, timeout=timeout, log=outdir / "console.log")
     except (MatrixError, archive.ArchiveError) as exc:
         run.problem = f"not run: {exc}"
@@ -426,6 +427,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--suite", action="append", metavar="PATH", help="test paths to run, relative to the project (default: scenarios)")
     parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS", help="per kernel: boot and suite (default: 1800)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="QEMU acceleration (default: auto: KVM if it boots within --kvm-bound, else TCG)")
+    parser.add_argument("--cpus", type=int, default=GUEST_CPUS, metavar="N", help=f"virtual CPUs per guest (default: {GUEST_CPUS})")
     parser.add_argument("--kvm-bound", type=float, default=30.0, metavar="SECONDS", help="how long a KVM guest may take to boot before TCG is used (default: 30)")
     parser.add_argument("--reports", default=str(ROOT / "reports" / "matrix"), metavar="DIR", help="where each kernel's junit.xml, pcaps and the matrix page go")
 
@@ -437,6 +439,8 @@ def run(args) -> int:
         kernels = [parse_kernel(k) for k in args.kernels]
         if args.timeout <= 0 or args.kvm_bound <= 0:
             raise MatrixError("--timeout and --kvm-bound: must be a positive number of seconds")
+        if not 1 <= args.cpus <= 64:
+            raise MatrixError(f"--cpus {args.cpus}: must be between 1 and 64")
         suite = args.suite or ["scenarios"]
         for path in suite:
             if not (ROOT / path).exists():
@@ -452,7 +456,7 @@ def run(args) -> int:
     for kernel in kernels:
         print(f"nslab matrix: {kernel.label} ...", file=sys.stderr, flush=True)
         one = run_kernel(kernel, reports / kernel.slug, suite=suite, select=args.select, timeout=args.timeout,
-                         accel=args.accel, kvm_bound=args.kvm_bound)
+                         accel=args.accel, kvm_bound=args.kvm_bound, cpus=args.cpus)
         print(f"nslab matrix: {kernel.label}: {one.counts()} ({one.seconds:.1f} s, {one.accel or '-'})", file=sys.stderr, flush=True)
         runs.append(one)
     compare_skips(runs)
