@@ -140,13 +140,28 @@ def apt_options(apt_dir: Path = APT_DIR) -> list[str]:
 
 @contextlib.contextmanager
 def _locked(apt_dir: Path, exclusive: bool) -> Iterator[None]:
-    """Serialise refreshes against readers, across processes (xdist workers, two matrix runs)."""
-    with open(apt_dir / "lock", "a") as lock:
+    """Serialise refreshes against readers, across processes (xdist workers, two matrix runs).
+    A reader needs only to read the lock file (a user who may not write the cache can still read it)."""
+    path = apt_dir / "lock"
+    try:
+        lock = open(path, "a" if exclusive or not path.exists() else "r")
+    except OSError as exc:
+        raise ArchiveError(f"cannot use nslab's apt directory {apt_dir} ({exc.strerror}); run as the checkout's owner") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _stale(apt_dir: Path, etc: Path, max_age: float) -> bool:
+    """Do the lists need `apt-get update`: none yet, a day old, or sources for another mirror?"""
+    try:
+        age = time.time() - (apt_dir / "updated").stat().st_mtime
+    except FileNotFoundError:
+        return True
+    return age > max_age or _read(apt_dir / "sources.list") != sources_list(etc)
 
 
 def _prepare(apt_dir: Path, etc: Path) -> bool:
@@ -172,16 +187,17 @@ def refresh(apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT, force: bool = False
     """`apt-get update` into *apt_dir* if its lists are missing, older than *max_age*,
     for another mirror, or *force*d. A failed refresh with usable old lists is remembered
     (see `problem`) rather than raised; without any lists it raises."""
-    apt_dir.mkdir(parents=True, exist_ok=True)
+    if not force and not _stale(apt_dir, etc, max_age):
+        return  # fresh: nothing to write (so a user who may only read the cache can use it)
+    try:
+        apt_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchiveError(f"cannot create nslab's apt directory {apt_dir} ({exc.strerror}); run as the checkout's owner") from None
     with _locked(apt_dir, exclusive=True):
         changed = _prepare(apt_dir, etc)
+        if not (force or changed or _stale(apt_dir, etc, max_age)):
+            return  # another process refreshed them while we waited for the lock
         stamp = apt_dir / "updated"
-        try:
-            age = time.time() - stamp.stat().st_mtime
-        except FileNotFoundError:
-            age = float("inf")
-        if not (force or changed or age > max_age):
-            return
         done = _apt(["apt-get", "update", "-q"], apt_dir)
         problem = apt_dir / "update-problem"
         if done.returncode == 0:
