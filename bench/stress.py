@@ -76,7 +76,7 @@ def main() -> int:
     for i in range(1, args.runs + 1):
         order = rng.randrange(1, 2**31)
         reports = OUT / f"run-{i}"
-        argv = [sys.executable, "-m", "pytest", *suite, "-n", "2", "-q", "-p", "randomly", f"--randomly-seed={order}",
+        argv = [sys.executable, "-m", "pytest", *suite, "-n", "2", "--dist", "worksteal", "-q", "-p", "randomly", f"--randomly-seed={order}",
                 "-p", "no:cacheprovider", f"--nslab-reports={reports}", *pytest_args]
         start = time.monotonic()
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
@@ -101,7 +101,7 @@ def main() -> int:
         print(f"run {i:2}/{args.runs}: {times[-1]:6.1f} s  {skipped} skipped  {summary}", flush=True)
 
     def replay(order: int) -> str:
-        return shlex.join([sys.executable, "-m", "pytest", *suite, "-n", "2", "-p", "randomly", f"--randomly-seed={order}", *pytest_args])
+        return shlex.join([sys.executable, "-m", "pytest", *suite, "-n", "2", "--dist", "worksteal", "-p", "randomly", f"--randomly-seed={order}", *pytest_args])
 
     print(f"\n{args.runs} runs, {len(failures)} failed, {len(leaks)} leaked, {len(skips)} with changed skips "
           f"(clean run: {clean_skips if clean_skips is not None else '-'} skipped), median suite time {statistics.median(times):.1f} s")
