@@ -23,6 +23,7 @@ import pytest
 from nslab import Address, Namespace, Route, Topology, Veth
 from nslab.kernel import drops, linux
 from nslab.kernel.process import wait_until
+from tests import nobody
 
 ROUTER = dict(
     veths=[Veth("h1", "v1", "r", "ra"), Veth("r", "rb", "h2", "v2")],
@@ -253,9 +254,14 @@ REPORT = "from nslab.kernel import drops; m = drops.monitor(); print(m.ready(5),
 def test_unprivileged_gets_a_clear_why(who):
     if os.geteuid() != 0 and who == "another user":
         pytest.skip("needs root to become another user; this run is not root")
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([*UNPRIVILEGED[who], sys.executable, "-c", REPORT], cwd=root, capture_output=True, timeout=60, text=True,
-                          env={**os.environ, "PYTHONPATH": str(root)})
+    if who == "another user":  # from a copy that user can read: the checkout may sit under a mode-700 home
+        with nobody.readable_copy() as copy:
+            argv = [*UNPRIVILEGED[who], nobody.interpreter(), "-c", REPORT]
+            done = subprocess.run(argv, cwd=copy / "project", env=nobody.nobody_env(copy), capture_output=True, timeout=60, text=True)
+    else:
+        root = Path(__file__).resolve().parents[1]
+        done = subprocess.run([*UNPRIVILEGED[who], sys.executable, "-c", REPORT], cwd=root, capture_output=True, timeout=60, text=True,
+                              env={**os.environ, "PYTHONPATH": str(root)})
     assert done.returncode == 0, done.stderr
     ready, available, why = done.stdout.strip().split("|")
     assert (ready, available) == ("False", "False")
