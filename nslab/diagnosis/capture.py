@@ -1,24 +1,55 @@
 """What one namespace sees: every frame on every interface, and its SNMP counters.
 
-A `Capture` is opened inside its namespace when the namespace is made (so no
-frame is missed) and read around each probe. Frames carry the kernel's own
-receive or transmit timestamp, kept as integer nanoseconds: a veth hop takes
-less time than a float of epoch seconds can tell apart.
+Frames carry the kernel's own receive or transmit timestamp, kept as integer
+nanoseconds: a veth hop takes less time than a float of epoch seconds can
+tell apart.
+
+When a capture is open. A `Capture` costs nothing until a probe's watch first
+reads it: then it opens, inside its namespace, a packet socket (1 MiB receive
+buffer) and the namespace's two counter files, and keeps them open for later
+probes. A watch reads every capture it watches once before its probe sends
+anything, and discards what it finds there (it is not this probe's), so every
+frame and counter change of the probe itself is seen, exactly as if the
+capture had been open since the namespace was made: the evidence is the same.
+What changes is the cost of a large lab: a watch covers every namespace only
+in labs of up to 8 (nslab/model/queries.py `watch_set`); in a larger one it
+covers the probe's way (the sender, the next hop's and the target's holders,
+the first hop, and the whole segment when nobody holds the next hop), so a
+lab of a thousand namespaces holds two descriptors each (its fd and netlink
+socket) plus three per namespace some probe has watched, never a packet
+socket that floods with every frame of the lab. If the process runs out of
+descriptors, the soft RLIMIT_NOFILE is raised to the hard one, or
+`LimitReached` names the limit and the fix (nslab/kernel/limits.py).
+
+`paused()` attaches a filter that takes no frame (cheap: no RCU grace period,
+unlike closing the socket), for bulk traffic that no probe watches (an
+all-pairs sweep): the frames are neither copied nor queued, and their
+overflow is not reported as kernel drops.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno as errno_mod
 import os
 import socket
 import struct
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from nslab.diagnosis import frames
+from nslab.kernel import limits, linux
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
+SO_ATTACH_FILTER, SO_DETACH_FILTER = 26, 27
+RCVBUF = 1 << 20
+# One classic BPF instruction, `ret #0`: take no byte of any frame.
+_TAKE_NOTHING = ctypes.create_string_buffer(struct.pack("=HBBI", 0x06, 0, 0, 0), 8)
+_TAKE_NOTHING_PROG = struct.pack("=HxxxxxxQ", 1, ctypes.addressof(_TAKE_NOTHING))
 
 
 @dataclass(frozen=True)
@@ -46,20 +77,88 @@ class Sighting:
 
 
 class Capture:
-    """The packet socket and counter files of one namespace; opened inside it."""
+    """The packet socket and counter files of one namespace, opened in it on first use."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, netns: int):
         self.name = name
-        self.socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.htons(ETH_P_ALL))
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.snmp = os.open("/proc/thread-self/net/snmp", os.O_RDONLY | os.O_CLOEXEC)
-        self.netstat = os.open("/proc/thread-self/net/netstat", os.O_RDONLY | os.O_CLOEXEC)
+        self._netns = netns  # an fd of the namespace, held by its owner
+        self._socket: socket.socket | None = None
+        self._files: tuple[int, int] | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self._socket is not None
+
+    @property
+    def socket(self) -> socket.socket:
+        if self._socket is None:
+            self._open()
+        return self._socket  # type: ignore[return-value]
+
+    @property
+    def snmp(self) -> int:
+        return self._counter_files()[0]
+
+    @property
+    def netstat(self) -> int:
+        return self._counter_files()[1]
+
+    def _counter_files(self) -> tuple[int, int]:
+        if self._files is None:
+            self._open()
+        return self._files  # type: ignore[return-value]
+
+    def _open(self) -> None:
+        try:
+            self._open_inside()
+        except OSError as exc:
+            if exc.errno not in (errno_mod.EMFILE, errno_mod.ENFILE):
+                raise
+            self.close()
+            limits.ensure_descriptors(3, f"the capture of {self.name!r}")  # raises the soft limit, or says which limit is hit
+            self._open_inside()
+
+    def _open_inside(self) -> None:
+        with linux.in_netns(self._netns):
+            if self._socket is None:
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.htons(ETH_P_ALL))
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                except BaseException:
+                    sock.close()
+                    raise
+                self._socket = sock
+            if self._files is None:
+                snmp = os.open("/proc/thread-self/net/snmp", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    self._files = (snmp, os.open("/proc/thread-self/net/netstat", os.O_RDONLY | os.O_CLOEXEC))
+                except BaseException:
+                    os.close(snmp)
+                    raise
 
     def close(self) -> None:
-        self.socket.close()
-        os.close(self.snmp)
-        os.close(self.netstat)
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        if self._files is not None:
+            for fd in self._files:
+                os.close(fd)
+            self._files = None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Take no frame inside the block (if open); what was queued before is dropped."""
+        if self._socket is None:
+            yield
+            return
+        sock = self._socket
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, _TAKE_NOTHING_PROG)
+        try:
+            yield
+        finally:
+            if self._socket is sock:
+                sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
 
     def counters(self) -> dict[str, int]:
         """`nstat -a`: every SNMP and netstat counter of this namespace, as 'Proto.Name'."""

@@ -8,7 +8,12 @@ names the `ip` command that would have failed the same way.
 A netlink socket belongs to the namespace it was opened in, so each lab
 namespace gets its own, opened by this thread after a setns(2) into it (no
 helper process per socket); the sandbox keeps one for namespace ids and one
-that hears when a namespace dies.
+that hears when a namespace dies (it joins that group only while it waits).
+
+Changes can go one at a time (`add_veth`, `set_link`, ...), as a step of a
+test does, or many to one namespace in one write (`apply`, `links_up`), as
+`Lab.build` sends a whole phase of its plan: a bounded number of round trips
+per namespace, whatever its size.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from __future__ import annotations
 import errno as errno_mod
 import ipaddress
 import os
-import select
+import selectors
 import socket
 import time
+from typing import Iterable, NamedTuple
 
 from nslab.kernel import decode, linux, rtnl
-from nslab.kernel.handle import KernelError, NsHandle, explained
+from nslab.kernel.handle import KernelError, NsHandle
 from nslab.kernel.rtnl import NetlinkError
 from nslab.kernel.sandbox import Sandbox
 from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
@@ -29,6 +35,17 @@ from nslab.model.topology import Route
 
 _LINK_DUMP = rtnl.ifinfomsg() + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
 _CREATE = rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL
+_REPLACE = rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
+EVENT_BYTES = 1024  # receive buffer per awaited namespace death (an event's skb, with room)
+
+
+class Change(NamedTuple):
+    """One rtnetlink request, and the `ip` command it stands for (named if the kernel refuses it)."""
+
+    kind: int
+    payload: bytes
+    flags: int
+    command: str
 
 
 class Kernel:
@@ -36,10 +53,13 @@ class Kernel:
 
     def __init__(self, sandbox: Sandbox):
         self.sandbox = sandbox
+        self._attrs: dict[str, bytes] = {}  # packed NDA_DST / NDA_LLADDR attributes, by address
         self.control = rtnl.RtnlSocket()
-        # Namespace deaths are announced as RTM_DELNSID to namespaces holding an id for them.
+        # Namespace deaths are announced as RTM_DELNSID to namespaces holding an id for
+        # them; this socket listens only while remove_namespaces waits (no backlog of
+        # the ids announced as a lab is built).
         try:
-            self._nsid_events = rtnl.RtnlSocket(groups=(rtnl.RTNLGRP_NSID,))
+            self._nsid_events = rtnl.RtnlSocket()
         except BaseException:
             self.control.close()
             raise
@@ -118,25 +138,53 @@ class Kernel:
         when this returns (read back to confirm). Raises if a namespace
         outlives *timeout*: something (a socket, a process) still holds it,
         which is a leak worth a red test.
+
+        The deaths are heard as RTM_DELNSID events; if the kernel announces
+        more than the socket can hold (ENOBUFS), the ids the sandbox still has
+        are read back instead (one dump), so no size of lab is too large.
         """
         if flush_links:
             for h in handles:
                 self._flush_links(h)
         pending = {h.nsid: h.name for h in handles}
-        for h in handles:
-            h.release()
+        events = self._nsid_events
+        events.set_receive_buffer(max(1 << 16, EVENT_BYTES * len(pending)))
+        events.join(rtnl.RTNLGRP_NSID)
+        try:
+            for h in handles:
+                h.release()
+            self._await_deaths(pending, timeout)
+        finally:
+            events.leave(rtnl.RTNLGRP_NSID)
+            _discard(events)  # an id announced dead now may be given to a new namespace later
+
+    def _await_deaths(self, pending: dict[int, str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while pending:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._nsid_events], [], [], left)[0]:
-                raise KernelError(
-                    "ip netns del " + " ".join(sorted(pending.values())),
-                    errno_mod.EBUSY,
-                    f"still alive after {timeout:.0f} s: a socket or process still holds it",
-                )
-            for m in self._nsid_events.events():
-                if m.kind == rtnl.RTM_DELNSID:
-                    pending.pop(m.s32(rtnl.NETNSA_NSID), None)
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._nsid_events, selectors.EVENT_READ)
+            while pending:
+                try:
+                    for m in self._nsid_events.events():
+                        if m.kind == rtnl.RTM_DELNSID:
+                            pending.pop(m.s32(rtnl.NETNSA_NSID), None)
+                except NetlinkError as exc:
+                    if exc.code != errno_mod.ENOBUFS:
+                        raise
+                    alive = self._nsids()  # some events were lost: ask which ids are left
+                    for nsid in [n for n in pending if n not in alive]:
+                        del pending[nsid]
+                    continue
+                left = deadline - time.monotonic()
+                if pending and (left <= 0 or not selector.select(left)):
+                    raise KernelError(
+                        "ip netns del " + " ".join(sorted(pending.values())),
+                        errno_mod.EBUSY,
+                        f"still alive after {timeout:.0f} s: a socket or process still holds it",
+                    )
+
+    def _nsids(self) -> set[int]:
+        """The ids the sandbox gives the namespaces still alive (`ip netns list-id`)."""
+        return {nsid for m in self.control.dump(rtnl.RTM_GETNSID, rtnl.rtgenmsg()) if (nsid := m.s32(rtnl.NETNSA_NSID)) is not None}
 
     def _flush_links(self, ns: NsHandle) -> None:
         for link in self.links(ns):
@@ -150,24 +198,30 @@ class Kernel:
         if left:
             raise KernelError(f"ip -n {ns.name} link flush", errno_mod.EBUSY, f"still there after delete: {left}")
 
-    # -- links -------------------------------------------------------------
-    def add_veth(self, ns: NsHandle, name: str, peer_ns: NsHandle, peer: str) -> None:
+    # -- changes, one or many at a time ------------------------------------------
+    def apply(self, ns: NsHandle, changes: Iterable[Change]) -> None:
+        """Send *changes* to NS in as few writes as the socket allows; if the kernel
+        refuses any, raise for the first one, naming its `ip` command."""
+        changes = list(changes)
+        for change, error in zip(changes, ns.rtnl.batch([(c.kind, c.flags, c.payload) for c in changes])):
+            if error is not None:
+                raise KernelError(change.command, error.code, error.message)
+
+    def veth(self, ns: NsHandle, name: str, peer_ns: NsHandle, peer: str) -> Change:
         """`ip link add NAME type veth peer name PEER netns PEER_NS` in NS: both
         ends are born in place, which is far cheaper than moving them later."""
         peer_attrs = rtnl.text(rtnl.IFLA_IFNAME, peer) + (rtnl.u32(rtnl.IFLA_NET_NS_FD, peer_ns.fd) if peer_ns is not ns else b"")
         info = rtnl.text(rtnl.IFLA_INFO_KIND, "veth", nul=False) + rtnl.attr(rtnl.IFLA_INFO_DATA, rtnl.attr(rtnl.VETH_INFO_PEER, rtnl.ifinfomsg() + peer_attrs))
         payload = rtnl.ifinfomsg() + rtnl.text(rtnl.IFLA_IFNAME, name) + rtnl.attr(rtnl.IFLA_LINKINFO, info)
         cmd = f"ip -n {ns.name} link add {name} type veth peer name {peer}" + (f" netns {peer_ns.name}" if peer_ns is not ns else "")
-        with explained(cmd):
-            ns.rtnl.request(rtnl.RTM_NEWLINK, payload, _CREATE)
+        return Change(rtnl.RTM_NEWLINK, payload, _CREATE, cmd)
 
-    def add_bridge(self, ns: NsHandle, name: str) -> None:
+    def bridge(self, ns: NsHandle, name: str) -> Change:
         """`ip link add NAME type bridge` in NS."""
         info = rtnl.text(rtnl.IFLA_INFO_KIND, "bridge", nul=False)
-        with explained(f"ip -n {ns.name} link add {name} type bridge"):
-            ns.rtnl.request(rtnl.RTM_NEWLINK, rtnl.ifinfomsg() + rtnl.text(rtnl.IFLA_IFNAME, name) + rtnl.attr(rtnl.IFLA_LINKINFO, info), _CREATE)
+        return Change(rtnl.RTM_NEWLINK, rtnl.ifinfomsg() + rtnl.text(rtnl.IFLA_IFNAME, name) + rtnl.attr(rtnl.IFLA_LINKINFO, info), _CREATE, f"ip -n {ns.name} link add {name} type bridge")
 
-    def set_link(
+    def link(
         self,
         ns: NsHandle,
         dev: str,
@@ -177,7 +231,7 @@ class Kernel:
         nomaster: bool = False,
         netns: NsHandle | None = None,
         name: str | None = None,
-    ) -> None:
+    ) -> Change:
         """`ip link set DEV [up|down] [master BR|nomaster] [netns NS] [name NEW]`."""
         index = ns.index(dev)
         words = [f"ip -n {ns.name} link set {dev}"]
@@ -197,8 +251,50 @@ class Kernel:
         if up is not None:
             words.append("up" if up else "down")
         head = rtnl.ifinfomsg(index, flags=rtnl.IFF_UP if up else 0, change=rtnl.IFF_UP if up is not None else 0)
-        with explained(" ".join(words)):
-            ns.rtnl.request(rtnl.RTM_NEWLINK, head + b"".join(attrs))
+        return Change(rtnl.RTM_NEWLINK, head + b"".join(attrs), 0, " ".join(words))
+
+    def address(self, ns: NsHandle, dev: str, cidr: str, *, add: bool = True) -> Change:
+        """`ip addr add|del CIDR dev DEV` (`nodad` for IPv6, so the address is usable at once)."""
+        verb = "add" if add else "del"
+        return Change(rtnl.RTM_NEWADDR if add else rtnl.RTM_DELADDR, _address(ns, dev, cidr, add=add), _CREATE if add else 0, f"ip -n {ns.name} addr {verb} {cidr} dev {dev}")
+
+    def route(self, ns: NsHandle, route: Route, *, add: bool = True) -> Change:
+        """`ip route add|del DST [via VIA] [dev DEV] [onlink]` in the main table."""
+        verb = "add" if add else "del"
+        return Change(rtnl.RTM_NEWROUTE if add else rtnl.RTM_DELROUTE, _route(ns, route, add=add), _CREATE if add else 0, _route_command(ns, route, verb))
+
+    def links_up(self, ns: NsHandle, devs: list[str]) -> None:
+        """`ip link set DEV up` for each of *devs*, in one write; those that came up
+        without carrier are remembered (their queue waits for linkwatch: see wait_ready)."""
+        self.apply(ns, [self.link(ns, dev, up=True) for dev in devs])
+        carrier = {link.name: link.carrier for link in self.links(ns)}
+        for dev in devs:
+            if not carrier.get(dev, True):
+                ns.expect_activation(dev)
+
+    # -- links -------------------------------------------------------------
+    def add_veth(self, ns: NsHandle, name: str, peer_ns: NsHandle, peer: str) -> None:
+        """`ip link add NAME type veth peer name PEER netns PEER_NS` in NS."""
+        self.apply(ns, [self.veth(ns, name, peer_ns, peer)])
+
+    def add_bridge(self, ns: NsHandle, name: str) -> None:
+        """`ip link add NAME type bridge` in NS."""
+        self.apply(ns, [self.bridge(ns, name)])
+
+    def set_link(
+        self,
+        ns: NsHandle,
+        dev: str,
+        *,
+        up: bool | None = None,
+        master: str | None = None,
+        nomaster: bool = False,
+        netns: NsHandle | None = None,
+        name: str | None = None,
+    ) -> None:
+        """`ip link set DEV [up|down] [master BR|nomaster] [netns NS] [name NEW]`."""
+        index = ns.index(dev)
+        self.apply(ns, [self.link(ns, dev, up=up, master=master, nomaster=nomaster, netns=netns, name=name)])
         if name is not None or netns is not None:
             ns.forget(dev)
         if up and netns is None:
@@ -214,45 +310,42 @@ class Kernel:
         with carrier was activated at once and needs no wait (its operstate may
         lag for a second, harmlessly). Read back, not assumed."""
         deadline = time.monotonic() + timeout
+        pause = 0.0005
         while ns.awaiting_activation():
-            links = {link.name: link for link in self.links(ns)}
+            states = _link_states(ns.rtnl)
             for name in ns.awaiting_activation():
-                link = links.get(name)
-                if link is None or not link.up or (link.carrier and link.operstate == "UP"):
+                up, carrier, operstate = states.get(name, (False, False, ""))
+                if not up or (carrier and operstate == "UP"):
                     ns.activated(name)
-            waiting = [n for n in ns.awaiting_activation() if links[n].carrier]
+            waiting = [n for n in ns.awaiting_activation() if states[n][1]]
             if not waiting:
                 return
             if time.monotonic() > deadline:
                 raise KernelError(f"ip -n {ns.name} link show {' '.join(waiting)}", errno_mod.ETIMEDOUT, "has carrier but is not yet operationally UP")
-            time.sleep(0.0005)  # polled under the deadline above: linkwatch has no event to wait on
+            time.sleep(pause)  # polled under the deadline above: linkwatch has no event to wait on
+            pause = min(2 * pause, 0.02)  # a thousand links take linkwatch tens of milliseconds
 
     def delete_link(self, ns: NsHandle, dev: str) -> None:
         """`ip link del DEV`."""
-        with explained(f"ip -n {ns.name} link del {dev}"):
-            ns.rtnl.request(rtnl.RTM_DELLINK, rtnl.ifinfomsg(ns.index(dev)))
+        self.apply(ns, [Change(rtnl.RTM_DELLINK, rtnl.ifinfomsg(ns.index(dev)), 0, f"ip -n {ns.name} link del {dev}")])
         ns.forget(dev)
 
     # -- addresses and routes ----------------------------------------------
     def add_address(self, ns: NsHandle, dev: str, cidr: str) -> None:
         """`ip addr add CIDR dev DEV` (`nodad` for IPv6, so the address is usable at once)."""
-        with explained(f"ip -n {ns.name} addr add {cidr} dev {dev}"):
-            ns.rtnl.request(rtnl.RTM_NEWADDR, _address(ns, dev, cidr, add=True), _CREATE)
+        self.apply(ns, [self.address(ns, dev, cidr)])
 
     def del_address(self, ns: NsHandle, dev: str, cidr: str) -> None:
         """`ip addr del CIDR dev DEV`."""
-        with explained(f"ip -n {ns.name} addr del {cidr} dev {dev}"):
-            ns.rtnl.request(rtnl.RTM_DELADDR, _address(ns, dev, cidr, add=False))
+        self.apply(ns, [self.address(ns, dev, cidr, add=False)])
 
     def add_route(self, ns: NsHandle, route: Route) -> None:
         """`ip route add DST [via VIA] [dev DEV] [onlink]` in the main table."""
-        with explained(_route_command(ns, route, "add")):
-            ns.rtnl.request(rtnl.RTM_NEWROUTE, _route(ns, route, add=True), _CREATE)
+        self.apply(ns, [self.route(ns, route)])
 
     def del_route(self, ns: NsHandle, route: Route) -> None:
         """`ip route del DST [via VIA] [dev DEV]`."""
-        with explained(_route_command(ns, route, "del")):
-            ns.rtnl.request(rtnl.RTM_DELROUTE, _route(ns, route, add=False))
+        self.apply(ns, [self.route(ns, route, add=False)])
 
     # -- sysctls -------------------------------------------------------------
     def set_sysctl(self, ns: NsHandle, key: str, value: str) -> None:
@@ -320,21 +413,89 @@ class Kernel:
         gc_thresh3 (1024 by default, settable only in the initial namespace):
         a lab that resolves thousands of neighbours within seconds must give
         entries back, or the next resolution fails with ENOBUFS. Like ip(8),
-        this sends every RTM_DELNEIGH in one batch."""
-        doomed = [
-            (rtnl.RTM_DELNEIGH, rtnl.ndmsg(socket.AF_INET, m.body[1]) + rtnl.attr(rtnl.NDA_DST, m.attrs[rtnl.NDA_DST]))
+        this sends the RTM_DELNEIGHs in batches."""
+        self.take_neighbours(ns)
+
+    def take_neighbours(self, ns: NsHandle) -> list[Learnt]:
+        """The learnt IPv4 neighbours (not permanent, not noarp), removed as
+        `ip neigh flush all` removes them: one dump, one batch of deletes."""
+        learnt = [
+            Learnt(m.body[1], m.ip(rtnl.NDA_DST) or "", m.mac(rtnl.NDA_LLADDR), decode.nud_state(m.body[2]))
             for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))
             if not m.body[2] & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP) and rtnl.NDA_DST in m.attrs
         ]
+        doomed = [(rtnl.RTM_DELNEIGH, 0, rtnl.ndmsg(socket.AF_INET, n.index) + rtnl.ip(rtnl.NDA_DST, n.dst)) for n in learnt]
         for err in ns.rtnl.batch(doomed):
-            if err not in (0, errno_mod.ENOENT):  # ENOENT: gone meanwhile
-                raise KernelError(f"ip -n {ns.name} neigh flush all", err)
+            if err is not None and err.code != errno_mod.ENOENT:  # ENOENT: gone meanwhile
+                raise KernelError(f"ip -n {ns.name} neigh flush all", err.code, err.message)
+        return learnt
+
+    def hold_neighbours(self, ns: NsHandle, index: int, entries: Iterable[tuple[str, str]]) -> None:
+        """`ip neigh replace DST lladdr MAC dev DEV nud permanent` for each (DST, MAC)
+        on the link with *index*, unacknowledged (only refusals come back).
+
+        Permanent entries do not count against gc_thresh3 (the kernel's garbage
+        collector never takes them), so a sweep can hold thousands; it drops
+        them again with `drop_neighbours`."""
+        head = rtnl.ndmsg(socket.AF_INET, index, rtnl.NUD_PERMANENT)
+        requests = [(rtnl.RTM_NEWNEIGH, _REPLACE, head + self._dst_attr(dst) + self._mac_attr(mac)) for dst, mac in entries]
+        for _, error in ns.rtnl.quiet(requests)[:1]:
+            raise KernelError(f"ip -n {ns.name} neigh replace ... dev {index} nud permanent", error.code, error.message)
+
+    def drop_neighbours(self, ns: NsHandle, index: int, dsts: Iterable[str]) -> None:
+        """`ip neigh del DST dev DEV` for each DST on the link with *index* (already gone: fine)."""
+        head = rtnl.ndmsg(socket.AF_INET, index)
+        for _, error in ns.rtnl.quiet([(rtnl.RTM_DELNEIGH, 0, head + self._dst_attr(dst)) for dst in dsts]):
+            if error.code != errno_mod.ENOENT:
+                raise KernelError(f"ip -n {ns.name} neigh del ... dev {index}", error.code, error.message)
+
+    def _dst_attr(self, dst: str) -> bytes:
+        attr = self._attrs.get(dst)
+        if attr is None:
+            attr = self._attrs[dst] = rtnl.ip(rtnl.NDA_DST, dst)
+        return attr
+
+    def _mac_attr(self, mac: str) -> bytes:
+        attr = self._attrs.get(mac)
+        if attr is None:
+            attr = self._attrs[mac] = rtnl.attr(rtnl.NDA_LLADDR, bytes.fromhex(mac.replace(":", "")))
+        return attr
+
+
+class Learnt(NamedTuple):
+    """A neighbour the kernel resolved: on the link with *index*, *dst* is at *mac*."""
+
+    index: int
+    dst: str
+    mac: str | None
+    state: str
+
+
+def _discard(sock: rtnl.RtnlSocket) -> None:
+    """Read and forget whatever the socket holds (a lost message is forgotten too)."""
+    while True:
+        try:
+            if not sock.events():
+                return
+        except NetlinkError:
+            continue
 
 
 def _links(sock: rtnl.RtnlSocket) -> list[LinkState]:
     dump = sock.dump(rtnl.RTM_GETLINK, _LINK_DUMP)
     names = {m.body[2]: m.text(rtnl.IFLA_IFNAME) or str(m.body[2]) for m in dump}
     return [decode.link(m, names) for m in dump]
+
+
+def _link_states(sock: rtnl.RtnlSocket) -> dict[str, tuple[bool, bool, str]]:
+    """name -> (up, carrier, operstate) of every link, from one dump read lightly
+    (a namespace of a thousand links is polled while linkwatch activates them)."""
+    out = {}
+    for m in sock.dump(rtnl.RTM_GETLINK, _LINK_DUMP):
+        oper = m.u8(rtnl.IFLA_OPERSTATE)
+        flags = m.body[3]
+        out[m.text(rtnl.IFLA_IFNAME) or ""] = (bool(flags & rtnl.IFF_UP), bool(flags & rtnl.IFF_LOWER_UP), rtnl.OPERSTATES[oper] if oper is not None and oper < len(rtnl.OPERSTATES) else "")
+    return out
 
 
 def _nsid_of(sock: rtnl.RtnlSocket, fd: int) -> int | None:

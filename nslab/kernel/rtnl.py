@@ -27,11 +27,11 @@ NLA_HDR = struct.Struct("=HH")  # length, type
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
 NLM_F_DUMP = 0x300
-NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
+NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 NLM_F_ACK_TLVS = 0x200  # on an error message: extended-ack attributes follow
 NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 SOL_NETLINK = 270
-NETLINK_ADD_MEMBERSHIP, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 1, 10, 11
+NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 1, 2, 10, 11
 NLMSGERR_ATTR_MSG = 1
 
 # -- rtnetlink message types (linux/rtnetlink.h) ------------------------------------
@@ -78,6 +78,9 @@ OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DOR
 NUD_STATES = (("INCOMPLETE", 0x1), ("REACHABLE", 0x2), ("STALE", 0x4), ("DELAY", 0x8), ("PROBE", 0x10), ("FAILED", 0x20), ("NOARP", 0x40), ("PERMANENT", 0x80))
 
 RECV_SIZE = 1 << 16
+BATCH = 64  # requests per write whose answers are read before the next write
+QUIET_BYTES = 32 << 10  # bytes per write of unacknowledged requests (under any sk_sndbuf)
+SO_RCVBUFFORCE = 33
 
 
 class NetlinkError(OSError):
@@ -242,16 +245,22 @@ class RtnlSocket:
 
     One request at a time: `request` returns the replies to one message and
     raises NetlinkError if the kernel refused it; `batch` sends many and
-    returns each one's errno."""
+    returns each one's errno, `quiet` sends many unacknowledged and returns
+    only the errors. What the kernel queues for us is bounded by what we ask
+    for (BATCH answers at a time), so the receive buffer never overflows; a
+    socket that also listens to a group (events) can, and then `recv` raises
+    NetlinkError(ENOBUFS): the caller resynchronises from a dump."""
 
-    def __init__(self, groups: tuple[int, ...] = ()):
+    def __init__(self, groups: tuple[int, ...] = (), *, rcvbuf: int | None = None):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
         try:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            if rcvbuf is not None:
+                self.set_receive_buffer(rcvbuf)
             self.sock.bind((0, 0))
             for group in groups:
-                self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+                self.join(group)
         except BaseException:
             self.sock.close()
             raise
@@ -263,12 +272,33 @@ class RtnlSocket:
     def close(self) -> None:
         self.sock.close()
 
+    def join(self, group: int) -> None:
+        """Hear the events of *group* (e.g. RTNLGRP_NSID) from now on."""
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+
+    def leave(self, group: int) -> None:
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, group)
+
+    def set_receive_buffer(self, size: int) -> int:
+        """Ask for *size* bytes of receive buffer (beyond net.core.rmem_max where
+        this process may, as root may); returns what the kernel granted."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+        except PermissionError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
     def _next_seq(self) -> int:
         self._seq = self._seq % 0x7FFFFFFF + 1
         return self._seq
 
-    def recv(self) -> bytes:
-        data, _, msg_flags, _ = self.sock.recvmsg(RECV_SIZE)
+    def recv(self, flags: int = 0) -> bytes:
+        try:
+            data, _, msg_flags, _ = self.sock.recvmsg(RECV_SIZE, 0, flags)
+        except OSError as exc:
+            if exc.errno == errno_mod.ENOBUFS:
+                raise NetlinkError(errno_mod.ENOBUFS, "the socket's receive buffer overflowed: messages were lost") from None
+            raise
         if msg_flags & socket.MSG_TRUNC:
             raise NetlinkError(errno_mod.EMSGSIZE, f"a netlink message is larger than {RECV_SIZE} bytes")
         return data
@@ -307,26 +337,67 @@ class RtnlSocket:
                     raise error if error is not None else NetlinkError(errno_mod.EPROTO, "dump acknowledged without NLMSG_DONE")
                 out.append(decode(data, mkind, mflags, mseq, start, end))
 
-    def batch(self, requests: list[tuple[int, bytes]], flags: int = 0) -> list[int]:
-        """Send many requests in one write (as `ip -batch` does) and return the
-        errno of each (0 for success), in order."""
-        if not requests:
-            return []
-        seqs = [self._next_seq() for _ in requests]
-        self.sock.send(b"".join(message(kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, payload) for seq, (kind, payload) in zip(seqs, requests)))
-        codes: dict[int, int] = {}
-        wanted = set(seqs)
-        while not wanted <= codes.keys():
-            data = self.recv()
-            for mkind, _, mseq, start, _ in parse(data):
-                if mkind == NLMSG_ERROR and mseq in wanted:
-                    codes[mseq] = -struct.unpack_from("=i", data, start)[0]
-        return [codes[seq] for seq in seqs]
+    def batch(self, requests: list[tuple[int, int, bytes]]) -> list[NetlinkError | None]:
+        """Send many requests, as (kind, flags, payload), BATCH per write (as `ip
+        -batch` does), each acknowledged; return each one's error (None for
+        success), in order. A refused request does not stop the ones after it."""
+        out: list[NetlinkError | None] = []
+        for first in range(0, len(requests), BATCH):
+            chunk = requests[first : first + BATCH]
+            seqs = [self._next_seq() for _ in chunk]
+            self.sock.send(b"".join(message(kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, payload) for seq, (kind, flags, payload) in zip(seqs, chunk)))
+            answers: dict[int, NetlinkError | None] = {}
+            wanted = set(seqs)
+            while not wanted <= answers.keys():
+                data = self.recv()
+                for mkind, mflags, mseq, start, end in parse(data):
+                    if mkind == NLMSG_ERROR and mseq in wanted:
+                        answers[mseq] = error_of(data, mflags, start, end)
+            out += [answers[seq] for seq in seqs]
+        return out
+
+    def quiet(self, messages: list[tuple[int, int, bytes]]) -> list[tuple[int, NetlinkError]]:
+        """Send many requests unacknowledged, as (kind, flags, payload), and return
+        (position, error) for each one the kernel refused. The kernel answers only
+        refusals; each write ends with an acknowledged no-op (RTM_GETLINK of lo)
+        that says every request before it was handled. For thousands of requests
+        that mostly succeed (a sweep's neighbour entries)."""
+        errors: list[tuple[int, NetlinkError]] = []
+        position = 0
+        while position < len(messages):
+            sent: dict[int, int] = {}  # seq -> position
+            parts, size = [], 0
+            while position < len(messages) and size < QUIET_BYTES:
+                kind, flags, payload = messages[position]
+                seq = self._next_seq()
+                sent[seq] = position
+                parts.append(message(kind, NLM_F_REQUEST | flags, seq, payload))
+                size += len(parts[-1])
+                position += 1
+            barrier = self._next_seq()
+            self.sock.send(b"".join(parts) + message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, barrier, ifinfomsg(1) + u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)))
+            done = False
+            while not done:
+                data = self.recv()
+                for mkind, mflags, mseq, start, end in parse(data):
+                    if mkind == NLMSG_ERROR and mseq == barrier:
+                        done = True
+                    elif mkind == NLMSG_ERROR and mseq in sent:
+                        error = error_of(data, mflags, start, end)
+                        if error is not None:
+                            errors.append((sent[mseq], error))
+        return errors
 
     def events(self) -> list[Message]:
-        """The messages of one datagram from the groups this socket joined."""
-        data = self.recv()
-        return [decode(data, *fields) for fields in parse(data)]
+        """The messages of every datagram queued from the groups this socket joined
+        (none: an empty list); NetlinkError(ENOBUFS) if some were lost."""
+        out: list[Message] = []
+        while True:
+            try:
+                data = self.recv(socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return out
+            out += [decode(data, *fields) for fields in parse(data)]
 
 
 __all__ = ["Message", "NetlinkError", "RtnlSocket"]

@@ -15,8 +15,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from nslab.diagnosis.capture import Capture
-from nslab.kernel import linux, sandbox
-from nslab.kernel.netlink import Kernel, NsHandle
+from nslab.kernel import limits, linux, sandbox
+from nslab.kernel.netlink import Change, Kernel, NsHandle
 from nslab.lab.probing import Probing
 from nslab.lab.processes import CommandFailed, Processes
 from nslab.lab.readback import Readback
@@ -102,42 +102,56 @@ class Lab:
     def build(self, topology: Topology) -> "Lab":
         """Add a whole topology at once, the fast way: the build plan's steps
         (nslab/model/plan.py, the very steps `nslab show` prints), each veth
-        born with both ends in their namespaces."""
-        merged = Topology(
+        born with both ends in their namespaces, each phase sent to each
+        namespace in one write (a bounded number of round trips per namespace)."""
+        merged = topology if not self._ns and not self.topology.namespaces else Topology(
             self.topology.namespaces + topology.namespaces,
             self.topology.veths + topology.veths,
             self.topology.bridges + topology.bridges,
             self.topology.addresses + topology.addresses,
             self.topology.routes + topology.routes,
         )
+        if topology.namespaces:
+            # at rest a namespace holds 2 descriptors; a sweep adds a socket to each
+            limits.ensure_descriptors(3 * len(topology.namespaces), f"a lab of {len(self._ns) + len(topology.namespaces)} namespaces")
         for phase in plan.plan(topology):
-            for step in phase.steps:
-                self._apply(step)
-            if phase.name == "up":  # a link set up before its peer can send only once linkwatch says so
-                for spec in topology.namespaces:
-                    self.kernel.wait_ready(self._ns[spec.name].handle)
+            self._apply(phase)
+        for spec in topology.namespaces:  # a link set up before its peer can send only once linkwatch says so
+            self.kernel.wait_ready(self._ns[spec.name].handle)
         self.topology = merged
         return self
 
-    def _apply(self, step: plan.Step) -> None:
+    def _apply(self, phase: plan.Phase) -> None:
+        """One phase of the plan: each namespace's steps in one write, in the plan's order."""
+        k = self.kernel
+        by_ns: dict[str, list[plan.Step]] = {}
+        for step in phase.steps:
+            if isinstance(step, plan.AddNamespace):
+                self._ns[step.ns] = Netns(self, step.ns, k.create_namespace(step.ns))
+            elif isinstance(step, plan.SetSysctl):
+                k.set_sysctl(self._ns[step.ns].handle, step.key, step.value)
+            else:
+                by_ns.setdefault(step.route.ns if isinstance(step, plan.AddRoute) else step.ns, []).append(step)
+        for name, steps in by_ns.items():
+            h = self._ns[name].handle
+            if phase.name in ("loopback", "up"):
+                k.links_up(h, [step.dev for step in steps])  # type: ignore[union-attr]
+            else:
+                k.apply(h, [self._change(h, step) for step in steps])
+
+    def _change(self, h: NsHandle, step: plan.Step) -> Change:
         k = self.kernel
         match step:
-            case plan.AddNamespace(name):
-                self._ns[name] = Netns(self, name, k.create_namespace(name))
-            case plan.SetSysctl(ns, key, value):
-                k.set_sysctl(self._ns[ns].handle, key, value)
-            case plan.AddBridge(ns, name):
-                k.add_bridge(self._ns[ns].handle, name)
-            case plan.AddVeth(ns, name, peer_ns, peer):
-                k.add_veth(self._ns[ns].handle, name, self._ns[peer_ns].handle, peer)
-            case plan.SetMaster(ns, dev, master):
-                k.set_link(self._ns[ns].handle, dev, master=master)
-            case plan.AddAddress(ns, dev, cidr):
-                k.add_address(self._ns[ns].handle, dev, cidr)
-            case plan.LinkUp(ns, dev):
-                k.set_link(self._ns[ns].handle, dev, up=True)
+            case plan.AddBridge(_, name):
+                return k.bridge(h, name)
+            case plan.AddVeth(_, name, peer_ns, peer):
+                return k.veth(h, name, self._ns[peer_ns].handle, peer)
+            case plan.SetMaster(_, dev, master):
+                return k.link(h, dev, master=master)
+            case plan.AddAddress(_, dev, cidr):
+                return k.address(h, dev, cidr)
             case plan.AddRoute(route):
-                k.add_route(self._ns[route.ns].handle, route)
+                return k.route(h, route)
             case _:
                 raise TypeError(f"not a build step: {step!r}")
 
@@ -221,7 +235,7 @@ class Netns(Steps, Readback, Processes, Probing):
         self._icmp: socket.socket | None = None
         self._arp: dict[str, socket.socket] = {}
         self._open: list[socket.socket] = []
-        self.watcher = self._inside(lambda: Capture(name))
+        self.watcher = Capture(name, handle.fd)  # opened when a probe first watches this namespace
         self._inode = self.inode
 
     def __repr__(self) -> str:
@@ -254,29 +268,39 @@ def _close_all(spaces: list[Netns]) -> None:
     A namespace dies when its last reference goes. A netlink socket gives its
     reference back one RCU grace period after close(), and closing a packet
     socket waits for a grace period: closed one after the other, that is a
-    grace period per namespace. Netlink sockets first, then the rest from
-    one thread per namespace, so the waits overlap (one grace period, not N)."""
+    grace period per namespace. Netlink sockets first, then the namespaces
+    that hold packet sockets (captures a probe opened, ARP probes) from a few
+    threads at a time, so the waits overlap; the rest close at once."""
     for ns in spaces:
         ns.handle.close_socket()
-    if len(spaces) < 2:
-        for ns in spaces:
+    slow = [ns for ns in spaces if ns.watcher.opened or ns._arp]
+    for ns in spaces:
+        if ns not in slow:
+            ns._close_sockets()
+    if len(slow) < 2:
+        for ns in slow:
             ns._close_sockets()
         return
     errors: list[BaseException] = []
 
-    def close(ns: Netns) -> None:
-        try:
-            ns._close_sockets()
-        except BaseException as exc:  # reported below, after every namespace had its turn
-            errors.append(exc)
+    def close(group: list[Netns]) -> None:
+        for ns in group:
+            try:
+                ns._close_sockets()
+            except BaseException as exc:  # reported below, after every namespace had its turn
+                errors.append(exc)
 
-    threads = [threading.Thread(target=close, args=(ns,), name=f"nslab-close-{ns.name}") for ns in spaces]
+    width = min(len(slow), CLOSING_THREADS)
+    threads = [threading.Thread(target=close, args=(slow[i::width],), name=f"nslab-close-{i}") for i in range(width)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
+
+
+CLOSING_THREADS = 32  # packet sockets closed at once (each close waits for an RCU grace period)
 
 
 __all__ = ["CommandFailed", "Lab", "Netns"]

@@ -3,46 +3,100 @@
 `Netns.ping` reads counters, captures and links around each probe, which is
 what explains a failure, and its cost grows with the number of namespaces in
 the lab. An all-pairs check needs only the kernel's answer: one raw ICMP
-socket per source namespace, every request sent before any reply is awaited,
-routing, ARP and bridging all done by the kernel as usual. A pair that gets no
-echo reply is probed again with `Netns.ping`, so the failure carries evidence
-and an explanation.
+socket per source namespace, the requests of a round all sent before any
+reply is awaited (nslab/lab/echoes.py), routing, ARP and bridging all done by
+the kernel as usual. A pair that gets no echo reply is probed again with
+`Netns.ping`, so the failure carries evidence and an explanation.
+
+Rounds, and the neighbour table. The kernel's ARP table is one for all
+namespaces of the machine, capped at gc_thresh3 learnt entries (1024 by
+default; nslab/kernel/limits.py). A sweep takes a share of it (`SHARE`, so
+that two sweeps of parallel workers and the host fit beside each other): it
+sends the pairs in rounds (a block of sources to a block of destinations),
+removes what each round resolved (`ip neigh flush all` in the round's
+namespaces and those it went through), and sizes the next round by what the
+last one really resolved, so the blocks grow where pairs share their next
+hops (pods behind a gateway) and stay small where every pair resolves its own
+(hosts on one segment).
+
+ARP, resolved each time or once. On a segment of N hosts every resolution is
+a broadcast to all N: N x (N-1) pairs cost N**3 frames, 10**9 for a bridge of
+a thousand containers (about 40 minutes here). So on a segment of more than
+`RESOLVE_ONCE_ABOVE` hosts (or with arp="once"), each host is first asked by
+its neighbour in a ring, by the kernel's own ARP: that proves every host
+answers ARP and sends it, and gives its address as answered. Then for each
+round the sweep holds permanent entries with those addresses (`ip neigh
+replace ... nud permanent`, which the garbage collector does not count), for
+both ends of each pair of the round, and drops them after it: every pair is
+still routed, switched, answered and routed back by the kernel, and the ring
+pairs were resolved by the kernel; what is not checked per pair is the ARP
+exchange between those two hosts. `Sweep.arp` says which way a sweep went;
+arp="each" always resolves by the kernel.
+
+While a sweep runs, the lab's open captures take no frames (Capture.paused):
+no probe watches, and a thousand namespaces' frames would only fill them.
 """
 
 from __future__ import annotations
 
-import os
-import select
-import socket
-import struct
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, NamedTuple
 
-from nslab.kernel import linux
+from nslab.kernel import limits
+from nslab.lab.echoes import Sender, round_trip
 from nslab.probes.result import Result
 
 if TYPE_CHECKING:
-    from nslab.lab.live import Netns
+    from nslab.lab.live import Lab, Netns
+
+SHARE = 0.4  # of gc_thresh3: the learnt neighbour entries one sweep may hold at once
+FIRST_BLOCK = 8  # sources (and destinations) in the first round; later ones sized by what it resolved
+RESOLVE_ONCE_ABOVE = 64  # hosts on one segment beyond which arp="auto" resolves each host once
+SEEDED_BLOCK = 125  # hosts per block when entries are held: two blocks are 2 x 125**2 pairs in one round
+RCVBUF_PER_ANSWER = 2048  # receive buffer per answer a socket may hold before it is read
+
+Arp = Literal["auto", "each", "once"]
+
+
+class _Flushed(NamedTuple):
+    """A neighbour a round resolved, as flushed after it."""
+
+    place: int  # the namespace's place among the sweep's sources (-1: not a source)
+    index: int  # the link it sat on
+    dst: str
+    mac: str | None
+    state: str
 
 
 @dataclass
 class Sweep:
     pairs: int
     replied: int
-    elapsed: float  # seconds from the first request sent to the last reply (or the deadline)
+    elapsed: float  # seconds from the first request sent to the last answer (or deadline), flushes included
     failures: list[tuple[str, str]]  # (source namespace, destination) with no echo reply
     explained: list[Result] = field(default_factory=list)  # `ping` of the first failures, with evidence
+    why: dict[tuple[str, str], str] = field(default_factory=dict)  # failures the kernel named at once (errno, ICMP error)
+    retried: int = 0  # pairs that answered only when asked a second time
+    rounds: int = 0
+    arp: str = "each"  # 'each': every pair's neighbours resolved by the kernel; 'once': ... (see the module)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def lost(self) -> int:
+        return self.pairs - self.replied
+
     def __str__(self) -> str:
-        text = f"{self.replied}/{self.pairs} pairs replied in {self.elapsed * 1000:.0f} ms"
+        text = f"{self.replied}/{self.pairs} pairs replied in {self.elapsed * 1000:.0f} ms ({self.rounds} rounds"
+        text += (", ARP resolved once per host" if self.arp == "once" else "") + (f", {self.retried} answered when asked again" if self.retried else "") + ")"
         if self.failures:
-            text += f"; no reply: {', '.join(f'{s} -> {d}' for s, d in self.failures[:10])}"
+            text += f"; no reply: {', '.join(f'{s} -> {d}' + (f' ({self.why[(s, d)]})' if (s, d) in self.why else '') for s, d in self.failures[:10])}"
+            text += f" and {len(self.failures) - 10} more" if len(self.failures) > 10 else ""
             text += "".join(f"\n  {r!r}" for r in self.explained)
         return text
 
@@ -50,121 +104,251 @@ class Sweep:
 
 
 def ping_pairs(pairs: Iterable[tuple[Netns, str]], *, timeout: float = 1.0, explain: int = 3) -> Sweep:
-    """One echo request per (source namespace, destination) pair, all at once;
+    """One echo request per (source namespace, destination) pair, all in one round;
     each has *timeout* seconds from the moment the last one was sent.
     The first *explain* failures are probed again with `Netns.ping`."""
     by_src: dict[Netns, list[str]] = {}
     for src, dst in pairs:
         by_src.setdefault(src, []).append(dst)
-    senders = [_Sender(src, dsts) for src, dsts in by_src.items()]
-    try:
-        start = time.monotonic()
-        for sender in senders:
-            sender.send_all()
-        deadline = time.monotonic() + timeout
-        waiting = [s for s in senders if s.pending]
-        while waiting and time.monotonic() < deadline:
-            ready, _, _ = select.select([s.sock for s in waiting], [], [], deadline - time.monotonic())
-            for sender in waiting:
-                if sender.sock in ready:
-                    sender.read()
-            waiting = [s for s in senders if s.pending]
-        elapsed = time.monotonic() - start
-    finally:
-        for sender in senders:
-            sender.sock.close()
-    failures = [(s.src.name, dst) for s in senders for dst in s.failed()]
-    sweep = Sweep(sum(len(s.dsts) for s in senders), sum(s.replied for s in senders), elapsed, failures)
-    for sender in senders:
-        retry = sender.failed()[: max(0, explain - len(sweep.explained))]
-        if retry:
-            # afresh: a neighbour left INCOMPLETE by the sweep would hold back the
-            # new ARP request, and with it the evidence of where the request went
-            sender.src.flush_neighbours()
-        for dst in retry:
-            sweep.explained.append(sender.src.ping(dst, timeout=timeout))
-    return sweep
+    run = _Run(list(by_src), timeout)
+    with run:
+        run.round([(run.sender(src), dsts) for src, dsts in by_src.items()], flush=list(by_src))
+    return run.finish(explain)
 
 
-def all_pairs(hosts: dict[Netns, str], *, per_round: int = 4, timeout: float = 1.0, explain: int = 3) -> Sweep:
-    """Every namespace in *hosts* pings every other's address: n x (n-1) pairs.
+def all_pairs(hosts: Mapping[Netns, str], *, timeout: float = 1.0, explain: int = 3, arp: Arp = "auto", per_round: int | None = None) -> Sweep:
+    """Every namespace in *hosts* pings every other's address: n x (n-1) pairs,
+    in rounds that keep within the kernel's neighbour table (see the module).
 
-    Sources go *per_round* at a time, and every namespace's ARP cache is
-    flushed after each round: the kernel's neighbour table is shared by all
-    namespaces and capped (gc_thresh3, 1024 by default), so resolving all
-    n x (n-1) pairs at once fails with ENOBUFS well before n = 50. A round
-    leaves about 2 x per_round x (n-1) entries (both ends of each pair).
-    The elapsed time includes the flushes."""
-    if per_round < 1:
+    *per_round* fixes the number of sources per round (each to all its
+    destinations at once) instead of sizing rounds by what they resolve.
+    The first *explain* failures are probed again with `Netns.ping`."""
+    if per_round is not None and per_round < 1:
         raise ValueError(f"per_round={per_round!r}: must be at least 1 source per round")
-    sources = list(hosts)
-    total = Sweep(0, 0, 0.0, [])
-    start = time.monotonic()
-    for first in range(0, len(sources), per_round):
-        pairs = [(src, dst) for src in sources[first : first + per_round] for other, dst in hosts.items() if other is not src]
-        part = ping_pairs(pairs, timeout=timeout, explain=explain - len(total.explained))
-        total.pairs += part.pairs
-        total.replied += part.replied
-        total.failures += part.failures
-        total.explained += part.explained
-        for ns in sources:
-            ns.flush_neighbours()
-    total.elapsed = time.monotonic() - start
-    return total
+    if arp not in ("auto", "each", "once"):
+        raise ValueError(f"arp={arp!r}: must be 'auto', 'each' or 'once'")
+    items = list(hosts.items())
+    run = _Run([ns for ns, _ in items], timeout)
+    with run:
+        groups = [g for g in _segments(items) if arp == "once" and len(g) > 1 or arp == "auto" and len(g) > RESOLVE_ONCE_ABOVE]
+        ring = {g[k]: g[(k + 1) % len(g)] for g in groups for k in range(len(g))}
+        held: dict[int, int] = {}  # host -> its group, for hosts whose pairs within the group are held
+        if groups:
+            run.sweep.arp = "once"
+            macs = run.resolve_rings(items, ring)
+            for gi, group in enumerate(groups):
+                known = [h for h in group if h in macs]
+                held.update((h, gi) for h in known)
+                run.held_rounds(items, known, macs, skip=set(ring.items()))
+        everyone = range(len(items))
+
+        def wanted(s: int) -> list[int]:
+            g = held.get(s)
+            return [d for d in everyone if d != s and d != ring.get(s) and (g is None or held.get(d) != g)]
+
+        run.kernel_rounds(items, everyone, wanted, per_round)
+    return run.finish(explain)
 
 
-class _Sender:
-    """One source namespace: a raw ICMP socket, its requests, the replies matched to them."""
+class _Run:
+    """The senders, the rounds and the tally of one sweep."""
 
-    def __init__(self, src: Netns, dsts: list[str]):
-        self.src, self.dsts = src, dsts
-        with linux.in_netns(src.handle.fd):
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP)
-        self.ident = int.from_bytes(os.urandom(2), "big")
-        self.pending: dict[int, str] = {}  # ICMP sequence number -> destination
-        self.unsent: list[str] = []
-        self.replied = 0
+    def __init__(self, sources: list[Netns], timeout: float):
+        self.sources = sources
+        self.timeout = timeout
+        self.sweep = Sweep(0, 0, 0.0, [])
+        self.share = max(64, int(limits.neighbour_limit().gc_thresh3 * SHARE))
+        self._senders: dict[Netns, Sender] = {}
+        self._stack = contextlib.ExitStack()
+        self._start = 0.0
+        labs = {id(ns.lab): ns.lab for ns in sources}
+        own = set(sources)
+        self.transit = [ns for lab in labs.values() for ns in lab.namespaces if ns not in own]  # where a pair's packets may pass
 
-    def send_all(self) -> None:
-        for seq, dst in enumerate(self.dsts, start=1):
-            try:
-                self.sock.sendto(_echo_request(self.ident, seq), (dst, 0))
-            except OSError:  # e.g. ENETUNREACH: a failure, explained later by `ping`
-                self.unsent.append(dst)
+    def __enter__(self) -> "_Run":
+        limits.ensure_descriptors(len(self.sources), f"a sweep from {len(self.sources)} namespaces")
+        for lab in {id(ns.lab): ns.lab for ns in self.sources}.values():
+            self._stack.enter_context(_quiet(lab))
+        self._start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sweep.elapsed = time.monotonic() - self._start
+        for sender in self._senders.values():
+            sender.close()
+        self._stack.close()
+
+    def sender(self, ns: Netns, answers: int = 256) -> Sender:
+        if ns not in self._senders:
+            self._senders[ns] = Sender(ns, max(1 << 17, RCVBUF_PER_ANSWER * answers))
+        return self._senders[ns]
+
+    # -- one round ---------------------------------------------------------------
+    def round(self, work: list[tuple[Sender, list[str]]], flush: Iterable[Netns], *, retry_busy: bool = True) -> list[_Flushed]:
+        """Send *work*, tally its answers, then flush the neighbours the round
+        resolved in *flush* and the transit namespaces, and return what was flushed."""
+        work = [(s, d) for s, d in work if d]
+        if not work:
+            return []
+        self.sweep.rounds += 1
+        round_trip(work, self.timeout)
+        busy = []
+        for sender, dsts in work:
+            replied = sender.replied
+            self.sweep.replied += len(replied)
+            self.sweep.retried += sum(1 for dst in replied if dst in sender.asked_again)
+            for dst, why in sender.failed:
+                self.sweep.failures.append((sender.src.name, dst))
+                self.sweep.why[(sender.src.name, dst)] = why
+            self.sweep.failures += [(sender.src.name, dst) for dst in sender.pending.values()]
+            if sender.busy and retry_busy:
+                busy.append((sender, list(sender.busy)))
             else:
-                self.pending[seq] = dst
+                self.sweep.failures += [(sender.src.name, dst) for dst in sender.busy]
+            self.sweep.pairs += len(dsts) - (len(sender.busy) if retry_busy else 0)
+            sender.reset()
+        flushed = self._flush(flush)
+        if busy:  # the kernel had no room (ENOBUFS): the table is emptied now, so ask those again
+            self.round(busy, [s.src for s, _ in busy], retry_busy=False)
+        return flushed
 
-    def read(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # an ICMP error reported on the socket: that pair stays pending
-                continue
-            ihl = (data[0] & 0x0F) * 4
-            if len(data) < ihl + 8:
-                continue
-            kind, _, _, ident, seq = struct.unpack_from("!BBHHH", data, ihl)
-            if kind == 0 and ident == self.ident and self.pending.get(seq) == socket.inet_ntoa(data[12:16]):
-                del self.pending[seq]
-                self.replied += 1
+    def _flush(self, spaces: Iterable[Netns]) -> list[_Flushed]:
+        place = {ns: i for i, ns in enumerate(self.sources)}
+        out = []
+        for ns in dict.fromkeys([*spaces, *self.transit]):
+            out += [_Flushed(place.get(ns, -1), n.index, n.dst, n.mac, n.state) for n in ns.lab.kernel.take_neighbours(ns.handle)]
+        return out
 
-    def failed(self) -> list[str]:
-        return self.unsent + list(self.pending.values())
+    # -- rounds the kernel resolves ----------------------------------------------
+    def kernel_rounds(self, items: list[tuple[Netns, str]], sources: Iterable[int], wanted: Callable[[int], list[int]], per_round: int | None) -> list[_Flushed]:
+        """Every source to every destination wanted(source) lists, in rounds of a
+        block of sources to a block of destinations, each sized by what the last
+        one resolved; returns what the rounds resolved (from the flushes)."""
+        sources = [s for s in sources if wanted(s)]
+        seen: list[_Flushed] = []
+        bs = per_round or FIRST_BLOCK
+        bd = FIRST_BLOCK
+        first = 0
+        while first < len(sources):
+            block = sources[first : first + bs]
+            targets = {s: wanted(s) for s in block}
+            union = sorted({d for ds in targets.values() for d in ds})
+            step = len(union) if per_round else bd
+            most = 0
+            at = 0
+            while at < len(union):
+                window = set(union[at : at + step])
+                work = [(self.sender(items[s][0], len(window)), [items[d][1] for d in targets[s] if d in window]) for s in block]
+                resolved = self.round(work, [items[s][0] for s in block] + [items[d][0] for d in window])
+                seen += resolved
+                learnt = len(resolved)
+                most = max(most, learnt)
+                at += step
+                if not per_round:
+                    step = bd = _resize(bd, learnt, self.share)
+            first += len(block)
+            if not per_round:
+                bs = _resize(bs, most, self.share)
+        return seen
+
+    def resolve_rings(self, items: list[tuple[Netns, str]], ring: dict[int, int]) -> dict[int, tuple[int, str]]:
+        """Each host asked by the one before it in its ring, by the kernel's ARP:
+        host -> (ifindex of its link, its MAC), as the kernel resolved them."""
+        by_address = {address: i for i, (_, address) in enumerate(items)}
+        learnt = self.kernel_rounds(items, ring, lambda s: [ring[s]] if s in ring else [], None)
+        macs: dict[int, str] = {}
+        index: dict[int, int] = {}
+        for n in learnt:
+            target = by_address.get(n.dst)
+            if n.place >= 0 and target is not None and ring.get(n.place) == target and n.mac and n.state in ("REACHABLE", "STALE", "DELAY", "PROBE"):
+                index[n.place] = n.index  # the source's link, the target's answer
+                macs[target] = n.mac
+        return {h: (index[h], mac) for h, mac in macs.items() if h in index}
+
+    # -- rounds with the neighbours held -------------------------------------------
+    def held_rounds(self, items: list[tuple[Netns, str]], group: list[int], macs: dict[int, tuple[int, str]], skip: set[tuple[int, int]]) -> None:
+        """All pairs within *group* (but *skip*), both ways, block against block, each
+        round's neighbour entries held permanent at both ends and dropped after it."""
+        blocks = [group[i : i + SEEDED_BLOCK] for i in range(0, len(group), SEEDED_BLOCK)]
+        kernel = items[0][0].lab.kernel
+        for bi, left in enumerate(blocks):
+            for right in blocks[bi:]:
+                pairs = [(a, b) for a in left for b in right if a != b]
+                if left is not right:
+                    pairs += [(b, a) for a, b in pairs]
+                holds: dict[int, list[int]] = {}
+                for a, b in pairs:
+                    holds.setdefault(a, []).append(b)
+                for a, others in holds.items():
+                    kernel.hold_neighbours(items[a][0].handle, macs[a][0], [(items[b][1], macs[b][1]) for b in others])
+                try:
+                    work = [(self.sender(items[a][0], len(others)), [items[b][1] for b in others if (a, b) not in skip]) for a, others in holds.items()]
+                    self.round(work, [])
+                finally:
+                    for a, others in holds.items():
+                        kernel.drop_neighbours(items[a][0].handle, macs[a][0], [items[b][1] for b in others])
+        self._flush(items[h][0] for h in group)  # anything the kernel resolved on the side
+
+    def finish(self, explain: int) -> Sweep:
+        sweep = self.sweep
+        for src_name, dst in sweep.failures[:explain]:
+            src = next(ns for ns in self.sources if ns.name == src_name)
+            # afresh: a neighbour left INCOMPLETE would hold back the new ARP request, and with it the evidence
+            src.flush_neighbours()
+            sweep.explained.append(src.ping(dst, timeout=self.timeout))
+        return sweep
 
 
-def _echo_request(ident: int, seq: int) -> bytes:
-    payload = b"nslab-sweep"
-    body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + payload
-    return body[:2] + struct.pack("!H", _checksum(body)) + body[4:]
+def _resize(size: int, learnt: int, share: int) -> int:
+    """The next block size: twice as large while the round resolved at most half
+    the share, half as large when it resolved more than the share."""
+    if learnt * 2 <= share:
+        return size * 2
+    if learnt > share:
+        return max(1, size // 2)
+    return size
 
 
-def _checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071): one's complement of the one's complement sum."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+def _segments(items: list[tuple[Netns, str]]) -> list[list[int]]:
+    """The hosts (by place in *items*) that share an Ethernet segment and a subnet,
+    per the lab's model: where a host's next hop to another is that host itself.
+    One pass: each veth end is joined to its peer, each bridge port to its bridge."""
+    topo = items[0][0].lab.topology if items else None
+    if topo is None:
+        return []
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(x: tuple[str, str]) -> tuple[str, str]:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    def join(a: tuple[str, str], b: tuple[str, str]) -> None:
+        parent.setdefault(a, a)
+        parent.setdefault(b, b)
+        parent[root(a)] = root(b)
+
+    for v in topo.veths:
+        join((v.ns, v.name), (v.peer_ns, v.peer))
+        for ns, dev, master in v.ends():
+            if master is not None:
+                join((ns, dev), (ns, master))
+    by_ns = {ns.name: i for i, (ns, _) in enumerate(items)}
+    groups: dict[tuple, list[int]] = {}
+    for a in topo.addresses:
+        i = by_ns.get(a.ns)
+        if i is not None and str(a.interface.ip) == items[i][1] and (a.ns, a.dev) in parent:
+            groups.setdefault((root((a.ns, a.dev)), a.interface.network), []).append(i)
+    return [sorted(set(g)) for g in groups.values() if len(set(g)) > 1]
+
+
+@contextlib.contextmanager
+def _quiet(lab: Lab) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for ns in lab.namespaces:
+            stack.enter_context(ns.watcher.paused())
+        yield
+
+
+__all__ = ["Sweep", "all_pairs", "ping_pairs"]

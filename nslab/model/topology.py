@@ -148,6 +148,30 @@ def _tuple(items: Iterable[Any] | None, kind: type, where: str) -> tuple[Any, ..
     return out
 
 
+class _Index:
+    """A topology's parts by name: namespaces, each namespace's links (kind, up),
+    veth peers, addresses per namespace. The first definition of a name wins, as
+    a scan in order would find it (validation reports the duplicates)."""
+
+    def __init__(self, topo: "Topology"):
+        self.namespaces: dict[str, Namespace] = {}
+        for ns in topo.namespaces:
+            self.namespaces.setdefault(ns.name, ns)
+        self.links: dict[str, dict[str, tuple[str, bool]]] = {}
+        for br in topo.bridges:
+            self.links.setdefault(br.ns, {}).setdefault(br.name, ("bridge", br.up))
+        self.peers: dict[tuple[str, str], tuple[str, str]] = {}
+        for v in topo.veths:
+            for (end_ns, name, _), up in zip(v.ends(), (v.up, v.peer_up)):
+                links = self.links.setdefault(end_ns, {})
+                links[name] = ("veth", links[name][1] if name in links and links[name][0] == "veth" else up)
+            self.peers.setdefault((v.ns, v.name), (v.peer_ns, v.peer))
+            self.peers.setdefault((v.peer_ns, v.peer), (v.ns, v.name))
+        self.addresses: dict[str, list[Address]] = {}
+        for a in topo.addresses:
+            self.addresses.setdefault(a.ns, []).append(a)
+
+
 @dataclass(frozen=True)
 class Topology:
     """A whole lab. Cross-checks the parts: names unique, references resolve,
@@ -177,45 +201,30 @@ class Topology:
         self._validate()
 
     # -- queries -----------------------------------------------------------
+    def _index(self) -> _Index:
+        """Lookups by name, built once per topology (a lab of a thousand namespaces
+        asks them thousands of times: a scan each would make validation quadratic)."""
+        index = self.__dict__.get("_lookup")
+        if index is None:
+            index = _Index(self)
+            object.__setattr__(self, "_lookup", index)
+        return index
+
     def namespace(self, name: str) -> Namespace:
-        for ns in self.namespaces:
-            if ns.name == name:
-                return ns
-        raise KeyError(name)
+        return self._index().namespaces[name]
 
     def links_in(self, ns: str) -> dict[str, str]:
         """Interface name -> kind ('veth', 'bridge', 'loopback') in one namespace."""
-        out = {"lo": "loopback"}
-        for br in self.bridges:
-            if br.ns == ns:
-                out[br.name] = "bridge"
-        for v in self.veths:
-            for end_ns, name, _ in v.ends():
-                if end_ns == ns:
-                    out[name] = "veth"
-        return out
+        return {"lo": "loopback", **{name: kind for name, (kind, _) in self._index().links.get(ns, {}).items()}}
 
     def peer(self, ns: str, dev: str) -> tuple[str, str] | None:
         """(namespace, name) of the other end of the veth *dev* in *ns*, if it is one."""
-        for v in self.veths:
-            if (v.ns, v.name) == (ns, dev):
-                return v.peer_ns, v.peer
-            if (v.peer_ns, v.peer) == (ns, dev):
-                return v.ns, v.name
-        return None
+        return self._index().peers.get((ns, dev))
 
     def is_up(self, ns: str, dev: str) -> bool:
         if dev == "lo":
             return self.namespace(ns).lo_up
-        for br in self.bridges:
-            if (br.ns, br.name) == (ns, dev):
-                return br.up
-        for v in self.veths:
-            if (v.ns, v.name) == (ns, dev):
-                return v.up
-            if (v.peer_ns, v.peer) == (ns, dev):
-                return v.peer_up
-        return False
+        return self._index().links.get(ns, {}).get(dev, ("", False))[1]
 
     def connected(self, ns: str, dev: str | None = None) -> list[IPNetwork]:
         return [a.interface.network for a in self.addresses if a.ns == ns and (dev is None or a.dev == dev)]
@@ -225,7 +234,7 @@ class Topology:
         it: the subnets of addresses on up links, and the destinations of routes
         without a gateway (`ip route add 169.254.1.1 dev eth0`, as Calico wires a
         pod) among the first *before* routes, which the build adds first."""
-        subnets = [a.interface.network for a in self.addresses if a.ns == ns and dev in (None, a.dev) and self.is_up(a.ns, a.dev)]
+        subnets = [a.interface.network for a in self._index().addresses.get(ns, ()) if dev in (None, a.dev) and self.is_up(a.ns, a.dev)]
         routes = self.routes if before is None else self.routes[:before]
         return subnets + [r.network for r in routes if r.ns == ns and r.via is None and dev in (None, r.dev)]
 
@@ -252,7 +261,7 @@ class Topology:
         self._validate_routes()
 
     def _need_ns(self, name: str, where: str) -> None:
-        if name not in {ns.name for ns in self.namespaces}:
+        if name not in self._index().namespaces:
             raise LabError(where, f"namespace {name!r} is not in this lab; add Namespace({name!r}) to namespaces")
 
     def _validate_names(self) -> None:
@@ -312,7 +321,7 @@ class Topology:
             if r.via is not None and not r.onlink:
                 check_gateway(r, self.on_link(r.ns, r.dev, before=i), f"routes[{i}].via")
             if r.via is not None:
-                check_unicast_gateway(r, [a for a in self.addresses if a.ns == r.ns], lambda dev, ns=r.ns: self.is_up(ns, dev), f"routes[{i}].via")
+                check_unicast_gateway(r, list(self._index().addresses.get(r.ns, ())), lambda dev, ns=r.ns: self.is_up(ns, dev), f"routes[{i}].via")
             if r.dev is not None and not self.is_up(r.ns, r.dev):
                 raise LabError(f"routes[{i}].dev", f"{r.dev!r} in {r.ns!r} is down, and the kernel adds no route over a down link; set it up first")
 

@@ -1,0 +1,232 @@
+"""Echo requests by the thousand: one raw ICMP socket per source namespace, and
+the rounds a sweep sends them in (nslab/lab/sweep.py decides which pairs go
+in which round).
+
+A round sends every request of its pairs at once, reads the answers as they
+come (each socket takes only echo replies and the ICMP errors that quote a
+request, through the kernel's ICMP_FILTER), asks again once, after
+`RETRY_AFTER`, for what is still unanswered (a request the kernel dropped on
+its way while the round was at its busiest), and stops when every pair is
+answered or *timeout* seconds after its last request. Routing, ARP and
+bridging are the kernel's, as for any ping.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import selectors
+import socket
+import struct
+import time
+from typing import TYPE_CHECKING
+
+from nslab.kernel import linux
+
+if TYPE_CHECKING:
+    from nslab.lab.live import Netns
+
+SOL_RAW, ICMP_FILTER = 255, 1
+IP_RECVERR, MSG_ERRQUEUE, SO_EE_ORIGIN_ICMP = 11, 0x2000, 2
+PING_GROUP_RANGE = "/proc/sys/net/ipv4/ping_group_range"
+SO_RCVBUFFORCE = 33
+ECHO_REPLY, UNREACHABLE, TIME_EXCEEDED, ECHO_REQUEST = 0, 3, 11, 8
+RETRY_AFTER = 0.05  # seconds after the last request before the unanswered ones are asked again
+PAYLOAD = b"nslab-sweep"
+# What makes the kernel refuse a request at once: final for that pair.
+FINAL_ERRNOS = {errno_mod.ENETUNREACH, errno_mod.EHOSTUNREACH, errno_mod.EACCES, errno_mod.EPERM, errno_mod.EINVAL, errno_mod.EMSGSIZE, errno_mod.ENETDOWN}
+UNREACH = {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable", 3: "port unreachable", 9: "net prohibited", 10: "host prohibited", 13: "administratively prohibited"}
+
+
+class Sender:
+    """One source namespace: an ICMP socket, its requests in flight, their answers.
+
+    A ping socket (SOCK_DGRAM, IPPROTO_ICMP) where the kernel allows one: its
+    echo replies are delivered to it, where a raw socket only gets a copy and
+    the kernel drops the reply itself as unclaimed (NO_SOCKET), which every
+    drop monitor on the machine (bpftrace on skb:kfree_skb) would then have to
+    report, a million times for a thousand containers. Ping sockets need
+    net.ipv4.ping_group_range to hold our group when the socket is made, so
+    the namespace's value is widened for that moment and put back at once.
+    Elsewhere (an older kernel, a refused sysctl), a raw socket."""
+
+    def __init__(self, src: Netns, rcvbuf: int):
+        self.src = src
+        with linux.in_netns(src.handle.fd):
+            self.sock, self.datagram = _open()
+        try:
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+            except PermissionError:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            if self.datagram:
+                self.sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)  # errors quote the request they are about
+                self.sock.bind(("0.0.0.0", 0))
+                self.ident = self.sock.getsockname()[1]  # the kernel puts the socket's "port" in every request
+            else:
+                # echo replies and the errors that quote a request; not the echo requests others send here
+                self.sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFFFFFF & ~(1 << ECHO_REPLY | 1 << UNREACHABLE | 1 << TIME_EXCEEDED)))
+                self.ident = int.from_bytes(os.urandom(2), "big")
+        except BaseException:
+            self.sock.close()
+            raise
+        self._base = _sum16(struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, 0, 0) + PAYLOAD)
+        self._seq = 0
+        self.pending: dict[int, str] = {}  # sequence number -> destination
+        self.replied: list[str] = []
+        self.failed: list[tuple[str, str]] = []  # (destination, why): refused at once or an ICMP error came back
+        self.busy: list[str] = []  # refused for want of resources (ENOBUFS): worth asking again later
+        self.asked_again: set[str] = set()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, dst: str, seq: int | None = None) -> None:
+        if seq is None:
+            self._seq = self._seq % 0xFFFF + 1
+            seq = self._seq
+        total = self._base + self.ident + seq  # a ping socket writes its own id and checksum
+        total = (total & 0xFFFF) + (total >> 16)
+        total = (total & 0xFFFF) + (total >> 16)
+        try:
+            self.sock.sendto(struct.pack("!BBHHH", ECHO_REQUEST, 0, ~total & 0xFFFF, self.ident, seq) + PAYLOAD, (dst, 0))
+        except OSError as exc:
+            self.pending.pop(seq, None)
+            if exc.errno in FINAL_ERRNOS:
+                self.failed.append((dst, f"{errno_mod.errorcode.get(exc.errno or 0, exc.errno)} at once ({exc.strerror})"))
+            else:
+                self.busy.append(dst)
+            return
+        self.pending[seq] = dst
+
+    def resend(self) -> None:
+        for seq, dst in list(self.pending.items()):
+            self.asked_again.add(dst)
+            self.send(dst, seq)
+
+    def reset(self) -> None:
+        self.pending.clear()
+        self.replied, self.failed, self.busy = [], [], []
+        self.asked_again = set()
+
+    def read(self) -> None:
+        if self.datagram:
+            self._read_errors()
+        while self.pending:
+            try:
+                data, peer = self.sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an error the kernel queued on the socket; the pair stays pending
+                continue
+            if self.datagram:
+                self._answer(data, 0, peer[0])
+            elif len(data) >= 20:
+                self._answer(data, (data[0] & 0x0F) * 4, socket.inet_ntoa(data[12:16]))
+
+    def _answer(self, data: bytes, at: int, source: str) -> None:
+        if len(data) < at + 8:
+            return
+        kind, code, _, ident, seq = struct.unpack_from("!BBHHH", data, at)
+        if kind == ECHO_REPLY:
+            if (self.datagram or ident == self.ident) and self.pending.get(seq) == source:
+                self.replied.append(self.pending.pop(seq))
+            return
+        inner = at + 8  # a raw socket's ICMP error: the quoted request's IP header, then its first 8 bytes
+        if len(data) < inner + 20:
+            return
+        quoted = inner + (data[inner] & 0x0F) * 4
+        if len(data) >= quoted + 8:
+            qkind, _, _, qident, qseq = struct.unpack_from("!BBHHH", data, quoted)
+            if qkind == ECHO_REQUEST and qident == self.ident and qseq in self.pending:
+                self.failed.append((self.pending.pop(qseq), _error(kind, code, source)))
+
+    def _read_errors(self) -> None:
+        """A ping socket's ICMP errors: each quotes our request (its sequence number)."""
+        while True:
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(2048, 512, MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_IP and kind == IP_RECVERR and len(data) >= 8:
+                    _, origin, icmp_type, icmp_code = struct.unpack_from("=IBBB", payload)
+                    seq = struct.unpack_from("!H", data, 6)[0]
+                    if seq in self.pending:
+                        offender = socket.inet_ntoa(payload[20:24]) if len(payload) >= 24 else "?"
+                        why = _error(icmp_type, icmp_code, offender) if origin == SO_EE_ORIGIN_ICMP else f"local error (origin {origin})"
+                        self.failed.append((self.pending.pop(seq), why))
+
+
+def _open() -> tuple[socket.socket, bool]:
+    """(socket, is a ping socket), in the calling thread's namespace."""
+    try:
+        with open(PING_GROUP_RANGE) as f:
+            allowed = f.read().split()
+        gid = os.getegid()
+        if not (int(allowed[0]) <= gid <= int(allowed[1])):
+            with open(PING_GROUP_RANGE, "w") as f:
+                f.write(f"{gid} {gid}")
+            try:
+                return socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP), True
+            finally:
+                with open(PING_GROUP_RANGE, "w") as f:
+                    f.write(" ".join(allowed))
+        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP), True
+    except (OSError, ValueError, IndexError):
+        return socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP), False
+
+
+def _error(kind: int, code: int, source: str) -> str:
+    what = f"ICMP {UNREACH.get(code, f'unreachable code {code}')}" if kind == UNREACHABLE else "ICMP time exceeded" if kind == TIME_EXCEEDED else f"ICMP type {kind}"
+    return f"{what} from {source}"
+
+
+def round_trip(work: list[tuple[Sender, list[str]]], timeout: float) -> tuple[int, int]:
+    """Send every request of *work* ((sender, destinations) each), then wait as the
+    module says. Answers land on the senders; returns (requests sent, sent again)."""
+    for sender, _ in work:
+        sender.reset()
+    sent = 0
+    for sender, dsts in work:
+        for dst in dsts:
+            sender.send(dst)
+        sent += len(dsts)
+        sender.read()  # most answers are back already: the kernel forwards within the send
+    last = time.monotonic()
+    deadline = last + timeout
+    again = 0
+    with selectors.DefaultSelector() as selector:
+        for sender, _ in work:
+            if sender.pending:
+                selector.register(sender.sock, selectors.EVENT_READ, sender)
+        retry_at = last + min(RETRY_AFTER, timeout / 2)
+        while selector.get_map():
+            now = time.monotonic()
+            if retry_at is not None and now >= retry_at:
+                retry_at = None
+                for key in list(selector.get_map().values()):
+                    again += len(key.data.pending)
+                    key.data.resend()
+                now = time.monotonic()
+            if now >= deadline:
+                break
+            wake = deadline if retry_at is None else retry_at
+            for key, _ in selector.select(wake - now):
+                key.data.read()
+                if not key.data.pending:
+                    selector.unregister(key.fileobj)
+    return sent, again
+
+
+def _sum16(data: bytes) -> int:
+    """The 16-bit one's complement sum of *data* (RFC 1071), before the final complement."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+__all__ = ["Sender", "round_trip"]
