@@ -101,8 +101,9 @@ def test_junit_and_json_agree_with_the_real_outcomes(run):
     assert (probe["src"], probe["dst"]) == ("container1", "192.0.2.1") and probe["outcome"] != "reply"
     assert probe["summary"] in failure.text and probe["explanation"] and probe["explanation"] in failure.text
     assert probe["trace"].count("\n") >= 1  # seen on at least two interfaces on its way
+    assert probe["cause"] and probe["where"]["ns"]  # what the cause is about, by namespace (and interface)
     (passed,) = tests[PASS]["labs"][0]["probes"]
-    assert passed["outcome"] == "reply" and passed["cause"] is None
+    assert passed["outcome"] == "reply" and passed["cause"] is None and passed["where"] is None
     assert tests[PASS]["labs"][0]["topology"] == BRIDGE.topology.to_dict()
 
     # The pcap the JSON and the JUnit property name is the failing test's, and a real capture.
