@@ -1,4 +1,5 @@
-"""`python -m bench [--runs N]`: whole-process startup, lab build time, time to a verdict."""
+"""`python -m bench [--runs N]`: whole-process startup, lab build time, time to a verdict.
+`python -m bench --scale`: labs of 10 to 1000 containers and a 10-node cluster instead (bench/scale.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from bench import build, startup, verdicts
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=50, help="repetitions per figure (default 50)")
+    parser.add_argument("--scale", action="store_true", help="only the scale table: build, all-pairs sweep, teardown, memory (a few minutes)")
     args = parser.parse_args()
+    if args.scale:
+        from bench import scale
+
+        return scale.main()
     if args.runs < 3:
         parser.error("--runs: need at least 3 repetitions for a median")
     # Whole processes first, before this process starts its own drop monitor (a

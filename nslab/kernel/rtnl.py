@@ -79,7 +79,8 @@ NUD_STATES = (("INCOMPLETE", 0x1), ("REACHABLE", 0x2), ("STALE", 0x4), ("DELAY",
 
 RECV_SIZE = 1 << 16
 BATCH = 64  # requests per write whose answers are read before the next write
-QUIET_BYTES = 32 << 10  # bytes per write of unacknowledged requests (under any sk_sndbuf)
+QUIET_BYTES, QUIET_COUNT = 32 << 10, 128  # per write of unacknowledged requests: under any sk_sndbuf, and
+# few enough that all of them refused (an error each) fit a default receive buffer
 SO_RCVBUFFORCE = 33
 
 
@@ -367,7 +368,7 @@ class RtnlSocket:
         while position < len(messages):
             sent: dict[int, int] = {}  # seq -> position
             parts, size = [], 0
-            while position < len(messages) and size < QUIET_BYTES:
+            while position < len(messages) and size < QUIET_BYTES and len(parts) < QUIET_COUNT:
                 kind, flags, payload = messages[position]
                 seq = self._next_seq()
                 sent[seq] = position

@@ -88,8 +88,15 @@ class Sender:
         total = self._base + self.ident + seq  # a ping socket writes its own id and checksum
         total = (total & 0xFFFF) + (total >> 16)
         total = (total & 0xFFFF) + (total >> 16)
+        packet = struct.pack("!BBHHH", ECHO_REQUEST, 0, ~total & 0xFFFF, self.ident, seq) + PAYLOAD
         try:
-            self.sock.sendto(struct.pack("!BBHHH", ECHO_REQUEST, 0, ~total & 0xFFFF, self.ident, seq) + PAYLOAD, (dst, 0))
+            try:
+                self.sock.sendto(packet, (dst, 0))
+            except OSError:
+                # An ICMP error for an earlier request leaves its errno on the socket, and the
+                # next send reports it (and clears it): that error is not this request's, so
+                # send again; what the kernel says now is.
+                self.sock.sendto(packet, (dst, 0))
         except OSError as exc:
             self.pending.pop(seq, None)
             if exc.errno in FINAL_ERRNOS:

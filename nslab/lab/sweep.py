@@ -220,32 +220,34 @@ class _Run:
         return out
 
     # -- rounds the kernel resolves ----------------------------------------------
-    def kernel_rounds(self, items: list[tuple[Netns, str]], sources: Iterable[int], wanted: Callable[[int], list[int]], per_round: int | None) -> list[_Flushed]:
+    def kernel_rounds(self, items: list[tuple[Netns, str]], sources: Iterable[int], wanted: Callable[[int], list[int]], per_round: int | None, *, collect: bool = False) -> list[_Flushed]:
         """Every source to every destination wanted(source) lists, in rounds of a
         block of sources to a block of destinations, each sized by what the last
-        one resolved; returns what the rounds resolved (from the flushes)."""
-        sources = [s for s in sources if wanted(s)]
+        one resolved; returns what the rounds resolved (from the flushes) if *collect*."""
+        sources = list(sources)
         seen: list[_Flushed] = []
         bs = per_round or FIRST_BLOCK
         bd = FIRST_BLOCK
+        if per_round is None and 2 * len(sources) * len(items) <= self.share:
+            bs = bd = len(items)  # two neighbours a pair at most: all in one round
         first = 0
         while first < len(sources):
             block = sources[first : first + bs]
-            targets = {s: wanted(s) for s in block}
+            targets = {s: t for s in block if (t := wanted(s))}
             union = sorted({d for ds in targets.values() for d in ds})
             step = len(union) if per_round else bd
             most = 0
             at = 0
             while at < len(union):
                 window = set(union[at : at + step])
-                work = [(self.sender(items[s][0], len(window)), [items[d][1] for d in targets[s] if d in window]) for s in block]
-                resolved = self.round(work, [items[s][0] for s in block] + [items[d][0] for d in window])
-                seen += resolved
-                learnt = len(resolved)
-                most = max(most, learnt)
+                work = [(self.sender(items[s][0], len(window)), [items[d][1] for d in ds if d in window]) for s, ds in targets.items()]
+                resolved = self.round(work, [items[s][0] for s in targets] + [items[d][0] for d in window])
+                if collect:
+                    seen += resolved
+                most = max(most, len(resolved))
                 at += step
                 if not per_round:
-                    step = bd = _resize(bd, learnt, self.share)
+                    step = bd = _resize(bd, len(resolved), self.share)
             first += len(block)
             if not per_round:
                 bs = _resize(bs, most, self.share)
@@ -255,7 +257,7 @@ class _Run:
         """Each host asked by the one before it in its ring, by the kernel's ARP:
         host -> (ifindex of its link, its MAC), as the kernel resolved them."""
         by_address = {address: i for i, (_, address) in enumerate(items)}
-        learnt = self.kernel_rounds(items, ring, lambda s: [ring[s]] if s in ring else [], None)
+        learnt = self.kernel_rounds(items, ring, lambda s: [ring[s]], None, collect=True)
         macs: dict[int, str] = {}
         index: dict[int, int] = {}
         for n in learnt:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
+from nslab.tutorials import cluster
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,25 @@ def _bridge_three_containers() -> CatalogLab:
     )
 
 
-LABS: dict[str, CatalogLab] = {lab.name: lab for lab in (_veth_two_namespaces(), _root_to_blue(), _host_to_container(), _bridge_three_containers())}
+def _kind_cluster() -> CatalogLab:
+    return CatalogLab(
+        "kind-cluster",
+        "three kind nodes on one node network, three pods each, wired as kindnet does: a /32 per pod, a route per other node's pod CIDR",
+        "kindnet (003 VETH Encore, across nodes)",
+        cluster.cluster(3, 3),
+        (
+            Check(cluster.pod(1, 1), cluster.pod_address(1, 2)),
+            Check(cluster.pod(1, 1), cluster.pod_address(2, 1)),
+            Check(cluster.pod(3, 3), cluster.pod_address(1, 1)),
+            Check(cluster.node(2), cluster.pod_address(3, 2)),
+        ),
+        scenario="test_cluster",
+        final="kindnet",
+    )
+
+
+LABS: dict[str, CatalogLab] = {
+    lab.name: lab for lab in (_veth_two_namespaces(), _root_to_blue(), _host_to_container(), _bridge_three_containers(), _kind_cluster())
+}
 
 __all__ = ["LABS", "CatalogLab", "Check"]
