@@ -59,6 +59,11 @@ SEEDED_BLOCK = 125  # hosts per block when entries are held: two blocks are 2 x 
 RCVBUF_PER_ANSWER = 2048  # receive buffer per answer a socket may hold before it is read
 
 Arp = Literal["auto", "each", "once"]
+_NO_ROOM = (
+    "refused twice for want of room (ENOBUFS), the second time with this sweep's neighbours given back: the neighbour table "
+    "all namespaces of the machine share is full ({limit}); run fewer sweeps at once, or raise it in the host's namespace "
+    "(sysctl -w net.ipv4.neigh.default.gc_thresh3=4096; nslab never does)"
+)
 
 
 class _Flushed(NamedTuple):
@@ -204,7 +209,9 @@ class _Run:
             if sender.busy and retry_busy:
                 busy.append((sender, list(sender.busy)))
             else:
-                self.sweep.failures += [(sender.src.name, dst) for dst in sender.busy]
+                for dst in sender.busy:
+                    self.sweep.failures.append((sender.src.name, dst))
+                    self.sweep.why[(sender.src.name, dst)] = _NO_ROOM.format(limit=limits.neighbour_limit())
             self.sweep.pairs += len(dsts) - (len(sender.busy) if retry_busy else 0)
             sender.reset()
         flushed = self._flush(flush)
@@ -228,7 +235,7 @@ class _Run:
         seen: list[_Flushed] = []
         bs = per_round or FIRST_BLOCK
         bd = FIRST_BLOCK
-        if per_round is None and 2 * len(sources) * len(items) <= self.share:
+        if per_round is None and _fits(sources, wanted, self.share // 2):
             bs = bd = len(items)  # two neighbours a pair at most: all in one round
         first = 0
         while first < len(sources):
@@ -299,6 +306,15 @@ class _Run:
             src.flush_neighbours()
             sweep.explained.append(src.ping(dst, timeout=self.timeout))
         return sweep
+
+
+def _fits(sources: list[int], wanted: Callable[[int], list[int]], pairs: int) -> bool:
+    """Do the sources want at most *pairs* pairs in all? (stops counting past it)"""
+    for s in sources:
+        pairs -= len(wanted(s))
+        if pairs < 0:
+            return False
+    return True
 
 
 def _resize(size: int, learnt: int, share: int) -> int:
