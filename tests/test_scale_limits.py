@@ -182,3 +182,20 @@ def test_the_scale_bench_builds_the_bridge_scenarios_lab():
     spec.loader.exec_module(scenario)
     assert docker0(50) == scenario.docker0_with(50)
     assert (address(254), address(255), address(1000)) == ("172.17.0.255", "172.17.1.0", "172.17.3.233")
+
+
+def test_in_a_user_namespace_the_sweep_leaves_ping_group_range_as_it_was():
+    # there the default range's group 1 is not mapped and could not be written back: a raw socket instead
+    code = textwrap.dedent("""
+        from nslab import Lab
+        from nslab.lab.sweep import all_pairs
+        import sys; sys.path.insert(0, %r)
+        from test_scale_limits import bridge_lab, hosts_of
+        with Lab(bridge_lab(4)) as lab:
+            before = [ns.sysctl("net.ipv4.ping_group_range") for ns in lab.namespaces]
+            sweep = all_pairs(hosts_of(lab, 4))
+            print(sweep.ok, before == [ns.sysctl("net.ipv4.ping_group_range") for ns in lab.namespaces])
+    """) % str(__import__("pathlib").Path(__file__).resolve().parent)
+    done = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]

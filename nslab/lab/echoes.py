@@ -169,19 +169,24 @@ def _open() -> tuple[socket.socket, bool]:
     """(socket, is a ping socket), in the calling thread's namespace."""
     try:
         with open(PING_GROUP_RANGE) as f:
-            allowed = f.read().split()
+            original = f.read().strip()
+        low, high = (int(x) for x in original.split())
         gid = os.getegid()
-        if not (int(allowed[0]) <= gid <= int(allowed[1])):
-            with open(PING_GROUP_RANGE, "w") as f:
-                f.write(f"{gid} {gid}")
+        if not low <= gid <= high:
+            _write(PING_GROUP_RANGE, original)  # can it be put back? (a group not mapped into a user namespace cannot)
+            _write(PING_GROUP_RANGE, f"{gid} {gid}")
             try:
                 return socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP), True
             finally:
-                with open(PING_GROUP_RANGE, "w") as f:
-                    f.write(" ".join(allowed))
+                _write(PING_GROUP_RANGE, original)
         return socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP), True
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         return socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP), False
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
 
 
 def _error(kind: int, code: int, source: str) -> str:
