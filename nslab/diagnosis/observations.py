@@ -10,6 +10,7 @@ asks them in order of cost; the first finding settles the verdict.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from typing import Callable
 
@@ -308,8 +309,6 @@ def left_by_default(ctx: Context) -> bool:
     """The kernel sent it by a gateway, and the sender's main table holds no route for it but the default."""
     if ctx.sender_route.via is None:
         return False
-    import ipaddress
-
     dst = ipaddress.ip_address(ctx.flow.dst)
     routes = ctx.reads.kernel.routes(ctx.reads.handle(ctx.src), names=ctx.reads.names(ctx.src))
     return not any(r.dst != "default" and dst in ipaddress.ip_network(r.dst, strict=False) for r in routes if r.type == "unicast")
