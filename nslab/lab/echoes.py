@@ -55,10 +55,7 @@ class Sender:
         with linux.in_netns(src.handle.fd):
             self.sock, self.datagram = _open()
         try:
-            try:
-                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
-            except PermissionError:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.grow(rcvbuf)
             if self.datagram:
                 self.sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)  # errors quote the request they are about
                 self.sock.bind(("0.0.0.0", 0))
@@ -80,6 +77,14 @@ class Sender:
 
     def close(self) -> None:
         self.sock.close()
+
+    def grow(self, rcvbuf: int) -> None:
+        """Room for *rcvbuf* bytes of answers (beyond net.core.rmem_max where this process may)."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+        except PermissionError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.rcvbuf = rcvbuf
 
     def send(self, dst: str, seq: int | None = None) -> None:
         if seq is None:

@@ -86,7 +86,7 @@ class Sweep:
     why: dict[tuple[str, str], str] = field(default_factory=dict)  # failures the kernel named at once (errno, ICMP error)
     retried: int = 0  # pairs that answered only when asked a second time
     rounds: int = 0
-    arp: str = "each"  # 'each': every pair's neighbours resolved by the kernel; 'once': ... (see the module)
+    arp: str = "each"  # 'each': the kernel resolved every pair's neighbours; 'once': on large segments once per host (see the module)
 
     @property
     def ok(self) -> bool:
@@ -184,8 +184,12 @@ class _Run:
         self._stack.close()
 
     def sender(self, ns: Netns, answers: int = 256) -> Sender:
+        """*ns*'s sender, with room for *answers* answers before they are read."""
+        size = max(1 << 17, RCVBUF_PER_ANSWER * answers)
         if ns not in self._senders:
-            self._senders[ns] = Sender(ns, max(1 << 17, RCVBUF_PER_ANSWER * answers))
+            self._senders[ns] = Sender(ns, size)
+        elif self._senders[ns].rcvbuf < size:
+            self._senders[ns].grow(size)
         return self._senders[ns]
 
     # -- one round ---------------------------------------------------------------
