@@ -54,14 +54,17 @@ class Lab:
     def open(self) -> "Lab":
         if self._kernel is None:
             self._kernel = Kernel(sandbox.enter())
-            # The kernel's drop reasons: bpftrace attaches while the lab is built. Started
-            # here, before this lab mounts a namespace: its child's private mount namespace
-            # copies /run/netns as it is then, and a namespace mounted there would live on.
+            # The kernel's drop reasons: bpftrace attaches while the lab is built (its
+            # child lets go of its copy of /run/netns, so it pins no lab namespace).
             from nslab.kernel import drops
 
             drops.monitor()
             if self._spec is not None:
-                self.build(self._spec)
+                try:
+                    self.build(self._spec)
+                except BaseException:
+                    self.close()  # what was built half-way goes now, not when the process ends
+                    raise
         return self
 
     @property
