@@ -171,6 +171,9 @@ def test_html_report_rendered_by_chromium_shows_the_bridge_lab(run, tmp_path):
     assert pcap in dom.links
     failing = next(t for t in summary["tests"] if t["outcome"] == "failed")
     assert failing["labs"][0]["probes"][0]["summary"] in proc.stdout
+    # the failed probe's way, drawn on its lab: where it was seen and where it stopped, and why
+    stop = failing["labs"][0]["probes"][0]["path"]["stop"]
+    assert 'class="nslab-path"' in proc.stdout and f"stopped here: {stop['cause']}" in proc.stdout
 
 
 def test_explicit_junitxml_is_kept_and_every_outcome_is_counted_as_pytest_does(pytester):

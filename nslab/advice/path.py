@@ -14,12 +14,10 @@ one `nslab show` and the HTML report use.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import subprocess
 from dataclasses import dataclass
 
 from nslab.probes.result import Result
-from nslab.views.render import DiagramUnavailable, to_dot
+from nslab.views.render import run_dot, to_dot
 
 COLOURS = {"request": "#1f5fbf", "reply": "#2d8a3e", "error": "#b35900", "arp request": "#6a4fb3", "arp reply": "#2d8a3e"}
 
@@ -169,11 +167,4 @@ def _wrap(text: str, width: int = 48) -> str:
 
 def draw(topology, result: Result, fixes: list[list[dict]] | None = None, fmt: str = "svg", title: str | None = None) -> bytes:
     """The lab with the path, the stop and the fixes, drawn by Graphviz's `dot`."""
-    dot = shutil.which("dot")
-    if dot is None:
-        raise DiagramUnavailable("Graphviz's `dot` is not installed; install it with: apt-get install graphviz")
-    source = overlay(to_dot(topology, title), result, fixes)
-    proc = subprocess.run([dot, f"-T{fmt}"], input=source.encode(), capture_output=True, timeout=60, check=False)
-    if proc.returncode != 0:
-        raise DiagramUnavailable(f"dot -T{fmt} failed: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout
+    return run_dot(overlay(to_dot(topology, title), result, fixes), fmt)

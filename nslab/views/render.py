@@ -139,20 +139,25 @@ def _route_text(r: Route) -> str:
 
 def draw(topo: Topology, fmt: str = "svg", title: str | None = None) -> bytes:
     """The diagram drawn by Graphviz's `dot` as SVG or PNG bytes."""
+    return run_dot(to_dot(topo, title), fmt)
+
+
+def run_dot(source: str, fmt: str = "svg") -> bytes:
+    """Graphviz's `dot -TFMT` on a DOT *source* (to_dot's, perhaps with marks added)."""
     if fmt not in FORMATS:
         raise LabError("fmt", f"diagram format {fmt!r} is not one of {FORMATS}")
     dot = shutil.which("dot")
     if dot is None:
         raise DiagramUnavailable("Graphviz's `dot` is not installed; install it with: apt-get install graphviz")
-    proc = subprocess.run([dot, f"-T{fmt}"], input=to_dot(topo, title).encode(), capture_output=True, timeout=60, check=False)
+    proc = subprocess.run([dot, f"-T{fmt}"], input=source.encode(), capture_output=True, timeout=60, check=False)
     if proc.returncode != 0:
         raise DiagramUnavailable(f"dot -T{fmt} failed: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout
 
 
-def inline_svg(topo: Topology, title: str | None = None) -> str:
-    """The SVG diagram without its XML prolog and DOCTYPE, ready to embed in HTML."""
-    svg = draw(topo, "svg", title).decode()
+def inline_svg(topo: Topology, title: str | None = None, *, source: str | None = None) -> str:
+    """The SVG diagram (of *topo*, or of a DOT *source*) without its XML prolog and DOCTYPE, ready to embed in HTML."""
+    svg = run_dot(source if source is not None else to_dot(topo, title)).decode()
     return svg[svg.index("<svg") :]
 
 
