@@ -36,6 +36,21 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "reports" / "stress"
 
 
+GRACE = 5.0  # seconds a dead run's processes may take to finish exiting (bpftrace detaches its probes as it dies)
+
+
+def processes_left_after(grace: float) -> list[str]:
+    """Processes of ended runs still alive *grace* seconds from now (polled: a process
+    that is exiting is not a leak; one still there at the deadline is)."""
+    deadline, pause = time.monotonic() + grace, 0.01
+    while True:
+        left = [str(item) for item in leftovers.find() if item.kind == "process"]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(pause)  # a poll with a deadline, not a wait for the kernel to be done
+        pause = min(pause * 2, 0.5)
+
+
 def host_state() -> str:
     """The host's network state; raises if it cannot be read (an empty snapshot would compare equal)."""
     return "".join(
@@ -91,7 +106,7 @@ def main() -> int:
         elif skipped != clean_skips:
             skips.append((i, order, skipped))
             keep = True
-        left = [str(item) for item in leftovers.find() if item.kind == "process"]
+        left = processes_left_after(GRACE)
         if host_state() != before or left:
             leaks.append((i, left or ["host network state changed"]))
         if keep:
