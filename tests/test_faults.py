@@ -70,7 +70,9 @@ def describe(procs: dict[int, str]) -> str:
 
 
 def start_run(log: Path) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "pytest", "tests/fault_holder.py", "scenarios/", "-n", "2", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+    # SIGINT at its default, as in a terminal: a run started from a background job of a
+    # script inherits it ignored, and then Ctrl-C would test nothing.
+    argv = ["env", "--default-signal=INT", sys.executable, "-m", "pytest", "tests/fault_holder.py", "scenarios/", "-n", "2", "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
             "-p", "no:hypothesispytest", "--nslab-reports=/tmp/nslab-fault-reports"]  # hypothesis's plugin: 0.5 s per process, unused here
     with open(log, "wb") as out:
         return subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -32,7 +32,8 @@ def nslab_matrix(*args: str, timeout: float = 900) -> subprocess.CompletedProces
     """`nslab matrix ARGS` as a user runs it: from the host's namespaces (it fetches
     kernels from the package archive, which a test's sandbox cannot reach)."""
     argv = sandbox.from_outside([sys.executable, "-m", "nslab.cli.main", "matrix", *args])
-    return subprocess.run(argv, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    # it dies with this test's process (and takes its VMs with it), never running on as an orphan
+    return subprocess.run(["setpriv", "--pdeathsig", "KILL", "--", *argv], check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 # -- without a VM -------------------------------------------------------------
