@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import errno as errno_mod
 import ipaddress
-import os
-import selectors
 import socket
 import time
 from typing import Iterable, NamedTuple
 
 from nslab.kernel import decode, linux, rtnl
 from nslab.kernel.handle import KernelError, NsHandle
+from nslab.kernel.namespaces import Namespaces
+from nslab.kernel.neighbour_table import NeighbourTable
 from nslab.kernel.rtnl import NetlinkError
 from nslab.kernel.sandbox import Sandbox
 from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
@@ -35,8 +35,6 @@ from nslab.model.topology import Route
 
 _LINK_DUMP = rtnl.ifinfomsg() + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
 _CREATE = rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL
-_REPLACE = rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
-EVENT_BYTES = 1024  # receive buffer per awaited namespace death (an event's skb, with room)
 
 
 class Change(NamedTuple):
@@ -48,7 +46,7 @@ class Change(NamedTuple):
     command: str
 
 
-class Kernel:
+class Kernel(Namespaces, NeighbourTable):
     """Netlink for one lab: a control socket in the sandbox, one per namespace."""
 
     def __init__(self, sandbox: Sandbox):
@@ -67,136 +65,6 @@ class Kernel:
     def close(self) -> None:
         self.control.close()
         self._nsid_events.close()
-
-    # -- namespaces --------------------------------------------------------
-    def create_namespace(self, name: str) -> NsHandle:
-        """`ip netns add NAME`, inside the sandbox's private /run/netns."""
-        path = self._netns_path(name, f"ip netns add {name}")
-        prev = linux.netns_fd()
-        try:
-            linux.unshare(linux.CLONE_NEWNET)
-            fd = linux.netns_fd()
-            open(path, "w").close()
-            linux.mount("/proc/thread-self/ns/net", path, None, linux.MS_BIND)
-            sock = rtnl.RtnlSocket()
-        finally:
-            linux.setns(prev)
-            os.close(prev)
-        return NsHandle(name, fd, path, sock, self._nsid(fd))
-
-    def adopt_namespace(self, name: str, source: str) -> NsHandle:
-        """Give an existing namespace (`/proc/PID/ns/net`, a bind mount) a name in
-        this lab, as `ln -s /proc/PID/ns/net /var/run/netns/NAME` does for `ip netns`."""
-        path = self._netns_path(name, f"ip netns attach {name} {source}")
-        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-        mounted = False
-        try:
-            open(path, "w").close()
-            linux.mount(source, path, None, linux.MS_BIND)
-            mounted = True
-            with linux.in_netns(fd):
-                sock = rtnl.RtnlSocket()
-            return NsHandle(name, fd, path, sock, self._nsid(fd))
-        except BaseException:
-            if mounted:
-                linux.umount(path)
-            if os.path.exists(path):
-                os.unlink(path)
-            os.close(fd)
-            raise
-
-    def _netns_path(self, name: str, command: str) -> str:
-        path = os.path.join(self.sandbox.netns_dir, name)
-        if os.path.exists(path):
-            raise KernelError(command, errno_mod.EEXIST, f"namespace {name!r} already exists in this lab")
-        return path
-
-    def _nsid(self, fd: int) -> int:
-        """The sandbox's id for a namespace (assigned if it has none), whose
-        RTM_DELNSID tells us when the namespace is gone."""
-        try:
-            self.control.request(rtnl.RTM_NEWNSID, rtnl.rtgenmsg() + rtnl.u32(rtnl.NETNSA_FD, fd) + rtnl.s32(rtnl.NETNSA_NSID, -1))
-        except NetlinkError as exc:
-            if exc.code != errno_mod.EEXIST:
-                raise
-        nsid = _nsid_of(self.control, fd)
-        if nsid is None:
-            raise KernelError("ip netns set", errno_mod.ENOENT, "the kernel assigned no id to a new namespace")
-        return nsid
-
-    def netnsid(self, ns: NsHandle, other: NsHandle) -> int | None:
-        """The id *ns* gives *other* (`ip -n NS netns list-id`), which `ip link`
-        shows as a veth's `link-netnsid`; None if it has given it none."""
-        return _nsid_of(ns.rtnl, other.fd)
-
-    def remove_namespaces(self, handles: list[NsHandle], *, flush_links: bool = False, timeout: float = 5.0) -> None:
-        """`ip netns del` for each, then wait until the kernel has unhashed them.
-
-        The kernel destroys a namespace's devices a moment after it unhashes
-        the namespace itself; with *flush_links* the links are deleted first,
-        synchronously, so a veth peer left in a surviving namespace is gone
-        when this returns (read back to confirm). Raises if a namespace
-        outlives *timeout*: something (a socket, a process) still holds it,
-        which is a leak worth a red test.
-
-        The deaths are heard as RTM_DELNSID events; if the kernel announces
-        more than the socket can hold (ENOBUFS), the ids the sandbox still has
-        are read back instead (one dump), so no size of lab is too large.
-        """
-        if flush_links:
-            for h in handles:
-                self._flush_links(h)
-        pending = {h.nsid: h.name for h in handles}
-        events = self._nsid_events
-        events.set_receive_buffer(max(1 << 16, EVENT_BYTES * len(pending)))
-        events.join(rtnl.RTNLGRP_NSID)
-        try:
-            for h in handles:
-                h.release()
-            self._await_deaths(pending, timeout)
-        finally:
-            events.leave(rtnl.RTNLGRP_NSID)
-            _discard(events)  # an id announced dead now may be given to a new namespace later
-
-    def _await_deaths(self, pending: dict[int, str], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._nsid_events, selectors.EVENT_READ)
-            while pending:
-                try:
-                    for m in self._nsid_events.events():
-                        if m.kind == rtnl.RTM_DELNSID:
-                            pending.pop(m.s32(rtnl.NETNSA_NSID), None)
-                except NetlinkError as exc:
-                    if exc.code != errno_mod.ENOBUFS:
-                        raise
-                    alive = self._nsids()  # some events were lost: ask which ids are left
-                    for nsid in [n for n in pending if n not in alive]:
-                        del pending[nsid]
-                    continue
-                left = deadline - time.monotonic()
-                if pending and (left <= 0 or not selector.select(left)):
-                    raise KernelError(
-                        "ip netns del " + " ".join(sorted(pending.values())),
-                        errno_mod.EBUSY,
-                        f"still alive after {timeout:.0f} s: a socket or process still holds it",
-                    )
-
-    def _nsids(self) -> set[int]:
-        """The ids the sandbox gives the namespaces still alive (`ip netns list-id`)."""
-        return {nsid for m in self.control.dump(rtnl.RTM_GETNSID, rtnl.rtgenmsg()) if (nsid := m.s32(rtnl.NETNSA_NSID)) is not None}
-
-    def _flush_links(self, ns: NsHandle) -> None:
-        for link in self.links(ns):
-            if link.kind != "loopback":
-                try:
-                    ns.rtnl.request(rtnl.RTM_DELLINK, rtnl.ifinfomsg(link.index))
-                except NetlinkError as exc:
-                    if exc.code != errno_mod.ENODEV:  # a veth peer deleted with its other end
-                        raise KernelError(f"ip -n {ns.name} link del {link.name}", exc.code, exc.message) from None
-        left = [link.name for link in self.links(ns) if link.kind != "loopback"]
-        if left:
-            raise KernelError(f"ip -n {ns.name} link flush", errno_mod.EBUSY, f"still there after delete: {left}")
 
     # -- changes, one or many at a time ------------------------------------------
     def apply(self, ns: NsHandle, changes: Iterable[Change]) -> None:
@@ -406,81 +274,6 @@ class Kernel:
         names = self.names(ns)
         return [decode.fdb_entry(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_BRIDGE))]
 
-    def flush_neighbours(self, ns: NsHandle) -> None:
-        """`ip neigh flush all`: forget the learnt IPv4 neighbours (not the permanent ones).
-
-        The kernel's ARP table is one for all namespaces, bounded by
-        gc_thresh3 (1024 by default, settable only in the initial namespace):
-        a lab that resolves thousands of neighbours within seconds must give
-        entries back, or the next resolution fails with ENOBUFS. Like ip(8),
-        this sends the RTM_DELNEIGHs in batches."""
-        self.take_neighbours(ns)
-
-    def take_neighbours(self, ns: NsHandle) -> list[Learnt]:
-        """The learnt IPv4 neighbours (not permanent, not noarp), removed as
-        `ip neigh flush all` removes them: one dump, one batch of deletes."""
-        learnt = [
-            Learnt(m.body[1], m.ip(rtnl.NDA_DST) or "", m.mac(rtnl.NDA_LLADDR), decode.nud_state(m.body[2]))
-            for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))
-            if not m.body[2] & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP) and rtnl.NDA_DST in m.attrs
-        ]
-        doomed = [(rtnl.RTM_DELNEIGH, 0, rtnl.ndmsg(socket.AF_INET, n.index) + rtnl.ip(rtnl.NDA_DST, n.dst)) for n in learnt]
-        for err in ns.rtnl.batch(doomed):
-            if err is not None and err.code != errno_mod.ENOENT:  # ENOENT: gone meanwhile
-                raise KernelError(f"ip -n {ns.name} neigh flush all", err.code, err.message)
-        return learnt
-
-    def hold_neighbours(self, ns: NsHandle, index: int, entries: Iterable[tuple[str, str]]) -> None:
-        """`ip neigh replace DST lladdr MAC dev DEV nud permanent` for each (DST, MAC)
-        on the link with *index*, unacknowledged (only refusals come back).
-
-        Permanent entries do not count against gc_thresh3 (the kernel's garbage
-        collector never takes them), so a sweep can hold thousands; it drops
-        them again with `drop_neighbours`."""
-        head = rtnl.ndmsg(socket.AF_INET, index, rtnl.NUD_PERMANENT)
-        requests = [(rtnl.RTM_NEWNEIGH, _REPLACE, head + self._dst_attr(dst) + self._mac_attr(mac)) for dst, mac in entries]
-        for _, error in ns.rtnl.quiet(requests)[:1]:
-            raise KernelError(f"ip -n {ns.name} neigh replace ... dev {index} nud permanent", error.code, error.message)
-
-    def drop_neighbours(self, ns: NsHandle, index: int, dsts: Iterable[str]) -> None:
-        """`ip neigh del DST dev DEV` for each DST on the link with *index* (already gone: fine)."""
-        head = rtnl.ndmsg(socket.AF_INET, index)
-        for _, error in ns.rtnl.quiet([(rtnl.RTM_DELNEIGH, 0, head + self._dst_attr(dst)) for dst in dsts]):
-            if error.code != errno_mod.ENOENT:
-                raise KernelError(f"ip -n {ns.name} neigh del ... dev {index}", error.code, error.message)
-
-    def _dst_attr(self, dst: str) -> bytes:
-        attr = self._attrs.get(dst)
-        if attr is None:
-            attr = self._attrs[dst] = rtnl.ip(rtnl.NDA_DST, dst)
-        return attr
-
-    def _mac_attr(self, mac: str) -> bytes:
-        attr = self._attrs.get(mac)
-        if attr is None:
-            attr = self._attrs[mac] = rtnl.attr(rtnl.NDA_LLADDR, bytes.fromhex(mac.replace(":", "")))
-        return attr
-
-
-class Learnt(NamedTuple):
-    """A neighbour the kernel resolved: on the link with *index*, *dst* is at *mac*."""
-
-    index: int
-    dst: str
-    mac: str | None
-    state: str
-
-
-def _discard(sock: rtnl.RtnlSocket) -> None:
-    """Read and forget whatever the socket holds (a lost message is forgotten too)."""
-    while True:
-        try:
-            if not sock.events():
-                return
-        except NetlinkError:
-            continue
-
-
 def _links(sock: rtnl.RtnlSocket) -> list[LinkState]:
     dump = sock.dump(rtnl.RTM_GETLINK, _LINK_DUMP)
     names = {m.body[2]: m.text(rtnl.IFLA_IFNAME) or str(m.body[2]) for m in dump}
@@ -496,13 +289,6 @@ def _link_states(sock: rtnl.RtnlSocket) -> dict[str, tuple[bool, bool, str]]:
         flags = m.body[3]
         out[m.text(rtnl.IFLA_IFNAME) or ""] = (bool(flags & rtnl.IFF_UP), bool(flags & rtnl.IFF_LOWER_UP), rtnl.OPERSTATES[oper] if oper is not None and oper < len(rtnl.OPERSTATES) else "")
     return out
-
-
-def _nsid_of(sock: rtnl.RtnlSocket, fd: int) -> int | None:
-    """The id the socket's namespace gives the namespace of *fd* (RTM_GETNSID: asks, assigns nothing)."""
-    (m,) = sock.request(rtnl.RTM_GETNSID, rtnl.rtgenmsg() + rtnl.u32(rtnl.NETNSA_FD, fd))
-    nsid = m.s32(rtnl.NETNSA_NSID)
-    return None if nsid is None or nsid < 0 else nsid
 
 
 def _address(ns: NsHandle, dev: str, cidr: str, *, add: bool) -> bytes:
