@@ -111,8 +111,8 @@ def test_pod_network_hands_out_addresses_in_host_local_order():
 
 
 def test_missing_plugins_say_how_to_install_them(monkeypatch, tmp_path):
-    monkeypatch.setattr("nslab.tutorials.cni.KNOWN_DIRS", ())
-    monkeypatch.setattr("nslab.tutorials.cni._dpkg_files", list)
+    monkeypatch.setattr("nslab.tutorials.cni_plugins.KNOWN_DIRS", ())
+    monkeypatch.setattr("nslab.tutorials.cni_plugins._dpkg_files", list)
     monkeypatch.setenv("NSLAB_CNI_PATH", str(tmp_path))
     assert unavailable() == f"no CNI reference plugins found (looked in {tmp_path}); install them with `apt-get install -y containernetworking-plugins` or set NSLAB_CNI_PATH"
 

@@ -23,7 +23,6 @@ become one-line CniErrors naming the field or file to fix.
 from __future__ import annotations
 
 import fcntl
-import functools
 import ipaddress
 import json
 import os
@@ -39,10 +38,12 @@ from nslab.kernel import leftovers
 from nslab.kernel.linux import CLONE_NEWNET
 from nslab.lab.live import Lab, Netns
 from nslab.model.topology import LabError
+from nslab.tutorials.cni_plugins import CniUnavailable, find_plugins, lab_note, unavailable, versions
 from nslab.tutorials.podnet import PodNetwork
 
-PACKAGE = "containernetworking-plugins"
-KNOWN_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni", "/usr/local/lib/cni")
+# what nslab.tutorials.cni has always offered; where the plugins are lives in cni_plugins.py
+__all__ = ["Call", "CniError", "CniUnavailable", "NetworkConfig", "Runtime", "find_plugins", "lab_note", "read_config", "unavailable", "versions"]
+
 CONFIG_SUFFIXES = (".conflist", ".conf", ".json")
 NS_GET_NSTYPE = 0xB703  # ioctl on a namespace file: which kind of namespace it is
 _CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -55,93 +56,6 @@ class CniError(LabError):
         self.code = code
         self.message = " ".join(message.split())  # always one line
         super().__init__(field, self.message)
-
-
-class CniUnavailable(RuntimeError):
-    """The reference plugins are not installed here; the message says how to get them."""
-
-
-# -- where the plugins are, and which version ----------------------------------------
-def find_plugins() -> Path:
-    """The plugin directory: $NSLAB_CNI_PATH, else where the Debian package put
-    `bridge`, else the usual places. Never guessed as one fixed path."""
-    candidates = [os.environ["NSLAB_CNI_PATH"]] if os.environ.get("NSLAB_CNI_PATH") else []
-    candidates += [os.path.dirname(p) for p in _dpkg_files() if os.path.basename(p) == "bridge"]
-    candidates += KNOWN_DIRS
-    for directory in candidates:
-        if os.access(os.path.join(directory, "bridge"), os.X_OK):
-            return Path(directory)
-    raise CniUnavailable(
-        f"no CNI reference plugins found (looked in {', '.join(dict.fromkeys(candidates))}); "
-        f"install them with `apt-get install -y {PACKAGE}` or set NSLAB_CNI_PATH"
-    )
-
-
-def unavailable() -> str | None:
-    """None when the plugins are installed, else one sentence saying how to install them."""
-    try:
-        find_plugins()
-    except CniUnavailable as exc:
-        return str(exc)
-    return None
-
-
-def _dpkg_files() -> list[str]:
-    try:
-        done = subprocess.run(["dpkg", "-L", PACKAGE], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return done.stdout.split() if done.returncode == 0 else []
-
-
-def _package_of(path: Path) -> str | None:
-    """'containernetworking-plugins 1.1.1+ds1-3+b5' when dpkg owns *path*."""
-    try:
-        owner = subprocess.run(["dpkg", "-S", str(path.resolve())], capture_output=True, text=True, timeout=10, check=False)
-        if owner.returncode != 0:
-            return None
-        pkg = owner.stdout.split(":", 1)[0].strip()
-        version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return f"{pkg} {version.stdout.strip()}" if version.returncode == 0 else pkg
-
-
-def versions(types: tuple[str, ...] = ("bridge", "ptp", "host-local", "loopback"), plugin_dir: Path | None = None) -> dict[str, Any]:
-    """Which binaries, from which package, speaking which CNI versions.
-
-    `version` is what the binary prints about itself when run with no
-    CNI_COMMAND (Debian's build says 'version unknown'); `cni_versions` is
-    its answer to CNI_COMMAND=VERSION.
-    """
-    directory = plugin_dir or find_plugins()
-    out: dict[str, Any] = {"dir": str(directory), "plugins": {}}
-    for name in types:
-        path = directory / name
-        if not os.access(path, os.X_OK):
-            out["plugins"][name] = {"path": str(path), "version": "missing", "cni_versions": [], "package": None}
-            continue
-        about = subprocess.run([str(path)], capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")}, timeout=10, check=False)
-        asked = subprocess.run([str(path)], input='{"cniVersion":"1.0.0"}', capture_output=True, text=True, env={"CNI_COMMAND": "VERSION"}, timeout=10, check=False)
-        first = (about.stdout + about.stderr).strip().splitlines()
-        out["plugins"][name] = {
-            "path": str(path),
-            "version": first[0] if first else "(no output)",
-            "cni_versions": json.loads(asked.stdout).get("supportedVersions", []) if asked.returncode == 0 else [],
-            "package": _package_of(path),
-        }
-    return out
-
-
-@functools.lru_cache(maxsize=16)
-def lab_note(types: tuple[str, ...] = ("bridge", "ptp", "host-local", "loopback"), plugin_dir: Path | None = None) -> str:
-    """One line for a report: which plugin binaries (and package) built the lab."""
-    info = versions(types, plugin_dir)
-    packages = sorted({p["package"] or "no package" for p in info["plugins"].values()})
-    parts = [
-        f"{name} ({p['version'].replace(f'CNI {name} plugin ', '')}; CNI {p['cni_versions'][-1] if p['cni_versions'] else '?'})" for name, p in info["plugins"].items()
-    ]
-    return f"CNI plugins from {info['dir']} [{', '.join(packages)}]: " + ", ".join(parts)
 
 
 # -- network configuration, as found in net.d -----------------------------------------
