@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 import pytest
 
 from nslab.kernel import sandbox
-from nslab.matrix import archive
+from nslab.matrix import archive, results
 from nslab.matrix import runner as matrix
 
 pytest_plugins = ["pytester"]
@@ -181,7 +181,7 @@ def test_xfail():
     assert verdicts == {"test_pass": "passed", "test_fail": "failed", "test_skip": "skipped", "test_xfail": "xfail"}
     assert "the kernel said no" in cases["test_four.py::test_fail"].detail
     one = matrix.Run(matrix.parse_kernel("host"), release="A", accel="native", seconds=1.0, cases=cases)
-    other_cases = dict(cases, **{"test_four.py::test_pass": matrix.Case("test_four.py::test_pass", "skipped", "no bridge")})
+    other_cases = dict(cases, **{"test_four.py::test_pass": results.Case("test_four.py::test_pass", "skipped", "no bridge")})
     other = matrix.Run(matrix.parse_kernel("6.1"), release="B", accel="tcg", seconds=2.0, cases=other_cases)
     broken = matrix.Run(matrix.parse_kernel("6.12"), problem="did not boot: Kernel panic")
     assert matrix.differences([one, other, broken]) == ["test_four.py::test_pass"]
@@ -194,7 +194,7 @@ def test_xfail():
 
 def test_a_kernel_that_skips_what_the_clean_run_ran_fails_unless_it_lacks_the_feature():
     def run(label, **verdicts):
-        cases = {f"t.py::{name}": matrix.Case(f"t.py::{name}", *v) for name, v in verdicts.items()}
+        cases = {f"t.py::{name}": results.Case(f"t.py::{name}", *v) for name, v in verdicts.items()}
         return matrix.Run(matrix.parse_kernel(label), release=label, cases=cases)
 
     host = run("host", a=("passed",), b=("passed",), c=("skipped", "no vagrant"))

@@ -26,50 +26,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from xml.etree import ElementTree
 
 from nslab.kernel import leftovers, linux
 from nslab.matrix import archive
+from nslab.matrix.kernels import Kernel, MatrixError, parse_kernel
+from nslab.matrix.results import Run, compare_skips, differences, read_evidence, read_junit, table
 
 ROOT = Path(__file__).resolve().parents[2]
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
 GUEST_CPUS = 1  # the suite runs as one pytest process; under TCG a second vCPU cost more than it gave (55-77 s vs 49-50 s for the smoke VM)
-
-
-class MatrixError(Exception):
-    """Bad input or a missing tool; the message is one line saying how to fix it."""
-
-
-# -- kernels -----------------------------------------------------------------
-@dataclass(frozen=True)
-class Kernel:
-    label: str  # as given on the command line
-    name: str  # 'host', '6.1', '6.1-cloud', 'linux-image-...'
-    append: tuple[str, ...] = ()  # extra kernel command-line arguments
-
-    @property
-    def slug(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.label)
-
-
-def parse_kernel(text: str) -> Kernel:
-    name, *append = text.split(",")
-    if name == "host":
-        if append:
-            raise MatrixError(f"kernel {text!r}: the host kernel cannot take boot arguments; use a Debian kernel such as 6.1,{append[0]}")
-    elif not (name.startswith("linux-image-") or re.fullmatch(r"(\d+\.\d+|newest)(-(cloud|rt))?", name)):
-        raise MatrixError(f"kernel {text!r}: expected host, a Debian version such as 6.1, 6.1-cloud, 6.1-rt, 6.12, newest, or a linux-image-* package name")
-    return Kernel(text, name, tuple(a for a in append if a))
 
 
 # -- processes ---------------------------------------------------------------
@@ -185,68 +158,6 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
     return found
 
 
-# -- one kernel's run --------------------------------------------------------
-@dataclass(frozen=True)
-class Case:
-    test: str
-    verdict: str  # passed, failed, error, skipped, xfail
-    detail: str = ""  # skip/xfail reason, or the failure text with nslab's explanation and trace
-
-
-@dataclass
-class Run:
-    kernel: Kernel
-    release: str = ""
-    accel: str = ""
-    seconds: float = 0.0
-    problem: str = ""  # 'did not boot: ...' and the like: the run produced no verdicts
-    cases: dict[str, Case] = field(default_factory=dict)
-    evidence: dict[str, str] = field(default_factory=dict)  # test -> its probes' verdicts, explanations, traces
-    extra_skips: list[str] = field(default_factory=list)  # skipped here, run by the clean run, not for a missing feature
-    compared_with: str = ""  # the clean run's label
-
-    def counts(self) -> str:
-        if self.problem:
-            return self.problem
-        tally: dict[str, int] = {}
-        for case in self.cases.values():
-            tally[case.verdict] = tally.get(case.verdict, 0) + 1
-        text = ", ".join(f"{n} {v}" for v, n in sorted(tally.items())) or "no tests"
-        if self.extra_skips:
-            text += f" ({len(self.extra_skips)} more skipped than {self.compared_with}, not for a missing kernel feature)"
-        return text
-
-    @property
-    def skipped(self) -> int:
-        return sum(c.verdict == "skipped" for c in self.cases.values())
-
-    @property
-    def ok(self) -> bool:
-        return not self.problem and not self.extra_skips and all(c.verdict not in ("failed", "error") for c in self.cases.values())
-
-
-MISSING_FEATURE = "kernel lacks "  # how fixtures.features words a skip for a feature the kernel does not have
-
-
-def compare_skips(runs: list[Run]) -> Run | None:
-    """Mark, in each run, the tests it skipped that the clean run ran, unless the skip
-    names a kernel feature this kernel lacks (what the matrix is for). The clean run is
-    the host's if it ran, else the one that skipped least. A skip for any other reason
-    (no sandbox, a missing tool) would hide a test, so such a run is not ok."""
-    ran = [r for r in runs if not r.problem]
-    if len(ran) < 2:
-        return None
-    clean = next((r for r in ran if r.kernel.name == "host"), None) or min(ran, key=lambda r: r.skipped)
-    for r in ran:
-        if r is clean:
-            continue
-        r.compared_with = clean.kernel.label
-        r.extra_skips = [t for t, c in sorted(r.cases.items())
-                         if c.verdict == "skipped" and not c.detail.startswith(MISSING_FEATURE)
-                         and t in clean.cases and clean.cases[t].verdict != "skipped"]
-    return clean
-
-
 def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]:
     """The same pytest run on every kernel: in order, without the plugins a kernel run
     does not use (xdist, hypothesis's: under QEMU's TCG their imports alone cost ~15 s)."""
@@ -325,101 +236,6 @@ def _last_line(text: str) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
-def read_junit(path: Path) -> dict[str, Case]:
-    """Verdicts by test id ('test_module.py::test_name') from pytest's JUnit XML."""
-    cases = {}
-    for tc in ElementTree.parse(path).iter("testcase"):
-        module, _, cls = tc.get("classname", "").partition(".")
-        module, _, cls = (cls if module in ("scenarios", "tests") else f"{module}.{cls}").partition(".")
-        test = f"{module.rsplit('.', 1)[-1]}.py::" + (f"{cls}::" if cls else "") + tc.get("name", "?")
-        verdict, detail = "passed", ""
-        for child in tc:
-            if child.tag in ("failure", "error"):
-                verdict = "failed" if child.tag == "failure" else "error"
-                detail = f"{child.get('message', '')}\n\n{child.text or ''}".strip()
-                break
-            if child.tag == "skipped":
-                xfail = child.get("type") == "pytest.xfail"
-                verdict, detail = ("xfail" if xfail else "skipped"), child.get("message", "")
-                break
-        cases[test] = Case(test, verdict, detail)
-    return cases
-
-
-def read_evidence(path: Path) -> dict[str, str]:
-    """Each test's probes (verdict, explanation, per-hop trace) from the run's summary.json."""
-    try:
-        tests = json.loads(path.read_text()).get("tests", [])
-    except (OSError, ValueError):
-        return {}
-    evidence = {}
-    for test in tests:
-        probes = [p for lab in test.get("labs", []) for p in lab.get("probes", [])]
-        text = "\n\n".join(f"{p.get('summary', '')}\n{p.get('explanation', '')}\n{p.get('trace', '')}".strip() for p in probes)
-        if text:
-            evidence[test.get("nodeid", "").rsplit("/", 1)[-1]] = text
-    return evidence
-
-
-# -- the table -----------------------------------------------------------------
-def differences(runs: list[Run]) -> list[str]:
-    """Tests whose verdict is not the same on every kernel that ran."""
-    ran = [r for r in runs if not r.problem]
-    tests = sorted({t for r in ran for t in r.cases})
-    return [t for t in tests if len({r.cases[t].verdict if t in r.cases else "absent" for r in ran}) > 1]
-
-
-def table(runs: list[Run]) -> str:
-    lines = [f"nslab matrix: {len(runs)} kernel(s)"]
-    width = max(len(r.kernel.label) for r in runs)
-    for r in runs:
-        took = f"{r.seconds:6.1f} s" if r.seconds else "       -"
-        lines.append(f"  {r.kernel.label:<{width}}  {r.release or '-':<24} {took}  {r.accel or '-'}: {r.counts()}")
-    diff = differences(runs)
-    lines += ["", f"Differences between kernels: {len(diff) if len([r for r in runs if not r.problem]) > 1 else 'n/a (fewer than two kernels ran)'}"]
-    for test in diff:
-        lines.append(f"  {test}")
-        for r in runs:
-            if not r.problem:
-                case = r.cases.get(test)
-                lines.append(f"    {r.kernel.label:<{width}}  " + (_cell(case, full=True) if case else "absent"))
-    ran = [r for r in runs if not r.problem]
-    tests = sorted({t for r in ran for t in r.cases})
-    if tests:
-        notes: list[str] = []
-        first = max(len(t) for t in tests)
-        cols = [max(len(r.kernel.label), 10) for r in ran]
-        lines += ["", "  ".join([f"{'test':<{first}}"] + [f"{r.kernel.label:<{w}}" for r, w in zip(ran, cols)])]
-        for test in tests:
-            cells = []
-            for r, w in zip(ran, cols):
-                case = r.cases.get(test)
-                cell = "absent" if case is None else _cell(case)
-                if case is not None and case.verdict in ("skipped", "xfail") and case.detail:
-                    note = f"{case.verdict}: {case.detail}"
-                    if note not in notes:
-                        notes.append(note)
-                    cell += f" [{notes.index(note) + 1}]"
-                cells.append(f"{cell:<{w}}")
-            lines.append("  ".join([f"{test:<{first}}"] + cells))
-        lines += [""] + [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
-    for r in runs:
-        if r.extra_skips:
-            lines.append(f"{r.kernel.label}: skipped {', '.join(r.extra_skips)}, which {r.compared_with} ran (a skip that is not a missing kernel feature)")
-    for r in runs:
-        if r.problem:
-            lines.append(f"{r.kernel.label}: {r.problem}")
-    return "\n".join(lines)
-
-
-def _cell(case: Case, full: bool = False) -> str:
-    word = {"failed": "FAILED", "error": "ERROR"}.get(case.verdict, case.verdict)
-    if not full or not case.detail:
-        return word
-    return f"{word}: {case.detail.splitlines()[0][:160]}"
-
-
-# -- the command -------------------------------------------------------------
 def add_arguments(parser) -> None:
     parser.add_argument("kernels", nargs="+", metavar="KERNEL",
                         help="host, or a Debian kernel: 6.1, 6.1-cloud, 6.1-rt, 6.12, linux-image-...; boot arguments after commas (6.1,module_blacklist=bridge)")

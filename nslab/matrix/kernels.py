@@ -1,0 +1,32 @@
+"""Which kernels a matrix runs: `host`, a Debian version (`6.1`, `6.12-rt`, `newest`), boot arguments after commas."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+class MatrixError(Exception):
+    """Bad input or a missing tool; the message is one line saying how to fix it."""
+
+
+# -- kernels -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Kernel:
+    label: str  # as given on the command line
+    name: str  # 'host', '6.1', '6.1-cloud', 'linux-image-...'
+    append: tuple[str, ...] = ()  # extra kernel command-line arguments
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.label)
+
+
+def parse_kernel(text: str) -> Kernel:
+    name, *append = text.split(",")
+    if name == "host":
+        if append:
+            raise MatrixError(f"kernel {text!r}: the host kernel cannot take boot arguments; use a Debian kernel such as 6.1,{append[0]}")
+    elif not (name.startswith("linux-image-") or re.fullmatch(r"(\d+\.\d+|newest)(-(cloud|rt))?", name)):
+        raise MatrixError(f"kernel {text!r}: expected host, a Debian version such as 6.1, 6.1-cloud, 6.1-rt, 6.12, newest, or a linux-image-* package name")
+    return Kernel(text, name, tuple(a for a in append if a))
