@@ -111,8 +111,6 @@ def search(state: State, probe: Probe, hint: Hint | None, *, budget: float = 3.0
 
 def _preload() -> None:
     """Import what the child uses here, once, so that each forked child starts warm (about 0.2 s each)."""
-    import scapy.layers.l2  # noqa: F401  (the captures' summaries and the ARP probe)
-
     import nslab.diagnosis.explain
     import nslab.diagnosis.watch
     import nslab.probes.arp

@@ -41,6 +41,7 @@ from typing import Iterator
 
 from nslab.diagnosis import frames
 from nslab.kernel import limits, linux
+from nslab.probes import packets
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
@@ -67,13 +68,11 @@ class Sighting:
         return frames.kind(self.frame)
 
     @property
-    def packet(self) -> frames.Packet | None:
+    def packet(self) -> packets.Packet | None:
         return frames.parse(self.frame)
 
     def summary(self) -> str:
-        from scapy.layers.l2 import Ether
-
-        return Ether(self.frame).summary()
+        return frames.describe(self.frame)
 
 
 class Capture:
@@ -179,7 +178,7 @@ class Capture:
                 frame, ancillary, _, addr = self.socket.recvmsg(65535, 64)
             except BlockingIOError:
                 return out
-            if frames.ethertype(frame) not in (frames.ETH_P_IP, frames.ETH_P_ARP):
+            if frames.ethertype(frame) not in (packets.ETH_P_IP, packets.ETH_P_ARP):
                 continue
             stamp = next((struct.unpack("=qq", data[:16]) for _, kind, data in ancillary if kind == SO_TIMESTAMPNS), None)
             when = stamp[0] * 1_000_000_000 + stamp[1] if stamp else time.time_ns()

@@ -15,6 +15,7 @@ from nslab.diagnosis import frames
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.frames import Flow
 from nslab.kernel.state import LinkState, NeighbourState, RouteLookup
+from nslab.probes import packets
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class DropSeen:
     ns: str
     dev: str | None
     reason: str
-    packet: frames.Packet | None = field(default=None, repr=False)
+    packet: packets.Packet | None = field(default=None, repr=False)
 
 
 @dataclass

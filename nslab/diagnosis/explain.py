@@ -13,10 +13,10 @@ from __future__ import annotations
 import errno as errno_mod
 import ipaddress
 
-from nslab.diagnosis import frames
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.observations import TELLING_REASONS, Context, Finding, cut_off, delivered_to, explain_drop, left_by_default
 from nslab.kernel import linux
+from nslab.probes import packets
 from nslab.probes.result import Cause, Outcome, Result, Where
 
 
@@ -70,14 +70,14 @@ def _icmp_error(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
     origin = _origin(ev, lambda p: p.quoted and p.icmp_type == icmp.type) or (ev.src, None)
     where = Where(*origin)
     filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
-    if icmp.type == frames.UNREACHABLE and icmp.code == 4:
+    if icmp.type == packets.UNREACHABLE and icmp.code == 4:
         return Finding(Cause.TOO_BIG, where, f"{icmp} for the {ctx.what}: the next link from {origin[0]} is too small and DF is set")
     if filtered is not None:
         return Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} ({icmp})", filtered.reason)
-    if icmp.type == frames.UNREACHABLE and (icmp.code in (9, 10, 13) or (icmp.code == 3 and ctx.flow.probe == "ping")):
+    if icmp.type == packets.UNREACHABLE and (icmp.code in (9, 10, 13) or (icmp.code == 3 and ctx.flow.probe == "ping")):
         return Finding(Cause.REJECTED_BY_RULE, where, f"refused by a firewall rule ({icmp})")
     failed = next((d for d in ev.drops if d.reason == "NEIGH_FAILED"), None)
-    if icmp.type == frames.UNREACHABLE and icmp.code == 1 and (failed is not None or origin[0] == ev.src):
+    if icmp.type == packets.UNREACHABLE and icmp.code == 1 and (failed is not None or origin[0] == ev.src):
         at = Where(failed.ns, failed.dev) if failed else Where(ev.src, ev.sender_route.dev)
         return Finding(Cause.NO_ARP_ANSWER, at, f"{at.ns} could not resolve the next hop on {at.dev} ({icmp})", failed.reason if failed else None)
     return Finding(Cause.ICMP_UNREACHABLE, where, f"{icmp} for the {ctx.what} from {ev.src}")
@@ -87,13 +87,13 @@ def _refused(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
     if result.outcome is not Outcome.REFUSED:
         return None
     filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
-    icmp_origin = _origin(ev, lambda p: p.quoted and p.icmp_type == frames.UNREACHABLE)
+    icmp_origin = _origin(ev, lambda p: p.quoted and p.icmp_type == packets.UNREACHABLE)
     if icmp_origin is not None:
         at = Where(filtered.ns, filtered.dev) if filtered else Where(*icmp_origin)
         return Finding(Cause.REJECTED_BY_RULE, at, f"refused by a firewall rule in {at.ns} (ICMP port unreachable from {icmp_origin[0]}), not by a TCP reset", filtered.reason if filtered else None)
     if filtered is not None:
         return Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} (it dropped the SYN and answered with a TCP reset)", filtered.reason)
-    reset = _origin(ev, lambda p: p.proto == frames.TCP and ctx.flow.is_answer(p) and bool((p.tcp_flags or 0) & 0x04))
+    reset = _origin(ev, lambda p: p.proto == packets.TCP and ctx.flow.is_answer(p) and bool((p.tcp_flags or 0) & 0x04))
     target = delivered_to(ctx.reads, ctx.flow, ev.sightings)
     ns = reset[0] if reset else (target[0] if target else None)
     if ns is None:

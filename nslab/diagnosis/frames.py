@@ -9,58 +9,14 @@ probe's own packet, its answer, or an ICMP error that quotes it.
 from __future__ import annotations
 
 import socket
-import struct
 from dataclasses import dataclass
 
-ETH_P_IP, ETH_P_ARP = 0x0800, 0x0806
-ICMP, TCP, UDP = 1, 6, 17
-ECHO_REPLY, UNREACHABLE, ECHO_REQUEST, TIME_EXCEEDED = 0, 3, 8, 11
-
-
-@dataclass(frozen=True)
-class Packet:
-    """The IPv4 header fields of one frame, and its transport identifiers."""
-
-    src: str
-    dst: str
-    proto: int
-    ident: int  # the IP id
-    icmp_type: int | None = None
-    icmp_code: int | None = None
-    icmp_id: int | None = None  # an echo's id, or the quoted echo's id inside an ICMP error
-    icmp_seq: int | None = None
-    sport: int | None = None  # TCP/UDP, or the quoted ports inside an ICMP error
-    dport: int | None = None
-    tcp_flags: int | None = None
-    quoted: bool = False  # the identifiers are those of the packet an ICMP error quotes
+from nslab.probes import packets
+from nslab.probes.packets import ECHO_REPLY, ECHO_REQUEST, ETH_P_ARP, ETH_P_IP, ICMP, TCP, UDP, Packet, parse_ip
 
 
 def ethertype(frame: bytes) -> int:
     return int.from_bytes(frame[12:14], "big") if len(frame) >= 14 else 0
-
-
-def parse_ip(data: bytes) -> Packet | None:
-    """An IPv4 packet (from its first byte), or None if it is not one."""
-    if len(data) < 20 or data[0] >> 4 != 4:
-        return None
-    ihl = (data[0] & 0xF) * 4
-    ident, proto = struct.unpack_from("!H", data, 4)[0], data[9]
-    src, dst = socket.inet_ntoa(data[12:16]), socket.inet_ntoa(data[16:20])
-    l4 = data[ihl:]
-    if proto == ICMP and len(l4) >= 8:
-        kind, code = l4[0], l4[1]
-        if kind in (UNREACHABLE, TIME_EXCEEDED):
-            inner = parse_ip(l4[8:])
-            if inner is not None:
-                return Packet(src, dst, proto, ident, kind, code, inner.icmp_id, inner.icmp_seq, inner.sport, inner.dport, quoted=True)
-            return Packet(src, dst, proto, ident, kind, code)
-        echo_id, seq = struct.unpack_from("!HH", l4, 4)
-        return Packet(src, dst, proto, ident, kind, code, echo_id, seq)
-    if proto in (TCP, UDP) and len(l4) >= 4:
-        sport, dport = struct.unpack_from("!HH", l4, 0)
-        flags = l4[13] if proto == TCP and len(l4) >= 14 else None
-        return Packet(src, dst, proto, ident, sport=sport, dport=dport, tcp_flags=flags)
-    return Packet(src, dst, proto, ident)
 
 
 def parse(frame: bytes) -> Packet | None:
@@ -87,6 +43,31 @@ def kind(frame: bytes) -> str:
             return "icmp"
         return {ECHO_REQUEST: "echo-request", ECHO_REPLY: "echo-reply"}.get(packet.icmp_type, "icmp")  # type: ignore[arg-type]
     return {TCP: "tcp", UDP: "udp"}.get(packet.proto, "ip")
+
+
+TCP_FLAGS = "FSRPAUEC"  # bit 0 first, as tcpdump names them
+ICMP_NAMES = {packets.ECHO_REPLY: "echo-reply", packets.UNREACHABLE: "dest-unreach", packets.ECHO_REQUEST: "echo-request", packets.TIME_EXCEEDED: "time-exceeded"}
+
+
+def describe(frame: bytes) -> str:
+    """One line about a frame, for a trace: 'IP / ICMP 10.0.0.1 > 10.0.0.2 echo-request id=7 seq=1'."""
+    arp = arp_fields(frame)
+    if arp is not None:
+        op, sender, target = arp
+        mac = ":".join(f"{b:02x}" for b in frame[22:28])
+        return f"ARP who has {target} says {sender}" if op == 1 else f"ARP {sender} is at {mac}"
+    p = parse(frame)
+    if p is None:
+        return f"ethertype 0x{ethertype(frame):04x}"
+    if p.proto == packets.ICMP:
+        name = ICMP_NAMES.get(p.icmp_type, f"type {p.icmp_type}")  # type: ignore[arg-type]
+        about = f" code {p.icmp_code} about id={p.icmp_id} seq={p.icmp_seq}" if p.quoted and p.icmp_id is not None else f" code {p.icmp_code}" if p.quoted else ""
+        ids = f" id={p.icmp_id} seq={p.icmp_seq}" if not p.quoted and p.icmp_id is not None else ""
+        return f"IP / ICMP {p.src} > {p.dst} {name}{ids}{about}"
+    if p.proto in (packets.TCP, packets.UDP) and not p.quoted:
+        flags = "".join(c for i, c in enumerate(TCP_FLAGS) if (p.tcp_flags or 0) >> i & 1)
+        return f"IP / {'TCP' if p.proto == packets.TCP else 'UDP'} {p.src}:{p.sport} > {p.dst}:{p.dport}{' ' + flags if flags else ''}"
+    return f"IP {p.src} > {p.dst} proto {p.proto}"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from nslab.diagnosis.frames import Flow
 from nslab.diagnosis.reads import Reads
 from nslab.kernel.state import LinkState, RouteLookup
 from nslab.model.queries import owner_of
+from nslab.probes import packets
 from nslab.probes.result import Cause, Where
 
 REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request"}
@@ -61,7 +62,7 @@ class Context:
     def what(self) -> str:
         return REQUEST.get(self.flow.probe, "request")
 
-    def packet_name(self, packet: frames.Packet | None) -> str:
+    def packet_name(self, packet: packets.Packet | None) -> str:
         return REPLY.get(self.flow.probe, "answer") if packet is not None and self.flow.is_answer(packet) else self.what
 
     @property
@@ -139,7 +140,7 @@ def _forwarded(ctx: Context, arrival: Sighting) -> bool:
     return any(s.ns == arrival.ns and s.direction == "out" and s.packet and ctx.flow.is_request(s.packet) for s in ctx.sightings)
 
 
-def explain_drop(ctx: Context, ns: str, dev: str | None, reason: str, packet: frames.Packet | None, *, counter: str | None = None) -> Finding:
+def explain_drop(ctx: Context, ns: str, dev: str | None, reason: str, packet: packets.Packet | None, *, counter: str | None = None) -> Finding:
     seen = f"{reason}" if counter is None else f"{counter} counted, no other packet arrived"
     at = f"{ns} on {dev}" if dev else ns
     where = Where(ns, dev)
@@ -192,7 +193,7 @@ def _wrong_mac(ctx: Context, ns: str, dev: str | None) -> tuple[Where, str]:
 
 
 # -- arrived, and the answer cannot be routed ------------------------------------------
-def delivered_to(reads: Reads, flow: Flow, sightings: list[Sighting]) -> tuple[str, str, frames.Packet] | None:
+def delivered_to(reads: Reads, flow: Flow, sightings: list[Sighting]) -> tuple[str, str, packets.Packet] | None:
     """Where the request entered a namespace that holds its destination address
     (as it arrived, after any NAT), per the kernel: (namespace, interface, packet)."""
     for s in sightings:

@@ -25,6 +25,7 @@ from nslab.diagnosis.reads import Reads, View
 from nslab.kernel import drops as drop_source
 from nslab.kernel.state import RouteLookup
 from nslab.model.queries import veth_peers, watch_set
+from nslab.probes import packets
 from nslab.probes.result import Result
 
 WATCH_ALL_UP_TO = 8  # namespaces; larger labs are watched along the probe's way
@@ -73,7 +74,7 @@ class Watch:
             for s in space.capture.read():
                 if self.flow.matches(s.frame):
                     self.sightings.append(s)
-                elif s.direction == "in" and frames.ethertype(s.frame) == frames.ETH_P_IP and s.dev != "lo":
+                elif s.direction == "in" and frames.ethertype(s.frame) == packets.ETH_P_IP and s.dev != "lo":
                     self.others_in[s.ns] = self.others_in.get(s.ns, 0) + 1
 
     def _read_drops(self, flush: bool = False) -> None:
@@ -159,14 +160,14 @@ class Watch:
         return evidence
 
 
-def drop_source_packet(drop: drop_source.Drop) -> frames.Packet | None:
+def drop_source_packet(drop: drop_source.Drop) -> packets.Packet | None:
     """The drop monitor's header fields as a Packet, for matching against the flow."""
     if drop.kind != "ipv4":
         return None
     inner = drop.inner
     if inner is not None:
-        return frames.Packet(drop.src, drop.dst, drop.proto, drop.ip_id, drop.icmp_type, drop.icmp_code, inner.icmp_id, inner.icmp_seq, inner.sport, inner.dport, quoted=True)
-    return frames.Packet(drop.src, drop.dst, drop.proto, drop.ip_id, drop.icmp_type, drop.icmp_code, drop.icmp_id, drop.icmp_seq, drop.sport, drop.dport)
+        return packets.Packet(drop.src, drop.dst, drop.proto, drop.ip_id, drop.icmp_type, drop.icmp_code, inner.icmp_id, inner.icmp_seq, inner.sport, inner.dport, quoted=True)
+    return packets.Packet(drop.src, drop.dst, drop.proto, drop.ip_id, drop.icmp_type, drop.icmp_code, drop.icmp_id, drop.icmp_seq, drop.sport, drop.dport)
 
 
 def explained(result: Result, watch: Watch) -> Result:

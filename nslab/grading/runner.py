@@ -199,8 +199,6 @@ def _decode(exercise: Exercise, name: str, data: bytes) -> Grade:
 
 def _preload() -> None:
     """Import what graders use once, here, so each forked grader starts warm."""
-    import scapy.layers.l2  # noqa: F401  (the ARP probe crafts with it; ~0.1 s per import)
-
     import nslab.diagnosis.evidence
     import nslab.diagnosis.explain
     import nslab.probes.arp

@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 from nslab.kernel import linux
+from nslab.probes import packets
 
 if TYPE_CHECKING:
     from nslab.lab.live import Netns
@@ -67,7 +68,7 @@ class Sender:
         except BaseException:
             self.sock.close()
             raise
-        self._base = _sum16(struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, 0, 0) + PAYLOAD)
+        self._base = packets.ones_sum(struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, 0, 0) + PAYLOAD)
         self._seq = 0
         self.pending: dict[int, str] = {}  # sequence number -> destination
         self.replied: list[str] = []
@@ -234,16 +235,6 @@ def round_trip(work: list[tuple[Sender, list[str]]], timeout: float) -> tuple[in
                 if not key.data.pending:
                     selector.unregister(key.fileobj)
     return sent, again
-
-
-def _sum16(data: bytes) -> int:
-    """The 16-bit one's complement sum of *data* (RFC 1071), before the final complement."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
 
 
 __all__ = ["Sender", "round_trip"]

@@ -1,4 +1,4 @@
-"""ARP who-has on one interface: scapy crafts the request, a packet socket
+"""ARP who-has on one interface: the request packed by hand, a packet socket
 bound to that interface carries it, and the answer says which MAC has the IP."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 
-from nslab.probes import wait
+from nslab.probes import packets, wait
 from nslab.probes.result import Outcome, Result
 
 ETH_P_ARP = 0x0806
@@ -30,25 +30,23 @@ def who_has(
     timeout: float = 1.0,
     settle: wait.Settle | None = None,
 ) -> Result:
-    from scapy.layers.l2 import ARP, Ether
-
     while True:  # drop what arrived before this probe
         try:
             sock.recv(65535)
         except BlockingIOError:
             break
-    request = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=mac) / ARP(op=1, hwsrc=mac, psrc=psrc, pdst=target))
+    request = packets.arp_request(mac, psrc, target)
     start = time.monotonic()
     sock.send(request)
 
     def look() -> str | None:
         while True:
             try:
-                arp = Ether(sock.recv(65535)).getlayer(ARP)
+                answer = packets.arp_answer(sock.recv(65535))
             except BlockingIOError:
                 return None
-            if arp is not None and arp.op == 2 and arp.psrc == target:
-                return arp.hwsrc
+            if answer is not None and answer[0] == target:
+                return answer[1]
 
     state, answer = wait.until(sock, start + timeout, look, settle)
     outcome = Outcome.REPLY if answer is not None else Outcome.TIMEOUT

@@ -1,9 +1,9 @@
 """ICMP echo through the kernel: a raw IPv4 socket in the source namespace.
 
 The kernel routes the request (and says ENETUNREACH at once when it cannot);
-scapy builds the echo and dissects what comes back. Replies, ICMP errors from
-the path (or the local "host unreachable" an ARP failure produces) and
-socket errors are all told apart.
+the echo is packed, and what comes back read, by hand (nslab.probes.packets).
+Replies, ICMP errors from the path (or the local "host unreachable" an ARP
+failure produces) and socket errors are all told apart.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-from nslab.probes import wait
+from nslab.probes import packets, wait
 from nslab.probes.result import IcmpError, Outcome, Result
 
 IP_RECVERR = 11
@@ -56,11 +56,9 @@ def ping(
     *settle* is asked between reads; when it returns True the evidence already
     proves no reply can come, and the probe stops without waiting out *timeout*.
     """
-    from scapy.layers.inet import ICMP
-
     drain(sock)
     nonce = os.urandom(8)
-    request = bytes(ICMP(type=8, code=0, id=ident, seq=1) / (b"nslab" + nonce + bytes(size)))
+    request = packets.echo_request(ident, 1, b"nslab" + nonce + bytes(size))
     start = time.monotonic()
 
     def result(outcome: Outcome, **kw) -> Result:
@@ -77,8 +75,6 @@ def ping(
 
 
 def _read(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | None:
-    from scapy.layers.inet import ICMP, IP
-
     # Errors the kernel attached to our request (IP_RECVERR) first.
     while True:
         try:
@@ -103,11 +99,10 @@ def _read(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | Non
             if exc.errno in (errno_mod.EHOSTUNREACH, errno_mod.ENETUNREACH, errno_mod.EHOSTDOWN):
                 return {"outcome": Outcome.LOCAL_ERROR, "errno": exc.errno}
             raise
-        packet = IP(data)
-        icmp = packet.getlayer(ICMP)
-        if icmp is None:
+        packet = packets.parse_ip(data)
+        if packet is None or packet.proto != packets.ICMP or nonce not in data:
             continue
-        if icmp.type == 0 and icmp.id == ident and nonce in bytes(icmp.payload) and packet.src == dst:
+        if packet.icmp_type == packets.ECHO_REPLY and packet.icmp_id == ident and packet.src == dst:
             return {"outcome": Outcome.REPLY}
-        if icmp.type in (3, 11) and nonce in bytes(icmp.payload):
-            return {"outcome": Outcome.ICMP_ERROR, "icmp": IcmpError(icmp.type, icmp.code, packet.src)}
+        if packet.quoted and packet.icmp_type in (packets.UNREACHABLE, packets.TIME_EXCEEDED):
+            return {"outcome": Outcome.ICMP_ERROR, "icmp": IcmpError(packet.icmp_type, packet.icmp_code or 0, packet.src)}
