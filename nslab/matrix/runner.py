@@ -65,6 +65,20 @@ def bounded(argv: list[str], *, timeout: float, log: Path, env: dict | None = No
             except ProcessLookupError:
                 pass
             proc.wait()
+            _until_group_gone(proc.pid)
+
+
+def _until_group_gone(pgid: int, bound: float = 5.0) -> None:
+    """Return once no process of group *pgid* is left (a killed grandchild is not our
+    child to reap: polled, with a deadline, until the kernel has it gone)."""
+    deadline, pause = time.monotonic() + bound, 0.001
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _child_env() -> dict:
