@@ -41,7 +41,6 @@ from nslab.kernel import linux
 JAIL_ID = 65534  # "nobody": what the script's root is, seen from outside
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
-CLONE_NEWPID = 0x20000000
 REPORTED_OUTPUT = 16384  # characters of the script's output sent back (its tail)
 
 
@@ -176,12 +175,7 @@ def _holder(sock: socket.socket, script: str, given: str, limits: Limits) -> Non
     sock.send(b"userns")
     if sock.recv(16) != b"mapped":
         raise JailError("no id mapping")
-    os.setgroups([])
-    os.setresgid(0, 0, 0)
-    os.setresuid(0, 0, 0)
-    linux.die_with_parent()  # again: changing credentials cleared it
-    linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWNS | CLONE_NEWPID)
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    linux.root_of_new_namespaces()
     home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     for where, size in (("/run/netns", "1m"), ("/tmp", "8m")):
         os.makedirs(where, exist_ok=True)

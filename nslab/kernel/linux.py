@@ -15,6 +15,7 @@ from typing import Iterator
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -64,6 +65,19 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
     its servers with it and nothing outlives the run.
     """
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl", "PR_SET_PDEATHSIG")
+
+
+def root_of_new_namespaces() -> None:
+    """In a child whose ids the parent has just mapped into its new user namespace:
+    become that namespace's root, keep dying with the parent (changing credentials
+    clears it), and take private network, mount and PID namespaces with a private
+    mount tree. What a jail (nslab grade) and a stage (nslab replay) start from."""
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    die_with_parent()
+    unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
 def netns_fd() -> int:

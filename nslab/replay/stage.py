@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from nslab.kernel import linux
 
 JAIL_ID = 65534
-CLONE_NEWPID = 0x20000000
 ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "TERM": "dumb"}
 STATE = "/tmp/.nslab-replay"  # exported variables and the working directory, between commands
 WRAP = f". {STATE}.env 2>/dev/null; cd \"$(cat {STATE}.cwd 2>/dev/null || echo /tmp)\"; trap 'export -p > {STATE}.env; pwd > {STATE}.cwd' EXIT; set -a\n"
@@ -250,12 +249,7 @@ def _holder(report: int, control: int, ready: int) -> None:
         os.write(report, b"userns\n")
         if _read_line(ready, 10.0) != "mapped":
             os._exit(1)
-        os.setgroups([])
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
-        linux.die_with_parent()  # again: changing credentials cleared it
-        linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWNS | CLONE_NEWPID)
-        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        linux.root_of_new_namespaces()
         for where, size in (("/run/netns", "1m"), ("/tmp", "16m")):
             os.makedirs(where, exist_ok=True)
             linux.mount("tmpfs", where, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, f"mode=0755,size={size}")
