@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import select
 import signal
 import time
 import traceback
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from nslab.advice.changes import Change, Hint, candidates
 from nslab.advice.copy import State, build, fingerprint
 from nslab.lab.live import Lab
+from nslab.probes import wait
 from nslab.probes.result import Cause, Result
 
 MAX_FIXES = 4  # verified single changes kept (the likeliest first)
@@ -124,7 +124,7 @@ def read_answer(fd: int, pid: int, *, deadline: float) -> bytes:
     try:
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not wait.readable([fd], left):
                 os.kill(pid, signal.SIGKILL)
                 return b""
             data = os.read(fd, 1 << 16)

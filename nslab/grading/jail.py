@@ -30,13 +30,13 @@ import fcntl
 import json
 import os
 import resource
-import select
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
 
 from nslab.kernel import linux
+from nslab.probes import wait
 
 JAIL_ID = 65534  # "nobody": what the script's root is, seen from outside
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)
@@ -241,7 +241,7 @@ def _watch(pid: int, out: int, limits: Limits) -> tuple[int | None, str | None, 
         if left <= 0:
             reason = f"time limit: still running after {limits.time:g} s, stopped (every process of the script was killed)"
             break
-        ready = select.select(watched, [], [], left)[0]
+        ready = wait.readable(watched, left)
         if out in ready:
             data = os.read(out, 65536)
             if not data:

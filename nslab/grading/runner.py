@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import select
 import signal
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from nslab.grading.scoring import CheckResult, Grade
 from nslab.kernel import linux
 from nslab.lab.live import Lab
 from nslab.model.topology import LabError
+from nslab.probes import wait
 from nslab.probes.result import Result
 
 NETNS_DIR = "/run/netns"
@@ -145,7 +145,7 @@ def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]
             index, (_, task) = pending.pop(0)
             r, pid = _fork(task)
             running[r] = (index, pid, time.monotonic(), [])
-        ready = select.select(list(running), [], [], 0.5)[0]
+        ready = wait.readable(list(running), 0.5)
         for r in ready:
             data = os.read(r, 1 << 20)
             if data:

@@ -50,3 +50,12 @@ def ready(sock: socket.socket, event: int) -> Callable[[], bool | None]:
             return True if selector.select(0) else None
 
     return look
+
+
+def readable(fds: list, timeout: float) -> list:
+    """Those of *fds* (descriptors or file objects) readable within *timeout* seconds:
+    `select()` without its ceiling of 1,024 descriptors."""
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, READ)
+        return [key.fileobj for key, _ in selector.select(max(timeout, 0))]

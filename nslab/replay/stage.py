@@ -20,13 +20,13 @@ the next, as in one terminal.
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 
 from nslab.kernel import linux
+from nslab.probes import wait
 
 JAIL_ID = 65534
 ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "TERM": "dumb"}
@@ -171,7 +171,7 @@ def _collect(proc: subprocess.Popen, start: float, interrupt: float | None, time
             break
         ended = proc.poll() is not None
         wake = limit if interrupted or interrupt is None else min(limit, interrupt)
-        if not select.select([fd], [], [], 0 if ended else min(wake - now, 0.5))[0]:
+        if not wait.readable([fd], 0 if ended else min(wake - now, 0.5)):
             if ended:
                 break
             continue
@@ -231,7 +231,7 @@ def _read_line(fd: int, timeout: float) -> str | None:
     deadline = time.monotonic() + timeout
     while not data.endswith(b"\n"):
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if left <= 0 or not wait.readable([fd], left):
             return None
         chunk = os.read(fd, 64)
         if not chunk:
@@ -270,7 +270,7 @@ def _init(control: int) -> None:
         linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
         linux.mount("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
         while True:  # PID 1 reaps the orphans of the tutorial's processes
-            readable = select.select([control], [], [], 0.5)[0]
+            readable = wait.readable([control], 0.5)
             _reap()
             if readable and not os.read(control, 64):
                 break
