@@ -7,7 +7,7 @@ kernel's own reason where it can be read), it was delivered and the reply
 cannot be routed (the kernel's own lookup says so), or its next hop cannot be
 resolved (the ARP request reached every host on the segment and the kernel
 of each says it will not answer). Where an answer may still come (a proxy ARP,
-a late reply), it waits, bounded by the probe's deadline.
+a TCP SYN sent again before the deadline), it waits, bounded by the deadline.
 """
 
 from __future__ import annotations
