@@ -15,7 +15,7 @@ import ipaddress
 
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.observations import TELLING_REASONS, Context, Finding, cut_off, delivered_to, explain_drop, left_by_default
-from nslab.kernel import linux
+from nslab.kernel import listeners
 from nslab.probes import packets
 from nslab.probes.result import Cause, Outcome, Result, Where
 
@@ -100,7 +100,7 @@ def _refused(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
         return Finding(Cause.PORT_CLOSED, Where(ev.src), f"{ev.dst} answered with a TCP reset")
     port = target[2].dport if target and target[0] == ns else None
     arrival = target[1] if target and target[0] == ns else (reset[1] if reset else None)
-    if port is not None and _listening(ctx, ns, port):
+    if port is not None and listeners.listening(ctx.reads.handle(ns).fd, port):
         return Finding(Cause.REJECTED_BY_RULE, Where(ns, arrival), f"refused by a firewall rule in {ns}: a TCP reset came back although {ns} listens on {port}")
     return Finding(Cause.PORT_CLOSED, Where(ns, arrival), f"{ns} answered with a TCP reset: it is reachable but nothing listens on port {port or '?'}")
 
@@ -170,18 +170,6 @@ def _origin(ev: Evidence, which) -> tuple[str, str] | None:
         elif (s.ns, key) not in entered:
             return s.ns, s.dev
     return None
-
-
-def _listening(ctx: Context, ns: str, port: int) -> bool:
-    """`ss -ltn sport = :PORT` in *ns* has a line."""
-
-    def read() -> str:
-        with open("/proc/thread-self/net/tcp") as f4, open("/proc/thread-self/net/tcp6") as f6:
-            return f4.read() + f6.read()
-
-    with linux.in_netns(ctx.reads.handle(ns).fd):
-        table = read()
-    return any(len(f) > 3 and f[1].endswith(f":{port:04X}") and f[3] == "0A" for f in (line.split() for line in table.splitlines()))
 
 
 def _is_loopback(dst: str) -> bool:

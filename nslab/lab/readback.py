@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from nslab.kernel import ethtool
+from nslab.kernel import ethtool, listeners
 from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 from nslab.model.topology import LabError, check_ifname
 
@@ -76,13 +76,4 @@ class Readback:
 
     def listening(self, port: int) -> bool:
         """`ss -ltn sport = :PORT` has a line: a TCP listener on *port* here."""
-
-        def read() -> str:
-            with open("/proc/thread-self/net/tcp") as f4, open("/proc/thread-self/net/tcp6") as f6:
-                return f4.read() + f6.read()
-
-        for line in self._inside(read).splitlines():
-            fields = line.split()  # sl local_address rem_address st ...; st 0A is LISTEN
-            if len(fields) > 3 and fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
-                return True
-        return False
+        return listeners.listening(self.handle.fd, port)

@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from nslab.advice.fixes import fix_line
+from nslab.kernel import listeners
 from nslab.replay import kinds
 from nslab.replay.stage import ENV, Ran, Stage
 from nslab.replay.tutorial import LEADING, Command
@@ -250,11 +251,10 @@ def _listening(pid: int, port: int) -> bool:
         for table in ("tcp", "tcp6"):
             try:
                 with open(f"/proc/{p}/net/{table}") as f:
-                    rows = f.read().splitlines()[1:]
+                    if listeners.listens_in(f.read(), port):
+                        return True
             except OSError:
                 continue
-            if any(r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A" for r in rows if len(r.split()) > 3):
-                return True
     return False
 
 
