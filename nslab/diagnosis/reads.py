@@ -14,7 +14,7 @@ from typing import Mapping
 from nslab.diagnosis.capture import Capture
 from nslab.kernel.netlink import Kernel, NsHandle
 from nslab.kernel.proxies import proxy_entries
-from nslab.kernel.state import LinkState, NeighbourState, RouteLookup
+from nslab.kernel.state import LinkState, NeighbourState, RouteLookup, RouteState
 from nslab.model.topology import Topology
 
 
@@ -93,6 +93,11 @@ class Reads:
     @_asked_once
     def route_get(self, ns: str, dst: str, src: str | None = None) -> RouteLookup:
         return self.kernel.route_get(self.handle(ns), dst, src, names=self.names(ns))
+
+    @_asked_once
+    def routes(self, ns: str) -> list[RouteState]:
+        """`ip route`: the main table."""
+        return self.kernel.routes(self.handle(ns), names=self.names(ns))
 
     def is_local(self, ns: str, address: str) -> bool:
         return self.route_get(ns, address).type == "local"
