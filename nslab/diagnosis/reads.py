@@ -13,7 +13,6 @@ from typing import Mapping
 
 from nslab.diagnosis.capture import Capture
 from nslab.kernel.netlink import Kernel, NsHandle
-from nslab.kernel.proxies import proxy_entries
 from nslab.kernel.state import LinkState, NeighbourState, RouteLookup, RouteState
 from nslab.model.topology import Topology
 
@@ -109,7 +108,7 @@ class Reads:
     def proxies(self, ns: str) -> frozenset[tuple[str, str]]:
         """(dev, address) of each `ip neigh add proxy` entry."""
         names = self.names(ns)
-        return frozenset((names.get(index, "?"), addr) for index, addr in proxy_entries(self.handle(ns).fd))
+        return frozenset((names.get(index, "?"), addr) for index, addr in self.kernel.proxy_neighbours(self.handle(ns)))
 
     def peer(self, ns: str, dev: str) -> tuple[str, str] | None:
         """The lab namespace and interface at the other end of veth *dev*, as the

@@ -16,6 +16,7 @@ from nslab.kernel.handle import KernelError, NsHandle
 from nslab.kernel.rtnl import NetlinkError
 
 _REPLACE = rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
+NTF_PROXY = 0x08  # ndm_flags: a proxy entry
 
 
 class Learnt(NamedTuple):
@@ -55,6 +56,12 @@ class NeighbourTable:
             if err is not None and err.code != errno_mod.ENOENT:  # ENOENT: gone meanwhile
                 raise KernelError(f"ip -n {ns.name} neigh flush all", err.code, err.message)
         return learnt
+
+    def proxy_neighbours(self, ns: NsHandle) -> list[tuple[int, str]]:
+        """`ip neigh show proxy`: (ifindex, IPv4 address) of each address answered for
+        by proxy ARP. Such entries are not in an ordinary dump: the request asks for them."""
+        dump = ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.NDMSG.pack(socket.AF_INET, 0, 0, NTF_PROXY, 0))
+        return [(m.body[1], m.ip(rtnl.NDA_DST) or "") for m in dump if m.body[3] & NTF_PROXY and rtnl.NDA_DST in m.attrs]
 
     def hold_neighbours(self, ns: NsHandle, index: int, entries: Iterable[tuple[str, str]]) -> None:
         """`ip neigh replace DST lladdr MAC dev DEV nud permanent` for each (DST, MAC)
