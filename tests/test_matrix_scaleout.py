@@ -1,11 +1,14 @@
-"""Scale-out files: the Vagrantfile validates (when vagrant is installed), and
-the CI workflow runs `./run matrix KERNEL` for kernels `nslab matrix` accepts."""
+"""Scale-out files: the CI workflows are valid GitHub workflows (checked offline
+against the schema check-jsonschema ships), the Vagrantfile validates (when
+vagrant is installed), and the CI workflow runs `./run matrix KERNEL` for
+kernels `nslab matrix` accepts."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,40 @@ import pytest
 from nslab.matrix import runner as matrix
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+# the test extra's check-jsonschema, beside this interpreter; the schema is inside the package (no network)
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+
+
+def check_workflows(*paths: Path) -> subprocess.CompletedProcess:
+    assert CHECK_JSONSCHEMA.exists(), f"{CHECK_JSONSCHEMA} is missing: it comes with the test extra (./run install, or pip install -e '.[test]')"
+    argv = [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.github-workflows", *map(str, paths)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_ci_workflows_are_valid_github_workflows():
+    assert WORKFLOWS, "no .github/workflows/*.yml found"
+    done = check_workflows(*WORKFLOWS)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (("    runs-on: ubuntu-latest\n", ""), "'runs-on' is a required property"),
+        (("    timeout-minutes:", "    timeout-minuts:"), "'timeout-minuts' was unexpected"),
+    ],
+    ids=["runs-on missing", "misspelt key"],
+)
+def test_a_broken_workflow_is_rejected(tmp_path, breakage, expected):
+    text = (ROOT / ".github" / "workflows" / "matrix.yml").read_text()
+    old, new = breakage
+    assert text.count(old) == 1, f"matrix.yml no longer has exactly one {old!r}: update this test's breakage"
+    broken = tmp_path / "matrix.yml"
+    broken.write_text(text.replace(old, new))
+    done = check_workflows(broken)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert expected in done.stdout, done.stdout + done.stderr
 
 
 @pytest.mark.skipif(shutil.which("vagrant") is None, reason="vagrant is not installed (boxes cannot be downloaded here either)")
