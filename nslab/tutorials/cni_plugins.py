@@ -45,14 +45,18 @@ def unavailable() -> str | None:
     return None
 
 
-def _dpkg_files() -> list[str]:
+@functools.cache
+def _dpkg_files() -> tuple[str, ...]:
+    """What the package installed, asked once per process: dpkg reads its whole database
+    for it, which is slow where files are (a guest reading the host's disk over 9p)."""
     try:
         done = subprocess.run(["dpkg", "-L", PACKAGE], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return []
-    return done.stdout.split() if done.returncode == 0 else []
+        return ()
+    return tuple(done.stdout.split()) if done.returncode == 0 else ()
 
 
+@functools.cache
 def _package_of(path: Path) -> str | None:
     """'containernetworking-plugins 1.1.1+ds1-3+b5' when dpkg owns *path*."""
     try:
