@@ -71,3 +71,28 @@ def test_all_pairs_covers_every_ordered_pair(lab):
     assert all(ns.neighbours() == [] for ns in lab.namespaces if ns.name != "host")  # flushed after the last round
     with pytest.raises(ValueError, match="per_round=0"):
         all_pairs({}, per_round=0)
+
+
+def test_a_pair_whose_requests_were_lost_is_asked_again_and_one_silent_twice_fails(lab):
+    """A round can lose requests to its own congestion (seen under QEMU's TCG: a
+    CPU's backlog overflowing with ARP floods); asked again in a round of its own,
+    such a pair answers. Here nftables drops c1's first request to 10.9.0.3 and
+    its in-round resend (both sequence number 1), and every one to 10.9.0.4."""
+    lab.build(bridge_with(3))
+    lab.ns("host").run(["nft", "-f", "-"], check=True, input="""
+        table bridge lossy {
+            counter first { }
+            counter always { }
+            chain forward {
+                type filter hook forward priority 0;
+                ip saddr 10.9.0.2 ip daddr 10.9.0.3 icmp type echo-request icmp sequence 1 counter name first drop
+                ip saddr 10.9.0.2 ip daddr 10.9.0.4 icmp type echo-request counter name always drop
+            }
+        }""".encode())
+    c1 = lab.ns("c1")
+    sweep = ping_pairs([(c1, "10.9.0.3"), (c1, "10.9.0.4")], timeout=0.3, explain=0)
+    assert (sweep.pairs, sweep.replied, sweep.retried) == (2, 1, 1), sweep
+    assert sweep.failures == [("c1", "10.9.0.4")], sweep
+    counters = lab.ns("host").run(["nft", "list", "counters", "table", "bridge", "lossy"], check=True).stdout.decode()
+    assert "packets 2 " in counters.split("counter always")[0]  # the first request and its resend; the third went through
+    assert "packets 4 " in counters.split("counter always")[1]  # twice in its round (the request, the resend), twice when asked again

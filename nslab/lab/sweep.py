@@ -84,7 +84,7 @@ class Sweep:
     failures: list[tuple[str, str]]  # (source namespace, destination) with no echo reply
     explained: list[Result] = field(default_factory=list)  # `ping` of the first failures, with evidence
     why: dict[tuple[str, str], str] = field(default_factory=dict)  # failures the kernel named at once (errno, ICMP error)
-    retried: int = 0  # pairs that answered only when asked a second time
+    retried: int = 0  # pairs that answered only when asked again (in their round, or in a round of their own after it)
     rounds: int = 0
     arp: str = "each"  # 'each': the kernel resolved every pair's neighbours; 'once': on large segments once per host (see the module)
 
@@ -118,6 +118,7 @@ def ping_pairs(pairs: Iterable[tuple[Netns, str]], *, timeout: float = 1.0, expl
     run = _Run(list(by_src), timeout)
     with run:
         run.round([(run.sender(src), dsts) for src, dsts in by_src.items()], flush=list(by_src))
+        run.ask_again()
     return run.finish(explain)
 
 
@@ -152,6 +153,7 @@ def all_pairs(hosts: Mapping[Netns, str], *, timeout: float = 1.0, explain: int 
             return [d for d in everyone if d != s and d != ring.get(s) and (g is None or held.get(d) != g)]
 
         run.kernel_rounds(items, everyone, wanted, per_round)
+        run.ask_again()
     return run.finish(explain)
 
 
@@ -162,6 +164,7 @@ class _Run:
         self.sources = sources
         self.timeout = timeout
         self.sweep = Sweep(0, 0, 0.0, [])
+        self.unanswered: list[tuple[Netns, str]] = []  # (source, destination): no answer in the pair's first round
         self.share = max(64, int(limits.neighbour_limit().gc_thresh3 * SHARE))
         self._senders: dict[Netns, Sender] = {}
         self._stack = contextlib.ExitStack()
@@ -193,9 +196,12 @@ class _Run:
         return self._senders[ns]
 
     # -- one round ---------------------------------------------------------------
-    def round(self, work: list[tuple[Sender, list[str]]], flush: Iterable[Netns], *, retry_busy: bool = True) -> list[_Flushed]:
+    def round(self, work: list[tuple[Sender, list[str]]], flush: Iterable[Netns], *, retry_busy: bool = True, again: bool = False) -> list[_Flushed]:
         """Send *work*, tally its answers, then flush the neighbours the round
-        resolved in *flush* and the transit namespaces, and return what was flushed."""
+        resolved in *flush* and the transit namespaces, and return what was flushed.
+
+        A pair with no answer at all is kept for `ask_again`; a round that asks
+        *again* counts no new pairs, and what it does not hear back is a failure."""
         work = [(s, d) for s, d in work if d]
         if not work:
             return []
@@ -205,23 +211,42 @@ class _Run:
         for sender, dsts in work:
             replied = sender.replied
             self.sweep.replied += len(replied)
-            self.sweep.retried += sum(1 for dst in replied if dst in sender.asked_again)
+            self.sweep.retried += len(replied) if again else sum(1 for dst in replied if dst in sender.asked_again)
             for dst, why in sender.failed:
                 self.sweep.failures.append((sender.src.name, dst))
                 self.sweep.why[(sender.src.name, dst)] = why
-            self.sweep.failures += [(sender.src.name, dst) for dst in sender.pending.values()]
+            if again:
+                self.sweep.failures += [(sender.src.name, dst) for dst in sender.pending.values()]
+            else:
+                self.unanswered += [(sender.src, dst) for dst in sender.pending.values()]
             if sender.busy and retry_busy:
                 busy.append((sender, list(sender.busy)))
             else:
                 for dst in sender.busy:
                     self.sweep.failures.append((sender.src.name, dst))
                     self.sweep.why[(sender.src.name, dst)] = _NO_ROOM.format(limit=limits.neighbour_limit())
-            self.sweep.pairs += len(dsts) - (len(sender.busy) if retry_busy else 0)
+            if not again:
+                self.sweep.pairs += len(dsts) - (len(sender.busy) if retry_busy else 0)
             sender.reset()
         flushed = self._flush(flush)
         if busy:  # the kernel had no room (ENOBUFS): the table is emptied now, so ask those again
-            self.round(busy, [s.src for s, _ in busy], retry_busy=False)
+            self.round(busy, [s.src for s, _ in busy], retry_busy=False, again=again)
         return flushed
+
+    def ask_again(self) -> None:
+        """The pairs that heard nothing, not even an error, asked once more in rounds of their
+        own, the kernel resolving their neighbours afresh. A round that sends thousands of
+        requests at once can lose some to its own congestion (a CPU's backlog of 1,000
+        packets, flooded by ARP broadcasts to every port of a bridge, overflows in a slow
+        guest), where a broken path loses every one: only a pair silent twice is a failure.
+        What this costs a sweep that finds real failures: one more *timeout* per round of them."""
+        pending, self.unanswered = self.unanswered, []
+        step = max(1, self.share // 2)  # two neighbours a pair at most, as kernel_rounds sizes them
+        for first in range(0, len(pending), step):
+            by_src: dict[Netns, list[str]] = {}
+            for src, dst in pending[first : first + step]:
+                by_src.setdefault(src, []).append(dst)
+            self.round([(self.sender(src, len(dsts)), dsts) for src, dsts in by_src.items()], list(by_src), again=True)
 
     def _flush(self, spaces: Iterable[Netns]) -> list[_Flushed]:
         place = {ns: i for i, ns in enumerate(self.sources)}
