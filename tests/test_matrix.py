@@ -68,14 +68,17 @@ def etc_apt_digest() -> str:
 
 @pytest.mark.skipif(shutil.which("apt-get") is None, reason="Debian kernels are fetched with apt-get; not a Debian system")
 def test_debian_package_names_resolve_through_private_lists_and_etc_apt_is_untouched():
-    """6.1 (bookworm), 6.12 (trixie, bookworm-backports) and the newest resolve on a
-    stock Debian 12, whose own lists know no 6.12: from nslab's own apt lists."""
+    """5.10 (bullseye), 6.1 (bookworm), 6.12 (trixie, bookworm-backports) and the newest
+    resolve on a stock Debian 12, whose own lists know no 6.12: from nslab's own apt
+    lists; so does a release's own kernel (bookworm's is 6.1, not its backports' 6.12)."""
     before = etc_apt_digest()
-    done = subprocess.run(sandbox.from_outside([sys.executable, "-m", "nslab.matrix.archive", "6.1", "6.1-cloud", "6.12", "newest"]),
+    done = subprocess.run(sandbox.from_outside([sys.executable, "-m", "nslab.matrix.archive", "5.10", "6.1", "6.1-cloud", "6.12", "newest", "bookworm", "trixie"]),
                           cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     found = dict(line.split() for line in done.stdout.splitlines())
+    assert re.fullmatch(r"linux-image-5\.10\.0-\d+-amd64", found["5.10"])
     assert re.fullmatch(r"linux-image-6\.1\.0-\d+-amd64", found["6.1"])
+    assert found["bookworm"] == found["6.1"] and re.fullmatch(r"linux-image-6\.12\.\d+\+deb13-amd64", found["trixie"])
     assert re.fullmatch(r"linux-image-6\.1\.0-\d+-cloud-amd64", found["6.1-cloud"])
     assert re.fullmatch(r"linux-image-6\.12\.\d+\+deb\d+(\.\d+)?-amd64", found["6.12"])
     newest = re.fullmatch(r"linux-image-(\d+)\.(\d+)\.\d+\+deb\d+(\.\d+)?-amd64", found["newest"])
@@ -85,7 +88,7 @@ def test_debian_package_names_resolve_through_private_lists_and_etc_apt_is_untou
     done = subprocess.run(sandbox.from_outside([sys.executable, "-m", "nslab.matrix.archive", "9.99"]),
                           cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("nslab archive: kernel '9.99': Debian's archive has no linux-image-9.99*-amd64 in bookworm, ")
+    assert done.stderr.startswith("nslab archive: kernel '9.99': Debian's archive has no linux-image-9.99*-amd64 in bullseye, bookworm, ")
     assert done.stderr.count("\n") == 1, done.stderr
 
 

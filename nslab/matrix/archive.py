@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nslab.kernel import leftovers
+from nslab.matrix.kernels import RELEASES
 
 ROOT = Path(__file__).resolve().parents[2]
 APT_DIR = ROOT / ".cache" / "apt"
@@ -43,8 +44,8 @@ KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 # Debian's defaults (what a Debian 12 installer writes), used when the host's sources name no Debian mirror.
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
-SUITES = ("bookworm", "bookworm-backports", "trixie", "trixie-backports", "sid")
-SECURITY_SUITES = ("bookworm-security", "trixie-security")
+SUITES = ("bullseye", "bookworm", "bookworm-backports", "trixie", "trixie-backports", "sid")
+SECURITY_SUITES = ("bullseye-security", "bookworm-security", "trixie-security")
 DEBIAN_SUITES = {"buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid",
                  "oldoldstable", "oldstable", "stable", "testing", "unstable", "experimental"}
 FLAVOURS = {"": "amd64", "cloud": "cloud-amd64", "rt": "rt-amd64"}
@@ -256,6 +257,8 @@ def package_for(name: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> s
     """The Debian package for a kernel name as `nslab matrix` takes it (a linux-image-* name as it is)."""
     if name.startswith("linux-image-"):
         return name
+    if name in RELEASES:
+        return release_kernel(name, apt_dir, etc=etc)
     found = choose(name, available(apt_dir, etc=etc))
     if found is None:
         why = problem(apt_dir)
@@ -264,6 +267,24 @@ def package_for(name: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> s
         raise ArchiveError(f"kernel {name!r}: Debian's archive has no linux-image-{version}*-{FLAVOURS.get(flavour, flavour)} in {where}"
                            + (f" (the last refresh failed: {why})" if why else ""))
     return found
+
+
+def release_kernel(release: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> str:
+    """The kernel package a Debian release itself ships (its linux-image-amd64, security
+    updates included, backports not): 'linux-image-6.12.118+deb13-amd64' for trixie."""
+    refresh(apt_dir, etc=etc)
+    with _locked(apt_dir, exclusive=False):
+        listed = _apt(["apt-cache", "madison", "linux-image-amd64"], apt_dir)
+        # madison lists newest first: "linux-image-amd64 | 6.12.118-1 | http://... trixie-security/main amd64 Packages"
+        version = next((cols[1].strip() for cols in (line.split("|") for line in listed.stdout.splitlines()) if len(cols) == 3
+                        and cols[2].split()[1].split("/")[0] in (release, f"{release}-security", f"{release}-updates")), None)
+        if version is None:
+            raise ArchiveError(f"release {release!r}: Debian's archive has no linux-image-amd64 in {release} or {release}-security on {host_mirrors(etc)[0]}")
+        shown = _apt(["apt-cache", "show", f"linux-image-amd64={version}"], apt_dir)
+    found = re.search(r"^Depends:.*?\b(linux-image-[^\s,(]+)", shown.stdout, re.MULTILINE)
+    if found is None:
+        raise ArchiveError(f"release {release!r}: linux-image-amd64 {version} names no kernel image package")
+    return found.group(1)
 
 
 def download(package: str, dest: Path, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> Path:
