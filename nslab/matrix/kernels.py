@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-
 # Debian releases whose userland (iproute2, nftables, iputils, Python) a matrix column can run in,
 # each on that release's own kernel.
 RELEASES = ("bullseye", "bookworm", "trixie", "sid")
