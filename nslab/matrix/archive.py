@@ -269,17 +269,23 @@ def package_for(name: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> s
     return found
 
 
-def release_kernel(release: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> str:
-    """The kernel package a Debian release itself ships (its linux-image-amd64, security
-    updates included, backports not): 'linux-image-6.12.118+deb13-amd64' for trixie."""
+def suite_version(package: str, release: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> str | None:
+    """The newest version of *package* that *release* itself ships (its security updates
+    included, its backports not), from nslab's lists; None if it has none."""
     refresh(apt_dir, etc=etc)
     with _locked(apt_dir, exclusive=False):
-        listed = _apt(["apt-cache", "madison", "linux-image-amd64"], apt_dir)
-        # madison lists newest first: "linux-image-amd64 | 6.12.118-1 | http://... trixie-security/main amd64 Packages"
-        version = next((cols[1].strip() for cols in (line.split("|") for line in listed.stdout.splitlines()) if len(cols) == 3
-                        and cols[2].split()[1].split("/")[0] in (release, f"{release}-security", f"{release}-updates")), None)
-        if version is None:
-            raise ArchiveError(f"release {release!r}: Debian's archive has no linux-image-amd64 in {release} or {release}-security on {host_mirrors(etc)[0]}")
+        listed = _apt(["apt-cache", "madison", package], apt_dir)
+    # madison lists newest first: "linux-image-amd64 | 6.12.118-1 | http://... trixie-security/main amd64 Packages"
+    return next((cols[1].strip() for cols in (line.split("|") for line in listed.stdout.splitlines())
+                 if len(cols) == 3 and len(cols[2].split()) > 1 and cols[2].split()[1].split("/")[0] in (release, f"{release}-security", f"{release}-updates")), None)
+
+
+def release_kernel(release: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> str:
+    """The kernel package a Debian release itself ships: 'linux-image-6.12.118+deb13-amd64' for trixie."""
+    version = suite_version("linux-image-amd64", release, apt_dir, etc=etc)
+    if version is None:
+        raise ArchiveError(f"release {release!r}: Debian's archive has no linux-image-amd64 in {release} or {release}-security on {host_mirrors(etc)[0]}")
+    with _locked(apt_dir, exclusive=False):
         shown = _apt(["apt-cache", "show", f"linux-image-amd64={version}"], apt_dir)
     found = re.search(r"^Depends:.*?\b(linux-image-[^\s,(]+)", shown.stdout, re.MULTILINE)
     if found is None:
@@ -333,6 +339,13 @@ def fetch(package: str, cache: Path = KERNELS, apt_dir: Path = APT_DIR) -> Path:
     if not images:
         raise ArchiveError(f"{package}: no boot/vmlinuz-* in the package; is it a kernel image package?")
     return images[0]
+
+
+def modules_dir(image: Path) -> Path:
+    """The lib/modules directory of an unpacked kernel package, given its image
+    (usr/lib/modules in packages built for a merged /usr, such as trixie's)."""
+    tree = image.parents[1]
+    return next((d for d in (tree / "usr" / "lib" / "modules", tree / "lib" / "modules") if d.is_dir()), tree / "lib" / "modules")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ class Case:
 class Run:
     kernel: Kernel
     release: str = ""
+    userland: str = ""  # whose ip, nft, ping and Python ran the labs, with their versions
     accel: str = ""
     seconds: float = 0.0
     problem: str = ""  # 'did not boot: ...' and the like: the run produced no verdicts
@@ -121,6 +122,8 @@ def table(runs: list[Run]) -> str:
     for r in runs:
         took = f"{r.seconds:6.1f} s" if r.seconds else "       -"
         lines.append(f"  {r.kernel.label:<{width}}  {r.release or '-':<24} {took}  {r.accel or '-'}: {r.counts()}")
+        if r.userland:
+            lines.append(f"  {'':<{width}}  userland: {r.userland}")
     diff = differences(runs)
     lines += ["", f"Differences between kernels: {len(diff) if len([r for r in runs if not r.problem]) > 1 else 'n/a (fewer than two kernels ran)'}"]
     for test in diff:

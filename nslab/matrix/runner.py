@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shlex
 import shutil
 import signal
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 
 from nslab.kernel import leftovers, linux
-from nslab.matrix import archive
+from nslab.matrix import archive, guest, userland
 from nslab.matrix.kernels import Kernel, MatrixError, parse_kernel
 from nslab.matrix.results import Run, compare_skips, differences, read_evidence, read_junit, table
 
@@ -101,7 +102,8 @@ def boot(argv: list[str], *, timeout: float, log: Path) -> int | None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None, append: tuple[str, ...] = (), cpus: int = GUEST_CPUS) -> list[str]:
+def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None, append: tuple[str, ...] = (), cpus: int = GUEST_CPUS,
+             qemu_opts: str | None = None, root: Path | None = None) -> list[str]:
     vng = shutil.which("vng", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     if vng is None:
         raise MatrixError("virtme-ng is not installed: pip install virtme-ng (and apt-get install qemu-system-x86 busybox-static kmod)")
@@ -110,6 +112,10 @@ def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None
         argv.append("--disable-kvm")
     if rwdir is not None:
         argv.append(f"--rwdir={rwdir}")
+    if qemu_opts:
+        argv.append(f"--qemu-opts={qemu_opts}")
+    if root is not None:
+        argv += ["--root", str(root)]
     for arg in append:
         argv += ["--append", arg]
     return argv + ["--exec", command]
@@ -175,7 +181,7 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
 def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]:
     """The same pytest run on every kernel: in order, without the plugins a kernel run
     does not use (xdist, hypothesis's: under QEMU's TCG their imports alone cost ~15 s)."""
-    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest",
+    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest", "--durations=25",
             f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
     return args + (["-k", select] if select else [])
 
@@ -190,6 +196,7 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
     try:
         if kernel.name == "host":
             run.release, run.accel = os.uname().release, "native"
+            run.userland = f"this machine's: {userland.versions(Path('/'), platform.python_version())}"
             status = bounded([sys.executable, *pytest_args(outdir, suite, select)], timeout=timeout, log=outdir / "console.log")
         else:
             package = archive.package_for(kernel.name)
@@ -204,13 +211,21 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
             # a private, empty one in the shared directory.
             tmp = outdir / "tmp"
             tmp.mkdir()
+            system, python = Path("/"), sys.executable
+            if kernel.userland:  # the release's root filesystem, its Python, this checkout mounted in it
+                system, python = userland.prepare(kernel.userland), "/usr/bin/python3"
+                userland.install_project(system)
+                (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
+                run.userland = f"{kernel.userland}'s: {userland.versions(system)}"
+            else:
+                run.userland = f"this machine's: {userland.versions(system, platform.python_version())}"
             # Everything the guest says goes to guest.log in the shared directory
             # (its stdout reaches the host only where udev names virtio-serial ports).
-            command = (f"exec >{shlex.quote(str(outdir / 'guest.log'))} 2>&1; echo {UP} $(uname -r); "
-                       f"cd {shlex.quote(str(ROOT))} && PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} "
-                       + shlex.join([sys.executable, *pytest_args(outdir, suite, select)]))
-            started = time.monotonic()  # the boot and the suite, not the download
-            argv = vng_argv(image, accel, command, rwdir=outdir, append=kernel.append, cpus=cpus)
+            guest.write_script(ROOT, outdir, archive.modules_dir(image), f"echo {UP} $(uname -r)\ncd {shlex.quote(str(ROOT))} && PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} "
+                               + shlex.join([python, *pytest_args(outdir, suite, select)]))
+            started = time.monotonic()  # the boot and the suite, not the download or a userland's build
+            argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus, qemu_opts=guest.qemu_options(system, ROOT, outdir),
+                            root=None if system == Path("/") else system)
             status = boot(argv, timeout=timeout, log=outdir / "console.log")
     except (MatrixError, archive.ArchiveError) as exc:
         run.problem = f"not run: {exc}"
@@ -251,8 +266,10 @@ def _last_line(text: str) -> str:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("kernels", nargs="+", metavar="KERNEL",
-                        help="host, or a Debian kernel: 6.1, 6.1-cloud, 6.1-rt, 6.12, linux-image-...; boot arguments after commas (6.1,module_blacklist=bridge)")
+    parser.add_argument("kernels", nargs="*", metavar="KERNEL",
+                        help="host; a Debian kernel: 5.10, 6.1, 6.1-cloud, 6.1-rt, 6.12, newest, linux-image-...; or a Debian release's userland on its own kernel: "
+                             "bullseye, bookworm, trixie, sid; boot arguments after commas (6.1,module_blacklist=bridge)")
+    parser.add_argument("--list", action="store_true", help="what each kernel and release name resolves to in Debian's archive, and what is cached")
     parser.add_argument("-k", dest="select", metavar="EXPR", help="only tests matching this pytest -k expression")
     parser.add_argument("--suite", action="append", metavar="PATH", help="test paths to run, relative to the project (default: scenarios)")
     parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS", help="per kernel: boot and suite (default: 1800)")
@@ -265,7 +282,17 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from nslab.matrix import page as matrix_page
 
+    if args.list:
+        from nslab.matrix import available
+        try:
+            print("\n".join(available.lines()))
+        except archive.ArchiveError as exc:
+            print(f"nslab matrix: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
+        if not args.kernels:
+            raise MatrixError("name at least one KERNEL (host, 6.1, trixie, ...), or --list to see what can be had")
         kernels = [parse_kernel(k) for k in args.kernels]
         if args.timeout <= 0 or args.kvm_bound <= 0:
             raise MatrixError("--timeout and --kvm-bound: must be a positive number of seconds")

@@ -1,0 +1,69 @@
+"""What a matrix guest sees and runs: the root filesystem, the project and the report
+directory, each exported over 9p with the caching that suits it, and the script
+that puts them in place and runs the suite.
+
+virtme-ng exports the guest's root over 9p without a cache: every stat, open and
+read is a round trip to QEMU. Under TCG that made Python's start-up 75 times
+slower than on the host (1.3 s for `python -c pass`), and each of the suite's
+thousands of execs (the CNI plugins' iptables, nft, dot) paid it again. A second
+export of the same root, mounted read-only with `cache=loose`, lets the guest's
+page cache keep what it read (`python -c pass` 0.27 s, `import pytest` 2 s
+instead of 6). The guest runs with an overlay of that copy on its /usr and the
+project mounted at its own path, so paths and reports are the same as on the
+host. The report directory is a third export, uncached and writable, so what
+the guest writes reaches the host at once; it also carries the guest's script,
+`guest.sh`, since a command given on the kernel's command line must fit in
+its 2 KiB.
+
+Only the report directory is written: the root and the project are exported
+read-only (`readonly=on`), and loose caching is safe for files that do not
+change while the guest runs.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+NINEP = "trans=virtio,version=9p2000.L,access=any,msize=524288"
+OUT = "/run/nslab-out"  # where the report directory is mounted first, to read the script from it
+SCRIPT = "guest.sh"
+
+
+def _export(tag: str, path: Path, *, readonly: bool) -> str:
+    return (f"-fsdev local,id={tag},path={path},security_model=none{',readonly=on' if readonly else ''},multidevs=remap "
+            f"-device virtio-9p-pci,fsdev={tag},mount_tag={tag}")
+
+
+def qemu_options(system: Path, project: Path, out: Path) -> str:
+    """QEMU's options for the three exports (vng's `--qemu-opts=`)."""
+    return " ".join([_export("nslabsys", system, readonly=True), _export("nslabproject", project, readonly=True),
+                     _export("nslabout", out, readonly=False)])
+
+
+def command() -> str:
+    """The guest's whole command line: mount the report directory, run the script in it."""
+    return f"mkdir -p {OUT} && mount -t 9p -o rw,{NINEP} nslabout {OUT} && exec sh {OUT}/{SCRIPT}"
+
+
+def write_script(project: Path, out: Path, modules: Path, body: str) -> None:
+    """`guest.sh` in the report directory: the exports in place, then *body*, output to guest.log.
+
+    *modules* is the unpacked kernel package's lib/modules (under the project's
+    cache), bound on the guest's /usr/lib/modules. A failed cached mount is said
+    in guest.log and the suite runs from the uncached root, slower but the same."""
+    q = lambda path: shlex.quote(str(path))  # noqa: E731
+    cached = f"ro,{NINEP},cache=loose"
+    (out / SCRIPT).write_text("\n".join([
+        "# written by nslab matrix: what the guest ran",
+        f"exec >{OUT}/guest.log 2>&1",
+        "mkdir -p /run/nslab-sys /run/nslab-usr/upper /run/nslab-usr/work",
+        # /usr becomes an overlay on the cached copy, writable as virtme-ng's was
+        f"if mount -t 9p -o {cached} nslabsys /run/nslab-sys && mount -t 9p -o {cached} nslabproject {q(project)} \\",
+        "   && mount -t overlay nslab-usr -o lowerdir=/run/nslab-sys/usr,upperdir=/run/nslab-usr/upper,workdir=/run/nslab-usr/work /usr \\",
+        f"   && mkdir -p /usr/lib/modules && mount --bind {q(modules)} /usr/lib/modules; then :",
+        "else echo 'nslab-matrix: no cached root, running from the uncached one'; fi",
+        f"mount --bind {OUT} {q(out)} || exit 1",
+        body,
+        "",
+    ]))

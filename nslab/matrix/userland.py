@@ -1,0 +1,174 @@
+"""A Debian release's own userland for a matrix column: its iproute2, nftables,
+iptables, iputils, bpftrace, CNI plugins and Python, built with mmdebstrap and cached.
+
+    root = userland.prepare("trixie")   # .cache/userlands/trixie-<key>/, built once
+    userland.install_project(root)      # nslab itself, as this checkout's venv has it
+
+The root filesystem holds Debian's packages of that release (from the same
+mirror as nslab's apt lists, security updates included), and the Python
+libraries the suite needs beyond them (pytest, scapy, ...; the versions
+pyproject.toml asks for) installed from PyPI for the release's own Python
+into /usr/local, as pip does on a Debian machine. It is cached under a key
+made of everything that went into it: the release, the package list, the
+requirements, the mirror and the day's date (so a cache is at most a day
+behind the archive's security updates). A release whose Python is older than
+pyproject.toml's `requires-python` is refused before anything is built.
+
+nslab itself is not copied: the checkout's venv holds setuptools' editable
+install (a finder that maps `nslab` and `nslab.fixtures` to this checkout,
+and the entry point that loads the pytest plugin), and the same files in the
+guest's site directory make the guest import this checkout, mounted at the
+same path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from nslab.kernel import leftovers
+from nslab.matrix import archive
+from nslab.matrix.kernels import MatrixError
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache" / "userlands"
+PACKAGES = ("python3", "iproute2", "nftables", "iptables", "iputils-ping", "kmod", "procps", "bpftrace",
+            "containernetworking-plugins", "graphviz")
+# what the guest's suite imports beyond nslab's own dependencies (the rest of the test extra is for the host)
+GUEST_TEST_EXTRA = ("pytest", "pytest-html")
+FORMAT = 1  # bump when the way a root is built changes
+
+
+def requirements() -> list[str]:
+    """pyproject.toml's dependencies, and what the guest's pytest run needs of its test extra."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for spec in project["optional-dependencies"]["test"]:
+        if re.split(r"[<>=!~\[ ]", spec, maxsplit=1)[0] in GUEST_TEST_EXTRA:
+            wanted.append(spec)
+    return wanted
+
+
+def python_version(release: str) -> tuple[int, int]:
+    """The release's python3 (3, 13), from nslab's apt lists, before anything is built."""
+    version = archive.suite_version("python3", release)
+    found = re.match(r"(\d+)\.(\d+)", version or "")
+    if found is None:
+        raise MatrixError(f"release {release!r}: Debian's archive has no python3 in {release}")
+    return int(found[1]), int(found[2])
+
+
+def needed_python() -> tuple[int, int]:
+    spec = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    found = re.match(r">=\s*(\d+)\.(\d+)", spec)
+    return (int(found[1]), int(found[2])) if found else (3, 0)
+
+
+def _sources(release: str) -> list[str]:
+    mirror, security = archive.host_mirrors()
+    lines = [f"deb [signed-by={archive.KEYRING}] {mirror} {release} main"]
+    if release != "sid":
+        lines += [f"deb [signed-by={archive.KEYRING}] {mirror} {release}-updates main",
+                  f"deb [signed-by={archive.KEYRING}] {security} {release}-security main"]
+    return lines
+
+
+def cached(release: str) -> Path | None:
+    """The release's root filesystem if a complete one is cached (any day's), else None."""
+    done = sorted(CACHE.glob(f"{release}-*/.nslab-complete"), key=lambda p: p.stat().st_mtime)
+    return done[-1].parent if done else None
+
+
+def prepare(release: str, *, log=sys.stderr) -> Path:
+    """The root filesystem for *release*, built now if today's is not cached."""
+    have, need = python_version(release), needed_python()
+    if have < need:
+        raise MatrixError(f"release {release!r}: its Python is {have[0]}.{have[1]}, and nslab needs {need[0]}.{need[1]} or newer (pyproject.toml); "
+                          "use its kernel with this machine's userland instead (nslab matrix " + archive.release_kernel(release).removeprefix("linux-image-").split("-")[0] + ")")
+    sources = _sources(release)
+    key = hashlib.sha256(repr((FORMAT, release, PACKAGES, requirements(), sources, time.strftime("%Y-%m-%d"))).encode()).hexdigest()[:12]
+    root = CACHE / f"{release}-{key}"
+    if (root / ".nslab-complete").exists():
+        return root
+    for tool in ("mmdebstrap",):
+        if shutil.which(tool) is None:
+            raise MatrixError(f"{tool} is not installed: apt-get install {tool} (./run install does)")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for partial in CACHE.glob(".partial-*"):  # left by a killed build
+        if not leftovers.alive(partial.name.split("-", 1)[1]):
+            shutil.rmtree(partial, ignore_errors=True)
+    partial = CACHE / f".partial-{leftovers.run_id()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    started = time.monotonic()
+    print(f"nslab matrix: building {release}'s userland with mmdebstrap (once a day) ...", file=log, flush=True)
+    try:
+        _run(["mmdebstrap", "--variant=minbase", "--quiet", f"--include={','.join(PACKAGES)}", release, str(partial), *sources], f"mmdebstrap {release}")
+        site = _site(partial)
+        python = f"{have[0]}.{have[1]}"
+        _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--only-binary=:all:",
+              "--python-version", python, "--implementation", "cp", "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64",
+              "--target", str(site), *requirements()], f"pip install for {release}'s Python {python}")
+        (partial / ".nslab-complete").write_text(f"{release} {key} built in {time.monotonic() - started:.0f} s\n")
+        for old in CACHE.glob(f"{release}-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        partial.rename(root)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    print(f"nslab matrix: {release}'s userland built in {time.monotonic() - started:.0f} s", file=log, flush=True)
+    return root
+
+
+def _site(root: Path) -> Path:
+    """/usr/local/lib/python3.X/dist-packages of *root*: where pip puts libraries on Debian."""
+    pythons = sorted(root.glob("usr/lib/python3.[0-9]*"), key=lambda p: tuple(int(n) for n in p.name[6:].split(".")))
+    if not pythons:
+        raise MatrixError(f"{root}: no usr/lib/python3.X: was python3 installed?")
+    site = root / "usr" / "local" / "lib" / pythons[-1].name / "dist-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    return site
+
+
+def install_project(root: Path, *, venv: Path = ROOT / ".venv") -> None:
+    """This checkout's editable install (setuptools' finder, its .pth and dist-info) into
+    *root*'s site directory, and mount points for the checkout."""
+    found = sorted(venv.glob("lib/python3*/site-packages"))
+    files = [f for site in found for f in site.iterdir() if f.name.startswith(("__editable__", "__editable___nslab", "nslab-"))] if found else []
+    if not any(f.name.endswith(".dist-info") for f in files):
+        raise MatrixError(f"{venv} has no editable install of nslab: run ./run install")
+    site = _site(root)
+    for old in site.glob("*nslab*"):
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for f in files:
+        shutil.copytree(f, site / f.name) if f.is_dir() else shutil.copy2(f, site / f.name)
+    (root / ROOT.relative_to("/")).mkdir(parents=True, exist_ok=True)
+
+
+def versions(root: Path, python: str | None = None) -> str:
+    """'iproute2 6.15.0-1, nftables 1.1.3-1, iputils-ping 3:20240905-3, python3 3.13.5-1': the
+    packages that ran the labs in *root*, as its dpkg database has them (*python* instead of
+    Debian's python3 where another interpreter ran the suite)."""
+    try:
+        status = (root / "var" / "lib" / "dpkg" / "status").read_text(errors="replace")
+    except OSError:
+        status = ""
+    found = {}
+    for stanza in status.split("\n\n"):
+        fields = dict(re.findall(r"^(Package|Version|Status): (.*)$", stanza, re.MULTILINE))
+        if fields.get("Status", "").endswith(" installed"):
+            found[fields.get("Package")] = fields.get("Version")
+    names = ("iproute2", "nftables", "iputils-ping") + (() if python else ("python3",))
+    parts = [f"{p} {found[p]}" for p in names if p in found] + ([f"python {python}"] if python else [])
+    return ", ".join(parts) or "unknown (no dpkg database)"
+
+
+def _run(argv: list[str], what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        raise MatrixError(f"{what} failed (exit {done.returncode}): {lines[-1][:300] if lines else 'no output'}")
