@@ -247,14 +247,19 @@ def test_debian_kernel_without_bridges_runs_the_scenarios_and_skips_the_bridge_t
     guest = _junit(tmp_path, BLACKLISTED)
     for name in ("test_09_ping_ns2_from_ns1", "test_12_netcat_chat_works_both_ways"):
         assert [child.tag for child in guest[name]] == [], f"{name} did not pass in the guest"
-    row = next(line for line in done.stdout.splitlines() if line.startswith(f"  {BLACKLISTED}"))
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"  {BLACKLISTED}"))
+    row = lines[at]
     assert " 6.1.0-" in row and ("tcg (" in row or "kvm (" in row) and row.endswith("2 passed, 1 skipped")
+    assert lines[at + 1].split()[:3] == ["userland:", "this", "machine's:"] and "iproute2 " in lines[at + 1]
+    # the guest read the root and the checkout through the cached exports (nslab.matrix.guest)
+    log = (tmp_path / matrix.parse_kernel(BLACKLISTED).slug / "guest.log").read_text()
+    assert "nslab-matrix: guest up 6.1.0-" in log and "no cached root" not in log, log[:2000]
     # no bridges: the bridge test skips naming the feature (it passed on the host)
     skipped = guest["test_bridge_enslaves_a_veth"].find("skipped")
     assert skipped is not None, "the bridge test ran on a kernel booted with module_blacklist=bridge"
     assert skipped.get("message") == "kernel lacks bridge support: creating a bridge failed: ENOTSUP (Operation not supported)"
     assert list(_junit(tmp_path, "host")["test_bridge_enslaves_a_veth"]) == []
-    lines = done.stdout.splitlines()
     top = lines.index("Differences between kernels: 1")
     assert lines[top + 1 : top + 4] == [
         "  test_matrix_features.py::test_bridge_enslaves_a_veth",

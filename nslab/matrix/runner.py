@@ -43,7 +43,7 @@ from nslab.matrix.results import Run, compare_skips, differences, read_evidence,
 ROOT = Path(__file__).resolve().parents[2]
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
-GUEST_CPUS = 1  # the suite runs as one pytest process; under TCG a second vCPU cost more than it gave (55-77 s vs 49-50 s for the smoke VM)
+GUEST_CPUS = 1  # QEMU's main thread serves 9p and is the bottleneck: a second vCPU made the scenario suite slower under TCG (251 s vs 200 s)
 
 
 # -- processes ---------------------------------------------------------------
@@ -180,8 +180,11 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
 
 def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]:
     """The same pytest run on every kernel: in order, without the plugins a kernel run
-    does not use (xdist, hypothesis's: under QEMU's TCG their imports alone cost ~15 s)."""
-    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest", "--durations=25",
+    does not use (xdist, hypothesis's: under QEMU's TCG their imports alone cost ~15 s),
+    and without pytest-html's report, whose lab diagrams (a `dot` per lab) cost 20 s
+    there: the matrix page shows each kernel's evidence, and the ten slowest tests are listed."""
+    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest", "-p", "no:html",
+            "--durations=10",
             f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
     return args + (["-k", select] if select else [])
 
@@ -199,6 +202,9 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
             run.userland = f"this machine's: {userland.versions(Path('/'), platform.python_version())}"
             status = bounded([sys.executable, *pytest_args(outdir, suite, select)], timeout=timeout, log=outdir / "console.log")
         else:
+            system, python = Path("/"), sys.executable
+            if kernel.userland:  # the release's root filesystem and its Python (refused before any download if too old)
+                system, python = userland.prepare(kernel.userland), "/usr/bin/python3"
             package = archive.package_for(kernel.name)
             image = archive.fetch(package)
             run.release = package.removeprefix("linux-image-")
@@ -211,17 +217,16 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
             # a private, empty one in the shared directory.
             tmp = outdir / "tmp"
             tmp.mkdir()
-            system, python = Path("/"), sys.executable
-            if kernel.userland:  # the release's root filesystem, its Python, this checkout mounted in it
-                system, python = userland.prepare(kernel.userland), "/usr/bin/python3"
+            if kernel.userland:  # this checkout, mounted in the release's root
                 userland.install_project(system)
                 (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
                 run.userland = f"{kernel.userland}'s: {userland.versions(system)}"
             else:
                 run.userland = f"this machine's: {userland.versions(system, platform.python_version())}"
-            # Everything the guest says goes to guest.log in the shared directory
-            # (its stdout reaches the host only where udev names virtio-serial ports).
-            guest.write_script(ROOT, outdir, archive.modules_dir(image), f"echo {UP} $(uname -r)\ncd {shlex.quote(str(ROOT))} && PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} "
+            # Everything the guest says goes to guest.log in the shared directory (its stdout reaches
+            # the host only where udev names virtio-serial ports). LC_ALL=C spares every command it
+            # runs the locale files (3,000 opens a suite, each a round trip to QEMU).
+            guest.write_script(ROOT, outdir, archive.modules_dir(image), f"echo {UP} $(uname -r)\ncd {shlex.quote(str(ROOT))} && LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} "
                                + shlex.join([python, *pytest_args(outdir, suite, select)]))
             started = time.monotonic()  # the boot and the suite, not the download or a userland's build
             argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus, qemu_opts=guest.qemu_options(system, ROOT, outdir),

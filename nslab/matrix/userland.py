@@ -90,7 +90,8 @@ def prepare(release: str, *, log=sys.stderr) -> Path:
     have, need = python_version(release), needed_python()
     if have < need:
         raise MatrixError(f"release {release!r}: its Python is {have[0]}.{have[1]}, and nslab needs {need[0]}.{need[1]} or newer (pyproject.toml); "
-                          "use its kernel with this machine's userland instead (nslab matrix " + archive.release_kernel(release).removeprefix("linux-image-").split("-")[0] + ")")
+                          "use its kernel with this machine's userland instead (nslab matrix "
+                          + re.match(r"linux-image-(\d+\.\d+)", archive.release_kernel(release))[1] + ")")
     sources = _sources(release)
     key = hashlib.sha256(repr((FORMAT, release, PACKAGES, requirements(), sources, time.strftime("%Y-%m-%d"))).encode()).hexdigest()[:12]
     root = CACHE / f"{release}-{key}"

@@ -58,12 +58,17 @@ def _dpkg_files() -> tuple[str, ...]:
 
 @functools.cache
 def _package_of(path: Path) -> str | None:
-    """'containernetworking-plugins 1.1.1+ds1-3+b5' when dpkg owns *path*."""
+    """'containernetworking-plugins 1.1.1+ds1-3+b5' when dpkg owns *path*. The package's own
+    file list answers for its plugins; `dpkg -S` (which reads every package's list) only
+    for a binary from elsewhere."""
     try:
-        owner = subprocess.run(["dpkg", "-S", str(path.resolve())], capture_output=True, text=True, timeout=10, check=False)
-        if owner.returncode != 0:
-            return None
-        pkg = owner.stdout.split(":", 1)[0].strip()
+        if str(path.resolve()) in _dpkg_files() or str(path) in _dpkg_files():
+            pkg = PACKAGE
+        else:
+            owner = subprocess.run(["dpkg", "-S", str(path.resolve())], capture_output=True, text=True, timeout=10, check=False)
+            if owner.returncode != 0:
+                return None
+            pkg = owner.stdout.split(":", 1)[0].strip()
         version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
