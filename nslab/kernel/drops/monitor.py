@@ -59,7 +59,7 @@ from typing import Iterable
 
 from nslab.kernel import linux, sandbox
 from nslab.kernel.drops.program import _CHILD, program
-from nslab.kernel.drops.records import Drop, Mark, parse, reason_names
+from nslab.kernel.drops.records import Drop, Mark, lacking, parse, reason_names
 from nslab.kernel.process import _dies_with_us
 
 TRACEFS = "/sys/kernel/tracing"
@@ -277,6 +277,8 @@ class DropMonitor:
             elif stage == "format":
                 if line == "nslab-format-end":
                     self.reasons, stage = reason_names("\n".join(fmt)), "attaching"
+                    if (lacks := lacking("\n".join(fmt))) is not None:
+                        self._fail(lacks)  # bpftrace, which reads args->reason, fails on its own
                 else:
                     fmt.append(line)
             elif line == "nslab-ready":

@@ -82,6 +82,15 @@ class Mark:
 _SYMBOL = re.compile(r'\{\s*(0x[0-9a-fA-F]+|\d+)\s*,\s*"([^"]+)"\s*\}')
 
 
+LACKS_REASONS = "kernel lacks drop reasons: its skb:kfree_skb tracepoint has no reason field (Linux 5.17 added it)"
+
+
+def lacking(format_text: str) -> str | None:
+    """None if the tracepoint's format has the drop reason, else LACKS_REASONS (one line, in the
+    words the kernel matrix reads as a missing kernel feature rather than a harness problem)."""
+    return None if re.search(r"^\s*field:.*\breason;", format_text, re.MULTILINE) else LACKS_REASONS
+
+
 def reason_names(format_text: str) -> dict[int, str]:
     """The reason table of the tracepoint's format file (`__print_symbolic(REC->reason, {2, "NOT_SPECIFIED"}, ...)`)."""
     for line in format_text.splitlines():
