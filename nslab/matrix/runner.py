@@ -4,15 +4,17 @@
     nslab matrix 6.1,module_blacklist=bridge      # boot arguments after commas
 
 `host` is the running kernel, natively. Any other name is a Debian kernel
-package (`6.1`, `6.1-cloud`, `6.1-rt`, `6.12`, `newest`, or a full
-`linux-image-...` name): found in Debian's archive through nslab's private apt
-lists (nslab.matrix.archive; the host's apt configuration is never changed),
-downloaded with `apt-get download`, unpacked with `dpkg-deb -x` into
-.cache/kernels/ (never installed), and booted by virtme-ng in a throwaway
-QEMU guest that runs this machine's own root filesystem and venv read-only.
-The guest loads modules from the unpacked tree in the cache (virtme-ng links
-it over a tmpfs /lib/modules inside the guest), so nothing outside the cache
-and reports/matrix/ changes on the host.
+package (`5.10`, `6.1`, `6.1-cloud`, `6.1-rt`, `6.12`, `newest`, or a full
+`linux-image-...` name), or a Debian release (`trixie`) whose own kernel runs
+in that release's own userland (nslab.matrix.userland). Kernels are found in
+Debian's archive through nslab's private apt lists (nslab.matrix.archive; the
+host's apt configuration is never changed), downloaded with `apt-get
+download`, unpacked with `dpkg-deb -x` into .cache/kernels/ (never
+installed), and booted by virtme-ng in a throwaway QEMU guest that runs this
+machine's root filesystem and venv, or the release's, read-only, with the
+checkout mounted at its own path and the kernel's modules from the unpacked
+tree (nslab.matrix.guest), so nothing outside the cache and reports/matrix/
+changes on the host.
 
 Every VM is bounded: it runs in its own process group and is killed by that
 group's id when its time is up. Its processes carry the run's marker
@@ -121,6 +123,11 @@ def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None
     return argv + ["--exec", command]
 
 
+# With a release's userland in the matrix, its iproute2 also runs `nslab show`'s printed commands
+# (in every column, so that the columns compare like with like).
+PRINTED_COMMANDS = ("tests/test_render.py::test_printed_ip_commands_build_a_lab_that_passes_its_checks",
+                    "tests/test_render.py::test_lab_build_and_the_printed_commands_leave_the_same_kernel_state")
+
 _accel_cache: dict[str, tuple[str, str]] = {}
 ACCEL_FILE = ROOT / ".cache" / "matrix-accel.json"  # a failed KVM probe, remembered for this host and QEMU
 ACCEL_KEEP = 7 * 24 * 3600.0
@@ -195,47 +202,18 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     run = Run(kernel)
-    started = time.monotonic()
     try:
         if kernel.name == "host":
             run.release, run.accel = os.uname().release, "native"
             run.userland = f"this machine's: {userland.versions(Path('/'), platform.python_version())}"
+            started = time.monotonic()
             status = bounded([sys.executable, *pytest_args(outdir, suite, select)], timeout=timeout, log=outdir / "console.log")
+            run.seconds = time.monotonic() - started
         else:
-            system, python = Path("/"), sys.executable
-            if kernel.userland:  # the release's root filesystem and its Python (refused before any download if too old)
-                system, python = userland.prepare(kernel.userland), "/usr/bin/python3"
-            package = archive.package_for(kernel.name)
-            image = archive.fetch(package)
-            run.release = package.removeprefix("linux-image-")
-            why = "forced"
-            if accel == "auto":
-                accel, why = detect_accel(image, outdir, kvm_bound)
-            run.accel = f"{accel} ({why})"
-            # The guest's /tmp is an overlay of the host's: other runs' scratch
-            # directories in it would look dead to a sweep in the guest. Give it
-            # a private, empty one in the shared directory.
-            tmp = outdir / "tmp"
-            tmp.mkdir()
-            if kernel.userland:  # this checkout, mounted in the release's root
-                userland.install_project(system)
-                (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
-                run.userland = f"{kernel.userland}'s: {userland.versions(system)}"
-            else:
-                run.userland = f"this machine's: {userland.versions(system, platform.python_version())}"
-            # Everything the guest says goes to guest.log in the shared directory (its stdout reaches
-            # the host only where udev names virtio-serial ports). LC_ALL=C spares every command it
-            # runs the locale files (3,000 opens a suite, each a round trip to QEMU).
-            guest.write_script(ROOT, outdir, archive.modules_dir(image), f"echo {UP} $(uname -r)\ncd {shlex.quote(str(ROOT))} && LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} "
-                               + shlex.join([python, *pytest_args(outdir, suite, select)]))
-            started = time.monotonic()  # the boot and the suite, not the download or a userland's build
-            argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus, qemu_opts=guest.qemu_options(system, ROOT, outdir),
-                            root=None if system == Path("/") else system)
-            status = boot(argv, timeout=timeout, log=outdir / "console.log")
+            status = _in_guest(run, outdir, suite=suite, select=select, timeout=timeout, accel=accel, kvm_bound=kvm_bound, cpus=cpus)
     except (MatrixError, archive.ArchiveError) as exc:
         run.problem = f"not run: {exc}"
         return run
-    run.seconds = time.monotonic() - started
     shutil.rmtree(outdir / "tmp", ignore_errors=True)
     console = _read(outdir / "console.log") + _read(outdir / "guest.log")
     junit = outdir / "junit.xml"
@@ -246,6 +224,46 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
     if not run.cases:
         run.problem = _why_no_verdicts(kernel, status, console, timeout)
     return run
+
+
+def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, timeout: float, accel: str, kvm_bound: float, cpus: int) -> int | None:
+    """Boot *run*'s kernel (in its release's userland, or this machine's) and run the suite
+    in it; the guest's exit status, None if it was killed at *timeout*. `run.seconds` counts
+    the boot and the suite, not the download or a userland's build."""
+    kernel = run.kernel
+    system, python = Path("/"), sys.executable
+    if kernel.userland:  # the release's root filesystem and its Python (refused before any download if too old)
+        system, python = userland.prepare(kernel.userland), "/usr/bin/python3"
+    package = archive.package_for(kernel.name)
+    image = archive.fetch(package)
+    run.release = package.removeprefix("linux-image-")
+    why = "forced"
+    if accel == "auto":
+        accel, why = detect_accel(image, outdir, kvm_bound)
+    run.accel = f"{accel} ({why})"
+    # The guest's /tmp is an overlay of the host's: other runs' scratch
+    # directories in it would look dead to a sweep in the guest. Give it
+    # a private, empty one in the shared directory.
+    tmp = outdir / "tmp"
+    tmp.mkdir()
+    if kernel.userland:  # this checkout, mounted in the release's root
+        userland.install_project(system)
+        (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
+        run.userland = f"{kernel.userland}'s: {userland.versions(system)}"
+    else:
+        run.userland = f"this machine's: {userland.versions(system, platform.python_version())}"
+    # Everything the guest says goes to guest.log in the shared directory (its stdout reaches
+    # the host only where udev names virtio-serial ports). LC_ALL=C spares every command it
+    # runs the locale files (3,000 opens a suite, each a round trip to QEMU).
+    guest.write_script(ROOT, outdir, archive.modules_dir(image), f"echo {UP} $(uname -r)\ncd {shlex.quote(str(ROOT))} && LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} "
+                       + shlex.join([python, *pytest_args(outdir, suite, select)]))
+    argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus, qemu_opts=guest.qemu_options(system, ROOT, outdir),
+                    root=None if system == Path("/") else system)
+    started = time.monotonic()
+    try:
+        return boot(argv, timeout=timeout, log=outdir / "console.log")
+    finally:
+        run.seconds = time.monotonic() - started
 
 
 def _why_no_verdicts(kernel: Kernel, status: int | None, console: str, timeout: float) -> str:
@@ -276,7 +294,8 @@ def add_arguments(parser) -> None:
                              "bullseye, bookworm, trixie, sid; boot arguments after commas (6.1,module_blacklist=bridge)")
     parser.add_argument("--list", action="store_true", help="what each kernel and release name resolves to in Debian's archive, and what is cached")
     parser.add_argument("-k", dest="select", metavar="EXPR", help="only tests matching this pytest -k expression")
-    parser.add_argument("--suite", action="append", metavar="PATH", help="test paths to run, relative to the project (default: scenarios)")
+    parser.add_argument("--suite", action="append", metavar="PATH",
+                        help="test paths to run, relative to the project (default: scenarios; with a userland column also the tests that run nslab show's printed ip commands)")
     parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS", help="per kernel: boot and suite (default: 1800)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="QEMU acceleration (default: auto: KVM if it boots within --kvm-bound, else TCG)")
     parser.add_argument("--cpus", type=int, default=GUEST_CPUS, metavar="N", help=f"virtual CPUs per guest (default: {GUEST_CPUS})")
@@ -303,9 +322,9 @@ def run(args) -> int:
             raise MatrixError("--timeout and --kvm-bound: must be a positive number of seconds")
         if not 1 <= args.cpus <= 64:
             raise MatrixError(f"--cpus {args.cpus}: must be between 1 and 64")
-        suite = args.suite or ["scenarios"]
+        suite = args.suite or (["scenarios", *PRINTED_COMMANDS] if any(k.userland for k in kernels) else ["scenarios"])
         for path in suite:
-            if not (ROOT / path).exists():
+            if not (ROOT / path.split("::")[0]).exists():
                 raise MatrixError(f"--suite {path!r}: no such path under {ROOT}")
     except MatrixError as exc:
         print(f"nslab matrix: {exc}", file=sys.stderr)
