@@ -250,7 +250,7 @@ def test_debian_kernel_without_bridges_runs_the_scenarios_and_skips_the_bridge_t
     lines = done.stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith(f"  {BLACKLISTED}"))
     row = lines[at]
-    assert " 6.1.0-" in row and ("tcg (" in row or "kvm (" in row) and row.endswith("2 passed, 1 skipped")
+    assert " 6.1.0-" in row and (" tcg: " in row or " kvm: " in row) and row.endswith("2 passed, 1 skipped")
     assert lines[at + 1].split()[:3] == ["userland:", "this", "machine's:"] and "iproute2 " in lines[at + 1]
     # the guest read the root and the checkout through the cached exports (nslab.matrix.guest)
     log = (tmp_path / matrix.parse_kernel(BLACKLISTED).slug / "guest.log").read_text()

@@ -119,11 +119,16 @@ def differences(runs: list[Run]) -> list[str]:
 def table(runs: list[Run]) -> str:
     lines = [f"nslab matrix: {len(runs)} kernel(s)"]
     width = max(len(r.kernel.label) for r in runs)
+    why_accel: dict[str, str] = {}  # 'tcg' -> why (said once, below the rows)
     for r in runs:
         took = f"{r.seconds:6.1f} s" if r.seconds else "       -"
-        lines.append(f"  {r.kernel.label:<{width}}  {r.release or '-':<24} {took}  {r.accel or '-'}: {r.counts()}")
+        accel, _, why = (r.accel or "-").partition(" (")
+        if why:
+            why_accel.setdefault(accel, why.removesuffix(")"))
+        lines.append(f"  {r.kernel.label:<{width}}  {r.release or '-':<24} {took}  {accel}: {r.counts()}")
         if r.userland:
             lines.append(f"  {'':<{width}}  userland: {r.userland}")
+    lines += [f"  ({accel}: {why})" for accel, why in why_accel.items()]
     diff = differences(runs)
     lines += ["", f"Differences between kernels: {len(diff) if len([r for r in runs if not r.problem]) > 1 else 'n/a (fewer than two kernels ran)'}"]
     for test in diff:
