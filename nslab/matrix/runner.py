@@ -45,6 +45,7 @@ from nslab.matrix.results import Run, compare_skips, differences, read_evidence,
 ROOT = Path(__file__).resolve().parents[2]
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
+GUEST_TMP = "/run/nslab-tmp"
 GUEST_CPUS = 1  # QEMU's main thread serves 9p and is the bottleneck: a second vCPU made the scenario suite slower under TCG (251 s vs 200 s)
 
 
@@ -214,7 +215,6 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
     except (MatrixError, archive.ArchiveError) as exc:
         run.problem = f"not run: {exc}"
         return run
-    shutil.rmtree(outdir / "tmp", ignore_errors=True)
     console = _read(outdir / "console.log") + _read(outdir / "guest.log")
     junit = outdir / "junit.xml"
     if junit.exists():
@@ -241,11 +241,6 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     if accel == "auto":
         accel, why = detect_accel(image, outdir, kvm_bound)
     run.accel = f"{accel} ({why})"
-    # The guest's /tmp is an overlay of the host's: other runs' scratch
-    # directories in it would look dead to a sweep in the guest. Give it
-    # a private, empty one in the shared directory.
-    tmp = outdir / "tmp"
-    tmp.mkdir()
     if kernel.userland:  # this checkout, mounted in the release's root
         userland.install_project(system)
         (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
@@ -254,9 +249,13 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
         run.userland = f"this machine's: {userland.versions(system, platform.python_version())}"
     # Everything the guest says goes to guest.log in the shared directory (its stdout reaches
     # the host only where udev names virtio-serial ports). LC_ALL=C spares every command it
-    # runs the locale files (3,000 opens a suite, each a round trip to QEMU).
-    guest.write_script(ROOT, outdir, archive.modules_dir(image), f"echo {UP} $(uname -r)\ncd {shlex.quote(str(ROOT))} && LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={shlex.quote(str(tmp))} "
-                       + shlex.join([python, *pytest_args(outdir, suite, select)]))
+    # runs the locale files (3,000 opens a suite, each a round trip to QEMU). Its TMPDIR is a
+    # private, empty directory on the guest's tmpfs: /tmp is an overlay of the host's (whose
+    # other runs' scratch directories would look dead to a sweep in the guest), and on Debian's
+    # 5.10 pytest's capture could not read back its unlinked temporary file from the shared 9p
+    # directory (ENOENT).
+    guest.write_script(ROOT, outdir, archive.modules_dir(image), f"echo {UP} $(uname -r)\nmkdir -p {GUEST_TMP} && cd {shlex.quote(str(ROOT))} && "
+                       f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={GUEST_TMP} " + shlex.join([python, *pytest_args(outdir, suite, select)]))
     argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus, qemu_opts=guest.qemu_options(system, ROOT, outdir),
                     root=None if system == Path("/") else system)
     started = time.monotonic()
