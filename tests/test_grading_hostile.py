@@ -35,14 +35,23 @@ SUBREAPER = """
 import ctypes, json, os, subprocess, sys, time
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 rc = subprocess.run(sys.argv[2:]).returncode
-deadline = time.monotonic() + 5  # orphans dying with their parent: reap them as they go
+# Orphans dying with their parent: reap them as they go, until none is left. A killed
+# process can take seconds to be gone on a busy machine (bpftrace detaching from its
+# tracepoint waits for RCU grace periods), so the bound is generous; one that lives on
+# is listed with its command line.
+deadline = time.monotonic() + 30
 while time.monotonic() < deadline:
     try:
         if os.waitpid(-1, os.WNOHANG)[0] == 0:
             time.sleep(0.01)
     except ChildProcessError:
         break
-left = open(f"/proc/self/task/{os.getpid()}/children").read().split()
+def named(pid):
+    try:
+        return pid + " " + open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return pid
+left = [named(p) for p in open(f"/proc/self/task/{os.getpid()}/children").read().split()]
 open(sys.argv[1], "w").write(json.dumps({"rc": rc, "left": left}))
 """
 
