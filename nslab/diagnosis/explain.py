@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import errno as errno_mod
 import ipaddress
+from typing import Callable
 
+from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.observations import TELLING_REASONS, Context, Finding, cut_off, delivered_to, explain_drop, left_by_default
 from nslab.kernel import listeners
@@ -125,8 +127,8 @@ def _unresolved(ev: Evidence, ctx: Context) -> Finding | None:
 
 
 def _silence(ev: Evidence, ctx: Context) -> Finding:
-    """Nothing came back and no rule settled it: a drop the kernel explained, else
-    where the request was last seen."""
+    """Nothing came back and no rule settled it: a drop the kernel explained, else where
+    the request (or its answer) was last seen, with what can be read there."""
     telling = next((d for d in ev.drops if d.reason in TELLING_REASONS and d.packet is not None and (ctx.flow.is_request(d.packet) or ctx.flow.is_answer(d.packet))), None)
     if telling is not None:
         return explain_drop(ctx, telling.ns, telling.dev, telling.reason, telling.packet)
@@ -137,8 +139,17 @@ def _silence(ev: Evidence, ctx: Context) -> Finding:
         ev.return_route = back
         if not back.found:
             return Finding(Cause.NO_RETURN_ROUTE, Where(ns, dev), f"the {ctx.what} reached {ns} on {dev}, but {ns} has no route back to {packet.src}")
+        answer = _stalled(ev, ctx.flow.is_answer)
+        if answer is not None and answer.ns not in (ns, ev.src):
+            first = f"the {ctx.what} reached {ns} on {dev}; its answer"
+            return _not_onward(ctx, answer, first) or Finding(Cause.NO_ANSWER, Where(answer.ns, answer.dev), f"{first} reached {answer.ns} on {answer.dev} and went no further")
         return Finding(Cause.NO_ANSWER, Where(ns, dev), f"the {ctx.what} reached {ns} on {dev} but no answer came back")
     drop = next((d for d in ev.drops if d.packet is not None and ctx.flow.is_request(d.packet)), None)
+    stalled = _stalled(ev, ctx.flow.is_request)
+    if drop is None and stalled is not None and stalled.ns != ev.src and not ctx.reads.is_local(stalled.ns, stalled.packet.dst):
+        found = _not_onward(ctx, stalled, f"the {ctx.what}")
+        if found is not None:
+            return found
     arrivals = [s for s in ev.sightings if s.direction == "in" and s.ns != ev.src and s.packet and ctx.flow.is_request(s.packet)]
     last = (drop.ns, drop.dev) if drop else ((arrivals[-1].ns, arrivals[-1].dev) if arrivals else (ev.src, ev.sender_route.dev))
     if ev.sender_route.via and left_by_default(ctx):
@@ -155,6 +166,34 @@ def _silence(ev: Evidence, ctx: Context) -> Finding:
     if arrivals:
         return Finding(Cause.NO_ANSWER, Where(*last), f"the {ctx.what} reached {last[0]} on {last[1]} and went no further; no answer within the deadline")
     return Finding(Cause.NO_ANSWER, Where(ev.src, ev.sender_route.dev), f"no answer to the {ctx.what} from {ev.src} to {ev.dst} within the deadline")
+
+
+def _not_onward(ctx: Context, s: Sighting, what: str) -> Finding | None:
+    """Why a packet that entered a router was not seen leaving it, from what can be read
+    there: forwarding off, or no route to its destination (an ICMP error it would send may
+    be rate-limited); None if neither."""
+    ns, dev, dst = s.ns, s.dev, s.packet.dst
+    ipf, (_, dev_fwd) = ctx.reads.sysctl(ns, "net.ipv4.ip_forward"), ctx.reads.conf(ns, dev, "forwarding")
+    if ipf == "0" or dev_fwd == 0:
+        off = "net.ipv4.ip_forward=0" if ipf == "0" else f"net.ipv4.conf.{dev}.forwarding=0"
+        fix = "sysctl -w net.ipv4.ip_forward=1" if ipf == "0" else f"sysctl -w net.ipv4.conf.{dev}.forwarding=1"
+        return Finding(Cause.FORWARDING_OFF, Where(ns, dev), f"{what} reached {ns} on {dev} and was not forwarded: {off} there (ip netns exec {ns} {fix})")
+    if not ctx.reads.route_get(ns, dst).found:
+        return Finding(Cause.NO_ANSWER, Where(ns, dev), f"{what} reached {ns} on {dev} and went no further: {ns} has no route to {dst}")
+    return None
+
+
+def _stalled(ev: Evidence, which: Callable[[packets.Packet], bool]) -> Sighting | None:
+    """The last sighting of a packet matching *which* entering a namespace it was not then
+    seen leaving: where the captures lost it (None if it was seen leaving every one)."""
+    for s in reversed(ev.sightings):
+        p = s.packet
+        if p is not None and s.direction == "in" and s.dev != "lo" and which(p):
+            later = ev.sightings[ev.sightings.index(s) + 1 :]
+            if not any(o.ns == s.ns and o.direction == "out" and o.packet is not None and which(o.packet) for o in later):
+                return s
+            return None
+    return None
 
 
 def _origin(ev: Evidence, which) -> tuple[str, str] | None:

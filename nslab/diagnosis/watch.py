@@ -55,13 +55,16 @@ class Watch:
         self.flow = dataclasses.replace(self.flow, hops=tuple(dict.fromkeys((hop, self.flow.dst))))
         routed = self.sender_route.type == "unicast" and self.sender_route.dev is not None
         self.out_link = reads.link(self.src, self.sender_route.dev) if routed else None
-        names = watch_set(self.view.topology, self.src, self.sender_route.dev, hop, self.flow.dst, all_up_to=WATCH_ALL_UP_TO)
+        self.monitor = drop_source.monitor()
+        self.monitor.ready(ATTACH_DROPS)  # waits only while bpftrace is still attaching (once per process)
+        # Without the kernel's drop reasons (no bpftrace, or a kernel before 5.17) a packet lost off
+        # the way the model expects (a router in the middle) is seen only by a capture there: all
+        # namespaces are watched, whatever the lab's size.
+        names = watch_set(self.view.topology, self.src, self.sender_route.dev, hop, self.flow.dst, all_up_to=WATCH_ALL_UP_TO) if self.monitor.available else None
         self.watched = [space for name, space in self.view.spaces.items() if names is None or name in names]
         for space in self.watched:
             space.capture.read()  # what came before is not this probe's
         self.before = {space.name: space.capture.counters() for space in self.watched}
-        self.monitor = drop_source.monitor()
-        self.monitor.ready(ATTACH_DROPS)  # waits only while bpftrace is still attaching (once per process)
         self.drop_mark = self.monitor.position() if self.monitor.available else None
         return self
 

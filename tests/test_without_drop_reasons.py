@@ -1,0 +1,46 @@
+"""Where the kernel gives no drop reasons (before Linux 5.17, as Debian's 5.10, or
+without bpftrace), a lab larger than a probe's usual watch is watched whole, and a
+silence is placed where the captures lost the packet, with what is read there.
+
+The cluster is 3 nodes of 3 pods (12 namespaces, more than a probe watches when the
+kernel names its drops); the drop monitor is replaced by one that has no reasons.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nslab import Cause, Where
+from nslab.tutorials.cluster import cluster, pod_address
+
+
+class NoReasons:
+    """A drop monitor on a kernel without drop reasons."""
+
+    available = False
+    why = "kernel lacks drop reasons: its skb:kfree_skb tracepoint has no reason field (Linux 5.17 added it)"
+
+    def ready(self, timeout: float = 0.0) -> bool:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def no_reasons(monkeypatch):
+    monkeypatch.setattr("nslab.diagnosis.watch.drop_source.monitor", NoReasons)
+
+
+def test_a_node_that_does_not_forward_is_named_from_its_sysctl(lab):
+    lab.build(cluster(3, 3, forwarding_off={2}))
+    result = lab.ns("pod1-1").ping(pod_address(2, 1), timeout=0.3)
+    assert result.evidence.drop_reasons == NoReasons.why
+    assert (result.cause, result.where) == (Cause.FORWARDING_OFF, Where("node2", "eth0")), result
+    # early from node2's InAddrErrors counter when nothing else arrived there, else at the deadline
+    assert "net.ipv4.ip_forward=0" in result.explanation and "node2" in result.explanation, result
+    assert ("node2", "eth0", "in") in [(s.ns, s.dev, s.direction) for s in result.evidence.seen(kind="echo-request")]  # watched, though off the way's ends
+
+
+def test_an_answer_lost_at_a_node_without_the_route_is_placed_there(lab):
+    lab.build(cluster(3, 3, without_routes={(1, 3)}))
+    result = lab.ns("pod3-2").ping(pod_address(1, 1), timeout=0.3)
+    assert (result.cause, result.where) == (Cause.NO_ANSWER, Where("node1", "veth-pod1")), result
+    assert result.explanation.endswith("its answer reached node1 on veth-pod1 and went no further: node1 has no route to 10.244.3.3"), result
