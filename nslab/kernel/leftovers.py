@@ -16,6 +16,7 @@ import shutil
 import signal
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 MARKER = "NSLAB_RUN"  # in the environment of every process a run starts
 PREFIX = "nslab-run-"  # scratch directories: nslab-run-<pid>-<start>-<purpose>-XXXX
@@ -51,6 +52,18 @@ def scratch_dir(purpose: str) -> str:
     """A temporary directory owned by this run, removed by a sweep once the run is dead."""
     run = os.environ.get(MARKER) or mark_this_run()
     return tempfile.mkdtemp(prefix=f"{PREFIX}{run}-{purpose}-")
+
+
+def partial_in(cache: Path) -> Path:
+    """Where this run builds something for *cache* before renaming it into place: an empty
+    `.partial-<run>` path (not yet created), the partials of dead runs removed first."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for partial in cache.glob(".partial-*"):  # left by a killed build
+        if not alive(partial.name.split("-", 1)[1]):
+            shutil.rmtree(partial, ignore_errors=True)
+    partial = cache / f".partial-{run_id()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    return partial
 
 
 @dataclass(frozen=True)

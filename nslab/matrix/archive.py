@@ -313,12 +313,7 @@ def fetch(package: str, cache: Path = KERNELS, apt_dir: Path = APT_DIR) -> Path:
     images = sorted(tree.glob("boot/vmlinuz-*"))
     if images:
         return images[0]
-    cache.mkdir(parents=True, exist_ok=True)
-    for partial in cache.glob(".partial-*"):  # left by a killed fetch
-        if not leftovers.alive(partial.name.split("-", 1)[1]):
-            shutil.rmtree(partial, ignore_errors=True)
-    partial = cache / f".partial-{leftovers.run_id()}"
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = leftovers.partial_in(cache)
     partial.mkdir()
     try:
         deb = download(package, partial, apt_dir)

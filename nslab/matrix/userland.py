@@ -98,15 +98,9 @@ def prepare(release: str, *, log=sys.stderr) -> Path:
     root = CACHE / f"{release}-{key}"
     if (root / ".nslab-complete").exists():
         return root
-    for tool in ("mmdebstrap",):
-        if shutil.which(tool) is None:
-            raise MatrixError(f"{tool} is not installed: apt-get install {tool} (./run install does)")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    for partial in CACHE.glob(".partial-*"):  # left by a killed build
-        if not leftovers.alive(partial.name.split("-", 1)[1]):
-            shutil.rmtree(partial, ignore_errors=True)
-    partial = CACHE / f".partial-{leftovers.run_id()}"
-    shutil.rmtree(partial, ignore_errors=True)
+    if shutil.which("mmdebstrap") is None:
+        raise MatrixError("mmdebstrap is not installed: apt-get install mmdebstrap (./run install does)")
+    partial = leftovers.partial_in(CACHE)
     started = time.monotonic()
     print(f"nslab matrix: building {release}'s userland with mmdebstrap (once a day) ...", file=log, flush=True)
     try:
