@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from nslab.matrix import archive, userland
-from nslab.matrix.kernels import RELEASES
+from nslab.matrix.kernels import RELEASES, MatrixError
 
 NAMES = ("5.10", "6.1", "6.12", "newest")
 
@@ -35,7 +35,7 @@ def lines() -> list[str]:
 def _userland(release: str) -> str:
     try:
         have = userland.python_version(release)
-    except userland.MatrixError as exc:
+    except MatrixError as exc:
         return str(exc)
     python = f"python3 {have[0]}.{have[1]}"
     if have < userland.needed_python():
