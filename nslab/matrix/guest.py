@@ -5,7 +5,7 @@ that puts them in place and runs the suite.
 virtme-ng exports the guest's root over 9p without a cache: every stat, open and
 read is a round trip to QEMU. Under TCG that made Python's start-up 75 times
 slower than on the host (1.3 s for `python -c pass`), and each of the suite's
-thousands of execs (the CNI plugins' iptables, nft, dot) paid it again. A second
+1,100 execs (most of them the CNI plugins' iptables) paid it again. A second
 export of the same root, mounted read-only with `cache=loose`, lets the guest's
 page cache keep what it read (`python -c pass` 0.27 s, `import pytest` 2 s
 instead of 6). The guest runs with an overlay of that copy on its /usr and the
