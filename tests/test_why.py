@@ -10,6 +10,7 @@ neighbour entries), applies the verified fix nslab printed, and asks again.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -167,8 +168,9 @@ def test_the_fix_is_typed_as_the_learner_would_type_it(runs):
 def test_svg_draws_the_path_the_stop_and_the_fix_and_chromium_renders_it(runs, tmp_path):
     got = runs("no-masquerade")
     svg = got["svg"].read_text()
+    marks = re.findall(r"\d+ (?:request|reply|error|arp request|arp reply) (?:in|out)", svg)
     for text in ("1 request out", "2 request in", "4 request out", "stopped here: left by the default route and never arrived", "verified fix", "masquerade"):
-        assert text in svg, text
+        assert text in svg, f"{text!r} not drawn; the marks drawn: {marks}; the explanation: {got['why']['explanation']}"
     png = tmp_path / "path.png"
     argv = [
         "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
