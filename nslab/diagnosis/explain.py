@@ -16,7 +16,7 @@ from typing import Callable
 
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import Evidence
-from nslab.diagnosis.observations import TELLING_REASONS, Context, Finding, cut_off, delivered_to, explain_drop, left_by_default
+from nslab.diagnosis.observations import TELLING_REASONS, Context, Finding, cut_off, delivered_to, explain_drop, forwarding, left_by_default
 from nslab.kernel import listeners
 from nslab.probes import packets
 from nslab.probes.result import Cause, Outcome, Result, Where
@@ -173,10 +173,8 @@ def _not_onward(ctx: Context, s: Sighting, what: str) -> Finding | None:
     there: forwarding off, or no route to its destination (an ICMP error it would send may
     be rate-limited); None if neither."""
     ns, dev, dst = s.ns, s.dev, s.packet.dst
-    ipf, (_, dev_fwd) = ctx.reads.sysctl(ns, "net.ipv4.ip_forward"), ctx.reads.conf(ns, dev, "forwarding")
-    if ipf == "0" or dev_fwd == 0:
-        off = "net.ipv4.ip_forward=0" if ipf == "0" else f"net.ipv4.conf.{dev}.forwarding=0"
-        fix = "sysctl -w net.ipv4.ip_forward=1" if ipf == "0" else f"sysctl -w net.ipv4.conf.{dev}.forwarding=1"
+    stopped, off, fix = forwarding(ctx, ns, dev)
+    if stopped:
         return Finding(Cause.FORWARDING_OFF, Where(ns, dev), f"{what} reached {ns} on {dev} and was not forwarded: {off} there (ip netns exec {ns} {fix})")
     if not ctx.reads.route_get(ns, dst).found:
         return Finding(Cause.NO_ANSWER, Where(ns, dev), f"{what} reached {ns} on {dev} and went no further: {ns} has no route to {dst}")
@@ -186,13 +184,12 @@ def _not_onward(ctx: Context, s: Sighting, what: str) -> Finding | None:
 def _stalled(ev: Evidence, which: Callable[[packets.Packet], bool]) -> Sighting | None:
     """The last sighting of a packet matching *which* entering a namespace it was not then
     seen leaving: where the captures lost it (None if it was seen leaving every one)."""
-    for s in reversed(ev.sightings):
-        p = s.packet
-        if p is not None and s.direction == "in" and s.dev != "lo" and which(p):
-            later = ev.sightings[ev.sightings.index(s) + 1 :]
-            if not any(o.ns == s.ns and o.direction == "out" and o.packet is not None and which(o.packet) for o in later):
-                return s
-            return None
+    for i in range(len(ev.sightings) - 1, -1, -1):
+        s = ev.sightings[i]
+        if s.packet is not None and s.direction == "in" and s.dev != "lo" and which(s.packet):
+            later = ev.sightings[i + 1 :]
+            left = any(o.ns == s.ns and o.direction == "out" and o.packet is not None and which(o.packet) for o in later)
+            return None if left else s
     return None
 
 

@@ -140,15 +140,22 @@ def _forwarded(ctx: Context, arrival: Sighting) -> bool:
     return any(s.ns == arrival.ns and s.direction == "out" and s.packet and ctx.flow.is_request(s.packet) for s in ctx.sightings)
 
 
+def forwarding(ctx: Context, ns: str, dev: str) -> tuple[bool, str, str]:
+    """(*ns* does not forward what comes in on *dev*, the sysctl that says so as read, the
+    command that turns it on): net.ipv4.ip_forward, else the device's own forwarding."""
+    ipf, (_, dev_fwd) = ctx.reads.sysctl(ns, "net.ipv4.ip_forward"), ctx.reads.conf(ns, dev, "forwarding")
+    if ipf == "0":
+        return True, "net.ipv4.ip_forward=0", "sysctl -w net.ipv4.ip_forward=1"
+    return dev_fwd == 0, f"net.ipv4.conf.{dev}.forwarding={dev_fwd}", f"sysctl -w net.ipv4.conf.{dev}.forwarding=1"
+
+
 def explain_drop(ctx: Context, ns: str, dev: str | None, reason: str, packet: packets.Packet | None, *, counter: str | None = None) -> Finding:
     seen = f"{reason}" if counter is None else f"{counter} counted, no other packet arrived"
     at = f"{ns} on {dev}" if dev else ns
     where = Where(ns, dev)
     what = ctx.packet_name(packet)
     if reason == "IP_INADDRERRORS" and dev:
-        ipf, (_, dev_fwd) = ctx.reads.sysctl(ns, "net.ipv4.ip_forward"), ctx.reads.conf(ns, dev, "forwarding")
-        off = "net.ipv4.ip_forward=0" if ipf == "0" else f"net.ipv4.conf.{dev}.forwarding={dev_fwd}"
-        fix = "sysctl -w net.ipv4.ip_forward=1" if ipf == "0" else f"sysctl -w net.ipv4.conf.{dev}.forwarding=1"
+        _, off, fix = forwarding(ctx, ns, dev)
         onward = ctx.reads.route_get(ns, packet.dst) if packet else None
         if onward is not None and onward.type == "unicast":
             return Finding(Cause.FORWARDING_OFF, where, f"the {what} was dropped in {at}: {seen} ({off}: {ns} does not forward; ip netns exec {ns} {fix})", reason)
