@@ -37,9 +37,9 @@ def _userland(release: str) -> str:
         have = userland.python_version(release)
     except MatrixError as exc:
         return str(exc)
-    python = f"python3 {have[0]}.{have[1]}"
-    if have < userland.needed_python():
-        return f"cannot run nslab ({python}; pyproject.toml needs {'.'.join(map(str, userland.needed_python()))})"
+    python, need = f"python3 {have[0]}.{have[1]}", userland.needed_python()
+    if have < need:
+        return f"cannot run nslab ({python}; pyproject.toml needs {need[0]}.{need[1]})"
     root = userland.cached(release)
     if root is None:
         return f"not built ({python}; mmdebstrap builds it on first use)"

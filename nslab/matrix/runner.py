@@ -26,6 +26,7 @@ virtualisation often fails one way or another).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -206,7 +207,7 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
     try:
         if kernel.name == "host":
             run.release, run.accel = os.uname().release, "native"
-            run.userland = f"this machine's: {userland.versions(Path('/'), platform.python_version())}"
+            run.userland = _this_machines_userland()
             started = time.monotonic()
             status = bounded([sys.executable, *pytest_args(outdir, suite, select)], timeout=timeout, log=outdir / "console.log")
             run.seconds = time.monotonic() - started
@@ -226,14 +227,25 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
     return run
 
 
+@functools.cache
+def _this_machines_userland() -> str:
+    """The versions of this machine's ip, nft, ping and of the Python that runs the suite (read once)."""
+    return f"this machine's: {userland.versions(Path('/'), platform.python_version())}"
+
+
 def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, timeout: float, accel: str, kvm_bound: float, cpus: int) -> int | None:
     """Boot *run*'s kernel (in its release's userland, or this machine's) and run the suite
     in it; the guest's exit status, None if it was killed at *timeout*. `run.seconds` counts
     the boot and the suite, not the download or a userland's build."""
     kernel = run.kernel
-    system, python = Path("/"), sys.executable
-    if kernel.userland:  # the release's root filesystem and its Python (refused before any download if too old)
+    if kernel.userland:  # the release's root filesystem (refused before any download if its Python is too old), this checkout in it
         system, python = userland.prepare(kernel.userland), "/usr/bin/python3"
+        userland.install_project(system)
+        (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
+        run.userland = f"{kernel.userland}'s: {userland.versions(system)}"
+    else:
+        system, python = Path("/"), sys.executable
+        run.userland = _this_machines_userland()
     package = archive.package_for(kernel.name)
     image = archive.fetch(package)
     run.release = package.removeprefix("linux-image-")
@@ -241,12 +253,6 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     if accel == "auto":
         accel, why = detect_accel(image, outdir, kvm_bound)
     run.accel = f"{accel} ({why})"
-    if kernel.userland:  # this checkout, mounted in the release's root
-        userland.install_project(system)
-        (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
-        run.userland = f"{kernel.userland}'s: {userland.versions(system)}"
-    else:
-        run.userland = f"this machine's: {userland.versions(system, platform.python_version())}"
     # Everything the guest says goes to guest.log in the shared directory (its stdout reaches
     # the host only where udev names virtio-serial ports). LC_ALL=C spares every command it
     # runs the locale files (3,000 opens a suite, each a round trip to QEMU). Its TMPDIR is a

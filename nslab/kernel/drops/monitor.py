@@ -276,8 +276,9 @@ class DropMonitor:
                 failed = line[len("nslab-fail ") :]  # our child script's own words (tracefs, tracepoint)
             elif stage == "format":
                 if line == "nslab-format-end":
-                    self.reasons, stage = reason_names("\n".join(fmt)), "attaching"
-                    if (lacks := lacking("\n".join(fmt))) is not None:
+                    text = "\n".join(fmt)
+                    self.reasons, stage = reason_names(text), "attaching"
+                    if (lacks := lacking(text)) is not None:
                         self._fail(lacks)  # bpftrace, which reads args->reason, fails on its own
                 else:
                     fmt.append(line)
