@@ -143,3 +143,29 @@ def test_killed_run_leaves_nothing(how, tmp_path):
     after = host_state()
     assert after == before, f"{where} changed the host's network state"
     assert not [item for item in leftovers.find() if item.kind == "process"]
+
+
+MARKED_IN_OWN_PID_NAMESPACE = (
+    "import os; from nslab.kernel import leftovers; run = leftovers.mark_this_run(); "
+    "print(run, flush=True); os.execvp('sleep', ['sleep', '60'])"
+)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a PID namespace of its own (unshare --pid) needs root here")
+def test_a_live_run_of_another_pid_namespace_is_not_a_leftover():
+    """`nslab why` under `unshare --pid --mount-proc` (tests/test_why.py) marks its processes
+    with PIDs of its own namespace; a sweep in this one once took its `nft -f -` for a dead
+    run's and would have killed it. Such a run is not judged here, so nothing of it is swept."""
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", sys.executable, "-c", MARKED_IN_OWN_PID_NAMESPACE],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        run = proc.stdout.readline().strip()
+        pid, _, pidns = run.split("-")
+        assert pid == "1" and pidns != leftovers.run_id().split("-")[2], run  # PID 1 of a namespace that is not ours
+        wait_until(lambda: any(leftovers._argv(int(p)) == "sleep 60" for p in os.listdir("/proc") if p.isdigit() and leftovers._marker_of(int(p)) == run),
+                   timeout=10, what="the marked sleep running")
+        assert leftovers.alive(run)
+        assert not [item for item in leftovers.find() if item.run == run]
+    finally:
+        proc.kill()
+        proc.wait()

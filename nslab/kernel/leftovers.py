@@ -4,9 +4,12 @@ Inside the sandbox nothing outlives the run: the kernel drops its namespaces
 with the process, and children die with it (PR_SET_PDEATHSIG). Outside it,
 a run may own scratch directories (a CNI plugin's net.d and IPAM data, a
 grader's workspace, a VM's module tree) and, if PDEATHSIG was defeated,
-processes. Both carry the run's id, `<pid>-<start time>` of the process that
-entered the sandbox, so a sweep removes exactly what dead runs left and never
-touches a live run's lab.
+processes. Both carry the run's id, `<pid>-<start time>-<PID namespace>` of the
+process that entered the sandbox, so a sweep removes exactly what dead runs left
+and never touches a live run's lab. A PID and a start time mean something only
+in the PID namespace they were read in: a run made in another one (`nslab why`
+under `unshare --pid`, say) cannot be judged from here, so it counts as alive
+and nothing of it is swept; its own namespace's sweep can judge it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MARKER = "NSLAB_RUN"  # in the environment of every process a run starts
-PREFIX = "nslab-run-"  # scratch directories: nslab-run-<pid>-<start>-<purpose>-XXXX
+PREFIX = "nslab-run-"  # scratch directories: nslab-run-<pid>-<start>-<pidns>-<purpose>-XXXX
 
 
 def _start_time(pid: int) -> str | None:
@@ -31,14 +34,22 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (its inode number)."""
+    return str(os.stat("/proc/self/ns/pid").st_ino)
+
+
 def run_id(pid: int | None = None) -> str:
     pid = os.getpid() if pid is None else pid
-    return f"{pid}-{_start_time(pid)}"
+    return f"{pid}-{_start_time(pid)}-{_pid_namespace()}"
 
 
 def alive(run: str) -> bool:
-    """Is the run's process still the same process (not a reused PID)?"""
-    pid, _, start = run.partition("-")
+    """Is the run's process still the same process (not a reused PID)? A run of another
+    PID namespace is taken as alive: its PID cannot be looked up here."""
+    pid, start, *pidns = run.split("-")
+    if pidns and pidns[0] != _pid_namespace():
+        return True
     return pid.isdigit() and _start_time(int(pid)) == start
 
 
@@ -82,8 +93,8 @@ def find() -> list[Leftover]:
     tmp = tempfile.gettempdir()
     for name in sorted(os.listdir(tmp)):
         if name.startswith(PREFIX):
-            pid, start = name[len(PREFIX) :].split("-")[:2]
-            run = f"{pid}-{start}"
+            parts = name[len(PREFIX) :].split("-")
+            run = "-".join(parts[:3] if len(parts) > 3 and parts[2].isdigit() else parts[:2])  # a directory of an older nslab: no PID namespace
             if not alive(run):
                 found.append(Leftover("directory", os.path.join(tmp, name), run))
     for entry in os.listdir("/proc"):
