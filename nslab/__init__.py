@@ -28,6 +28,7 @@ _EXPORTS = {
     "Veth": "nslab.model.topology",
     "SandboxUnavailable": "nslab.kernel.sandbox",
     "Cause": "nslab.probes.result",
+    "Claim": "nslab.probes.result",
     "Outcome": "nslab.probes.result",
     "Result": "nslab.probes.result",
     "Where": "nslab.probes.result",
@@ -40,6 +41,7 @@ __all__ = [
     "Address",
     "Bridge",
     "Cause",
+    "Claim",
     "CommandFailed",
     "Lab",
     "LabError",
@@ -72,4 +74,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from nslab.kernel.sandbox import SandboxUnavailable
     from nslab.lab.live import CommandFailed, Lab, Netns
     from nslab.model.topology import Address, Bridge, LabError, Namespace, Route, Topology, Veth
-    from nslab.probes.result import Cause, Outcome, Result, Where
+    from nslab.probes.result import Cause, Claim, Outcome, Result, Where

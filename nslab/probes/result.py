@@ -55,6 +55,30 @@ ICMP_UNREACH_CODES = {0: "net unreachable", 1: "host unreachable", 2: "protocol 
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One fact an explanation states, with the read it came from.
+
+    `obj` names what was read in the words of the tool that sets it, so a
+    person (or a scorer) can find it again: `sysctl net.ipv4.conf.all.rp_filter`,
+    `route 10.0.0.0/24 table main`, `rule 100`, `nft inet filter input`,
+    `link veth1`, `bridge port veth1`, `neigh 10.0.0.1 dev v1`,
+    `address 10.0.0.2/24 dev v2`, `socket tcp 127.0.0.1:8080`, `drop reason`.
+    `value` is what it read there (`1`, `blackhole`, `policy drop`, `down`).
+    A claim that `blames` is the decision that stopped the packet; the others
+    are the context the sentence also states.
+    """
+
+    ns: str
+    obj: str
+    value: str
+    dev: str | None = None
+    blames: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.obj} = {self.value} in {self.ns}"
+
+
+@dataclass(frozen=True)
 class IcmpError:
     type: int
     code: int
@@ -86,6 +110,7 @@ class Result:
     where: Where | None = None  # the namespace and interface the cause names
     reason: str | None = None  # the kernel's drop reason (e.g. 'IP_INADDRERRORS'), where it was read
     explanation: str = ""
+    claims: tuple[Claim, ...] = ()  # what the explanation states, each with its read; empty for a success
     dev: str | None = None  # ARP: the interface asked on
     stage: str | None = None  # TCP chat: where it stopped after connecting ('accept')
     server_received: bytes | None = None  # TCP chat: what the server heard
