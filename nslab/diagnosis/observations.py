@@ -22,7 +22,7 @@ from nslab.diagnosis.reads import Reads
 from nslab.kernel.state import LinkState, RouteLookup
 from nslab.model.queries import owner_of
 from nslab.probes import packets
-from nslab.probes.result import Cause, Where
+from nslab.probes.result import Cause, Claim, Where
 
 REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request"}
 REPLY = {"ping": "echo reply", "tcp": "TCP answer", "http": "TCP answer"}
@@ -39,10 +39,15 @@ TELLING_REASONS = FINAL_REASONS + ("PKT_TOO_BIG", "NEIGH_FAILED", "IP_INNOROUTES
 
 @dataclass(frozen=True)
 class Finding:
+    """Where and why the packet stopped: the cause, one sentence, the claims it
+    rests on (each with its read), and the changes that would let it pass."""
+
     cause: Cause
     where: Where
     text: str
     reason: str | None = None  # the kernel's drop reason, where one was read
+    claims: tuple[Claim, ...] = ()
+    fixes: tuple[str, ...] = ()  # commands (`ip netns exec NS ...`) to verify on a copy
 
 
 @dataclass

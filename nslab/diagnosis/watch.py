@@ -189,5 +189,5 @@ def explained(result: Result, watch: Watch) -> Result:
         drop = next((d for d in evidence.drops if d.ns == finding.where.ns and d.packet and (watch.flow.is_request(d.packet) or watch.flow.is_answer(d.packet))), None)
         if drop is not None:
             finding = dataclasses.replace(finding, reason=drop.reason, text=f"{finding.text} (dropped there: {drop.reason})")
-    result.cause, result.where, result.reason, result.explanation = finding.cause, finding.where, finding.reason, finding.text
+    result.cause, result.where, result.reason, result.explanation, result.claims = finding.cause, finding.where, finding.reason, finding.text, finding.claims
     return result
