@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from nslab import Cause, Where
+from nslab import Cause, Claim, Where
 from nslab.tutorials.cluster import cluster, pod_address
 
 
@@ -43,4 +43,5 @@ def test_an_answer_lost_at_a_node_without_the_route_is_placed_there(lab):
     lab.build(cluster(3, 3, without_routes={(1, 3)}))
     result = lab.ns("pod3-2").ping(pod_address(1, 1), timeout=0.3)
     assert (result.cause, result.where) == (Cause.NO_ANSWER, Where("node1", "veth-pod1")), result
-    assert result.explanation.endswith("its answer reached node1 on veth-pod1 and went no further: node1 has no route to 10.244.3.3"), result
+    assert "echo reply came into node1 on veth-pod1, and node1 has no route to 10.244.3.3" in result.explanation, result
+    assert Claim("node1", "route 10.244.3.3 table main", "no route", blames=True) in result.claims, result.claims

@@ -1,196 +1,495 @@
-"""A probe's result, explained: a cause, where, and one sentence built from what was read.
+"""Why a probe failed: the one place its cause is decided, from evidence gathered and
+no longer changed.
 
-A finding (nslab.diagnosis.observations) explains the failure when the kernel
-showed one. Otherwise the explanation comes from the probe's own answer (an
-errno, an ICMP error, a reset) and the frames the lab saw, in this order:
-the sender's kernel refused, an answer came back that says why, the next hop
-was never resolved, the request arrived and nothing came back, it left and
-arrived nowhere.
+In order of what the kernel said most directly:
+1. the sender's kernel refused at once (an errno): the sender's own decision;
+2. an answer came back that says why (an ICMP error, a TCP reset): the decision
+   of the namespace that sent it, for this packet;
+3. the kernel dropped this packet or its answer and gave its reason: the stage
+   that reason names, at that namespace and interface, explains it (a
+   `NO_SOCKET` is a socket lookup, never a firewall rule);
+4. otherwise the packet's way is walked through the kernel's decisions
+   (`walk.py`), the request's and then its answer's, and checked against where
+   the captures saw them; the first stage that stops it explains it.
+When nothing read explains the silence, the finding says what was read and that
+the cause is unknown: never a guess.
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
 import ipaddress
-from typing import Callable
 
 from nslab.diagnosis.capture import Sighting
-from nslab.diagnosis.evidence import Evidence
-from nslab.diagnosis.observations import TELLING_REASONS, Context, Finding, cut_off, delivered_to, explain_drop, forwarding, left_by_default
-from nslab.kernel import listeners
+from nslab.diagnosis.evidence import DropSeen, Evidence
+from nslab.diagnosis.observations import Context, Finding, delivered_to
+from nslab.diagnosis.stages import At, cmd, combined, link, local, neighbour, netfilter, routing, sysctl
+from nslab.diagnosis.walk import Walked, delivered, walk
 from nslab.probes import packets
-from nslab.probes.result import Cause, Outcome, Result, Where
+from nslab.probes.result import Cause, Claim, Outcome, Result, Where
+
+ANSWER_WHAT = {"ping": "echo reply", "tcp": "TCP answer", "http": "TCP answer"}
+COUNTED = ("Ip.InAddrErrors", "TcpExt.IPReversePathFilter")  # drop counters only an incoming packet moves
+CONGESTION = ("CPU_BACKLOG", "QDISC_DROP", "FULL_RING", "NOMEM", "SOCKET_RCVBUFF")
 
 
-def explain(result: Result, ev: Evidence, ctx: Context, finding: Finding | None) -> Finding | None:
+def explain(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
     """What the result means; None for a success."""
     if result.outcome is Outcome.REPLY:
         return None
-    for rule in (_local_error, _icmp_error, _refused):
-        found = rule(result, ev, ctx)
+    if result.outcome is Outcome.LOCAL_ERROR:
+        return _at_sender(result, ev, ctx)
+    if result.outcome is Outcome.ICMP_ERROR and result.icmp is not None:
+        return _icmp_error(result, ev, ctx)
+    if result.outcome is Outcome.REFUSED:
+        return _reset(ev, ctx)
+    if ctx.flow.probe == "arp":
+        return _arp(ev, ctx)
+    return _by_reason(ev, ctx) or _by_walk(ev, ctx)
+
+
+# -- the packet -----------------------------------------------------------------------------
+def request_at(ctx: Context, ns: str, src: str, dst: str, iif: str | None) -> At:
+    return At(ns, src, dst, iif, ctx.what, _proto(ctx), _port(ctx.flow.dst))
+
+
+def answer_at(ctx: Context, ns: str, src: str, dst: str, iif: str | None) -> At:
+    return At(ns, src, dst, iif, ANSWER_WHAT.get(ctx.flow.probe, "answer"), _proto(ctx))
+
+
+def _proto(ctx: Context) -> str:
+    return "tcp" if ctx.flow.probe in ("tcp", "http") else "icmp"
+
+
+def _port(dst: str) -> int | None:
+    head, _, port = dst.rpartition(":")
+    return int(port) if head and port.isdigit() and "." in head else None
+
+
+def _address(dst: str) -> str:
+    return dst.rsplit(":", 1)[0] if _port(dst) is not None else dst
+
+
+def _request_in(ev: Evidence, ctx: Context, ns: str, arrival: Sighting | None) -> At:
+    """The request as it entered *ns* (after any NAT on the way), else as it was sent."""
+    if arrival is None or arrival.packet is None:
+        return _first_request(ev, ctx) if ns == ev.src else request_at(ctx, ns, ev.request_src or "", _address(ctx.flow.dst), None)
+    p = arrival.packet
+    return At(ns, p.src, p.dst, arrival.dev, ctx.what, _proto(ctx), p.dport if p.proto == packets.TCP else None)
+
+
+def _first_request(ev: Evidence, ctx: Context) -> At:
+    src = ev.request_src or ev.sender_route.src or ""
+    return request_at(ctx, ev.src, src, _address(ctx.flow.dst), None)
+
+
+# -- 1. the sender refused ---------------------------------------------------------------------
+def _at_sender(result: Result, ev: Evidence, ctx: Context) -> Finding:
+    at = _first_request(ev, ctx)
+    code = result.errno
+    if code == errno_mod.ENETUNREACH and _is_loopback(at.dst):
+        lo = ctx.reads.link(at.ns, "lo")
+        if lo is not None and not lo.up:
+            return Finding(
+                Cause.LOOPBACK_DOWN,
+                Where(at.ns, "lo"),
+                f"lo is down in {at.ns}, so {at.dst} is not even a local address there; bring it up: {cmd(at.ns, 'ip link set lo up')}",
+                claims=(Claim(at.ns, "link lo", "down", dev="lo", blames=True),),
+                fixes=((at.ns, "ip link set lo up"),),
+            )
+    if code == errno_mod.EMSGSIZE and ev.sender_route.dev:
+        return link.too_big(ctx.reads, at, ev.sender_route.dev)
+    if code == errno_mod.EPERM:
+        found = netfilter.dropped(ctx.reads, at, "made", reason=_reason_in(ev, at.ns))
         if found is not None:
-            return found
-    return finding or _unresolved(ev, ctx) or _silence(ev, ctx)
-
-
-def _local_error(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
-    if result.outcome is not Outcome.LOCAL_ERROR:
-        return None
-    src, dst = ev.src, ev.dst
-    if result.errno == errno_mod.ENETUNREACH:
-        lo = ctx.reads.link(src, "lo")
-        if _is_loopback(dst) and lo is not None and not lo.up:
-            return Finding(Cause.LOOPBACK_DOWN, Where(src, "lo"), f"lo is down in {src}, so {dst} is not even a local address there; bring it up: ip link set lo up")
-        down = _down_link_on_subnet(ctx, src, dst)
-        if down:
-            return Finding(Cause.LINK_DOWN, Where(src, down), f"{src} has no route to {dst} because {down} is down (its connected route went with it); ip link set {down} up")
-        return Finding(Cause.NO_ROUTE_AT_SENDER, Where(src), f"{src} has no route to {dst} (ENETUNREACH at once): add one, e.g. ip route add {_net_hint(dst)} dev ... or a default route")
-    if result.errno == errno_mod.EMSGSIZE:
-        out = ctx.out_link
-        mtu = f" (mtu {out.mtu})" if out else ""
-        return Finding(Cause.TOO_BIG, Where(src, ev.sender_route.dev), f"the {ctx.what} is larger than {src}'s {ev.sender_route.dev}{mtu} allows and may not be fragmented (DF): EMSGSIZE at once")
-    if result.errno == errno_mod.EPERM:
-        refused = next((d for d in ev.drops if d.ns == src and d.reason == "NETFILTER_DROP"), None)
-        if refused is not None:
-            return Finding(Cause.FILTERED_BY_RULE, Where(src, refused.dev), f"a firewall rule in {src} dropped the {ctx.what} on its way out ({refused.reason}): sendto() failed with EPERM", refused.reason)
-    if result.errno == errno_mod.EHOSTUNREACH:
-        return Finding(Cause.NO_ARP_ANSWER, Where(src, ev.sender_route.dev), f"{src} could not resolve {ctx.flow.hops[0]} on {ev.sender_route.dev} (EHOSTUNREACH)")
-    if result.errno == errno_mod.ENOBUFS:
+            return _placed(found, at.ns, ev.sender_route.dev)
+    if code == errno_mod.ENOBUFS:
         return Finding(
             Cause.UNKNOWN,
-            Where(src, ev.sender_route.dev),
-            f"{src}'s kernel could not queue the {ctx.what} (ENOBUFS): the neighbour table, which all namespaces share, is full "
-            "(net.ipv4.neigh.default.gc_thresh3, set in the host's namespace); fewer neighbours at once, or flush them",
+            Where(at.ns, ev.sender_route.dev),
+            f"{at.ns}'s kernel could not queue the {ctx.what} (ENOBUFS): its queue or the neighbour table, which all namespaces share "
+            "(net.ipv4.neigh.default.gc_thresh3, set in the host's namespace), was full; this is the machine's congestion, not the lab's",
         )
-    return Finding(Cause.UNKNOWN, Where(src), f"{src}'s kernel refused the {ctx.what}: {result.errno_name}")
+    decision = routing.decide(ctx.reads, at)
+    if isinstance(decision, Finding):
+        return decision
+    if code == errno_mod.EHOSTUNREACH and decision.dev:
+        return neighbour.unanswered(ctx.reads, at, decision.dev, decision.hop or at.dst, None)
+    return Finding(Cause.UNKNOWN, Where(at.ns), f"{at.ns}'s kernel refused the {ctx.what} ({result.errno_name}), though its route lookup for {at.dst} succeeds (dev {decision.dev}); the cause is unknown")
 
 
-def _icmp_error(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
-    if result.outcome is not Outcome.ICMP_ERROR or result.icmp is None:
-        return None
+# -- 2. an answer that says why --------------------------------------------------------------
+def _icmp_error(result: Result, ev: Evidence, ctx: Context) -> Finding:
     icmp = result.icmp
-    origin = _origin(ev, lambda p: p.quoted and p.icmp_type == icmp.type) or (ev.src, None)
-    where = Where(*origin)
-    filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
+    assert icmp is not None
+    origin = _origin(ev, lambda p: p.quoted and p.icmp_type == icmp.type) or _holder_of(ctx, icmp.source) or (ev.src, None)
+    ns = origin[0]
+    arrival = _arrival(ev, ctx, ns)
+    at = _request_in(ev, ctx, ns, arrival)
+    said = f"{icmp} for the {ctx.what}"
     if icmp.type == packets.UNREACHABLE and icmp.code == 4:
-        return Finding(Cause.TOO_BIG, where, f"{icmp} for the {ctx.what}: the next link from {origin[0]} is too small and DF is set")
-    if filtered is not None:
-        return Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} ({icmp})", filtered.reason)
-    if icmp.type == packets.UNREACHABLE and (icmp.code in (9, 10, 13) or (icmp.code == 3 and ctx.flow.probe == "ping")):
-        return Finding(Cause.REJECTED_BY_RULE, where, f"refused by a firewall rule ({icmp})")
-    failed = next((d for d in ev.drops if d.reason == "NEIGH_FAILED"), None)
-    if icmp.type == packets.UNREACHABLE and icmp.code == 1 and (failed is not None or origin[0] == ev.src):
-        at = Where(failed.ns, failed.dev) if failed else Where(ev.src, ev.sender_route.dev)
-        return Finding(Cause.NO_ARP_ANSWER, at, f"{at.ns} could not resolve the next hop on {at.dev} ({icmp})", failed.reason if failed else None)
-    return Finding(Cause.ICMP_UNREACHABLE, where, f"{icmp} for the {ctx.what} from {ev.src}")
+        out = ctx.reads.route_get(ns, at.dst)
+        return _prefixed(link.too_big(ctx.reads, at, out.dev) if out.dev else None, said) or Finding(Cause.TOO_BIG, Where(*origin), f"{said}: the next link from {ns} is too small and DF is set")
+    drop = _drop_of(ev, ns, request=True, ctx=ctx)
+    if drop is not None and drop.reason == "NETFILTER_DROP":
+        how = "local" if ctx.reads.is_local(ns, at.dst) else ("made" if ns == ev.src else "forwarded")
+        found = netfilter.dropped(ctx.reads, at, how, reason=drop.reason, rejected=True)
+        if found is not None:
+            return _prefixed(found, said)
+    if ns != ev.src or at.iif is not None:
+        decision = routing.decide(ctx.reads, at)
+        if isinstance(decision, Finding):
+            return _prefixed(_as_icmp(decision), said)
+        if icmp.type == packets.UNREACHABLE and icmp.code == 1 and decision.dev and not decision.local:
+            return _prefixed(neighbour.unanswered(ctx.reads, at, decision.dev, decision.hop or at.dst, None), said)
+    if icmp.type == packets.UNREACHABLE and icmp.code in (3, 9, 10, 13):
+        how = "local" if ctx.reads.is_local(ns, at.dst) else "forwarded"
+        found = netfilter.dropped(ctx.reads, at, how, reason=None, rejected=True)
+        if found is not None and "reject" in " ".join(c.value for c in found.claims).lower():
+            return _prefixed(found, said)
+    return Finding(Cause.ICMP_UNREACHABLE, Where(*origin), f"{said} came from {ns}; what was read there (its route lookup, its ruleset) does not say why")
 
 
-def _refused(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
-    if result.outcome is not Outcome.REFUSED:
-        return None
-    filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
-    icmp_origin = _origin(ev, lambda p: p.quoted and p.icmp_type == packets.UNREACHABLE)
-    if icmp_origin is not None:
-        at = Where(filtered.ns, filtered.dev) if filtered else Where(*icmp_origin)
-        return Finding(Cause.REJECTED_BY_RULE, at, f"refused by a firewall rule in {at.ns} (ICMP port unreachable from {icmp_origin[0]}), not by a TCP reset", filtered.reason if filtered else None)
-    if filtered is not None:
-        return Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} (it dropped the SYN and answered with a TCP reset)", filtered.reason)
+def _as_icmp(found: Finding) -> Finding:
+    """A routing refusal that answered with an ICMP error is that, whatever the route type."""
+    if found.cause in (Cause.NO_ROUTE_AT_SENDER, Cause.NO_ANSWER):
+        return Finding(Cause.ICMP_UNREACHABLE, found.where, found.text, found.reason, found.claims, found.fixes)
+    return found
+
+
+def _reset(ev: Evidence, ctx: Context) -> Finding:
     reset = _origin(ev, lambda p: p.proto == packets.TCP and ctx.flow.is_answer(p) and bool((p.tcp_flags or 0) & 0x04))
+    icmp_origin = _origin(ev, lambda p: p.quoted and p.icmp_type == packets.UNREACHABLE)
     target = delivered_to(ctx.reads, ctx.flow, ev.sightings)
-    ns = reset[0] if reset else (target[0] if target else None)
+    ns = reset[0] if reset else icmp_origin[0] if icmp_origin else target[0] if target else None
     if ns is None:
-        return Finding(Cause.PORT_CLOSED, Where(ev.src), f"{ev.dst} answered with a TCP reset")
-    port = target[2].dport if target and target[0] == ns else None
-    arrival = target[1] if target and target[0] == ns else (reset[1] if reset else None)
-    if port is not None and listeners.listening(ctx.reads.handle(ns).fd, port):
-        return Finding(Cause.REJECTED_BY_RULE, Where(ns, arrival), f"refused by a firewall rule in {ns}: a TCP reset came back although {ns} listens on {port}")
-    return Finding(Cause.PORT_CLOSED, Where(ns, arrival), f"{ns} answered with a TCP reset: it is reachable but nothing listens on port {port or '?'}")
-
-
-def _unresolved(ev: Evidence, ctx: Context) -> Finding | None:
-    """The next hop was never resolved (the sender's neighbour entry, as the kernel reports it)."""
-    hop, dev = ctx.flow.hops[0], ev.sender_route.dev
-    entry = next((n for n in ev.neighbours.get(ev.src, []) if n.dst == hop), None)
-    if ctx.flow.probe != "arp" and (entry is None or not ("INCOMPLETE" in entry.state or "FAILED" in entry.state)):
-        return None
-    segment = ctx.reads.hosts_on(ev.src, dev) if dev else None
-    found = cut_off(ctx, hop, segment[1] if segment else set())
-    if found is not None:
-        return found
-    heard = sorted({s.ns for s in ev.seen(kind="arp-request", direction="in")})
-    proxies = sorted(ns for ns, d in (segment[0] if segment else ()) if max(ctx.reads.conf(ns, d, "proxy_arp")) > 0)
-    text = f"nobody answered ARP for {hop} on {ev.src}'s {dev}"
-    text += f"; the request reached {', '.join(heard)}, where nobody has {hop}" if heard else "; no other namespace heard the request"
-    if proxies:
-        text += f" (proxy_arp is on in {', '.join(proxies)}, which did not answer within the deadline)"
-    return Finding(Cause.NO_ARP_ANSWER, Where(ev.src, dev), text)
-
-
-def _silence(ev: Evidence, ctx: Context) -> Finding:
-    """Nothing came back and no rule settled it: a drop the kernel explained, else where
-    the request (or its answer) was last seen, with what can be read there."""
-    telling = next((d for d in ev.drops if d.reason in TELLING_REASONS and d.packet is not None and (ctx.flow.is_request(d.packet) or ctx.flow.is_answer(d.packet))), None)
-    if telling is not None:
-        return explain_drop(ctx, telling.ns, telling.dev, telling.reason, telling.packet)
-    target = delivered_to(ctx.reads, ctx.flow, ev.sightings)
-    if target is not None:
-        ns, dev, packet = target
-        back = ctx.reads.route_get(ns, packet.src, packet.dst)
-        ev.return_route = back
-        if not back.found:
-            return Finding(Cause.NO_RETURN_ROUTE, Where(ns, dev), f"the {ctx.what} reached {ns} on {dev}, but {ns} has no route back to {packet.src}")
-        answer = _stalled(ev, ctx.flow.is_answer)
-        if answer is not None and answer.ns not in (ns, ev.src):
-            first = f"the {ctx.what} reached {ns} on {dev}; its answer"
-            return _not_onward(ctx, answer, first) or Finding(Cause.NO_ANSWER, Where(answer.ns, answer.dev), f"{first} reached {answer.ns} on {answer.dev} and went no further")
-        return Finding(Cause.NO_ANSWER, Where(ns, dev), f"the {ctx.what} reached {ns} on {dev} but no answer came back")
-    drop = next((d for d in ev.drops if d.packet is not None and ctx.flow.is_request(d.packet)), None)
-    stalled = _stalled(ev, ctx.flow.is_request)
-    if drop is None and stalled is not None and stalled.ns != ev.src and not ctx.reads.is_local(stalled.ns, stalled.packet.dst):
-        found = _not_onward(ctx, stalled, f"the {ctx.what}")
+        return Finding(Cause.PORT_CLOSED, Where(ev.src), f"{_address(ctx.flow.dst)} answered with a TCP reset; no capture saw where it came from")
+    arrival = _arrival(ev, ctx, ns)
+    at = _request_in(ev, ctx, ns, arrival)
+    drop = _drop_of(ev, ns, request=True, ctx=ctx)
+    reason = drop.reason if drop else None
+    made_here = ns == ev.src and arrival is None
+    if reason == "NETFILTER_DROP" or icmp_origin is not None or made_here:
+        how = "made" if made_here else "local" if ctx.reads.is_local(ns, at.dst) else "forwarded"
+        found = netfilter.dropped(ctx.reads, at, how, reason=reason, rejected=True)
+        if found is not None:
+            return _placed(found, ns, drop.dev if drop else ev.sender_route.dev if made_here else at.iif)
+    if at.dport is None:
+        return Finding(Cause.PORT_CLOSED, Where(ns, at.iif), f"{ns} answered the {ctx.what} with a TCP reset; the port it arrived for was not seen, so its sockets cannot be checked")
+    if ctx.reads.is_local(ns, at.dst):
+        found = local.no_listener(ctx.reads, at, reason=reason)
         if found is not None:
             return found
-    arrivals = [s for s in ev.sightings if s.direction == "in" and s.ns != ev.src and s.packet and ctx.flow.is_request(s.packet)]
-    last = (drop.ns, drop.dev) if drop else ((arrivals[-1].ns, arrivals[-1].dev) if arrivals else (ev.src, ev.sender_route.dev))
-    if ev.sender_route.via and left_by_default(ctx):
+        found = netfilter.dropped(ctx.reads, at, "local", reason=reason, rejected=True)
+        if found is not None and any("reset" in c.value for c in found.claims):
+            return found
+        return Finding(Cause.PORT_CLOSED, Where(ns, at.iif), f"{ns} answered the {ctx.what} with a TCP reset although a socket there listens on {at.dst}:{at.dport}; the cause is unknown")
+    found = netfilter.dropped(ctx.reads, at, "forwarded", reason=reason, rejected=True)
+    return found or Finding(Cause.PORT_CLOSED, Where(ns, at.iif), f"{ns}, which does not hold {at.dst}, answered the {ctx.what} with a TCP reset; the cause is unknown")
+
+
+# -- 3. the kernel's drop reason leads --------------------------------------------------------
+def _by_reason(ev: Evidence, ctx: Context) -> Finding | None:
+    """The first drop of this packet or its answer whose reason the kernel gave, explained by
+    the stage that reason names, at that namespace and interface."""
+    for drop in ev.drops:
+        p = drop.packet
+        if p is None or not (ctx.flow.is_request(p) or ctx.flow.is_answer(p)):
+            continue
+        found = _stage_of(ev, ctx, drop)
+        if found is not None:
+            return found
+    return None
+
+
+def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
+    p = drop.packet
+    assert p is not None
+    ns, dev, reason = drop.ns, drop.dev, drop.reason
+    is_answer = ctx.flow.is_answer(p)
+    made_here = (ns == ev.src and not is_answer) or (is_answer and ns == ev.target)
+    iif = None if made_here else dev
+    at = answer_at(ctx, ns, p.src, p.dst, iif) if is_answer else request_at(ctx, ns, p.src, p.dst, iif)
+    if p.proto == packets.TCP and not is_answer:
+        at = At(ns, p.src, p.dst, iif, at.what, "tcp", p.dport)
+    said = f"dropped in {ns}" + (f" on {dev}" if dev else "") + f": {reason}"
+    if reason in ("IP_RPFILTER", "IP_INADDRERRORS", "IP_INNOROUTES", "IP_OUTNOROUTES"):
+        decision = routing.decide(ctx.reads, at)
+        if isinstance(decision, Finding):
+            return _with_reason(_via_default(ev, ctx, _answer_cause(decision, is_answer, at, ev), is_answer), reason, f"the {at.what} was {said}")
+        return _unexplained(at, said, reason)
+    if reason == "NETFILTER_DROP":
+        how = "made" if made_here else ("local" if ctx.reads.is_local(ns, p.dst) else "forwarded")
+        found = netfilter.dropped(ctx.reads, at, how, reason=reason)
+        return _placed(found, ns, dev) if found else _unexplained(at, said + "; no chain on its hooks there drops it now", reason)
+    if reason == "NO_SOCKET":
+        return local.no_listener(ctx.reads, at, reason=reason) or _unexplained(at, said, reason)
+    if reason == "PKT_TOO_BIG":
+        out = ctx.reads.route_get(ns, p.dst)
+        return _with_reason(link.too_big(ctx.reads, at, out.dev), reason, f"the {at.what} was {said}") if out.dev else _unexplained(at, said, reason)
+    if reason == "NEIGH_FAILED":
+        out = ctx.reads.route_get(ns, p.dst)
+        if out.dev:
+            return _with_reason(neighbour.unanswered(ctx.reads, at, out.dev, out.via or p.dst, None), reason, f"the {at.what} was {said}")
+    if reason == "OTHERHOST":
+        return _wrong_mac(ev, ctx, ns, dev)
+    if reason == "IP_LOCALNET":
+        value, keys = combined(ctx.reads, ns, dev or "", "route_localnet", "or")
+        key = f"net.ipv4.conf.{dev}.route_localnet"
         return Finding(
-            Cause.LOST_VIA_DEFAULT_ROUTE,
-            Where(*last),
-            f"{ev.src} has no specific route to {ev.dst}: the {ctx.what} left by the default route via {ev.sender_route.via} on {ev.sender_route.dev}"
-            + (f", was last seen in {last[0]} on {last[1]}" if arrivals or drop else "")
-            + " and never arrived anywhere that answers",
-            drop.reason if drop else None,
+            Cause.NO_ANSWER,
+            Where(ns, dev),
+            f"the {at.what} to {p.dst}, a loopback address, came into {ns} on {dev} and was {said}: route_localnet is off there ({key}={ctx.reads.sysctl(ns, key)})",
+            reason,
+            claims=(sysctl(ctx.reads, ns, key, blames=True, dev=dev),),
+            fixes=((ns, f"sysctl -w {key}=1"),),
         )
-    if drop is not None:
-        return Finding(Cause.NO_ANSWER, Where(drop.ns, drop.dev), f"the {ctx.what} was dropped in {drop.ns} on {drop.dev}: {drop.reason}", drop.reason)
-    if arrivals:
-        return Finding(Cause.NO_ANSWER, Where(*last), f"the {ctx.what} reached {last[0]} on {last[1]} and went no further; no answer within the deadline")
-    return Finding(Cause.NO_ANSWER, Where(ev.src, ev.sender_route.dev), f"no answer to the {ctx.what} from {ev.src} to {ev.dst} within the deadline")
+    if "VLAN" in reason:
+        return Finding(Cause.BRIDGE_VLAN, Where(ns, dev), f"the {at.what} was dropped by the bridge's VLAN filter in {ns} on {dev} ({reason})", reason)
+    if reason in CONGESTION:
+        return Finding(Cause.UNKNOWN, Where(ns, dev), f"the {at.what} was {said}: the machine's own congestion, not the lab's state", reason)
+    return None  # a reason no stage names (e.g. NOT_SPECIFIED): the walk decides
 
 
-def _not_onward(ctx: Context, s: Sighting, what: str) -> Finding | None:
-    """Why a packet that entered a router was not seen leaving it, from what can be read
-    there: forwarding off, or no route to its destination (an ICMP error it would send may
-    be rate-limited); None if neither."""
-    ns, dev, dst = s.ns, s.dev, s.packet.dst
-    stopped, off, fix = forwarding(ctx, ns, dev)
-    if stopped:
-        return Finding(Cause.FORWARDING_OFF, Where(ns, dev), f"{what} reached {ns} on {dev} and was not forwarded: {off} there (ip netns exec {ns} {fix})")
-    if not ctx.reads.route_get(ns, dst).found:
-        return Finding(Cause.NO_ANSWER, Where(ns, dev), f"{what} reached {ns} on {dev} and went no further: {ns} has no route to {dst}")
+def _answer_cause(found: Finding, is_answer: bool, at: At, ev: Evidence) -> Finding:
+    """A routing refusal of the answer where it was made is the missing way back."""
+    if is_answer and at.iif is None and found.cause in (Cause.NO_ROUTE_AT_SENDER, Cause.NO_ANSWER, Cause.UNKNOWN):
+        text = f"the {_request_name(at)} reached {at.ns}, but {at.ns} cannot send the {at.what} back to {at.dst}: {found.text}"
+        return Finding(Cause.NO_RETURN_ROUTE, Where(at.ns, _arrival_dev(ev, at.ns)), text, found.reason, found.claims, found.fixes)
+    return found
+
+
+def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool) -> Finding:
+    """A request that the sender sent by its default route only, to a namespace that neither
+    forwards nor has a route for it (a plain host, not a router): the sender lacks the specific
+    route (as the tutorials tell it). A forwarding router without the route is blamed itself."""
+    via = ev.sender_route.via
+    no_route = any(c.value == "no route" for c in found.claims)
+    if is_answer or not via or not no_route or found.where.ns == ev.src:
+        return found
+    forwards, _ = combined(ctx.reads, found.where.ns, found.where.dev or "", "forwarding", "dev")
+    if forwards != 0:
+        return found
+    dst = _address(ctx.flow.dst)
+    specific = [r for r in ctx.reads.routes(ev.src) if r.dst != "default" and r.type == "unicast" and r.covers(dst)]
+    if specific:
+        return found
+    claim = Claim(ev.src, f"route {dst} table main", f"only the default route via {via} covers it", dev=ev.sender_route.dev, blames=True)
+    return Finding(
+        Cause.LOST_VIA_DEFAULT_ROUTE,
+        found.where,
+        f"{ev.src} has no specific route to {dst}: the {ctx.what} left by the default route via {via} on {ev.sender_route.dev}, and {found.text}",
+        found.reason,
+        (claim,) + found.claims,
+        found.fixes,
+    )
+
+
+def _request_name(at: At) -> str:
+    return "echo request" if at.proto == "icmp" else "TCP SYN"
+
+
+def _arrival_dev(ev: Evidence, ns: str) -> str | None:
+    return next((s.dev for s in ev.sightings if s.ns == ns and s.direction == "in" and s.packet and not s.packet.quoted), None)
+
+
+def _unexplained(at: At, said: str, reason: str) -> Finding:
+    return Finding(Cause.NO_ANSWER, Where(at.ns, at.iif), f"the {at.what} was {said}; what was read there does not say why", reason, claims=(Claim(at.ns, "drop reason", reason, dev=at.iif),))
+
+
+def _with_reason(found: Finding, reason: str | None, said: str) -> Finding:
+    """*found*, told after what the kernel said of the packet (*said*: its drop and reason)."""
+    return Finding(found.cause, found.where, f"{said}; {found.text}", reason or found.reason, found.claims, found.fixes)
+
+
+def _placed(found: Finding, ns: str, dev: str | None) -> Finding:
+    """*found* at the interface the packet was seen at in *ns*, where the stage named none."""
+    if found.where.ns != ns or found.where.dev is not None or dev is None:
+        return found
+    return Finding(found.cause, Where(ns, dev), found.text, found.reason, found.claims, found.fixes)
+
+
+def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None) -> Finding:
+    """Who addressed the frame to a MAC that is not the receiver's, and what its neighbour entry says."""
+    hop, out = ctx.flow.hops[0], ev.sender_route.dev
+    entry = ctx.reads.neighbour(ev.src, hop)
+    receiver = ctx.reads.link(ns, dev) if dev else None
+    mac = receiver.mac if receiver else "?"
+    said = f"{entry.mac} ({entry.state})" if entry else "an unknown MAC"
+    claims = (Claim(ev.src, f"neigh {hop} dev {out}", said, dev=out, blames=True),) if entry else ()
+    return Finding(
+        Cause.WRONG_NEIGHBOUR,
+        Where(ev.src, out),
+        f"{ns}{' on ' + dev if dev else ''} dropped the {ctx.what} as addressed to another host: {ev.src}'s neighbour entry for {hop} "
+        f"on {out} says {said}, but {dev} has {mac} ({cmd(ev.src, 'ip neigh replace', hop, 'lladdr', mac, 'dev', out or '?')}, or delete the entry)",
+        "OTHERHOST",
+        claims=claims,
+        fixes=((ev.src, f"ip neigh del {hop} dev {out}"),) if entry else (),
+    )
+
+
+# -- 4. the walk ---------------------------------------------------------------------------------
+def _by_walk(ev: Evidence, ctx: Context) -> Finding:
+    """The request's way, then its answer's, through the kernel's decisions, checked against
+    the captures; else what was read, and that the cause is unknown. Where the captures saw
+    the request delivered (after any NAT), its answer's way starts there."""
+    counted = _counted(ev, ctx)
+    if counted is not None:
+        return counted
+    heard = {s.ns for s in ev.sightings if s.kind == "arp-request" and s.direction == "in"} if ctx.reads.view.spaces.keys() <= _watched(ev) else None
+    first = _first_request(ev, ctx)
+    target = _delivered(ev, ctx)
+    request = walk(ctx.reads, first, heard=heard)
+    if target is None:
+        if request.stop is not None:
+            return _via_default(ev, ctx, request.stop, False) if _agrees(request, ev, ctx, ctx.flow.is_request) else _unknown(ev, ctx, request)
+        if request.delivered is None:
+            return _left(ev, ctx, request) or _unknown(ev, ctx, request)
+        ns, iif = request.delivered
+        arrived_src, arrived_dst = first.src, first.dst
+    else:
+        ns, iif, packet = target
+        arrived_src, arrived_dst = packet.src, packet.dst
+        stop = walk_delivery(ctx, ns, iif, packet)
+        if stop is not None:
+            return stop
+    back = answer_at(ctx, ns, arrived_dst, arrived_src, None)
+    answer = walk(ctx.reads, back, heard=heard, deliver=False)
+    if answer.stop is not None:
+        found = answer.stop
+        if len(answer.path) == 1 and any(c.value == "no route" for c in found.claims):
+            return Finding(
+                Cause.NO_RETURN_ROUTE,
+                Where(ns, iif),
+                f"the {ctx.what} reached {ns} on {iif}, but {ns} has no route back to {back.dst}",
+                claims=found.claims,
+                fixes=found.fixes,
+            )
+        if len(answer.path) == 1 and found.where.ns == ns:
+            return Finding(Cause.NO_RETURN_ROUTE, Where(ns, iif), f"the {ctx.what} reached {ns} on {iif}, but {ns} cannot send the {back.what} back: {found.text}", found.reason, found.claims, found.fixes)
+        return found if _agrees(answer, ev, ctx, ctx.flow.is_answer) else _unknown(ev, ctx, request, answer)
+    return _unknown(ev, ctx, request, answer)
+
+
+def walk_delivery(ctx: Context, ns: str, iif: str, packet: packets.Packet) -> Finding | None:
+    """Local delivery where the captures saw the request arrive."""
+    return delivered(ctx.reads, At(ns, packet.src, packet.dst, iif, ctx.what, _proto(ctx), packet.dport if packet.proto == packets.TCP else None))
+
+
+def _left(ev: Evidence, ctx: Context, request: Walked) -> Finding | None:
+    """The walk left the lab (a segment nslab cannot follow) by a default route: as far as
+    nslab sees, it went where nothing answers."""
+    ns, _ = request.path[-1]
+    out = ctx.reads.route_get(ns, _address(ctx.flow.dst))
+    if not out.via or not ctx.reads.routes(ns) or any(r.dst != "default" and r.type == "unicast" and r.covers(_address(ctx.flow.dst)) for r in ctx.reads.routes(ns)):
+        return None
+    return Finding(
+        Cause.LOST_VIA_DEFAULT_ROUTE,
+        Where(ns, out.dev),
+        f"the {ctx.what} left the lab by {ns}'s default route via {out.via} on {out.dev}, where nslab cannot follow it, and no answer came back",
+        claims=(Claim(ns, "route default table main", f"via {out.via} dev {out.dev}", dev=out.dev),),
+    )
+
+
+def _delivered(ev: Evidence, ctx: Context) -> tuple[str, str, packets.Packet] | None:
+    """Where the captures saw the request delivered: the last namespace it entered holding its
+    destination (as it arrived, after any NAT) and was not seen leaving."""
+    found = None
+    for i, s in enumerate(ev.sightings):
+        p = s.packet
+        if s.direction != "in" or s.dev == "lo" or p is None or not ctx.flow.is_request(p) or s.ns not in ctx.reads.view.spaces:
+            continue
+        left = any(o.ns == s.ns and o.direction == "out" and o.packet is not None and ctx.flow.is_request(o.packet) for o in ev.sightings[i + 1 :])
+        if not left and ctx.reads.is_local(s.ns, p.dst):
+            found = (s.ns, s.dev, p)
+    return found
+
+
+def _counted(ev: Evidence, ctx: Context) -> Finding | None:
+    """Without the kernel's drop reasons: a drop counter rose in a namespace this request entered,
+    and no other packet entered it meanwhile; the routing stage there says why."""
+    if ev.drop_reasons is None:
+        return None
+    arrivals = {s.ns: s for s in ev.sightings if s.direction == "in" and s.dev != "lo" and s.packet and ctx.flow.is_request(s.packet)}
+    for ns, s in arrivals.items():
+        if ns == ev.src or ctx.others_in.get(ns, 0):
+            continue
+        for counter in COUNTED:
+            if ev.delta(ns, counter) > 0 and not any(o.ns == ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ev.sightings):
+                decision = routing.decide(ctx.reads, request_at(ctx, ns, s.packet.src, s.packet.dst, s.dev))
+                if isinstance(decision, Finding):
+                    return _with_reason(decision, None, f"the {ctx.what} was dropped in {ns} on {s.dev} ({counter} counted, no other packet arrived)")
     return None
 
 
-def _stalled(ev: Evidence, which: Callable[[packets.Packet], bool]) -> Sighting | None:
-    """The last sighting of a packet matching *which* entering a namespace it was not then
-    seen leaving: where the captures lost it (None if it was seen leaving every one)."""
-    for i in range(len(ev.sightings) - 1, -1, -1):
-        s = ev.sightings[i]
-        if s.packet is not None and s.direction == "in" and s.dev != "lo" and which(s.packet):
-            later = ev.sightings[i + 1 :]
-            left = any(o.ns == s.ns and o.direction == "out" and o.packet is not None and which(o.packet) for o in later)
-            return None if left else s
-    return None
+def _watched(ev: Evidence) -> set[str]:
+    return set(ev.links)
+
+
+def _agrees(walked: Walked, ev: Evidence, ctx: Context, which) -> bool:
+    """The captures saw the packet (*which*: request or answer) enter no namespace off the
+    walk's way: the namespaces it routed through, the segments it crossed, the stop's."""
+    allowed = set(walked.namespaces) | walked.segments | ({walked.stop.where.ns} if walked.stop else set()) | {ev.src}
+    seen = {s.ns for s in ev.sightings if s.direction == "in" and s.dev != "lo" and s.packet is not None and which(s.packet)}
+    return seen <= allowed
+
+
+def _unknown(ev: Evidence, ctx: Context, *walks: Walked) -> Finding:
+    """Nothing read explains the silence: say where the captures last saw the packet, what
+    can stop it there (netfilter chains on its hooks) and that the cause is unknown."""
+    last = _last_seen(ev, ctx)
+    where = Where(*last) if last else Where(ev.src, ev.sender_route.dev)
+    ways = "; ".join(" > ".join(w.namespaces) for w in walks if w.path)
+    text = f"no answer to the {ctx.what} from {ev.src} to {_address(ctx.flow.dst)}"
+    if last:
+        text += f"; it was last seen entering {last[0]} on {last[1]}"
+    claims: tuple[Claim, ...] = ()
+    if last:
+        found = netfilter.stoppers(ctx.reads, request_at(ctx, last[0], "", _address(ctx.flow.dst), last[1]), None)
+        if found:
+            text += "; chains there that can drop it: " + "; ".join(f"table {s.family} {s.table}, chain {s.chain}: {s.text}" for s in found)
+            claims = tuple(Claim(last[0], f"nft {s.family} {s.table} {s.chain}", s.text) for s in found)
+    if ways:
+        text += f"; the kernel's decisions read along its way ({ways}) let it through"
+    return Finding(Cause.NO_ANSWER, where, text + "; the cause is unknown", claims=claims)
+
+
+def _last_seen(ev: Evidence, ctx: Context) -> tuple[str, str] | None:
+    arrivals = [s for s in ev.sightings if s.direction == "in" and s.dev != "lo" and s.packet is not None and not s.packet.quoted]
+    return (arrivals[-1].ns, arrivals[-1].dev) if arrivals else None
+
+
+# -- ARP probes ---------------------------------------------------------------------------------
+def _arp(ev: Evidence, ctx: Context) -> Finding:
+    dev = ev.sender_route.dev or ""
+    heard = {s.ns for s in ev.sightings if s.kind == "arp-request" and s.direction == "in"}
+    at = request_at(ctx, ev.src, ctx.reads.route_get(ev.src, ctx.flow.dst).src or "", ctx.flow.dst, None)
+    return neighbour.unanswered(ctx.reads, at, dev, ctx.flow.dst, heard if ctx.reads.view.spaces.keys() <= _watched(ev) else None)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _prefixed(found: Finding | None, said: str) -> Finding | None:
+    if found is None:
+        return None
+    return Finding(found.cause, found.where, f"{said}: {found.text}", found.reason, found.claims, found.fixes)
+
+
+def _drop_of(ev: Evidence, ns: str, *, request: bool, ctx: Context) -> DropSeen | None:
+    return next((d for d in ev.drops if d.ns == ns and d.packet is not None and (ctx.flow.is_request(d.packet) if request else ctx.flow.is_answer(d.packet))), None)
+
+
+def _reason_in(ev: Evidence, ns: str) -> str | None:
+    return next((d.reason for d in ev.drops if d.ns == ns), None)
+
+
+def _arrival(ev: Evidence, ctx: Context, ns: str) -> Sighting | None:
+    """Where the request entered *ns*, as captured."""
+    return next((s for s in ev.sightings if s.ns == ns and s.direction == "in" and s.dev != "lo" and s.packet is not None and ctx.flow.is_request(s.packet)), None)
+
+
+def _holder_of(ctx: Context, address: str) -> tuple[str, None] | None:
+    ns = next((n for n in ctx.reads.view.spaces if ctx.reads.is_local(n, address)), None) if len(ctx.reads.view.spaces) <= 64 else None
+    return (ns, None) if ns else None
 
 
 def _origin(ev: Evidence, which) -> tuple[str, str] | None:
@@ -210,26 +509,6 @@ def _origin(ev: Evidence, which) -> tuple[str, str] | None:
 
 def _is_loopback(dst: str) -> bool:
     try:
-        return ipaddress.ip_address(dst.split(":")[0]).is_loopback
+        return ipaddress.ip_address(dst).is_loopback
     except ValueError:
         return False
-
-
-def _net_hint(dst: str) -> str:
-    try:
-        return str(ipaddress.ip_network(f"{dst.split(':')[0]}/24", strict=False))
-    except ValueError:
-        return dst
-
-
-def _down_link_on_subnet(ctx: Context, ns: str, dst: str) -> str | None:
-    """An interface that is down and holds an address whose subnet has *dst* (the kernel's addresses and links)."""
-    try:
-        ip = ipaddress.ip_address(dst.split(":")[0])
-    except ValueError:
-        return None
-    for a in ctx.reads.kernel.addresses(ctx.reads.handle(ns), names=ctx.reads.names(ns)):
-        link = ctx.reads.link(ns, a.dev)
-        if link is not None and not link.up and ip in ipaddress.ip_interface(a.cidr).network:
-            return a.dev
-    return None

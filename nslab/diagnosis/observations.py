@@ -47,7 +47,7 @@ class Finding:
     text: str
     reason: str | None = None  # the kernel's drop reason, where one was read
     claims: tuple[Claim, ...] = ()
-    fixes: tuple[str, ...] = ()  # commands (`ip netns exec NS ...`) to verify on a copy
+    fixes: tuple[tuple[str, str], ...] = ()  # (namespace, command run there) to verify on a copy
 
 
 @dataclass

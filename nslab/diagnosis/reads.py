@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from nslab.diagnosis.capture import Capture
+from nslab.kernel import listeners, nftables
+from nslab.kernel.listeners import Listener
 from nslab.kernel.netlink import Kernel, NsHandle
-from nslab.kernel.state import LinkState, NeighbourState, RouteLookup, RouteState
+from nslab.kernel.state import AddressState, LinkState, NeighbourState, RouteLookup, RouteState, RuleState
 from nslab.model.topology import Topology
 
 
@@ -92,6 +94,32 @@ class Reads:
     @_asked_once
     def route_get(self, ns: str, dst: str, src: str | None = None) -> RouteLookup:
         return self.kernel.route_get(self.handle(ns), dst, src, names=self.names(ns))
+
+    @_asked_once
+    def route_in(self, ns: str, dst: str, src: str, iif: str) -> RouteLookup:
+        """The input path's decision for a packet from *src* to *dst* that came in on *iif*."""
+        return self.kernel.route_get(self.handle(ns), dst, src, names=self.names(ns), iif=iif)
+
+    @_asked_once
+    def all_routes(self, ns: str, family: int) -> list[RouteState]:
+        """`ip route show table all` for *family* (socket.AF_INET or AF_INET6)."""
+        return self.kernel.all_routes(self.handle(ns), family, names=self.names(ns))
+
+    @_asked_once
+    def rules(self, ns: str, family: int) -> list[RuleState]:
+        return self.kernel.rules(self.handle(ns), family)
+
+    @_asked_once
+    def addresses(self, ns: str) -> list[AddressState]:
+        return self.kernel.addresses(self.handle(ns), names=self.names(ns))
+
+    @_asked_once
+    def listeners(self, ns: str) -> list[Listener]:
+        return listeners.listeners(self.handle(ns).fd)
+
+    @_asked_once
+    def ruleset(self, ns: str) -> nftables.Ruleset | None:
+        return nftables.read(self.handle(ns).fd)
 
     @_asked_once
     def routes(self, ns: str) -> list[RouteState]:

@@ -131,12 +131,8 @@ class Watch:
         if result.ok:
             self._pump()
         else:
-            if self.finding is None or not result.decided_early:
-                self.finding = self._observe(final=True)
-            else:
-                self._read_drops(flush=True)
-            if self.finding is None or self.finding.reason is None:  # the kernel's own reason, where it came after the counters
-                self.finding = observations.dropped(self.context()) or self.finding
+            self._pump()
+            self._read_drops(flush=True)
         request = next((s.packet for s in self.sightings if s.ns == self.src and s.direction == "out" and s.packet and self.flow.is_request(s.packet)), None)
         evidence = Evidence(
             probe=self.flow.probe,
@@ -174,10 +170,10 @@ def drop_source_packet(drop: drop_source.Drop) -> packets.Packet | None:
 
 
 def explained(result: Result, watch: Watch) -> Result:
-    """Fill in *result*'s evidence, cause, where, drop reason and explanation."""
+    """Fill in *result*'s evidence, cause, where, drop reason, explanation and claims."""
     evidence = watch.finish(result)
-    finding = explain(result, evidence, watch.context(evidence.sightings), watch.finding)
-    if finding is not None and evidence.target is not None and evidence.return_route is None and watch.flow.probe != "arp":
+    finding = explain(result, evidence, watch.context(evidence.sightings))
+    if finding is not None and evidence.target is not None and watch.flow.probe != "arp":
         arrival = observations.delivered_to(watch.reads, watch.flow, evidence.sightings)
         if arrival is not None:
             evidence.return_route = watch.reads.route_get(arrival[0], arrival[2].src, arrival[2].dst)
@@ -185,9 +181,5 @@ def explained(result: Result, watch: Watch) -> Result:
     if finding is None:
         result.explanation = f"{result.probe} from {watch.src} to {result.dst} succeeded in {result.elapsed * 1000:.1f} ms" if result.probe != "arp" else f"{watch.flow.dst} is at {result.mac}"
         return result
-    if finding.reason is None:  # the kernel's own reason, where it dropped the packet in the namespace named
-        drop = next((d for d in evidence.drops if d.ns == finding.where.ns and d.packet and (watch.flow.is_request(d.packet) or watch.flow.is_answer(d.packet))), None)
-        if drop is not None:
-            finding = dataclasses.replace(finding, reason=drop.reason, text=f"{finding.text} (dropped there: {drop.reason})")
     result.cause, result.where, result.reason, result.explanation, result.claims = finding.cause, finding.where, finding.reason, finding.text, finding.claims
     return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from nslab.kernel import rtnl
 from nslab.kernel.rtnl import Message
-from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
+from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState, RuleState
 
 
 def link(m: Message, names: dict[int, str]) -> LinkState:
@@ -50,6 +50,10 @@ def table_of(m: Message) -> int:
     return table if table is not None else m.body[4]
 
 
+def table_name(table: int) -> str:
+    return rtnl.TABLES.get(table, str(table))
+
+
 def route(m: Message, names: dict[int, str]) -> RouteState:
     _, dst_len, _, _, _, protocol, scope, kind, flags = m.body
     dst = m.ip(rtnl.RTA_DST)
@@ -64,10 +68,30 @@ def route(m: Message, names: dict[int, str]) -> RouteState:
         type=rtnl.ROUTE_TYPES.get(kind, str(kind)),
         onlink=bool(flags & rtnl.RTNH_F_ONLINK),
         linkdown=bool(flags & rtnl.RTNH_F_LINKDOWN),
+        table=table_name(table_of(m)),
+        metric=m.u32(rtnl.RTA_PRIORITY) or 0,
     )
 
 
-def lookup(dst: str, m: Message, names: dict[int, str]) -> RouteLookup:
+def rule(m: Message) -> RuleState:
+    _, dst_len, src_len, tos, table, _, _, action, _ = m.body
+    src, dst = m.ip(rtnl.FRA_SRC), m.ip(rtnl.FRA_DST)
+    number = m.u32(rtnl.FRA_TABLE) or table
+    return RuleState(
+        priority=m.u32(rtnl.FRA_PRIORITY) or 0,
+        action=rtnl.RULE_ACTIONS.get(action, str(action)),
+        table=table_name(number) if number else None,
+        src=f"{src}/{src_len}" if src else None,
+        dst=f"{dst}/{dst_len}" if dst else None,
+        iif=m.text(rtnl.FRA_IIFNAME),
+        oif=m.text(rtnl.FRA_OIFNAME),
+        fwmark=m.u32(rtnl.FRA_FWMARK),
+        fwmask=m.u32(rtnl.FRA_FWMASK),
+        tos=tos,
+    )
+
+
+def lookup(dst: str, m: Message, names: dict[int, str], iif: str | None = None) -> RouteLookup:
     """The answer to RTM_GETROUTE for *dst*."""
     kind = m.body[7]
     oif = m.u32(rtnl.RTA_OIF)
@@ -77,6 +101,8 @@ def lookup(dst: str, m: Message, names: dict[int, str]) -> RouteLookup:
         dev=names.get(oif) if oif else None,
         via=m.ip(rtnl.RTA_GATEWAY),
         src=m.ip(rtnl.RTA_PREFSRC),
+        iif=iif,
+        table=table_name(table_of(m)),
     )
 
 

@@ -30,7 +30,7 @@ from nslab.kernel.namespaces import Namespaces
 from nslab.kernel.neighbour_table import NeighbourTable
 from nslab.kernel.rtnl import NetlinkError
 from nslab.kernel.sandbox import Sandbox
-from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
+from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState, RuleState
 from nslab.model.topology import Route
 
 _LINK_DUMP = rtnl.ifinfomsg() + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
@@ -251,18 +251,47 @@ class Kernel(Namespaces, NeighbourTable):
         dump = ns.rtnl.dump(rtnl.RTM_GETROUTE, rtnl.rtmsg(family))
         return [decode.route(m, names) for m in dump if decode.table_of(m) == rtnl.RT_TABLE_MAIN]
 
-    def route_get(self, ns: NsHandle, dst: str, src: str | None = None, names: dict[int, str] | None = None) -> RouteLookup:
-        """`ip route get DST [from SRC]`: the kernel's own routing decision."""
+    def all_routes(self, ns: NsHandle, family: int = socket.AF_INET, names: dict[int, str] | None = None) -> list[RouteState]:
+        """Every table's routes of every type, as `ip route show table all` lists them."""
+        names = names if names is not None else self.names(ns)
+        return [decode.route(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETROUTE, rtnl.rtmsg(family))]
+
+    def rules(self, ns: NsHandle, family: int = socket.AF_INET) -> list[RuleState]:
+        """`ip rule`, in priority order."""
+        return sorted((decode.rule(m) for m in ns.rtnl.dump(rtnl.RTM_GETRULE, rtnl.rtmsg(family))), key=lambda r: r.priority)
+
+    def route_get(
+        self,
+        ns: NsHandle,
+        dst: str,
+        src: str | None = None,
+        names: dict[int, str] | None = None,
+        *,
+        iif: str | None = None,
+        mark: int | None = None,
+        fibmatch: bool = False,
+    ) -> RouteLookup:
+        """`ip route get DST [from SRC] [iif DEV] [mark M] [fibmatch]`: the kernel's own routing
+        decision. With *iif* it is the input path's, as for a packet that came in on that
+        interface: source validation (rp_filter, martians), forwarding, local delivery."""
         family, bits = (socket.AF_INET6, 128) if ":" in dst else (socket.AF_INET, 32)
-        payload = rtnl.rtmsg(family, dst_len=bits, src_len=bits if src is not None else 0) + rtnl.ip(rtnl.RTA_DST, dst)
+        payload = rtnl.rtmsg(family, dst_len=bits, src_len=bits if src is not None else 0, flags=rtnl.RTM_F_FIB_MATCH if fibmatch else 0) + rtnl.ip(rtnl.RTA_DST, dst)
         if src is not None:
             payload += rtnl.ip(rtnl.RTA_SRC, src)
+        if iif is not None:
+            names = names if names is not None else self.names(ns)
+            index = next((i for i, name in names.items() if name == iif), None)
+            if index is None:
+                return RouteLookup(dst=dst, errno=errno_mod.ENODEV, iif=iif)
+            payload += rtnl.u32(rtnl.RTA_IIF, index)
+        if mark is not None:
+            payload += rtnl.u32(rtnl.RTA_MARK, mark)
         try:
             (m,) = ns.rtnl.request(rtnl.RTM_GETROUTE, payload)
         except NetlinkError as exc:
-            return RouteLookup(dst=dst, errno=exc.code)
+            return RouteLookup(dst=dst, errno=exc.code, iif=iif)
         oif = m.u32(rtnl.RTA_OIF)
-        return decode.lookup(dst, m, (names if names is not None else self.names(ns)) if oif else {})
+        return decode.lookup(dst, m, (names if names is not None else self.names(ns)) if oif else {}, iif)
 
     def neighbours(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[NeighbourState]:
         """`ip neigh` (IPv4)."""

@@ -39,6 +39,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE = 32, 33, 34
 RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID = 88, 89, 90
 RTNLGRP_NSID = 28
 
@@ -46,6 +47,7 @@ RTNLGRP_NSID = 28
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags
 NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 RTGENMSG = struct.Struct("=Bxxx")  # family
 
@@ -56,7 +58,8 @@ IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_DST, RTA_SRC, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_TABLE = 1, 2, 4, 5, 7, 15
+RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE, RTA_MARK = 1, 2, 3, 4, 5, 6, 7, 15, 16
+FRA_DST, FRA_SRC, FRA_IIFNAME, FRA_GOTO, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK, FRA_OIFNAME = 1, 2, 3, 4, 6, 10, 15, 16, 17
 NDA_DST, NDA_LLADDR, NDA_MASTER = 1, 2, 9
 NETNSA_NSID, NETNSA_FD = 1, 3
 
@@ -64,6 +67,8 @@ NETNSA_NSID, NETNSA_FD = 1, 3
 IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 IFA_F_NODAD = 0x2
 RT_TABLE_MAIN = 254
+TABLES = {253: "default", 254: "main", 255: "local"}
+RTM_F_FIB_MATCH = 0x2000  # RTM_GETROUTE: answer with the FIB entry that matched, not the result
 RTPROT_BOOT = 3  # what `ip route add` sets
 RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST, RT_SCOPE_NOWHERE = 0, 253, 254, 255
@@ -73,6 +78,7 @@ NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 # ip(8)'s words for the kernel's numbers
 SCOPES = {0: "universe", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
 PROTOCOLS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 8: "gated", 9: "ra", 10: "mrt", 11: "zebra", 12: "bird", 13: "dnrouted", 14: "xorp", 15: "ntk", 16: "dhcp"}
+RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
 ROUTE_TYPES = {0: "unspec", 1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat", 11: "xresolve"}
 OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
 NUD_STATES = (("INCOMPLETE", 0x1), ("REACHABLE", 0x2), ("STALE", 0x4), ("DELAY", 0x8), ("PROBE", 0x10), ("FAILED", 0x20), ("NOARP", 0x40), ("PERMANENT", 0x80))
@@ -206,6 +212,7 @@ BODIES = {
     RTM_NEWADDR: IFADDRMSG, RTM_DELADDR: IFADDRMSG,
     RTM_NEWROUTE: RTMSG, RTM_DELROUTE: RTMSG,
     RTM_NEWNEIGH: NDMSG, RTM_DELNEIGH: NDMSG,
+    RTM_NEWRULE: FIB_RULE_HDR, RTM_DELRULE: FIB_RULE_HDR,
     RTM_NEWNSID: RTGENMSG, RTM_DELNSID: RTGENMSG,
 }  # fmt: skip
 

@@ -6,6 +6,7 @@ model says what should be, these say what is.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 
@@ -58,9 +59,11 @@ class RouteState:
     type: str = "unicast"
     onlink: bool = False
     linkdown: bool = False
+    table: str = "main"  # 'main', 'local', 'default' or the table's number
+    metric: int = 0
 
     def __str__(self) -> str:
-        """The line `ip route` prints."""
+        """The line `ip route` prints (`ip route show table all` adds the table)."""
         parts = [self.dst] if self.type == "unicast" else [self.type, self.dst]
         if self.via:
             parts += ["via", self.via]
@@ -74,8 +77,50 @@ class RouteState:
             parts += ["src", self.src]
         if self.onlink:
             parts.append("onlink")
+        if self.metric:
+            parts += ["metric", str(self.metric)]
         if self.linkdown:
             parts.append("linkdown")
+        if self.table != "main":
+            parts += ["table", self.table]
+        return " ".join(parts)
+
+    def covers(self, address: str) -> bool:
+        """Does this route's prefix hold *address* (of the same family)?"""
+        net = ipaddress.ip_network("0.0.0.0/0" if self.dst == "default" and ":" not in address else "::/0" if self.dst == "default" else self.dst, strict=False)
+        ip = ipaddress.ip_address(address)
+        return ip.version == net.version and ip in net
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """One line of `ip rule`: which table (or verdict) a packet's lookup goes to."""
+
+    priority: int
+    action: str  # 'lookup', 'goto', 'nop', 'blackhole', 'unreachable', 'prohibit'
+    table: str | None = None
+    src: str | None = None  # 'from' prefix; None: all
+    dst: str | None = None  # 'to' prefix
+    iif: str | None = None
+    oif: str | None = None
+    fwmark: int | None = None
+    fwmask: int | None = None
+    tos: int = 0
+
+    def __str__(self) -> str:
+        """The line `ip rule` prints (without the priority's colon)."""
+        parts = ["from", self.src or "all"]
+        if self.dst:
+            parts += ["to", self.dst]
+        if self.tos:
+            parts += ["tos", hex(self.tos)]
+        if self.fwmark is not None:
+            parts += ["fwmark", hex(self.fwmark) + (f"/{hex(self.fwmask)}" if self.fwmask not in (None, 0xFFFFFFFF) else "")]
+        if self.iif:
+            parts += ["iif", self.iif]
+        if self.oif:
+            parts += ["oif", self.oif]
+        parts += [self.action, self.table] if self.action == "lookup" and self.table else [self.action]
         return " ".join(parts)
 
 
@@ -89,6 +134,8 @@ class RouteLookup:
     via: str | None = None
     src: str | None = None
     errno: int | None = None
+    iif: str | None = None  # asked as a packet that came in on this interface (the input path)
+    table: str | None = None  # the table of the route that matched, where the kernel says
 
     @property
     def found(self) -> bool:

@@ -1,0 +1,74 @@
+"""The kernel's path, one decision per module, in the order a packet meets them.
+
+Each stage takes a packet at one namespace (`At`) and what can be read there
+(`Reads`), and returns a `Finding` when that decision stops the packet, or
+None. A finding's sentence is made of `Claim`s, each naming what was read
+(`sysctl KEY`, `route DST table T`, `nft FAMILY TABLE CHAIN`, ...) and the
+value read; a claim that `blames` is the decision that stopped the packet.
+
+- link.py: the way out: a device down, its peer or bridge down, too small an MTU
+- neighbour.py: who holds the next hop on the segment, and why it stays silent
+- routing.py: the kernel's route lookup, input path included (rp_filter,
+  forwarding, martians, policy rules, route types), asked of the kernel
+- netfilter.py: the nftables (and iptables-nft) chains on the packet's hooks
+- local.py: delivery: ICMP sysctls, a socket bound to the address and port
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nslab.diagnosis.reads import Reads
+from nslab.probes.result import Claim
+
+
+@dataclass(frozen=True)
+class At:
+    """A packet at one namespace, about to meet the kernel's decisions there."""
+
+    ns: str
+    src: str  # its source address
+    dst: str  # its destination address
+    iif: str | None  # the interface it came in on; None where it was made
+    what: str  # 'echo request', 'TCP SYN', 'echo reply', ...
+    proto: str = "icmp"  # 'icmp' or 'tcp'
+    dport: int | None = None  # TCP: the port it is for
+
+    @property
+    def family(self) -> int:
+        return 10 if ":" in self.dst else 2  # AF_INET6, AF_INET
+
+    @property
+    def v(self) -> str:
+        return "ipv6" if ":" in self.dst else "ipv4"
+
+
+def sysctl(reads: Reads, ns: str, key: str, *, blames: bool = False, dev: str | None = None) -> Claim:
+    return Claim(ns, f"sysctl {key}", str(reads.sysctl(ns, key)), dev=dev, blames=blames)
+
+
+def combined(reads: Reads, at_ns: str, dev: str, name: str, how: str = "max", v: str = "ipv4") -> tuple[int, list[str]]:
+    """A per-device knob as the kernel combines `all` and the device's own value
+    (`max`: IN_DEV_MAXCONF, `or`: IN_DEV_ORCONF, `dev`: the device's alone): the
+    effective value and the keys that set it."""
+    keys = [f"net.{v}.conf.all.{name}", f"net.{v}.conf.{dev}.{name}"]
+    values = [_int(reads.sysctl(at_ns, key)) for key in keys]
+    if how == "dev":
+        return values[1], [keys[1]]
+    if how == "or":
+        on = [k for k, val in zip(keys, values) if val > 0]
+        return (1 if on else 0), on
+    top = max(values)
+    return top, [k for k, val in zip(keys, values) if val == top and top > 0]
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value) if value is not None else -1
+    except ValueError:
+        return -1
+
+
+def cmd(ns: str, *words: str) -> str:
+    """The command a learner types, run in *ns*."""
+    return f"ip netns exec {ns} " + " ".join(words)

@@ -1,0 +1,165 @@
+"""Neighbour resolution: who on the segment holds the next hop, as the kernel wires the
+segment, and why that host's kernel stays silent when it does.
+
+The segment is followed through veth peers and bridges (`Reads.hosts_on`). A host
+that holds the address answers an ARP request unless a knob of its own says not to:
+arp_ignore and arp_filter (combined with `all` as the kernel combines them), the
+source validation ARP goes through (rp_filter), or an `arp` family nftables chain.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from nslab.diagnosis.observations import Finding
+from nslab.diagnosis.reads import Reads
+from nslab.diagnosis.stages import At, cmd, combined, routing, sysctl
+from nslab.model.queries import owner_of
+from nslab.probes.result import Cause, Claim, Where
+
+
+def holders(reads: Reads, hosts: Iterable[tuple[str, str]], address: str) -> list[tuple[str, str]]:
+    """The hosts among *hosts* whose kernel holds *address* (a local route for it)."""
+    return [(ns, dev) for ns, dev in sorted(hosts) if reads.is_local(ns, address)]
+
+
+def unanswered(reads: Reads, at: At, dev: str, hop: str, heard: set[str] | None) -> Finding:
+    """Nobody answered *at*.ns's ARP request for *hop* on *dev*: why, from what is read.
+    *heard*: the namespaces a capture saw the request reach (None: not all were watched)."""
+    base = f"nobody answered ARP for {hop} on {at.ns}'s {dev}"
+    sip = reads.route_get(at.ns, hop).src or at.src
+    segment = reads.hosts_on(at.ns, dev)
+    if segment is None:
+        return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev), f"{base}; its segment leaves the lab or holds a device nslab cannot follow")
+    reached, cut = segment
+    for host in holders(reads, reached, hop):
+        if heard is not None and host[0] not in heard:
+            return Finding(
+                Cause.NO_ARP_ANSWER,
+                Where(*host),
+                f"{base}: {host[0]} holds {hop} and the kernel wires {host[1]} to the segment, but no capture saw the request arrive there; the cause is unknown",
+            )
+        return silent(reads, at, host, hop, base, sip)
+    for end in sorted(cut):
+        if reads.is_local(end[0], hop) or any(reads.is_local(n, hop) for n in _behind(reads, end)):
+            return _cut(reads, at, end, hop, base)
+    return _nobody(reads, at, dev, hop, reached, base)
+
+
+def silent(reads: Reads, at: At, host: tuple[str, str], hop: str, base: str, sip: str) -> Finding:
+    """*host* holds *hop* and its kernel got the request: which of its knobs keeps it silent."""
+    ns, dev = host
+    who = f"{ns} holds {hop} and heard the request on {dev}"
+    check = routing.decide(reads, At(ns, sip, hop, dev, "ARP request"))
+    if isinstance(check, Finding):
+        return Finding(Cause.NO_ARP_ANSWER if check.cause is Cause.UNKNOWN else check.cause, check.where, f"{base}: {who}, but {check.text}", claims=check.claims, fixes=check.fixes)
+    ignore, keys = combined(reads, ns, dev, "arp_ignore", "max")
+    on_dev = any(a.ip == hop for a in reads.addresses(ns) if a.dev == dev)
+    if ignore >= 8 or (ignore in (1, 2, 3) and not on_dev):
+        why = "never answers for its addresses" if ignore >= 8 else f"answers only for addresses on {dev}, and {hop} is on another interface"
+        return Finding(
+            Cause.NO_ARP_ANSWER,
+            Where(ns, dev),
+            f"{base}: {who}, but arp_ignore={ignore} there ({', '.join(keys)}) {why}; {cmd(ns, 'sysctl -w', keys[-1] + '=0')}",
+            claims=tuple(sysctl(reads, ns, key, blames=True, dev=dev) for key in keys),
+            fixes=tuple((ns, f"sysctl -w {key}=0") for key in keys),
+        )
+    filtering, fkeys = combined(reads, ns, dev, "arp_filter", "or")
+    back = reads.route_get(ns, sip)
+    if filtering and back.found and back.dev != dev:
+        return Finding(
+            Cause.NO_ARP_ANSWER,
+            Where(ns, dev),
+            f"{base}: {who}, but arp_filter is on there ({', '.join(fkeys)}) and its route back to {sip} leaves by {back.dev}, not {dev}",
+            claims=tuple(sysctl(reads, ns, key, blames=True, dev=dev) for key in fkeys),
+            fixes=tuple((ns, f"sysctl -w {key}=0") for key in fkeys),
+        )
+    rules = reads.ruleset(ns)
+    stoppers = rules.stoppers(("arp",), ("input",)) if rules is not None else []
+    if stoppers:
+        blame = len(stoppers) == 1
+        s = stoppers[0]
+        return Finding(
+            Cause.FILTERED_BY_RULE,
+            Where(ns, dev),
+            f"{base}: {who}, but an arp-family nftables chain there can drop it: "
+            + "; ".join(f"table {x.family} {x.table} chain {x.chain}: {x.text}" for x in stoppers),
+            claims=tuple(Claim(ns, f"nft {x.family} {x.table} {x.chain}", x.text, blames=blame) for x in stoppers),
+            fixes=((ns, f"nft delete table {s.family} {s.table}"),) if blame else (),
+        )
+    return Finding(
+        Cause.NO_ARP_ANSWER,
+        Where(ns, dev),
+        f"{base}: {who}, yet did not answer; read there: arp_ignore={ignore}, arp_filter={filtering}, no arp-family rule; the cause is unknown",
+        claims=(sysctl(reads, ns, f"net.ipv4.conf.{dev}.arp_ignore", dev=dev), sysctl(reads, ns, f"net.ipv4.conf.{dev}.arp_filter", dev=dev)),
+    )
+
+
+def _behind(reads: Reads, end: tuple[str, str]) -> list[str]:
+    """The namespace at the other end of a cut veth end."""
+    peer = reads.peer(*end)
+    return [peer[0]] if peer else []
+
+
+def _cut(reads: Reads, at: At, end: tuple[str, str], hop: str, base: str) -> Finding:
+    """The host holding *hop* is cut off: a veth end (or a bridge) on the way is down."""
+    peer = reads.peer(*end)
+    holder = next(((n, d) for n, d in [end] + ([peer] if peer else []) if reads.is_local(n, hop)), None)
+    held = f"{hop} is on {holder[0]}'s {holder[1]}" if holder else f"{hop} is behind {end[1]} in {end[0]}"
+    for ns, dev in [end] + ([peer] if peer else []):
+        link = reads.link(ns, dev)
+        if link is not None and not link.up:
+            return Finding(
+                Cause.LINK_DOWN,
+                Where(ns, dev),
+                f"{base}: {held}, and the way to it goes through {dev} in {ns}, which is down; {cmd(ns, 'ip link set', dev, 'up')}",
+                claims=(Claim(ns, f"link {dev}", "down", dev=dev, blames=True),),
+                fixes=((ns, f"ip link set {dev} up"),),
+            )
+    return Finding(Cause.LINK_DOWN, Where(*end), f"{base}: the way to {hop} is cut at {end[1]} in {end[0]}")
+
+
+def _nobody(reads: Reads, at: At, dev: str, hop: str, reached: set[tuple[str, str]], base: str) -> Finding:
+    """No host the segment reaches holds *hop*: where the model says it should be, what is there."""
+    hosts = ", ".join(f"{n} ({d})" for n, d in sorted(reached)) or "no other host"
+    owner = owner_of(reads.view.topology, hop)
+    expected = next((a for a in reads.view.topology.addresses if a.ns == owner and str(a.interface.ip) == hop), None)
+    if owner in reads.view.spaces and expected is not None:
+        if not reads.is_local(owner, hop):
+            return Finding(
+                Cause.NO_ARP_ANSWER,
+                Where(owner, expected.dev),
+                f"{base}: the segment reaches {hosts}, and none holds {hop}; {owner}'s {expected.dev}, where the lab puts it, has no address {hop}",
+                claims=(Claim(owner, f"address {expected.cidr} dev {expected.dev}", "absent", dev=expected.dev, blames=True),),
+                fixes=((owner, f"ip addr add {expected.cidr} dev {expected.dev}"),),
+            )
+        found = _not_reached(reads, owner, hop, reached)
+        if found is not None:
+            return found
+    return Finding(
+        Cause.NO_ARP_ANSWER,
+        Where(at.ns, dev),
+        f"{base}: the segment, as the kernel wires it, reaches {hosts}, and none of them holds {hop}",
+        claims=tuple(Claim(n, f"address {hop}", "not held", dev=d) for n, d in sorted(reached)),
+    )
+
+
+def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str]]) -> Finding | None:
+    """*owner* holds *hop* but the segment does not reach it: the veth end facing it is no port of
+    the bridge the others are on."""
+    dev = next((a.dev for a in reads.addresses(owner) if a.ip == hop), None)
+    peer = reads.peer(owner, dev) if dev else None
+    if peer is None:
+        return None
+    far = reads.link(*peer)
+    bridges = sorted({d for n, d in reached if n == peer[0] and (reads.link(n, d) is not None and reads.link(n, d).kind == "bridge")})
+    if far is None or not bridges or far.master in bridges:
+        return None
+    now = f"a port of {far.master}" if far.master else "no port of any bridge"
+    return Finding(
+        Cause.NOT_ON_BRIDGE,
+        Where(*peer),
+        f"{hop} is on {owner}'s {dev}, wired to {peer[1]} in {peer[0]}, which is {now}, not of {bridges[0]}, the bridge the request was flooded through; {cmd(peer[0], 'ip link set', peer[1], 'master', bridges[0])}",
+        claims=(Claim(peer[0], f"link {peer[1]}", f"master {far.master}" if far.master else "nomaster", dev=peer[1], blames=True),),
+        fixes=((peer[0], f"ip link set {peer[1]} master {bridges[0]}"),),
+    )

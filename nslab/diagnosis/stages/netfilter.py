@@ -1,0 +1,65 @@
+"""Netfilter: the nftables chains (iptables-nft's included) on the hooks a packet passes
+in one namespace, and which of them can drop or reject it.
+
+Which rule matched is the kernel's to know; read from the ruleset, a chain is
+blamed only when it is the one thing on those hooks that can stop the packet.
+With several, all are named and none is blamed.
+"""
+
+from __future__ import annotations
+
+from nslab.diagnosis.observations import Finding
+from nslab.diagnosis.reads import Reads
+from nslab.diagnosis.stages import At
+from nslab.kernel import nftables
+from nslab.probes.result import Cause, Claim, Where
+
+# the hooks a packet passes, by what the namespace does with it
+HOOKS = {
+    "made": ("output", "postrouting"),
+    "forwarded": ("prerouting", "forward", "postrouting"),
+    "local": ("prerouting", "input"),
+    None: ("prerouting", "input", "forward", "output", "postrouting"),
+}
+
+
+def stoppers(reads: Reads, at: At, how: str | None) -> list[nftables.Stopper]:
+    rules = reads.ruleset(at.ns)
+    if rules is None:
+        return []
+    families = ("ip6", "inet") if at.v == "ipv6" else ("ip", "inet")
+    found = rules.stoppers(families, HOOKS[how])
+    found += rules.stoppers(("bridge",), ("prerouting", "input", "forward")) if at.iif else []
+    found += rules.stoppers(("netdev",), ("ingress",)) if at.iif else []
+    return found
+
+
+def dropped(reads: Reads, at: At, how: str | None, *, reason: str | None, rejected: bool = False) -> Finding | None:
+    """The packet was dropped (or rejected) in *at*.ns by netfilter, as its drop reason or an ICMP
+    error says: the chain that did it, where the ruleset shows one; None where it shows none."""
+    found = stoppers(reads, at, how)
+    if rejected:
+        found = [s for s in found if "reject" in s.text.lower()] or found
+    if not found:
+        return None
+    verb = "rejected" if rejected else "dropped"
+    where = Where(at.ns, at.iif)
+    said = f" ({reason})" if reason else ""
+    if len(found) == 1:
+        s = found[0]
+        return Finding(
+            Cause.REJECTED_BY_RULE if rejected else Cause.FILTERED_BY_RULE,
+            where,
+            f"the {at.what} was {verb} by netfilter in {at.ns}{said}: table {s.family} {s.table}, chain {s.chain}: {s.text}; ip netns exec {at.ns} {s.undo}",
+            reason,
+            claims=(Claim(at.ns, f"nft {s.family} {s.table} {s.chain}", s.text, dev=at.iif, blames=True),),
+            fixes=((at.ns, s.undo),),
+        )
+    return Finding(
+        Cause.REJECTED_BY_RULE if rejected else Cause.FILTERED_BY_RULE,
+        where,
+        f"the {at.what} was {verb} by netfilter in {at.ns}{said}; these chains on its way can do it: "
+        + "; ".join(f"table {s.family} {s.table}, chain {s.chain}: {s.text}" for s in found),
+        reason,
+        claims=tuple(Claim(at.ns, f"nft {s.family} {s.table} {s.chain}", s.text, dev=at.iif) for s in found),
+    )

@@ -1,0 +1,222 @@
+"""Routing, asked of the kernel: `ip route get DST from SRC iif DEV` is the input path's
+own decision (source validation, forwarding, local delivery, policy rules, route
+types), and without `iif` the sender's.
+
+The kernel answers with an errno where it refuses; several refusals share one
+(EINVAL: a blackhole, or a source that failed validation; EHOSTUNREACH: an
+unreachable route, or forwarding off on the way in). They are told apart by asking
+again without the input device, and the object behind the answer (the route or
+rule of that type, the sysctl) is then read and named.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import ipaddress
+from dataclasses import dataclass
+
+from nslab.diagnosis.observations import Finding
+from nslab.diagnosis.reads import Reads
+from nslab.diagnosis.stages import At, cmd, combined, sysctl
+from nslab.kernel.state import RouteLookup, RouteState, RuleState
+from nslab.probes.result import Cause, Claim, Where
+
+REFUSING = ("blackhole", "unreachable", "prohibit")
+ERRNO_OF = {"blackhole": errno_mod.EINVAL, "unreachable": errno_mod.EHOSTUNREACH, "prohibit": errno_mod.EACCES}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where the kernel sends the packet: delivered here (`local`), or out of `dev` towards `hop`."""
+
+    local: bool
+    dev: str | None = None
+    hop: str | None = None  # the next hop's address: the gateway, else the destination
+    lookup: RouteLookup | None = None
+
+
+def decide(reads: Reads, at: At) -> Decision | Finding:
+    """The kernel's decision for *at*: a Decision, or the Finding that stopped it."""
+    if at.iif is None:
+        found = reads.route_get(at.ns, at.dst, at.src or None)
+    else:
+        found = reads.route_in(at.ns, at.dst, at.src, at.iif)
+    if found.errno is None and found.type == "local":
+        return Decision(True, lookup=found)
+    if found.errno is None and found.type == "unicast":
+        return Decision(False, found.dev, found.via or at.dst, found)
+    return refused(reads, at, found)
+
+
+def refused(reads: Reads, at: At, found: RouteLookup) -> Finding:
+    """Why the kernel's lookup for *at* gave an error (or a route that refuses)."""
+    code = found.errno if found.errno is not None else ERRNO_OF.get(found.type or "", 0)
+    out = reads.route_get(at.ns, at.dst) if at.iif is not None else found
+    if at.iif is not None and out.errno is None and out.type in ("unicast", "local"):
+        if code == errno_mod.EHOSTUNREACH:
+            return _not_forwarding(reads, at, out)
+        if code == errno_mod.EINVAL:
+            return _source_invalid(reads, at)
+    if at.iif is not None and code == errno_mod.EHOSTUNREACH and out.errno == errno_mod.ENETUNREACH:
+        code = errno_mod.ENETUNREACH  # no route, told as EHOSTUNREACH on the way in where forwarding is off
+    refusing = _refusing_rule(reads, at, code) or _refusing_route(reads, at, code)
+    if refusing is not None:
+        return refusing
+    if code == errno_mod.ENETUNREACH:
+        return _no_route(reads, at)
+    return Finding(Cause.UNKNOWN, Where(at.ns, at.iif), f"{at.ns}'s route lookup for the {at.what} to {at.dst} failed with {errno_mod.errorcode.get(code, code)}, and no route or rule read there explains it")
+
+
+def _not_forwarding(reads: Reads, at: At, out: RouteLookup) -> Finding:
+    """The input path refuses what the output path would route: IN_DEV_FORWARD is off for iif."""
+    value, _ = combined(reads, at.ns, at.iif or "", "forwarding", "dev", at.v)
+    ip_forward = reads.sysctl(at.ns, "net.ipv4.ip_forward") if at.v == "ipv4" else reads.sysctl(at.ns, "net.ipv6.conf.all.forwarding")
+    if ip_forward == "0":
+        key = "net.ipv4.ip_forward" if at.v == "ipv4" else "net.ipv6.conf.all.forwarding"
+    else:
+        key = f"net.{at.v}.conf.{at.iif}.forwarding"
+    claims = (
+        sysctl(reads, at.ns, key, blames=True, dev=at.iif),
+        Claim(at.ns, f"route {at.dst}", f"via {out.dev}" if out.type == "unicast" else str(out.type), dev=out.dev),
+    )
+    return Finding(
+        Cause.FORWARDING_OFF,
+        Where(at.ns, at.iif),
+        f"the {at.what} reached {at.ns} on {at.iif} and was not forwarded: {key}={reads.sysctl(at.ns, key)} there, "
+        f"though {at.ns} has a route to {at.dst} (dev {out.dev}); {cmd(at.ns, 'sysctl -w', key + '=1')}",
+        claims=claims,
+        fixes=((at.ns, f"sysctl -w {key}=1"),),
+    )
+
+
+def _source_invalid(reads: Reads, at: At) -> Finding:
+    """EINVAL on the way in for a destination the namespace can route: the source failed
+    validation (a martian, a local address without accept_local, the reverse-path filter)."""
+    iif = at.iif or ""
+    src = ipaddress.ip_address(at.src)
+    if src.is_loopback or src.is_multicast or src.is_unspecified:
+        return Finding(Cause.UNKNOWN, Where(at.ns, iif), f"the {at.what} came into {at.ns} on {iif} from {at.src}, a source the kernel never accepts from outside (a martian)")
+    if reads.is_local(at.ns, at.src):
+        value, keys = combined(reads, at.ns, iif, "accept_local", "or", at.v)
+        key = f"net.{at.v}.conf.{iif}.accept_local"
+        return Finding(
+            Cause.UNKNOWN,
+            Where(at.ns, iif),
+            f"the {at.what} came into {at.ns} on {iif} from {at.src}, an address {at.ns} holds itself, and accept_local is off there: the kernel drops it as a martian",
+            claims=(Claim(at.ns, f"address {at.src}", "local"), sysctl(reads, at.ns, key, blames=True, dev=iif)),
+            fixes=((at.ns, f"sysctl -w {key}=1"),),
+        )
+    mode, keys = combined(reads, at.ns, iif, "rp_filter", "max", at.v)
+    if mode > 0:
+        back = reads.route_get(at.ns, at.src)
+        kind = {1: "strict", 2: "loose"}.get(mode, str(mode))
+        why = f"there is no route back to {at.src}" if not back.found else f"the route back to {at.src} leaves by {back.dev}, not {iif}"
+        route = _covering(reads, at.ns, at.src, ("unicast",))
+        claims = tuple(sysctl(reads, at.ns, key, blames=True, dev=iif) for key in keys)
+        if route is not None:
+            claims += (Claim(at.ns, f"route {route.dst} table {route.table}", f"dev {route.dev}" + (f" via {route.via}" if route.via else ""), dev=route.dev),)
+        return Finding(
+            Cause.RP_FILTER,
+            Where(at.ns, iif),
+            f"the {at.what} came into {at.ns} on {iif} and the reverse-path filter dropped it ({' and '.join(f'{k}={mode}' for k in keys)}, {kind}): {why}",
+            claims=claims,
+            fixes=tuple((at.ns, f"sysctl -w {key}=0") for key in keys) + tuple((at.ns, f"sysctl -w {key}=2") for key in keys if mode == 1),
+        )
+    return Finding(Cause.UNKNOWN, Where(at.ns, iif), f"{at.ns}'s kernel refused the {at.what} from {at.src} coming in on {iif} (EINVAL), and neither rp_filter nor accept_local is set there")
+
+
+def _refusing_route(reads: Reads, at: At, code: int) -> Finding | None:
+    """The blackhole, unreachable or prohibit route whose errno the kernel gave."""
+    kinds = tuple(kind for kind, e in ERRNO_OF.items() if e == code)
+    route = _covering(reads, at.ns, at.dst, REFUSING)
+    if route is None or route.type not in kinds:
+        return None
+    where = Where(at.ns, at.iif)
+    claim = Claim(at.ns, f"route {route.dst} table {route.table}", route.type, blames=True)
+    table = "" if route.table == "main" else f" table {route.table}"
+    verb = {"blackhole": "silently discards", "unreachable": "refuses (host unreachable)", "prohibit": "refuses (administratively prohibited)"}[route.type]
+    return Finding(
+        Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.ICMP_UNREACHABLE if route.type != "blackhole" else Cause.NO_ANSWER,
+        where,
+        f"{at.ns} has a {route.type} route {route.dst}{table} for {at.dst}, which {verb} the {at.what}",
+        claims=(claim,),
+        fixes=((at.ns, f"ip route del {route.type} {route.dst}{table}"),),
+    )
+
+
+def _refusing_rule(reads: Reads, at: At, code: int) -> Finding | None:
+    """A policy rule whose action refuses (`ip rule add ... prohibit`) and matches the packet."""
+    kinds = tuple(kind for kind, e in ERRNO_OF.items() if e == code)
+    for rule in reads.rules(at.ns, at.family):
+        if rule.action in ("lookup", "goto", "nop"):
+            if rule.action == "lookup" and _selects(rule, at) and _table_answers(reads, at, rule.table):
+                return None  # an earlier rule's table holds a route for it: the route decides
+            continue
+        if rule.action in kinds and _selects(rule, at):
+            return Finding(
+                Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.ICMP_UNREACHABLE,
+                Where(at.ns, at.iif),
+                f"{at.ns}'s policy rule {rule.priority} ({rule}) {rule.action}s the {at.what} to {at.dst}",
+                claims=(Claim(at.ns, f"rule {rule.priority}", str(rule), blames=True),),
+                fixes=((at.ns, f"ip rule del pref {rule.priority}"),),
+            )
+    return None
+
+
+def _selects(rule: RuleState, at: At) -> bool:
+    """Does *rule*'s selector take this packet? Only selectors read from the rule: from, to,
+    iif, oif; a rule with an fwmark or tos selector is not claimed to match."""
+    if rule.fwmark is not None or rule.tos:
+        return False
+    if rule.src and not _in(at.src, rule.src):
+        return False
+    if rule.dst and not _in(at.dst, rule.dst):
+        return False
+    if rule.iif and rule.iif != (at.iif or "lo"):
+        return False
+    return not rule.oif
+
+
+def _table_answers(reads: Reads, at: At, table: str | None) -> bool:
+    return any(r.table == table and r.covers(at.dst) for r in reads.all_routes(at.ns, at.family))
+
+
+def _no_route(reads: Reads, at: At) -> Finding:
+    tables = sorted({r.table for r in reads.all_routes(at.ns, at.family) if r.table != "local"})
+    down = [link.name for link in reads.links(at.ns) if not link.up and any(_in(at.dst, a.cidr, network=True) for a in reads.addresses(at.ns) if a.dev == link.name)]
+    if down:
+        dev = down[0]
+        return Finding(
+            Cause.LINK_DOWN,
+            Where(at.ns, dev),
+            f"{at.ns} has no route to {at.dst} because {dev} is down (its connected route went with it); {cmd(at.ns, 'ip link set', dev, 'up')}",
+            claims=(Claim(at.ns, f"link {dev}", "down", dev=dev, blames=True),),
+            fixes=((at.ns, f"ip link set {dev} up"),),
+        )
+    came = f"the {at.what} came into {at.ns} on {at.iif}, and " if at.iif else ""
+    return Finding(
+        Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER,
+        Where(at.ns, at.iif),
+        f"{came}{at.ns} has no route to {at.dst}: no route in table{'s' if len(tables) > 1 else ''} {', '.join(tables) or 'main'} covers it",
+        claims=(Claim(at.ns, f"route {at.dst} table main", "no route", blames=True),),
+    )
+
+
+def _covering(reads: Reads, ns: str, address: str, types: tuple[str, ...]) -> RouteState | None:
+    """The most specific route of *types* in any table that covers *address* (lowest metric first)."""
+    matches = [r for r in reads.all_routes(ns, 10 if ":" in address else 2) if r.type in types and r.covers(address)]
+    if not matches:
+        return None
+    return max(matches, key=lambda r: (_prefixlen(r.dst), -r.metric))
+
+
+def _prefixlen(dst: str) -> int:
+    return 0 if dst == "default" else ipaddress.ip_network(dst, strict=False).prefixlen
+
+
+def _in(address: str, prefix: str, *, network: bool = False) -> bool:
+    try:
+        net = ipaddress.ip_interface(prefix).network if network else ipaddress.ip_network(prefix, strict=False)
+        return ipaddress.ip_address(address) in net
+    except ValueError:
+        return False

@@ -1,0 +1,133 @@
+"""A namespace's nftables ruleset, read with `nft -j list ruleset`: the base chains on
+each hook and what in them can stop a packet.
+
+iptables-nft keeps its rules in the same ruleset (`table ip filter`, chain
+`INPUT`, ...), so one read covers both. Reading changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+
+from nslab.kernel import process
+
+STOPS = ("drop", "reject")  # verdict statements that end a packet's way
+XT_STOPS = ("DROP", "REJECT")  # iptables targets nft shows as `xt`
+
+
+@dataclass(frozen=True)
+class Stopper:
+    """Something in a chain that can stop a packet: a rule (with the text `nft -a` prints) or the policy."""
+
+    family: str
+    table: str
+    chain: str  # the chain that holds it (a base chain, or one a base chain jumps to)
+    text: str  # 'policy drop' or the rule as `nft list` prints it
+    base: str  # the base chain whose hook the packet passes
+    handle: int | None = None  # the rule's handle; None for a policy
+
+    @property
+    def undo(self) -> str:
+        """The nft command that takes it away."""
+        if self.handle is None:
+            return f"nft chain {self.family} {self.table} {self.chain} '{{ policy accept; }}'"
+        return f"nft delete rule {self.family} {self.table} {self.chain} handle {self.handle}"
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    chains: tuple[dict, ...]
+    rules: tuple[dict, ...]
+    texts: dict[tuple[str, str, int], str]  # (family, table, handle) -> the rule's line
+
+    def stoppers(self, families: tuple[str, ...], hooks: tuple[str, ...]) -> list[Stopper]:
+        """What can stop a packet of *families* passing *hooks*: the drop and reject rules of
+        each base chain on those hooks (and of the chains it jumps to), and drop policies."""
+        out: list[Stopper] = []
+        for base in self.chains:
+            if base.get("family") not in families or base.get("hook") not in hooks:
+                continue
+            family, table = base["family"], base["table"]
+            if base.get("policy") == "drop":
+                out.append(Stopper(family, table, base["name"], "policy drop", base["name"]))
+            for chain in self._reachable(family, table, base["name"]):
+                for rule in self.rules:
+                    if (rule.get("family"), rule.get("table"), rule.get("chain")) == (family, table, chain) and _stops(rule):
+                        text = self.texts.get((family, table, rule.get("handle", -1)), "a rule that drops or rejects")
+                        out.append(Stopper(family, table, chain, text, base["name"], rule.get("handle")))
+        return out
+
+    def _reachable(self, family: str, table: str, start: str) -> list[str]:
+        seen, todo = [start], [start]
+        while todo:
+            chain = todo.pop()
+            for rule in self.rules:
+                if (rule.get("family"), rule.get("table"), rule.get("chain")) != (family, table, chain):
+                    continue
+                for target in _jumps(rule):
+                    if target not in seen:
+                        seen.append(target)
+                        todo.append(target)
+        return seen
+
+
+def available() -> bool:
+    return shutil.which("nft") is not None
+
+
+def read(netns_fd: int) -> Ruleset | None:
+    """The ruleset of the namespace of *netns_fd*; None where nft is missing or fails."""
+    if not available():
+        return None
+    done = process.run(netns_fd, ["nft", "-j", "list", "ruleset"], timeout=10)
+    lines = process.run(netns_fd, ["nft", "-a", "list", "ruleset"], timeout=10)
+    if done.returncode != 0:
+        return None
+    try:
+        items = json.loads(done.stdout or b"{}").get("nftables", [])
+    except ValueError:
+        return None
+    chains = tuple(item["chain"] for item in items if "chain" in item)
+    rules = tuple(item["rule"] for item in items if "rule" in item)
+    return Ruleset(chains, rules, _texts(lines.stdout.decode(errors="replace") if lines.returncode == 0 else ""))
+
+
+def _stops(rule: dict) -> bool:
+    for expr in rule.get("expr", ()):
+        if any(key in expr for key in STOPS):
+            return True
+        xt = expr.get("xt")
+        if isinstance(xt, dict) and xt.get("type") == "target" and xt.get("name") in XT_STOPS:
+            return True
+    return False
+
+
+def _jumps(rule: dict) -> list[str]:
+    out = []
+    for expr in rule.get("expr", ()):
+        for key in ("jump", "goto"):
+            if isinstance(expr.get(key), dict) and "target" in expr[key]:
+                out.append(expr[key]["target"])
+    return out
+
+
+_TABLE = re.compile(r"^table (\S+) (\S+) \{")
+_HANDLE = re.compile(r"^\s+(.*?)\s+# handle (\d+)$")
+
+
+def _texts(listing: str) -> dict[tuple[str, str, int], str]:
+    """(family, table, handle) -> the rule's line in `nft -a list ruleset`, counters left out."""
+    out: dict[tuple[str, str, int], str] = {}
+    family = table = ""
+    for line in listing.splitlines():
+        head = _TABLE.match(line)
+        if head:
+            family, table = head.groups()
+            continue
+        rule = _HANDLE.match(line)
+        if rule and not rule.group(1).startswith(("chain ", "type ")):
+            out[(family, table, int(rule.group(2)))] = re.sub(r" counter packets \d+ bytes \d+", "", rule.group(1))
+    return out
