@@ -83,7 +83,7 @@ def decisive(ctx: Context, *, final: bool = False) -> Finding | None:
     """The first rule whose observation proves that no answer can come."""
     if ctx.retransmits and not final:
         return None
-    for rule in (way_out_down, bridge_down_on_the_way, dropped, counted_drop, no_route_back, unresolvable):
+    for rule in (way_out_down, bridge_down_on_the_way, dropped, counted_drop, no_route_back, unresolvable, stopped_where_seen):
         found = rule(ctx)
         if found is not None:
             return found
@@ -118,9 +118,13 @@ def bridge_down_on_the_way(ctx: Context) -> Finding | None:
 
 # -- drops ----------------------------------------------------------------------------
 def dropped(ctx: Context) -> Finding | None:
-    """The kernel freed this packet, and said why (skb:kfree_skb)."""
+    """The kernel freed this packet, and said why (skb:kfree_skb). An answer dropped on its way
+    back is final whatever the routing reason (an ICMP error about it goes to the answerer)."""
     for drop in ctx.drops:
-        if drop.reason in FINAL_REASONS and drop.packet is not None and (ctx.flow.is_request(drop.packet) or ctx.flow.is_answer(drop.packet)):
+        if drop.packet is None:
+            continue
+        final = drop.reason in FINAL_REASONS and (ctx.flow.is_request(drop.packet) or ctx.flow.is_answer(drop.packet))
+        if final or (drop.reason in TELLING_REASONS and ctx.flow.is_answer(drop.packet) and not ctx.retransmits):
             return explain_drop(ctx, drop.ns, drop.dev, drop.reason, drop.packet)
     return None
 
@@ -315,6 +319,51 @@ def _holder(reads: Reads, address: str) -> tuple[str, str] | None:
             dev = next((a.dev for a in reads.kernel.addresses(reads.handle(ns), names=reads.names(ns)) if a.cidr.split("/")[0] == address), None)
             return (ns, dev) if dev and dev != "lo" else None
     return None
+
+
+# -- stopped where it was last seen ---------------------------------------------------------
+def stopped_where_seen(ctx: Context) -> Finding | None:
+    """The request entered a namespace and was not seen leaving it, and the kernel's decisions
+    there (asked now: its route lookup for this packet on the way in, its way out, its delivery)
+    stop it without a word back: a blackhole, a ping it ignores by sysctl; and, while no ICMP
+    error can follow within the deadline (neighbour resolution gives up later), a link down on
+    its way out or a holder of the next hop whose knobs forbid an answer."""
+    from nslab.diagnosis.stages import At
+    from nslab.diagnosis.walk import walk
+
+    for s in reversed(ctx.requests_in()):
+        p = s.packet
+        if s.ns == ctx.src or any(o.ns == s.ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ctx.sightings):
+            continue
+        at = At(s.ns, p.src, p.dst, s.dev, ctx.what, "tcp" if p.proto == packets.TCP else "icmp", p.dport if p.proto == packets.TCP else None)
+        stop = walk(ctx.reads, at, hops=1, deliver=ctx.flow.probe == "ping").stop
+        if stop is not None and _silent(ctx, stop, s.ns):
+            return stop
+        return None
+    return None
+
+
+def _silent(ctx: Context, stop: Finding, ns: str) -> bool:
+    blamed = [c for c in stop.claims if c.blames]
+    if not blamed:
+        return False
+    if all(c.value == "blackhole" or c.obj.startswith(("sysctl net.ipv4.icmp_echo_ignore", "sysctl net.ipv6.icmp.echo_ignore")) for c in blamed):
+        return True
+    if stop.cause in (Cause.LINK_DOWN, Cause.NO_ARP_ANSWER, Cause.FILTERED_BY_RULE, Cause.RP_FILTER):
+        return ctx.timeout < _resolution_gives_up(ctx, ns, ctx.reads.route_get(ns, ctx.flow.hops[-1]).dev)
+    return False
+
+
+def _resolution_gives_up(ctx: Context, ns: str, dev: str | None) -> float:
+    """Seconds until *ns*'s kernel gives up resolving a neighbour on *dev* and answers with an
+    ICMP error: mcast_solicit tries, retrans_time_ms apart, as read for that device."""
+    if dev is None:
+        return 0.0
+    tries, ms = ctx.reads.sysctl(ns, f"net.ipv4.neigh.{dev}.mcast_solicit"), ctx.reads.sysctl(ns, f"net.ipv4.neigh.{dev}.retrans_time_ms")
+    try:
+        return int(tries or 0) * int(ms or 0) / 1000
+    except ValueError:
+        return 0.0
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -39,18 +39,19 @@ class Walked:
         return [ns for ns, _ in self.path]
 
 
-def walk(reads: Reads, at: At, *, heard: set[str] | None = None, deliver: bool = True) -> Walked:
+def walk(reads: Reads, at: At, *, heard: set[str] | None = None, deliver: bool = True, hops: int = MAX_HOPS) -> Walked:
     """Follow *at* until a stage stops it or it is delivered; neither where the way leaves
     what can be followed (a device nslab cannot follow, a namespace outside the lab).
     *heard*: the namespaces the captures saw this probe's ARP requests reach (None: unknown).
-    *deliver*: check local delivery at the end (an echo request, a SYN; not an answer)."""
+    *deliver*: check local delivery at the end (an echo request, a SYN; not an answer).
+    *hops*: how many namespaces to decide in (1: only where the packet is now)."""
     path: list[tuple[str, str | None]] = []
     crossed: set[str] = set()
 
     def done(stop: Finding | None = None, delivered_at: tuple[str, str | None] | None = None) -> Walked:
         return Walked(tuple(path), stop, delivered_at, frozenset(crossed))
 
-    for _ in range(MAX_HOPS):
+    for _ in range(hops):
         if (at.ns, at.iif) in path:
             return done(Finding(Cause.UNKNOWN, Where(at.ns, at.iif), f"the {at.what} would loop: it comes back to {at.ns} on {at.iif}"))
         path.append((at.ns, at.iif))
