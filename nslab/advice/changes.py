@@ -10,6 +10,7 @@ prefix length. Nothing here decides whether a change helps: the trial does.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -17,6 +18,7 @@ from typing import Iterator
 from nslab.advice.copy import State, owner
 from nslab.lab.live import Lab
 from nslab.model.queries import segment, veth_peers
+from nslab.probes.result import Remedy
 
 Argv = tuple[str, ...]
 
@@ -39,11 +41,12 @@ class Change:
     """One change in one namespace: the commands that make it and those that take it back."""
 
     ns: str
-    kind: str  # 'lo', 'link', 'master', 'route', 'forwarding', 'masquerade', 'prefix'
+    kind: str  # 'lo', 'link', 'master', 'route', 'forwarding', 'masquerade', 'prefix', 'address', 'rule', 'sysctl', 'neighbour'
     commands: tuple[Argv, ...]
     undo: tuple[Argv, ...] = ()
     dev: str | None = None  # the interface it changes (drawn on the diagram)
     restore_rules: bool = False  # undone by restoring the namespace's nftables ruleset
+    proposed: bool = False  # proposed by the decision that stopped the packet (tried first)
 
     def to_dict(self) -> dict:
         return {"ns": self.ns, "kind": self.kind, "commands": [list(c) for c in self.commands], "dev": self.dev}
@@ -57,6 +60,7 @@ class Hint:
     where: str | None = None  # the namespace the cause names
     source: str | None = None  # the address the request left with
     seen: tuple[str, ...] = ()  # namespaces the probe's frames were seen in
+    remedies: tuple[Remedy, ...] = ()  # what the decision that stopped the packet proposes
 
 
 @dataclass
@@ -70,20 +74,43 @@ class Scene:
     owner: str | None = None
 
 
-def candidates(lab: Lab, state: State, src: str, dst: str, hint: Hint) -> list[Change]:
-    """Every single change worth a trial, the likeliest first, without repeats."""
+def candidates(lab: Lab, state: State, src: str, dst: str, hint: Hint, remedies: tuple[Remedy, ...] = ()) -> list[Change]:
+    """Every single change worth a trial, without repeats: first what the decision that stopped
+    the packet proposes (*hint*'s, read on the original, and *remedies*, read on the copy), then
+    the likeliest of the mistakes learners make."""
+    proposed = [from_remedy(r) for r in (*hint.remedies, *remedies) if r.ns in state.names]
     scene = Scene(lab, state, src, dst, hint)
     held = owner(state, dst)
     scene.owner = held[0] if held else None
     scene.involved = involved(state, src, scene.owner, hint)
-    found: dict[tuple, Change] = {}
+    found: dict[tuple, Change] = {(c.ns, c.commands): c for c in proposed}
     for make in (_loopback, _links, _ports, _forwarding, _routes, _masquerade, _prefixes):
         for change in make(scene):
             found.setdefault((change.ns, change.commands), change)
     first = FIRST_FOR_CAUSE.get(hint.cause or "", ())
     order = list(found.values())
     rank = {kind: i for i, kind in enumerate(first)}
-    return sorted(order, key=lambda c: (rank.get(c.kind, len(first)), c.ns != hint.where, order.index(c)))
+    return sorted(order, key=lambda c: (not c.proposed, rank.get(c.kind, len(first)), c.ns != hint.where, order.index(c)))
+
+
+def from_remedy(remedy: Remedy) -> Change:
+    """A remedy as a change to try; without an undo command, the ruleset is restored."""
+    undo = tuple(tuple(shlex.split(part)) for part in remedy.undo.split(" && ")) if remedy.undo else ()
+    commands = tuple(tuple(shlex.split(part)) for part in remedy.command.split(" && "))
+    return Change(remedy.ns, _kind(commands[0]), commands, undo, remedy.dev, restore_rules=not remedy.undo, proposed=True)
+
+
+def _kind(argv: Argv) -> str:
+    """What a command changes, in the words the other changes use."""
+    words = " ".join(argv)
+    for start, kind in (("ip link set lo up", "lo"), ("ip addr", "address"), ("ip route", "route"), ("ip rule", "rule"), ("ip neigh", "neighbour"), ("nft", "rule")):
+        if words.startswith(start):
+            return kind
+    if words.startswith("ip link set"):
+        return "master" if " master " in words or words.endswith("nomaster") else "link"
+    if words.startswith("sysctl"):
+        return "forwarding" if "forwarding" in words or "ip_forward" in words else "sysctl"
+    return argv[0]
 
 
 def involved(state: State, src: str, dst_owner: str | None, hint: Hint) -> list[str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from nslab.advice.changes import Change, Hint, candidates
 from nslab.advice.copy import State, build, fingerprint
+from nslab.kernel import process
 from nslab.lab.live import Lab
 from nslab.probes import wait
 from nslab.probes.result import Cause, Result
@@ -182,7 +183,7 @@ def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bo
     if not fixes or base.cause is Cause.PORT_CLOSED:
         return payload
     lab.timeout = TRIAL_TIMEOUT
-    singles = candidates(lab, state, probe.src, probe.dst, hint or hint_of(base))
+    singles = candidates(lab, state, probe.src, probe.dst, hint or hint_of(base), base.remedies)
     trial = _Trials(lab, state, probe, fingerprint(lab), start)
     payload["fixes"] = _singles(trial, singles, budget)
     note = None
@@ -234,7 +235,7 @@ def hint_of(result: Result) -> Hint:
     ev = result.evidence
     seen = tuple(dict.fromkeys(s.ns for s in ev.sightings)) if ev is not None else ()
     source = (ev.request_src or ev.sender_route.src) if ev is not None else None
-    return Hint(result.cause.name if result.cause else None, result.where.ns if result.where else None, source, seen)
+    return Hint(result.cause.name if result.cause else None, result.where.ns if result.where else None, source, seen, result.remedies)
 
 
 def _missing(state: State) -> str:
@@ -259,6 +260,7 @@ class _Trials:
                     return False
             for ns in self.lab.namespaces:
                 ns.flush_neighbours()
+            self._links_active()
             ok = self.probe.run(self.lab).ok
         finally:
             for change in reversed(done):
@@ -267,6 +269,18 @@ class _Trials:
                 self.lab.close()
                 self.lab = build(self.state, timeout=TRIAL_TIMEOUT)
         return ok
+
+    def _links_active(self, timeout: float = 1.0) -> None:
+        """Wait until every link a change brought up with carrier can send: its transmit queue
+        stays 'noop' (dropping) until linkwatch makes its operstate UP, milliseconds later."""
+
+        def active() -> bool:
+            return all(link.operstate in ("UP", "UNKNOWN") for ns in self.lab.namespaces for link in self.lab.kernel.links(ns.handle) if link.up and link.carrier)
+
+        try:
+            process.wait_until(active, timeout, "links up with carrier are operationally UP")
+        except TimeoutError:
+            pass  # the probe then shows what the link does
 
     def _apply(self, change: Change) -> bool:
         ns = self.lab.ns(change.ns)

@@ -23,10 +23,10 @@ import ipaddress
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
-from nslab.diagnosis.stages import At, cmd, combined, link, local, neighbour, netfilter, routing, sysctl
+from nslab.diagnosis.stages import At, cmd, combined, link, link_up, local, neighbour, netfilter, routing, set_sysctl, sysctl
 from nslab.diagnosis.walk import Walked, delivered, walk
 from nslab.probes import packets
-from nslab.probes.result import Cause, Claim, Outcome, Result, Where
+from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
 
 ANSWER_WHAT = {"ping": "echo reply", "tcp": "TCP answer", "http": "TCP answer"}
 COUNTED = ("Ip.InAddrErrors", "TcpExt.IPReversePathFilter")  # drop counters only an incoming packet moves
@@ -95,7 +95,7 @@ def _at_sender(result: Result, ev: Evidence, ctx: Context) -> Finding:
                 Where(at.ns, "lo"),
                 f"lo is down in {at.ns}, so {at.dst} is not even a local address there; bring it up: {cmd(at.ns, 'ip link set lo up')}",
                 claims=(Claim(at.ns, "link lo", "down", dev="lo", blames=True),),
-                fixes=((at.ns, "ip link set lo up"),),
+                fixes=(link_up(ctx.reads, at.ns, "lo"),),
             )
     if code == errno_mod.EMSGSIZE and ev.sender_route.dev:
         return link.too_big(ctx.reads, at, ev.sender_route.dev)
@@ -242,7 +242,7 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
             f"the {at.what} to {p.dst}, a loopback address, came into {ns} on {dev} and was {said}: route_localnet is off there ({key}={ctx.reads.sysctl(ns, key)})",
             reason,
             claims=(sysctl(ctx.reads, ns, key, blames=True, dev=dev),),
-            fixes=((ns, f"sysctl -w {key}=1"),),
+            fixes=(set_sysctl(ctx.reads, ns, key, 1, dev),),
         )
     if "VLAN" in reason:
         return Finding(Cause.BRIDGE_VLAN, Where(ns, dev), f"the {at.what} was dropped by the bridge's VLAN filter in {ns} on {dev} ({reason})", reason)
@@ -324,7 +324,7 @@ def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None) -> Finding:
         f"on {out} says {said}, but {dev} has {mac} ({cmd(ev.src, 'ip neigh replace', hop, 'lladdr', mac, 'dev', out or '?')}, or delete the entry)",
         "OTHERHOST",
         claims=claims,
-        fixes=((ev.src, f"ip neigh del {hop} dev {out}"),) if entry else (),
+        fixes=(Remedy(ev.src, f"ip neigh del {hop} dev {out}", f"ip neigh replace {hop} lladdr {entry.mac} dev {out} nud permanent", out),) if entry and entry.mac else (),
     )
 
 

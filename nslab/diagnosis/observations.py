@@ -22,7 +22,7 @@ from nslab.diagnosis.reads import Reads
 from nslab.kernel.state import LinkState, RouteLookup
 from nslab.model.queries import owner_of
 from nslab.probes import packets
-from nslab.probes.result import Cause, Claim, Where
+from nslab.probes.result import Cause, Claim, Remedy, Where
 
 REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request"}
 REPLY = {"ping": "echo reply", "tcp": "TCP answer", "http": "TCP answer"}
@@ -47,7 +47,7 @@ class Finding:
     text: str
     reason: str | None = None  # the kernel's drop reason, where one was read
     claims: tuple[Claim, ...] = ()
-    fixes: tuple[tuple[str, str], ...] = ()  # (namespace, command run there) to verify on a copy
+    fixes: tuple[Remedy, ...] = ()  # changes that would let it pass, to verify on a copy
 
 
 @dataclass

@@ -181,5 +181,6 @@ def explained(result: Result, watch: Watch) -> Result:
     if finding is None:
         result.explanation = f"{result.probe} from {watch.src} to {result.dst} succeeded in {result.elapsed * 1000:.1f} ms" if result.probe != "arp" else f"{watch.flow.dst} is at {result.mac}"
         return result
-    result.cause, result.where, result.reason, result.explanation, result.claims = finding.cause, finding.where, finding.reason, finding.text, finding.claims
+    result.cause, result.where, result.reason, result.explanation = finding.cause, finding.where, finding.reason, finding.text
+    result.claims, result.remedies = finding.claims, finding.fixes
     return result

@@ -79,6 +79,19 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Remedy:
+    """A change that the decision which stopped the packet says would let it pass: the
+    commands (as typed in *ns*, after `ip netns exec NS`; several joined by ` && `) and
+    those that take it back ('' where restoring the namespace's nftables ruleset does).
+    Not verified: the fix search tries it on a copy."""
+
+    ns: str
+    command: str
+    undo: str = ""
+    dev: str | None = None
+
+
+@dataclass(frozen=True)
 class IcmpError:
     type: int
     code: int
@@ -111,6 +124,7 @@ class Result:
     reason: str | None = None  # the kernel's drop reason (e.g. 'IP_INADDRERRORS'), where it was read
     explanation: str = ""
     claims: tuple[Claim, ...] = ()  # what the explanation states, each with its read; empty for a success
+    remedies: tuple[Remedy, ...] = ()  # changes the stopping decision proposes (unverified; see nslab.advice)
     dev: str | None = None  # ARP: the interface asked on
     stage: str | None = None  # TCP chat: where it stopped after connecting ('accept')
     server_received: bytes | None = None  # TCP chat: what the server heard

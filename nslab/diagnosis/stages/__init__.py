@@ -16,10 +16,11 @@ value read; a claim that `blames` is the decision that stopped the packet.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from nslab.diagnosis.reads import Reads
-from nslab.probes.result import Claim
+from nslab.probes.result import Claim, Remedy
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,23 @@ def _int(value: str | None) -> int:
 def cmd(ns: str, *words: str) -> str:
     """The command a learner types, run in *ns*."""
     return f"ip netns exec {ns} " + " ".join(words)
+
+
+def set_sysctl(reads: Reads, ns: str, key: str, value: int, dev: str | None = None) -> Remedy:
+    """`sysctl -w KEY=VALUE`, undone by writing back the value read."""
+    return Remedy(ns, f"sysctl -w {key}={value}", f"sysctl -w {key}={reads.sysctl(ns, key)}", dev)
+
+
+def link_up(reads: Reads, ns: str, dev: str) -> Remedy:
+    """`ip link set DEV up`, with the lab's routes through DEV that the kernel dropped when it went down."""
+    return with_lost_routes(reads, ns, dev, f"ip link set {dev} up", f"ip link set {dev} down", [a.interface.network for a in reads.view.topology.addresses if a.ns == ns and a.dev == dev])
+
+
+def with_lost_routes(reads: Reads, ns: str, dev: str, do: str, undo: str, nets: list) -> Remedy:
+    """*do*, then the lab's routes in *ns* by *dev* or through a gateway in *nets* that the kernel
+    does not hold (it drops a device's routes with its address, or when it goes down)."""
+    have = {r.dst for r in reads.routes(ns)}
+    lost = [r for r in reads.view.topology.routes if r.ns == ns and r.dst not in have and (r.dev == dev or (r.via and any(ipaddress.ip_address(r.via) in n for n in nets)))]
+    adds = [f"ip route add {r.dst}" + (f" via {r.via}" if r.via else "") + (f" dev {r.dev}" if r.dev else "") for r in lost]
+    dels = [f"ip route del {r.dst}" for r in lost]
+    return Remedy(ns, " && ".join([do, *adds]), " && ".join([*dels, undo]), dev)

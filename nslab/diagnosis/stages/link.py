@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd
-from nslab.probes.result import Cause, Claim, Where
+from nslab.diagnosis.stages import At, cmd, link_up
+from nslab.probes.result import Cause, Claim, Remedy, Where
 
 
 def way_out(reads: Reads, at: At, dev: str) -> Finding | None:
@@ -15,25 +15,25 @@ def way_out(reads: Reads, at: At, dev: str) -> Finding | None:
     if link is None:
         return None
     if not link.up:
-        return _down(at, at.ns, dev, f"the {at.what} could not leave {at.ns}: its {dev} is down")
+        return _down(reads, at, at.ns, dev, f"the {at.what} could not leave {at.ns}: its {dev} is down")
     peer = reads.peer(at.ns, dev)
     far = reads.link(*peer) if peer else None
     if peer is not None and far is not None and not far.up:
-        return _down(at, peer[0], peer[1], f"the {at.what} could not get past {at.ns}'s {dev}: its peer {peer[1]} in {peer[0]} is down")
+        return _down(reads, at, peer[0], peer[1], f"the {at.what} could not get past {at.ns}'s {dev}: its peer {peer[1]} in {peer[0]} is down")
     if peer is not None and far is not None and far.master is not None:
         bridge = reads.link(peer[0], far.master)
         if bridge is not None and not bridge.up:
-            return _down(at, peer[0], bridge.name, f"the {at.what} could not get through: {peer[1]}, the other end of {at.ns}'s {dev}, is a port of bridge {bridge.name} in {peer[0]}, which is down")
+            return _down(reads, at, peer[0], bridge.name, f"the {at.what} could not get through: {peer[1]}, the other end of {at.ns}'s {dev}, is a port of bridge {bridge.name} in {peer[0]}, which is down")
     return None
 
 
-def _down(at: At, ns: str, dev: str, text: str) -> Finding:
+def _down(reads: Reads, at: At, ns: str, dev: str, text: str) -> Finding:
     return Finding(
         Cause.LINK_DOWN,
         Where(ns, dev),
         f"{text}; {cmd(ns, 'ip link set', dev, 'up')}",
         claims=(Claim(ns, f"link {dev}", "down", dev=dev, blames=True),),
-        fixes=((ns, f"ip link set {dev} up"),),
+        fixes=(link_up(reads, ns, dev),),
     )
 
 
@@ -44,9 +44,9 @@ def too_big(reads: Reads, at: At, dev: str, size: int | None = None) -> Finding:
     peer = reads.peer(at.ns, dev)
     far = reads.link(*peer) if peer else None
     claims = (Claim(at.ns, f"link {dev}", f"mtu {mtu}", dev=dev, blames=True),)
-    fixes: tuple[tuple[str, str], ...] = ()
+    fixes: tuple[Remedy, ...] = ()
     if far is not None and mtu is not None and far.mtu > mtu:
-        fixes = ((at.ns, f"ip link set {dev} mtu {far.mtu}"),)
+        fixes = (Remedy(at.ns, f"ip link set {dev} mtu {far.mtu}", f"ip link set {dev} mtu {mtu}", dev),)
     big = f" ({size} bytes)" if size else ""
     return Finding(
         Cause.TOO_BIG,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, sysctl
+from nslab.diagnosis.stages import At, set_sysctl, sysctl
 from nslab.probes.result import Cause, Claim, Where
 
 
@@ -21,7 +21,7 @@ def ignored_echo(reads: Reads, at: At) -> Finding | None:
         Where(at.ns, at.iif),
         f"the {at.what} reached {at.ns} on {at.iif}, which ignores every echo request: {key}=1 there",
         claims=(sysctl(reads, at.ns, key, blames=True),),
-        fixes=((at.ns, f"sysctl -w {key}=0"),),
+        fixes=(set_sysctl(reads, at.ns, key, 0),),
     )
 
 

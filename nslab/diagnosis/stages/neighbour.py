@@ -13,9 +13,9 @@ from typing import Iterable
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, combined, routing, sysctl
+from nslab.diagnosis.stages import At, cmd, combined, link_up, routing, set_sysctl, sysctl, with_lost_routes
 from nslab.model.queries import owner_of
-from nslab.probes.result import Cause, Claim, Where
+from nslab.probes.result import Cause, Claim, Remedy, Where
 
 
 def holders(reads: Reads, hosts: Iterable[tuple[str, str]], address: str) -> list[tuple[str, str]]:
@@ -62,7 +62,7 @@ def silent(reads: Reads, at: At, host: tuple[str, str], hop: str, base: str, sip
             Where(ns, dev),
             f"{base}: {who}, but arp_ignore={ignore} there ({', '.join(keys)}) {why}; {cmd(ns, 'sysctl -w', keys[-1] + '=0')}",
             claims=tuple(sysctl(reads, ns, key, blames=True, dev=dev) for key in keys),
-            fixes=tuple((ns, f"sysctl -w {key}=0") for key in keys),
+            fixes=tuple(set_sysctl(reads, ns, key, 0, dev) for key in keys),
         )
     filtering, fkeys = combined(reads, ns, dev, "arp_filter", "or")
     back = reads.route_get(ns, sip)
@@ -72,7 +72,7 @@ def silent(reads: Reads, at: At, host: tuple[str, str], hop: str, base: str, sip
             Where(ns, dev),
             f"{base}: {who}, but arp_filter is on there ({', '.join(fkeys)}) and its route back to {sip} leaves by {back.dev}, not {dev}",
             claims=tuple(sysctl(reads, ns, key, blames=True, dev=dev) for key in fkeys),
-            fixes=tuple((ns, f"sysctl -w {key}=0") for key in fkeys),
+            fixes=tuple(set_sysctl(reads, ns, key, 0, dev) for key in fkeys),
         )
     rules = reads.ruleset(ns)
     stoppers = rules.stoppers(("arp",), ("input",)) if rules is not None else []
@@ -85,7 +85,7 @@ def silent(reads: Reads, at: At, host: tuple[str, str], hop: str, base: str, sip
             f"{base}: {who}, but an arp-family nftables chain there can drop it: "
             + "; ".join(f"table {x.family} {x.table} chain {x.chain}: {x.text}" for x in stoppers),
             claims=tuple(Claim(ns, f"nft {x.family} {x.table} {x.chain}", x.text, blames=blame) for x in stoppers),
-            fixes=((ns, f"nft delete table {s.family} {s.table}"),) if blame else (),
+            fixes=(Remedy(ns, s.undo),) if blame else (),
         )
     return Finding(
         Cause.NO_ARP_ANSWER,
@@ -114,7 +114,7 @@ def _cut(reads: Reads, at: At, end: tuple[str, str], hop: str, base: str) -> Fin
                 Where(ns, dev),
                 f"{base}: {held}, and the way to it goes through {dev} in {ns}, which is down; {cmd(ns, 'ip link set', dev, 'up')}",
                 claims=(Claim(ns, f"link {dev}", "down", dev=dev, blames=True),),
-                fixes=((ns, f"ip link set {dev} up"),),
+                fixes=(link_up(reads, ns, dev),),
             )
     return Finding(Cause.LINK_DOWN, Where(*end), f"{base}: the way to {hop} is cut at {end[1]} in {end[0]}")
 
@@ -131,7 +131,7 @@ def _nobody(reads: Reads, at: At, dev: str, hop: str, reached: set[tuple[str, st
                 Where(owner, expected.dev),
                 f"{base}: the segment reaches {hosts}, and none holds {hop}; {owner}'s {expected.dev}, where the lab puts it, has no address {hop}",
                 claims=(Claim(owner, f"address {expected.cidr} dev {expected.dev}", "absent", dev=expected.dev, blames=True),),
-                fixes=((owner, f"ip addr add {expected.cidr} dev {expected.dev}"),),
+                fixes=(_readdress(reads, owner, expected),),
             )
         found = _not_reached(reads, owner, hop, reached)
         if found is not None:
@@ -142,6 +142,11 @@ def _nobody(reads: Reads, at: At, dev: str, hop: str, reached: set[tuple[str, st
         f"{base}: the segment, as the kernel wires it, reaches {hosts}, and none of them holds {hop}",
         claims=tuple(Claim(n, f"address {hop}", "not held", dev=d) for n, d in sorted(reached)),
     )
+
+
+def _readdress(reads: Reads, ns: str, address) -> Remedy:
+    """Put the address back, and the lab's routes through it that the kernel dropped with it."""
+    return with_lost_routes(reads, ns, address.dev, f"ip addr add {address.cidr} dev {address.dev}", f"ip addr del {address.cidr} dev {address.dev}", [address.interface.network])
 
 
 def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str]]) -> Finding | None:
@@ -161,5 +166,5 @@ def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str
         Where(*peer),
         f"{hop} is on {owner}'s {dev}, wired to {peer[1]} in {peer[0]}, which is {now}, not of {bridges[0]}, the bridge the request was flooded through; {cmd(peer[0], 'ip link set', peer[1], 'master', bridges[0])}",
         claims=(Claim(peer[0], f"link {peer[1]}", f"master {far.master}" if far.master else "nomaster", dev=peer[1], blames=True),),
-        fixes=((peer[0], f"ip link set {peer[1]} master {bridges[0]}"),),
+        fixes=(Remedy(peer[0], f"ip link set {peer[1]} master {bridges[0]}", f"ip link set {peer[1]} " + (f"master {far.master}" if far.master else "nomaster"), peer[1]),),
     )

@@ -12,7 +12,7 @@ from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At
 from nslab.kernel import nftables
-from nslab.probes.result import Cause, Claim, Where
+from nslab.probes.result import Cause, Claim, Remedy, Where
 
 # the hooks a packet passes, by what the namespace does with it
 HOOKS = {
@@ -53,7 +53,7 @@ def dropped(reads: Reads, at: At, how: str | None, *, reason: str | None, reject
             f"the {at.what} was {verb} by netfilter in {at.ns}{said}: table {s.family} {s.table}, chain {s.chain}: {s.text}; ip netns exec {at.ns} {s.undo}",
             reason,
             claims=(Claim(at.ns, f"nft {s.family} {s.table} {s.chain}", s.text, dev=at.iif, blames=True),),
-            fixes=((at.ns, s.undo),),
+            fixes=(Remedy(at.ns, s.undo),),
         )
     return Finding(
         Cause.REJECTED_BY_RULE if rejected else Cause.FILTERED_BY_RULE,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, combined, sysctl
+from nslab.diagnosis.stages import At, cmd, combined, link_up, set_sysctl, sysctl
 from nslab.kernel.state import RouteLookup, RouteState, RuleState
-from nslab.probes.result import Cause, Claim, Where
+from nslab.probes.result import Cause, Claim, Remedy, Where
 
 REFUSING = ("blackhole", "unreachable", "prohibit")
 ERRNO_OF = {"blackhole": errno_mod.EINVAL, "unreachable": errno_mod.EHOSTUNREACH, "prohibit": errno_mod.EACCES}
@@ -85,7 +85,7 @@ def _not_forwarding(reads: Reads, at: At, out: RouteLookup) -> Finding:
         f"the {at.what} reached {at.ns} on {at.iif} and was not forwarded: {key}={reads.sysctl(at.ns, key)} there, "
         f"though {at.ns} has a route to {at.dst} (dev {out.dev}); {cmd(at.ns, 'sysctl -w', key + '=1')}",
         claims=claims,
-        fixes=((at.ns, f"sysctl -w {key}=1"),),
+        fixes=(set_sysctl(reads, at.ns, key, 1, at.iif),),
     )
 
 
@@ -104,7 +104,7 @@ def _source_invalid(reads: Reads, at: At) -> Finding:
             Where(at.ns, iif),
             f"the {at.what} came into {at.ns} on {iif} from {at.src}, an address {at.ns} holds itself, and accept_local is off there: the kernel drops it as a martian",
             claims=(Claim(at.ns, f"address {at.src}", "local"), sysctl(reads, at.ns, key, blames=True, dev=iif)),
-            fixes=((at.ns, f"sysctl -w {key}=1"),),
+            fixes=(set_sysctl(reads, at.ns, key, 1, iif),),
         )
     mode, keys = combined(reads, at.ns, iif, "rp_filter", "max", at.v)
     if mode > 0:
@@ -120,7 +120,7 @@ def _source_invalid(reads: Reads, at: At) -> Finding:
             Where(at.ns, iif),
             f"the {at.what} came into {at.ns} on {iif} and the reverse-path filter dropped it ({' and '.join(f'{k}={mode}' for k in keys)}, {kind}): {why}",
             claims=claims,
-            fixes=tuple((at.ns, f"sysctl -w {key}=0") for key in keys) + tuple((at.ns, f"sysctl -w {key}=2") for key in keys if mode == 1),
+            fixes=tuple(set_sysctl(reads, at.ns, key, 0, iif) for key in keys) + tuple(set_sysctl(reads, at.ns, key, 2, iif) for key in keys if mode == 1),
         )
     return Finding(Cause.UNKNOWN, Where(at.ns, iif), f"{at.ns}'s kernel refused the {at.what} from {at.src} coming in on {iif} (EINVAL), and neither rp_filter nor accept_local is set there")
 
@@ -134,13 +134,14 @@ def _refusing_route(reads: Reads, at: At, code: int) -> Finding | None:
     where = Where(at.ns, at.iif)
     claim = Claim(at.ns, f"route {route.dst} table {route.table}", route.type, blames=True)
     table = "" if route.table == "main" else f" table {route.table}"
+    metric = f" metric {route.metric}" if route.metric else ""
     verb = {"blackhole": "silently discards", "unreachable": "refuses (host unreachable)", "prohibit": "refuses (administratively prohibited)"}[route.type]
     return Finding(
         Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.ICMP_UNREACHABLE if route.type != "blackhole" else Cause.NO_ANSWER,
         where,
         f"{at.ns} has a {route.type} route {route.dst}{table} for {at.dst}, which {verb} the {at.what}",
         claims=(claim,),
-        fixes=((at.ns, f"ip route del {route.type} {route.dst}{table}"),),
+        fixes=(Remedy(at.ns, f"ip route del {route.type} {route.dst}{table}{metric}", f"ip route add {route.type} {route.dst}{table}{metric}"),),
     )
 
 
@@ -158,7 +159,7 @@ def _refusing_rule(reads: Reads, at: At, code: int) -> Finding | None:
                 Where(at.ns, at.iif),
                 f"{at.ns}'s policy rule {rule.priority} ({rule}) {rule.action}s the {at.what} to {at.dst}",
                 claims=(Claim(at.ns, f"rule {rule.priority}", str(rule), blames=True),),
-                fixes=((at.ns, f"ip rule del pref {rule.priority}"),),
+                fixes=(Remedy(at.ns, f"ip rule del pref {rule.priority}", f"ip rule add {rule} pref {rule.priority}"),),
             )
     return None
 
@@ -191,7 +192,7 @@ def _no_route(reads: Reads, at: At) -> Finding:
             Where(at.ns, dev),
             f"{at.ns} has no route to {at.dst} because {dev} is down (its connected route went with it); {cmd(at.ns, 'ip link set', dev, 'up')}",
             claims=(Claim(at.ns, f"link {dev}", "down", dev=dev, blames=True),),
-            fixes=((at.ns, f"ip link set {dev} up"),),
+            fixes=(link_up(reads, at.ns, dev),),
         )
     came = f"the {at.what} came into {at.ns} on {at.iif}, and " if at.iif else ""
     return Finding(
