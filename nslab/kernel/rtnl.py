@@ -39,6 +39,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE = 32, 33, 34
 RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID = 88, 89, 90
 RTNLGRP_NSID = 28
 
@@ -48,13 +49,14 @@ IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 RTGENMSG = struct.Struct("=Bxxx")  # family
+FIBMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags (policy rules)
 
 # -- attributes -----------------------------------------------------------------------
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 16, 18, 28, 29, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
-RTEXT_FILTER_SKIP_STATS = 1 << 3
+RTEXT_FILTER_BRVLAN, RTEXT_FILTER_SKIP_STATS = 1 << 1, 1 << 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_SRC, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_TABLE = 1, 2, 4, 5, 7, 15
 NDA_DST, NDA_LLADDR, NDA_MASTER = 1, 2, 9
@@ -206,6 +208,7 @@ BODIES = {
     RTM_NEWADDR: IFADDRMSG, RTM_DELADDR: IFADDRMSG,
     RTM_NEWROUTE: RTMSG, RTM_DELROUTE: RTMSG,
     RTM_NEWNEIGH: NDMSG, RTM_DELNEIGH: NDMSG,
+    RTM_NEWRULE: FIBMSG, RTM_DELRULE: FIBMSG,
     RTM_NEWNSID: RTGENMSG, RTM_DELNSID: RTGENMSG,
 }  # fmt: skip
 
