@@ -18,13 +18,13 @@ and its copy) compare field by field.
 
 from __future__ import annotations
 
+import dataclasses
 import errno as errno_mod
 import ipaddress
 import os
 import shutil
 import socket
 import struct
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
