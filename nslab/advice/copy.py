@@ -4,39 +4,44 @@ original.
 
     state = read_state(lab, ["host", "container1"], port=None)
     # ... in a child that entered a sandbox of its own:
-    copy = build(state)
+    copy = build(state)            # state.missing names what the copy could not carry
+    differences(state, copy)       # [] when the copy holds what the original held
 
-What is copied: links (veth pairs, bridges, ports), IPv4 addresses (lo's
-extra ones too), main-table routes, the sysctls that decide forwarding and
-filtering, the nftables ruleset where nft is installed, and the TCP listeners
-the probe needs. What cannot be modelled (a physical uplink, a dummy) is left
-out; `State.missing` lists it so a search can say so.
+What is copied is each namespace's whole networking state as
+nslab/kernel/dump.py reads it: links and their kind's options (bridge,
+bridge port, macvlan, vxlan), MTUs, MACs, masters, up or down; addresses
+(IPv4 and IPv6, with nodad/noprefixroute); routes of every type in every
+table; policy rules; neighbour and proxy entries; a vxlan's remotes and a
+bridge's static FDB entries; every writable sysctl under net.; the nftables
+ruleset; and each TCP listener, as a stand-in on the same address and port.
+The model's part (veths, bridges, addresses) is built the fast way (Lab),
+the rest is reconciled with `ip`, `bridge` and `nft` commands from what the
+copy holds after that, and the copy is read again: whatever still differs
+from the original is named in `State.missing`, one entry each
+("sysctl net.ipv4.conf.eth0.foo in a: read-only", "link eth1 in a: kind
+'e1000' cannot be made here"). A link to something not copied (a NIC, a veth
+to a namespace not given) becomes an uplink to a stand-in (outside.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import shutil
+import re
 from dataclasses import dataclass, field
 
 from nslab.advice import outside
 from nslab.advice.outside import Uplink
-from nslab.grading.observed import Snapshot, observe
-from nslab.kernel.state import RouteState
+from nslab.kernel import dump, linux
+from nslab.kernel.dump import NsState
 from nslab.lab.live import Lab
-from nslab.model.topology import LabError, Topology
+from nslab.lab.observed import Snapshot, observe
+from nslab.model.topology import Topology
 
-# Per-namespace knobs that change where a packet may go (ip_forward is conf.all.forwarding).
-GLOBAL_SYSCTLS = (
-    "net.ipv4.ip_forward",
-    "net.ipv4.conf.all.rp_filter",
-    "net.ipv4.conf.default.rp_filter",
-    "net.ipv4.conf.all.proxy_arp",
-    "net.ipv4.conf.all.arp_ignore",
-    "net.ipv4.conf.all.accept_local",
-    "net.bridge.bridge-nf-call-iptables",
-)
-DEVICE_SYSCTLS = ("forwarding", "rp_filter", "proxy_arp", "arp_ignore", "accept_local")
+CREATABLE = ("bridge", "macvlan", "vxlan")  # kinds a copy makes from their options (veths come from the model)
+MACVLAN_MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
+PORT_FLAGS = ("hairpin", "guard", "root_block", "fastleave", "learning", "flood", "proxy_arp", "mcast_flood", "bcast_flood", "neigh_suppress", "isolated")
+BRIDGE_OPTIONS = ("forward_delay", "hello_time", "max_age", "ageing_time", "stp_state", "priority", "mcast_snooping", "nf_call_iptables", "nf_call_ip6tables", "nf_call_arptables")
+DYNAMIC = {"REACHABLE", "STALE", "DELAY", "PROBE"}  # neighbour states the kernel changes by itself: copied as STALE
 
 
 @dataclass
@@ -44,12 +49,11 @@ class State:
     """What the kernel showed of the namespaces involved, enough to build them again."""
 
     topology: Topology  # links, addresses and routes the model can hold
-    kernel_routes: set[tuple[str, str, str | None]]  # (ns, dst, dev) the kernel made for an address
-    routes: dict[str, list[str]]  # ns -> `ip route` lines, to reconcile the copy with
-    sysctls: dict[str, dict[str, str]]
+    dumps: dict[str, NsState]  # each namespace's whole state (kernel/dump.py)
+    sysctls: dict[str, dict[str, str]]  # ns -> every sysctl under net. -> value
     lo_addresses: dict[str, list[str]] = field(default_factory=dict)
     rulesets: dict[str, str] = field(default_factory=dict)  # ns -> `nft list ruleset`
-    listeners: dict[str, list[int]] = field(default_factory=dict)
+    listeners: dict[str, list[int]] = field(default_factory=dict)  # extra TCP ports to listen on (all addresses)
     missing: list[str] = field(default_factory=list)  # what could not be copied, in words
     uplinks: list[Uplink] = field(default_factory=list)  # links to what was not copied: stand-ins in the copy
 
@@ -63,25 +67,20 @@ def read_state(lab: Lab, names: list[str] | None = None, *, port: int | None = N
     A *target* no copied namespace holds is put behind the uplink its sender would use (outside.py)."""
     snap = Snapshot.read(lab)
     topo = _only(observe(lab, snap), names)
-    kept = {ns.name for ns in topo.namespaces}
-    kernel_routes = {(ns, r.dst, r.dev) for ns, rs in snap.routes.items() for r in rs if ns in kept and r.proto == "kernel"}
-    routes = {ns: sorted(_route_line(r) for r in rs if _copyable(r)) for ns, rs in snap.routes.items() if ns in kept}
-    state = State(topo, kernel_routes, routes, {})
-    state.uplinks = outside.uplinks(snap, {name: topo.links_in(name) for name in kept})
+    kept = [ns.name for ns in topo.namespaces]
+    dumps = dump.read_all({name: lab.ns(name).handle for name in kept})
+    sysctls = {name: {s.key: s.value for s in d.sysctls} for name, d in dumps.items()}
+    state = State(topo, dumps, sysctls)
+    state.uplinks = outside.uplinks(snap, {name: topo.links_in(name) for name in kept}, CREATABLE)
     if target is not None and owner(state, target) is None:
         state.uplinks = outside.aim(state.uplinks, lab, target)
     for name in kept:
-        ns = lab.ns(name)
-        devs = [dev for dev in topo.links_in(name) if "." not in dev] + [u.dev for u in state.uplinks if u.ns == name]
-        state.sysctls[name] = _sysctls(ns, devs)
-        state.lo_addresses[name] = [a.cidr for a in snap.addresses[name] if a.dev == "lo" and ":" not in a.cidr and not a.cidr.startswith("127.")]
-        ruleset = _ruleset(ns)
-        if ruleset:
-            state.rulesets[name] = ruleset
-        if port is not None and ns.listening(port):
+        d = dumps[name]
+        state.lo_addresses[name] = [a.cidr for a in d.addresses if a.dev == "lo" and a.family == 4 and not a.local.startswith("127.")]
+        if d.ruleset:
+            state.rulesets[name] = d.ruleset
+        if port is not None and any(li.proto == "tcp" and li.port == port for li in d.listeners):
             state.listeners[name] = [port]
-        copied = set(topo.links_in(name)) | {u.dev for u in state.uplinks if u.ns == name}
-        state.missing += [f"{link.name} ({link.kind or 'a device'}) in {name}" for link in snap.links[name] if link.name not in copied]
     return state
 
 
@@ -91,7 +90,7 @@ def _only(topo: Topology, names: list[str] | None) -> Topology:
     keep = set(names)
     veths = [v for v in topo.veths if v.ns in keep and v.peer_ns in keep]
     ends = {(e[0], e[1]) for v in veths for e in v.ends()} | {(b.ns, b.name) for b in topo.bridges if b.ns in keep}
-    return Topology(
+    return Topology.adopted(
         [ns for ns in topo.namespaces if ns.name in keep],
         veths,
         [b for b in topo.bridges if b.ns in keep],
@@ -100,84 +99,368 @@ def _only(topo: Topology, names: list[str] | None) -> Topology:
     )
 
 
-def _copyable(r: RouteState) -> bool:
-    return r.type == "unicast" and ":" not in r.dst
-
-
-def _route_line(r: RouteState) -> str:
-    return " ".join([r.dst] + (["via", r.via] if r.via else []) + (["dev", r.dev] if r.dev else []))
-
-
-def _sysctls(ns, devs: list[str]) -> dict[str, str]:
-    keys = list(GLOBAL_SYSCTLS) + [f"net.ipv4.conf.{dev}.{knob}" for dev in devs if dev != "lo" for knob in DEVICE_SYSCTLS]
-    out = {}
-    for key in keys:
-        try:
-            out[key] = ns.sysctl(key)
-        except OSError:
-            continue  # not in this kernel (bridge-nf without br_netfilter)
-    return out
-
-
-def _ruleset(ns) -> str:
-    if shutil.which("nft") is None:
-        return ""
-    done = ns.run(["nft", "list", "ruleset"], timeout=10)
-    return done.stdout.decode(errors="replace").strip() if done.returncode == 0 else ""
-
-
 # -- the copy ------------------------------------------------------------------------
 def build(state: State, *, timeout: float = 0.25) -> Lab:
-    """Build *state* as a new lab in this process's sandbox (the caller entered a fresh one)."""
-    topo = state.topology
-    built = topo.replace(routes=tuple(r for r in topo.routes if (r.ns, r.dst, r.dev) not in state.kernel_routes))
-    lab = Lab(built, timeout=timeout).open()
+    """Build *state* as a new lab in this process's sandbox (the caller entered a fresh one);
+    what it could not carry is added to `state.missing`."""
+    lab = Lab(state.topology.replace(routes=()), timeout=timeout).open()  # routes: all of them below, by type and table
     outside.attach(lab, state.uplinks)
-    for name, values in state.sysctls.items():
-        ns = lab.ns(name)
-        for key in sorted(values, key=lambda k: k != "net.ipv4.ip_forward"):  # the global switch first
-            try:
-                ns.set_sysctl(key, values[key])
-            except (OSError, LabError):
-                continue
-    for name, cidrs in state.lo_addresses.items():
-        for cidr in cidrs:
-            lab.ns(name).add_address(cidr, "lo")
-    for name, text in state.rulesets.items():
-        lab.ns(name).run(["nft", "-f", "-"], input=text.encode() + b"\n", timeout=10)
-    reconcile_routes(lab, state)
-    for name, ports in state.listeners.items():
-        for port in ports:
-            lab.ns(name).listen(port)
+    uplinked = {(u.ns, u.dev) for u in state.uplinks}
+    problems: list[str] = []
+    have = dump.read_all(_handles(lab, state), sysctls=False, ruleset=False)
+    for name, want in state.dumps.items():
+        problems += _run(lab, name, "ip", _links(name, want, have[name], uplinked))
+    have = dump.read_all(_handles(lab, state), ruleset=False)
+    for name, want in state.dumps.items():
+        problems += _run(lab, name, "ip", _addresses(want, have[name]))
+        problems += _write_sysctls(lab, name, want, have[name])
+    have = dump.read_all(_handles(lab, state), sysctls=False, ruleset=False)
+    for name, want in state.dumps.items():
+        problems += _run(lab, name, "ip", _routes(want, have[name]) + _rules(want, have[name]) + _neighbours(want, have[name]))
+        problems += _run(lab, name, "bridge", _fdb(want, have[name]))
+        if want.ruleset:
+            done = lab.ns(name).run(["nft", "-f", "-"], input=want.ruleset.encode() + b"\n", timeout=10)
+            if done.returncode != 0:
+                problems.append(f"nftables ruleset in {name}: nft -f refused it: {_first_line(done.stderr)}")
+        problems += _listen(lab, name, want, state.listeners.get(name, []))
+    state.missing = list(dict.fromkeys(state.missing + problems + differences(state, lab)))
     return lab
 
 
-def reconcile_routes(lab: Lab, state: State) -> None:
-    """Make each namespace's main table what the original showed: drop routes the
-    copy has and the original had not (a connected route the learner deleted),
-    add back those still missing (where the kernel takes them)."""
-    for name, want in state.routes.items():
-        ns = lab.ns(name)
-        have = {_route_line(r): r for r in ns.routes() if _copyable(r)}
-        for line, r in have.items():
-            if line not in want:
-                try:
-                    ns.del_route(r.dst, via=r.via, dev=r.dev)
-                except Exception:  # noqa: BLE001, S112 - the copy then differs; fingerprints tell
-                    continue
-        for line in want:
-            if line not in have:
-                _add_route_line(ns, line)
+def _handles(lab: Lab, state: State) -> dict:
+    return {name: lab.ns(name).handle for name in state.dumps}
 
 
-def _add_route_line(ns, line: str) -> None:
-    words = line.split()
-    via = words[words.index("via") + 1] if "via" in words else None
-    dev = words[words.index("dev") + 1] if "dev" in words else None
-    try:
-        ns.add_route(words[0], via=via, dev=dev)
-    except Exception:  # noqa: BLE001 - a route over a device the copy lacks: listed in State.missing
-        return
+def _run(lab: Lab, name: str, tool: str, commands: list[str]) -> list[str]:
+    """Run *commands* in namespace *name*, one `TOOL -force -batch -` per family (a line
+    starting '-4 ' or '-6 ' is sent to `TOOL -4` or `TOOL -6`: a batch line takes no option);
+    returns each one refused, in words."""
+    out = []
+    for family in ("", "-4 ", "-6 "):
+        lines = [c[len(family) :] for c in commands if (c[:3] in ("-4 ", "-6 ")) == bool(family) and c.startswith(family)]
+        out += _batch(lab, name, [tool, *family.split()], lines)
+    return out
+
+
+def _batch(lab: Lab, name: str, argv: list[str], commands: list[str]) -> list[str]:
+    if not commands:
+        return []
+    tool = " ".join(argv)
+    done = lab.ns(name).run([*argv, "-force", "-batch", "-"], input="\n".join(commands).encode() + b"\n", timeout=30)
+    out, said = [], []
+    for line in done.stderr.decode(errors="replace").splitlines():
+        failed = re.match(r"Command failed -:(\d+)", line)
+        if failed is None:
+            said.append(line.strip())
+            continue
+        command = commands[int(failed.group(1)) - 1]
+        out.append(f"`{tool} {command}` in {name}: {'; '.join(s for s in said if s) or 'refused'}")
+        said = []
+    if done.returncode != 0 and any(said):  # a line ip(8) could not parse ends the whole batch
+        out.append(f"`{tool} -batch` in {name} stopped: {'; '.join(s for s in said if s)}")
+    return out
+
+
+def _first_line(data: bytes) -> str:
+    return next((line.strip() for line in data.decode(errors="replace").splitlines() if line.strip()), "no reason given")
+
+
+# -- links ---------------------------------------------------------------------------
+def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str]]) -> list[str]:
+    """Create the links the model did not build, then give every link its MAC, MTU, options, master and state."""
+    out = []
+    made = {link.name for link in have.links}
+    for link in want.links:
+        if link.name in made or (name, link.name) in uplinked:
+            continue
+        create = _create(link)
+        if create is None:
+            out.append(f"link add {link.name} type {link.kind}")  # refused or absent: differences() names it
+        else:
+            out.append(create)
+    for link in want.links:
+        if link.kind == "loopback" or (name, link.name) in uplinked:
+            continue
+        out.append(f"link set {link.name} down")
+        if link.mac:
+            out.append(f"link set {link.name} address {link.mac}")
+        out.append(f"link set {link.name} mtu {link.mtu}")
+        if link.kind == "bridge":
+            opts = dict(link.options)
+            out.append(f"link set {link.name} type bridge " + " ".join(f"{k} {opts[k]}" for k in BRIDGE_OPTIONS if k in opts))
+        out.append(f"link set {link.name} master {link.master}" if link.master else f"link set {link.name} nomaster")
+        if link.port:
+            port = dict(link.port)
+            flags = " ".join(f"{k} {'on' if port[k] else 'off'}" for k in PORT_FLAGS if k in port)
+            out.append(f"link set {link.name} type bridge_slave {flags} priority {port.get('priority', 32)} cost {port.get('cost', 100)}")
+    for link in want.links:
+        if (name, link.name) not in uplinked:
+            out.append(f"link set {link.name} {'up' if link.up else 'down'}")
+    return out
+
+
+def _create(link: dump.Link) -> str | None:
+    opts = dict(link.options)
+    if link.kind == "bridge":
+        return f"link add {link.name} type bridge"
+    if link.kind == "macvlan" and link.lower:
+        return f"link add {link.name} link {link.lower} type macvlan mode {MACVLAN_MODES.get(opts.get('mode', 4), 'bridge')}"
+    if link.kind == "vxlan" and "id" in opts:
+        words = [f"link add {link.name} type vxlan id {opts['id']} dstport {opts.get('port', 4789)}"]
+        for key, word in (("remote", "remote"), ("remote6", "remote"), ("local", "local"), ("local6", "local"), ("link", "dev"), ("ttl", "ttl"), ("ageing", "ageing")):
+            if opts.get(key):
+                if key.startswith("remote") and ipaddress.ip_address(opts[key]).is_multicast:
+                    word = "group"
+                words.append(f"{word} {opts[key]}")
+        words.append("learning" if opts.get("learning", 1) else "nolearning")
+        return " ".join(words)
+    return None
+
+
+# -- addresses and sysctls -------------------------------------------------------------
+def _addr_key(a: dump.Address) -> tuple:
+    return (a.dev, a.local, a.prefixlen, a.peer)
+
+
+def _addresses(want: NsState, have: NsState) -> list[str]:
+    wanted = {_addr_key(a): a for a in want.addresses}
+    held = {_addr_key(a): a for a in have.addresses}
+    out = []
+    for key, a in held.items():
+        if key not in wanted and not _automatic(a):
+            out.append(f"addr del {a.local}/{a.prefixlen}{' peer ' + a.peer if a.peer else ''} dev {a.dev}")
+    for key, a in wanted.items():
+        if key in held or _automatic(a):
+            continue
+        words = [f"addr add {a.local}" + (f" peer {a.peer}" if a.peer else "") + f"/{a.prefixlen} dev {a.dev}"]
+        if a.scope != "universe":
+            words.append(f"scope {a.scope}")
+        if a.label:
+            words.append(f"label {a.label}")
+        if a.broadcast:
+            words.append(f"broadcast {a.broadcast}")
+        words += [flag for flag in ("nodad", "noprefixroute", "home") if flag in a.flags]
+        out.append(" ".join(words))
+    return out
+
+
+def _automatic(a: dump.Address) -> bool:
+    """An address the kernel makes itself (IPv6 link-local, lo's ::1 and 127.0.0.1): copied by copying what makes it."""
+    return (a.family == 6 and ipaddress.ip_address(a.local).is_link_local) or a.local in ("::1", "127.0.0.1")
+
+
+def _sysctl_order(key: str) -> tuple[int, str]:
+    """`all` first (it resets every device's forwarding), then `default`, then each device's own."""
+    return (0 if ".all." in key else 1 if ".default." in key else 2, key)
+
+
+def _write_sysctls(lab: Lab, name: str, want: NsState, have: NsState) -> list[str]:
+    current = {s.key: s for s in have.sysctls}
+    out = []
+    for s in sorted(want.sysctls, key=lambda s: _sysctl_order(s.key)):
+        mine = current.get(s.key)
+        if mine is None:
+            out.append(f"sysctl {s.key} in {name}: not in the copy")
+            continue
+        if not s.writable or mine.value == s.value and ".all." not in s.key:
+            continue
+        try:
+            with linux.in_netns(lab.ns(name).handle.fd), open(dump.sysctl_path(s.key), "w") as f:
+                f.write(s.value)
+        except OSError as exc:
+            out.append(f"sysctl {s.key} in {name}: {exc.strerror or exc}")
+    return out
+
+
+# -- routes, rules, neighbours, FDB -----------------------------------------------------
+TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
+IP_SCOPES = {"universe": "global"}  # ip(8) takes 'global' for what the kernel calls RT_SCOPE_UNIVERSE
+
+
+def _route_words(r: dump.Route) -> str:
+    words = [] if r.type == "unicast" else [r.type]
+    words.append(r.dst)
+    if r.src:
+        words.append(f"from {r.src}")
+    if r.tos:
+        words.append(f"tos {r.tos:#x}")
+    if not r.nexthops:
+        if r.gateway:
+            words.append(f"via {r.gateway}")
+        if r.dev and not (r.family == 6 and r.type in ("unreachable", "prohibit", "blackhole", "throw") and r.dev == "lo"):
+            words.append(f"dev {r.dev}")
+        if "onlink" in r.flags:
+            words.append("onlink")
+    words.append(f"table {TABLE_NAMES.get(r.table, r.table)}")
+    if r.metric is not None:
+        words.append(f"metric {r.metric}")
+    words += [f"proto {r.proto}", f"scope {IP_SCOPES.get(r.scope, r.scope)}"] if r.family == 4 else [f"proto {r.proto}"]
+    if r.prefsrc:
+        words.append(f"src {r.prefsrc}")
+    for hop in r.nexthops:  # last: ip(8) reads nothing else after them
+        words.append("nexthop" + (f" via {hop.gateway}" if hop.gateway else "") + (f" dev {hop.dev}" if hop.dev else "") + f" weight {hop.weight}" + (" onlink" if "onlink" in hop.flags else ""))
+    return ("-6 " if r.family == 6 else "-4 ") + "route replace " + " ".join(words)
+
+
+def _compared(r: dump.Route) -> bool:
+    """Not the kernel's multicast routes, nor the local route of an IPv6 link-local address, which
+    it adds only once the address's DAD is over (a moment after the link came up)."""
+    if r.proto != "kernel":
+        return True
+    return r.type != "multicast" and not (r.family == 6 and r.type == "local" and ipaddress.ip_network(r.dst).network_address.is_link_local)
+
+
+def _route_same(r: dump.Route) -> tuple:
+    """A route as compared: what it is, not the kernel's passing flags on it (linkdown)."""
+    hops = tuple((h.dev, h.gateway, h.weight) for h in r.nexthops)
+    return (r.key, r.type, r.dev, r.gateway, r.proto, r.scope, r.prefsrc, "onlink" in r.flags, hops)
+
+
+def _routes(want: NsState, have: NsState) -> list[str]:
+    wanted = {_route_same(r): r for r in want.routes if _compared(r)}
+    held = {_route_same(r): r for r in have.routes if _compared(r)}
+    out = [_route_words(r) for same, r in wanted.items() if same not in held]  # first: a gateway may need a route about to go
+    keys = {r.key for r in wanted.values()}
+    for same, r in held.items():
+        if same not in wanted and r.key not in keys:
+            fam = "-6" if r.family == 6 else "-4"
+            words = [f"{fam} route del", *([] if r.type == "unicast" else [r.type]), r.dst, f"table {TABLE_NAMES.get(r.table, r.table)}"]
+            if r.metric is not None:
+                words.append(f"metric {r.metric}")
+            if r.tos:
+                words.append(f"tos {r.tos:#x}")
+            if r.dev and r.type in ("unicast", "local", "broadcast", "anycast"):
+                words.append(f"dev {r.dev}")
+            out.append(" ".join(words))
+    return out
+
+
+def _rule_words(r: dump.Rule, verb: str) -> str:
+    words = [f"{'-6' if r.family == 6 else '-4'} rule {verb} pref {r.priority}"]
+    if r.invert:
+        words.append("not")
+    for value, word in ((r.src, "from"), (r.dst, "to"), (r.iif, "iif"), (r.oif, "oif"), (r.ipproto, "ipproto"), (r.protocol, "protocol")):
+        if value is not None:
+            words.append(f"{word} {value}")
+    if r.fwmark is not None:
+        words.append(f"fwmark {r.fwmark:#x}" + (f"/{r.fwmask:#x}" if r.fwmask is not None else ""))
+    if r.tos:
+        words.append(f"tos {r.tos:#x}")
+    if r.suppress_prefixlen is not None:
+        words.append(f"suppress_prefixlength {r.suppress_prefixlen}")
+    if r.action == "lookup":
+        words.append(f"lookup {TABLE_NAMES.get(r.table, r.table)}")
+    elif r.action == "goto":
+        words.append(f"goto {r.goto}")
+    else:
+        words.append(r.action)
+    return " ".join(words)
+
+
+def _rules(want: NsState, have: NsState) -> list[str]:
+    wanted, held = set(want.rules), set(have.rules)
+    return [_rule_words(r, "del") for r in have.rules if r not in wanted] + [_rule_words(r, "add") for r in want.rules if r not in held]
+
+
+def _neigh_same(n: dump.Neighbour) -> tuple:
+    return (n.family, n.dst, n.dev, n.lladdr, n.proxy, n.router, "DYNAMIC" if set(n.state) & DYNAMIC else n.state)
+
+
+def _copied_neighbour(n: dump.Neighbour) -> bool:
+    """Proxies, and entries with an address; not the kernel's own multicast ones (made as groups are joined)."""
+    return n.proxy or (n.lladdr is not None and not ipaddress.ip_address(n.dst).is_multicast)
+
+
+def _neighbours(want: NsState, have: NsState) -> list[str]:
+    held = {_neigh_same(n) for n in have.neighbours}
+    out = []
+    for n in want.neighbours:
+        if not _copied_neighbour(n) or _neigh_same(n) in held:
+            continue
+        if n.proxy:
+            out.append(f"neigh add proxy {n.dst} dev {n.dev}")
+            continue
+        nud = "stale" if set(n.state) & DYNAMIC else n.state[-1].lower()
+        out.append(f"neigh replace {n.dst} lladdr {n.lladdr} dev {n.dev} nud {nud}" + (" router" if n.router else ""))
+    return out
+
+
+def _fdb_same(e: dump.FdbEntry) -> tuple:
+    return (e.mac, e.dev, e.master, e.self_, e.vlan, e.dst)
+
+
+def _copied_fdb(e: dump.FdbEntry, want: NsState) -> bool:
+    """A vxlan's remotes and a bridge's static entries; not learned ones, nor a port's own or multicast addresses."""
+    link = want.link(e.dev)
+    if e.dst is not None:
+        return True
+    own = link is not None and e.mac == link.mac
+    return e.master is not None and "PERMANENT" in e.state and not own and "NOARP" not in e.state
+
+
+def _fdb(want: NsState, have: NsState) -> list[str]:
+    held = {_fdb_same(e) for e in have.fdb}
+    out = []
+    for e in want.fdb:
+        if not _copied_fdb(e, want) or _fdb_same(e) in held:
+            continue
+        where = "self" if e.self_ else "master static"
+        out.append(f"fdb append {e.mac} dev {e.dev}" + (f" dst {e.dst}" if e.dst else "") + (f" vlan {e.vlan}" if e.vlan else "") + f" {where}")
+    return out
+
+
+# -- listeners -------------------------------------------------------------------------
+def _listen(lab: Lab, name: str, want: NsState, ports: list[int]) -> list[str]:
+    out = []
+    wanted = {(li.address, li.port) for li in want.listeners if li.proto == "tcp"} | {("0.0.0.0", p) for p in ports}
+    for address, port in sorted(wanted):
+        if ":" in address:
+            out.append(f"tcp listener [{address}]:{port} in {name}: no IPv6 stand-in")
+            continue
+        try:
+            lab.ns(name).listen(port, address)
+        except OSError as exc:
+            out.append(f"tcp listener {address}:{port} in {name}: {exc.strerror or exc}")
+    out += [f"udp listener {li.address}:{li.port} in {name}: no stand-in for UDP" for li in want.listeners if li.proto == "udp"]
+    return out
+
+
+# -- comparing -------------------------------------------------------------------------
+def differences(state: State, lab: Lab) -> list[str]:
+    """What the copy *lab* holds differently from the original, by name, one entry each ([] when they agree)."""
+    out = []
+    copies = dump.read_all(_handles(lab, state))
+    uplinked = {(u.ns, u.dev) for u in state.uplinks}
+    for name, want in state.dumps.items():
+        out += [f"{what} in {name}" for what in compare(want, copies[name], {dev for ns, dev in uplinked if ns == name})]
+    return out
+
+
+def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """What *have* lacks of *want* or holds beyond it, in words (ifindexes, timers and passing states left out)."""
+    out = []
+
+    def diff(kind: str, a: dict, b: dict) -> None:
+        out.extend(f"{kind} {key}: not copied" for key in a if key not in b)
+        out.extend(f"{kind} {key}: only in the copy" for key in b if key not in a)
+        out.extend(f"{kind} {key}: {a[key]} in the original, {b[key]} in the copy" for key in a if key in b and a[key] != b[key])
+
+    diff("link", *({link.name: _link_same(link) for link in d.links if link.name not in skip} for d in (want, have)))
+    diff("address", *({f"{a.local}/{a.prefixlen} dev {a.dev}": tuple(f for f in a.flags if f not in ("tentative", "optimistic", "permanent")) for a in d.addresses if a.dev not in skip} for d in (want, have)))
+    diff("route", *({_route_words(r).split("route replace ", 1)[1]: "" for r in d.routes if r.dev not in skip and _compared(r)} for d in (want, have)))
+    diff("rule", *({_rule_words(r, "add").split("rule add ", 1)[1]: "" for r in d.rules} for d in (want, have)))
+    diff("neighbour", *({f"{n.dst} dev {n.dev}" + (" proxy" if n.proxy else ""): _neigh_same(n)[3:] for n in d.neighbours if _copied_neighbour(n)} for d in (want, have)))
+    diff("fdb", *({" ".join(str(v) for v in _fdb_same(e) if v not in (None, False)): "" for e in d.fdb if _copied_fdb(e, want)} for d in (want, have)))
+    diff("sysctl", *({s.key: s.value for s in d.sysctls if s.writable and not any(f".{dev}." in s.key for dev in skip)} for d in (want, have)))
+    if want.ruleset != have.ruleset:
+        out.append("nftables ruleset: differs")
+    diff("tcp listener", *({f"{li.address}:{li.port}": "" for li in d.listeners if li.proto == "tcp"} for d in (want, have)))
+    return out
+
+
+def _link_same(link: dump.Link) -> tuple:
+    port = tuple((k, v) for k, v in link.port if k in PORT_FLAGS or k == "state")
+    return (link.kind, link.up, link.mtu, link.mac, link.master, link.lower, link.peer, tuple((k, v) for k, v in link.options if k != "link"), port, link.vlans)
 
 
 def fingerprint(lab: Lab) -> tuple:
@@ -186,7 +469,7 @@ def fingerprint(lab: Lab) -> tuple:
     for ns in sorted(lab.namespaces, key=lambda n: n.name):
         links = sorted((link.name, link.up, link.master) for link in ns.links())
         addrs = sorted((a.dev, a.cidr) for a in ns.addresses(version=4))
-        routes = sorted(_route_line(r) for r in ns.routes() if _copyable(r))
+        routes = sorted(str(r) for r in ns.routes() if r.type == "unicast")
         out.append((ns.name, tuple(links), tuple(addrs), tuple(routes)))
     return tuple(out)
 
@@ -202,3 +485,6 @@ def owner(state: State, address: str) -> tuple[str, str] | None:
             if ipaddress.ip_interface(cidr).ip == ip:
                 return name, cidr
     return None
+
+
+__all__ = ["State", "build", "compare", "differences", "fingerprint", "owner", "read_state"]

@@ -29,12 +29,13 @@ class Uplink:
     targets: tuple[str, ...] = ()  # probe targets reached through it
 
 
-def uplinks(snap, modelled: dict[str, dict[str, str]]) -> list[Uplink]:
-    """The uplinks among *snap*'s links: not in the model (*modelled*: ns -> links_in), with an IPv4 address."""
+def uplinks(snap, modelled: dict[str, dict[str, str]], creatable: tuple[str, ...] = ()) -> list[Uplink]:
+    """The uplinks among *snap*'s links: not in the model (*modelled*: ns -> links_in), with an
+    IPv4 address, and of no kind among *creatable* (those the copy makes itself)."""
     out = []
     for ns, links in modelled.items():
         for link in snap.links[ns]:
-            if link.name in links or link.kind == "loopback":
+            if link.name in links or link.kind == "loopback" or link.kind in creatable:
                 continue
             cidrs = tuple(a.cidr for a in snap.addresses[ns] if a.dev == link.name and ":" not in a.cidr)
             if not cidrs:

@@ -5,8 +5,9 @@
 
 Modules: exercise (data files -> validated checks), jail (one sandbox per
 submission, with limits), runner (forked graders, live mode), checks (each
-check type, with nslab's probes and explanations), observed (the model of
-namespaces nslab did not build), scoring (text, JSON, JUnit), command (CLI).
+check type, with nslab's probes and explanations), scoring (text, JSON,
+JUnit), command (CLI). The model of namespaces nslab did not build is read
+by nslab/lab/observed.py.
 """
 
 from nslab.grading.exercise import Check, Exercise, ExerciseError, load

@@ -12,8 +12,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from nslab.grading.exercise import Check
-from nslab.grading.observed import Snapshot
 from nslab.lab.live import Lab
+from nslab.lab.observed import Snapshot
 from nslab.probes.result import Cause, Result
 
 

@@ -162,3 +162,6 @@ def _nsid_of(sock: rtnl.RtnlSocket, fd: int) -> int | None:
     (m,) = sock.request(rtnl.RTM_GETNSID, rtnl.rtgenmsg() + rtnl.u32(rtnl.NETNSA_FD, fd))
     nsid = m.s32(rtnl.NETNSA_NSID)
     return None if nsid is None or nsid < 0 else nsid
+
+
+nsid_of = _nsid_of  # public: kernel/dump.py names veth peers across namespaces with it

@@ -47,16 +47,16 @@ RTNLGRP_NSID = 28
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
-FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags
 NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 RTGENMSG = struct.Struct("=Bxxx")  # family
+FIBMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags (policy rules)
 
 # -- attributes -----------------------------------------------------------------------
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 16, 18, 28, 29, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
-RTEXT_FILTER_SKIP_STATS = 1 << 3
+RTEXT_FILTER_BRVLAN, RTEXT_FILTER_SKIP_STATS = 1 << 1, 1 << 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE, RTA_MARK = 1, 2, 3, 4, 5, 6, 7, 15, 16
 FRA_DST, FRA_SRC, FRA_IIFNAME, FRA_GOTO, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK, FRA_OIFNAME = 1, 2, 3, 4, 6, 10, 15, 16, 17
@@ -212,7 +212,7 @@ BODIES = {
     RTM_NEWADDR: IFADDRMSG, RTM_DELADDR: IFADDRMSG,
     RTM_NEWROUTE: RTMSG, RTM_DELROUTE: RTMSG,
     RTM_NEWNEIGH: NDMSG, RTM_DELNEIGH: NDMSG,
-    RTM_NEWRULE: FIB_RULE_HDR, RTM_DELRULE: FIB_RULE_HDR,
+    RTM_NEWRULE: FIBMSG, RTM_DELRULE: FIBMSG,
     RTM_NEWNSID: RTGENMSG, RTM_DELNSID: RTGENMSG,
 }  # fmt: skip
 

@@ -107,12 +107,12 @@ class Lab:
         (nslab/model/plan.py, the very steps `nslab show` prints), each veth
         born with both ends in their namespaces, each phase sent to each
         namespace in one write (a bounded number of round trips per namespace)."""
-        merged = topology if not self._ns and not self.topology.namespaces else Topology(
-            self.topology.namespaces + topology.namespaces,
-            self.topology.veths + topology.veths,
-            self.topology.bridges + topology.bridges,
-            self.topology.addresses + topology.addresses,
-            self.topology.routes + topology.routes,
+        merged = topology if not self._ns and not self.topology.namespaces else self.topology.replace(  # an adopted one stays so
+            namespaces=self.topology.namespaces + topology.namespaces,
+            veths=self.topology.veths + topology.veths,
+            bridges=self.topology.bridges + topology.bridges,
+            addresses=self.topology.addresses + topology.addresses,
+            routes=self.topology.routes + topology.routes,
         )
         if topology.namespaces:
             # at rest a namespace holds 2 descriptors; a sweep adds a socket to each

@@ -200,6 +200,24 @@ class Topology:
         object.__setattr__(self, "routes", _tuple(routes, Route, "routes"))
         self._validate()
 
+    @classmethod
+    def adopted(
+        cls,
+        namespaces: Iterable[Namespace] = (),
+        veths: Iterable[Veth] = (),
+        bridges: Iterable[Bridge] = (),
+        addresses: Iterable[Address] = (),
+        routes: Iterable[Route] = (),
+    ) -> "Topology":
+        """What a kernel holds, read back, taken as it is: the cross-checks guard what nslab
+        builds, and the kernel has already accepted this (two default routes of different
+        metrics, one address on two links with two prefixes). Its `replace` keeps it so."""
+        topo = object.__new__(cls)
+        for name, kind, items in (("namespaces", Namespace, namespaces), ("veths", Veth, veths), ("bridges", Bridge, bridges), ("addresses", Address, addresses), ("routes", Route, routes)):
+            object.__setattr__(topo, name, _tuple(items, kind, name))
+        object.__setattr__(topo, "_adopted", True)
+        return topo
+
     # -- queries -----------------------------------------------------------
     def _index(self) -> _Index:
         """Lookups by name, built once per topology (a lab of a thousand namespaces
@@ -329,7 +347,7 @@ class Topology:
     def replace(self, **changes: Any) -> "Topology":
         current = {f.name: getattr(self, f.name) for f in fields(self)}
         current.update(changes)
-        return Topology(**current)
+        return Topology.adopted(**current) if self.__dict__.get("_adopted") else Topology(**current)
 
     def to_dict(self) -> dict[str, Any]:
         def row(obj: Any) -> dict[str, Any]:

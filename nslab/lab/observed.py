@@ -5,6 +5,11 @@ namespace owns an address, which routes exist). A student's namespaces are
 adopted, not built by nslab, so their model is read back: veth pairs matched
 by peer ifindex and the netns id the kernel reports for the peer's namespace,
 bridges, ports, IPv4 addresses and main-table routes. Netlink reads only.
+
+Reading never refuses what the kernel accepted: the model is built with
+`Topology.adopted`, so two default routes of different metrics or one address
+on two links with two prefixes are taken as they are. What the model has no
+words for (a multipath route, a macvlan) is left out of it, not refused.
 """
 
 from __future__ import annotations
@@ -44,19 +49,16 @@ def observe(lab: Lab, snap: Snapshot) -> Topology:
         for a in snap.addresses[ns.name]:
             if a.version == 4 and (ns.name, a.dev) in modelled:
                 addresses.append(Address(ns.name, a.dev, a.cidr))
-    topo = Topology(namespaces, veths, bridges, addresses)
     routes = []
     for ns in spaces:
         for r in snap.routes[ns.name]:
             if r.type != "unicast" or (r.dev is not None and (ns.name, r.dev) not in modelled):
                 continue
             try:
-                route = Route(ns.name, r.dst, via=r.via, dev=r.dev, onlink=r.onlink)
-                topo.replace(routes=(route,))  # validates the gateway against the addresses
+                routes.append(Route(ns.name, r.dst, via=r.via, dev=r.dev, onlink=r.onlink))
             except LabError:
-                continue
-            routes.append(route)
-    return topo.replace(routes=tuple(routes))
+                continue  # no single next hop (a multipath route): the model has no words for it
+    return Topology.adopted(namespaces, veths, bridges, addresses, routes)
 
 
 def _veths(spaces: list[Netns], links: dict[str, list[LinkState]]) -> list[Veth]:
