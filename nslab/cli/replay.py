@@ -75,6 +75,8 @@ def _replay(args: argparse.Namespace, found, given: str | None) -> int:
     if args.json:
         print(json.dumps(done.to_dict(), indent=2))
     else:
+        for line in done.made:
+            print(f"before the first command: {line}")
         print(done.summary_line())
     return 0 if done.clean else 1
 

@@ -15,15 +15,17 @@ unexpected failure.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import shlex
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from nslab.advice.fixes import fix_line
 from nslab.kernel import listeners
-from nslab.replay import kinds
+from nslab.replay import compare, kinds
+from nslab.replay.given import learned, prepare, substitute, uses_stand_ins
 from nslab.replay.stage import ENV, Ran, Stage
 from nslab.replay.tutorial import LEADING, Command
 
@@ -98,6 +100,7 @@ class Replay:
     tutorial: str
     steps: list[Step]
     given: dict | None = None
+    made: list[str] = field(default_factory=list)  # what the stage had before the first command (stand-ins, containers)
 
     def counts(self) -> dict:
         findings: dict[str, int] = {}
@@ -129,11 +132,11 @@ class Replay:
 
     def to_dict(self) -> dict:
         steps = [{k: v for k, v in asdict(s).items() if k != "raw"} for s in self.steps]
-        return {"tutorial": self.tutorial, "given": self.given, "summary": self.counts(), "clean": self.clean, "steps": steps}
+        return {"tutorial": self.tutorial, "given": self.given, "made": self.made, "summary": self.counts(), "clean": self.clean, "steps": steps}
 
 
 def _plural(kind: str, n: int) -> str:
-    word = {"typo": "typo", "hang": "hang", "mismatch": "expectation mismatch", "failed": "unexpected failure"}.get(kind, kind)
+    word = {"typo": "typo", "hang": "hang", "mismatch": "expectation mismatch", "failed": "unexpected failure", "output": "output difference"}.get(kind, kind)
     return word if n == 1 else word + ("es" if word.endswith("ch") else "s")
 
 
@@ -146,39 +149,118 @@ def replay(commands: list[Command], options: Options, *, tutorial: str = "tutori
             done.given = {"status": ran.status, "output": _tail(ran.output, options.tail), "hung": ran.hung}
             if ran.status != 0:
                 return done
-        shell: list[str | None] = [None]  # the namespace whose shell was entered
+        done.made = prepare(stage, commands, options.timeout)
+        play = _Play(compare.known_names([c.text for c in commands]), networks(commands))
         for n, cmd in enumerate(commands, 1):
-            step = _step(stage, n, cmd, shell, options)
+            step = _step(stage, n, replace(cmd, text=substitute(cmd.text, play.values)), play, options)
             done.steps.append(step)
             if on_step is not None:
                 on_step(step)
     return done
 
 
-def _step(stage: Stage, n: int, cmd: Command, shell: list[str | None], options: Options) -> Step:
+@dataclass
+class _Play:
+    """What the replay carries from step to step."""
+
+    known: set[str]  # the names and addresses the tutorial's commands use
+    lab: list  # the IPv4 networks the tutorial builds (a probe elsewhere is not sent)
+    shell: str | None = None  # the namespace whose shell was entered
+    values: dict[str, str] = field(default_factory=dict)  # a value shown -> the one the stage printed
+    broken: list[tuple[int, str]] = field(default_factory=list)  # (line, command) of steps with findings
+
+
+def _step(stage: Stage, n: int, cmd: Command, play: _Play, options: Options) -> Step:
     step = Step(n, cmd.line, cmd.text, cmd.expect)
-    reason = kinds.skip_reason(cmd.text) or _not_installed(cmd.text)
+    reason = kinds.skip_reason(cmd.text) or _not_installed(cmd.text) or _outside(cmd, play)
     if reason is not None:
         step.kind, step.note = "skipped", reason
         return step
     if kinds.is_exit(cmd.text):
         step.kind, step.ok = "shell", True
-        step.note = f"leaves {shell[0]}'s shell" if shell[0] else "no shell was entered: nothing to leave"
-        shell[0] = None
+        step.note = f"leaves {play.shell}'s shell" if play.shell else "no shell was entered: nothing to leave"
+        play.shell = None
         return step
     entered = kinds.entered_shell(cmd.text)
     if entered is not None and entered in stage.namespaces():
-        shell[0] = entered
+        play.shell = entered
         step.kind, step.ok, step.note = "shell", True, f"enters {entered}'s shell: the next commands run in {entered} (until exit)"
         return step
-    step.ran = cmd.text if shell[0] is None else f"ip netns exec {shell[0]} bash -c {shlex.quote(cmd.text)}"
+    tgt = kinds.target(cmd.text, play.shell)
+    if cmd.expect is None and cmd.said and tgt is not None:
+        step.expect, step.note = "fail", f"expected to fail: the tutorial says {cmd.said!r}"
+    if cmd.container:
+        step.ran = f"docker exec {cmd.container} bash -c {shlex.quote(cmd.text)}"
+    elif play.shell is not None:
+        step.ran = f"ip netns exec {play.shell} bash -c {shlex.quote(cmd.text)}"
     port = kinds.server_port(cmd.text)
     if port is not None:
         _serve(stage, step, port, options)
     else:
-        _run(stage, step, kinds.target(cmd.text, shell[0]), options)
-    step.findings = findings(stage, step, shell[0], options)
+        _run(stage, step, tgt if not cmd.container else None, options)
+    step.findings = findings(stage, step, play.shell, options)
+    _shown(step, cmd, play)
+    _cascade(step, play)
     return step
+
+
+def networks(found: list[Command]) -> list:
+    """The IPv4 networks a tutorial builds: its addresses' prefixes, loopback, and Docker's and kind's when it uses them."""
+    nets = [ipaddress.ip_network("127.0.0.0/8")]
+    for c in found:
+        nets += [ipaddress.ip_interface(m.group(0)).network for m in re.finditer(r"\b\d+\.\d+\.\d+\.\d+/\d+\b", c.text) if _valid(m.group(0))]
+    if uses_stand_ins(found):
+        nets += [ipaddress.ip_network(n) for n in ("172.17.0.0/16", "172.18.0.0/16", "10.244.0.0/16")]
+    return nets
+
+
+def _valid(cidr: str) -> bool:
+    try:
+        ipaddress.ip_interface(cidr)
+    except ValueError:
+        return False
+    return True
+
+
+def _outside(cmd: Command, play: _Play) -> str | None:
+    """A probe of an address outside every network the tutorial builds is not sent: the stage has no way out."""
+    tgt = kinds.target(cmd.text, None)
+    if tgt is None or tgt.dst is None or any(ipaddress.ip_address(tgt.dst) in net for net in play.lab):
+        return None
+    return f"{tgt.dst} is outside every network the tutorial builds (on its machine, the internet): the sandbox has no way out, so nothing is sent"
+
+
+def _shown(step: Step, cmd: Command, play: _Play) -> None:
+    """Compare the output the tutorial shows with what the command printed; learn a value it shows (a PID)."""
+    if not cmd.shown or step.ok is not True:
+        return
+    value = learned(cmd, step.raw)
+    if value is not None:
+        play.values[value[0]] = value[1]
+        step.note = f"prints {value[1]} where the tutorial shows {value[0]}: the commands after it use {value[1]}"
+        return
+    kind = compare.comparable(cmd.text)
+    if kind is not None:
+        for text in compare.differences(kind, cmd.shown, step.raw, play.known):
+            step.findings.append({"kind": "output", "text": text})
+
+
+def _cascade(step: Step, play: _Play) -> None:
+    """A failure that follows from an earlier one (a name a broken step was to make, a gateway in the
+    network it was to address) is noted as such, not found again; a typo is always its own finding."""
+    failed = [f for f in step.findings if f["kind"] == "failed"]
+    if failed:
+        named = set(re.findall(r'"([^"]+)"', step.raw))
+        via = re.search(r"\bvia\s+(\d+\.\d+\.\d+\.\d+)", step.command)
+        for line, command in play.broken:
+            nets = [ipaddress.ip_interface(m.group(0)).network for m in re.finditer(r"\b\d+\.\d+\.\d+\.\d+/\d+\b", command) if _valid(m.group(0))]
+            words = set(command.split())
+            if named & words or (via and "gateway" in step.raw and any(ipaddress.ip_address(via.group(1)) in net for net in nets)):
+                step.findings = [f for f in step.findings if f["kind"] != "failed"]
+                step.note = f"fails because line {line} failed ({command}): not a finding of its own"
+                break
+    if step.findings:
+        play.broken.append((step.line, step.command))
 
 
 def _not_installed(text: str) -> str | None:
