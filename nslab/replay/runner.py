@@ -223,9 +223,9 @@ def _valid(cidr: str) -> bool:
 
 
 def _outside(cmd: Command, play: _Play) -> str | None:
-    """A probe of an address outside every network the tutorial builds is not sent: the stage has no way out."""
+    """A probe of an internet address outside every network the tutorial builds is not sent: the stage has no way out."""
     tgt = kinds.target(cmd.text, None)
-    if tgt is None or tgt.dst is None or any(ipaddress.ip_address(tgt.dst) in net for net in play.lab):
+    if tgt is None or tgt.dst is None or not ipaddress.ip_address(tgt.dst).is_global or any(ipaddress.ip_address(tgt.dst) in net for net in play.lab):
         return None
     return f"{tgt.dst} is outside every network the tutorial builds (on its machine, the internet): the sandbox has no way out, so nothing is sent"
 
@@ -252,7 +252,7 @@ def _cascade(step: Step, play: _Play) -> None:
     if failed:
         named = set(re.findall(r'"([^"]+)"', step.raw))
         via = re.search(r"\bvia\s+(\d+\.\d+\.\d+\.\d+)", step.command)
-        for line, command in play.broken:
+        for line, command in reversed(play.broken):  # the latest first: the likeliest cause
             nets = [ipaddress.ip_interface(m.group(0)).network for m in re.finditer(r"\b\d+\.\d+\.\d+\.\d+/\d+\b", command) if _valid(m.group(0))]
             words = set(command.split())
             if named & words or (via and "gateway" in step.raw and any(ipaddress.ip_address(via.group(1)) in net for net in nets)):
