@@ -72,6 +72,7 @@ class Options:
     server_wait: float = 2.0  # s for a server to listen
     fixes: bool = False  # verified fixes for failed reachability commands
     tail: int = 3  # lines of output shown per command
+    draft: bool = False  # read the final state and probe again for a draft exercise (nslab/replay/draft.py)
 
 
 @dataclass
@@ -101,6 +102,8 @@ class Replay:
     steps: list[Step]
     given: dict | None = None
     made: list[str] = field(default_factory=list)  # what the stage had before the first command (stand-ins, containers)
+    final: dict = field(default_factory=dict)  # with Options.draft: the stage's namespaces as `ip -j` read them at the end
+    probes: list = field(default_factory=list)  # with Options.draft: the tutorial's pings as the final state answers them
 
     def counts(self) -> dict:
         findings: dict[str, int] = {}
@@ -151,12 +154,38 @@ def replay(commands: list[Command], options: Options, *, tutorial: str = "tutori
                 return done
         done.made = prepare(stage, commands, options.timeout)
         play = _Play(compare.known_names([c.text for c in commands]), networks(commands))
+        cleanup = _cleanup_start(commands)
         for n, cmd in enumerate(commands, 1):
+            if options.draft and n - 1 == cleanup:
+                done.final, done.probes = _final(stage, play)  # what the tutorial built, before it cleans up
             step = _step(stage, n, replace(cmd, text=substitute(cmd.text, play.values)), play, options)
             done.steps.append(step)
             if on_step is not None:
                 on_step(step)
+        if options.draft and cleanup == len(commands):
+            done.final, done.probes = _final(stage, play)
     return done
+
+
+def _cleanup_start(commands: list[Command]) -> int:
+    """Where the tutorial's closing clean-up (`ip netns del ...`, `ip link del ...` to the end) starts."""
+    n = len(commands)
+    while n and re.match(r"^ip\s+(?:-n\s+\S+\s+)?(?:netns|link)\s+del", commands[n - 1].text):
+        n -= 1
+    return n
+
+
+def _final(stage: Stage, play: _Play) -> tuple[dict, list]:
+    """The stage's last state, and each ping of the tutorial probed again in it."""
+    from nslab.replay.draft import Probe, final_state
+    from nslab.replay.verdict import verdict
+
+    probes = []
+    for src, dst in dict.fromkeys(play.probes):
+        found = verdict(stage, src, dst, None)
+        if found.verdict is not None:
+            probes.append(Probe(src, dst, found.verdict["ok"], found.verdict["cause"]))
+    return final_state(stage), probes
 
 
 @dataclass
@@ -168,6 +197,7 @@ class _Play:
     shell: str | None = None  # the namespace whose shell was entered
     values: dict[str, str] = field(default_factory=dict)  # a value shown -> the one the stage printed
     broken: list[tuple[int, str]] = field(default_factory=list)  # (line, command) of steps with findings
+    probes: list[tuple[str, str]] = field(default_factory=list)  # (from, to) of the tutorial's probes
 
 
 def _step(stage: Stage, n: int, cmd: Command, play: _Play, options: Options) -> Step:
@@ -187,6 +217,8 @@ def _step(stage: Stage, n: int, cmd: Command, play: _Play, options: Options) -> 
         step.kind, step.ok, step.note = "shell", True, f"enters {entered}'s shell: the next commands run in {entered} (until exit)"
         return step
     tgt = kinds.target(cmd.text, play.shell)
+    if tgt is not None and tgt.dst is not None and not cmd.container:
+        play.probes.append((tgt.ns or "host", tgt.dst))
     if cmd.expect is None and cmd.said and tgt is not None:
         step.expect, step.note = "fail", f"expected to fail: the tutorial says {cmd.said!r}"
     if cmd.container:
