@@ -91,7 +91,8 @@ def _fails(text: str) -> str | None:
 
 
 def expectations(found: list[Command], lines: list[str]) -> list[Command]:
-    """Each command with the words after it (up to the next command) and before it read for a failure."""
+    """Each command with the prose after it (up to the next command, not a sentence that leads into
+    the next one, ending in ':') and the sentence that leads into it read for a failure."""
     out = []
     starts = [c.line for c in found]
     for k, c in enumerate(found):
@@ -99,11 +100,29 @@ def expectations(found: list[Command], lines: list[str]) -> list[Command]:
             out.append(c)
             continue
         nxt = starts[k + 1] if k + 1 < len(found) else len(lines) + 1
-        after = [lines[j - 1] for j in range(c.line + 1, min(nxt, c.line + 1 + WINDOW + len(c.shown) + 1)) if j - 1 < len(lines)]
-        after = [line for line in after if line.strip() not in c.shown and not line.lstrip().startswith(("```", "{%", "{{<", "$ ", "#"))]
-        before = lines[c.line - 2] if c.line >= 2 and (k == 0 or starts[k - 1] < c.line - 1) else ""
-        out.append(replace(c, said=_fails(" ".join(after)) or _fails(_last_sentence(before))))
+        after = _prose(lines[c.line : min(nxt - 1, c.line + WINDOW + len(c.shown) + 2)], c.shown)
+        if after and after[-1].rstrip().endswith(":"):
+            after = after[:-1]  # it leads into the next command
+        before = _lead_in(lines, c.line - 1, starts[k - 1] if k else 0)
+        out.append(replace(c, said=_fails(" ".join(after)) or _fails(before)))
     return out
+
+
+def _prose(window: list[str], shown: tuple[str, ...]) -> list[str]:
+    """The lines of *window* that are prose: not the output shown, not a fence or a prompt."""
+    marks = ("```", "~~~", "{%", "{{<", "$ ", "#")
+    return [line for line in window if line.strip() and line not in shown and not line.lstrip().startswith(marks)]
+
+
+def _lead_in(lines: list[str], index: int, previous: int) -> str:
+    """The last sentence of the prose just before line *index* (0-based; its block's fence skipped)
+    when it leads into the command (ends in ':') and no command (at 1-based line *previous*) stands between."""
+    j = index - 1
+    while j >= 0 and (not lines[j].strip() or lines[j].lstrip().startswith(("```", "~~~", "{%", "{{<"))):
+        j -= 1
+    if j < 0 or j < previous or not lines[j].rstrip().endswith(":"):
+        return ""  # only a sentence that leads into the command ("..., nothing listens there:")
+    return _last_sentence(lines[j])
 
 
 def _last_sentence(line: str) -> str:

@@ -338,7 +338,7 @@ def _serve(stage: Stage, step: Step, port: int | bool, options: Options) -> None
 
     step.kind = "server"
     start = time.monotonic()
-    proc = stage.start(step.ran or step.command)
+    proc = stage.start(re.sub(r"(?<!&)&\s*$", "", step.ran or step.command))  # started in the background already: `cmd &` too
     if port is True:
         step.ok, step.note = proc.poll() is None, "started in the background"
         return
@@ -348,7 +348,7 @@ def _serve(stage: Stage, step: Step, port: int | bool, options: Options) -> None
         pass
     step.elapsed = time.monotonic() - start
     if proc.poll() is not None:
-        out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""  # type: ignore[union-attr]
+        out = (proc.stdout.read() or b"").decode(errors="replace") if proc.stdout else ""  # type: ignore[union-attr]
         step.status, step.ok, step.output = proc.returncode, False, _tail(out, options.tail)
         step.note = "the server exited at once"
     elif _listening(proc.pid, port):
