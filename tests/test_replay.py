@@ -24,7 +24,7 @@ needs_root = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.
 
 
 def replay(*args: str) -> tuple[int, dict]:
-    proc = subprocess.run([sys.executable, "-m", "nslab.cli.main", "replay", *args, "--json"], capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run([sys.executable, "-m", "nslab.cli.main", "replay", *args, "--json"], capture_output=True, text=True, timeout=240, check=False)
     assert proc.stdout.strip(), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 

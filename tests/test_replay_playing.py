@@ -8,31 +8,17 @@ not, an internet address).
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from nslab.grading import jail
 from nslab.grading.exercise import load
 from tests.host import host_state
+from tests.test_replay import DATA, by_line, needs_root, replay
 
-DATA = Path(__file__).parent / "data" / "tutorials"
-needs_root = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
 needs_nc = pytest.mark.skipif(shutil.which("nc") is None, reason="the tutorials' nc is missing: apt-get install netcat-openbsd")
-
-
-def replay(*args: str) -> tuple[int, dict]:
-    proc = subprocess.run([sys.executable, "-m", "nslab.cli.main", "replay", *args, "--json"], capture_output=True, text=True, timeout=120, check=False)
-    assert proc.stdout.strip(), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
-
-
-def by_line(done: dict) -> dict[int, dict]:
-    return {step["line"]: step for step in done["steps"]}
 
 
 @needs_root
@@ -78,6 +64,10 @@ def test_words_set_a_probes_expectation_and_nc_runs(nslab_sandbox, tmp_path):
 def test_exercise_refuses_to_overwrite_a_draft(tmp_path):
     (tmp_path / "exercise.toml").write_text("")
     proc = subprocess.run(
-        [sys.executable, "-m", "nslab.cli.main", "replay", str(DATA / "words.md"), "--exercise", str(tmp_path)], capture_output=True, text=True, timeout=30, check=False
+        [sys.executable, "-m", "nslab.cli.main", "replay", str(DATA / "words.md"), "--exercise", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert proc.returncode == 2 and proc.stderr.strip() == f"nslab replay: --exercise: {tmp_path / 'exercise.toml'} exists; remove it or choose another DIR"

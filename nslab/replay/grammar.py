@@ -73,9 +73,10 @@ def _verb(obj: str, word: str) -> str | None:
     return next((v for v in ARGS.get(obj, {}) if v.startswith(word)), None) if word else None
 
 
-def parses(argv: list[str]) -> bool:
-    """Does *argv* read as a whole command (an `ip` line: a real object, a command of it)?"""
-    return bool(argv) and end(argv) == len(argv)
+def whole(text: str) -> bool:
+    """Does *text* (a code span) read as one whole command, not `ip tools`?"""
+    words = text.split()
+    return bool(words) and end(words) == len(words)
 
 
 def end(argv: list[str]) -> int:

@@ -13,6 +13,8 @@ import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from nslab.replay.standin import PLAYED
+
 NEEDS = {
     "docker": "needs Docker, which nslab's stand-in plays only in part (run, inspect, exec, ps)",
     "podman": "needs a container runtime, which the sandbox lacks",
@@ -73,7 +75,6 @@ CURL_VALUES = frozenset(
     }
 )
 COMMAND_START = re.compile(r"(?:^|[;&|(]\s*|\$\(\s*|`\s*|\bsudo\s+|\bexec\s+)([\w.-]+)(?:\s+([\w-]+)(?:\s+([\w-]+))?)?")
-PLAYED = {"docker": {"run", "inspect", "exec", "ps"}, "kind": {"create cluster", "get nodes"}}  # by nslab/replay/standin.py
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def words(text: str) -> list[str]:
 def skip_reason(text: str) -> str | None:
     """Why the sandbox cannot run *text* (a tool it lacks), else None."""
     for m in COMMAND_START.finditer(text):
-        played = PLAYED.get(m.group(1), set())
+        played = PLAYED.get(m.group(1), set())  # what nslab/replay/standin.py plays
         if m.group(2) in played or f"{m.group(2)} {m.group(3)}" in played:
             continue
         if m.group(1) in NEEDS:

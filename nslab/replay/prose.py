@@ -79,12 +79,6 @@ def _sentence_words(text: str) -> list[str]:
     return out
 
 
-def whole(text: str) -> bool:
-    """Does a code span's *text* read as one whole command (not `ip tools`)?"""
-    words = text.split()
-    return bool(words) and grammar.end(words) == len(words)
-
-
 def _fails(text: str) -> str | None:
     m = FAILS.search(text)
     return m.group(0) if m else None

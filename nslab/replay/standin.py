@@ -36,7 +36,7 @@ import time
 
 BIN = "/tmp/.nslab-bin"  # in the stage's private /tmp
 STATE = "/tmp/.nslab-docker"
-PLAYED = {"run", "inspect", "exec", "ps"}
+PLAYED = {"docker": {"run", "inspect", "exec", "ps"}, "kind": {"create cluster", "get nodes"}}
 BRIDGE, NETWORK = "docker0", "172.17.0"
 KIND_NODE = re.compile(r"^kind-(control-plane|worker(\d*))$")
 FORMAT_FIELDS = {
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
         return 0
     handler = {"run": _run, "inspect": _inspect, "exec": _exec, "ps": _ps}.get(sub)
     if handler is None:
-        return _usage(f"docker {sub}: the stand-in plays only {', '.join(sorted(PLAYED))}")
+        return _usage(f"docker {sub}: the stand-in plays only {', '.join(sorted(PLAYED['docker']))}")
     return handler(rest)
 
 

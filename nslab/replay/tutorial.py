@@ -24,7 +24,7 @@ import re
 import shutil
 from dataclasses import dataclass, replace
 
-from nslab.replay import prose
+from nslab.replay import grammar, prose
 
 SHELLS = {"sh", "bash", "shell", "console", "zsh", "shell-session", "shellsession", "terminal", ""}
 LEADING = {
@@ -169,7 +169,7 @@ def _plain(lines: list[str], i: int, out: list[Command]) -> int:
         text = inline.group(1).strip()
         rest = raw[inline.end() :].strip()
         made = _command(i, text, "inline")
-        if made is not None and _leading(made.text) and (not rest or prose.whole(made.text)):
+        if made is not None and _leading(made.text) and (not rest or grammar.whole(made.text)):
             out.append(made)
         out += prose.commands(rest, i, _command, is_command) if rest else []
         return i + 1
