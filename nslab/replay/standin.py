@@ -141,7 +141,7 @@ def _spawn(argv: list[str], *, new_netns: bool, join: int | None = None) -> int:
     return proc.pid
 
 
-def _moved(pid: int, timeout: float = 5.0) -> None:
+def _moved(pid: int, timeout: float = 30.0) -> None:
     """Wait until *pid* has left this namespace (unshare and nsenter switch after they start)."""
     here, deadline = os.readlink("/proc/self/ns/net"), time.monotonic() + timeout
     while os.readlink(f"/proc/{pid}/ns/net") == here:
