@@ -152,7 +152,7 @@ def replay(commands: list[Command], options: Options, *, tutorial: str = "tutori
             done.given = {"status": ran.status, "output": _tail(ran.output, options.tail), "hung": ran.hung}
             if ran.status != 0:
                 return done
-        done.made = prepare(stage, commands, options.timeout)
+        done.made = prepare(stage, commands, max(options.timeout, 120.0))  # bounded work of nslab's own, however loaded the machine
         play = _Play(compare.known_names([c.text for c in commands]), networks(commands))
         cleanup = _cleanup_start(commands)
         for n, cmd in enumerate(commands, 1):
