@@ -33,6 +33,8 @@ def prepare(stage: Stage, found: list[Command], timeout: float) -> list[str]:
     texts = [c.text for c in found]
     containers = standin.given(texts, [c.container for c in found if c.container])
     veths = standin.host_veths(texts)
+    if any(re.search(r"\bkind\s+create\s+cluster\b", t) for t in texts) and not any(standin.KIND_NODE.match(r) for r in containers):
+        containers.append("kind-control-plane")  # `kind create cluster` finds it made
     nodes = [ref for ref in containers if standin.KIND_NODE.match(ref)]
     lines = [f"{standin.BIN}/docker __bridge", *kind_cluster(nodes)]
     for ref in containers:
