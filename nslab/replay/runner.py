@@ -6,15 +6,14 @@
 Per command: its exit status and output tail; for `ping`, `curl`, `wget` and
 `nc` nslab's verdict, cause and explanation (on a copy of the stage, decided
 early); servers start in the background; `ip netns exec NS bash` enters NS
-for the commands after it, `exit` leaves. Findings: a typo (the command or
-an argument does not parse, or names what is not there but something close
-is), a hang, an outcome other than the author's `# expect:`, and an
-unexpected failure.
+for the commands after it, `exit` leaves; the output a tutorial shows is
+compared with the printed one. Findings (nslab/replay/findings.py): a typo,
+a hang, an outcome other than the one the tutorial expects, an unexpected
+failure, a difference from the shown output.
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 import shlex
@@ -25,28 +24,11 @@ from dataclasses import asdict, dataclass, field, replace
 from nslab.advice.fixes import fix_line
 from nslab.kernel import listeners
 from nslab.replay import compare, kinds
+from nslab.replay.findings import cascade, findings, networks_in
 from nslab.replay.given import learned, prepare, substitute, uses_stand_ins
 from nslab.replay.stage import ENV, Ran, Stage
-from nslab.replay.tutorial import LEADING, Command
+from nslab.replay.tutorial import Command
 
-IP_OBJECTS = [
-    "link",
-    "address",
-    "addrlabel",
-    "route",
-    "rule",
-    "neighbour",
-    "ntable",
-    "tunnel",
-    "maddress",
-    "monitor",
-    "netns",
-    "netconf",
-    "vrf",
-    "xfrm",
-    "nexthop",
-    "mptcp",
-]
 INSTALLABLE = {  # tools tutorials use -> how to get them on Debian
     "nc": "apt-get install netcat-openbsd", "ncat": "apt-get install ncat", "netcat": "apt-get install netcat-openbsd",
     "socat": "apt-get install socat", "tcpdump": "apt-get install tcpdump", "iperf3": "apt-get install iperf3",
@@ -56,13 +38,6 @@ INSTALLABLE = {  # tools tutorials use -> how to get them on Debian
     "wget": "apt-get install wget", "nft": "apt-get install nftables", "iptables": "apt-get install iptables",
     "python3": "apt-get install python3", "busybox": "apt-get install busybox",
 }  # fmt: skip
-PARSE_ERRORS = [
-    (re.compile(r'Object "([^"]+)" is unknown'), lambda m: f'ip has no object "{m.group(1)}"' + _did_you_mean(m.group(1), IP_OBJECTS)),
-    (re.compile(r'Command "([^"]+)" is unknown'), lambda m: f'"{m.group(1)}" is not a command of this ip object'),
-    (re.compile(r'Error: either "([^"]+)" is duplicate, or "([^"]+)" is a garbage'), lambda m: f'ip does not take "{m.group(2)}" there'),
-    (re.compile(r'Error: argument "([^"]+)" is wrong: ([^\n]+)'), lambda m: f'argument "{m.group(1)}" is wrong: {m.group(2)}'),
-    (re.compile(r"(?im)^.*\b(usage:|invalid option|unrecognized option|unknown option|illegal option|syntax error)\b.*$"), lambda m: m.group(0).strip()[:160]),
-]
 
 
 @dataclass(frozen=True)
@@ -232,7 +207,7 @@ def _step(stage: Stage, n: int, cmd: Command, play: _Play, options: Options) -> 
         _run(stage, step, tgt if not cmd.container else None, options)
     step.findings = findings(stage, step, play.shell, options)
     _shown(step, cmd, play)
-    _cascade(step, play)
+    cascade(step, play.broken)
     return step
 
 
@@ -240,18 +215,10 @@ def networks(found: list[Command]) -> list:
     """The IPv4 networks a tutorial builds: its addresses' prefixes, loopback, and Docker's and kind's when it uses them."""
     nets = [ipaddress.ip_network("127.0.0.0/8")]
     for c in found:
-        nets += [ipaddress.ip_interface(m.group(0)).network for m in re.finditer(r"\b\d+\.\d+\.\d+\.\d+/\d+\b", c.text) if _valid(m.group(0))]
+        nets += networks_in(c.text)
     if uses_stand_ins(found):
         nets += [ipaddress.ip_network(n) for n in ("172.17.0.0/16", "172.18.0.0/16", "10.244.0.0/16")]
     return nets
-
-
-def _valid(cidr: str) -> bool:
-    try:
-        ipaddress.ip_interface(cidr)
-    except ValueError:
-        return False
-    return True
 
 
 def _outside(cmd: Command, play: _Play) -> str | None:
@@ -275,24 +242,6 @@ def _shown(step: Step, cmd: Command, play: _Play) -> None:
     if kind is not None:
         for text in compare.differences(kind, cmd.shown, step.raw, play.known):
             step.findings.append({"kind": "output", "text": text})
-
-
-def _cascade(step: Step, play: _Play) -> None:
-    """A failure that follows from an earlier one (a name a broken step was to make, a gateway in the
-    network it was to address) is noted as such, not found again; a typo is always its own finding."""
-    failed = [f for f in step.findings if f["kind"] == "failed"]
-    if failed:
-        named = set(re.findall(r'"([^"]+)"', step.raw))
-        via = re.search(r"\bvia\s+(\d+\.\d+\.\d+\.\d+)", step.command)
-        for line, command in reversed(play.broken):  # the latest first: the likeliest cause
-            nets = [ipaddress.ip_interface(m.group(0)).network for m in re.finditer(r"\b\d+\.\d+\.\d+\.\d+/\d+\b", command) if _valid(m.group(0))]
-            words = set(command.split())
-            if named & words or (via and "gateway" in step.raw and any(ipaddress.ip_address(via.group(1)) in net for net in nets)):
-                step.findings = [f for f in step.findings if f["kind"] != "failed"]
-                step.note = f"fails because line {line} failed ({command}): not a finding of its own"
-                break
-    if step.findings:
-        play.broken.append((step.line, step.command))
 
 
 def _not_installed(text: str) -> str | None:
@@ -380,71 +329,3 @@ def _record(step: Step, ran: Ran, options: Options) -> None:
 def _tail(text: str, n: int) -> list[str]:
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     return [line[:200] for line in lines[-n:]] if n else []
-
-
-# -- findings -----------------------------------------------------------------------------
-def findings(stage: Stage, step: Step, shell: str | None, options: Options) -> list[dict]:
-    out: list[dict] = []
-    raw = step.raw
-    if step.hung:
-        why = "does it wait for input, or for an answer that never comes?"
-        if step.verdict is not None and step.verdict["ok"]:
-            why = "nslab's probe gets through, so it waits on the other end (a server that does not answer) or for input"
-        elif step.verdict is not None:
-            why = f"nslab's probe fails ({step.verdict['cause_text']}), and the command waits for an answer that cannot come"
-        out.append({"kind": "hang", "text": f"still running after {options.timeout:g} s, stopped: {why}"})
-    typo = _typo(stage, step, raw, shell) if step.ok is False and not step.hung else None
-    if typo is not None:
-        out.append({"kind": "typo", "text": typo})
-    if step.expect is not None and step.ok is not None and not step.hung and typo is None and (step.expect == "ok") != step.ok:
-        said, did = ("succeed", "failed") if step.expect == "ok" else ("fail", "succeeded")
-        out.append({"kind": "mismatch", "text": f"the tutorial says it should {said}, but it {did}"})
-    elif step.expect is None and step.ok is False and not step.hung and typo is None:
-        said = f": {step.output[-1]}" if step.output else ""
-        out.append(
-            {"kind": "failed", "text": f"exit status {step.status}{said}; the tutorial does not say it should fail (mark it `# expect: fail` if it should)"}
-        )
-    return out
-
-
-def _typo(stage: Stage, step: Step, raw: str, shell: str | None) -> str | None:
-    """Why *step* did not parse (a typo), or None for a failure of another kind."""
-    if step.status == 127 or "command not found" in raw:
-        word = kinds.words(step.command)[0] if kinds.words(step.command) else step.command
-        return f"{word!r} is not a command here" + _did_you_mean(word, sorted(LEADING - {"sudo"}))
-    m = re.search(r'Cannot open network namespace "([^"]+)"|argument "([^"]+)" is wrong: Invalid "netns" value', raw)
-    if m:
-        return _misnamed("namespace", m.group(1) or m.group(2), list(stage.namespaces()))
-    m = re.search(r'Cannot find device "([^"]+)"|argument "([^"]+)" is wrong: Device does not exist', raw)
-    if m:
-        return _misnamed("device", m.group(1) or m.group(2), _devices(stage, _namespace_of(step.command) or shell))
-    for pattern, say in PARSE_ERRORS:
-        m = pattern.search(raw)
-        if m:
-            return say(m)
-    return None
-
-
-def _misnamed(what: str, name: str, names: list[str]) -> str | None:
-    """A typo when a close but different name exists; else None (it is just not there)."""
-    near = _did_you_mean(name, [n for n in names if n != name])
-    return f'there is no {what} "{name}" there{near}' if near and name not in names else None
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _namespace_of(command: str) -> str | None:
-    argv = kinds.words(command)
-    ns, _ = kinds.netns_prefix(argv)
-    if ns is None and argv[:2] == ["ip", "-n"] and len(argv) > 2:
-        return argv[2]
-    return ns
-
-
-def _devices(stage: Stage, ns: str | None) -> list[str]:
-    prefix = f"ip netns exec {shlex.quote(ns)} " if ns else ""
-    ran = stage.run(prefix + "ip -o link show", timeout=5)
-    return [m.group(1) for m in re.finditer(r"(?m)^\d+:\s+([^:@\s]+)", ran.output)]
