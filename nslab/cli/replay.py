@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--interrupt", type=float, default=2.0, metavar="S", help="seconds before Ctrl-C for a command that runs until interrupted (default: %(default)s)"
     )
     parser.add_argument("--list", action="store_true", help="only list the commands found, with their lines; run nothing")
+    parser.add_argument("--exercise", metavar="DIR", help="write a draft DIR/exercise.toml from the tutorial's final state and its probes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +62,7 @@ def _replay(args: argparse.Namespace, found, given: str | None) -> int:
     from nslab.replay import show
     from nslab.replay.runner import Options, replay
 
-    options = Options(timeout=args.timeout, interrupt=args.interrupt, fixes=args.fixes)
+    options = Options(timeout=args.timeout, interrupt=args.interrupt, fixes=args.fixes, draft=bool(args.exercise))
     on_step = None if args.json else (lambda step: print(show.step_text(step), flush=True))
     if not args.json:
         print(f"replaying {len(found)} commands of {args.tutorial} in a private sandbox (its host: a fresh network namespace)", flush=True)
@@ -72,11 +73,40 @@ def _replay(args: argparse.Namespace, found, given: str | None) -> int:
     if done.given is not None and done.given["status"] != 0:
         tail = " | ".join(done.given["output"]) or "no output"
         return _fail(f"--given: {args.given} failed (exit status {done.given['status']}): {tail}", 3)
+    if args.exercise:
+        problem = _write_draft(args, found, done, given)
+        if problem:
+            return _fail(problem, 3)
     if args.json:
         print(json.dumps(done.to_dict(), indent=2))
     else:
+        for line in done.made:
+            print(f"before the first command: {line}")
         print(done.summary_line())
     return 0 if done.clean else 1
+
+
+def _write_draft(args: argparse.Namespace, found, done, given: str | None) -> str | None:
+    """Write DIR/exercise.toml; a line saying why not, else None."""
+    from nslab.grading.exercise import ExerciseError
+    from nslab.replay import compare, draft
+
+    name = os.path.splitext(os.path.basename(args.tutorial))[0]
+    commands = [(s.line, s.command) for s in done.steps if s.kind != "skipped"]
+    items = draft.checks(done.final, done.probes, compare.known_names([c.text for c in found]))
+    if not items:
+        return "--exercise: the tutorial leaves nothing to check (no namespace, link, address, route or probe of its own)"
+    try:
+        text = draft.exercise_toml(f"Draft from {name}", name, items, commands, given)
+    except ExerciseError as exc:
+        return f"--exercise: the draft is not a valid exercise: {exc}"
+    path = os.path.join(args.exercise, "exercise.toml")
+    os.makedirs(args.exercise, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    if not args.json:
+        print(f"wrote {path}: {len(items)} checks, {sum(draft.POINTS[c['type']] for c in items)} points (a draft: edit its goal, points and hints)")
+    return None
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
@@ -86,6 +116,8 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return f"--given: {args.given!r} is not a file"
     if not 0 < args.timeout <= 600:
         return f"--timeout: {args.timeout:g} must be in (0, 600] seconds"
+    if args.exercise and os.path.exists(os.path.join(args.exercise, "exercise.toml")):
+        return f"--exercise: {os.path.join(args.exercise, 'exercise.toml')} exists; remove it or choose another DIR"
     if not 0 < args.interrupt < args.timeout:
         return f"--interrupt: {args.interrupt:g} must be more than 0 and less than --timeout ({args.timeout:g})"
     return None

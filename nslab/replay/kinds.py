@@ -13,12 +13,14 @@ import shlex
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from nslab.replay.standin import PLAYED
+
 NEEDS = {
-    "docker": "needs Docker, which the sandbox lacks",
+    "docker": "needs Docker, which nslab's stand-in plays only in part (run, inspect, exec, ps)",
     "podman": "needs a container runtime, which the sandbox lacks",
     "crictl": "needs a container runtime, which the sandbox lacks",
     "ctr": "needs a container runtime, which the sandbox lacks",
-    "kind": "needs a kind cluster, which the sandbox lacks",
+    "kind": "needs kind, which nslab's stand-in plays only in part (create cluster, get nodes)",
     "kubectl": "needs a Kubernetes cluster, which the sandbox lacks",
     "minikube": "needs a Kubernetes cluster, which the sandbox lacks",
     "systemctl": "needs systemd, which the sandbox lacks",
@@ -72,7 +74,7 @@ CURL_VALUES = frozenset(
         "--output-document",
     }
 )
-COMMAND_START = re.compile(r"(?:^|[;&|(]\s*|\$\(\s*|`\s*|\bsudo\s+|\bexec\s+)([\w.-]+)")
+COMMAND_START = re.compile(r"(?:^|[;&|(]\s*|\$\(\s*|`\s*|\bsudo\s+|\bexec\s+)([\w.-]+)(?:\s+([\w-]+)(?:\s+([\w-]+))?)?")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ def words(text: str) -> list[str]:
 def skip_reason(text: str) -> str | None:
     """Why the sandbox cannot run *text* (a tool it lacks), else None."""
     for m in COMMAND_START.finditer(text):
+        played = PLAYED.get(m.group(1), set())  # what nslab/replay/standin.py plays
+        if m.group(2) in played or f"{m.group(2)} {m.group(3)}" in played:
+            continue
         if m.group(1) in NEEDS:
             return f"{m.group(1)}: {NEEDS[m.group(1)]}"
     return None

@@ -6,45 +6,29 @@
 Per command: its exit status and output tail; for `ping`, `curl`, `wget` and
 `nc` nslab's verdict, cause and explanation (on a copy of the stage, decided
 early); servers start in the background; `ip netns exec NS bash` enters NS
-for the commands after it, `exit` leaves. Findings: a typo (the command or
-an argument does not parse, or names what is not there but something close
-is), a hang, an outcome other than the author's `# expect:`, and an
-unexpected failure.
+for the commands after it, `exit` leaves; the output a tutorial shows is
+compared with the printed one. Findings (nslab/replay/findings.py): a typo,
+a hang, an outcome other than the one the tutorial expects, an unexpected
+failure, a difference from the shown output.
 """
 
 from __future__ import annotations
 
-import difflib
+import ipaddress
 import re
 import shlex
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from nslab.advice.fixes import fix_line
 from nslab.kernel import listeners
-from nslab.replay import kinds
+from nslab.replay import compare, kinds
+from nslab.replay.findings import cascade, findings, networks_in
+from nslab.replay.given import learned, prepare, substitute, uses_stand_ins
 from nslab.replay.stage import ENV, Ran, Stage
-from nslab.replay.tutorial import LEADING, Command
+from nslab.replay.tutorial import Command
 
-IP_OBJECTS = [
-    "link",
-    "address",
-    "addrlabel",
-    "route",
-    "rule",
-    "neighbour",
-    "ntable",
-    "tunnel",
-    "maddress",
-    "monitor",
-    "netns",
-    "netconf",
-    "vrf",
-    "xfrm",
-    "nexthop",
-    "mptcp",
-]
 INSTALLABLE = {  # tools tutorials use -> how to get them on Debian
     "nc": "apt-get install netcat-openbsd", "ncat": "apt-get install ncat", "netcat": "apt-get install netcat-openbsd",
     "socat": "apt-get install socat", "tcpdump": "apt-get install tcpdump", "iperf3": "apt-get install iperf3",
@@ -54,13 +38,6 @@ INSTALLABLE = {  # tools tutorials use -> how to get them on Debian
     "wget": "apt-get install wget", "nft": "apt-get install nftables", "iptables": "apt-get install iptables",
     "python3": "apt-get install python3", "busybox": "apt-get install busybox",
 }  # fmt: skip
-PARSE_ERRORS = [
-    (re.compile(r'Object "([^"]+)" is unknown'), lambda m: f'ip has no object "{m.group(1)}"' + _did_you_mean(m.group(1), IP_OBJECTS)),
-    (re.compile(r'Command "([^"]+)" is unknown'), lambda m: f'"{m.group(1)}" is not a command of this ip object'),
-    (re.compile(r'Error: either "([^"]+)" is duplicate, or "([^"]+)" is a garbage'), lambda m: f'ip does not take "{m.group(2)}" there'),
-    (re.compile(r'Error: argument "([^"]+)" is wrong: ([^\n]+)'), lambda m: f'argument "{m.group(1)}" is wrong: {m.group(2)}'),
-    (re.compile(r"(?im)^.*\b(usage:|invalid option|unrecognized option|unknown option|illegal option|syntax error)\b.*$"), lambda m: m.group(0).strip()[:160]),
-]
 
 
 @dataclass(frozen=True)
@@ -70,6 +47,7 @@ class Options:
     server_wait: float = 2.0  # s for a server to listen
     fixes: bool = False  # verified fixes for failed reachability commands
     tail: int = 3  # lines of output shown per command
+    draft: bool = False  # read the final state and probe again for a draft exercise (nslab/replay/draft.py)
 
 
 @dataclass
@@ -98,6 +76,9 @@ class Replay:
     tutorial: str
     steps: list[Step]
     given: dict | None = None
+    made: list[str] = field(default_factory=list)  # what the stage had before the first command (stand-ins, containers)
+    final: dict = field(default_factory=dict)  # with Options.draft: the stage's namespaces as `ip -j` read them at the end
+    probes: list = field(default_factory=list)  # with Options.draft: the tutorial's pings as the final state answers them
 
     def counts(self) -> dict:
         findings: dict[str, int] = {}
@@ -129,11 +110,11 @@ class Replay:
 
     def to_dict(self) -> dict:
         steps = [{k: v for k, v in asdict(s).items() if k != "raw"} for s in self.steps]
-        return {"tutorial": self.tutorial, "given": self.given, "summary": self.counts(), "clean": self.clean, "steps": steps}
+        return {"tutorial": self.tutorial, "given": self.given, "made": self.made, "summary": self.counts(), "clean": self.clean, "steps": steps}
 
 
 def _plural(kind: str, n: int) -> str:
-    word = {"typo": "typo", "hang": "hang", "mismatch": "expectation mismatch", "failed": "unexpected failure"}.get(kind, kind)
+    word = {"typo": "typo", "hang": "hang", "mismatch": "expectation mismatch", "failed": "unexpected failure", "output": "output difference"}.get(kind, kind)
     return word if n == 1 else word + ("es" if word.endswith("ch") else "s")
 
 
@@ -146,39 +127,121 @@ def replay(commands: list[Command], options: Options, *, tutorial: str = "tutori
             done.given = {"status": ran.status, "output": _tail(ran.output, options.tail), "hung": ran.hung}
             if ran.status != 0:
                 return done
-        shell: list[str | None] = [None]  # the namespace whose shell was entered
+        done.made = prepare(stage, commands, max(options.timeout, 120.0))  # bounded work of nslab's own, however loaded the machine
+        play = _Play(compare.known_names([c.text for c in commands]), networks(commands))
+        cleanup = _cleanup_start(commands)
         for n, cmd in enumerate(commands, 1):
-            step = _step(stage, n, cmd, shell, options)
+            if options.draft and n - 1 == cleanup:
+                done.final, done.probes = _final(stage, play)  # what the tutorial built, before it cleans up
+            step = _step(stage, n, replace(cmd, text=substitute(cmd.text, play.values)), play, options)
             done.steps.append(step)
             if on_step is not None:
                 on_step(step)
+        if options.draft and cleanup == len(commands):
+            done.final, done.probes = _final(stage, play)
     return done
 
 
-def _step(stage: Stage, n: int, cmd: Command, shell: list[str | None], options: Options) -> Step:
+def _cleanup_start(commands: list[Command]) -> int:
+    """Where the tutorial's closing clean-up (`ip netns del ...`, `ip link del ...` to the end) starts."""
+    n = len(commands)
+    while n and re.match(r"^ip\s+(?:-n\s+\S+\s+)?(?:netns|link)\s+del", commands[n - 1].text):
+        n -= 1
+    return n
+
+
+def _final(stage: Stage, play: _Play) -> tuple[dict, list]:
+    """The stage's last state, and each ping of the tutorial probed again in it."""
+    from nslab.replay.draft import Probe, final_state
+    from nslab.replay.verdict import verdict
+
+    probes = []
+    for src, dst in dict.fromkeys(play.probes):
+        found = verdict(stage, src, dst, None)
+        if found.verdict is not None:
+            probes.append(Probe(src, dst, found.verdict["ok"], found.verdict["cause"]))
+    return final_state(stage), probes
+
+
+@dataclass
+class _Play:
+    """What the replay carries from step to step."""
+
+    known: set[str]  # the names and addresses the tutorial's commands use
+    lab: list  # the IPv4 networks the tutorial builds (a probe elsewhere is not sent)
+    shell: str | None = None  # the namespace whose shell was entered
+    values: dict[str, str] = field(default_factory=dict)  # a value shown -> the one the stage printed
+    broken: list[tuple[int, str]] = field(default_factory=list)  # (line, command) of steps with findings
+    probes: list[tuple[str, str]] = field(default_factory=list)  # (from, to) of the tutorial's probes
+
+
+def _step(stage: Stage, n: int, cmd: Command, play: _Play, options: Options) -> Step:
     step = Step(n, cmd.line, cmd.text, cmd.expect)
-    reason = kinds.skip_reason(cmd.text) or _not_installed(cmd.text)
+    reason = kinds.skip_reason(cmd.text) or _not_installed(cmd.text) or _outside(cmd, play)
     if reason is not None:
         step.kind, step.note = "skipped", reason
         return step
     if kinds.is_exit(cmd.text):
         step.kind, step.ok = "shell", True
-        step.note = f"leaves {shell[0]}'s shell" if shell[0] else "no shell was entered: nothing to leave"
-        shell[0] = None
+        step.note = f"leaves {play.shell}'s shell" if play.shell else "no shell was entered: nothing to leave"
+        play.shell = None
         return step
     entered = kinds.entered_shell(cmd.text)
     if entered is not None and entered in stage.namespaces():
-        shell[0] = entered
+        play.shell = entered
         step.kind, step.ok, step.note = "shell", True, f"enters {entered}'s shell: the next commands run in {entered} (until exit)"
         return step
-    step.ran = cmd.text if shell[0] is None else f"ip netns exec {shell[0]} bash -c {shlex.quote(cmd.text)}"
+    tgt = kinds.target(cmd.text, play.shell)
+    if tgt is not None and tgt.dst is not None and not cmd.container:
+        play.probes.append((tgt.ns or "host", tgt.dst))
+    if cmd.expect is None and cmd.said and tgt is not None:
+        step.expect, step.note = "fail", f"expected to fail: the tutorial says {cmd.said!r}"
+    if cmd.container:
+        step.ran = f"docker exec {cmd.container} bash -c {shlex.quote(cmd.text)}"
+    elif play.shell is not None:
+        step.ran = f"ip netns exec {play.shell} bash -c {shlex.quote(cmd.text)}"
     port = kinds.server_port(cmd.text)
     if port is not None:
         _serve(stage, step, port, options)
     else:
-        _run(stage, step, kinds.target(cmd.text, shell[0]), options)
-    step.findings = findings(stage, step, shell[0], options)
+        _run(stage, step, tgt if not cmd.container else None, options)
+    step.findings = findings(stage, step, play.shell, options)
+    _shown(step, cmd, play)
+    cascade(step, play.broken)
     return step
+
+
+def networks(found: list[Command]) -> list:
+    """The IPv4 networks a tutorial builds: its addresses' prefixes, loopback, and Docker's and kind's when it uses them."""
+    nets = [ipaddress.ip_network("127.0.0.0/8")]
+    for c in found:
+        nets += networks_in(c.text)
+    if uses_stand_ins(found):
+        nets += [ipaddress.ip_network(n) for n in ("172.17.0.0/16", "172.18.0.0/16", "10.244.0.0/16")]
+    return nets
+
+
+def _outside(cmd: Command, play: _Play) -> str | None:
+    """A probe of an internet address outside every network the tutorial builds is not sent: the stage has no way out."""
+    tgt = kinds.target(cmd.text, None)
+    if tgt is None or tgt.dst is None or not ipaddress.ip_address(tgt.dst).is_global or any(ipaddress.ip_address(tgt.dst) in net for net in play.lab):
+        return None
+    return f"{tgt.dst} is outside every network the tutorial builds (on its machine, the internet): the sandbox has no way out, so nothing is sent"
+
+
+def _shown(step: Step, cmd: Command, play: _Play) -> None:
+    """Compare the output the tutorial shows with what the command printed; learn a value it shows (a PID)."""
+    if not cmd.shown or step.ok is not True:
+        return
+    value = learned(cmd, step.raw)
+    if value is not None:
+        play.values[value[0]] = value[1]
+        step.note = f"prints {value[1]} where the tutorial shows {value[0]}: the commands after it use {value[1]}"
+        return
+    kind = compare.comparable(cmd.text)
+    if kind is not None:
+        for text in compare.differences(kind, cmd.shown, step.raw, play.known):
+            step.findings.append({"kind": "output", "text": text})
 
 
 def _not_installed(text: str) -> str | None:
@@ -224,7 +287,7 @@ def _serve(stage: Stage, step: Step, port: int | bool, options: Options) -> None
 
     step.kind = "server"
     start = time.monotonic()
-    proc = stage.start(step.ran or step.command)
+    proc = stage.start(re.sub(r"(?<!&)&\s*$", "", step.ran or step.command))  # started in the background already: `cmd &` too
     if port is True:
         step.ok, step.note = proc.poll() is None, "started in the background"
         return
@@ -234,7 +297,7 @@ def _serve(stage: Stage, step: Step, port: int | bool, options: Options) -> None
         pass
     step.elapsed = time.monotonic() - start
     if proc.poll() is not None:
-        out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""  # type: ignore[union-attr]
+        out = (proc.stdout.read() or b"").decode(errors="replace") if proc.stdout else ""  # type: ignore[union-attr]
         step.status, step.ok, step.output = proc.returncode, False, _tail(out, options.tail)
         step.note = "the server exited at once"
     elif _listening(proc.pid, port):
@@ -266,71 +329,3 @@ def _record(step: Step, ran: Ran, options: Options) -> None:
 def _tail(text: str, n: int) -> list[str]:
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     return [line[:200] for line in lines[-n:]] if n else []
-
-
-# -- findings -----------------------------------------------------------------------------
-def findings(stage: Stage, step: Step, shell: str | None, options: Options) -> list[dict]:
-    out: list[dict] = []
-    raw = step.raw
-    if step.hung:
-        why = "does it wait for input, or for an answer that never comes?"
-        if step.verdict is not None and step.verdict["ok"]:
-            why = "nslab's probe gets through, so it waits on the other end (a server that does not answer) or for input"
-        elif step.verdict is not None:
-            why = f"nslab's probe fails ({step.verdict['cause_text']}), and the command waits for an answer that cannot come"
-        out.append({"kind": "hang", "text": f"still running after {options.timeout:g} s, stopped: {why}"})
-    typo = _typo(stage, step, raw, shell) if step.ok is False and not step.hung else None
-    if typo is not None:
-        out.append({"kind": "typo", "text": typo})
-    if step.expect is not None and step.ok is not None and not step.hung and typo is None and (step.expect == "ok") != step.ok:
-        said, did = ("succeed", "failed") if step.expect == "ok" else ("fail", "succeeded")
-        out.append({"kind": "mismatch", "text": f"the tutorial says it should {said}, but it {did}"})
-    elif step.expect is None and step.ok is False and not step.hung and typo is None:
-        said = f": {step.output[-1]}" if step.output else ""
-        out.append(
-            {"kind": "failed", "text": f"exit status {step.status}{said}; the tutorial does not say it should fail (mark it `# expect: fail` if it should)"}
-        )
-    return out
-
-
-def _typo(stage: Stage, step: Step, raw: str, shell: str | None) -> str | None:
-    """Why *step* did not parse (a typo), or None for a failure of another kind."""
-    if step.status == 127 or "command not found" in raw:
-        word = kinds.words(step.command)[0] if kinds.words(step.command) else step.command
-        return f"{word!r} is not a command here" + _did_you_mean(word, sorted(LEADING - {"sudo"}))
-    m = re.search(r'Cannot open network namespace "([^"]+)"|argument "([^"]+)" is wrong: Invalid "netns" value', raw)
-    if m:
-        return _misnamed("namespace", m.group(1) or m.group(2), list(stage.namespaces()))
-    m = re.search(r'Cannot find device "([^"]+)"|argument "([^"]+)" is wrong: Device does not exist', raw)
-    if m:
-        return _misnamed("device", m.group(1) or m.group(2), _devices(stage, _namespace_of(step.command) or shell))
-    for pattern, say in PARSE_ERRORS:
-        m = pattern.search(raw)
-        if m:
-            return say(m)
-    return None
-
-
-def _misnamed(what: str, name: str, names: list[str]) -> str | None:
-    """A typo when a close but different name exists; else None (it is just not there)."""
-    near = _did_you_mean(name, [n for n in names if n != name])
-    return f'there is no {what} "{name}" there{near}' if near and name not in names else None
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _namespace_of(command: str) -> str | None:
-    argv = kinds.words(command)
-    ns, _ = kinds.netns_prefix(argv)
-    if ns is None and argv[:2] == ["ip", "-n"] and len(argv) > 2:
-        return argv[2]
-    return ns
-
-
-def _devices(stage: Stage, ns: str | None) -> list[str]:
-    prefix = f"ip netns exec {shlex.quote(ns)} " if ns else ""
-    ran = stage.run(prefix + "ip -o link show", timeout=5)
-    return [m.group(1) for m in re.finditer(r"(?m)^\d+:\s+([^:@\s]+)", ran.output)]

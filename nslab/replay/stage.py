@@ -145,11 +145,23 @@ class Stage:
 
     def namespaces(self) -> dict[str, str]:
         """The tutorial's named namespaces: name -> a path that opens it (through the stage's mounts)."""
-        where = f"/proc/{self.init}/root/run/netns"
+        root = f"/proc/{self.init}/root"
+        where = f"{root}/run/netns"
         try:
-            return {name: os.path.join(where, name) for name in sorted(os.listdir(where))}
+            names = sorted(os.listdir(where))
         except OSError:
             return {}
+        return {name: self._inside(root, os.path.join(where, name)) for name in names}
+
+    @staticmethod
+    def _inside(root: str, path: str) -> str:
+        """*path*, a symlink's target read inside the stage (`ln -s /proc/57/ns/net /run/netns/c`:
+        the stage's PID 57, never this machine's)."""
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return path
+        return root + target if target.startswith("/") else os.path.join(os.path.dirname(path), target)
 
 
 def _collect(proc: subprocess.Popen, start: float, interrupt: float | None, timeout: float) -> tuple[str, bool, bool]:
