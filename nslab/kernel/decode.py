@@ -73,8 +73,15 @@ def route(m: Message, names: dict[int, str]) -> RouteState:
     )
 
 
+# selectors RuleState does not hold: FRA_TUN_ID, FRA_L3MDEV, FRA_UID_RANGE, FRA_IP_PROTO,
+# FRA_SPORT_RANGE, FRA_DPORT_RANGE; and FRA_SUPPRESS_IFGROUP, FRA_SUPPRESS_PREFIXLEN unless unset (-1)
+OTHER_SELECTORS = (12, 19, 20, 22, 23, 24)
+UNSET_UNLESS_SET = (13, 14)
+FIB_RULE_INVERT = 0x2
+
+
 def rule(m: Message) -> RuleState:
-    _, dst_len, src_len, tos, table, _, _, action, _ = m.body
+    _, dst_len, src_len, tos, table, _, _, action, flags = m.body
     src, dst = m.ip(rtnl.FRA_SRC), m.ip(rtnl.FRA_DST)
     number = m.u32(rtnl.FRA_TABLE) or table
     return RuleState(
@@ -88,6 +95,9 @@ def rule(m: Message) -> RuleState:
         fwmark=m.u32(rtnl.FRA_FWMARK),
         fwmask=m.u32(rtnl.FRA_FWMASK),
         tos=tos,
+        plain=not (flags & FIB_RULE_INVERT)
+        and not any(kind in m.attrs for kind in OTHER_SELECTORS)
+        and all(m.u32(kind) in (None, 0xFFFFFFFF) for kind in UNSET_UNLESS_SET),
     )
 
 

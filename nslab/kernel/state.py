@@ -106,9 +106,10 @@ class RuleState:
     fwmark: int | None = None
     fwmask: int | None = None
     tos: int = 0
+    plain: bool = True  # no selector beyond those above (not `not`, ipproto, ports, uidrange, ...)
 
     def __str__(self) -> str:
-        """The line `ip rule` prints (without the priority's colon)."""
+        """The line `ip rule` prints (without the priority's colon), for the selectors above."""
         parts = ["from", self.src or "all"]
         if self.dst:
             parts += ["to", self.dst]

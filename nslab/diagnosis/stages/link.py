@@ -15,19 +15,20 @@ def way_out(reads: Reads, at: At, dev: str) -> Finding | None:
     if link is None:
         return None
     if not link.up:
-        return _down(reads, at, at.ns, dev, f"the {at.what} could not leave {at.ns}: its {dev} is down")
+        return down(reads, at.ns, dev, f"the {at.what} could not leave {at.ns}: its {dev} is down")
     peer = reads.peer(at.ns, dev)
     far = reads.link(*peer) if peer else None
     if peer is not None and far is not None and not far.up:
-        return _down(reads, at, peer[0], peer[1], f"the {at.what} could not get past {at.ns}'s {dev}: its peer {peer[1]} in {peer[0]} is down")
+        return down(reads, peer[0], peer[1], f"the {at.what} could not get past {at.ns}'s {dev}: its peer {peer[1]} in {peer[0]} is down")
     if peer is not None and far is not None and far.master is not None:
         bridge = reads.link(peer[0], far.master)
         if bridge is not None and not bridge.up:
-            return _down(reads, at, peer[0], bridge.name, f"the {at.what} could not get through: {peer[1]}, the other end of {at.ns}'s {dev}, is a port of bridge {bridge.name} in {peer[0]}, which is down")
+            return down(reads, peer[0], bridge.name, f"the {at.what} could not get through: {peer[1]}, the other end of {at.ns}'s {dev}, is a port of bridge {bridge.name} in {peer[0]}, which is down")
     return None
 
 
-def _down(reads: Reads, at: At, ns: str, dev: str, text: str) -> Finding:
+def down(reads: Reads, ns: str, dev: str, text: str) -> Finding:
+    """*dev* in *ns* is down (as read): *text* says what that did to the packet."""
     return Finding(
         Cause.LINK_DOWN,
         Where(ns, dev),

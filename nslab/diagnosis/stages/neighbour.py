@@ -13,7 +13,8 @@ from typing import Iterable
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, combined, link_up, routing, set_sysctl, sysctl, with_lost_routes
+from nslab.diagnosis.stages import At, cmd, combined, routing, set_sysctl, sysctl, with_lost_routes
+from nslab.diagnosis.stages import link as links
 from nslab.model.queries import owner_of
 from nslab.probes.result import Cause, Claim, Remedy, Where
 
@@ -57,23 +58,11 @@ def silent(reads: Reads, at: At, host: tuple[str, str], hop: str, base: str, sip
     on_dev = any(a.ip == hop for a in reads.addresses(ns) if a.dev == dev)
     if ignore >= 8 or (ignore in (1, 2, 3) and not on_dev):
         why = "never answers for its addresses" if ignore >= 8 else f"answers only for addresses on {dev}, and {hop} is on another interface"
-        return Finding(
-            Cause.NO_ARP_ANSWER,
-            Where(ns, dev),
-            f"{base}: {who}, but arp_ignore={ignore} there ({', '.join(keys)}) {why}; {cmd(ns, 'sysctl -w', keys[-1] + '=0')}",
-            claims=tuple(sysctl(reads, ns, key, blames=True, dev=dev) for key in keys),
-            fixes=tuple(set_sysctl(reads, ns, key, 0, dev) for key in keys),
-        )
+        return _knob(reads, ns, dev, keys, f"{base}: {who}, but arp_ignore={ignore} there ({', '.join(keys)}) {why}; {cmd(ns, 'sysctl -w', keys[-1] + '=0')}")
     filtering, fkeys = combined(reads, ns, dev, "arp_filter", "or")
     back = reads.route_get(ns, sip)
     if filtering and back.found and back.dev != dev:
-        return Finding(
-            Cause.NO_ARP_ANSWER,
-            Where(ns, dev),
-            f"{base}: {who}, but arp_filter is on there ({', '.join(fkeys)}) and its route back to {sip} leaves by {back.dev}, not {dev}",
-            claims=tuple(sysctl(reads, ns, key, blames=True, dev=dev) for key in fkeys),
-            fixes=tuple(set_sysctl(reads, ns, key, 0, dev) for key in fkeys),
-        )
+        return _knob(reads, ns, dev, fkeys, f"{base}: {who}, but arp_filter is on there ({', '.join(fkeys)}) and its route back to {sip} leaves by {back.dev}, not {dev}")
     rules = reads.ruleset(ns)
     stoppers = rules.stoppers(("arp",), ("input",)) if rules is not None else []
     if stoppers:
@@ -95,6 +84,17 @@ def silent(reads: Reads, at: At, host: tuple[str, str], hop: str, base: str, sip
     )
 
 
+def _knob(reads: Reads, ns: str, dev: str, keys: list[str], text: str) -> Finding:
+    """The holder's sysctls *keys* (as the kernel combines them) keep it from answering."""
+    return Finding(
+        Cause.NO_ARP_ANSWER,
+        Where(ns, dev),
+        text,
+        claims=tuple(sysctl(reads, ns, key, blames=True, dev=dev) for key in keys),
+        fixes=tuple(set_sysctl(reads, ns, key, 0, dev) for key in keys),
+    )
+
+
 def _behind(reads: Reads, end: tuple[str, str]) -> list[str]:
     """The namespace at the other end of a cut veth end."""
     peer = reads.peer(*end)
@@ -109,13 +109,7 @@ def _cut(reads: Reads, at: At, end: tuple[str, str], hop: str, base: str) -> Fin
     for ns, dev in [end] + ([peer] if peer else []):
         link = reads.link(ns, dev)
         if link is not None and not link.up:
-            return Finding(
-                Cause.LINK_DOWN,
-                Where(ns, dev),
-                f"{base}: {held}, and the way to it goes through {dev} in {ns}, which is down; {cmd(ns, 'ip link set', dev, 'up')}",
-                claims=(Claim(ns, f"link {dev}", "down", dev=dev, blames=True),),
-                fixes=(link_up(reads, ns, dev),),
-            )
+            return links.down(reads, ns, dev, f"{base}: {held}, and the way to it goes through {dev} in {ns}, which is down")
     return Finding(Cause.LINK_DOWN, Where(*end), f"{base}: the way to {hop} is cut at {end[1]} in {end[0]}")
 
 

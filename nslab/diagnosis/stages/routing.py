@@ -166,8 +166,9 @@ def _refusing_rule(reads: Reads, at: At, code: int) -> Finding | None:
 
 def _selects(rule: RuleState, at: At) -> bool:
     """Does *rule*'s selector take this packet? Only selectors read from the rule: from, to,
-    iif, oif; a rule with an fwmark or tos selector is not claimed to match."""
-    if rule.fwmark is not None or rule.tos:
+    iif, oif; a rule with any other selector (fwmark, tos, `not`, ipproto, ports, ...) is
+    not claimed to match."""
+    if rule.fwmark is not None or rule.tos or not rule.plain:
         return False
     if rule.src and not _in(at.src, rule.src):
         return False

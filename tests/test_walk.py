@@ -1,0 +1,83 @@
+"""The why of faults made with plain commands, as a learner makes them: the stage of the
+kernel's path that stops the packet, the object it blames (read back), and nothing else.
+
+    a (va) --- (ra) r (rb) --- (vb) b        10.0.1.0/24 and 10.0.2.0/24, r forwards
+
+Each case changes one thing with `ip`, `sysctl`, `nft` or `iptables` in one namespace,
+pings b from a (or connects to its port 8080), and checks the cause, where it is placed,
+and the claim that blames: its namespace, the object named in the tool's own words, and
+the value read there.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nslab import Address, Cause, Namespace, Outcome, Route, Topology, Veth
+
+
+def router_lab() -> Topology:
+    return Topology(
+        ["a", Namespace("r", sysctls={"net.ipv4.ip_forward": 1}), Namespace("b", lo_up=True)],
+        veths=[Veth("a", "va", "r", "ra"), Veth("b", "vb", "r", "rb")],
+        addresses=[Address("a", "va", "10.0.1.2/24"), Address("r", "ra", "10.0.1.1/24"), Address("r", "rb", "10.0.2.1/24"), Address("b", "vb", "10.0.2.2/24")],
+        routes=[Route("a", "default", via="10.0.1.1"), Route("b", "default", via="10.0.2.1")],
+    )
+
+
+NFT_INPUT_POLICY_DROP = "table inet f {\n chain input { type filter hook input priority 0; policy drop; }\n}\n"
+NFT_FORWARD_RULE = "table ip t {\n chain fw { type filter hook forward priority 0; ip daddr 10.0.2.2 drop; }\n}\n"
+NFT_ARP_DROP = "table arp t {\n chain in { type filter hook input priority 0; policy drop; }\n}\n"
+
+# name: (namespace, command, probe, cause, (blamed namespace, object, value), settled early)
+CASES = {
+    "forwarding off": ("r", "sysctl -qw net.ipv4.ip_forward=0", "ping", Cause.FORWARDING_OFF, ("r", "sysctl net.ipv4.ip_forward", "0"), True),
+    "forwarding off on the way in": ("r", "sysctl -qw net.ipv4.conf.ra.forwarding=0", "ping", Cause.FORWARDING_OFF, ("r", "sysctl net.ipv4.conf.ra.forwarding", "0"), True),
+    "blackhole at a router": ("r", "ip route add blackhole 10.0.2.2/32", "ping", Cause.NO_ANSWER, ("r", "route 10.0.2.2/32 table main", "blackhole"), True),
+    "blackhole at the sender": ("a", "ip route add blackhole 10.0.2.0/24", "ping", Cause.NO_ROUTE_AT_SENDER, ("a", "route 10.0.2.0/24 table main", "blackhole"), True),
+    "prohibit route at a router": ("r", "ip route add prohibit 10.0.2.2/32", "ping", Cause.ICMP_UNREACHABLE, ("r", "route 10.0.2.2/32 table main", "prohibit"), True),
+    "prohibit rule at the sender": ("a", "ip rule add to 10.0.2.2 prohibit pref 100", "ping", Cause.NO_ROUTE_AT_SENDER, ("a", "rule 100", "from all to 10.0.2.2/32 prohibit"), True),
+    "unreachable route back in another table": (
+        "b",
+        "ip route add unreachable 10.0.1.0/24 table 100 && ip rule add from 10.0.2.2 lookup 100 pref 50",
+        "ping",
+        Cause.NO_RETURN_ROUTE,
+        ("b", "route 10.0.1.0/24 table 100", "unreachable"),
+        True,
+    ),
+    "input policy drop": ("b", "nft -f - <<'EOF'\n" + NFT_INPUT_POLICY_DROP + "EOF", "ping", Cause.FILTERED_BY_RULE, ("b", "nft inet f input", "policy drop"), True),
+    "forward rule": ("r", "nft -f - <<'EOF'\n" + NFT_FORWARD_RULE + "EOF", "ping", Cause.FILTERED_BY_RULE, ("r", "nft ip t fw", "ip daddr 10.0.2.2 drop"), True),
+    "iptables output drop": ("b", "iptables -A OUTPUT -p icmp -j DROP", "ping", Cause.FILTERED_BY_RULE, ("b", "nft ip filter OUTPUT", "meta l4proto icmp drop"), True),
+    "echo ignored": ("b", "sysctl -qw net.ipv4.icmp_echo_ignore_all=1", "ping", Cause.NO_ANSWER, ("b", "sysctl net.ipv4.icmp_echo_ignore_all", "1"), True),
+    "arp_ignore never answers": ("b", "sysctl -qw net.ipv4.conf.vb.arp_ignore=8", "ping", Cause.NO_ARP_ANSWER, ("b", "sysctl net.ipv4.conf.vb.arp_ignore", "8"), True),
+    "arp family drop": ("b", "nft -f - <<'EOF'\n" + NFT_ARP_DROP + "EOF", "ping", Cause.FILTERED_BY_RULE, ("b", "nft arp t in", "policy drop"), True),
+    "far end down": ("b", "ip link set vb down", "ping", Cause.LINK_DOWN, ("b", "link vb", "down"), True),
+    "mtu too small": ("r", "ip link set rb mtu 600", "big ping", Cause.TOO_BIG, ("r", "link rb", "mtu 600"), True),
+    "address removed": ("b", "ip addr del 10.0.2.2/24 dev vb", "ping", Cause.NO_ARP_ANSWER, ("b", "address 10.0.2.2/24 dev vb", "absent"), True),
+    "no route back": ("b", "ip route del default", "ping", Cause.NO_RETURN_ROUTE, ("b", "route 10.0.1.2 table main", "no route"), True),
+    "listener on loopback only": ("b", "true", "tcp to 127.0.0.1:8080", Cause.PORT_CLOSED, ("b", "socket tcp 127.0.0.1:8080", "listening"), True),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_stage_that_stops_the_packet_blames_what_changed(make_lab, name):
+    ns, command, probe, cause, blamed, early = CASES[name]
+    lab = make_lab(router_lab())
+    lab.ns(ns).run(["sh", "-c", command], check=True)
+    if probe.startswith("tcp"):
+        lab.ns("b").listen(8080, "127.0.0.1")
+        result = lab.ns("a").connect("10.0.2.2", 8080)
+    else:
+        result = lab.ns("a").ping("10.0.2.2", size=1000 if probe == "big ping" else 0)
+    assert not result.ok and result.cause is cause, result
+    blames = [(c.ns, c.obj, c.value) for c in result.claims if c.blames]
+    assert blamed in blames, (result, result.claims)
+    assert all(b[0] == blamed[0] for b in blames), f"a claim blames another namespace: {blames}"
+    if result.outcome is Outcome.TIMEOUT:
+        assert result.decided_early is early, result
+
+
+def test_two_default_routes_with_different_metrics_are_a_valid_state(make_lab):
+    lab = make_lab(router_lab())
+    lab.ns("a").run(["ip", "route", "add", "default", "via", "10.0.1.1", "metric", "100"], check=True)
+    assert lab.ns("a").ping("10.0.2.2").replied
