@@ -198,7 +198,7 @@ def test_flush_reads_every_earlier_drop_and_since_starts_at_the_mark(make_lab, m
         assert [d.sport for d in mon.since(mark, netns={r}) if d.sport == sport] == [sport]  # read, without waiting
     assert before not in [d.sport for d in mon.since(mark, netns={r})]  # dropped before the mark
     assert sorted(times)[len(times) // 2] < 0.05, f"flush took {sorted(times)}"
-    assert not mon.since(mark, netns={inode(lab, "h2")})
+    assert not [d for d in mon.since(mark, netns={inode(lab, "h2")}) if d.kind != "ipv6"]  # h2's own IPv6 link chatter (MLD, RS) is its own
 
 
 def test_drop_reaches_since_within_milliseconds(make_lab, mon):

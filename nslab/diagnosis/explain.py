@@ -14,6 +14,7 @@ import errno as errno_mod
 import ipaddress
 from typing import Callable
 
+from nslab.diagnosis import frames, ipv6
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.observations import TELLING_REASONS, Context, Finding, cut_off, delivered_to, explain_drop, forwarding, left_by_default
@@ -26,7 +27,7 @@ def explain(result: Result, ev: Evidence, ctx: Context, finding: Finding | None)
     """What the result means; None for a success."""
     if result.outcome is Outcome.REPLY:
         return None
-    for rule in (_local_error, _icmp_error, _refused):
+    for rule in (ipv6.local_error, _local_error, ipv6.icmp_error, _icmp_error, _refused):
         found = rule(result, ev, ctx)
         if found is not None:
             return found
@@ -111,15 +112,15 @@ def _unresolved(ev: Evidence, ctx: Context) -> Finding | None:
     """The next hop was never resolved (the sender's neighbour entry, as the kernel reports it)."""
     hop, dev = ctx.flow.hops[0], ev.sender_route.dev
     entry = next((n for n in ev.neighbours.get(ev.src, []) if n.dst == hop), None)
-    if ctx.flow.probe != "arp" and (entry is None or not ("INCOMPLETE" in entry.state or "FAILED" in entry.state)):
+    if not ctx.flow.resolves and (entry is None or not ("INCOMPLETE" in entry.state or "FAILED" in entry.state)):
         return None
     segment = ctx.reads.hosts_on(ev.src, dev) if dev else None
     found = cut_off(ctx, hop, segment[1] if segment else set())
     if found is not None:
         return found
-    heard = sorted({s.ns for s in ev.seen(kind="arp-request", direction="in")})
+    heard = sorted({s.ns for s in ev.sightings if s.kind in frames.SOLICITS and s.direction == "in"})
     proxies = sorted(ns for ns, d in (segment[0] if segment else ()) if max(ctx.reads.conf(ns, d, "proxy_arp")) > 0)
-    text = f"nobody answered ARP for {hop} on {ev.src}'s {dev}"
+    text = f"nobody answered {frames.resolver(hop)} for {hop} on {ev.src}'s {dev}"
     text += f"; the request reached {', '.join(heard)}, where nobody has {hop}" if heard else "; no other namespace heard the request"
     if proxies:
         text += f" (proxy_arp is on in {', '.join(proxies)}, which did not answer within the deadline)"

@@ -89,6 +89,14 @@ class Reads:
         values = (self.sysctl(ns, f"net.ipv4.conf.all.{name}"), self.sysctl(ns, f"net.ipv4.conf.{dev}.{name}"))
         return tuple(int(v) if v is not None and v.lstrip("-").isdigit() else -1 for v in values)  # type: ignore[return-value]
 
+    def forwarding6(self, ns: str, dev: str) -> tuple[bool, str, str]:
+        """(*ns* does not forward IPv6 that comes in on *dev*, the sysctl that says so as read,
+        the command that turns it on): IPv6 forwards by net.ipv6.conf.all.forwarding, or (Linux
+        6.17 on) the device's force_forwarding; the device's own `forwarding` does not."""
+        on = self.sysctl(ns, "net.ipv6.conf.all.forwarding")
+        forced = self.sysctl(ns, f"net.ipv6.conf.{dev}.force_forwarding")  # None before 6.17
+        return on != "1" and forced != "1", f"net.ipv6.conf.all.forwarding={on}", "sysctl -w net.ipv6.conf.all.forwarding=1"
+
     @_asked_once
     def route_get(self, ns: str, dst: str, src: str | None = None) -> RouteLookup:
         return self.kernel.route_get(self.handle(ns), dst, src, names=self.names(ns))

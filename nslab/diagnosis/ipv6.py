@@ -1,0 +1,211 @@
+"""IPv6's own decisions: each reads the kernel and returns a Finding, or None.
+
+IPv6 fails where IPv4 has no counterpart: an address is *tentative* while
+duplicate address detection runs (it neither answers NDP nor serves as a
+source) or ends *dadfailed*; `disable_ipv6` removes a device's addresses; and
+a namespace forwards IPv6 only when `net.ipv6.conf.all.forwarding` is on (or,
+since Linux 6.17, the incoming device's `force_forwarding`): the per-device
+`forwarding` switch alone makes a device act as a router (no router
+advertisements taken) without forwarding anything. ICMPv6 has its own errors,
+Packet Too Big among them. Every function here returns None for an IPv4 flow.
+
+Each Finding carries its claims (nslab.probes.result.Claim: what was read, where)
+and its fixes as commands, so the path walk can take them over as they are.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import ipaddress
+
+from nslab.diagnosis import frames
+from nslab.diagnosis import observations as obs
+from nslab.diagnosis.evidence import Evidence
+from nslab.diagnosis.reads import Reads
+from nslab.kernel.state import AddressState
+from nslab.probes import packets
+from nslab.probes.result import Cause, Claim, Outcome, Result, Where
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
+
+
+def _held(reads: Reads, ns: str, address: str) -> AddressState | None:
+    return next((a for a in reads.kernel.addresses(reads.handle(ns), names=reads.names(ns)) if _same(a.ip, address)), None)
+
+
+# -- forwarding -------------------------------------------------------------------------------
+def forwarding_dropped(ctx: obs.Context) -> obs.Finding | None:
+    """The probe's IPv6 packet was dropped with IP_INADDRERRORS in a namespace whose
+    forwarding sysctls, read there, say it does not forward IPv6."""
+    if not ctx.flow.v6:
+        return None
+    for drop in ctx.drops:
+        p = drop.packet
+        if drop.reason == "IP_INADDRERRORS" and drop.dev and p is not None and p.version == 6 and (ctx.flow.is_request(p) or ctx.flow.is_answer(p)):
+            found = _not_forwarded(ctx, drop.ns, drop.dev, p, drop.reason)
+            if found is not None:
+                return found
+    return None
+
+
+def forwarding_counted(ctx: obs.Context) -> obs.Finding | None:
+    """Without drop reasons: Ip6.InAddrErrors rose in a namespace the request entered and did
+    not leave, while no other packet came in, and its forwarding sysctls say it does not forward."""
+    if not ctx.flow.v6 or not ctx.requests_in():
+        return None
+    deltas = ctx.deltas()
+    for s in {s.ns: s for s in ctx.requests_in()}.values():
+        if s.ns == ctx.src or ctx.others_in.get(s.ns, 0) or not deltas.get(s.ns, {}).get("Ip6.InAddrErrors"):
+            continue
+        if any(o.ns == s.ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ctx.sightings):
+            continue
+        found = _not_forwarded(ctx, s.ns, s.dev, s.packet, None)
+        if found is not None:
+            return found
+    return None
+
+
+def _not_forwarded(ctx: obs.Context, ns: str, dev: str, packet: packets.Packet | None, reason: str | None) -> obs.Finding | None:
+    stopped, off, fix = ctx.reads.forwarding6(ns, dev)
+    if not stopped:
+        return None
+    per_dev = ctx.reads.sysctl(ns, f"net.ipv6.conf.{dev}.forwarding")
+    seen = reason or "Ip6.InAddrErrors counted, no other packet arrived"
+    text = f"the {ctx.packet_name(packet)} was dropped in {ns} on {dev}: {seen} ({off}: {ns} does not forward IPv6"
+    if per_dev == "1":
+        text += f"; net.ipv6.conf.{dev}.forwarding=1 alone does not forward, only the 'all' switch does"
+    text += f"; ip netns exec {ns} {fix})"
+    claims = (
+        Claim(ns, "sysctl net.ipv6.conf.all.forwarding", off.split("=", 1)[1], blames=True),
+        Claim(ns, f"sysctl net.ipv6.conf.{dev}.forwarding", str(per_dev), dev=dev),
+    )
+    return obs.Finding(Cause.FORWARDING_OFF, Where(ns, dev), text, reason, claims, (f"ip netns exec {ns} {fix}",))
+
+
+# -- the neighbour that cannot answer yet, or ever -----------------------------------------------
+def unready_neighbour(ctx: obs.Context) -> obs.Finding | None:
+    """The next hop was solicited and nobody advertised it, and the namespace that holds it
+    (the model's owner, or a host of the segment) holds it tentative or dadfailed, or has
+    IPv6 disabled on the device the model puts it on."""
+    dev = ctx.sender_route.dev
+    if not ctx.flow.v6 or dev is None:
+        return None
+    hop = ctx.flow.hops[0]
+    asked = [s for s in ctx.sightings if s.kind == "ndp-solicit" and _same(frames.neighbour_fields(s.frame)[2], hop)]
+    if not (asked or ctx.flow.resolves) or any(s.kind == "ndp-advert" and _same(frames.neighbour_fields(s.frame)[1], hop) for s in ctx.sightings):
+        return None
+    segment = ctx.reads.hosts_on(ctx.src, dev)
+    names = list(dict.fromkeys([*(ns for ns, _ in (segment[0] if segment else ())), *_model_owner(ctx, hop)]))
+    for ns in names:
+        held = _held(ctx.reads, ns, hop)
+        if held is not None and held.flags:
+            found = _unready_address(ctx, ns, held)
+            if found is not None:
+                return found
+    for ns, where in _model_owner(ctx, hop).items():
+        if _held(ctx.reads, ns, hop) is None and where is not None:
+            found = disabled(ctx, ns, where, hop)
+            if found is not None:
+                return found
+    return None
+
+
+def _model_owner(ctx: obs.Context, address: str) -> dict[str, str | None]:
+    """{namespace: device} where the lab's model puts *address* (the kernel is asked after)."""
+    return {a.ns: a.dev for a in ctx.reads.view.topology.addresses if a.ns in ctx.reads.view.spaces and _same(a.cidr.split("/")[0], address)}
+
+
+def _unready_address(ctx: obs.Context, ns: str, held: AddressState) -> obs.Finding | None:
+    claim = Claim(ns, f"address {held.cidr} dev {held.dev}", " ".join(held.flags), dev=held.dev, blames=True)
+    redo = (f"ip netns exec {ns} ip addr del {held.cidr} dev {held.dev} && ip netns exec {ns} ip addr add {held.cidr} dev {held.dev} nodad",)
+    if "dadfailed" in held.flags:
+        text = (
+            f"nobody answered NDP for {held.ip} on {ctx.src}'s {ctx.sender_route.dev}: {ns} holds {held.cidr} on {held.dev} "
+            f"but duplicate address detection failed (another host answered for it), so it is not used"
+        )
+        return obs.Finding(Cause.DAD_FAILED, Where(ns, held.dev), text, claims=(claim,), fixes=redo)
+    if "tentative" in held.flags:
+        text = (
+            f"nobody answered NDP for {held.ip} on {ctx.src}'s {ctx.sender_route.dev}: {ns} holds {held.cidr} on {held.dev}, "
+            f"still tentative (duplicate address detection runs for about a second after it is added; 'nodad' skips it)"
+        )
+        return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ns, held.dev), text, claims=(claim,), fixes=redo)
+    return None
+
+
+def disabled(ctx: obs.Context, ns: str, dev: str, address: str) -> obs.Finding | None:
+    """IPv6 is disabled on *dev* in *ns* (or for the whole namespace), which removed *address*."""
+    for key in (f"net.ipv6.conf.{dev}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"):
+        if ctx.reads.sysctl(ns, key) == "1":
+            cidr = next((a.cidr for a in ctx.reads.view.topology.addresses if a.ns == ns and a.dev == dev and _same(a.cidr.split("/")[0], address)), address)
+            text = f"{key}=1 in {ns}: IPv6 is disabled on {dev}, which removed its IPv6 addresses ({cidr} among them)"
+            fix = f"ip netns exec {ns} sysctl -w {key}=0 && ip netns exec {ns} ip addr add {cidr} dev {dev} nodad"
+            return obs.Finding(Cause.IPV6_DISABLED, Where(ns, dev), text, claims=(Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), fixes=(fix,))
+    return None
+
+
+# -- the sender's own refusals --------------------------------------------------------------------
+def local_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | None:
+    """The sender's kernel refused an IPv6 request at once: IPv6 disabled where the model has
+    an address, or no usable source address because the sender's own are tentative or dadfailed."""
+    if not ctx.flow.v6 or result.outcome is not Outcome.LOCAL_ERROR:
+        return None
+    if result.errno in (errno_mod.ENETUNREACH, errno_mod.EADDRNOTAVAIL, errno_mod.EHOSTUNREACH):
+        for a in ctx.reads.view.topology.addresses:
+            if a.ns == ev.src and ":" in a.cidr and _held(ctx.reads, ev.src, a.cidr.split("/")[0]) is None:
+                found = disabled(ctx, ev.src, a.dev, a.cidr.split("/")[0])
+                if found is not None:
+                    return found
+    if result.errno == errno_mod.EADDRNOTAVAIL:
+        own = [a for a in ctx.reads.kernel.addresses(ctx.reads.handle(ev.src), names=ctx.reads.names(ev.src)) if a.version == 6 and a.scope != "host"]
+        unready = next((a for a in own if {"tentative", "dadfailed"} & set(a.flags)), None)
+        if unready is not None:
+            cause = Cause.DAD_FAILED if "dadfailed" in unready.flags else Cause.ADDRESS_TENTATIVE
+            text = f"{ev.src} has no usable IPv6 source address for {ev.dst} (EADDRNOTAVAIL at once): {unready.cidr} on {unready.dev} is {' '.join(unready.flags)}"
+            claim = Claim(ev.src, f"address {unready.cidr} dev {unready.dev}", " ".join(unready.flags), dev=unready.dev, blames=True)
+            return obs.Finding(cause, Where(ev.src, unready.dev), text, claims=(claim,))
+    return None
+
+
+def tentative_source(ctx: obs.Context) -> obs.Finding | None:
+    """The request left, from an address the sender holds tentative: the answer to it is not
+    delivered (a tentative address is not yet the sender's own), so none comes."""
+    if not ctx.flow.v6 or ctx.flow.resolves:
+        return None
+    sent = next((s.packet for s in ctx.sightings if s.ns == ctx.src and s.direction == "out" and s.packet and ctx.flow.is_request(s.packet)), None)
+    held = _held(ctx.reads, ctx.src, sent.src) if sent is not None else None
+    if held is None or "tentative" not in held.flags:
+        return None
+    text = f"the {ctx.what} left {ctx.src} from {held.ip}, which {ctx.src} holds on {held.dev} still tentative: no answer to it is taken until duplicate address detection ends"
+    claim = Claim(ctx.src, f"address {held.cidr} dev {held.dev}", " ".join(held.flags), dev=held.dev, blames=True)
+    fix = f"ip netns exec {ctx.src} ip addr del {held.cidr} dev {held.dev} && ip netns exec {ctx.src} ip addr add {held.cidr} dev {held.dev} nodad"
+    return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ctx.src, held.dev), text, claims=(claim,), fixes=(fix,))
+
+
+# -- ICMPv6 errors ------------------------------------------------------------------------------------
+def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | None:
+    """An ICMPv6 error came back: Packet Too Big is its own message (IPv6 routers never
+    fragment), address unreachable is a failed NDP resolution where it was sent from."""
+    icmp = result.icmp
+    if result.outcome is not Outcome.ICMP_ERROR or icmp is None or not icmp.v6:
+        return None
+    origin = next(((s.ns, s.dev) for s in ev.sightings if s.direction == "out" and s.packet and s.packet.quoted and s.packet.icmp_type == icmp.type), (ev.src, ev.sender_route.dev))
+    where = Where(*origin)
+    filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
+    if icmp.type == packets.TOO_BIG6:
+        return obs.Finding(Cause.TOO_BIG, where, f"{icmp} for the {ctx.what}: the next link from {origin[0]} is smaller, and IPv6 routers never fragment")
+    if filtered is not None:
+        return obs.Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} ({icmp})", filtered.reason)
+    if icmp.type == packets.UNREACHABLE6 and (icmp.code in (1, 5) or (icmp.code == 4 and ctx.flow.probe == "ping")):
+        return obs.Finding(Cause.REJECTED_BY_RULE, where, f"refused by a firewall rule ({icmp})")
+    if icmp.type == packets.UNREACHABLE6 and icmp.code == 3:
+        return obs.Finding(Cause.NO_ARP_ANSWER, where, f"{origin[0]} could not resolve the next hop with NDP on {origin[1]} ({icmp})")
+    return obs.Finding(Cause.ICMP_UNREACHABLE, where, f"{icmp} for the {ctx.what} from {ev.src}")
+
+
+RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, tentative_source)  # asked before IPv4's rules: observations.decisive(first=RULES)
