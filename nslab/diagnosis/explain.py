@@ -31,7 +31,7 @@ def explain(result: Result, ev: Evidence, ctx: Context, finding: Finding | None)
         found = rule(result, ev, ctx)
         if found is not None:
             return found
-    return finding or _unresolved(ev, ctx) or _silence(ev, ctx)
+    return finding or ipv6.tentative_source(ctx) or _unresolved(ev, ctx) or _silence(ev, ctx)
 
 
 def _local_error(result: Result, ev: Evidence, ctx: Context) -> Finding | None:

@@ -149,6 +149,54 @@ def disabled(ctx: obs.Context, ns: str, dev: str, address: str) -> obs.Finding |
     return None
 
 
+def solicited_elsewhere(ctx: obs.Context) -> obs.Finding | None:
+    """A solicitation for the probe's next hop, or for the answer's, reached a namespace that
+    holds the address on another interface: IPv6 answers only for an address of the
+    interface the solicitation came in on (IPv4's ARP answers for any), unless proxy NDP
+    does. The soliciting side's route sent it there (`default dev eth0` works for ARP only)."""
+    if not ctx.flow.v6:
+        return None
+    adverts = {frames.neighbour_fields(s.frame)[1] for s in ctx.sightings if s.kind == "ndp-advert"}
+    for s in ctx.sightings:
+        if s.kind != "ndp-solicit" or s.direction != "in" or s.ns not in ctx.reads.view.spaces:
+            continue
+        target = frames.neighbour_fields(s.frame)[2]
+        held = _held(ctx.reads, s.ns, target)
+        if held is None or held.dev == s.dev or any(_same(a, target) for a in adverts):
+            continue
+        if "1" in (ctx.reads.sysctl(s.ns, "net.ipv6.conf.all.proxy_ndp"), ctx.reads.sysctl(s.ns, f"net.ipv6.conf.{s.dev}.proxy_ndp")):
+            continue  # a proxy entry may still answer
+        sent = next((o for o in ctx.sightings if o.kind == "ndp-solicit" and o.direction == "out" and frames.neighbour_fields(o.frame)[2] == target and o.ns != s.ns), None)
+        if sent is None:
+            continue
+        return _off_link(ctx, sent.ns, sent.dev, s.ns, s.dev, held)
+    return None
+
+
+def _off_link(ctx: obs.Context, asker: str, dev: str, ns: str, heard_on: str, held: AddressState) -> obs.Finding:
+    route = next((r for r in _routes_to(ctx.reads, asker, held.ip) if r.via is None and r.dev == dev), None)
+    near = next((a.ip for a in ctx.reads.kernel.addresses(ctx.reads.handle(ns), names=ctx.reads.names(ns)) if a.dev == heard_on and a.scope == "link"), None)
+    what = f"{route.dst} dev {dev}" if route else f"a route to {held.ip} on {dev} without a gateway"
+    text = (
+        f"{asker} solicits {held.ip} on {dev} directly ({what}), but {ns} holds {held.ip} on {held.dev}, not on {heard_on} "
+        f"where the solicitation arrived: IPv6 answers NDP only for an address of the interface asked on (proxy_ndp is off)"
+    )
+    claims = (
+        Claim(asker, f"route {route.dst}" if route else f"route get {held.ip}", f"dev {dev}", dev=dev, blames=True),
+        Claim(ns, f"address {held.cidr} dev {held.dev}", "present", dev=held.dev),
+        Claim(ns, f"sysctl net.ipv6.conf.{heard_on}.proxy_ndp", "0", dev=heard_on),
+    )
+    fixes = (f"ip netns exec {asker} ip -6 route replace {route.dst if route else held.ip} via {near} dev {dev}",) if near else ()
+    return obs.Finding(Cause.NO_ARP_ANSWER, Where(asker, dev), text, claims=claims, fixes=fixes)
+
+
+def _routes_to(reads: Reads, ns: str, address: str) -> list:
+    """*ns*'s IPv6 routes that hold *address*, longest prefix first."""
+    ip = ipaddress.ip_address(address)
+    routes = [r for r in reads.routes(ns, 6) if r.type == "unicast" and (r.dst == "default" or ip in ipaddress.ip_network(r.dst, strict=False))]
+    return sorted(routes, key=lambda r: -1 if r.dst == "default" else ipaddress.ip_network(r.dst, strict=False).prefixlen, reverse=True)
+
+
 # -- the sender's own refusals --------------------------------------------------------------------
 def local_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | None:
     """The sender's kernel refused an IPv6 request at once: IPv6 disabled where the model has
@@ -208,4 +256,4 @@ def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | 
     return obs.Finding(Cause.ICMP_UNREACHABLE, where, f"{icmp} for the {ctx.what} from {ev.src}")
 
 
-RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, tentative_source)  # asked before IPv4's rules: observations.decisive(first=RULES)
+RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, solicited_elsewhere)  # asked before IPv4's rules: observations.decisive(first=RULES)

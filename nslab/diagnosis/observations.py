@@ -327,7 +327,7 @@ def left_by_default(ctx: Context) -> bool:
     if ctx.sender_route.via is None:
         return False
     dst = ipaddress.ip_address(ctx.flow.dst)
-    routes = ctx.reads.routes(ctx.src)
+    routes = ctx.reads.routes(ctx.src, 6 if ctx.flow.v6 else 4)
     return not any(r.dst != "default" and dst in ipaddress.ip_network(r.dst, strict=False) for r in routes if r.type == "unicast")
 
 

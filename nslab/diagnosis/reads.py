@@ -8,6 +8,7 @@ end of a veth. The model only suggests where to look; the kernel answers.
 from __future__ import annotations
 
 import functools
+import socket
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -102,9 +103,9 @@ class Reads:
         return self.kernel.route_get(self.handle(ns), dst, src, names=self.names(ns))
 
     @_asked_once
-    def routes(self, ns: str) -> list[RouteState]:
-        """`ip route`: the main table."""
-        return self.kernel.routes(self.handle(ns), names=self.names(ns))
+    def routes(self, ns: str, version: int = 4) -> list[RouteState]:
+        """`ip route` (`ip -6 route` for *version* 6): the main table."""
+        return self.kernel.routes(self.handle(ns), socket.AF_INET6 if version == 6 else socket.AF_INET, names=self.names(ns))
 
     def is_local(self, ns: str, address: str) -> bool:
         return self.route_get(ns, address).type == "local"
