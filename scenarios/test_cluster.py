@@ -192,3 +192,15 @@ def test_10_dual_stack_a_node_that_does_not_forward_ipv6(lab):
     assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
     assert result.cause is Cause.FORWARDING_OFF and result.where == Where("node2", "eth0"), result
     assert "net.ipv6.conf.all.forwarding=0" in result.explanation
+
+
+def test_11_dual_stack_one_matrix_per_family(lab):
+    # node1 lacks its IPv6 route to node2's pods: the IPv4 matrix is whole, the IPv6 one cut
+    lab.build(cluster(2, 2, dual_stack=True))
+    lab.ns("node1").del_route(pod_cidr6(2))
+    Reachability(lab, pods(2, 2)).assert_ok()
+    matrix = Reachability(lab, pods(2, 2, version=6))
+    matrix.expect(on(1)[:2], ["pod2-1", "pod2-2"], reach=False).expect(["pod2-1", "pod2-2"], on(1)[:2], reach=False)
+    matrix.assert_ok()
+    sweep = all_pairs({lab.ns(name): address for name, address in pods(2, 2, version=6).items()})
+    assert (sweep.pairs, sweep.lost) == (12, 8), sweep
