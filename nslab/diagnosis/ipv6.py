@@ -89,29 +89,36 @@ def _not_forwarded(ctx: obs.Context, ns: str, dev: str, packet: packets.Packet |
 
 # -- the neighbour that cannot answer yet, or ever -----------------------------------------------
 def unready_neighbour(ctx: obs.Context) -> obs.Finding | None:
-    """The next hop was solicited and nobody advertised it, and the namespace that holds it
-    (the model's owner, or a host of the segment) holds it tentative or dadfailed, or has
-    IPv6 disabled on the device the model puts it on."""
-    dev = ctx.sender_route.dev
-    if not ctx.flow.v6 or dev is None:
+    """A solicitation for the probe's next hop (by the sender) or for its destination (by
+    a router on the last link) went unanswered, and the namespace that holds the address
+    (a host of that segment, or the model's owner) holds it tentative or dadfailed, or has
+    IPv6 disabled on the device the solicitation reached or the model puts it on."""
+    if not ctx.flow.v6:
         return None
-    hop = ctx.flow.hops[0]
-    asked = [s for s in ctx.sightings if s.kind == "ndp-solicit" and _same(frames.neighbour_fields(s.frame)[2], hop)]
-    if not (asked or ctx.flow.resolves) or any(s.kind == "ndp-advert" and _same(frames.neighbour_fields(s.frame)[1], hop) for s in ctx.sightings):
-        return None
-    segment = ctx.reads.hosts_on(ctx.src, dev)
-    names = list(dict.fromkeys([*(ns for ns, _ in (segment[0] if segment else ())), *_model_owner(ctx, hop)]))
-    for ns in names:
-        held = _held(ctx.reads, ns, hop)
-        if held is not None and held.flags:
-            found = _unready_address(ctx, ns, held)
-            if found is not None:
-                return found
-    for ns, where in _model_owner(ctx, hop).items():
-        if _held(ctx.reads, ns, hop) is None and where is not None:
-            found = disabled(ctx, ns, where, hop)
-            if found is not None:
-                return found
+    advertised = [frames.neighbour_fields(s.frame)[1] for s in ctx.sightings if s.kind == "ndp-advert"]
+    asked: dict[str, tuple[str, str | None]] = {}  # target -> (who asked, on which device)
+    if ctx.flow.resolves:
+        asked[ctx.flow.dst] = (ctx.src, ctx.sender_route.dev)
+    for s in ctx.sightings:
+        if s.kind == "ndp-solicit" and s.direction == "out":
+            asked.setdefault(frames.neighbour_fields(s.frame)[2], (s.ns, s.dev))
+    for target, (asker, dev) in asked.items():
+        if dev is None or not any(_same(target, hop) for hop in ctx.flow.hops) or any(_same(target, a) for a in advertised):
+            continue
+        segment = ctx.reads.hosts_on(asker, dev)
+        reached = sorted(segment[0]) if segment else []
+        owners = _model_owner(ctx, target)
+        for ns in dict.fromkeys([*(ns for ns, _ in reached), *owners]):
+            held = _held(ctx.reads, ns, target)
+            if held is not None and held.flags:
+                found = _unready_address(ctx, asker, dev, ns, held)
+                if found is not None:
+                    return found
+        for ns, where in [*owners.items(), *reached]:
+            if where is not None and _held(ctx.reads, ns, target) is None:
+                found = disabled(ctx, ns, where, target)
+                if found is not None:
+                    return found
     return None
 
 
@@ -120,31 +127,34 @@ def _model_owner(ctx: obs.Context, address: str) -> dict[str, str | None]:
     return {a.ns: a.dev for a in ctx.reads.view.topology.addresses if a.ns in ctx.reads.view.spaces and _same(a.cidr.split("/")[0], address)}
 
 
-def _unready_address(ctx: obs.Context, ns: str, held: AddressState) -> obs.Finding | None:
+def _unready_address(ctx: obs.Context, asker: str, dev: str, ns: str, held: AddressState) -> obs.Finding | None:
     claim = Claim(ns, f"address {held.cidr} dev {held.dev}", " ".join(held.flags), dev=held.dev, blames=True)
     redo = (f"ip netns exec {ns} ip addr del {held.cidr} dev {held.dev} && ip netns exec {ns} ip addr add {held.cidr} dev {held.dev} nodad",)
     if "dadfailed" in held.flags:
         text = (
-            f"nobody answered NDP for {held.ip} on {ctx.src}'s {ctx.sender_route.dev}: {ns} holds {held.cidr} on {held.dev} "
+            f"nobody answered NDP for {held.ip} on {asker}'s {dev}: {ns} holds {held.cidr} on {held.dev} "
             f"but duplicate address detection failed (another host answered for it), so it is not used"
         )
         return obs.Finding(Cause.DAD_FAILED, Where(ns, held.dev), text, claims=(claim,), fixes=redo)
     if "tentative" in held.flags:
         text = (
-            f"nobody answered NDP for {held.ip} on {ctx.src}'s {ctx.sender_route.dev}: {ns} holds {held.cidr} on {held.dev}, "
+            f"nobody answered NDP for {held.ip} on {asker}'s {dev}: {ns} holds {held.cidr} on {held.dev}, "
             f"still tentative (duplicate address detection runs for about a second after it is added; 'nodad' skips it)"
         )
         return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ns, held.dev), text, claims=(claim,), fixes=redo)
     return None
 
 
-def disabled(ctx: obs.Context, ns: str, dev: str, address: str) -> obs.Finding | None:
-    """IPv6 is disabled on *dev* in *ns* (or for the whole namespace), which removed *address*."""
+def disabled(ctx: obs.Context, ns: str, dev: str, address: str | None = None) -> obs.Finding | None:
+    """IPv6 is disabled on *dev* in *ns* (or for the whole namespace), which removed the
+    device's IPv6 addresses (*address*, where the lab's model says it was there)."""
     for key in (f"net.ipv6.conf.{dev}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"):
         if ctx.reads.sysctl(ns, key) == "1":
-            cidr = next((a.cidr for a in ctx.reads.view.topology.addresses if a.ns == ns and a.dev == dev and _same(a.cidr.split("/")[0], address)), address)
-            text = f"{key}=1 in {ns}: IPv6 is disabled on {dev}, which removed its IPv6 addresses ({cidr} among them)"
-            fix = f"ip netns exec {ns} sysctl -w {key}=0 && ip netns exec {ns} ip addr add {cidr} dev {dev} nodad"
+            cidr = next((a.cidr for a in ctx.reads.view.topology.addresses if a.ns == ns and a.dev == dev and address and _same(a.cidr.split("/")[0], address)), None)
+            text = f"{key}=1 in {ns}: IPv6 is disabled on {dev}, which removes its IPv6 addresses" + (f" ({cidr} among them)" if cidr else "")
+            if address and not cidr:
+                text = f"nobody holds {address} where it was asked for, and {text}"
+            fix = f"ip netns exec {ns} sysctl -w {key}=0" + (f" && ip netns exec {ns} ip addr add {cidr} dev {dev} nodad" if cidr else "")
             return obs.Finding(Cause.IPV6_DISABLED, Where(ns, dev), text, claims=(Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), fixes=(fix,))
     return None
 
@@ -209,6 +219,20 @@ def local_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding |
                 found = disabled(ctx, ev.src, a.dev, a.cidr.split("/")[0])
                 if found is not None:
                     return found
+    if result.errno == errno_mod.EHOSTUNREACH:  # TCP hears an ICMPv6 error as this errno: who sent it?
+        origin = next(((o.ns, o.dev) for o in ev.sightings if o.direction == "out" and o.packet and o.packet.quoted and o.packet.proto == packets.ICMPV6), None)
+        if origin is not None and origin[0] != ev.src:
+            return unready_neighbour(ctx) or obs.Finding(
+                Cause.NO_ARP_ANSWER, Where(*origin), f"{origin[0]} could not resolve the next hop with NDP on {origin[1]}: its ICMPv6 address unreachable came back (EHOSTUNREACH)"
+            )
+        found = unready_neighbour(ctx)
+        if found is not None:
+            return found
+    if result.errno == errno_mod.EADDRNOTAVAIL:  # no IPv6 source address at all: a device with IPv6 disabled says why
+        for link in ctx.reads.links(ev.src):
+            found = disabled(ctx, ev.src, link.name) if link.name != "lo" else None
+            if found is not None:
+                return found
     if result.errno == errno_mod.EADDRNOTAVAIL:
         own = [a for a in ctx.reads.kernel.addresses(ctx.reads.handle(ev.src), names=ctx.reads.names(ev.src)) if a.version == 6 and a.scope != "host"]
         unready = next((a for a in own if {"tentative", "dadfailed"} & set(a.flags)), None)

@@ -289,9 +289,12 @@ class Kernel(Namespaces, NeighbourTable):
         return decode.lookup(dst, m, (names if names is not None else self.names(ns)) if oif else {})
 
     def neighbours(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[NeighbourState]:
-        """`ip neigh`: IPv4's ARP entries, then IPv6's NDP ones."""
+        """`ip neigh`: IPv4's ARP entries, then IPv6's NDP ones (not the multicast groups'
+        NOARP entries, which `ip neigh` too shows only with `nud all`)."""
         names = names if names is not None else self.names(ns)
-        return [decode.neighbour(m, names) for family in (socket.AF_INET, socket.AF_INET6) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(family))]
+        ipv4 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))]
+        ipv6 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET6)) if not m.body[2] & rtnl.NUD_NOARP]
+        return ipv4 + ipv6
 
     def fdb(self, ns: NsHandle) -> list[FdbEntry]:
         """`bridge fdb show`: the bridges' forwarding databases (AF_BRIDGE neighbours)."""
