@@ -104,22 +104,34 @@ def ping(
     return result(Outcome.TIMEOUT, decided_early=state == "settled")
 
 
-def _read(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | None:
-    # Errors the kernel attached to our request (IP_RECVERR) first.
+def _queued_error(sock: socket.socket, nonce: bytes) -> dict | None:
+    """The error the kernel attached to our request (IP_RECVERR, IPV6_RECVERR): an ICMP or
+    ICMPv6 error from the path (a Packet Too Big's MTU in ee_info), or a local one."""
+    v6 = sock.family == socket.AF_INET6
     while True:
         try:
             data, anc, _, _ = sock.recvmsg(65535, 512, MSG_ERRQUEUE)
         except (BlockingIOError, InterruptedError):
-            break
+            return None
         if nonce not in data:
             continue
         for level, kind, payload in anc:
-            if level == socket.SOL_IP and kind == IP_RECVERR:
-                ee_errno, origin, icmp_type, icmp_code = struct.unpack_from("=IBBB", payload)
-                offender = socket.inet_ntoa(payload[20:24]) if len(payload) >= 24 else "?"
-                if origin == SO_EE_ORIGIN_ICMP:
-                    return {"outcome": Outcome.ICMP_ERROR, "icmp": IcmpError(icmp_type, icmp_code, offender), "errno": ee_errno}
-                return {"outcome": Outcome.LOCAL_ERROR, "errno": ee_errno}
+            if (level, kind) == ((socket.IPPROTO_IPV6, IPV6_RECVERR) if v6 else (socket.SOL_IP, IP_RECVERR)):
+                ee_errno, origin, icmp_type, icmp_code, _, info = struct.unpack_from("=IBBBBI", payload)
+                if origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
+                    return {"outcome": Outcome.LOCAL_ERROR, "errno": ee_errno}
+                if v6:
+                    offender = socket.inet_ntop(socket.AF_INET6, payload[24:40]) if len(payload) >= 40 else "?"
+                    icmp = IcmpError(icmp_type, icmp_code, offender, v6=True, mtu=info if icmp_type == packets.TOO_BIG6 else None)
+                else:
+                    icmp = IcmpError(icmp_type, icmp_code, socket.inet_ntoa(payload[20:24]) if len(payload) >= 24 else "?")
+                return {"outcome": Outcome.ICMP_ERROR, "icmp": icmp, "errno": ee_errno}
+
+
+def _read(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | None:
+    queued = _queued_error(sock, nonce)
+    if queued is not None:
+        return queued
     while True:
         try:
             data = sock.recv(65535)
@@ -141,21 +153,9 @@ def _read(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | Non
 def _read6(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | None:
     """_read for an ICMPv6 socket: it reads messages without their IPv6 header, and
     errors carry ICMPv6's own types (a Packet Too Big with the MTU in ee_info)."""
-    while True:
-        try:
-            data, anc, _, _ = sock.recvmsg(65535, 512, MSG_ERRQUEUE)
-        except (BlockingIOError, InterruptedError):
-            break
-        if nonce not in data:
-            continue
-        for level, kind, payload in anc:
-            if level == socket.IPPROTO_IPV6 and kind == IPV6_RECVERR:
-                ee_errno, origin, icmp_type, icmp_code, _, info = struct.unpack_from("=IBBBBI", payload)
-                offender = socket.inet_ntop(socket.AF_INET6, payload[24:40]) if len(payload) >= 40 else "?"
-                if origin == SO_EE_ORIGIN_ICMP6:
-                    mtu = info if icmp_type == packets.TOO_BIG6 else None
-                    return {"outcome": Outcome.ICMP_ERROR, "icmp": IcmpError(icmp_type, icmp_code, offender, v6=True, mtu=mtu), "errno": ee_errno}
-                return {"outcome": Outcome.LOCAL_ERROR, "errno": ee_errno}
+    queued = _queued_error(sock, nonce)
+    if queued is not None:
+        return queued
     while True:
         try:
             data, peer = sock.recvfrom(65535)

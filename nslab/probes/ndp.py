@@ -5,9 +5,9 @@ the target's solicited-node group, and the advertisement says which MAC has the 
 from __future__ import annotations
 
 import socket
-import time
 
 from nslab.probes import packets, wait
+from nslab.probes.arp import exchange
 from nslab.probes.icmp import same_address
 from nslab.probes.result import Outcome, Result
 
@@ -33,23 +33,11 @@ def solicit(
     settle: wait.Settle | None = None,
 ) -> Result:
     """`ndisc6 TARGET DEV`: who has TARGET? Sent from address *src* (a link-local or any address of *dev*)."""
-    while True:  # drop what arrived before this probe
-        try:
-            sock.recv(65535)
-        except BlockingIOError:
-            break
-    start = time.monotonic()
-    sock.send(packets.ndp_solicit(mac, src, target))
-
-    def look() -> str | None:
-        while True:
-            try:
-                answer = packets.ndp_answer(sock.recv(65535))
-            except BlockingIOError:
-                return None
-            if answer is not None and same_address(answer[0], target):
-                return answer[1] or "?"
-
-    state, answer = wait.until(sock, start + timeout, look, settle)
+    state, answer, elapsed = exchange(sock, packets.ndp_solicit(mac, src, target), lambda frame: _answer_of(frame, target), timeout, settle)
     outcome = Outcome.REPLY if answer is not None else Outcome.TIMEOUT
-    return Result("ndp", src_ns, target, outcome, time.monotonic() - start, mac=answer, decided_early=state == "settled", dev=dev)
+    return Result("ndp", src_ns, target, outcome, elapsed, mac=answer, decided_early=state == "settled", dev=dev)
+
+
+def _answer_of(frame: bytes, target: str) -> str | None:
+    answer = packets.ndp_answer(frame)
+    return (answer[1] or "?") if answer is not None and same_address(answer[0], target) else None
