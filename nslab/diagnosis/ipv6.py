@@ -137,11 +137,13 @@ def _unready_address(ctx: obs.Context, asker: str, dev: str, ns: str, held: Addr
         )
         return obs.Finding(Cause.DAD_FAILED, Where(ns, held.dev), text, claims=(claim,), fixes=redo)
     if "tentative" in held.flags:
+        key = f"net.ipv6.conf.{held.dev}.dad_transmits"
+        probes = ctx.reads.sysctl(ns, key)
         text = (
-            f"nobody answered NDP for {held.ip} on {asker}'s {dev}: {ns} holds {held.cidr} on {held.dev}, "
-            f"still tentative (duplicate address detection runs for about a second after it is added; 'nodad' skips it)"
+            f"nobody answered NDP for {held.ip} on {asker}'s {dev}: {ns} holds {held.cidr} on {held.dev}, still tentative: "
+            f"duplicate address detection sends {key}={probes} solicitations first, a retransmit interval (a second) apart; 'nodad' skips it"
         )
-        return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ns, held.dev), text, claims=(claim,), fixes=redo)
+        return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ns, held.dev), text, claims=(claim, Claim(ns, f"sysctl {key}", str(probes), dev=held.dev)), fixes=redo)
     return None
 
 
@@ -276,7 +278,9 @@ def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | 
     if icmp.type == packets.UNREACHABLE6 and (icmp.code in (1, 5) or (icmp.code == 4 and ctx.flow.probe == "ping")):
         return obs.Finding(Cause.REJECTED_BY_RULE, where, f"refused by a firewall rule ({icmp})")
     if icmp.type == packets.UNREACHABLE6 and icmp.code == 3:
-        return obs.Finding(Cause.NO_ARP_ANSWER, where, f"{origin[0]} could not resolve the next hop with NDP on {origin[1]} ({icmp})")
+        if origin[0] == ev.src:  # the sender's own NDP gave up (the error loops back on lo): it is about the way out
+            where = Where(ev.src, ev.sender_route.dev)
+        return unready_neighbour(ctx) or obs.Finding(Cause.NO_ARP_ANSWER, where, f"{where.ns} could not resolve the next hop with NDP on {where.dev} ({icmp})")
     return obs.Finding(Cause.ICMP_UNREACHABLE, where, f"{icmp} for the {ctx.what} from {ev.src}")
 
 
