@@ -172,6 +172,9 @@ def solicited_elsewhere(ctx: obs.Context) -> obs.Finding | None:
     for s in ctx.sightings:
         if s.kind != "ndp-solicit" or s.direction != "in" or s.ns not in ctx.reads.view.spaces:
             continue
+        port = ctx.reads.link(s.ns, s.dev)
+        if port is not None and port.master is not None:
+            continue  # a bridge port: the solicitation goes on up through the bridge, where it is seen again
         target = frames.neighbour_fields(s.frame)[2]
         held = _held(ctx.reads, s.ns, target)
         if held is None or held.dev == s.dev or any(_same(a, target) for a in adverts):
