@@ -19,4 +19,4 @@ def measure(fn: Callable[[], object], runs: int) -> list[float]:
 
 def row(label: str, samples: list[float]) -> str:
     q = statistics.quantiles(samples, n=10) if len(samples) >= 3 else [min(samples), max(samples)]
-    return f"{label:<44} median {statistics.median(samples) * 1000:8.2f} ms   p10 {q[0] * 1000:8.2f}   p90 {q[-1] * 1000:8.2f}   n={len(samples)}"
+    return f"{label:<52} median {statistics.median(samples) * 1000:8.2f} ms   p10 {q[0] * 1000:8.2f}   p90 {q[-1] * 1000:8.2f}   n={len(samples)}"

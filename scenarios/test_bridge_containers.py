@@ -167,3 +167,48 @@ def test_09_fifty_containers_all_pairs(lab):
     sweep = all_pairs({lab.ns(container(i)): address(i) for i in range(1, n + 1)})
     assert sweep.pairs == n * (n - 1) == 2450
     assert sweep.ok, sweep
+
+
+# -- the dual-stack twin: docker0 with an IPv6 subnet as well (dockerd's --ipv6 --fixed-cidr-v6) ---
+#      docker0 172.17.0.1/16 fd00:17::1/64;  containerI eth0 172.17.0.(I+1)/16 fd00:17::(I+1)/64,
+#      default via 172.17.0.1 and via fd00:17::1. accept_dad=0 for the links each namespace makes,
+#      the twin of `nodad`: link-local addresses are usable at once.
+GATEWAY6 = "fd00:17::1"
+
+
+def address6(i: int) -> str:
+    return f"fd00:17::{i + 1}"
+
+
+def dual_docker0_with(n: int, *, attached: bool = True) -> Topology:
+    """docker0_with, and: ip addr add fd00:17::1/64 dev docker0 ; per container
+    ip -n containerI addr add fd00:17::(I+1)/64 dev eth0 ; ip -n containerI -6 route add default via fd00:17::1"""
+    topo = docker0_with(n, attached=attached)
+    no_dad = {"net.ipv6.conf.default.accept_dad": 0}
+    return topo.replace(
+        namespaces=tuple(Namespace(ns.name, ns.lo_up, no_dad) for ns in topo.namespaces),
+        addresses=(*topo.addresses, Address("host", "docker0", f"{GATEWAY6}/64"), *(Address(container(i), "eth0", f"{address6(i)}/64") for i in range(1, n + 1))),
+        routes=(*topo.routes, *(Route(container(i), "::/0", via=GATEWAY6, dev="eth0") for i in range(1, n + 1))),
+    )
+
+
+def test_20_dual_stack_containers_reach_each_other_and_the_bridge(lab):
+    lab.build(dual_docker0_with(CONTAINERS))
+    c1 = lab.ns(container(1))
+    for dst in (address(2), address6(2), GATEWAY, GATEWAY6):
+        assert c1.ping(dst).replied, dst
+    result = lab.ns(container(2)).ping(address6(3))
+    assert result.replied, result
+    # The echo was switched, not flooded: veth2 -> veth3 only, never to container1.
+    echo = {(s.ns, s.dev, s.direction) for s in result.evidence.seen(kind="echo-request")}
+    assert echo == {(container(2), "eth0", "out"), ("host", "veth2", "in"), ("host", "veth3", "out"), (container(3), "eth0", "in")}, echo
+
+
+def test_21_dual_stack_a_container_off_the_bridge_is_cut_off_in_both_families(lab):
+    lab.build(dual_docker0_with(CONTAINERS, attached=False))
+    c1 = lab.ns(container(1))
+    for dst in (address(CONTAINERS), address6(CONTAINERS)):
+        result = c1.ping(dst)
+        assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
+        assert result.cause is Cause.NOT_ON_BRIDGE and result.where.ns == "host" and result.where.dev == f"veth{CONTAINERS}", result
+    assert "NDP request" in result.explanation and "not a port of docker0" in result.explanation

@@ -26,7 +26,20 @@ from __future__ import annotations
 from nslab import Cause, Outcome, Where
 from nslab.lab.reachability import Reachability
 from nslab.lab.sweep import all_pairs
-from nslab.tutorials.cluster import cluster, gateway, node_address, node_of, pod, pod_address, pod_veth, pods, route_hint
+from nslab.tutorials.cluster import (
+    cluster,
+    gateway,
+    node_address,
+    node_address6,
+    node_of,
+    pod,
+    pod_address,
+    pod_address6,
+    pod_cidr6,
+    pod_veth,
+    pods,
+    route_hint,
+)
 
 NODES, PODS = 3, 3
 
@@ -141,3 +154,53 @@ def test_07_all_pairs_of_a_larger_cluster(lab):
     lab.build(cluster(4, 12))
     sweep = all_pairs({lab.ns(name): address for name, address in pods(4, 12).items()})
     assert sweep.pairs == 48 * 47 and sweep.ok, sweep
+
+
+# -- the dual-stack twin: `networking: ipFamily: dual` -----------------------------------------
+#      kind fc00:f853:ccd:e793::1/64 beside 172.18.0.1/16; nodeN eth0 fc00:f853:ccd:e793::(N+1)/64
+#      nodeN pod CIDR fd00:10:244:N::/64 beside 10.244.N.0/24, forwarding IPv6 too
+#        veth-podP fd00:10:244:N::1/128 <-- veth --> podN-P: eth0 fd00:10:244:N::(P+1)/128
+#        fd00:10:244:M::/64 via fc00:f853:ccd:e793::(M+1) dev eth0
+#      every pod: default via fd00:10:244:N::1 dev eth0 onlink, beside IPv4's
+def test_08_dual_stack_pods_reach_across_nodes_in_both_families(lab):
+    lab.build(cluster(2, 2, dual_stack=True))
+    lookup = lab.ns("node1").route_get(pod_address6(2, 1))  # fd00:10:244:2::/64 via fc00:f853:ccd:e793::3 dev eth0
+    assert (lookup.via, lookup.dev) == (node_address6(2), "eth0"), lookup
+    for dst in (pod_address(2, 2), pod_address6(2, 2)):
+        result = lab.ns("pod1-1").ping(dst)
+        assert result.replied, result
+    echo = [(s.ns, s.dev, s.direction) for s in result.evidence.seen(kind="echo-request")]
+    assert echo[:3] == [("pod1-1", "eth0", "out"), ("node1", pod_veth(1), "in"), ("node1", "eth0", "out")] and echo[-1] == ("pod2-2", "eth0", "in"), echo
+    assert result.evidence.delta("node1", "Ip6.OutForwDatagrams") == 2  # the request out, the reply back in
+
+
+def test_09_dual_stack_a_missing_ipv6_node_route(lab):
+    lab.build(cluster(2, 2, dual_stack=True))
+    lab.ns("node1").del_route(pod_cidr6(2))  # kindnet never added it: IPv4 still crosses, IPv6 does not
+    assert lab.ns("pod1-1").ping(pod_address(2, 1)).replied
+    result = lab.ns("pod1-1").ping(pod_address6(2, 1))
+    assert result.outcome is Outcome.ICMP_ERROR and result.icmp.v6 and result.icmp.code == 0, result  # ICMPv6 no route
+    assert result.cause is Cause.ICMP_UNREACHABLE and result.where.ns == "node1", result
+    assert "ICMPv6 destination unreachable (no route) from fd00:10:244:1::1" in result.explanation
+
+
+def test_10_dual_stack_a_node_that_does_not_forward_ipv6(lab):
+    lab.build(cluster(2, 2, dual_stack=True))
+    lab.ns("node2").set_sysctl("net.ipv6.conf.all.forwarding", 0)  # IPv4 forwarding stays on
+    assert lab.ns("pod1-1").ping(pod_address(2, 1)).replied
+    result = lab.ns("pod1-1").ping(pod_address6(2, 1))
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
+    assert result.cause is Cause.FORWARDING_OFF and result.where == Where("node2", "eth0"), result
+    assert "net.ipv6.conf.all.forwarding=0" in result.explanation
+
+
+def test_11_dual_stack_one_matrix_per_family(lab):
+    # node1 lacks its IPv6 route to node2's pods: the IPv4 matrix is whole, the IPv6 one cut
+    lab.build(cluster(2, 2, dual_stack=True))
+    lab.ns("node1").del_route(pod_cidr6(2))
+    Reachability(lab, pods(2, 2)).assert_ok()
+    matrix = Reachability(lab, pods(2, 2, version=6))
+    matrix.expect(on(1)[:2], ["pod2-1", "pod2-2"], reach=False).expect(["pod2-1", "pod2-2"], on(1)[:2], reach=False)
+    matrix.assert_ok()
+    sweep = all_pairs({lab.ns(name): address for name, address in pods(2, 2, version=6).items()})
+    assert (sweep.pairs, sweep.lost) == (12, 8), sweep

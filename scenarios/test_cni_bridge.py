@@ -183,3 +183,42 @@ def test_10_a_second_del_is_harmless(lab, cni):
     cni.detach(NET)  # the spec: DEL of something already gone must succeed
     assert differences(after_first, lab_state(lab, ALL, NET.containers)) == []
     assert cni.reservations(NET.name) == [] and cni.nat_rules() == []
+
+
+# -- dual stack: host-local with an IPv6 range beside the IPv4 one -----------------------------
+#      cni0 10.22.0.1/24 fd00:22::1/64;  cN eth0 10.22.0.(N+1)/24 fd00:22::(N+1)/64, default via both gateways
+DUAL = {
+    "cniVersion": "1.0.0",
+    "name": "dualnet",
+    "plugins": [
+        {
+            "type": "bridge",
+            "bridge": "cni0",
+            "isGateway": True,
+            "ipMasq": True,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": NET.subnet, "gateway": NET.gateway}], [{"subnet": "fd00:22::/64", "gateway": "fd00:22::1"}]],
+                "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
+            },
+        }
+    ],
+}
+
+
+def test_11_dual_stack_host_local_gives_each_container_an_ipv6_address_too(lab, cni):
+    lab.build(NET.nodes())
+    cni.install(DUAL)
+    results = {c: cni.add("dualnet", c) for c in NET.containers[:2]}
+    assert [ip["address"] for ip in results["c1"]["ips"]] == [NET.address("c1"), "fd00:22::2/64"], results["c1"]
+    assert sorted(cni.reservations("dualnet")) == sorted(["10.22.0.2", "10.22.0.3", "fd00:22::2", "fd00:22::3"])
+    c1 = lab.ns("c1")
+    for dst in ("10.22.0.3", "fd00:22::3", NET.gateway, "fd00:22::1"):
+        result = c1.ping(dst, timeout=2.0)  # the plugin settles the containers' DAD; the bridge's gateway may still be in it
+        assert result.replied, result
+    assert c1.route_get("2001:db8::7").via == "fd00:22::1"  # the IPv6 default route host-local returned
+    chat = c1.chat(lab.ns("c2"), "fd00:22::3", 8080)
+    assert chat.connected and chat.client_address == "fd00:22::2", chat
+    for c in NET.containers[:2]:
+        cni.delete("dualnet", c)
+    assert cni.reservations("dualnet") == []

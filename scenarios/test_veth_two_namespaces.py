@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from nslab import Cause, Outcome
+from nslab.kernel.process import wait_until
 
 
 def add_namespaces(lab):
@@ -156,3 +157,65 @@ def test_15_cleanup_leaves_no_namespace(lab):
     lab.delete_namespace("ns2")
     lab.delete_namespace("host")
     assert os.listdir(lab.kernel.sandbox.netns_dir) == []
+
+
+# -- the dual-stack twin: the same steps with a ULA address beside each IPv4 one -------------
+#      ns1 v1 10.0.0.1/24 fd00::1/64  <-- veth -->  v2 10.0.0.2/24 fd00::2/64 ns2
+def configure_dual(lab):
+    """configure, then: ip -n ns1 addr add fd00::1/64 dev v1 nodad (and fd00::2/64 on ns2's v2)"""
+    ns1, ns2 = configure(lab)
+    ns1.add_address("fd00::1/64", dev="v1")
+    ns2.add_address("fd00::2/64", dev="v2")
+    return ns1, ns2
+
+
+def usable_link_local(ns, dev: str) -> str:
+    """*dev*'s link-local address once duplicate address detection ends (about a second; polled)."""
+    ready = wait_until(lambda: [a.ip for a in ns.addresses(dev, version=6) if a.scope == "link" and not a.flags], 5.0, f"{ns.name}'s {dev} link-local usable")
+    return ready[0]
+
+
+def test_16_dual_stack_one_end_up_is_not_enough(lab):
+    _, ns1, ns2 = create_and_plug_veth(lab)
+    ns1.set_link("v1", up=True)
+    ns1.add_address("fd00::1/64", dev="v1")
+    ns2.add_address("fd00::2/64", dev="v2")  # v2 still down
+    result = ns1.ping("fd00::2")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early and result.cause is Cause.LINK_DOWN, result
+    assert "v2" in result.explanation and "ns2" in result.explanation
+
+
+def test_17_dual_stack_addresses_add_connected_routes(lab):
+    ns1, _ = configure_dual(lab)
+    assert ns1.route_get("fd00::2").dev == "v1" and ns1.route_get("10.0.0.2").dev == "v1"
+
+
+def test_18_dual_stack_ping_both_families_both_ways(lab):
+    ns1, ns2 = configure_dual(lab)
+    for src, dst in ((ns1, "10.0.0.2"), (ns1, "fd00::2"), (ns2, "10.0.0.1"), (ns2, "fd00::1")):
+        assert src.ping(dst).replied, dst
+
+
+def test_19_dual_stack_ndp_resolves_each_side_to_the_peer_mac(lab):
+    ns1, ns2 = configure_dual(lab)
+    assert ns1.ndp("fd00::2", dev="v1").mac == ns2.link("v2").mac
+    assert ns2.ndp("fd00::1", dev="v2").mac == ns1.link("v1").mac
+    assert ns1.ping("fd00::2").replied
+    assert ns1.neighbour("fd00::2").mac == ns2.link("v2").mac  # the kernel's NDP entry, `ip -6 neigh`
+
+
+def test_20_dual_stack_netcat_chat_over_ipv6(lab):
+    ns1, ns2 = configure_dual(lab)
+    result = ns2.chat(server=ns1, dst="fd00::1", port=8080)
+    assert result.connected and result.client_address == "fd00::2", result
+    assert ns2.chat(server=ns1, dst="10.0.0.1", port=8080).connected  # the IPv4 listener on the same port, beside it
+    refused = ns2.connect("fd00::1", 8081)
+    assert refused.outcome is Outcome.REFUSED and refused.cause is Cause.PORT_CLOSED, refused
+
+
+def test_21_dual_stack_link_local_needs_its_interface(lab):
+    ns1, ns2 = configure(lab)  # no address of ours: the kernel's link-local addresses only
+    peer = usable_link_local(ns2, "v2")
+    usable_link_local(ns1, "v1")
+    result = ns1.ping(f"{peer}%v1")
+    assert result.replied and result.dst == f"{peer}%v1", result

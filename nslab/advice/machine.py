@@ -118,10 +118,12 @@ def adopt(machine: Machine, *, timeout: float) -> Lab:
 
 
 def address_of(lab: Lab, name: str, src: str) -> str:
-    """The IPv4 address of namespace *name* to probe from *src*: one *src* has a route to, else the first."""
-    addrs = [a.ip for a in lab.ns(name).addresses(version=4) if not ipaddress.ip_address(a.ip).is_loopback]
+    """The address of namespace *name* to probe from *src*: one *src* has a route to, else the first;
+    IPv4 first, else a global IPv6 one."""
+    held = [a for a in lab.ns(name).addresses() if not ipaddress.ip_address(a.ip).is_loopback and a.scope == "universe"]
+    addrs = [a.ip for a in held if a.version == 4] or [a.ip for a in held if a.version == 6]
     if not addrs:
-        raise WhyError(f"DST: namespace {name!r} has no IPv4 address besides loopback; give an address instead")
+        raise WhyError(f"DST: namespace {name!r} has no IPv4 or global IPv6 address besides loopback; give an address instead")
     sender = lab.ns(src)
     return next((ip for ip in addrs if sender.route_get(ip).found), addrs[0])
 
@@ -131,7 +133,9 @@ def probe_of(src: str, dst: str, port: int | None) -> Probe:
 
 
 def is_address(text: str) -> bool:
+    """An IPv4 or IPv6 address (a link-local one with its interface: `fe80::1%eth0`)."""
     try:
-        return ipaddress.ip_address(text).version == 4
+        ipaddress.ip_address(text.partition("%")[0])
     except ValueError:
         return False
+    return True

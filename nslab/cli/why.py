@@ -2,7 +2,8 @@
 
 SRC and DST name network namespaces as `ip netns` lists them, `host` for the
 one nslab runs in, or a PID (`/proc/PID/ns/net`, e.g. a container's); DST
-may also be an IPv4 address. With PORT the probe is a TCP connect, else a
+may also be an IPv4 or IPv6 address, a link-local one with the interface of
+SRC it is on (`fe80::1%eth0`). With PORT the probe is a TCP connect, else a
 ping. It prints the verdict, the cause and nslab's explanation, the per-hop
 trace, and for a failure the fixes verified on a copy of the namespaces.
 It changes nothing but what a ping changes (neighbour entries).
@@ -13,6 +14,7 @@ Exit status: 0 the probe succeeded, 1 it failed, 2 bad input, 3 cannot run here.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
@@ -21,7 +23,7 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", metavar="SRC", help="where the probe starts: a namespace of `ip netns`, host, or a PID")
-    parser.add_argument("dst", metavar="DST", help="an IPv4 address, or a namespace (its address is read from the kernel)")
+    parser.add_argument("dst", metavar="DST", help="an IPv4 or IPv6 address (fe80::1%%eth0 for a link-local one), or a namespace (its address is read from the kernel)")
     parser.add_argument("port", metavar="PORT", nargs="?", type=int, help="probe TCP PORT (a connect) instead of pinging")
     parser.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
     parser.add_argument("--svg", metavar="FILE", help="also draw the lab with the packet's path into FILE")
@@ -92,8 +94,12 @@ def _draw(path: str, lab, result, found) -> None:
 def _usage_problem(args: argparse.Namespace, dst_is_address: bool) -> str | None:
     if args.port is not None and not 0 < args.port < 65536:
         return f"PORT: {args.port} is not a TCP port; give 1 to 65535"
-    if ":" in args.dst:
-        return f"DST: {args.dst!r}: only IPv4 addresses are probed; give an IPv4 address or a namespace"
+    if ":" in args.dst and not dst_is_address:
+        return f"DST: {args.dst!r} is not an IPv6 address (e.g. fd00::2, or fe80::1%eth0 with the interface of a link-local one)"
+    if dst_is_address and "%" not in args.dst and ipaddress.ip_address(args.dst).is_link_local and ":" in args.dst:
+        return f"DST: {args.dst!r} is link-local: add the interface of SRC it is on, e.g. {args.dst}%eth0"
+    if dst_is_address and "%" in args.dst and not ipaddress.ip_address(args.dst.partition("%")[0]).is_link_local:
+        return f"DST: {args.dst!r}: only a link-local IPv6 address takes an interface after %; give {args.dst.partition('%')[0]}"
     if not 0 < args.timeout <= 60:
         return f"--timeout: {args.timeout:g} must be in (0, 60] seconds"
     if not 0 < args.budget <= 120:

@@ -6,7 +6,7 @@ tell apart.
 
 When a capture is open. A `Capture` costs nothing until a probe's watch first
 reads it: then it opens, inside its namespace, a packet socket (1 MiB receive
-buffer) and the namespace's two counter files, and keeps them open for later
+buffer) and the namespace's three counter files (snmp, netstat, snmp6), and keeps them open for later
 probes. A watch reads every capture it watches once before its probe sends
 anything, and discards what it finds there (it is not this probe's), so every
 frame and counter change of the probe itself is seen, exactly as if the
@@ -16,7 +16,7 @@ in labs of up to 8 (nslab/model/queries.py `watch_set`); in a larger one it
 covers the probe's way (the sender, the next hop's and the target's holders,
 the first hop, and the whole segment when nobody holds the next hop), so a
 lab of a thousand namespaces holds two descriptors each (its fd and netlink
-socket) plus three per namespace some probe has watched, never a packet
+socket) plus four per namespace some probe has watched, never a packet
 socket that floods with every frame of the lab. If the process runs out of
 descriptors, the soft RLIMIT_NOFILE is raised to the hard one, or
 `LimitReached` names the limit and the fix (nslab/kernel/limits.py).
@@ -48,6 +48,7 @@ PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
 SO_ATTACH_FILTER, SO_DETACH_FILTER = 26, 27
 RCVBUF = 1 << 20
+SNMP6_PROTOCOLS = ("Ip6", "Icmp6", "UdpLite6", "Udp6")  # /proc/net/snmp6 names run together: Icmp6InEchos
 # One classic BPF instruction, `ret #0`: take no byte of any frame.
 _TAKE_NOTHING = ctypes.create_string_buffer(struct.pack("=HBBI", 0x06, 0, 0, 0), 8)
 _TAKE_NOTHING_PROG = struct.pack("=HxxxxxxQ", 1, ctypes.addressof(_TAKE_NOTHING))
@@ -82,7 +83,7 @@ class Capture:
         self.name = name
         self._netns = netns  # an fd of the namespace, held by its owner
         self._socket: socket.socket | None = None
-        self._files: tuple[int, int] | None = None
+        self._files: tuple[int, int, int] | None = None
 
     @property
     def opened(self) -> bool:
@@ -102,7 +103,11 @@ class Capture:
     def netstat(self) -> int:
         return self._counter_files()[1]
 
-    def _counter_files(self) -> tuple[int, int]:
+    @property
+    def snmp6(self) -> int:
+        return self._counter_files()[2]
+
+    def _counter_files(self) -> tuple[int, int, int]:
         if self._files is None:
             self._open()
         return self._files  # type: ignore[return-value]
@@ -114,7 +119,7 @@ class Capture:
             if exc.errno not in (errno_mod.EMFILE, errno_mod.ENFILE):
                 raise
             self.close()
-            limits.ensure_descriptors(3, f"the capture of {self.name!r}")  # raises the soft limit, or says which limit is hit
+            limits.ensure_descriptors(4, f"the capture of {self.name!r}")  # raises the soft limit, or says which limit is hit
             self._open_inside()
 
     def _open_inside(self) -> None:
@@ -129,12 +134,15 @@ class Capture:
                     raise
                 self._socket = sock
             if self._files is None:
-                snmp = os.open("/proc/thread-self/net/snmp", os.O_RDONLY | os.O_CLOEXEC)
+                opened: list[int] = []
                 try:
-                    self._files = (snmp, os.open("/proc/thread-self/net/netstat", os.O_RDONLY | os.O_CLOEXEC))
+                    for name in ("snmp", "netstat", "snmp6"):
+                        opened.append(os.open(f"/proc/thread-self/net/{name}", os.O_RDONLY | os.O_CLOEXEC))
                 except BaseException:
-                    os.close(snmp)
+                    for fd in opened:
+                        os.close(fd)
                     raise
+                self._files = (opened[0], opened[1], opened[2])
 
     def close(self) -> None:
         if self._socket is not None:
@@ -160,7 +168,8 @@ class Capture:
                 sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
 
     def counters(self) -> dict[str, int]:
-        """`nstat -a`: every SNMP and netstat counter of this namespace, as 'Proto.Name'."""
+        """`nstat -a`: every SNMP, netstat and SNMP6 counter of this namespace, as 'Proto.Name'
+        (IPv6's as 'Ip6.InAddrErrors', 'Icmp6.InEchos', 'Icmp6.OutEchoReplies')."""
         out: dict[str, int] = {}
         for fd in (self.snmp, self.netstat):
             lines = os.pread(fd, 1 << 16, 0).decode().splitlines()
@@ -168,17 +177,22 @@ class Capture:
                 proto, names = head.split(":", 1)
                 for name, value in zip(names.split(), values.split(":", 1)[1].split()):
                     out[f"{proto}.{name}"] = int(value)
+        for line in os.pread(self.snmp6, 1 << 16, 0).decode().splitlines():
+            name, _, value = line.partition(" ")
+            proto = next((p for p in SNMP6_PROTOCOLS if name.startswith(p)), None)
+            if proto is not None and value.strip().isdigit():
+                out[f"{proto}.{name[len(proto):]}"] = int(value)
         return out
 
     def read(self) -> list[Sighting]:
-        """The IPv4 and ARP frames seen since the last read (lo included)."""
+        """The IPv4, IPv6 and ARP frames seen since the last read (lo included)."""
         out = []
         while True:
             try:
                 frame, ancillary, _, addr = self.socket.recvmsg(65535, 64)
             except BlockingIOError:
                 return out
-            if frames.ethertype(frame) not in (packets.ETH_P_IP, packets.ETH_P_ARP):
+            if frames.ethertype(frame) not in (packets.ETH_P_IP, packets.ETH_P_ARP, packets.ETH_P_IPV6):
                 continue
             stamp = next((struct.unpack("=qq", data[:16]) for _, kind, data in ancillary if kind == SO_TIMESTAMPNS), None)
             when = stamp[0] * 1_000_000_000 + stamp[1] if stamp else time.time_ns()

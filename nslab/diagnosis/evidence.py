@@ -93,7 +93,7 @@ def write_pcap(sightings: list[Sighting], path: str) -> str:
 
 def _identity(s: Sighting) -> tuple | None:
     """What stays the same for one packet along its way (the IP id survives routing and NAT)."""
-    arp = frames.arp_fields(s.frame)
+    arp = frames.neighbour_fields(s.frame)
     if arp is not None:
         return ("arp", *arp)
     p = s.packet

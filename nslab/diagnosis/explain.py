@@ -11,8 +11,11 @@ In order of what the kernel said most directly:
 4. otherwise the packet's way is walked through the kernel's decisions
    (`walk.py`), the request's and then its answer's, and checked against where
    the captures saw them; the first stage that stops it explains it.
-When nothing read explains the silence, the finding says what was read and that
-the cause is unknown: never a guess.
+IPv6's own decisions (nslab/diagnosis/ipv6.py: tentative or failed addresses,
+IPv6 disabled, forwarding by the `all` switch, NDP asked on the wrong interface)
+are asked first, as they have no IPv4 counterpart in the stages. When nothing
+read explains the silence, the finding says what was read and that the cause
+is unknown: never a guess.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import errno as errno_mod
 import ipaddress
 
+from nslab.diagnosis import ipv6
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
@@ -38,14 +42,17 @@ def explain(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
     if result.outcome is Outcome.REPLY:
         return None
     if result.outcome is Outcome.LOCAL_ERROR:
-        return _at_sender(result, ev, ctx)
+        return ipv6.local_error(result, ev, ctx) or _at_sender(result, ev, ctx)
     if result.outcome is Outcome.ICMP_ERROR and result.icmp is not None:
-        return _icmp_error(result, ev, ctx)
+        return ipv6.icmp_error(result, ev, ctx) or _icmp_error(result, ev, ctx)
     if result.outcome is Outcome.REFUSED:
         return _reset(ev, ctx)
-    if ctx.flow.probe == "arp":
+    first = next((found for rule in ipv6.RULES if (found := rule(ctx)) is not None), None)
+    if first is not None:
+        return first
+    if ctx.flow.resolves:
         return _arp(ev, ctx)
-    return _by_reason(ev, ctx) or _by_walk(ev, ctx)
+    return _by_reason(ev, ctx) or ipv6.tentative_source(ctx) or _by_walk(ev, ctx)
 
 
 # -- the packet -----------------------------------------------------------------------------

@@ -24,10 +24,11 @@ from nslab.model.queries import owner_of
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Remedy, Where
 
-REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request"}
+REQUEST = {"ping": "echo request", "tcp": "TCP SYN", "http": "TCP SYN", "arp": "ARP request", "ndp": "neighbour solicitation"}
 REPLY = {"ping": "echo reply", "tcp": "TCP answer", "http": "TCP answer"}
 TCP_SYN_RTO = 1.0  # seconds: the kernel's first SYN retransmission (TCP_TIMEOUT_INIT)
 ANSWER = {"ping": ("Icmp.InEchos", "Icmp.OutEchoReps"), "tcp": ("Tcp.InSegs", "Tcp.OutSegs"), "http": ("Tcp.InSegs", "Tcp.OutSegs")}
+ANSWER6 = {**ANSWER, "ping": ("Icmp6.InEchos", "Icmp6.OutEchoReplies")}  # TCP's counters count both families
 # Drop counters that only an incoming packet moves, and the drop reason each stands for.
 COUNTED_DROPS = {"Ip.InAddrErrors": "IP_INADDRERRORS", "TcpExt.IPReversePathFilter": "IP_RPFILTER"}
 # Drop reasons after which no answer follows (others, e.g. NEIGH_FAILED or
@@ -79,11 +80,11 @@ class Context:
         return [s for s in self.sightings if s.direction == "in" and s.dev != "lo" and s.packet and self.flow.is_request(s.packet)]
 
 
-def decisive(ctx: Context, *, final: bool = False) -> Finding | None:
-    """The first rule whose observation proves that no answer can come."""
+def decisive(ctx: Context, *, final: bool = False, first: tuple[Callable[[Context], Finding | None], ...] = ()) -> Finding | None:
+    """The first rule whose observation proves that no answer can come (*first*: asked before these)."""
     if ctx.retransmits and not final:
         return None
-    for rule in (way_out_down, bridge_down_on_the_way, dropped, counted_drop, no_route_back, unresolvable, stopped_where_seen):
+    for rule in (*first, way_out_down, bridge_down_on_the_way, dropped, counted_drop, no_route_back, unresolvable, stopped_where_seen):
         found = rule(ctx)
         if found is not None:
             return found
@@ -151,7 +152,10 @@ def _forwarded(ctx: Context, arrival: Sighting) -> bool:
 
 def forwarding(ctx: Context, ns: str, dev: str) -> tuple[bool, str, str]:
     """(*ns* does not forward what comes in on *dev*, the sysctl that says so as read, the
-    command that turns it on): net.ipv4.ip_forward, else the device's own forwarding."""
+    command that turns it on): net.ipv4.ip_forward, else the device's own forwarding.
+    IPv6 forwards by net.ipv6.conf.all.forwarding, or the device's force_forwarding."""
+    if ctx.flow.v6:
+        return ctx.reads.forwarding6(ns, dev)
     ipf, (_, dev_fwd) = ctx.reads.sysctl(ns, "net.ipv4.ip_forward"), ctx.reads.conf(ns, dev, "forwarding")
     if ipf == "0":
         return True, "net.ipv4.ip_forward=0", "sysctl -w net.ipv4.ip_forward=1"
@@ -226,7 +230,7 @@ def no_route_back(ctx: Context) -> Finding | None:
     if target is None:
         return None
     ns, dev, packet = target
-    arrived, answered = ANSWER[ctx.flow.probe]
+    arrived, answered = (ANSWER6 if ctx.flow.v6 else ANSWER)[ctx.flow.probe]
     got = ctx.deltas().get(ns, {})
     if ns == ctx.src or ctx.others_in.get(ns, 0) or not got.get(arrived) or got.get(answered) or _answer_left(ctx, ns):
         return None
@@ -254,10 +258,10 @@ def unresolvable(ctx: Context) -> Finding | None:
     hop, dev = ctx.flow.hops[0], ctx.sender_route.dev
     if dev is None:
         return None
-    asked = [s for s in ctx.sightings if s.kind == "arp-request" and frames.arp_fields(s.frame)[2] == hop]
-    if any(s.kind == "arp-reply" and frames.arp_fields(s.frame)[1] == hop for s in ctx.sightings):
+    asked = [s for s in ctx.sightings if s.kind in frames.SOLICITS and frames.neighbour_fields(s.frame)[2] == hop]
+    if any(s.kind in frames.ADVERTS and frames.neighbour_fields(s.frame)[1] == hop for s in ctx.sightings):
         return None
-    sent = ctx.flow.probe == "arp" or any(s.ns == ctx.src and s.direction == "out" for s in asked)
+    sent = ctx.flow.resolves or any(s.ns == ctx.src and s.direction == "out" for s in asked)
     if not sent:  # no who-has yet in this probe: is the kernel still resolving from an earlier one?
         entry = ctx.reads.neighbour(ctx.src, hop)
         if entry is None or not ("INCOMPLETE" in entry.state or "FAILED" in entry.state):
@@ -275,7 +279,7 @@ def unresolvable(ctx: Context) -> Finding | None:
     return cut_off(ctx, hop, cut) or Finding(
         Cause.NO_ARP_ANSWER,
         Where(ctx.src, dev),
-        f"nobody answered ARP for {hop} on {ctx.src}'s {dev}; "
+        f"nobody answered {frames.resolver(hop)} for {hop} on {ctx.src}'s {dev}; "
         + (f"the request reached {_names(reached)}, where nobody has {hop}" if reached else "no other namespace heard the request"),
     )
 
@@ -295,15 +299,15 @@ def cut_off(ctx: Context, hop: str, cut: set[tuple[str, str]]) -> Finding | None
     near = ctx.reads.link(ns, dev)
     for end, link in ((peer, far), ((ns, dev), near)):
         if link is not None and not link.up:
-            return Finding(Cause.LINK_DOWN, Where(*end), f"the ARP request for {hop} never reached {ns}: {wired}, and {end[1]} in {end[0]} is down; ip -n {end[0]} link set {end[1]} up")
+            return Finding(Cause.LINK_DOWN, Where(*end), f"the {frames.resolver(hop)} request for {hop} never reached {ns}: {wired}, and {end[1]} in {end[0]} is down; ip -n {end[0]} link set {end[1]} up")
     bridges = {link.name for link in ctx.reads.links(peer[0]) if link.kind == "bridge"}
-    flooded = sorted({s.dev for s in ctx.sightings if s.ns == peer[0] and s.dev in bridges and s.kind == "arp-request"} - {far.master})
+    flooded = sorted({s.dev for s in ctx.sightings if s.ns == peer[0] and s.dev in bridges and s.kind in frames.SOLICITS} - {far.master})
     if flooded:
         also = f" (it is a port of {far.master})" if far.master else ""
         return Finding(
             Cause.NOT_ON_BRIDGE,
             Where(*peer),
-            f"the ARP request for {hop} was flooded through {flooded[0]} in {peer[0]} but never reached {ns}: {wired}, "
+            f"the {frames.resolver(hop)} request for {hop} was flooded through {flooded[0]} in {peer[0]} but never reached {ns}: {wired}, "
             f"which is not a port of {flooded[0]}{also}; ip -n {peer[0]} link set {peer[1]} master {flooded[0]}",
         )
     return None
@@ -372,7 +376,7 @@ def left_by_default(ctx: Context) -> bool:
     if ctx.sender_route.via is None:
         return False
     dst = ipaddress.ip_address(ctx.flow.dst)
-    routes = ctx.reads.routes(ctx.src)
+    routes = ctx.reads.routes(ctx.src, 6 if ctx.flow.v6 else 4)
     return not any(r.dst != "default" and dst in ipaddress.ip_network(r.dst, strict=False) for r in routes if r.type == "unicast")
 
 

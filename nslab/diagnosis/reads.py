@@ -8,6 +8,7 @@ end of a veth. The model only suggests where to look; the kernel answers.
 from __future__ import annotations
 
 import functools
+import socket
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -91,6 +92,14 @@ class Reads:
         values = (self.sysctl(ns, f"net.ipv4.conf.all.{name}"), self.sysctl(ns, f"net.ipv4.conf.{dev}.{name}"))
         return tuple(int(v) if v is not None and v.lstrip("-").isdigit() else -1 for v in values)  # type: ignore[return-value]
 
+    def forwarding6(self, ns: str, dev: str) -> tuple[bool, str, str]:
+        """(*ns* does not forward IPv6 that comes in on *dev*, the sysctl that says so as read,
+        the command that turns it on): IPv6 forwards by net.ipv6.conf.all.forwarding, or (Linux
+        6.17 on) the device's force_forwarding; the device's own `forwarding` does not."""
+        on = self.sysctl(ns, "net.ipv6.conf.all.forwarding")
+        forced = self.sysctl(ns, f"net.ipv6.conf.{dev}.force_forwarding")  # None before 6.17
+        return on != "1" and forced != "1", f"net.ipv6.conf.all.forwarding={on}", "sysctl -w net.ipv6.conf.all.forwarding=1"
+
     @_asked_once
     def route_get(self, ns: str, dst: str, src: str | None = None) -> RouteLookup:
         return self.kernel.route_get(self.handle(ns), dst, src, names=self.names(ns))
@@ -121,10 +130,9 @@ class Reads:
     def ruleset(self, ns: str) -> nftables.Ruleset | None:
         return nftables.read(self.handle(ns).fd)
 
-    @_asked_once
-    def routes(self, ns: str) -> list[RouteState]:
-        """`ip route`: the main table."""
-        return self.kernel.routes(self.handle(ns), names=self.names(ns))
+    def routes(self, ns: str, version: int = 4) -> list[RouteState]:
+        """`ip route` (`ip -6 route` for *version* 6): the main table."""
+        return self.kernel.routes(self.handle(ns), socket.AF_INET6 if version == 6 else socket.AF_INET, names=self.names(ns))
 
     def is_local(self, ns: str, address: str) -> bool:
         return self.route_get(ns, address).type == "local"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from nslab.diagnosis import frames, observations
+from nslab.diagnosis import frames, ipv6, observations
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen, Evidence, causal_order
 from nslab.diagnosis.explain import explain
@@ -41,13 +41,13 @@ class Watch:
         self.reads = Reads(view)
         self.flow = flow
         self.sightings: list[Sighting] = []
-        self.others_in: dict[str, int] = {}  # IPv4 frames of other traffic that entered each namespace
+        self.others_in: dict[str, int] = {}  # IP frames of other traffic that entered each namespace
         self.drops: list[DropSeen] = []
         self.finding: Finding | None = None
 
     def __enter__(self) -> "Watch":
         reads = self.reads
-        if self.flow.probe == "arp":
+        if self.flow.resolves or self.dev is not None:  # asked on an interface, or to a link-local address scoped to one
             self.sender_route = RouteLookup(self.flow.dst, type="unicast", dev=self.dev)
         else:
             self.sender_route = reads.route_get(self.src, self.flow.dst)
@@ -77,7 +77,7 @@ class Watch:
             for s in space.capture.read():
                 if self.flow.matches(s.frame):
                     self.sightings.append(s)
-                elif s.direction == "in" and frames.ethertype(s.frame) == packets.ETH_P_IP and s.dev != "lo":
+                elif s.direction == "in" and frames.ethertype(s.frame) in frames.IP_TYPES and s.dev != "lo" and not frames.is_chatter(s.frame):
                     self.others_in[s.ns] = self.others_in.get(s.ns, 0) + 1
 
     def _read_drops(self, flush: bool = False) -> None:
@@ -117,7 +117,7 @@ class Watch:
     def _observe(self, *, final: bool = False) -> Finding | None:
         self._pump()
         self._read_drops(flush=final)
-        return observations.decisive(self.context(), final=final)
+        return observations.decisive(self.context(), final=final, first=ipv6.RULES)
 
     def context(self, sightings: list[Sighting] | None = None) -> observations.Context:
         """What the rules read: this probe's frames (as given, else as seen so far), drops and counters."""
@@ -161,11 +161,11 @@ class Watch:
 
 def drop_source_packet(drop: drop_source.Drop) -> packets.Packet | None:
     """The drop monitor's header fields as a Packet, for matching against the flow."""
-    if drop.kind != "ipv4":
+    if drop.kind not in ("ipv4", "ipv6"):
         return None
     inner = drop.inner
     if inner is not None:
-        return packets.Packet(drop.src, drop.dst, drop.proto, drop.ip_id, drop.icmp_type, drop.icmp_code, inner.icmp_id, inner.icmp_seq, inner.sport, inner.dport, quoted=True)
+        return packets.Packet(drop.src, drop.dst, drop.proto, drop.ip_id, drop.icmp_type, drop.icmp_code, inner.icmp_id, inner.icmp_seq, inner.sport, inner.dport, quoted=True, mtu=drop.mtu)
     return packets.Packet(drop.src, drop.dst, drop.proto, drop.ip_id, drop.icmp_type, drop.icmp_code, drop.icmp_id, drop.icmp_seq, drop.sport, drop.dport)
 
 
@@ -173,13 +173,13 @@ def explained(result: Result, watch: Watch) -> Result:
     """Fill in *result*'s evidence, cause, where, drop reason, explanation and claims."""
     evidence = watch.finish(result)
     finding = explain(result, evidence, watch.context(evidence.sightings))
-    if finding is not None and evidence.target is not None and watch.flow.probe != "arp":
+    if finding is not None and evidence.target is not None and not watch.flow.resolves:
         arrival = observations.delivered_to(watch.reads, watch.flow, evidence.sightings)
         if arrival is not None:
             evidence.return_route = watch.reads.route_get(arrival[0], arrival[2].src, arrival[2].dst)
     result.evidence = evidence
     if finding is None:
-        result.explanation = f"{result.probe} from {watch.src} to {result.dst} succeeded in {result.elapsed * 1000:.1f} ms" if result.probe != "arp" else f"{watch.flow.dst} is at {result.mac}"
+        result.explanation = f"{result.probe} from {watch.src} to {result.dst} succeeded in {result.elapsed * 1000:.1f} ms" if not watch.flow.resolves else f"{watch.flow.dst} is at {result.mac}"
         return result
     result.cause, result.where, result.reason, result.explanation = finding.cause, finding.where, finding.reason, finding.text
     result.claims, result.remedies = finding.claims, finding.fixes

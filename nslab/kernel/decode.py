@@ -36,11 +36,13 @@ def link(m: Message, names: dict[int, str]) -> LinkState:
 
 
 def address(m: Message, names: dict[int, str]) -> AddressState:
-    _, prefixlen, _, scope, index = m.body
+    _, prefixlen, flags, scope, index = m.body
+    flags = m.u32(rtnl.IFA_FLAGS) or flags
     return AddressState(
         dev=names.get(index, str(index)),
         cidr=f"{m.ip(rtnl.IFA_ADDRESS) or m.ip(rtnl.IFA_LOCAL)}/{prefixlen}",
         scope=rtnl.SCOPES.get(scope, str(scope)),
+        flags=tuple(name for bit, name in rtnl.IFA_STATES.items() if flags & bit),
     )
 
 

@@ -50,6 +50,7 @@ class NsHandle:
         self.nsid = nsid
         self._index: dict[str, int] = {}
         self._inactive: set[str] = set()
+        self.holds_ipv6 = False  # an IPv6 address was added here: Kernel.wait_ready waits for its DAD to complete
 
     def __repr__(self) -> str:
         return f"<NsHandle {self.name} nsid={self.nsid}>"

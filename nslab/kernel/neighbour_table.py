@@ -44,14 +44,16 @@ class NeighbourTable:
         self.take_neighbours(ns)
 
     def take_neighbours(self, ns: NsHandle) -> list[Learnt]:
-        """The learnt IPv4 neighbours (not permanent, not noarp), removed as
-        `ip neigh flush all` removes them: one dump, one batch of deletes."""
+        """The learnt IPv4 and IPv6 neighbours (not permanent, not noarp), removed as
+        `ip neigh flush all` removes them: one dump per family, one batch of deletes."""
         learnt = [
             Learnt(m.body[1], m.ip(rtnl.NDA_DST) or "", m.mac(rtnl.NDA_LLADDR), decode.nud_state(m.body[2]))
-            for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))
+            for family in (socket.AF_INET, socket.AF_INET6)
+            for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(family))
             if not m.body[2] & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP) and rtnl.NDA_DST in m.attrs
         ]
-        doomed = [(rtnl.RTM_DELNEIGH, 0, rtnl.ndmsg(socket.AF_INET, n.index) + rtnl.ip(rtnl.NDA_DST, n.dst)) for n in learnt]
+        family = lambda dst: socket.AF_INET6 if ":" in dst else socket.AF_INET  # noqa: E731
+        doomed = [(rtnl.RTM_DELNEIGH, 0, rtnl.ndmsg(family(n.dst), n.index) + rtnl.ip(rtnl.NDA_DST, n.dst)) for n in learnt]
         for err in ns.rtnl.batch(doomed):
             if err is not None and err.code != errno_mod.ENOENT:  # ENOENT: gone meanwhile
                 raise KernelError(f"ip -n {ns.name} neigh flush all", err.code, err.message)

@@ -124,6 +124,7 @@ class Kernel(Namespaces, NeighbourTable):
     def address(self, ns: NsHandle, dev: str, cidr: str, *, add: bool = True) -> Change:
         """`ip addr add|del CIDR dev DEV` (`nodad` for IPv6, so the address is usable at once)."""
         verb = "add" if add else "del"
+        ns.holds_ipv6 |= add and ":" in cidr
         return Change(rtnl.RTM_NEWADDR if add else rtnl.RTM_DELADDR, _address(ns, dev, cidr, add=add), _CREATE if add else 0, f"ip -n {ns.name} addr {verb} {cidr} dev {dev}")
 
     def route(self, ns: NsHandle, route: Route, *, add: bool = True) -> Change:
@@ -192,6 +193,27 @@ class Kernel(Namespaces, NeighbourTable):
                 raise KernelError(f"ip -n {ns.name} link show {' '.join(waiting)}", errno_mod.ETIMEDOUT, "has carrier but is not yet operationally UP")
             time.sleep(pause)  # polled under the deadline above: linkwatch has no event to wait on
             pause = min(2 * pause, 0.02)  # a thousand links take linkwatch tens of milliseconds
+        if ns.holds_ipv6:
+            self.wait_nodad(ns, timeout)
+
+    def wait_nodad(self, ns: NsHandle, timeout: float = 5.0) -> None:
+        """Return once every `nodad` IPv6 address on a link with carrier is local (no longer
+        tentative, its local route in place). Even a nodad address is completed by the
+        kernel's workqueue a moment after it was acknowledged (or after its link came up),
+        the flag first, the route after; only then does it answer NDP."""
+        deadline = time.monotonic() + timeout
+        pause = 0.0002
+        while True:
+            states = _link_states(ns.rtnl)
+            names = self.names(ns)
+            nodad = [a for a in self.addresses(ns, names) if "nodad" in a.flags and states.get(a.dev, (False, False, ""))[:2] == (True, True)]
+            waiting = [a for a in nodad if "tentative" in a.flags or self.route_get(ns, a.ip, names=names).type != "local"]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise KernelError(f"ip -n {ns.name} -6 addr show {waiting[0].dev}", errno_mod.ETIMEDOUT, f"{waiting[0].cidr} is still tentative")
+            time.sleep(pause)  # polled under the deadline above: the kernel's workqueue sends no event we wait on
+            pause = min(2 * pause, 0.02)
 
     def delete_link(self, ns: NsHandle, dev: str) -> None:
         """`ip link del DEV`."""
@@ -200,8 +222,10 @@ class Kernel(Namespaces, NeighbourTable):
 
     # -- addresses and routes ----------------------------------------------
     def add_address(self, ns: NsHandle, dev: str, cidr: str) -> None:
-        """`ip addr add CIDR dev DEV` (`nodad` for IPv6, so the address is usable at once)."""
+        """`ip addr add CIDR dev DEV` (`nodad` for IPv6, so the address is usable at once: read back)."""
         self.apply(ns, [self.address(ns, dev, cidr)])
+        if ":" in cidr:
+            self.wait_nodad(ns)
 
     def del_address(self, ns: NsHandle, dev: str, cidr: str) -> None:
         """`ip addr del CIDR dev DEV`."""
@@ -294,9 +318,12 @@ class Kernel(Namespaces, NeighbourTable):
         return decode.lookup(dst, m, (names if names is not None else self.names(ns)) if oif else {}, iif)
 
     def neighbours(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[NeighbourState]:
-        """`ip neigh` (IPv4)."""
+        """`ip neigh`: IPv4's ARP entries, then IPv6's NDP ones (not the multicast groups'
+        NOARP entries, which `ip neigh` too shows only with `nud all`)."""
         names = names if names is not None else self.names(ns)
-        return [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))]
+        ipv4 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))]
+        ipv6 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET6)) if not m.body[2] & rtnl.NUD_NOARP]
+        return ipv4 + ipv6
 
     def fdb(self, ns: NsHandle) -> list[FdbEntry]:
         """`bridge fdb show`: the bridges' forwarding databases (AF_BRIDGE neighbours)."""

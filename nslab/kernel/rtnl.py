@@ -66,6 +66,8 @@ NETNSA_NSID, NETNSA_FD = 1, 3
 # -- values -----------------------------------------------------------------------------
 IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 IFA_F_NODAD = 0x2
+IFA_FLAGS = 8  # u32: all of an address's flags (the header's byte holds the low 8)
+IFA_STATES = {0x40: "tentative", 0x08: "dadfailed", 0x20: "deprecated", 0x02: "nodad"}  # as `ip -6 addr` prints them
 RT_TABLE_MAIN = 254
 TABLES = {253: "default", 254: "main", 255: "local"}
 RTM_F_FIB_MATCH = 0x2000  # RTM_GETROUTE: answer with the FIB entry that matched, not the result

@@ -36,6 +36,7 @@ class AddressState:
     dev: str
     cidr: str
     scope: str
+    flags: tuple[str, ...] = ()  # IPv6 address states as `ip -6 addr` prints them: 'tentative', 'dadfailed', 'nodad', ...
 
     @property
     def version(self) -> int:

@@ -1,4 +1,4 @@
-"""Echo requests by the thousand: one raw ICMP socket per source namespace, and
+"""Echo requests by the thousand: one ICMP (or ICMPv6) socket per source namespace, and
 the rounds a sweep sends them in (nslab/lab/sweep.py decides which pairs go
 in which round).
 
@@ -8,7 +8,8 @@ request, through the kernel's ICMP_FILTER), asks again once, after
 `RETRY_AFTER`, for what is still unanswered (a request the kernel dropped on
 its way while the round was at its busiest), and stops when every pair is
 answered or *timeout* seconds after its last request. Routing, ARP and
-bridging are the kernel's, as for any ping.
+bridging are the kernel's, as for any ping. An IPv6 sender does the same with
+ICMPv6 (its own types, its errors quoting an IPv6 header, the kernel's checksum).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from nslab.kernel import linux
 from nslab.probes import packets
+from nslab.probes.result import IcmpError
 
 if TYPE_CHECKING:
     from nslab.lab.live import Netns
@@ -32,6 +34,7 @@ IP_RECVERR, MSG_ERRQUEUE, SO_EE_ORIGIN_ICMP = 11, 0x2000, 2
 PING_GROUP_RANGE = "/proc/sys/net/ipv4/ping_group_range"
 SO_RCVBUFFORCE = 33
 ECHO_REPLY, UNREACHABLE, TIME_EXCEEDED, ECHO_REQUEST = 0, 3, 11, 8
+IPV6_RECVERR, SO_EE_ORIGIN_ICMP6, ICMP6_FILTER = 25, 3, 1
 RETRY_AFTER = 0.05  # seconds after the last request before the unanswered ones are asked again
 PAYLOAD = b"nslab-sweep"
 # What makes the kernel refuse a request at once: final for that pair.
@@ -51,16 +54,24 @@ class Sender:
     the namespace's value is widened for that moment and put back at once.
     Elsewhere (an older kernel, a refused sysctl), a raw socket."""
 
-    def __init__(self, src: Netns, rcvbuf: int):
+    def __init__(self, src: Netns, rcvbuf: int, version: int = 4):
         self.src = src
+        self.v6 = version == 6
         with linux.in_netns(src.handle.fd):
-            self.sock, self.datagram = _open()
+            self.sock, self.datagram = _open(self.v6)
         try:
             self.grow(rcvbuf)
             if self.datagram:
-                self.sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)  # errors quote the request they are about
-                self.sock.bind(("0.0.0.0", 0))
+                # errors quote the request they are about
+                self.sock.setsockopt(*((socket.IPPROTO_IPV6, IPV6_RECVERR) if self.v6 else (socket.SOL_IP, IP_RECVERR)), 1)
+                self.sock.bind(("::" if self.v6 else "0.0.0.0", 0))
                 self.ident = self.sock.getsockname()[1]  # the kernel puts the socket's "port" in every request
+            elif self.v6:
+                blocked = bytearray(b"\xff" * 32)  # ICMPv6 types the socket does not want: all but replies and errors
+                for kind in (packets.ECHO_REPLY6, *packets.ICMP_ERRORS6):
+                    blocked[kind >> 3] &= ~(1 << (kind & 7)) & 0xFF
+                self.sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, bytes(blocked))
+                self.ident = int.from_bytes(os.urandom(2), "big")
             else:
                 # echo replies and the errors that quote a request; not the echo requests others send here
                 self.sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFFFFFF & ~(1 << ECHO_REPLY | 1 << UNREACHABLE | 1 << TIME_EXCEEDED)))
@@ -91,18 +102,21 @@ class Sender:
         if seq is None:
             self._seq = self._seq % 0xFFFF + 1
             seq = self._seq
-        total = self._base + self.ident + seq  # a ping socket writes its own id and checksum
-        total = (total & 0xFFFF) + (total >> 16)
-        total = (total & 0xFFFF) + (total >> 16)
-        packet = struct.pack("!BBHHH", ECHO_REQUEST, 0, ~total & 0xFFFF, self.ident, seq) + PAYLOAD
+        if self.v6:
+            packet, to = packets.echo_request6(self.ident, seq, PAYLOAD), (dst, 0, 0, 0)  # the kernel sums ICMPv6
+        else:
+            total = self._base + self.ident + seq  # a ping socket writes its own id and checksum
+            total = (total & 0xFFFF) + (total >> 16)
+            total = (total & 0xFFFF) + (total >> 16)
+            packet, to = struct.pack("!BBHHH", ECHO_REQUEST, 0, ~total & 0xFFFF, self.ident, seq) + PAYLOAD, (dst, 0)
         try:
             try:
-                self.sock.sendto(packet, (dst, 0))
+                self.sock.sendto(packet, to)
             except OSError:
                 # An ICMP error for an earlier request leaves its errno on the socket, and the
                 # next send reports it (and clears it): that error is not this request's, so
                 # send again; what the kernel says now is.
-                self.sock.sendto(packet, (dst, 0))
+                self.sock.sendto(packet, to)
         except OSError as exc:
             self.pending.pop(seq, None)
             if exc.errno in FINAL_ERRNOS:
@@ -132,7 +146,9 @@ class Sender:
                 return
             except OSError:  # an error the kernel queued on the socket; the pair stays pending
                 continue
-            if self.datagram:
+            if self.v6:
+                self._answer6(data, peer[0].split("%")[0])
+            elif self.datagram:
                 self._answer(data, 0, peer[0])
             elif len(data) >= 20:
                 self._answer(data, (data[0] & 0x0F) * 4, socket.inet_ntoa(data[12:16]))
@@ -154,6 +170,18 @@ class Sender:
             if qkind == ECHO_REQUEST and qident == self.ident and qseq in self.pending:
                 self.failed.append((self.pending.pop(qseq), _error(kind, code, source)))
 
+    def _answer6(self, data: bytes, source: str) -> None:
+        """An ICMPv6 message (no IPv6 header, ping socket or raw): a reply, or an error quoting our request."""
+        packet = packets.icmp6_message(source, "", data)
+        if packet is None:
+            return
+        if packet.icmp_type == packets.ECHO_REPLY6:
+            dst = self.pending.get(packet.icmp_seq or 0)
+            if (self.datagram or packet.icmp_id == self.ident) and dst is not None and _same(dst, source):
+                self.replied.append(self.pending.pop(packet.icmp_seq or 0))
+        elif packet.quoted and packet.icmp_id == self.ident and packet.icmp_seq in self.pending:
+            self.failed.append((self.pending.pop(packet.icmp_seq or 0), _error6(packet.icmp_type or 0, packet.icmp_code or 0, source)))
+
     def _read_errors(self) -> None:
         """A ping socket's ICMP errors: each quotes our request (its sequence number)."""
         while True:
@@ -162,17 +190,23 @@ class Sender:
             except (BlockingIOError, InterruptedError):
                 return
             for level, kind, payload in ancillary:
-                if level == socket.SOL_IP and kind == IP_RECVERR and len(data) >= 8:
+                if (level, kind) in ((socket.SOL_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)) and len(data) >= 8:
                     _, origin, icmp_type, icmp_code = struct.unpack_from("=IBBB", payload)
                     seq = struct.unpack_from("!H", data, 6)[0]
                     if seq in self.pending:
-                        offender = socket.inet_ntoa(payload[20:24]) if len(payload) >= 24 else "?"
-                        why = _error(icmp_type, icmp_code, offender) if origin == SO_EE_ORIGIN_ICMP else f"local error (origin {origin})"
+                        if origin == SO_EE_ORIGIN_ICMP6:
+                            offender = socket.inet_ntop(socket.AF_INET6, payload[24:40]) if len(payload) >= 40 else "?"
+                            why = _error6(icmp_type, icmp_code, offender)
+                        else:
+                            offender = socket.inet_ntoa(payload[20:24]) if len(payload) >= 24 else "?"
+                            why = _error(icmp_type, icmp_code, offender) if origin == SO_EE_ORIGIN_ICMP else f"local error (origin {origin})"
                         self.failed.append((self.pending.pop(seq), why))
 
 
-def _open() -> tuple[socket.socket, bool]:
-    """(socket, is a ping socket), in the calling thread's namespace."""
+def _open(v6: bool = False) -> tuple[socket.socket, bool]:
+    """(socket, is a ping socket), in the calling thread's namespace (ICMPv6 for *v6*:
+    IPv6's ping sockets obey the same net.ipv4.ping_group_range)."""
+    family, proto = (socket.AF_INET6, socket.IPPROTO_ICMPV6) if v6 else (socket.AF_INET, socket.IPPROTO_ICMP)
     try:
         with open(PING_GROUP_RANGE) as f:
             original = f.read().strip()
@@ -182,12 +216,12 @@ def _open() -> tuple[socket.socket, bool]:
             _write(PING_GROUP_RANGE, original)  # can it be put back? (a group not mapped into a user namespace cannot)
             _write(PING_GROUP_RANGE, f"{gid} {gid}")
             try:
-                return socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP), True
+                return socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, proto), True
             finally:
                 _write(PING_GROUP_RANGE, original)
-        return socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP), True
+        return socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, proto), True
     except (OSError, ValueError):
-        return socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP), False
+        return socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, proto), False
 
 
 def _write(path: str, value: str) -> None:
@@ -198,6 +232,14 @@ def _write(path: str, value: str) -> None:
 def _error(kind: int, code: int, source: str) -> str:
     what = f"ICMP {UNREACH.get(code, f'unreachable code {code}')}" if kind == UNREACHABLE else "ICMP time exceeded" if kind == TIME_EXCEEDED else f"ICMP type {kind}"
     return f"{what} from {source}"
+
+
+def _error6(kind: int, code: int, source: str) -> str:
+    return str(IcmpError(kind, code, source, v6=True))
+
+
+def _same(a: str, b: str) -> bool:
+    return a == b or socket.inet_pton(socket.AF_INET6, a) == socket.inet_pton(socket.AF_INET6, b)
 
 
 def round_trip(work: list[tuple[Sender, list[str]]], timeout: float) -> tuple[int, int]:

@@ -1,19 +1,24 @@
-"""The probes of a lab namespace: ping, arp, TCP and HTTP, each under a watch.
+"""The probes of a lab namespace: ping, arp, ndp, TCP and HTTP, each under a watch.
 
 Every probe runs through `Probing._probe`: the watch gets a read-only view of
 the lab and the probe's packet identity, the probe runs with the watch as its
 `settle`, and the result comes back explained and recorded in `lab.probes`.
+Destinations are IPv4 or IPv6 addresses; a link-local IPv6 one carries its
+interface as `ip` writes it (`fe80::1%eth0`), and the probe leaves by it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from typing import TYPE_CHECKING, Callable
 
 from nslab.diagnosis.frames import Flow
+from nslab.model.checks import LabError
 from nslab.probes import arp as arp_probe
 from nslab.probes import icmp as icmp_probe
+from nslab.probes import ndp as ndp_probe
 from nslab.probes import tcp as tcp_probe
 from nslab.probes.result import Result
 
@@ -40,13 +45,42 @@ class Probing:
         return result
 
     def ping(self, dst: str, *, timeout: float | None = None, size: int = 0) -> Result:
-        """`ping -c1 -W TIMEOUT [-s SIZE] -M do DST`, decided as soon as the evidence settles it."""
-        if self._icmp is None:
-            self._icmp = self._inside(icmp_probe.open_socket)
-        sock, ident = self._icmp, icmp_probe.new_ident()
+        """`ping -c1 -W TIMEOUT [-s SIZE] -M do DST` (IPv6: `ping -6`, `fe80::1%eth0` for a
+        link-local one), decided as soon as the evidence settles it."""
+        address, dev, scope = self._destination(dst)
+        sock, ident = self._icmp_socket(":" in address), icmp_probe.new_ident()
         deadline = timeout or self.lab.timeout
-        flow = Flow("ping", dst, icmp_id=ident, icmp_seq=1)
-        return self._probe(flow, lambda settle: icmp_probe.ping(sock, self.name, dst, ident=ident, size=size, timeout=deadline, settle=settle), timeout=deadline)
+        flow = Flow("ping", address, icmp_id=ident, icmp_seq=1)
+        run = lambda settle: icmp_probe.ping(sock, self.name, address, ident=ident, size=size, timeout=deadline, settle=settle, scope_id=scope, label=dst)  # noqa: E731
+        return self._probe(flow, run, timeout=deadline, dev=dev)
+
+    def _icmp_socket(self, v6: bool) -> socket.socket:
+        if not v6:
+            if self._icmp is None:
+                self._icmp = self._inside(icmp_probe.open_socket)
+            return self._icmp
+        sock = next((s for s in self._open if s.family == socket.AF_INET6 and s.proto == socket.IPPROTO_ICMPV6), None)
+        if sock is None:
+            sock = self._inside(icmp_probe.open_socket6)
+            self._open.append(sock)
+        return sock
+
+    def _destination(self, dst: str) -> tuple[str, str | None, int]:
+        """(the address as the kernel writes it, the interface a scoped link-local one names,
+        that interface's index): `fe80::1%eth0` -> ('fe80::1', 'eth0', 3)."""
+        text, _, dev = dst.partition("%")
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            raise LabError("dst", f"{dst!r} is not an IPv4 or IPv6 address (a link-local one names its interface: fe80::1%eth0)") from None
+        if not dev:
+            if ip.version == 6 and ip.is_link_local:
+                raise LabError("dst", f"{dst!r} is link-local: name the interface it is on, e.g. {text}%eth0")
+            return ip.compressed, None, 0
+        names = {link.name: link.index for link in self.links()}  # type: ignore[attr-defined]
+        if ip.version != 6 or dev not in names:
+            raise LabError("dst", f"{dst!r}: a scope is an interface of {self.name} ({', '.join(sorted(names))}) after an IPv6 address")
+        return ip.compressed, dev, names[dev]
 
     def arp(self, target: str, dev: str, *, timeout: float | None = None) -> Result:
         """`arping -c1 -I DEV TARGET`: who has TARGET on DEV? (answers with the MAC)."""
@@ -58,8 +92,23 @@ class Probing:
         run = lambda settle: arp_probe.who_has(sock, self.name, dev, link.mac, psrc, target, timeout=deadline, settle=settle)  # noqa: E731
         return self._probe(Flow("arp", target), run, timeout=deadline, dev=dev)
 
+    def ndp(self, target: str, dev: str, *, timeout: float | None = None) -> Result:
+        """`ndisc6 TARGET DEV`: a neighbour solicitation for TARGET on DEV (answers with the MAC),
+        sent from DEV's link-local address (else any IPv6 address it holds, else `::`)."""
+        address, _, _ = self._destination(f"{target}%{dev}" if "%" not in target and ipaddress.ip_address(target).is_link_local else target)
+        sock = next((s for s in self._open if s.family == socket.AF_PACKET and s.getsockname()[:2] == (dev, ndp_probe.ETH_P_IPV6)), None)
+        if sock is None:
+            sock = self._inside(lambda: ndp_probe.open_socket(dev))
+            self._open.append(sock)
+        link = self.link(dev)  # type: ignore[attr-defined]
+        held = sorted(self.addresses(dev, version=6), key=lambda a: a.scope != "link")  # type: ignore[attr-defined]
+        src = held[0].ip if held else "::"
+        deadline = timeout or self.lab.timeout
+        run = lambda settle: ndp_probe.solicit(sock, self.name, dev, link.mac, src, address, timeout=deadline, settle=settle)  # noqa: E731
+        return self._probe(Flow("ndp", address), run, timeout=deadline, dev=dev)
+
     def listen(self, port: int, addr: str = "0.0.0.0") -> socket.socket:
-        """A TCP listener here (`nc -l -p PORT`), closed with the lab."""
+        """A TCP listener here (`nc -l -p PORT`; `addr="::"` for IPv6), closed with the lab."""
         sock = self._inside(lambda: tcp_probe.listen(port, addr))
         self._open.append(sock)
         return sock
@@ -67,27 +116,31 @@ class Probing:
     def chat(self, server: "Netns | str", dst: str, port: int, *, timeout: float | None = None, to_server: bytes | None = None, to_client: bytes | None = None) -> Result:
         """The tutorial's netcat chat: `nc -l -p PORT` in *server*, `nc DST PORT` here, a line each way."""
         srv = self._resolve(server)  # type: ignore[attr-defined]
-        listener = srv.listen(port)
+        address, dev, scope = self._destination(dst)
+        listener = srv.listen(port, "::" if ":" in address else "0.0.0.0")
         to_server = to_server if to_server is not None else f"hello from {self.name}\n".encode()
         to_client = to_client if to_client is not None else f"hello from {srv.name}\n".encode()
-        client, deadline = self._client(), timeout or self.lab.timeout
-        run = lambda settle: tcp_probe.chat(client, listener, self.name, dst, port, to_server=to_server, to_client=to_client, timeout=deadline, settle=settle)  # noqa: E731
-        return self._probe(Flow("tcp", dst, client_port=tcp_probe.port(client)), run, timeout=deadline)
+        client, deadline = self._client(address), timeout or self.lab.timeout
+        run = lambda settle: tcp_probe.chat(client, listener, self.name, address, port, to_server=to_server, to_client=to_client, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
+        return self._probe(Flow("tcp", address, client_port=tcp_probe.port(client)), run, timeout=deadline, dev=dev)
 
     def connect(self, dst: str, port: int, *, timeout: float | None = None) -> Result:
         """`nc -z DST PORT`: does a TCP handshake complete? (refused vs. timed out told apart)"""
-        client, deadline = self._client(), timeout or self.lab.timeout
-        run = lambda settle: tcp_probe.handshake(client, self.name, dst, port, timeout=deadline, settle=settle)  # noqa: E731
-        return self._probe(Flow("tcp", dst, client_port=tcp_probe.port(client)), run, timeout=deadline)
+        address, dev, scope = self._destination(dst)
+        client, deadline = self._client(address), timeout or self.lab.timeout
+        run = lambda settle: tcp_probe.handshake(client, self.name, address, port, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
+        return self._probe(Flow("tcp", address, client_port=tcp_probe.port(client)), run, timeout=deadline, dev=dev)
 
     def http_get(self, host: str, port: int, path: str = "/", *, timeout: float = 2.0) -> Result:
-        """`curl http://HOST:PORT/PATH`"""
-        client = self._client()
-        run = lambda settle: tcp_probe.http_get(client, self.name, host, port, path, timeout=timeout, settle=settle)  # noqa: E731
-        return self._probe(Flow("http", host, client_port=tcp_probe.port(client)), run, timeout=timeout)
+        """`curl http://HOST:PORT/PATH` (an IPv6 HOST without brackets)"""
+        address, dev, scope = self._destination(host)
+        client = self._client(address)
+        run = lambda settle: tcp_probe.http_get(client, self.name, address, port, path, timeout=timeout, settle=settle, scope_id=scope)  # noqa: E731
+        return self._probe(Flow("http", address, client_port=tcp_probe.port(client)), run, timeout=timeout, dev=dev)
 
-    def _client(self) -> socket.socket:
-        sock = self._inside(tcp_probe.client)
+    def _client(self, dst: str) -> socket.socket:
+        version = 6 if ":" in dst else 4
+        sock = self._inside(lambda: tcp_probe.client(version))
         self._open.append(sock)
         return sock
 

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Literal, NamedTuple
 
 from nslab.kernel import limits
 from nslab.lab.echoes import Sender, round_trip
+from nslab.model.checks import LabError
 from nslab.probes.result import Result
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def ping_pairs(pairs: Iterable[tuple[Netns, str]], *, timeout: float = 1.0, expl
     by_src: dict[Netns, list[str]] = {}
     for src, dst in pairs:
         by_src.setdefault(src, []).append(dst)
-    run = _Run(list(by_src), timeout)
+    run = _Run(list(by_src), timeout, _version([dst for dsts in by_src.values() for dst in dsts]))
     with run:
         run.round([(run.sender(src), dsts) for src, dsts in by_src.items()], flush=list(by_src))
         run.ask_again()
@@ -134,9 +135,10 @@ def all_pairs(hosts: Mapping[Netns, str], *, timeout: float = 1.0, explain: int 
     if arp not in ("auto", "each", "once"):
         raise ValueError(f"arp={arp!r}: must be 'auto', 'each' or 'once'")
     items = list(hosts.items())
-    run = _Run([ns for ns, _ in items], timeout)
+    run = _Run([ns for ns, _ in items], timeout, _version([address for _, address in items]))
     with run:
-        groups = [g for g in _segments(items) if arp == "once" and len(g) > 1 or arp == "auto" and len(g) > RESOLVE_ONCE_ABOVE]
+        # resolving each host once is ARP's (held entries): an IPv6 sweep lets the kernel's NDP resolve every pair
+        groups = [g for g in _segments(items) if run.version == 4 and (arp == "once" and len(g) > 1 or arp == "auto" and len(g) > RESOLVE_ONCE_ABOVE)]
         ring = {g[k]: g[(k + 1) % len(g)] for g in groups for k in range(len(g))}
         held: dict[int, int] = {}  # host -> its group, for hosts whose pairs within the group are held
         if groups:
@@ -160,9 +162,10 @@ def all_pairs(hosts: Mapping[Netns, str], *, timeout: float = 1.0, explain: int 
 class _Run:
     """The senders, the rounds and the tally of one sweep."""
 
-    def __init__(self, sources: list[Netns], timeout: float):
+    def __init__(self, sources: list[Netns], timeout: float, version: int = 4):
         self.sources = sources
         self.timeout = timeout
+        self.version = version
         self.sweep = Sweep(0, 0, 0.0, [])
         self.unanswered: list[tuple[Netns, str]] = []  # (source, destination): no answer in the pair's first round
         self.share = max(64, int(limits.neighbour_limit().gc_thresh3 * SHARE))
@@ -190,7 +193,7 @@ class _Run:
         """*ns*'s sender, with room for *answers* answers before they are read."""
         size = max(1 << 17, RCVBUF_PER_ANSWER * answers)
         if ns not in self._senders:
-            self._senders[ns] = Sender(ns, size)
+            self._senders[ns] = Sender(ns, size, self.version)
         elif self._senders[ns].rcvbuf < size:
             self._senders[ns].grow(size)
         return self._senders[ns]
@@ -335,6 +338,14 @@ class _Run:
             src.flush_neighbours()
             sweep.explained.append(src.ping(dst, timeout=self.timeout))
         return sweep
+
+
+def _version(addresses: list[str]) -> int:
+    """4 or 6: the one family of a sweep's destinations (a dual-stack lab sweeps each in turn)."""
+    families = {6 if ":" in address else 4 for address in addresses}
+    if len(families) > 1:
+        raise LabError("hosts", "a sweep probes one family: give IPv4 addresses or IPv6 ones, and sweep each family in turn")
+    return families.pop() if families else 4
 
 
 def _fits(sources: list[int], wanted: Callable[[int], list[int]], pairs: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Callable
 
 from nslab.probes import packets, wait
 from nslab.probes.result import Outcome, Result
@@ -30,24 +31,35 @@ def who_has(
     timeout: float = 1.0,
     settle: wait.Settle | None = None,
 ) -> Result:
+    state, answer, elapsed = exchange(sock, packets.arp_request(mac, psrc, target), lambda frame: _answer_of(frame, target), timeout, settle)
+    outcome = Outcome.REPLY if answer is not None else Outcome.TIMEOUT
+    return Result("arp", src_ns, target, outcome, elapsed, mac=answer, decided_early=state == "settled", dev=dev)
+
+
+def _answer_of(frame: bytes, target: str) -> str | None:
+    answer = packets.arp_answer(frame)
+    return answer[1] if answer is not None and answer[0] == target else None
+
+
+def exchange(sock: socket.socket, frame: bytes, answer: Callable[[bytes], str | None], timeout: float, settle: wait.Settle | None) -> tuple[str, str | None, float]:
+    """Send *frame* on a packet socket and read until *answer* finds the MAC in a frame:
+    (the wait's state, the MAC or None, seconds taken). ARP's and NDP's one exchange."""
     while True:  # drop what arrived before this probe
         try:
             sock.recv(65535)
         except BlockingIOError:
             break
-    request = packets.arp_request(mac, psrc, target)
     start = time.monotonic()
-    sock.send(request)
+    sock.send(frame)
 
     def look() -> str | None:
         while True:
             try:
-                answer = packets.arp_answer(sock.recv(65535))
+                found = answer(sock.recv(65535))
             except BlockingIOError:
                 return None
-            if answer is not None and answer[0] == target:
-                return answer[1]
+            if found is not None:
+                return found
 
-    state, answer = wait.until(sock, start + timeout, look, settle)
-    outcome = Outcome.REPLY if answer is not None else Outcome.TIMEOUT
-    return Result("arp", src_ns, target, outcome, time.monotonic() - start, mac=answer, decided_early=state == "settled", dev=dev)
+    state, found = wait.until(sock, start + timeout, look, settle)
+    return state, found, time.monotonic() - start

@@ -29,6 +29,9 @@ class Cause(str, Enum):
     WRONG_NEIGHBOUR = "sent to the wrong MAC address"
     BRIDGE_VLAN = "the bridge's VLAN filter dropped it"
     TOO_BIG = "too big for the path (DF set)"
+    ADDRESS_TENTATIVE = "the IPv6 address is still tentative (DAD)"
+    DAD_FAILED = "duplicate address detection failed"
+    IPV6_DISABLED = "IPv6 is disabled"
     UNKNOWN = "unknown"
 
 
@@ -52,6 +55,15 @@ class Outcome(str, Enum):
 
 
 ICMP_UNREACH_CODES = {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable", 3: "port unreachable", 13: "administratively prohibited"}
+ICMP6_UNREACH_CODES = {
+    0: "no route",
+    1: "administratively prohibited",
+    2: "beyond scope of source",
+    3: "address unreachable",
+    4: "port unreachable",
+    5: "source address failed policy",
+    6: "reject route",
+}
 
 
 @dataclass(frozen=True)
@@ -96,8 +108,18 @@ class IcmpError:
     type: int
     code: int
     source: str  # who sent the error
+    v6: bool = False  # ICMPv6: types and codes of their own (RFC 4443)
+    mtu: int | None = None  # ICMPv6 Packet Too Big: the next link's MTU
 
     def __str__(self) -> str:
+        if self.v6:
+            if self.type == 1:
+                return f"ICMPv6 destination unreachable ({ICMP6_UNREACH_CODES.get(self.code, f'code {self.code}')}) from {self.source}"
+            if self.type == 2:
+                return f"ICMPv6 packet too big (mtu {self.mtu}) from {self.source}"
+            if self.type == 3:
+                return f"ICMPv6 time exceeded from {self.source}"
+            return f"ICMPv6 type {self.type} code {self.code} from {self.source}"
         if self.type == 3:
             return f"ICMP destination unreachable ({ICMP_UNREACH_CODES.get(self.code, f'code {self.code}')}) from {self.source}"
         if self.type == 11:

@@ -18,24 +18,35 @@ from nslab.probes.result import Outcome, Result
 Settle = wait.Settle
 
 
+def family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
 def listen(port: int, addr: str = "0.0.0.0") -> socket.socket:
-    """A listening socket in the calling thread's namespace."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    """A listening socket in the calling thread's namespace (`::` or an IPv6 *addr*:
+    IPv6 only, so an IPv4 listener on the same port may live beside it)."""
+    sock = socket.socket(family(addr), socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     sock.bind((addr, port))
     sock.listen(8)
     return sock
 
 
-def client() -> socket.socket:
-    """A client socket in the calling thread's namespace, bound to a port of its
-    own now (the evidence follows the connection by it; see `port`)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+def client(version: int = 4) -> socket.socket:
+    """A client socket (IPv4, or IPv6 for *version* 6) in the calling thread's namespace,
+    bound to a port of its own now (the evidence follows the connection by it; see `port`)."""
+    sock = socket.socket(socket.AF_INET6 if version == 6 else socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
     # Closed with a reset, never left behind as an orphan retrying unsent data,
     # which would keep its namespace alive after the lab is gone.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.bind(("0.0.0.0", 0))
+    sock.bind(("::" if version == 6 else "0.0.0.0", 0))
     return sock
+
+
+def _sockaddr(sock: socket.socket, dst: str, port: int, scope_id: int) -> tuple:
+    return (dst, port, 0, scope_id) if sock.family == socket.AF_INET6 else (dst, port)
 
 
 def port(sock: socket.socket) -> int:
@@ -61,29 +72,36 @@ def _wait(sock: socket.socket, clock: _Clock, write: bool, settle: Settle | None
     return state
 
 
-def _connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Clock, settle: Settle | None) -> Result | None:
+def target(dst: str, port: int) -> str:
+    """How a result names an endpoint: `10.0.0.2:8080`, `[fd00::2]:8080`."""
+    return f"[{dst}]:{port}" if ":" in dst else f"{dst}:{port}"
+
+
+def _connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Clock, settle: Settle | None, scope_id: int = 0) -> Result | None:
     """None once connected; otherwise the failed verdict."""
-    target = f"{dst}:{port}"
-    err = sock.connect_ex((dst, port))
+    name = target(dst, port)
+    err = sock.connect_ex(_sockaddr(sock, dst.split("%")[0], port, scope_id))
     if err not in (0, errno_mod.EINPROGRESS):
-        return Result("tcp", src_ns, target, Outcome.LOCAL_ERROR, clock.elapsed(), errno=err)
+        return Result("tcp", src_ns, name, Outcome.LOCAL_ERROR, clock.elapsed(), errno=err)
     if err == errno_mod.EINPROGRESS:
         state = _wait(sock, clock, True, settle)
         if state != "found":
-            return Result("tcp", src_ns, target, Outcome.TIMEOUT, clock.elapsed(), decided_early=state == "settled")
+            return Result("tcp", src_ns, name, Outcome.TIMEOUT, clock.elapsed(), decided_early=state == "settled")
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err == errno_mod.ECONNREFUSED:
-        return Result("tcp", src_ns, target, Outcome.REFUSED, clock.elapsed(), errno=err)
+        return Result("tcp", src_ns, name, Outcome.REFUSED, clock.elapsed(), errno=err)
     if err:
-        return Result("tcp", src_ns, target, Outcome.LOCAL_ERROR, clock.elapsed(), errno=err)
+        return Result("tcp", src_ns, name, Outcome.LOCAL_ERROR, clock.elapsed(), errno=err)
     return None
 
 
-def handshake(sock: socket.socket, src_ns: str, dst: str, port: int, *, timeout: float = 1.0, settle: Settle | None = None) -> Result:
+def handshake(
+    sock: socket.socket, src_ns: str, dst: str, port: int, *, timeout: float = 1.0, settle: Settle | None = None, scope_id: int = 0
+) -> Result:
     """`nc -z DST PORT`: does the three-way handshake complete?"""
     clock = _Clock(timeout)
-    failed = _connect(sock, src_ns, dst, port, clock, settle)
-    return failed or Result("tcp", src_ns, f"{dst}:{port}", Outcome.REPLY, clock.elapsed())
+    failed = _connect(sock, src_ns, dst, port, clock, settle, scope_id)
+    return failed or Result("tcp", src_ns, target(dst, port), Outcome.REPLY, clock.elapsed())
 
 
 def _recv_some(sock: socket.socket, clock: _Clock, want: int | None = None) -> bytes:
@@ -113,14 +131,15 @@ def chat(
     to_client: bytes,
     timeout: float = 1.0,
     settle: Settle | None = None,
+    scope_id: int = 0,
 ) -> Result:
     """Connect, say *to_server*, hear *to_client* back: data crossed both ways."""
     clock = _Clock(timeout)
-    failed = _connect(client_sock, src_ns, dst, port, clock, settle)
+    failed = _connect(client_sock, src_ns, dst, port, clock, settle, scope_id)
     if failed is not None:
         return failed
     if _wait(listener, clock, False, None) != "found":
-        return Result("tcp", src_ns, f"{dst}:{port}", Outcome.TIMEOUT, clock.elapsed(), stage="accept")
+        return Result("tcp", src_ns, target(dst, port), Outcome.TIMEOUT, clock.elapsed(), stage="accept")
     conn, peer = listener.accept()
     with conn:
         conn.setblocking(False)
@@ -130,23 +149,31 @@ def chat(
         got = _recv_some(client_sock, clock, len(to_client))
     outcome = Outcome.REPLY if (heard, got) == (to_server, to_client) else Outcome.TIMEOUT
     return Result(
-        "tcp", src_ns, f"{dst}:{port}", outcome, clock.elapsed(), received=got, server_received=heard, client_address=peer[0]
+        "tcp", src_ns, target(dst, port), outcome, clock.elapsed(), received=got, server_received=heard, client_address=peer[0].split("%")[0]
     )
 
 
 def http_get(
-    client_sock: socket.socket, src_ns: str, host: str, port: int, path: str = "/", *, timeout: float = 2.0, settle: Settle | None = None
+    client_sock: socket.socket,
+    src_ns: str,
+    host: str,
+    port: int,
+    path: str = "/",
+    *,
+    timeout: float = 2.0,
+    settle: Settle | None = None,
+    scope_id: int = 0,
 ) -> Result:
     """`curl http://HOST:PORT/PATH`: the status line and body, or why not."""
     clock = _Clock(timeout)
-    failed = _connect(client_sock, src_ns, host, port, clock, settle)
+    failed = _connect(client_sock, src_ns, host, port, clock, settle, scope_id)
     if failed is not None:
         failed.probe = "http"
         return failed
-    client_sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: nslab\r\n\r\n".encode())
+    client_sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {target(host, port)}\r\nUser-Agent: nslab\r\n\r\n".encode())
     response = _recv_some(client_sock, clock)
     head, _, body = response.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].split()
     status = int(status_line[1]) if len(status_line) >= 2 and status_line[1].isdigit() else None
     outcome = Outcome.REPLY if status is not None else Outcome.TIMEOUT
-    return Result("http", src_ns, f"{host}:{port}{path}", outcome, clock.elapsed(), status=status, received=body)
+    return Result("http", src_ns, f"{target(host, port)}{path}", outcome, clock.elapsed(), status=status, received=body)

@@ -24,6 +24,14 @@ answered at once by that node: ICMP network unreachable.
     cluster(3, 3, forwarding_off={2})              # node2 does not forward
     cluster(3, 3, without_routes={(1, 3)})         # node1 has no route to node3's pods
     pods(3, 3)                                     # {"pod1-1": "10.244.1.2", ...}
+
+Dual stack (`cluster(3, 3, dual_stack=True)`), as kind assigns it with
+`ipFamily: dual`: the kind network's IPv6 subnet fc00:f853:ccd:e793::/64 beside
+172.18.0.0/16 (node N at ::N+1), and pod CIDRs from fd00:10:244::/56, a /64 per
+node (fd00:10:244:N::/64, pod p at ::p+1, the gateway ::1/128 on every pod's
+veth, as for IPv4). Every namespace takes accept_dad=0 for its links (their
+link-local addresses usable at once) and the nodes forward IPv6
+(net.ipv6.conf.all.forwarding=1, unless in *forwarding_off*).
 """
 
 from __future__ import annotations
@@ -70,9 +78,29 @@ def pod_veth(p: int) -> str:
     return f"veth-pod{p}"
 
 
-def pods(nodes: int, per_node: int) -> dict[str, str]:
-    """Every pod's name and address, node by node: the hosts of a cluster matrix."""
-    return {pod(n, p): pod_address(n, p) for n in range(1, nodes + 1) for p in range(1, per_node + 1)}
+NODE_NETWORK6 = ipaddress.ip_network("fc00:f853:ccd:e793::/64")  # kind's network, IPv6 side
+
+
+def pod_cidr6(n: int) -> str:
+    return f"fd00:10:244:{n:x}::/64"
+
+
+def gateway6(n: int) -> str:
+    return f"fd00:10:244:{n:x}::1"
+
+
+def pod_address6(n: int, p: int) -> str:
+    return f"fd00:10:244:{n:x}::{p + 1:x}"
+
+
+def node_address6(n: int) -> str:
+    return str(NODE_NETWORK6[n + 1])
+
+
+def pods(nodes: int, per_node: int, *, version: int = 4) -> dict[str, str]:
+    """Every pod's name and address (IPv6 for *version* 6), node by node: the hosts of a cluster matrix."""
+    address = pod_address6 if version == 6 else pod_address
+    return {pod(n, p): address(n, p) for n in range(1, nodes + 1) for p in range(1, per_node + 1)}
 
 
 def node_of(name: str) -> str:
@@ -80,11 +108,13 @@ def node_of(name: str) -> str:
     return node(int(name[3:].split("-")[0])) if name.startswith("pod") else name
 
 
-def cluster(nodes: int = 3, per_node: int = 3, *, forwarding_off: Collection[int] = (), without_routes: Collection[tuple[int, int]] = ()) -> Topology:
+def cluster(
+    nodes: int = 3, per_node: int = 3, *, forwarding_off: Collection[int] = (), without_routes: Collection[tuple[int, int]] = (), dual_stack: bool = False
+) -> Topology:
     """*nodes* nodes of *per_node* pods, wired as kindnet does (see the module).
 
-    *forwarding_off*: nodes with net.ipv4.ip_forward=0. *without_routes*: (n, m)
-    pairs where node n lacks its route to node m's pod CIDR."""
+    *forwarding_off*: nodes with net.ipv4.ip_forward=0 (and IPv6's off). *without_routes*:
+    (n, m) pairs where node n lacks its route to node m's pod CIDR (both, in dual stack)."""
     if not 1 <= nodes <= MAX_NODES:
         raise LabError("nodes", f"{nodes!r} nodes: a cluster has 1 to {MAX_NODES} (one 10.244.N.0/24 each)")
     if not 1 <= per_node <= MAX_PODS:
@@ -110,7 +140,28 @@ def cluster(nodes: int = 3, per_node: int = 3, *, forwarding_off: Collection[int
             addresses += [Address(node(n), pod_veth(p), f"{gateway(n)}/32"), Address(pod(n, p), "eth0", f"{pod_address(n, p)}/32")]
             routes += [Route(node(n), f"{pod_address(n, p)}/32", dev=pod_veth(p)), Route(pod(n, p), "default", via=gateway(n), dev="eth0", onlink=True)]
         routes += [Route(node(n), pod_cidr(m), via=node_address(m), dev="eth0") for m in all_nodes if m != n and (n, m) not in without_routes]
-    return Topology(namespaces, veths=veths, bridges=[Bridge(HOST, BRIDGE)], addresses=addresses, routes=routes)
+    topo = Topology(namespaces, veths=veths, bridges=[Bridge(HOST, BRIDGE)], addresses=addresses, routes=routes)
+    return _with_ipv6(topo, nodes, per_node, forwarding_off, without_routes) if dual_stack else topo
+
+
+def _with_ipv6(topo: Topology, nodes: int, per_node: int, forwarding_off: Collection[int], without_routes: Collection[tuple[int, int]]) -> Topology:
+    """*topo* with kind's IPv6 side beside its IPv4 one (see the module)."""
+    all_nodes = range(1, nodes + 1)
+    no_dad = {"net.ipv6.conf.default.accept_dad": 0}
+    forwards = {node(n): {"net.ipv6.conf.all.forwarding": 0 if n in forwarding_off else 1} for n in all_nodes}
+    addresses = [Address(HOST, BRIDGE, f"{NODE_NETWORK6[1]}/{NODE_NETWORK6.prefixlen}")]
+    routes = []
+    for n in all_nodes:
+        addresses.append(Address(node(n), "eth0", f"{node_address6(n)}/{NODE_NETWORK6.prefixlen}"))
+        for p in range(1, per_node + 1):
+            addresses += [Address(node(n), pod_veth(p), f"{gateway6(n)}/128"), Address(pod(n, p), "eth0", f"{pod_address6(n, p)}/128")]
+            routes += [Route(node(n), f"{pod_address6(n, p)}/128", dev=pod_veth(p)), Route(pod(n, p), "::/0", via=gateway6(n), dev="eth0", onlink=True)]
+        routes += [Route(node(n), pod_cidr6(m), via=node_address6(m), dev="eth0") for m in all_nodes if m != n and (n, m) not in without_routes]
+    return topo.replace(
+        namespaces=tuple(Namespace(ns.name, ns.lo_up, {**dict(ns.sysctls), **no_dad, **forwards.get(ns.name, {})}) for ns in topo.namespaces),
+        addresses=(*topo.addresses, *addresses),
+        routes=(*topo.routes, *routes),
+    )
 
 
 def missing_routes(lab: Lab, at: str) -> list[str]:
@@ -138,4 +189,7 @@ def route_hint(lab: Lab, result: Result) -> str | None:
     return "; ".join(lines) or None
 
 
-__all__ = ["cluster", "gateway", "missing_routes", "node", "node_address", "node_of", "pod", "pod_address", "pod_cidr", "pod_veth", "pods", "route_hint"]
+__all__ = [
+    "cluster", "gateway", "gateway6", "missing_routes", "node", "node_address", "node_address6", "node_of",
+    "pod", "pod_address", "pod_address6", "pod_cidr", "pod_cidr6", "pod_veth", "pods", "route_hint",
+]  # fmt: skip

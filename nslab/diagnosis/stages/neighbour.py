@@ -27,7 +27,7 @@ def holders(reads: Reads, hosts: Iterable[tuple[str, str]], address: str) -> lis
 def unanswered(reads: Reads, at: At, dev: str, hop: str, heard: set[str] | None) -> Finding:
     """Nobody answered *at*.ns's ARP request for *hop* on *dev*: why, from what is read.
     *heard*: the namespaces a capture saw the request reach (None: not all were watched)."""
-    base = f"nobody answered ARP for {hop} on {at.ns}'s {dev}"
+    base = f"nobody answered {'NDP' if ':' in hop else 'ARP'} for {hop} on {at.ns}'s {dev}"
     sip = reads.route_get(at.ns, hop).src or at.src
     segment = reads.hosts_on(at.ns, dev)
     if segment is None:
@@ -51,6 +51,8 @@ def silent(reads: Reads, at: At, host: tuple[str, str], hop: str, base: str, sip
     """*host* holds *hop* and its kernel got the request: which of its knobs keeps it silent."""
     ns, dev = host
     who = f"{ns} holds {hop} and heard the request on {dev}"
+    if ":" in hop:  # IPv6's own reasons (tentative, disabled, another interface) are nslab/diagnosis/ipv6.py's
+        return Finding(Cause.NO_ARP_ANSWER, Where(ns, dev), f"{base}: {who}, yet did not answer; the cause is unknown")
     check = routing.decide(reads, At(ns, sip, hop, dev, "ARP request"))
     if isinstance(check, Finding):
         return Finding(Cause.NO_ARP_ANSWER if check.cause is Cause.UNKNOWN else check.cause, check.where, f"{base}: {who}, but {check.text}", claims=check.claims, fixes=check.fixes)

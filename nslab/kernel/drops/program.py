@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from nslab.kernel.drops.records import ETH_P_ARP, ETH_P_IP, RAW_WORDS
+from nslab.kernel.drops.records import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, RAW_WORDS
 
 _PROGRAM = """
 BEGIN { printf("nslab-ready\\n"); }
 tracepoint:skb:kfree_skb
-/args->protocol == %(ip)d || args->protocol == %(arp)d/
+/args->protocol == %(ip)d || args->protocol == %(arp)d || args->protocol == %(ip6)d/
 {
   $skb = (struct sk_buff *)args->skbaddr;
   $net = (struct net *)0; $ifi = (int64)0; $by = 0;
@@ -36,11 +36,12 @@ tracepoint:skb:kfree_skb
 
 
 def program(skip: Iterable[int] = ()) -> str:
-    """The bpftrace program: one `D ...` line per dropped IPv4/ARP packet outside the namespaces *skip*."""
+    """The bpftrace program: one `D ...` line per dropped IPv4, IPv6 or ARP packet outside the namespaces *skip*."""
     return _PROGRAM % {
         "keep": " && ".join(f"$ns != {int(inode)}" for inode in sorted(set(skip))) or "1",
         "ip": ETH_P_IP,
         "arp": ETH_P_ARP,
+        "ip6": ETH_P_IPV6,
         "words": " ".join(["%llx"] * RAW_WORDS),
         "reads": ", ".join(f"*(uint64 *)($h + {8 * i})" for i in range(RAW_WORDS)),
     }

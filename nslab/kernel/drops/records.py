@@ -8,10 +8,12 @@ import struct
 from dataclasses import dataclass, fields
 from typing import Literal
 
-ETH_P_IP, ETH_P_ARP = 0x0800, 0x0806
-RAW_WORDS = 10  # 80 bytes from the network header: IPv4 (+ options), L4, and an ICMP error's quoted header
+ETH_P_IP, ETH_P_ARP, ETH_P_IPV6 = 0x0800, 0x0806, 0x86DD
+RAW_WORDS = 12  # 96 bytes from the network header: IPv4 (+ options) or IPv6, L4, and an ICMP error's quoted header
 ICMP_ERRORS = {3, 4, 5, 11, 12}  # unreachable, source quench, redirect, time exceeded, parameter problem
 ICMP_ECHOES = {0, 8}
+ICMP6_ERRORS = {1, 2, 3, 4}  # unreachable, packet too big, time exceeded, parameter problem
+ICMP6_ECHOES = {128, 129}
 PORTS = {6, 17, 132, 136}  # tcp, udp, sctp, udplite: ports come first
 
 
@@ -36,8 +38,10 @@ class Drop:
 
     time_ns is CLOCK_MONOTONIC (bpf_ktime_get_ns), comparable with
     `time.monotonic_ns()`. For ARP, src and dst are the sender's and target's
-    IPv4 addresses, proto is 0 and arp_op the opcode. Fields a packet does not
-    have (or whose bytes were not in the skb's linear data) are None.
+    IPv4 addresses, proto is 0 and arp_op the opcode. For IPv6, proto is the
+    next header (58 for ICMPv6; extension headers are not followed) and ip_id
+    the flow label. Fields a packet does not have (or whose bytes were not in
+    the skb's linear data) are None.
     """
 
     time_ns: int
@@ -46,7 +50,7 @@ class Drop:
     ifindex: int  # 0 if unknown
     via: Literal["dev", "dst", "socket", "none"]  # how netns and ifindex were found (see the module docstring)
     reason: str  # the kernel's name, e.g. "IP_INADDRERRORS"
-    kind: Literal["ipv4", "arp"]
+    kind: Literal["ipv4", "ipv6", "arp"]
     src: str
     dst: str
     proto: int  # IP protocol number (1 icmp, 6 tcp, 17 udp); 0 for ARP
@@ -59,6 +63,7 @@ class Drop:
     icmp_seq: int | None = None
     arp_op: int | None = None
     inner: Inner | None = None
+    mtu: int | None = None  # an ICMPv6 Packet Too Big's
 
     def matches(self, **want) -> bool:
         """True if every given field has the given value: `d.matches(proto=1, icmp_id=7, icmp_seq=1)`."""
@@ -124,12 +129,49 @@ def _ip(b: bytes) -> str:
     return socket.inet_ntoa(b)
 
 
+def _ip6(b: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET6, b)
+
+
+def _decode6(raw: bytes) -> dict:
+    """An IPv6 header and what follows it directly (ICMPv6, TCP, UDP)."""
+    if len(raw) < 40 or raw[0] >> 4 != 6:
+        return dict(kind="ipv6", src="", dst="", proto=0, ip_id=0)
+    out: dict = dict(kind="ipv6", src=_ip6(raw[8:24]), dst=_ip6(raw[24:40]), proto=raw[6], ip_id=int.from_bytes(raw[1:4], "big") & 0xFFFFF)
+    l4 = raw[40:48]
+    if out["proto"] in PORTS and len(l4) >= 4:
+        out.update(sport=int.from_bytes(l4[0:2], "big"), dport=int.from_bytes(l4[2:4], "big"))
+    elif out["proto"] == 58 and len(l4) >= 2:
+        out.update(icmp_type=l4[0], icmp_code=l4[1])
+        if l4[0] in ICMP6_ECHOES and len(l4) >= 8:
+            out.update(icmp_id=int.from_bytes(l4[4:6], "big"), icmp_seq=int.from_bytes(l4[6:8], "big"))
+        elif l4[0] in ICMP6_ERRORS:
+            if l4[0] == 2 and len(l4) >= 8:
+                out.update(mtu=int.from_bytes(l4[4:8], "big"))
+            out.update(inner=_inner6(raw[48:]))
+    return out
+
+
+def _inner6(raw: bytes) -> Inner | None:
+    if len(raw) < 40 or raw[0] >> 4 != 6:
+        return None
+    inner = dict(src=_ip6(raw[8:24]), dst=_ip6(raw[24:40]), proto=raw[6], ip_id=int.from_bytes(raw[1:4], "big") & 0xFFFFF)
+    l4 = raw[40:48]
+    if inner["proto"] in PORTS and len(l4) >= 4:
+        inner.update(sport=int.from_bytes(l4[0:2], "big"), dport=int.from_bytes(l4[2:4], "big"))
+    elif inner["proto"] == 58 and len(l4) >= 8:
+        inner.update(icmp_type=l4[0], icmp_id=int.from_bytes(l4[4:6], "big"), icmp_seq=int.from_bytes(l4[6:8], "big"))
+    return Inner(**inner)
+
+
 def decode(ethertype: int, raw: bytes) -> dict:
     """Header fields from the bytes at the network header (only those present in *raw*)."""
     if ethertype == ETH_P_ARP:
         if len(raw) < 28:
             return dict(kind="arp", src="", dst="", proto=0, ip_id=0)
         return dict(kind="arp", src=_ip(raw[14:18]), dst=_ip(raw[24:28]), proto=0, ip_id=0, arp_op=int.from_bytes(raw[6:8], "big"))
+    if ethertype == ETH_P_IPV6:
+        return _decode6(raw)
     if len(raw) < 20 or raw[0] >> 4 != 4:
         return dict(kind="ipv4", src="", dst="", proto=0, ip_id=0)
     ihl = (raw[0] & 0xF) * 4

@@ -1,0 +1,186 @@
+"""IPv6 probes and their verdicts: ICMPv6 echo, NDP solicitation, TCP over IPv6, each
+seen on the wire by its flow, and IPv6's own causes (tentative, dadfailed, disabled,
+forwarding off, Packet Too Big).
+
+      a a0 fd00:1::1/64 ---- r0 fd00:1::2/64 [r] r1 fd00:2::2/64 ---- b0 fd00:2::1/64 b
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nslab import Address, Cause, LabError, Namespace, Outcome, Route, Topology, Veth, Where
+from nslab.diagnosis import frames
+from nslab.kernel.drops import decode
+from nslab.kernel.process import wait_until
+from nslab.probes import packets
+
+NO_DAD = {"net.ipv6.conf.default.accept_dad": 0}  # links made later get usable link-local addresses at once
+ROUTED = dict(
+    namespaces=[Namespace(name, sysctls=NO_DAD) for name in ("a", "r", "b")],
+    veths=[Veth("a", "a0", "r", "r0"), Veth("r", "r1", "b", "b0")],
+    addresses=[Address("a", "a0", "fd00:1::1/64"), Address("r", "r0", "fd00:1::2/64"), Address("r", "r1", "fd00:2::2/64"), Address("b", "b0", "fd00:2::1/64")],
+    routes=[Route("a", "::/0", via="fd00:1::2"), Route("b", "::/0", via="fd00:2::2")],
+)
+PAIR = dict(namespaces=["a", "b"], veths=[Veth("a", "a0", "b", "b0")], addresses=[Address("a", "a0", "fd00::1/64"), Address("b", "b0", "fd00::2/64")])
+
+
+def link_local(ns, dev: str) -> str:
+    """*dev*'s link-local address, once duplicate address detection let it be used."""
+    return wait_until(lambda: next((a.ip for a in ns.addresses(dev, version=6) if a.scope == "link" and not a.flags), None), 5.0, f"{ns.name}'s {dev} link-local usable")
+
+
+def test_ping6_and_its_trace(make_lab):
+    lab = make_lab(Topology(**ROUTED))
+    lab.ns("r").set_sysctl("net.ipv6.conf.all.forwarding", 1)
+    result = lab.ns("a").ping("fd00:2::1")
+    assert result.replied, result
+    ev = result.evidence
+    assert [(s.ns, s.dev, s.direction) for s in ev.seen(kind="echo-request")] == [("a", "a0", "out"), ("r", "r0", "in"), ("r", "r1", "out"), ("b", "b0", "in")]
+    assert [(s.ns, s.direction) for s in ev.seen(kind="echo-reply")][-1] == ("a", "in")
+    assert "IPv6 / ICMPv6 fd00:1::1 > fd00:2::1 echo-request" in ev.trace()
+    assert ("a", "a0", "out") in {(s.ns, s.dev, s.direction) for s in ev.seen(kind="ndp-solicit")}  # a resolves fd00:1::2 first
+
+
+def test_forwarding_off_is_the_all_switch(make_lab):
+    lab = make_lab(Topology(**ROUTED))
+    lab.ns("r").set_sysctl("net.ipv6.conf.r0.forwarding", 1)  # per device: a router's behaviour, no forwarding
+    result = lab.ns("a").ping("fd00:2::1")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
+    assert result.cause is Cause.FORWARDING_OFF and result.where == Where("r", "r0")
+    assert "net.ipv6.conf.all.forwarding=0" in result.explanation and "net.ipv6.conf.r0.forwarding=1 alone" in result.explanation
+    blamed = [c for c in result.claims if c.blames]
+    assert [(c.ns, c.obj, c.value) for c in blamed] == [("r", "sysctl net.ipv6.conf.all.forwarding", "0")]
+    assert not result.evidence.seen(ns="b")
+
+
+def test_no_route_back(make_lab):
+    lab = make_lab(Topology(**{**ROUTED, "routes": [Route("a", "::/0", via="fd00:1::2")]}))
+    lab.ns("r").set_sysctl("net.ipv6.conf.all.forwarding", 1)
+    result = lab.ns("a").ping("fd00:2::1")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
+    assert result.cause is Cause.NO_RETURN_ROUTE and result.where == Where("b", "b0")
+    assert result.evidence.delta("b", "Icmp6.InEchos") == 1 and not result.evidence.delta("b", "Icmp6.OutEchoReplies")
+    assert "b has no route back to fd00:1::1" in result.explanation
+
+
+def test_no_route_at_sender(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    result = lab.ns("a").ping("2001:db8::9")
+    assert result.outcome is Outcome.LOCAL_ERROR and result.errno_name == "ENETUNREACH"
+    assert result.cause is Cause.NO_ROUTE_AT_SENDER and not result.evidence.sightings
+
+
+def test_no_ndp_answer(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    result = lab.ns("a").ping("fd00::9")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
+    assert result.cause is Cause.NO_ARP_ANSWER and result.where == Where("a", "a0")
+    assert "nobody answered NDP for fd00::9" in result.explanation and "b (b0)" in result.explanation
+    assert {(s.ns, s.direction) for s in result.evidence.seen(kind="ndp-solicit")} >= {("a", "out"), ("b", "in")}
+
+
+def test_ndp_probe(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    a, b = lab.ns("a"), lab.ns("b")
+    found = a.ndp("fd00::2", "a0")
+    assert found.answered and found.mac == b.link("b0").mac, found
+    assert found.evidence.seen(ns="b", direction="out", kind="ndp-advert")
+    missing = a.ndp("fd00::7", "a0")
+    assert missing.outcome is Outcome.TIMEOUT and missing.decided_early and missing.cause is Cause.NO_ARP_ANSWER, missing
+
+
+def test_tcp_over_ipv6(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    a, b = lab.ns("a"), lab.ns("b")
+    refused = a.connect("fd00::2", 80)
+    assert refused.outcome is Outcome.REFUSED and refused.cause is Cause.PORT_CLOSED and refused.where == Where("b", "b0"), refused
+    assert refused.dst == "[fd00::2]:80"
+    chat = a.chat(b, "fd00::2", 8080)
+    assert chat.ok and chat.client_address == "fd00::1", chat
+    assert a.chat(b, "fd00::2", 8081).ok  # an IPv6 listener per chat, beside IPv4's
+
+
+def test_link_local_needs_and_takes_a_scope(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    a, b = lab.ns("a"), lab.ns("b")
+    peer = link_local(b, "b0")
+    link_local(a, "a0")
+    with pytest.raises(LabError, match="link-local: name the interface"):
+        a.ping(peer)
+    with pytest.raises(LabError, match="a scope is an interface of a"):
+        a.ping(f"{peer}%eth9")
+    result = a.ping(f"{peer}%a0")
+    assert result.replied and result.dst == f"{peer}%a0", result
+    assert [s.dev for s in result.evidence.seen(ns="b", kind="echo-request")] == ["b0"]
+
+
+def test_tentative_neighbour(make_lab):
+    lab = make_lab(Topology(**{**PAIR, "addresses": PAIR["addresses"][:1]}))
+    b = lab.ns("b")
+    b.set_sysctl("net.ipv6.conf.b0.dad_transmits", 30)  # duplicate address detection for 30 s, not 1: tentative throughout
+    b.run(["ip", "addr", "add", "fd00::2/64", "dev", "b0"], check=True)
+    assert [x.flags for x in b.addresses("b0", version=6) if x.ip == "fd00::2"] == [("tentative",)]
+    result = lab.ns("a").ping("fd00::2")
+    assert result.outcome is Outcome.TIMEOUT and result.decided_early and result.cause is Cause.ADDRESS_TENTATIVE, result
+    assert result.where == Where("b", "b0")
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("b", "address fd00::2/64 dev b0", "tentative")]
+    assert "still tentative" in result.explanation
+
+
+def test_dad_failed(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    a, b = lab.ns("a"), lab.ns("b")
+    b.run(["ip", "addr", "add", "fd00::1/64", "dev", "b0"], check=True)  # a holds it: DAD fails
+    wait_until(lambda: any("dadfailed" in x.flags for x in b.addresses("b0", version=6)), 5.0, "b's fd00::1 dadfailed")
+    a.del_address("fd00::1/64", "a0")
+    a.add_address("fd00::3/64", "a0")
+    result = a.ping("fd00::1")
+    assert result.outcome is Outcome.TIMEOUT and result.cause is Cause.DAD_FAILED and result.where == Where("b", "b0"), result
+    assert "duplicate address detection failed" in result.explanation
+
+
+def test_ipv6_disabled_at_the_target(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    lab.ns("b").set_sysctl("net.ipv6.conf.b0.disable_ipv6", 1)
+    result = lab.ns("a").ping("fd00::2")
+    assert result.outcome is Outcome.TIMEOUT and result.cause is Cause.IPV6_DISABLED and result.where == Where("b", "b0"), result
+    assert [(c.obj, c.value) for c in result.claims if c.blames] == [("sysctl net.ipv6.conf.b0.disable_ipv6", "1")]
+
+
+def test_ipv6_disabled_at_the_sender(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    lab.ns("a").set_sysctl("net.ipv6.conf.all.disable_ipv6", 1)
+    result = lab.ns("a").ping("fd00::2")
+    assert result.outcome is Outcome.LOCAL_ERROR and result.cause is Cause.IPV6_DISABLED, result
+    assert result.where.ns == "a" and "disable_ipv6=1" in result.explanation
+
+
+def test_packet_too_big_is_its_own_message(make_lab):
+    lab = make_lab(Topology(**ROUTED))
+    r = lab.ns("r")
+    r.set_sysctl("net.ipv6.conf.all.forwarding", 1)
+    r.run(["ip", "link", "set", "r1", "mtu", "1280"], check=True)
+    result = lab.ns("a").ping("fd00:2::1", size=1300)
+    assert result.outcome is Outcome.ICMP_ERROR and result.icmp.v6 and result.icmp.type == 2 and result.icmp.mtu == 1280, result
+    assert result.cause is Cause.TOO_BIG and result.where.ns == "r"
+    assert "packet too big (mtu 1280)" in str(result.icmp)
+
+
+# -- reading IPv6 by hand ---------------------------------------------------------------------
+def test_ndp_solicitation_is_read_back():
+    frame = packets.ndp_solicit("02:00:00:00:00:01", "fe80::1", "fd00::2")
+    assert frame[:6] == bytes.fromhex("3333ff000002")  # the solicited-node group's MAC
+    assert packets.ndp_fields(frame) == (135, "fe80::1", "fd00::2", "02:00:00:00:00:01")
+    assert frames.kind(frame) == "ndp-solicit" and frames.neighbour_fields(frame) == (1, "fe80::1", "fd00::2")
+    assert frames.describe(frame) == "NDP who has fd00::2 says fe80::1"
+    assert packets.ones_sum(frame[22:54] + len(frame[54:]).to_bytes(4, "big") + b"\0\0\0:" + frame[54:]) == 0xFFFF  # checksum holds
+
+
+def test_drop_record_decodes_ipv6():
+    header = bytes([0x60, 0x01, 0x23, 0x45]) + (16).to_bytes(2, "big") + bytes([58, 64])
+    header += bytes.fromhex("fd000001" + "00" * 11 + "01") + bytes.fromhex("fd000002" + "00" * 11 + "01")
+    echo = bytes([128, 0, 0, 0]) + (7).to_bytes(2, "big") + (1).to_bytes(2, "big")
+    fields = decode(0x86DD, header + echo)
+    assert fields["kind"] == "ipv6" and fields["src"] == "fd00:1::1" and fields["dst"] == "fd00:2::1"
+    assert (fields["proto"], fields["icmp_type"], fields["icmp_id"], fields["icmp_seq"], fields["ip_id"]) == (58, 128, 7, 1, 0x12345)
