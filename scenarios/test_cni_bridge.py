@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from nslab import Cause, Lab, Outcome
+from nslab.kernel.process import wait_until
 from nslab.tutorials.cni import CniError, Runtime, unavailable
 from nslab.tutorials.podnet import PodNetwork, differences, lab_state
 
@@ -213,10 +214,14 @@ def test_11_dual_stack_host_local_gives_each_container_an_ipv6_address_too(lab, 
     assert [ip["address"] for ip in results["c1"]["ips"]] == [NET.address("c1"), "fd00:22::2/64"], results["c1"]
     assert sorted(cni.reservations("dualnet")) == sorted(["10.22.0.2", "10.22.0.3", "fd00:22::2", "fd00:22::3"])
     c1 = lab.ns("c1")
+    # the plugin settles the containers' DAD, not the bridge's: its gateway address answers once the kernel shows it usable
+    wait_until(lambda: "tentative" not in lab.ns("host").run(["ip", "-6", "-o", "addr", "show", "dev", "cni0"]).stdout.decode(), 10.0, "cni0's fd00:22::1 done with DAD")
     for dst in ("10.22.0.3", "fd00:22::3", NET.gateway, "fd00:22::1"):
-        result = c1.ping(dst, timeout=2.0)  # the plugin settles the containers' DAD; the bridge's gateway may still be in it
+        result = c1.ping(dst)
         assert result.replied, result
     assert c1.route_get("2001:db8::7").via == "fd00:22::1"  # the IPv6 default route host-local returned
+    for c in NET.containers[:2]:  # the chat's sockets close after DEL took their path: let their FIN give up at once
+        lab.ns(c).set_sysctl("net.ipv4.tcp_orphan_retries", 1)
     chat = c1.chat(lab.ns("c2"), "fd00:22::3", 8080)
     assert chat.connected and chat.client_address == "fd00:22::2", chat
     for c in NET.containers[:2]:

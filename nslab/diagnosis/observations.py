@@ -274,7 +274,7 @@ def unresolvable(ctx: Context) -> Finding | None:
     if sent and not reached <= heard:
         return None
     for ns, d in reached:
-        if ctx.reads.is_local(ns, hop) or max(ctx.reads.conf(ns, d, "proxy_arp")) > 0 or any(a == hop for _, a in ctx.reads.proxies(ns)):
+        if ctx.reads.holds(ns, hop) or max(ctx.reads.conf(ns, d, "proxy_arp")) > 0 or any(a == hop for _, a in ctx.reads.proxies(ns)):
             return None  # it may still answer: wait
     return cut_off(ctx, hop, cut) or Finding(
         Cause.NO_ARP_ANSWER,

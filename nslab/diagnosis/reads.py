@@ -137,6 +137,10 @@ class Reads:
     def is_local(self, ns: str, address: str) -> bool:
         return self.route_get(ns, address).type == "local"
 
+    def holds(self, ns: str, address: str) -> bool:
+        """Is *address* configured in *ns*, even if not yet usable (IPv6 DAD: tentative, or failed)?"""
+        return self.is_local(ns, address) or any(a.ip == address for a in self.addresses(ns))
+
     def neighbour(self, ns: str, dst: str) -> NeighbourState | None:
         return next((n for n in self.kernel.neighbours(self.handle(ns), names=self.names(ns)) if n.dst == dst), None)
 

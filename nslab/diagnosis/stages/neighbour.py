@@ -20,8 +20,9 @@ from nslab.probes.result import Cause, Claim, Remedy, Where
 
 
 def holders(reads: Reads, hosts: Iterable[tuple[str, str]], address: str) -> list[tuple[str, str]]:
-    """The hosts among *hosts* whose kernel holds *address* (a local route for it)."""
-    return [(ns, dev) for ns, dev in sorted(hosts) if reads.is_local(ns, address)]
+    """The hosts among *hosts* that hold *address* (a local route for it, or the address
+    configured and not yet usable: an IPv6 address in DAD)."""
+    return [(ns, dev) for ns, dev in sorted(hosts) if reads.holds(ns, address)]
 
 
 def unanswered(reads: Reads, at: At, dev: str, hop: str, heard: set[str] | None) -> Finding:
@@ -156,11 +157,13 @@ def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str
     bridges = sorted({d for n, d in reached if n == peer[0] and (reads.link(n, d) is not None and reads.link(n, d).kind == "bridge")})
     if far is None or not bridges or far.master in bridges:
         return None
-    now = f"a port of {far.master}" if far.master else "no port of any bridge"
+    also = f" (it is a port of {far.master})" if far.master else ""
+    word = "NDP" if ":" in hop else "ARP"
     return Finding(
         Cause.NOT_ON_BRIDGE,
         Where(*peer),
-        f"{hop} is on {owner}'s {dev}, wired to {peer[1]} in {peer[0]}, which is {now}, not of {bridges[0]}, the bridge the request was flooded through; {cmd(peer[0], 'ip link set', peer[1], 'master', bridges[0])}",
+        f"the {word} request for {hop} was flooded through {bridges[0]} in {peer[0]} but never reached {owner}: {hop} is on {owner}'s {dev}, "
+        f"wired to {peer[1]} in {peer[0]}, which is not a port of {bridges[0]}{also}; {cmd(peer[0], 'ip link set', peer[1], 'master', bridges[0])}",
         claims=(Claim(peer[0], f"link {peer[1]}", f"master {far.master}" if far.master else "nomaster", dev=peer[1], blames=True),),
         fixes=(Remedy(peer[0], f"ip link set {peer[1]} master {bridges[0]}", f"ip link set {peer[1]} " + (f"master {far.master}" if far.master else "nomaster"), peer[1]),),
     )
