@@ -18,6 +18,16 @@ HOOKS = {
     "bridge": ("prerouting", "input", "forward", "output", "postrouting"),
     "netdev": ("ingress", "egress"),
 }
+ON_THE_WAY = {"end": {"input", "output", "INPUT", "OUTPUT"}, "middle": {"forward", "FORWARD"}}  # besides prerouting, postrouting, ingress, egress
+
+
+def hook(w: Where, ns: str, choices: tuple[str, ...], rng: random.Random) -> str:
+    """Mostly a hook (or chain) the probe's packets pass in *ns*; sometimes any."""
+    role = "middle" if ns in w.middle() else "end"
+    passed = [h for h in choices if h in ON_THE_WAY[role] or h.lower() in ("prerouting", "postrouting", "ingress", "egress")]
+    return rng.choice(passed if passed and rng.random() < 0.8 else choices)
+
+
 REJECTS = {"input", "forward", "output"}  # where ip and inet take `reject`
 
 
@@ -36,25 +46,25 @@ def nft(w: Where, rng: random.Random) -> Optional[Change]:
     ns = on_path(w, rng)
     families = ["ip", "inet", "inet", "arp", "netdev"] + (["bridge", "bridge"] if w.bridge_ports(ns) else [])
     family = rng.choice(families)
-    hook = rng.choice(HOOKS[family])
+    chain = hook(w, ns, HOOKS[family], rng)
     device = ""
     if family == "netdev":
         devs = [d for d in w.devices(ns) if d != "lo"]
         if not devs:
             return None
         device = f"device {rng.choice(devs)} "
-    add_chain = ("nft", "add", "chain", family, TABLE, hook, f"{{ type filter hook {hook} {device}priority 0 ; policy {{}} ; }}")
+    add_chain = ("nft", "add", "chain", family, TABLE, chain, f"{{ type filter hook {chain} {device}priority 0 ; policy {{}} ; }}")
     commands: list[tuple[str, ...]] = [("nft", "add", "table", family, TABLE)]
     if rng.random() < 0.3:
         commands.append(add_chain[:-1] + (add_chain[-1].replace("{}", "drop"),))
         shows = r"\bpolicy drop;"
     else:
         match = rng.choice(matches(w, family))
-        verdict = rng.choice(["drop", "reject"]) if family in ("ip", "inet") and hook in REJECTS else "drop"
+        verdict = rng.choice(["drop", "reject"]) if family in ("ip", "inet") and chain in REJECTS else "drop"
         commands.append(add_chain[:-1] + (add_chain[-1].replace("{}", "accept"),))
-        commands.append(("nft", "add", "rule", family, TABLE, hook, *match.split(), verdict))
+        commands.append(("nft", "add", "rule", family, TABLE, chain, *match.split(), verdict))
         shows = rf"^\s*{match} {verdict}\b"
-    return Change("nft", ns, tuple(commands), (f"nft {family} {TABLE} {hook}",), ("nft", "list", "chain", family, TABLE, hook), shows)
+    return Change("nft", ns, tuple(commands), (f"nft {family} {TABLE} {chain}",), ("nft", "list", "chain", family, TABLE, chain), shows)
 
 
 IPTABLES_CHAINS = {
@@ -70,14 +80,14 @@ def iptables(w: Where, rng: random.Random) -> Optional[Change]:
     tools = ["iptables"] * 4 + ["arptables"] + (["ebtables"] if w.bridge_ports(ns) else [])
     tool = rng.choice(tools)
     if tool == "arptables":
-        family, table, chain = "arp", "filter", rng.choice(["INPUT", "OUTPUT"])
+        family, table, chain = "arp", "filter", rng.choice(("INPUT", "OUTPUT"))
         rule: tuple[str, ...] = ("-A", chain, "-j", "DROP")
     elif tool == "ebtables":
-        family, table, chain = "bridge", "filter", rng.choice(["INPUT", "FORWARD", "OUTPUT"])
+        family, table, chain = "bridge", "filter", rng.choice(("INPUT", "FORWARD", "OUTPUT"))
         rule = rng.choice([("-A", chain, "-p", "IPv4", "-j", "DROP"), ("-A", chain, "-p", "ARP", "-j", "DROP"), ("-P", chain, "DROP")])
     else:
         family, table = "ip", rng.choice(["filter", "filter", "raw", "mangle"])
-        chain = rng.choice(IPTABLES_CHAINS[table])
+        chain = hook(w, ns, IPTABLES_CHAINS[table], rng)
         if rng.random() < 0.25:
             rule = ("-P", chain, "DROP")
         else:

@@ -7,7 +7,9 @@ model alone, so the same seed gives the same cases, and one case replays alone.
 
 One lab per case, in this order: build; the probe must succeed (a case needs a
 probe that works before the change); the change, and a read that shows the
-kernel took it; the early verdict (the default); the full wait
+kernel took it; the learnt neighbours flushed (`ip neigh flush all` in each
+namespace, as if they had expired: else an ARP change would meet entries the
+first probe left, and the copy, which starts without them, would differ); the early verdict (the default); the full wait
 (`lab.settle_early = False`) on the same changed lab, the truth. Early first,
 so the verdict a user gets is the one measured on the lab as the change left
 it; what the early probe leaves behind (a neighbour entry, conntrack entries
@@ -209,6 +211,8 @@ def run(case: Case, budget: float = 3.0) -> Row:
                 apply(lab, case.change, listener, case.port)
             except NotApplied as exc:
                 return Row(case, error=f"the change did not apply: {exc}")
+            for ns in lab.namespaces:
+                ns.flush_neighbours()  # what the first probe taught the kernel would hide an ARP change until it expires
             early = probe.run(lab)
             lab.settle_early = False
             truth = probe.run(lab)
@@ -257,4 +261,3 @@ def fixed(case: Case, lab: Lab, changes: list[dict]) -> bool:
     for ns in lab.namespaces:
         ns.flush_neighbours()
     return case.probe.run(lab).ok
-

@@ -56,12 +56,12 @@ class Where:
 
     def devices(self, ns: str) -> list[str]:
         """The links of *ns* on the probe's way (the veth ends toward the previous and
-        next namespace, and their bridge), else all of its links; lo for the sender."""
+        next namespace, and their bridge), else all of its links; lo too for a probe that stays in one namespace."""
         topo, i = self.topology, self.path.index(ns)
         near = {self.path[j] for j in (i - 1, i + 1) if 0 <= j < len(self.path)}
         ends = [(dev, master) for dev, master, far in self.ends(ns) if far[0] in near]
         devs = list(dict.fromkeys([dev for dev, _ in ends] + [m for _, m in ends if m])) or [d for d in topo.links_in(ns) if d != "lo"]
-        return devs + (["lo"] if ns == self.src else [])
+        return devs + (["lo"] if self.path == (ns,) else [])
 
     def addresses(self, ns: str, devs: Optional[list[str]] = None) -> list[tuple[str, str]]:
         """(cidr, dev) of *ns*'s addresses (on *devs* only, when given)."""
@@ -105,6 +105,19 @@ class Where:
             found |= {far for (n, _), (m, far) in ends.items() if n == b_ns and m == b_dev}
         return found - {(ns, dev)}
 
+    def middle(self) -> tuple[str, ...]:
+        """The namespaces that forward the probe (routers; a bridge's namespace too)."""
+        return self.path[1:-1]
+
+    def towards(self, ns: str) -> list[str]:
+        """The addresses a packet in *ns* is sent to: the destination (unless *ns* holds it),
+        the sender's address for the answer (unless *ns* sent it)."""
+        return ([self.dst] if ns != self.owner else []) + ([self.src_address()] if ns != self.src else []) or [self.dst]
+
+    def sources(self, ns: str) -> list[str]:
+        """The source addresses of the probe's packets that *ns* routes: the request's, the answer's."""
+        return ([self.src_address()] if ns != self.owner else []) + ([self.dst] if ns != self.src else []) or [self.src_address()]
+
 
 def path(topo: Topology, src: str, dst: str) -> tuple[str, ...]:
     """The namespaces from *src* to *dst*, fewest veth hops first (breadth-first, in model order)."""
@@ -138,6 +151,11 @@ def on_path(w: Where, rng: random.Random) -> str:
     return rng.choice(w.path)
 
 
+def router_or_any(w: Where, rng: random.Random) -> str:
+    """A namespace that forwards the probe, when there is one (and mostly), else any on the way."""
+    return rng.choice(w.middle()) if w.middle() and rng.random() < 0.8 else on_path(w, rng)
+
+
 # -- sysctls ---------------------------------------------------------------------------
 DEVICE_KNOBS = (  # (knob, values, weight): the ones that stop packets in these labs weigh more
     ("forwarding", ("0",), 3),
@@ -155,11 +173,12 @@ GLOBAL_KNOBS = (("net.ipv4.ip_forward", ("0",)), ("net.ipv4.icmp_echo_ignore_all
 
 def sysctl(w: Where, rng: random.Random) -> Change:
     """A per-device, all or default IPv4 sysctl, or a global one, in a namespace on the way."""
-    ns = on_path(w, rng)
     if rng.random() < 0.25:
         key, values = rng.choice(GLOBAL_KNOBS)
+        ns = router_or_any(w, rng) if key == "net.ipv4.ip_forward" else w.owner if rng.random() < 0.8 else on_path(w, rng)
     else:
         knob, values, _ = rng.choices(DEVICE_KNOBS, weights=[k[2] for k in DEVICE_KNOBS])[0]
+        ns = router_or_any(w, rng) if knob == "forwarding" else on_path(w, rng)
         scope = rng.choices(["all", "default", rng.choice(w.devices(ns))], weights=[35, 10, 55])[0]
         key = f"net.ipv4.conf.{scope}.{knob}"
     value = rng.choice(values)
@@ -174,7 +193,7 @@ ROUTE_TYPES = ("blackhole", "unreachable", "prohibit", "throw")
 def route_type(w: Where, rng: random.Random) -> Change:
     """A route of a non-unicast type to the probe's destination, or to its source (the way back)."""
     ns = on_path(w, rng)
-    dst = rng.choice([w.dst, w.src_address()])
+    dst = rng.choice(w.towards(ns))
     kind = rng.choice(ROUTE_TYPES)
     local = {cidr.split("/")[0] for cidr, _ in w.addresses(ns)}
     tables = ["main", "main", "main", str(GEN_TABLE)] + ([] if dst in local or dst.startswith("127.") else ["local"])
@@ -210,9 +229,11 @@ def rule(w: Where, rng: random.Random) -> Change:
     roll = rng.random()
     if roll < 0.15:
         prio = rng.choice(["32766", "32766", "0"])
-        return Change("rule-del", ns, (("ip", "rule", "del", "priority", prio),), (f"rule {prio}",), ("ip", "rule", "show", "priority", prio), rf"^{prio}:", gone=True)
+        return Change(
+            "rule-del", ns, (("ip", "rule", "del", "priority", prio),), (f"rule {prio}",), ("ip", "rule", "show", "priority", prio), rf"^{prio}:", gone=True
+        )
     prio = str(rng.randrange(100, 32000))
-    match = rng.choice([("to", w.dst), ("from", w.src_address()), ("to", w.src_address())])
+    match = rng.choice([("to", a) for a in w.towards(ns)] + [("from", a) for a in w.sources(ns)])
     action = ("table", str(GEN_TABLE)) if roll < 0.3 else (rng.choice(["blackhole", "unreachable", "prohibit"]),)
     argv = ("ip", "rule", "add", "priority", prio, *match, *action)
     return Change("rule", ns, (argv,), (f"rule {prio}",), ("ip", "rule", "show", "priority", prio), rf"^{prio}:")
@@ -223,7 +244,7 @@ def link(w: Where, rng: random.Random) -> Change:
     ns = on_path(w, rng)
     dev = rng.choice(w.devices(ns))
     ports = dict(w.bridge_ports(ns))
-    action = rng.choice(["down", "down", "mtu", "arp", "address"] + (["nomaster"] if dev in ports else []))
+    action = rng.choice(["down", "down", "down", "mtu", "arp", "address"] + (["nomaster", "nomaster"] if dev in ports else []))
     show = ("ip", "link", "show", "dev", dev)
     objs: tuple[str, ...] = (f"link {dev}",)
     if action == "down":
@@ -235,7 +256,7 @@ def link(w: Where, rng: random.Random) -> Change:
         return Change("link", ns, (("ip", "link", "set", "dev", dev, "arp", "off"),), objs, show, r"[<,]NOARP[,>]")
     if action == "address":
         mac = "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5))
-        return Change("link", ns, (("ip", "link", "set", "dev", dev, "address", mac),), objs, show, rf"link/ether {mac}\b")
+        return Change("link", ns, (("ip", "link", "set", "dev", dev, "address", mac),), objs, show, rf"link/\w+ {mac}\b")
     return Change("link", ns, (("ip", "link", "set", "dev", dev, "nomaster"),), objs + (f"bridge port {dev}",), show, rf"\bmaster {ports[dev]}\b", gone=True)
 
 
@@ -264,7 +285,9 @@ def bridge_port(w: Where, rng: random.Random) -> Optional[Change]:
         return None
     ns, dev = rng.choice(ports)
     option, shows = rng.choice(PORT_OPTIONS)
-    return Change("bridge-port", ns, (("bridge", "link", "set", "dev", dev, *option),), (f"bridge port {dev}",), ("bridge", "-d", "link", "show", "dev", dev), shows)
+    return Change(
+        "bridge-port", ns, (("bridge", "link", "set", "dev", dev, *option),), (f"bridge port {dev}",), ("bridge", "-d", "link", "show", "dev", dev), shows
+    )
 
 
 def bridge(w: Where, rng: random.Random) -> Optional[Change]:
@@ -275,7 +298,9 @@ def bridge(w: Where, rng: random.Random) -> Optional[Change]:
         return None
     ns, dev = rng.choice(bridges)
     option, shows = rng.choice(BRIDGE_OPTIONS)
-    return Change("bridge", ns, (("ip", "link", "set", "dev", dev, "type", "bridge", *option),), (f"link {dev}",), ("ip", "-d", "link", "show", "dev", dev), shows)
+    return Change(
+        "bridge", ns, (("ip", "link", "set", "dev", dev, "type", "bridge", *option),), (f"link {dev}",), ("ip", "-d", "link", "show", "dev", dev), shows
+    )
 
 
 def address(w: Where, rng: random.Random) -> Optional[Change]:
@@ -283,13 +308,26 @@ def address(w: Where, rng: random.Random) -> Optional[Change]:
     ns = on_path(w, rng)
     if rng.random() < 0.2 and ns != w.owner and not w.dst.startswith("127."):
         cidr = f"{w.dst}/32"
-        return Change("address", ns, (("ip", "address", "add", cidr, "dev", "lo"),), (f"address {cidr} dev lo",), ("ip", "-o", "address", "show", "dev", "lo"), rf"\binet {cidr}\b")
+        return Change(
+            "address",
+            ns,
+            (("ip", "address", "add", cidr, "dev", "lo"),),
+            (f"address {cidr} dev lo",),
+            ("ip", "-o", "address", "show", "dev", "lo"),
+            rf"\binet {cidr}\b",
+        )
     held = w.addresses(ns, w.devices(ns))
     if not held:
         return None
     cidr, dev = rng.choice(held)
     return Change(
-        "address", ns, (("ip", "address", "del", cidr, "dev", dev),), (f"address {cidr} dev {dev}",), ("ip", "-o", "address", "show", "dev", dev), rf"\binet {cidr}\b", gone=True
+        "address",
+        ns,
+        (("ip", "address", "del", cidr, "dev", dev),),
+        (f"address {cidr} dev {dev}",),
+        ("ip", "-o", "address", "show", "dev", dev),
+        rf"\binet {cidr}\b",
+        gone=True,
     )
 
 
