@@ -8,6 +8,7 @@ score as they must (attributed, false claim, neither); the closing line.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -96,7 +97,7 @@ def test_a_success_is_not_scored_for_attribution():
 
 def test_the_closing_line_and_its_targets():
     good = row((Claim("r", "sysctl net.ipv4.conf.all.forwarding", "0", blames=True),))
-    good = Row(**{**good.__dict__, "fixed": True, "early_ms": 2.0})
+    good = dataclasses.replace(good, fixed=True, early_ms=2.0)
     line, ok = summary([good, row((), Outcome.REPLY)], 5)
     assert line == (
         "generated: 2 cases (seed 5), outcome agreement 2/2, false claims 0, attribution 1/1, copy reproduces 2/2, verified fix 1/1, median early verdict 1.0 ms"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 import re
 import shlex
+import socket
 from dataclasses import dataclass
 from typing import Optional
 
@@ -107,12 +108,14 @@ class NotApplied(RuntimeError):
     """The change was refused, or the kernel does not show it."""
 
 
-def apply(lab: Lab, change: Change, listener: Optional[object] = None, port: Optional[int] = None) -> Optional[object]:
-    """Make *change* in *lab* and check the kernel shows it; returns the probe's listener (moved or not)."""
+def apply(lab: Lab, change: Change, listener: Optional[socket.socket] = None, port: Optional[int] = None) -> None:
+    """Make *change* in *lab* (moving *listener*, the probe's, for a listener change) and check the kernel shows it."""
     ns = lab.ns(change.ns)
     if change.listen is not None:
-        listener.close()  # type: ignore[union-attr]
-        listener = ns.listen(port or PORT, change.listen)
+        if listener is None:
+            raise NotApplied(f"{change}: the case has no listener to move")
+        listener.close()
+        ns.listen(port or PORT, change.listen)
     for argv in change.commands:
         done = ns.run(list(argv), timeout=10)
         if done.returncode != 0:
@@ -120,7 +123,6 @@ def apply(lab: Lab, change: Change, listener: Optional[object] = None, port: Opt
     shown = shows(lab, change)
     if shown is not None:
         raise NotApplied(shown)
-    return listener
 
 
 def shows(lab: Lab, change: Change) -> Optional[str]:
@@ -203,6 +205,8 @@ def run(case: Case, budget: float = 3.0) -> Row:
     probe = case.probe
     try:
         with Lab(catalog.topology) as lab:
+            for ns in lab.namespaces:  # as the corpus does (labs.py): a TCP socket orphaned on a cut path lets its namespace go within a second
+                ns.set_sysctl("net.ipv4.tcp_orphan_retries", 1)
             listener = lab.ns(w.owner).listen(case.port) if case.port else None
             before = probe.run(lab)
             if not before.ok:
