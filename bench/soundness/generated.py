@@ -20,6 +20,7 @@ a failure, that search's first verified fix applied to the changed lab itself.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import shlex
@@ -152,6 +153,7 @@ class Row:
     fix: str = ""  # the first verified fix, as typed
     fixed: bool = False  # that fix, applied to the changed lab, made the probe succeed
     fix_note: str = ""
+    teardown: str = ""  # the lab did not close cleanly (the kernel's words); the scores stand
 
     @property
     def failing(self) -> bool:
@@ -199,31 +201,40 @@ def false_claims(change: Change, claims: tuple[Claim, ...]) -> list[Claim]:
 
 
 def run(case: Case, budget: float = 3.0) -> Row:
-    """Run *case* in a lab of its own (in this process's sandbox) and return its row."""
-    catalog = LABS[case.lab]
+    """Run *case* in a lab of its own (in this process's sandbox) and return its row.
+    A lab that fails to close is said on the row (`teardown`); the row keeps its scores."""
+    lab = Lab(LABS[case.lab].topology)
+    try:
+        row = in_lab(case, lab.open(), budget)
+    except Exception as exc:  # noqa: BLE001 - one broken case is a row, not the end of the run
+        row = Row(case, error=f"{type(exc).__name__}: {exc}")
+    try:
+        lab.close()
+    except Exception as exc:  # noqa: BLE001 - said on the row
+        row = dataclasses.replace(row, teardown=f"{type(exc).__name__}: {exc}")
+    return row
+
+
+def in_lab(case: Case, lab: Lab, budget: float) -> Row:
     w = where(case.lab, case.src, case.dst, case.port)
     probe = case.probe
+    for ns in lab.namespaces:  # as the corpus does (labs.py): a TCP socket orphaned on a cut path lets its namespace go within a second
+        ns.set_sysctl("net.ipv4.tcp_orphan_retries", 1)
+    listener = lab.ns(w.owner).listen(case.port) if case.port else None
+    before = probe.run(lab)
+    if not before.ok:
+        return Row(case, error=f"before the change the probe failed: {before}")
     try:
-        with Lab(catalog.topology) as lab:
-            for ns in lab.namespaces:  # as the corpus does (labs.py): a TCP socket orphaned on a cut path lets its namespace go within a second
-                ns.set_sysctl("net.ipv4.tcp_orphan_retries", 1)
-            listener = lab.ns(w.owner).listen(case.port) if case.port else None
-            before = probe.run(lab)
-            if not before.ok:
-                return Row(case, error=f"before the change the probe failed: {before}")
-            try:
-                apply(lab, case.change, listener, case.port)
-            except NotApplied as exc:
-                return Row(case, error=f"the change did not apply: {exc}")
-            for ns in lab.namespaces:
-                ns.flush_neighbours()  # what the first probe taught the kernel would hide an ARP change until it expires
-            early = probe.run(lab)
-            lab.settle_early = False
-            truth = probe.run(lab)
-            lab.settle_early = True
-            return scored(case, lab, early, truth, budget)
-    except Exception as exc:  # noqa: BLE001 - one broken case is a row, not the end of the run
-        return Row(case, error=f"{type(exc).__name__}: {exc}")
+        apply(lab, case.change, listener, case.port)
+    except NotApplied as exc:
+        return Row(case, error=f"the change did not apply: {exc}")
+    for ns in lab.namespaces:
+        ns.flush_neighbours()  # what the first probe taught the kernel would hide an ARP change until it expires
+    early = probe.run(lab)
+    lab.settle_early = False
+    truth = probe.run(lab)
+    lab.settle_early = True
+    return scored(case, lab, early, truth, budget)
 
 
 def scored(case: Case, lab: Lab, early: Result, truth: Result, budget: float) -> Row:

@@ -54,7 +54,7 @@ def print_row(r: Row) -> None:
             ("fixed" if r.fixed else "NO-FIX") if r.failing else "",
         ]
     )
-    print(f"{head} {marks}  [{c.change.kind}] {c.change}", flush=True)
+    print(f"{head} {marks}  [{c.change.kind}] {c.change}" + (f"  (teardown: {r.teardown})" if r.teardown else ""), flush=True)
 
 
 def print_miss(r: Row) -> None:
@@ -110,6 +110,9 @@ def main(n: int, seed: int, case: int | None, jobs: int, budget: float) -> int:
         print_miss(r)
     kinds = sorted({r.case.change.kind for r in done})
     by_kind = ", ".join(f"{k} {sum(r.case.change.kind == k for r in done)}" for k in kinds)
+    torn = sum(bool(r.teardown) for r in done)
+    if torn:
+        print(f"\n{torn} lab{'s' if torn != 1 else ''} did not close cleanly (nslab's Lab.close; see the rows): not a score, but say it")
     print(f"\n{len(done)} cases in {time.monotonic() - started:.0f} s ({by_kind}); failing by the full wait: {sum(r.failing for r in done)}")
     line, ok = summary(done, seed)
     print(line)
