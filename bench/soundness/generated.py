@@ -7,14 +7,16 @@ model alone, so the same seed gives the same cases, and one case replays alone.
 
 One lab per case, in this order: build; the probe must succeed (a case needs a
 probe that works before the change); the change, and a read that shows the
-kernel took it; the learnt neighbours flushed (`ip neigh flush all` in each
-namespace, as if they had expired: else an ARP change would meet entries the
-first probe left, and the copy, which starts without them, would differ); the early verdict (the default); the full wait
-(`lab.settle_early = False`) on the same changed lab, the truth. Early first,
-so the verdict a user gets is the one measured on the lab as the change left
-it; what the early probe leaves behind (a neighbour entry, conntrack entries
-of its own echo id or client port) is what the kernel would hold for any second
-try. Then the copy `nslab why`'s fix search builds of the changed lab, and, for
+kernel took it; the early verdict (the default); the full wait
+(`lab.settle_early = False`) on the same changed lab, the truth. Before each of
+the two probes the learnt neighbours are flushed (`ip neigh flush all` in each
+namespace, as if they had expired), so both meet the same state: else the
+first probe's ARP answers would change the second's path (a packet sent while
+its neighbour resolves is dropped later, one sent to a known neighbour fails
+in sendmsg), and an ARP change would meet entries the check before the change
+left. What else the early probe leaves (conntrack entries of its own echo id
+or client port) no later probe matches. One lab rather than two: the truth is
+measured on the very state the early verdict was given on. Then the copy `nslab why`'s fix search builds of the changed lab, and, for
 a failure, that search's first verified fix applied to the changed lab itself.
 """
 
@@ -228,13 +230,18 @@ def in_lab(case: Case, lab: Lab, budget: float) -> Row:
         apply(lab, case.change, listener, case.port)
     except NotApplied as exc:
         return Row(case, error=f"the change did not apply: {exc}")
-    for ns in lab.namespaces:
-        ns.flush_neighbours()  # what the first probe taught the kernel would hide an ARP change until it expires
-    early = probe.run(lab)
+    early = probe.run(forgetting(lab))
     lab.settle_early = False
-    truth = probe.run(lab)
+    truth = probe.run(forgetting(lab))
     lab.settle_early = True
     return scored(case, lab, early, truth, budget)
+
+
+def forgetting(lab: Lab) -> Lab:
+    """*lab* with its learnt neighbours flushed (`ip neigh flush all` in each namespace)."""
+    for ns in lab.namespaces:
+        ns.flush_neighbours()
+    return lab
 
 
 def scored(case: Case, lab: Lab, early: Result, truth: Result, budget: float) -> Row:
@@ -268,11 +275,9 @@ def copied(case: Case, lab: Lab) -> tuple[Optional[dict], str]:
 
 def fixed(case: Case, lab: Lab, changes: list[dict]) -> bool:
     """Apply a verified fix to the changed lab (not a copy) and probe again, the
-    learnt neighbours flushed first, as the search does before each trial."""
+    learnt neighbours flushed first (as the search does before each trial)."""
     for change in changes:
         for argv in change["commands"]:
             if lab.ns(change["ns"]).run(list(argv), timeout=10).returncode != 0:
                 return False
-    for ns in lab.namespaces:
-        ns.flush_neighbours()
-    return case.probe.run(lab).ok
+    return case.probe.run(forgetting(lab)).ok
