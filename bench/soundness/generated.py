@@ -42,7 +42,9 @@ from nslab.tutorials.catalog import LABS
 
 PORT = 8080  # a TCP case's listener, in the namespace that holds the destination
 TCP_SHARE = 0.25
-# The address family of a case. IPv6 gets a share (a third) when the lab has ICMPv6/TCPv6 probes.
+# The address family of a case, drawn by weight. IPv6 takes a share here ("ipv6": 0.5, a third)
+# once nslab probes ICMPv6 and TCPv6; then Case.probe aims at the lab's IPv6 addresses and the
+# knobs draw net.ipv6 sysctls, ip -6 routes and rules, and ip6/inet nft rules for it.
 FAMILIES = {"ipv4": 1.0}
 KINDS: dict[str, tuple[Kind, int]] = {  # name -> (draw, weight)
     "sysctl": (knobs.sysctl, 5),
