@@ -27,11 +27,13 @@ import random
 import re
 import shlex
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
 from bench.soundness import firewall, knobs
 from bench.soundness.knobs import Change, Kind, Where
+from bench.soundness.labs import poll
 from nslab import Lab, Outcome
 from nslab.advice.copy import read_state
 from nslab.advice.fixes import find, fix_line
@@ -40,6 +42,7 @@ from nslab.model.queries import owner_of
 from nslab.probes.result import Claim, Result
 from nslab.tutorials.catalog import LABS
 
+UP_WITHIN = 2.0  # s: how long a fixed link may take to come up
 PORT = 8080  # a TCP case's listener, in the namespace that holds the destination
 TCP_SHARE = 0.25
 # The address family of a case, drawn by weight. IPv6 takes a share here ("ipv6": 0.5, a third)
@@ -276,10 +279,19 @@ def copied(case: Case, lab: Lab) -> tuple[Optional[dict], str]:
 
 
 def fixed(case: Case, lab: Lab, changes: list[dict]) -> bool:
-    """Apply a verified fix to the changed lab (not a copy) and probe again, the
-    learnt neighbours flushed first (as the search does before each trial)."""
+    """Apply a verified fix to the changed lab (not a copy) and probe again, once every
+    link the fix set up is operationally up (the kernel's linkwatch attaches its queue a
+    moment after `ip link set X up`; until then it drops what is sent) and the learnt
+    neighbours are flushed (as the search does before each trial)."""
+    raised = []
     for change in changes:
         for argv in change["commands"]:
             if lab.ns(change["ns"]).run(list(argv), timeout=10).returncode != 0:
                 return False
+            if argv[:3] == ["ip", "link", "set"] and "up" in argv:
+                raised.append((change["ns"], argv[4] if argv[3] == "dev" else argv[3]))
+    for ns, dev in raised:
+        # a link that does not come up (its peer is down) is probed as it is: poll returns False
+        poll(lambda: lab.ns(ns).link(dev).operstate in ("UP", "UNKNOWN"), UP_WITHIN, f"{dev} up in {ns}", threading.Event())  # noqa: B023 - called at once
     return case.probe.run(forgetting(lab)).ok
+
