@@ -1,4 +1,5 @@
-"""`python -m bench.soundness [-k TEXT]`: the corpus, early verdict against full wait."""
+"""`python -m bench.soundness [-k TEXT]`: the corpus, early verdict against full wait;
+`--generated N --seed S`: N generated faults instead (generated.py)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,14 @@ def print_misses(rows: list[Row]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soundness", description=__doc__)
     parser.add_argument("-k", metavar="TEXT", default="", help="only the cases whose name contains TEXT")
+    parser.add_argument("--generated", type=int, metavar="N", help="N generated cases (one random change each to a catalog lab) instead of the corpus")
+    parser.add_argument("--seed", type=int, default=1, metavar="S", help="the generated cases' seed (default: %(default)s); the same seed gives the same cases")
+    parser.add_argument("--case", type=int, metavar="K", help="run only generated case K of the seed (as a miss's replay line says)")
+    parser.add_argument("--jobs", type=int, default=4, metavar="J", help="worker processes for generated cases (default: %(default)s)")
+    parser.add_argument("--budget", type=float, default=3.0, metavar="S", help="seconds each fix search may take (default: %(default)s, as nslab why)")
     args = parser.parse_args(argv)
+    if args.generated is not None or args.case is not None:
+        return generated(parser, args)
     cases = [c for c in CASES if args.k in c.name]
     if not cases:
         parser.error(f"-k: no case name contains {args.k!r}; names: {', '.join(c.name for c in CASES)}")
@@ -140,6 +148,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soundness: outcome agreement {agree}/{n}, cause accuracy {accurate}/{n}, median early verdict {median:.1f} ms")
     sound = n > 0 and agree == n and accurate >= 0.95 * n and all(r.as_injected for r in rows)
     return 0 if sound else 1
+
+
+def generated(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.k:
+        parser.error("-k selects corpus cases; with --generated, replay one case with --case K")
+    if args.generated is not None and args.generated < 1:
+        parser.error(f"--generated: {args.generated} cases; give 1 or more")
+    if args.case is not None and args.case < 0:
+        parser.error(f"--case: {args.case}; cases are numbered from 0")
+    if args.jobs < 1:
+        parser.error(f"--jobs: {args.jobs}; give 1 or more worker processes")
+    if args.budget <= 0:
+        parser.error(f"--budget: {args.budget:g} s; give a positive number of seconds")
+    from bench.soundness import generated_cli
+
+    return generated_cli.main(args.generated or 1, args.seed, args.case, args.jobs, args.budget)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,297 @@
+"""Generated cases: a catalog lab, one of its checks (a ping, or a TCP connect to a
+listener the case starts), and one random change (knobs.py, firewall.py); run
+in the lab, then scored.
+
+Case K of seed S is drawn from `random.Random(f"{S}:{K}")` and the catalog's
+model alone, so the same seed gives the same cases, and one case replays alone.
+
+One lab per case, in this order: build; the probe must succeed (a case needs a
+probe that works before the change); the change, and a read that shows the
+kernel took it; the early verdict (the default); the full wait
+(`lab.settle_early = False`) on the same changed lab, the truth. Before each of
+the two probes the learnt neighbours are flushed (`ip neigh flush all` in each
+namespace, as if they had expired), so both meet the same state: else the
+first probe's ARP answers would change the second's path (a packet sent while
+its neighbour resolves is dropped later, one sent to a known neighbour fails
+in sendmsg), and an ARP change would meet entries the check before the change
+left. What else the early probe leaves (conntrack entries of its own echo id
+or client port) no later probe matches. One lab rather than two: the truth is
+measured on the very state the early verdict was given on. Then the copy `nslab why`'s fix search builds of the changed lab, and, for
+a failure, that search's first verified fix applied to the changed lab itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+import shlex
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+from bench.soundness import firewall, knobs
+from bench.soundness.knobs import Change, Kind, Where
+from bench.soundness.labs import poll
+from nslab import Lab, Outcome
+from nslab.advice.copy import read_state
+from nslab.advice.fixes import find, fix_line
+from nslab.advice.trials import Probe, search
+from nslab.model.queries import owner_of
+from nslab.probes.result import Claim, Result
+from nslab.tutorials.catalog import LABS
+
+UP_WITHIN = 2.0  # s: how long a fixed link may take to come up
+PORT = 8080  # a TCP case's listener, in the namespace that holds the destination
+TCP_SHARE = 0.25
+# The address family of a case, drawn by weight. IPv6 takes a share here ("ipv6": 0.5, a third)
+# once nslab probes ICMPv6 and TCPv6; then Case.probe aims at the lab's IPv6 addresses and the
+# knobs draw net.ipv6 sysctls, ip -6 routes and rules, and ip6/inet nft rules for it.
+FAMILIES = {"ipv4": 1.0}
+KINDS: dict[str, tuple[Kind, int]] = {  # name -> (draw, weight)
+    "sysctl": (knobs.sysctl, 5),
+    "route": (knobs.route_type, 3),
+    "route-del": (knobs.route_del, 1),
+    "rule": (knobs.rule, 2),
+    "nft": (firewall.nft, 4),
+    "iptables": (firewall.iptables, 2),
+    "bridge-port": (knobs.bridge_port, 2),
+    "bridge": (knobs.bridge, 1),
+    "link": (knobs.link, 3),
+    "address": (knobs.address, 1),
+    "neigh": (knobs.neighbour, 1),
+    "listener": (knobs.listener, 2),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    index: int
+    seed: int
+    lab: str  # a catalog lab (nslab/tutorials/catalog.py)
+    src: str
+    dst: str
+    port: Optional[int]  # None: a ping
+    family: str
+    change: Change
+
+    @property
+    def probe(self) -> Probe:
+        return Probe("tcp", self.src, self.dst, self.port) if self.port else Probe("ping", self.src, self.dst)
+
+    def replay(self) -> str:
+        return f"./run soundness --generated 1 --seed {self.seed} --case {self.index}"
+
+
+def where(lab: str, src: str, dst: str, port: Optional[int]) -> Where:
+    topo = LABS[lab].topology
+    owner = src if dst.startswith("127.") else owner_of(topo, dst) or src
+    return Where(topo, src, dst, owner, port, knobs.path(topo, src, owner))
+
+
+def draw(seed: int, index: int) -> Case:
+    """Case *index* of *seed*: lab by round robin, then check, probe kind and change at random."""
+    rng = random.Random(f"{seed}:{index}")
+    names = sorted(LABS)
+    lab = names[index % len(names)]
+    family = rng.choices(list(FAMILIES), weights=list(FAMILIES.values()))[0]
+    check = rng.choice(LABS[lab].checks)
+    port = PORT if rng.random() < TCP_SHARE else None
+    w = where(lab, check.src, check.dst, port)
+    kinds = list(KINDS)
+    while True:
+        kind = rng.choices(kinds, weights=[KINDS[k][1] for k in kinds])[0]
+        change = KINDS[kind][0](w, rng)
+        if change is not None:
+            return Case(index, seed, lab, check.src, check.dst, port, family, change)
+
+
+def cases(n: int, seed: int) -> list[Case]:
+    return [draw(seed, i) for i in range(n)]
+
+
+# -- in a lab ---------------------------------------------------------------------------
+class NotApplied(RuntimeError):
+    """The change was refused, or the kernel does not show it."""
+
+
+def apply(lab: Lab, change: Change, listener: Optional[socket.socket] = None, port: Optional[int] = None) -> None:
+    """Make *change* in *lab* (moving *listener*, the probe's, for a listener change) and check the kernel shows it."""
+    ns = lab.ns(change.ns)
+    if change.listen is not None:
+        if listener is None:
+            raise NotApplied(f"{change}: the case has no listener to move")
+        listener.close()
+        ns.listen(port or PORT, change.listen)
+    for argv in change.commands:
+        done = ns.run(list(argv), timeout=10)
+        if done.returncode != 0:
+            raise NotApplied(f"{shlex.join(argv)} in {change.ns}: {done.stderr.decode(errors='replace').strip() or f'exit {done.returncode}'}")
+    shown = shows(lab, change)
+    if shown is not None:
+        raise NotApplied(shown)
+
+
+def shows(lab: Lab, change: Change) -> Optional[str]:
+    """None when the kernel shows *change*; else what it showed instead."""
+    done = lab.ns(change.ns).run(list(change.shown_by), timeout=10)
+    out = done.stdout.decode(errors="replace")
+    if (re.search(change.shows, out, re.MULTILINE) is not None) != change.gone:
+        return None
+    return f"{shlex.join(change.shown_by)} in {change.ns} {'still shows' if change.gone else 'does not show'} /{change.shows}/: {out.strip()[:300]!r}"
+
+
+# -- a case's row -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    """What one case showed, as plain data (it crosses from a worker process)."""
+
+    case: Case
+    error: Optional[str] = None  # the case could not be run (probe failed before the change, change refused)
+    early: Optional[Outcome] = None
+    early_text: str = ""
+    early_ms: float = 0.0
+    claims: tuple[Claim, ...] = ()
+    truth: Optional[Outcome] = None
+    truth_text: str = ""
+    copy_ok: Optional[bool] = None  # the copy's probe succeeded (None: no copy was built)
+    copy_note: str = ""
+    fix: str = ""  # the first verified fix, as typed
+    fixed: bool = False  # that fix, applied to the changed lab, made the probe succeed
+    fix_note: str = ""
+    teardown: str = ""  # the lab did not close cleanly (the kernel's words); the scores stand
+
+    @property
+    def failing(self) -> bool:
+        return self.error is None and self.truth is not Outcome.REPLY
+
+    @property
+    def agrees(self) -> bool:
+        return self.error is None and self.early is self.truth
+
+    @property
+    def attributed(self) -> bool:
+        return self.failing and attributed(self.case.change, self.claims)
+
+    @property
+    def false_claim(self) -> bool:
+        return self.failing and bool(false_claims(self.case.change, self.claims))
+
+    @property
+    def copy_reproduces(self) -> bool:
+        return self.error is None and self.copy_ok is not None and self.copy_ok == (self.truth is Outcome.REPLY)
+
+    @property
+    def misses(self) -> list[str]:
+        if self.error is not None:
+            return ["error"]
+        out = [] if self.agrees else ["outcome"]
+        out += [] if self.copy_reproduces else ["copy"]
+        if self.failing:
+            out += ([] if self.attributed else ["attribution"]) + (["false claim"] if self.false_claim else []) + ([] if self.fixed else ["fix"])
+        return out
+
+
+def names(change: Change, claim: Claim) -> bool:
+    """Does *claim* name the changed object (its namespace, and its key as Claim.obj spells it)?"""
+    return claim.ns == change.ns and claim.obj in change.objs
+
+
+def attributed(change: Change, claims: tuple[Claim, ...]) -> bool:
+    return any(c.blames and names(change, c) for c in claims)
+
+
+def false_claims(change: Change, claims: tuple[Claim, ...]) -> list[Claim]:
+    """The claims that blame an object the change did not touch."""
+    return [c for c in claims if c.blames and not names(change, c)]
+
+
+def run(case: Case, budget: float = 3.0) -> Row:
+    """Run *case* in a lab of its own (in this process's sandbox) and return its row.
+    A lab that fails to close is said on the row (`teardown`); the row keeps its scores."""
+    lab = Lab(LABS[case.lab].topology)
+    try:
+        row = in_lab(case, lab.open(), budget)
+    except Exception as exc:  # noqa: BLE001 - one broken case is a row, not the end of the run
+        row = Row(case, error=f"{type(exc).__name__}: {exc}")
+    try:
+        lab.close()
+    except Exception as exc:  # noqa: BLE001 - said on the row
+        row = dataclasses.replace(row, teardown=f"{type(exc).__name__}: {exc}")
+    return row
+
+
+def in_lab(case: Case, lab: Lab, budget: float) -> Row:
+    w = where(case.lab, case.src, case.dst, case.port)
+    probe = case.probe
+    for ns in lab.namespaces:  # as the corpus does (labs.py): a TCP socket orphaned on a cut path lets its namespace go within a second
+        ns.set_sysctl("net.ipv4.tcp_orphan_retries", 1)
+    listener = lab.ns(w.owner).listen(case.port) if case.port else None
+    before = probe.run(lab)
+    if not before.ok:
+        return Row(case, error=f"before the change the probe failed: {before}")
+    try:
+        apply(lab, case.change, listener, case.port)
+    except NotApplied as exc:
+        return Row(case, error=f"the change did not apply: {exc}")
+    early = probe.run(forgetting(lab))
+    lab.settle_early = False
+    truth = probe.run(forgetting(lab))
+    lab.settle_early = True
+    return scored(case, lab, early, truth, budget)
+
+
+def forgetting(lab: Lab) -> Lab:
+    """*lab* with its learnt neighbours flushed (`ip neigh flush all` in each namespace)."""
+    for ns in lab.namespaces:
+        ns.flush_neighbours()
+    return lab
+
+
+def scored(case: Case, lab: Lab, early: Result, truth: Result, budget: float) -> Row:
+    row = dict(
+        early=early.outcome,
+        early_text=f"{early.summary()}" + (f" -- {early.explanation}" if early.explanation else ""),
+        early_ms=early.elapsed * 1000,
+        claims=early.claims,
+        truth=truth.outcome,
+        truth_text=truth.summary(),
+    )
+    verdict, note = None, ""
+    if not truth.ok:
+        found = find(early, lab, budget=budget)
+        verdict, note = found.verdict, found.note or ""
+        row.update(fix_note=note)
+        if found.fixes:
+            row.update(fix=fix_line(found.fixes[0].changes, None), fixed=fixed(case, lab, found.fixes[0].changes))
+    if verdict is None:
+        verdict, note = copied(case, lab)
+    return Row(case, copy_ok=verdict["ok"] if verdict else None, copy_note=note, **row)
+
+
+def copied(case: Case, lab: Lab) -> tuple[Optional[dict], str]:
+    """The probe on a copy of *lab* (every namespace, as the fix search reads them), before any change."""
+    probe = case.probe
+    state = read_state(lab, None, port=case.port, target=probe.dst)
+    found = search(state, probe, None, fixes=False)
+    return found.verdict, found.note or ""
+
+
+def fixed(case: Case, lab: Lab, changes: list[dict]) -> bool:
+    """Apply a verified fix to the changed lab (not a copy) and probe again, once every
+    link the fix set up is operationally up (the kernel's linkwatch attaches its queue a
+    moment after `ip link set X up`; until then it drops what is sent) and the learnt
+    neighbours are flushed (as the search does before each trial)."""
+    raised = []
+    for change in changes:
+        for argv in change["commands"]:
+            if lab.ns(change["ns"]).run(list(argv), timeout=10).returncode != 0:
+                return False
+            if argv[:3] == ["ip", "link", "set"] and "up" in argv:
+                raised.append((change["ns"], argv[4] if argv[3] == "dev" else argv[3]))
+    for ns, dev in raised:
+        # a link that does not come up (its peer is down) is probed as it is: poll returns False
+        poll(lambda: lab.ns(ns).link(dev).operstate in ("UP", "UNKNOWN"), UP_WITHIN, f"{dev} up in {ns}", threading.Event())  # noqa: B023 - called at once
+    return case.probe.run(forgetting(lab)).ok
+
