@@ -156,6 +156,7 @@ class Row:
     truth: Optional[Outcome] = None
     truth_text: str = ""
     copy_ok: Optional[bool] = None  # the copy's probe succeeded (None: no copy was built)
+    copy_outcome: Optional[str] = None  # the copy's outcome (reply, timeout, icmp error, refused, local error)
     copy_note: str = ""
     fix: str = ""  # the first verified fix, as typed
     fixed: bool = False  # that fix, applied to the changed lab, made the probe succeed
@@ -180,7 +181,11 @@ class Row:
 
     @property
     def copy_reproduces(self) -> bool:
-        return self.error is None and self.copy_ok is not None and self.copy_ok == (self.truth is Outcome.REPLY)
+        if self.error is not None or self.copy_ok is None:
+            return False
+        if self.copy_outcome is not None and self.truth is not None:
+            return self.copy_outcome == self.truth.value
+        return self.copy_ok == (self.truth is Outcome.REPLY)
 
     @property
     def misses(self) -> list[str]:
@@ -267,7 +272,7 @@ def scored(case: Case, lab: Lab, early: Result, truth: Result, budget: float) ->
             row.update(fix=fix_line(found.fixes[0].changes, None), fixed=fixed(case, lab, found.fixes[0].changes))
     if verdict is None:
         verdict, note = copied(case, lab)
-    return Row(case, copy_ok=verdict["ok"] if verdict else None, copy_note=note, **row)
+    return Row(case, copy_ok=verdict["ok"] if verdict else None, copy_outcome=verdict.get("outcome") if verdict else None, copy_note=note, **row)
 
 
 def copied(case: Case, lab: Lab) -> tuple[Optional[dict], str]:

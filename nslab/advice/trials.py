@@ -219,6 +219,7 @@ def verdict_of(result: Result) -> dict:
     """A result as plain data: verdict, cause, where, the kernel's reason, explanation, trace."""
     return {
         "ok": result.ok,
+        "outcome": result.outcome.value,
         "summary": result.summary(),
         "decided_early": result.decided_early,
         "cause": result.cause.name if result.cause else None,

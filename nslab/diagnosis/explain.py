@@ -20,6 +20,7 @@ is unknown: never a guess.
 
 from __future__ import annotations
 
+import dataclasses
 import errno as errno_mod
 import ipaddress
 
@@ -281,14 +282,22 @@ def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool) ->
     specific = [r for r in ctx.reads.routes(ev.src) if r.dst != "default" and r.type == "unicast" and r.covers(dst)]
     if specific:
         return found
-    claim = Claim(ev.src, f"route {dst} table main", f"only the default route via {via} covers it", dev=ev.sender_route.dev, blames=True)
+    lost = routing.lost_route(ctx.reads, ev.src, dst)
+    fixes = found.fixes
+    if lost is not None and lost.dst != "default":
+        claim = Claim(ev.src, f"route {routing.route_name(lost.dst)} table main", "absent", dev=lost.dev, blames=True)
+        words = f"{lost.dst}" + (f" via {lost.via}" if lost.via else "") + (f" dev {lost.dev}" if lost.dev else "")
+        fixes = (Remedy(ev.src, f"ip route add {words}", f"ip route del {words}", lost.dev), *fixes)
+    else:
+        claim = Claim(ev.src, f"route {dst} table main", f"only the default route via {via} covers it", dev=ev.sender_route.dev, blames=True)
+    context = tuple(dataclasses.replace(c, blames=False) for c in found.claims)  # the router's state: context, not what to change
     return Finding(
         Cause.LOST_VIA_DEFAULT_ROUTE,
         found.where,
         f"{ev.src} has no specific route to {dst}: the {ctx.what} left by the default route via {via} on {ev.sender_route.dev}, and {found.text}",
         found.reason,
-        (claim,) + found.claims,
-        found.fixes,
+        (claim, *context),
+        fixes,
     )
 
 

@@ -19,6 +19,7 @@ from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, cmd, combined, link_up, set_sysctl, sysctl
 from nslab.kernel.state import RouteLookup, RouteState, RuleState
+from nslab.model.topology import Route
 from nslab.probes.result import Cause, Claim, Remedy, Where
 
 REFUSING = ("blackhole", "unreachable", "prohibit")
@@ -132,7 +133,7 @@ def _refusing_route(reads: Reads, at: At, code: int) -> Finding | None:
     if route is None or route.type not in kinds:
         return None
     where = Where(at.ns, at.iif)
-    claim = Claim(at.ns, f"route {route.dst} table {route.table}", route.type, blames=True)
+    claim = Claim(at.ns, f"route {route_name(route.dst)} table {route.table}", route.type, blames=True)
     table = "" if route.table == "main" else f" table {route.table}"
     metric = f" metric {route.metric}" if route.metric else ""
     verb = {"blackhole": "silently discards", "unreachable": "refuses (host unreachable)", "prohibit": "refuses (administratively prohibited)"}[route.type]
@@ -196,12 +197,42 @@ def _no_route(reads: Reads, at: At) -> Finding:
             fixes=(link_up(reads, at.ns, dev),),
         )
     came = f"the {at.what} came into {at.ns} on {at.iif}, and " if at.iif else ""
+    text = f"{came}{at.ns} has no route to {at.dst}: no route in table{'s' if len(tables) > 1 else ''} {', '.join(tables) or 'main'} covers it"
+    lost = lost_route(reads, at.ns, at.dst)
+    if lost is not None:
+        words = f"{lost.dst}" + (f" via {lost.via}" if lost.via else "") + (f" dev {lost.dev}" if lost.dev else "")
+        return Finding(
+            Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER,
+            Where(at.ns, at.iif),
+            f"{text}; the lab's route {words} is not in its table",
+            claims=(Claim(at.ns, f"route {route_name(lost.dst)} table main", "absent", dev=lost.dev, blames=True),),
+            fixes=(Remedy(at.ns, f"ip route add {words}", f"ip route del {words}", lost.dev),),
+        )
     return Finding(
         Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER,
         Where(at.ns, at.iif),
-        f"{came}{at.ns} has no route to {at.dst}: no route in table{'s' if len(tables) > 1 else ''} {', '.join(tables) or 'main'} covers it",
+        text,
         claims=(Claim(at.ns, f"route {at.dst} table main", "no route", blames=True),),
     )
+
+
+def lost_route(reads: Reads, ns: str, address: str):
+    """The lab's route in *ns* (as the model has it: its own, or one connected to an address it
+    gives) that covers *address* and that the kernel's main table lacks; None if none."""
+    have = {route_name(r.dst) for r in reads.routes(ns, 6 if ":" in address else 4)}
+    topo = reads.view.topology
+    wanted = [r for r in topo.routes if r.ns == ns and _in(address, r.dst if r.dst != "default" else ("::/0" if ":" in address else "0.0.0.0/0"))]
+    wanted += [Route(ns, str(a.interface.network), dev=a.dev) for a in topo.addresses if a.ns == ns and address in a.interface.network]
+    lost = [r for r in wanted if route_name(r.dst) not in have]
+    return max(lost, key=lambda r: _prefixlen(r.dst)) if lost else None
+
+
+def route_name(dst: str) -> str:
+    """A destination as `ip route` prints it: a host route as the bare address."""
+    if dst == "default":
+        return dst
+    net = ipaddress.ip_network(dst, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 def _covering(reads: Reads, ns: str, address: str, types: tuple[str, ...]) -> RouteState | None:
