@@ -2,12 +2,12 @@
 
 The wheel is built from a copy of this checkout's sources (a build writes
 build/ next to its sources) and installed, with pytest-xdist for -n 2, by pip
-from the wheels that `./run install` keeps in .venv/wheels: no index, no
-download. From there, `nslab grade` scores the exercise's own samples as their
-expected.toml says, `nslab show` lists the tutorial catalog, and `nslab test`
-runs the scenario suite the wheel carries: the same tests as scenarios/ here,
-all of them passing or skipping (`pytest --pyargs nslab.scenarios` collects
-the same ones).
+from the wheels that `./run install` keeps in .venv/wheels (tox: in its env's
+wheels/): no index, no download. From there, `nslab grade` scores the
+exercise's own samples as their expected.toml says, `nslab show` lists the
+tutorial catalog, and `nslab test` runs the scenario suite the wheel carries:
+the same tests as scenarios/ here, all of them passing or skipping (`pytest
+--pyargs nslab.scenarios` collects the same ones).
 
 A Debian package a command needs and lacks is named with its apt-get line:
 here nftables, which `nslab why` needs to copy a namespace's rules.
@@ -32,7 +32,7 @@ from nslab.advice import copy
 from nslab.tutorials import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
-WHEELS = ROOT / ".venv" / "wheels"
+WHEELS = Path(sys.prefix) / "wheels"  # beside this venv: ./run install fills .venv/wheels, tox.ini its env's
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 EXERCISE = "veth-two-namespaces"
 SAMPLES = ("correct", "forgot-lo-up")  # full marks, and a score below them
@@ -84,7 +84,7 @@ def pip(command: str, *args: str, into: Path | None = None) -> None:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     if not WHEELS.is_dir():
-        pytest.fail(f"{WHEELS} is missing: ./run install fills it with the wheels of .venv (run it again)")
+        pytest.fail(f"{WHEELS} is missing: ./run install fills .venv/wheels with the wheels of .venv (run it again)")
     base = tmp_path_factory.mktemp("installed")
     assert ROOT not in base.parents, "the fresh venv must live outside the checkout"
     return Installed(base)
