@@ -15,6 +15,7 @@ here nftables, which `nslab why` needs to copy a namespace's rules.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -42,16 +43,13 @@ class Installed:
     """A fresh venv with nslab's wheel installed, and a working directory outside any checkout."""
 
     def __init__(self, base: Path):
-        self.base = base
-        self.wheel = self._build(base)
-        self.venv = base / "venv"
-        subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(self.venv)], check=True, timeout=60)  # type: ignore[attr-defined]
-        pip("install", "--no-compile", str(self.wheel), "pytest-xdist", into=self.venv)  # xdist: the suite under -n 2, as here
-        self.cwd = base / "elsewhere"
-        self.cwd.mkdir()
+        self.base, self.venv, self.cwd = base, base / "venv", base / "elsewhere"
+        (self.wheel,) = (base / "dist").glob("nslab-*.whl")
 
-    @staticmethod
-    def _build(base: Path) -> Path:
+    @classmethod
+    def make(cls, base: Path) -> Installed:
+        """Build the wheel from a copy of the sources and install it into a fresh venv, all under *base*."""
+        assert ROOT not in base.parents, "the fresh venv must live outside the checkout"
         source = base / "source"
         ignore = shutil.ignore_patterns("__pycache__")
         for directory in {"nslab", *PROJECT["tool"]["setuptools"]["package-dir"].values()}:
@@ -59,8 +57,12 @@ class Installed:
         for name in ("pyproject.toml", PROJECT["project"]["readme"]):
             shutil.copy(ROOT / name, source / name)
         pip("wheel", "--no-deps", "-w", str(base / "dist"), str(source))
+        venv = base / "venv"
+        subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)  # type: ignore[attr-defined]
         (wheel,) = (base / "dist").glob("nslab-*.whl")
-        return wheel
+        pip("install", "--no-compile", str(wheel), "pytest-xdist", into=venv)  # xdist: the suite under -n 2, as here
+        (base / "elsewhere").mkdir()  # last: the sign that the rest is done
+        return cls(base)
 
     def run(self, program: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NSLAB_REPORTS")}
@@ -81,12 +83,21 @@ def pip(command: str, *args: str, into: Path | None = None) -> None:
     assert done.returncode == 0, f"{' '.join(argv)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """Made once per run: under xdist, by the first worker that asks, in a directory they all share."""
     if not WHEELS.is_dir():
         pytest.fail(f"{WHEELS} is missing: ./run install fills .venv/wheels with the wheels of .venv (run it again)")
-    base = tmp_path_factory.mktemp("installed")
-    assert ROOT not in base.parents, "the fresh venv must live outside the checkout"
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return Installed.make(tmp_path_factory.mktemp("installed"))
+    shared = tmp_path_factory.getbasetemp().parent  # this run's, above each worker's own
+    base = shared / "installed"
+    with open(shared / "installed.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (base / "elsewhere").is_dir():
+            shutil.rmtree(base, ignore_errors=True)  # a worker's attempt that failed half-way
+            base.mkdir()
+            Installed.make(base)
     return Installed(base)
 
 
