@@ -10,7 +10,8 @@ the same tests as scenarios/ here, all of them passing or skipping (`pytest
 --pyargs nslab.scenarios` collects the same ones).
 
 A Debian package a command needs and lacks is named with its apt-get line:
-here nftables, which `nslab why` needs to copy a namespace's rules.
+here nftables, without which `nslab why` cannot read a namespace's rules to copy
+them, and says so instead of "nothing nslab can see".
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from xml.etree import ElementTree
 import pytest
 
 from nslab import Address, Topology, Veth
-from nslab.advice import copy
+from nslab.advice import copy, trials
 from nslab.tutorials import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,7 +156,7 @@ def test_installed_scenario_suite_runs_the_same_tests_and_passes(installed):
 
 def test_why_names_nftables_when_nft_is_missing_and_only_then(make_lab, monkeypatch, tmp_path):
     lab = make_lab(Topology(["a", "b"], veths=[Veth("a", "va", "b", "vb")], addresses=[Address("a", "va", "10.0.0.1/24")]))
-    line = "nftables rules, if any (nft is not installed: apt-get install nftables)"
-    assert shutil.which("nft") is not None and line not in copy.read_state(lab).missing
+    state = copy.read_state(lab)
+    assert shutil.which("nft") is not None and "nftables" not in trials._missing(state)
     monkeypatch.setenv("PATH", str(tmp_path))  # a directory without nft
-    assert line in copy.read_state(lab).missing
+    assert trials._missing(copy.read_state(lab)) == "nftables rules, if any (nft is not installed: apt-get install nftables)"

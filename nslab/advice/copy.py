@@ -82,8 +82,6 @@ def read_state(lab: Lab, names: list[str] | None = None, *, port: int | None = N
             state.listeners[name] = [port]
         copied = set(topo.links_in(name)) | {u.dev for u in state.uplinks if u.ns == name}
         state.missing += [f"{link.name} ({link.kind or 'a device'}) in {name}" for link in snap.links[name] if link.name not in copied]
-    if shutil.which("nft") is None:
-        state.missing.append("nftables rules, if any (nft is not installed: apt-get install nftables)")
     return state
 
 
