@@ -57,7 +57,7 @@ class Installed:
             shutil.copytree(ROOT / directory, source / directory, ignore=ignore)
         for name in ("pyproject.toml", PROJECT["project"]["readme"]):
             shutil.copy(ROOT / name, source / name)
-        pip("wheel", "--no-deps", "-w", str(base / "dist"), str(source))
+        pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(base / "dist"), str(source))  # this venv's setuptools: no build env to make
         venv = base / "venv"
         subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)  # type: ignore[attr-defined]
         (wheel,) = (base / "dist").glob("nslab-*.whl")
