@@ -134,12 +134,16 @@ def test_no_import_circle():
     assert not circles, "import circles:\n" + "\n".join(sorted(set(circles)))
 
 
+MAPPED = {"nslab.fixtures": "fixtures", "nslab.scenarios": "scenarios", "nslab.exercises": "exercises"}  # top-level directories installed inside nslab
+
+
 def test_the_distribution_lists_every_package():
-    """pyproject.toml lists nslab's packages (fixtures/ is mapped in as nslab.fixtures,
-    which setuptools' find cannot see): the list must not fall behind the tree."""
+    """pyproject.toml lists nslab's packages (fixtures/, scenarios/ and exercises/ are
+    mapped in as nslab.*, which setuptools' find cannot see): the list must not fall
+    behind the tree."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     listed = set(config["tool"]["setuptools"]["packages"])
-    on_disk = {module_name(p.parent / "__init__.py") for p in LIBRARY.rglob("__init__.py")} | {"nslab.fixtures"}
+    on_disk = {module_name(p.parent / "__init__.py") for p in LIBRARY.rglob("__init__.py")} | set(MAPPED)
     assert listed == on_disk
-    assert config["tool"]["setuptools"]["package-dir"] == {"nslab.fixtures": "fixtures"}
-    assert "fixtures" not in listed  # PyPI's "fixtures" is another project
+    assert config["tool"]["setuptools"]["package-dir"] == MAPPED
+    assert not {"fixtures", "scenarios", "exercises"} & listed  # PyPI's "fixtures" is another project

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import time
 import traceback
@@ -240,7 +241,8 @@ def hint_of(result: Result) -> Hint:
 
 
 def _missing(state: State) -> str:
-    return ", ".join(state.missing) or "nothing nslab can see"
+    unread = ["nftables rules, if any (nft is not installed: apt-get install nftables)"] if shutil.which("nft") is None else []  # nslab reads them with nft
+    return ", ".join(state.missing + unread) or "nothing nslab can see"
 
 
 class _Trials:

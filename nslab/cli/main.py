@@ -19,6 +19,7 @@ COMMANDS = {
     "clean": ("nslab.kernel.leftovers", "remove what a killed nslab run left behind (and only that)"),
     "why": ("nslab.cli.why", "why does a probe between this machine's namespaces fail? verdict, trace, verified fixes"),
     "replay": ("nslab.cli.replay", "run a tutorial's commands step by step in a private sandbox and check each"),
+    "test": ("nslab.cli.test", "run the scenario suite that comes with nslab (pytest; every argument is pytest's)"),
 }
 
 
@@ -62,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
                 load(name).add_arguments(cmd)
             except CommandUnavailable as exc:
                 parser.error(str(exc))
+    passed: list[str] = []
+    if chosen in COMMANDS and getattr(load(chosen), "PASSES_ARGUMENTS", False):  # another program's arguments (nslab test: pytest's)
+        at = argv.index(chosen) + 1
+        argv, passed = argv[:at], argv[at:]
     args = parser.parse_args(argv)
+    args.passed = passed
     return importlib.import_module(args.module).run(args)
 
 

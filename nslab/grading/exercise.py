@@ -40,7 +40,9 @@ try:
 except ModuleNotFoundError:  # Python < 3.11: exercises in JSON only
     tomllib = None  # type: ignore[assignment]
 
-EXERCISES = Path(__file__).resolve().parents[2] / "exercises"
+# a wheel carries the exercises in the package (nslab/exercises); a checkout has them at its top
+_PACKAGE = Path(__file__).resolve().parents[1]
+EXERCISES = _PACKAGE / "exercises" if (_PACKAGE / "exercises").is_dir() else _PACKAGE.parent / "exercises"
 TOP_FIELDS = {"title", "tutorial", "goal", "host", "given", "checks"}
 COMMON = {"id", "type", "points", "hint", "name"}
 # type -> (required fields, optional fields)

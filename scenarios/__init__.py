@@ -1,0 +1,1 @@
+"""The tutorials as tests, one module per scenario; installed as nslab.scenarios (`nslab test`)."""
