@@ -19,6 +19,7 @@ COMMANDS = {
     "clean": ("nslab.kernel.leftovers", "remove what a killed nslab run left behind (and only that)"),
     "why": ("nslab.cli.why", "why does a probe between this machine's namespaces fail? verdict, trace, verified fixes"),
     "replay": ("nslab.cli.replay", "run a tutorial's commands step by step in a private sandbox and check each"),
+    "cache": ("nslab.cli.cache", "list what nslab's shared cache holds (kernels, userlands) and its size; 'clean' empties it"),
 }
 
 

@@ -1,7 +1,7 @@
 """A Debian release's own userland for a matrix column: its iproute2, nftables,
 iptables, iputils, bpftrace, CNI plugins and Python, built with mmdebstrap and cached.
 
-    root = userland.prepare("trixie")   # .cache/userlands/trixie-<key>/, built once
+    root = userland.prepare("trixie")   # ~/.cache/nslab/userlands/trixie-<key>/, built once
     userland.install_project(root)      # nslab itself, as this checkout's venv has it
 
 The root filesystem holds Debian's packages of that release (from the same
@@ -34,10 +34,10 @@ from pathlib import Path
 
 from nslab.kernel import leftovers
 from nslab.matrix import archive
+from nslab.matrix import cache as shared
 from nslab.matrix.kernels import MatrixError
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "userlands"
 PACKAGES = ("python3", "iproute2", "nftables", "iptables", "iputils-ping", "kmod", "procps", "bpftrace",
             "containernetworking-plugins", "graphviz")
 # what the guest's suite imports beyond nslab's own dependencies (the rest of the test extra is for
@@ -82,7 +82,7 @@ def _sources(release: str) -> list[str]:
 
 def cached(release: str) -> Path | None:
     """The release's root filesystem if a complete one is cached (any day's), else None."""
-    done = sorted(CACHE.glob(f"{release}-*/.nslab-complete"), key=lambda p: p.stat().st_mtime)
+    done = sorted((shared.root() / "userlands").glob(f"{release}-*/.nslab-complete"), key=lambda p: p.stat().st_mtime)
     return done[-1].parent if done else None
 
 
@@ -95,29 +95,34 @@ def prepare(release: str, *, log=sys.stderr) -> Path:
                           + re.match(r"linux-image-(\d+\.\d+)", archive.release_kernel(release))[1] + ")")
     sources = _sources(release)
     key = hashlib.sha256(repr((FORMAT, release, PACKAGES, requirements(), sources, time.strftime("%Y-%m-%d"))).encode()).hexdigest()[:12]
-    root = CACHE / f"{release}-{key}"
+    root = shared.directory("userlands") / f"{release}-{key}"
     if (root / ".nslab-complete").exists():
         return root
     if shutil.which("mmdebstrap") is None:
         raise MatrixError("mmdebstrap is not installed: apt-get install mmdebstrap (./run install does)")
-    partial = leftovers.partial_in(CACHE)
+    with shared.lock(root):
+        if not (root / ".nslab-complete").exists():  # nobody built it while we waited
+            _build(release, root, sources, f"{have[0]}.{have[1]}", log)
+    return root
+
+
+def _build(release: str, root: Path, sources: list[str], python: str, log) -> None:
+    partial = leftovers.partial_in(root.parent)
     started = time.monotonic()
     print(f"nslab matrix: building {release}'s userland with mmdebstrap (once a day) ...", file=log, flush=True)
     try:
         _run(["mmdebstrap", "--variant=minbase", "--quiet", f"--include={','.join(PACKAGES)}", release, str(partial), *sources], f"mmdebstrap {release}")
-        site = _site(partial)
-        python = f"{have[0]}.{have[1]}"
         _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--only-binary=:all:",
               "--python-version", python, "--implementation", "cp", "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64",
-              "--target", str(site), *requirements()], f"pip install for {release}'s Python {python}")
-        (partial / ".nslab-complete").write_text(f"{release} {key} built in {time.monotonic() - started:.0f} s\n")
-        for old in CACHE.glob(f"{release}-*"):
-            shutil.rmtree(old, ignore_errors=True)
+              "--target", str(_site(partial)), *requirements()], f"pip install for {release}'s Python {python}")
+        (partial / ".nslab-complete").write_text(f"{root.name} built in {time.monotonic() - started:.0f} s\n")
+        for old in root.parent.glob(f"{release}-*"):
+            if old.is_dir():
+                shared.remove(old)  # an older day's, unless a run still uses it
         partial.rename(root)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     print(f"nslab matrix: {release}'s userland built in {time.monotonic() - started:.0f} s", file=log, flush=True)
-    return root
 
 
 def _site(root: Path) -> Path:
