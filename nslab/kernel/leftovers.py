@@ -67,22 +67,14 @@ def scratch_dir(purpose: str) -> str:
 
 def partial_in(cache: Path) -> Path:
     """Where this run builds something for *cache* before renaming it into place: an empty
-    `.partial-<run>` path (not yet created; a directory or a file), the partials of dead runs removed first."""
+    `.partial-<run>` path (not yet created), the partials of dead runs removed first."""
     cache.mkdir(parents=True, exist_ok=True)
     for partial in cache.glob(".partial-*"):  # left by a killed build
         if not alive(partial.name.split("-", 1)[1]):
-            _remove(partial)
+            shutil.rmtree(partial, ignore_errors=True)
     partial = cache / f".partial-{run_id()}"
-    _remove(partial)
+    shutil.rmtree(partial, ignore_errors=True)
     return partial
-
-
-def _remove(path: Path) -> None:
-    """A partial directory (a kernel's tree, a userland) or a partial file (an image)."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

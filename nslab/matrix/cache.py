@@ -7,8 +7,8 @@
     with cache.lock(tree, shared=True):   # in use: `nslab cache clean` leaves it alone
 
 It holds what the kernel matrix downloads or builds: Debian's kernels (`kernels/`),
-nslab's private apt directory (`apt/`), the release userlands and root images
-(`userlands/`, `images/`), and a remembered KVM verdict. Every entry is keyed by
+nslab's private apt directory (`apt/`), the release userlands (`userlands/`), and
+a remembered KVM verdict. Every entry is keyed by
 its inputs (a package name, a hash of what went into a root) and built under a
 `.partial-<run>` name (nslab.kernel.leftovers.partial_in) that is renamed into
 place when complete, so a half-built entry never counts. An entry's lock is a

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 from nslab.kernel import leftovers, linux
-from nslab.matrix import archive, cache, guest, images, userland
+from nslab.matrix import archive, cache, guest, userland
 from nslab.matrix.kernels import Kernel, MatrixError, parse_kernel
 from nslab.matrix.results import Run, compare_skips, differences, read_evidence, read_junit, table
 
@@ -112,8 +112,8 @@ def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None
     vng = shutil.which("vng", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     if vng is None:
         raise MatrixError("virtme-ng is not installed: pip install virtme-ng (and apt-get install qemu-system-x86 busybox-static kmod)")
-    # --force-9p: virtme-ng's own root stays 9p (read-only); it would otherwise try the Rust virtiofsd's options on
-    # Debian's C one, which refuses them, and wait 3 s for it before falling back to 9p anyway
+    # --force-9p: virtme-ng would try the Rust virtiofsd's options on Debian's C one, which refuses
+    # them, and wait 3.1 s for it before falling back to 9p anyway
     argv = [vng, "--run", str(image), "--memory", GUEST_MEMORY, "--cpus", str(cpus), "--force-9p"]
     if accel == "tcg":
         argv.append("--disable-kvm")
@@ -243,11 +243,11 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     kernel = run.kernel
     if kernel.userland:  # the release's root filesystem (refused before any download if its Python is too old), this checkout in it
         system, python = userland.prepare(kernel.userland), "/usr/bin/python3"
-        userland.install_project(system)
+        install = userland.install_project(system) + "\n"
         (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
         run.userland = f"{kernel.userland}'s: {userland.versions(system)}"
     else:
-        system, python = Path("/"), sys.executable
+        system, python, install = Path("/"), sys.executable, ""
         run.userland = _this_machines_userland()
     package = archive.package_for(kernel.name)
     image = archive.fetch(package)
@@ -263,23 +263,17 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     # other runs' scratch directories would look dead to a sweep in the guest), and on Debian's
     # 5.10 pytest's capture could not read back its unlinked temporary file from the shared 9p
     # directory (ENOENT).
-    sockets = Path(leftovers.scratch_dir("virtiofs"))
-    exports = guest.exports(system, ROOT, outdir, archive.modules_dir(image), sockets, memory=GUEST_MEMORY,
-                            images=() if kernel.userland else tuple(images.this_python()))
-    guest.write_script(exports, f"echo {UP} $(uname -r)\nmkdir -p {GUEST_TMP} && cd {shlex.quote(str(ROOT))} && "
+    guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(ROOT))} && "
                        f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={GUEST_TMP} " + shlex.join([python, *pytest_args(outdir, suite, select)]))
-    argv = exports.launch(vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus, qemu_opts=exports.qemu_options(),
-                                   root=None if system == Path("/") else system))
+    argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus,
+                    qemu_opts=guest.qemu_options(system, ROOT, archive.modules_dir(image), outdir), root=None if system == Path("/") else system)
     started = time.monotonic()
-    # the kernel, the userland and the images are in use: `nslab cache clean` leaves them alone until the VM is gone
-    with contextlib.ExitStack() as in_use:
-        for entry in [image.parents[1], *([system] if kernel.userland else []), *(disk.path for disk in exports.images)]:
-            in_use.enter_context(cache.lock(entry, shared=True))
+    # the kernel and the userland are in use: `nslab cache clean` leaves them alone until the VM is gone
+    with cache.lock(image.parents[1], shared=True), cache.lock(system, shared=True) if kernel.userland else contextlib.nullcontext():
         try:
             return boot(argv, timeout=timeout, log=outdir / "console.log")
         finally:
             run.seconds = time.monotonic() - started
-            shutil.rmtree(sockets, ignore_errors=True)
 
 
 def _why_no_verdicts(kernel: Kernel, status: int | None, console: str, timeout: float) -> str:

@@ -2,7 +2,7 @@
 iptables, iputils, bpftrace, CNI plugins and Python, built with mmdebstrap and cached.
 
     root = userland.prepare("trixie")   # ~/.cache/nslab/userlands/trixie-<key>/, built once
-    userland.install_project(root)      # nslab itself, as this checkout's venv has it
+    userland.install_project(root)      # the guest's line that installs nslab itself, as this checkout's venv has it
 
 The root filesystem holds Debian's packages of that release (from the same
 mirror as nslab's apt lists, security updates included), and the Python
@@ -16,15 +16,17 @@ pyproject.toml's `requires-python` is refused before anything is built.
 
 nslab itself is not copied: the checkout's venv holds setuptools' editable
 install (a finder that maps `nslab` and `nslab.fixtures` to this checkout,
-and the entry point that loads the pytest plugin), and the same files in the
-guest's site directory make the guest import this checkout, mounted at the
-same path.
+and the entry point that loads the pytest plugin), and the same files, copied
+by the guest into its site directory on its writable /usr, make the guest
+import this checkout, mounted at the same path. The root in the shared cache
+stays as mmdebstrap and pip left it, whichever checkout runs it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -135,19 +137,18 @@ def _site(root: Path) -> Path:
     return site
 
 
-def install_project(root: Path, *, venv: Path = ROOT / ".venv") -> None:
-    """This checkout's editable install (setuptools' finder, its .pth and dist-info) into
-    *root*'s site directory, and mount points for the checkout."""
+def install_project(root: Path, *, venv: Path = ROOT / ".venv") -> str:
+    """The guest's shell line that puts this checkout's editable install (setuptools' finder,
+    its .pth and dist-info, read from the checkout mounted at its own path) into *root*'s site
+    directory, on the guest's writable /usr: the root in the shared cache is not written, so
+    two checkouts can run one userland at once. Makes the checkout's mount point in *root*."""
     found = sorted(venv.glob("lib/python3*/site-packages"))
     files = [f for site in found for f in site.iterdir() if f.name.startswith(("__editable__", "__editable___nslab", "nslab-"))] if found else []
     if not any(f.name.endswith(".dist-info") for f in files):
         raise MatrixError(f"{venv} has no editable install of nslab: run ./run install")
-    site = _site(root)
-    for old in site.glob("*nslab*"):
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
-    for f in files:
-        shutil.copytree(f, site / f.name) if f.is_dir() else shutil.copy2(f, site / f.name)
     (root / ROOT.relative_to("/")).mkdir(parents=True, exist_ok=True)
+    site = "/" / _site(root).relative_to(root)
+    return f"cp -a {' '.join(shlex.quote(str(f)) for f in files)} {shlex.quote(str(site))}/"
 
 
 def versions(root: Path, python: str | None = None) -> str:
