@@ -192,10 +192,10 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
 
 def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]:
     """The same pytest run on every kernel: in order, without the plugins a kernel run
-    does not use (xdist, hypothesis's: under QEMU's TCG their imports alone cost ~15 s),
+    does not use (xdist, hypothesis's, pytest-metadata's: under QEMU's TCG their imports alone cost ~15 s),
     and without pytest-html's report, whose lab diagrams (a `dot` per lab) cost 20 s
     there: the matrix page shows each kernel's evidence, and the ten slowest tests are listed."""
-    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest", "-p", "no:html",
+    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest", "-p", "no:html", "-p", "no:metadata",
             "--durations=10",
             f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
     return args + (["-k", select] if select else [])
