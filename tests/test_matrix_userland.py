@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nslab.kernel import sandbox
-from nslab.matrix import guest, userland
+from nslab.matrix import cache, guest, userland
 from nslab.matrix.kernels import RELEASES, parse_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def test_a_release_whose_python_is_too_old_is_one_row_before_anything_is_built(t
     assert done.returncode == 1
     assert "bullseye: not run: release 'bullseye': its Python is 3.9, and nslab needs 3.11 or newer (pyproject.toml); " \
            "use its kernel with this machine's userland instead (nslab matrix 5.10)" in done.stdout, done.stdout
-    assert not list((ROOT / ".cache" / "userlands").glob(".partial-*")) if (ROOT / ".cache" / "userlands").exists() else True
+    assert not list((cache.root() / "userlands").glob(".partial-*"))
 
 
 def test_versions_come_from_the_roots_dpkg_database(tmp_path):
@@ -67,14 +67,15 @@ def test_the_guest_needs_only_what_the_suite_imports():
 
 
 def test_the_guest_script_exports_only_the_report_directory_writable(tmp_path):
-    options = guest.qemu_options(Path("/srv/root"), ROOT, tmp_path).split(" -fsdev ")
-    assert len(options) == 3
+    options = guest.qemu_options(Path("/srv/root"), ROOT, Path("/m"), tmp_path).split(" -fsdev ")
+    assert len(options) == 4
     assert "path=/srv/root," in options[0] and ",readonly=on" in options[0]
     assert f"path={ROOT}," in options[1] and ",readonly=on" in options[1]
-    assert f"path={tmp_path}," in options[2] and "readonly" not in options[2]
-    guest.write_script(ROOT, tmp_path, Path("/m"), "echo body")
+    assert "path=/m," in options[2] and ",readonly=on" in options[2]  # the kernel's modules, in the shared cache
+    assert f"path={tmp_path}," in options[3] and "readonly" not in options[3]
+    guest.write_script(ROOT, tmp_path, "echo body")
     script = (tmp_path / guest.SCRIPT).read_text()
-    assert script.count("cache=loose") == 2 and script.rstrip().endswith("echo body")
+    assert script.count("cache=loose") == 3 and script.rstrip().endswith("echo body")
     assert len(guest.command().encode()) < 512  # the kernel's command line holds 2 KiB in all
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "why": ("nslab.cli.why", "why does a probe between this machine's namespaces fail? verdict, trace, verified fixes"),
     "replay": ("nslab.cli.replay", "run a tutorial's commands step by step in a private sandbox and check each"),
     "test": ("nslab.cli.test", "run the scenario suite that comes with nslab (pytest; every argument is pytest's)"),
+    "cache": ("nslab.cli.cache", "list what nslab's shared cache holds (kernels, userlands) and its size; 'clean' empties it"),
 }
 
 

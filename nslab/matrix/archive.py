@@ -1,6 +1,7 @@
 """Debian's kernels for the matrix, from Debian's archive, without touching the host's apt.
 
-nslab keeps its own apt directory in .cache/apt/: a sources.list naming the
+nslab keeps its own apt directory in its cache (nslab.matrix.cache: `~/.cache/nslab/apt/`,
+shared by every checkout): a sources.list naming the
 suites that hold the kernels worth testing (bookworm and its security and
 backports suites for 6.1 and 6.12, trixie for 6.12, trixie-backports and sid
 for the newest), its own lists, state and package cache. Every apt call names
@@ -10,7 +11,7 @@ settings in apt.conf.d) and never written, and `6.1`, `6.12` and `newest`
 resolve on a stock Debian 12 whose own lists know no 6.12.
 
     package_for("6.12")       # 'linux-image-6.12.118+deb13-amd64'
-    fetch(package_for("6.1")) # .cache/kernels/linux-image-6.1.0-57-amd64/boot/vmlinuz-...
+    fetch(package_for("6.1")) # ~/.cache/nslab/kernels/linux-image-6.1.0-57-amd64/boot/vmlinuz-...
     python -m nslab.matrix.archive 6.1 6.12 newest   # the same, from a shell
 
 The lists are refreshed when they are a day old (or when the mirror in the
@@ -34,11 +35,10 @@ from pathlib import Path
 from typing import Iterator
 
 from nslab.kernel import leftovers
+from nslab.matrix import cache as shared
 from nslab.matrix.kernels import RELEASES
 
 ROOT = Path(__file__).resolve().parents[2]
-APT_DIR = ROOT / ".cache" / "apt"
-KERNELS = ROOT / ".cache" / "kernels"
 ETC_APT = Path("/etc/apt")
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 # Debian's defaults (what a Debian 12 installer writes), used when the host's sources name no Debian mirror.
@@ -50,6 +50,16 @@ DEBIAN_SUITES = {"buster", "bullseye", "bookworm", "trixie", "forky", "duke", "s
                  "oldoldstable", "oldstable", "stable", "testing", "unstable", "experimental"}
 FLAVOURS = {"": "amd64", "cloud": "cloud-amd64", "rt": "rt-amd64"}
 MAX_AGE = 24 * 3600.0  # seconds before the lists are refreshed
+
+
+def apt_directory() -> Path:
+    """nslab's own apt directory, in the cache every checkout shares."""
+    return shared.root() / "apt"
+
+
+def kernels_directory() -> Path:
+    """Where kernel packages are unpacked, one tree per package, in the shared cache."""
+    return shared.root() / "kernels"
 
 
 class ArchiveError(Exception):
@@ -120,8 +130,9 @@ def sources_list(etc: Path = ETC_APT) -> str:
     return "\n".join(lines) + "\n"
 
 
-def apt_options(apt_dir: Path = APT_DIR) -> list[str]:
+def apt_options(apt_dir: Path | None = None) -> list[str]:
     """`-o` options that point apt at *apt_dir* for sources, pins, lists, state and caches."""
+    apt_dir = apt_dir or apt_directory()
     options = {
         "Dir::Etc::SourceList": apt_dir / "sources.list",
         "Dir::Etc::SourceParts": apt_dir / "sources.list.d",
@@ -147,7 +158,7 @@ def _locked(apt_dir: Path, exclusive: bool) -> Iterator[None]:
     try:
         lock = open(path, "a" if exclusive or not path.exists() else "r")
     except OSError as exc:
-        raise ArchiveError(f"cannot use nslab's apt directory {apt_dir} ({exc.strerror}); run as the checkout's owner") from None
+        raise ArchiveError(f"cannot use nslab's apt directory {apt_dir} ({exc.strerror}); run as its owner, or set XDG_CACHE_HOME to a directory you may write") from None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
@@ -181,19 +192,20 @@ def _prepare(apt_dir: Path, etc: Path) -> bool:
         current.write_text(wanted)
         return True
     except OSError as exc:
-        raise ArchiveError(f"cannot write nslab's apt directory {apt_dir} ({exc.strerror}); run as the checkout's owner") from None
+        raise ArchiveError(f"cannot write nslab's apt directory {apt_dir} ({exc.strerror}); run as its owner, or set XDG_CACHE_HOME to a directory you may write") from None
 
 
-def refresh(apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT, force: bool = False, max_age: float = MAX_AGE) -> None:
+def refresh(apt_dir: Path | None = None, *, etc: Path = ETC_APT, force: bool = False, max_age: float = MAX_AGE) -> None:
     """`apt-get update` into *apt_dir* if its lists are missing, older than *max_age*,
     for another mirror, or *force*d. A failed refresh with usable old lists is remembered
     (see `problem`) rather than raised; without any lists it raises."""
+    apt_dir = apt_dir or apt_directory()
     if not force and not _stale(apt_dir, etc, max_age):
         return  # fresh: nothing to write (so a user who may only read the cache can use it)
     try:
         apt_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ArchiveError(f"cannot create nslab's apt directory {apt_dir} ({exc.strerror}); run as the checkout's owner") from None
+        raise ArchiveError(f"cannot create nslab's apt directory {apt_dir} ({exc.strerror}); run as its owner, or set XDG_CACHE_HOME to a directory you may write") from None
     with _locked(apt_dir, exclusive=True):
         changed = _prepare(apt_dir, etc)
         if not (force or changed or _stale(apt_dir, etc, max_age)):
@@ -210,8 +222,9 @@ def refresh(apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT, force: bool = False
             raise ArchiveError(f"apt-get update of nslab's lists from Debian's archive failed: {_apt_error(done)}")
 
 
-def problem(apt_dir: Path = APT_DIR) -> str | None:
+def problem(apt_dir: Path | None = None) -> str | None:
     """Why the last refresh failed (one line), or None."""
+    apt_dir = apt_dir or apt_directory()
     text = _read(apt_dir / "update-problem").strip()
     return text or None
 
@@ -228,8 +241,9 @@ def _apt_error(done: subprocess.CompletedProcess) -> str:
 
 
 # -- kernels ----------------------------------------------------------------------
-def available(apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> list[str]:
+def available(apt_dir: Path | None = None, *, etc: Path = ETC_APT) -> list[str]:
     """Every linux-image-* package the private lists offer (real packages, not virtual names)."""
+    apt_dir = apt_dir or apt_directory()
     refresh(apt_dir, etc=etc)
     with _locked(apt_dir, exclusive=False):
         done = _apt(["apt-cache", "search", "--names-only", r"^linux-image-[0-9]"], apt_dir)
@@ -253,8 +267,9 @@ def choose(name: str, packages: list[str]) -> str | None:
     return max(found, key=version_key) if found else None
 
 
-def package_for(name: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> str:
+def package_for(name: str, apt_dir: Path | None = None, *, etc: Path = ETC_APT) -> str:
     """The Debian package for a kernel name as `nslab matrix` takes it (a linux-image-* name as it is)."""
+    apt_dir = apt_dir or apt_directory()
     if name.startswith("linux-image-"):
         return name
     if name in RELEASES:
@@ -269,9 +284,10 @@ def package_for(name: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> s
     return found
 
 
-def suite_version(package: str, release: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> str | None:
+def suite_version(package: str, release: str, apt_dir: Path | None = None, *, etc: Path = ETC_APT) -> str | None:
     """The newest version of *package* that *release* itself ships (its security updates
     included, its backports not), from nslab's lists; None if it has none."""
+    apt_dir = apt_dir or apt_directory()
     refresh(apt_dir, etc=etc)
     with _locked(apt_dir, exclusive=False):
         listed = _apt(["apt-cache", "madison", package], apt_dir)
@@ -280,8 +296,9 @@ def suite_version(package: str, release: str, apt_dir: Path = APT_DIR, *, etc: P
                  if len(cols) == 3 and len(cols[2].split()) > 1 and cols[2].split()[1].split("/")[0] in (release, f"{release}-security", f"{release}-updates")), None)
 
 
-def release_kernel(release: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> str:
+def release_kernel(release: str, apt_dir: Path | None = None, *, etc: Path = ETC_APT) -> str:
     """The kernel package a Debian release itself ships: 'linux-image-6.12.118+deb13-amd64' for trixie."""
+    apt_dir = apt_dir or apt_directory()
     version = suite_version("linux-image-amd64", release, apt_dir, etc=etc)
     if version is None:
         raise ArchiveError(f"release {release!r}: Debian's archive has no linux-image-amd64 in {release} or {release}-security on {host_mirrors(etc)[0]}")
@@ -293,8 +310,9 @@ def release_kernel(release: str, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT
     return found.group(1)
 
 
-def download(package: str, dest: Path, apt_dir: Path = APT_DIR, *, etc: Path = ETC_APT) -> Path:
+def download(package: str, dest: Path, apt_dir: Path | None = None, *, etc: Path = ETC_APT) -> Path:
     """`apt-get download` *package* into *dest*; the .deb's path. Refreshes the lists once if the archive moved on."""
+    apt_dir = apt_dir or apt_directory()
     refresh(apt_dir, etc=etc)
     for attempt in (1, 2):
         with _locked(apt_dir, exclusive=False):
@@ -307,33 +325,38 @@ def download(package: str, dest: Path, apt_dir: Path = APT_DIR, *, etc: Path = E
     raise ArchiveError(f"downloading {package} from Debian's archive failed: {_apt_error(done)}")
 
 
-def fetch(package: str, cache: Path = KERNELS, apt_dir: Path = APT_DIR) -> Path:
-    """The kernel image of *package*, downloaded and unpacked into the cache once (never installed)."""
-    tree = cache / package
+def fetch(package: str, cache: Path | None = None, apt_dir: Path | None = None) -> Path:
+    """The kernel image of *package*, downloaded and unpacked into the shared cache once (never installed).
+
+    Under the entry's lock: a second run that wants the same kernel waits for the first
+    one's download and uses it, and a download killed half-way (a `.partial-<run>`
+    directory) never counts."""
+    tree = (cache or kernels_directory()) / package
     images = sorted(tree.glob("boot/vmlinuz-*"))
     if images:
         return images[0]
-    partial = leftovers.partial_in(cache)
+    with shared.lock(tree):
+        if not any(tree.glob("boot/vmlinuz-*")):  # nobody fetched it while we waited
+            _download_into(package, tree, apt_dir)
+    images = sorted(tree.glob("boot/vmlinuz-*"))
+    if not images:
+        raise ArchiveError(f"{package}: no boot/vmlinuz-* in the package; is it a kernel image package?")
+    return images[0]
+
+
+def _download_into(package: str, tree: Path, apt_dir: Path | None) -> None:
+    partial = leftovers.partial_in(tree.parent)
     partial.mkdir()
     try:
         deb = download(package, partial, apt_dir)
         done = subprocess.run(["dpkg-deb", "-x", str(deb), str(partial / "root")], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise ArchiveError(f"unpacking {deb.name} failed: {_apt_error(done)}")
-        try:
-            (partial / "root").rename(tree)
-        except OSError:
-            if not any(tree.glob("boot/vmlinuz-*")):
-                raise
-            # another run fetched the same kernel at the same time and finished first: use its tree
+        (partial / "root").rename(tree)
     except FileNotFoundError as exc:
         raise ArchiveError(f"{exc.filename} is not installed (Debian: apt-get install apt dpkg)") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    images = sorted(tree.glob("boot/vmlinuz-*"))
-    if not images:
-        raise ArchiveError(f"{package}: no boot/vmlinuz-* in the package; is it a kernel image package?")
-    return images[0]
 
 
 def modules_dir(image: Path) -> Path:
@@ -347,12 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nslab.matrix.archive", description="Resolve kernel names to Debian packages through nslab's private apt lists.")
     parser.add_argument("kernels", nargs="+", metavar="KERNEL", help="6.1, 6.1-cloud, 6.12, newest, newest-rt, ...")
     parser.add_argument("--refresh", action="store_true", help="apt-get update the private lists first, whatever their age")
+    parser.add_argument("--fetch", action="store_true", help="also download and unpack each kernel into the cache (once), and print its image")
     args = parser.parse_args(argv)
     try:
         if args.refresh:
             refresh(force=True)
         for name in args.kernels:
-            print(f"{name} {package_for(name)}")
+            package = package_for(name)
+            print(f"{name} {package}" + (f" {fetch(package)}" if args.fetch else ""))
     except ArchiveError as exc:
         print(f"nslab archive: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ def lines() -> list[str]:
         except archive.ArchiveError as exc:
             rows.append((name, "-", f"not available: {exc}"))
             continue
-        state = "cached" if any((archive.KERNELS / package).glob("boot/vmlinuz-*")) else "not cached (downloaded on first use)"
+        state = "cached" if any((archive.kernels_directory() / package).glob("boot/vmlinuz-*")) else "not cached (downloaded on first use)"
         if name in RELEASES:
             state += "; userland: " + _userland(name)
         rows.append((name, package, state))

@@ -9,7 +9,7 @@ package (`5.10`, `6.1`, `6.1-cloud`, `6.1-rt`, `6.12`, `newest`, or a full
 in that release's own userland (nslab.matrix.userland). Kernels are found in
 Debian's archive through nslab's private apt lists (nslab.matrix.archive; the
 host's apt configuration is never changed), downloaded with `apt-get
-download`, unpacked with `dpkg-deb -x` into .cache/kernels/ (never
+download`, unpacked with `dpkg-deb -x` into the shared cache (nslab.matrix.cache; never
 installed), and booted by virtme-ng in a throwaway QEMU guest that runs this
 machine's root filesystem and venv, or the release's, read-only, with the
 checkout mounted at its own path and the kernel's modules from the unpacked
@@ -26,6 +26,7 @@ virtualisation often fails one way or another).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -39,7 +40,7 @@ import time
 from pathlib import Path
 
 from nslab.kernel import leftovers, linux
-from nslab.matrix import archive, guest, userland
+from nslab.matrix import archive, cache, guest, userland
 from nslab.matrix.kernels import Kernel, MatrixError, parse_kernel
 from nslab.matrix.results import Run, compare_skips, differences, read_evidence, read_junit, table
 
@@ -111,7 +112,9 @@ def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None
     vng = shutil.which("vng", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     if vng is None:
         raise MatrixError("virtme-ng is not installed: pip install virtme-ng (and apt-get install qemu-system-x86 busybox-static kmod)")
-    argv = [vng, "--run", str(image), "--memory", GUEST_MEMORY, "--cpus", str(cpus)]
+    # --force-9p: virtme-ng would try the Rust virtiofsd's options on Debian's C one, which refuses
+    # them, and wait 3.1 s for it before falling back to 9p anyway
+    argv = [vng, "--run", str(image), "--memory", GUEST_MEMORY, "--cpus", str(cpus), "--force-9p"]
     if accel == "tcg":
         argv.append("--disable-kvm")
     if rwdir is not None:
@@ -131,7 +134,7 @@ PRINTED_COMMANDS = ("tests/test_render.py::test_printed_ip_commands_build_a_lab_
                     "tests/test_render.py::test_lab_build_and_the_printed_commands_leave_the_same_kernel_state")
 
 _accel_cache: dict[str, tuple[str, str]] = {}
-ACCEL_FILE = ROOT / ".cache" / "matrix-accel.json"  # a failed KVM probe, remembered for this host and QEMU
+ACCEL_FILE = "matrix-accel.json"  # in the shared cache: a failed KVM probe, remembered for this host and QEMU
 ACCEL_KEEP = 7 * 24 * 3600.0
 
 
@@ -144,9 +147,9 @@ def _host_key() -> str:
 
 def _remembered_accel() -> tuple[str, str] | None:
     try:
-        saved = json.loads(ACCEL_FILE.read_text())
+        saved = json.loads((cache.root() / ACCEL_FILE).read_text())
         if saved["key"] == _host_key() and time.time() - saved["when"] < ACCEL_KEEP:
-            return "tcg", f"{saved['why']}; remembered from {time.strftime('%Y-%m-%d %H:%M', time.localtime(saved['when']))}, rm {ACCEL_FILE.relative_to(ROOT)} to probe again"
+            return "tcg", f"{saved['why']}; remembered from {time.strftime('%Y-%m-%d %H:%M', time.localtime(saved['when']))}, rm {cache.root() / ACCEL_FILE} to probe again"
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
@@ -179,8 +182,8 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
             found = ("tcg", f"KVM guest failed: {_last_line(text)[:100]}")
         if found[0] == "tcg":
             try:
-                ACCEL_FILE.parent.mkdir(parents=True, exist_ok=True)
-                ACCEL_FILE.write_text(json.dumps({"key": _host_key(), "when": time.time(), "why": found[1]}) + "\n")
+                cache.root().mkdir(parents=True, exist_ok=True)
+                (cache.root() / ACCEL_FILE).write_text(json.dumps({"key": _host_key(), "when": time.time(), "why": found[1]}) + "\n")
             except OSError:
                 pass  # not remembered: the next run probes again
     _accel_cache["auto"] = found
@@ -189,10 +192,10 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
 
 def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]:
     """The same pytest run on every kernel: in order, without the plugins a kernel run
-    does not use (xdist, hypothesis's: under QEMU's TCG their imports alone cost ~15 s),
+    does not use (xdist, hypothesis's, pytest-metadata's: under QEMU's TCG their imports alone cost ~15 s),
     and without pytest-html's report, whose lab diagrams (a `dot` per lab) cost 20 s
     there: the matrix page shows each kernel's evidence, and the ten slowest tests are listed."""
-    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:hypothesispytest", "-p", "no:html",
+    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest", "-p", "no:html", "-p", "no:metadata",
             "--durations=10",
             f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
     return args + (["-k", select] if select else [])
@@ -240,11 +243,11 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     kernel = run.kernel
     if kernel.userland:  # the release's root filesystem (refused before any download if its Python is too old), this checkout in it
         system, python = userland.prepare(kernel.userland), "/usr/bin/python3"
-        userland.install_project(system)
+        install = userland.install_project(system) + "\n"
         (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
         run.userland = f"{kernel.userland}'s: {userland.versions(system)}"
     else:
-        system, python = Path("/"), sys.executable
+        system, python, install = Path("/"), sys.executable, ""
         run.userland = _this_machines_userland()
     package = archive.package_for(kernel.name)
     image = archive.fetch(package)
@@ -260,15 +263,17 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     # other runs' scratch directories would look dead to a sweep in the guest), and on Debian's
     # 5.10 pytest's capture could not read back its unlinked temporary file from the shared 9p
     # directory (ENOENT).
-    guest.write_script(ROOT, outdir, archive.modules_dir(image), f"echo {UP} $(uname -r)\nmkdir -p {GUEST_TMP} && cd {shlex.quote(str(ROOT))} && "
+    guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(ROOT))} && "
                        f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={GUEST_TMP} " + shlex.join([python, *pytest_args(outdir, suite, select)]))
-    argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus, qemu_opts=guest.qemu_options(system, ROOT, outdir),
-                    root=None if system == Path("/") else system)
+    argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus,
+                    qemu_opts=guest.qemu_options(system, ROOT, archive.modules_dir(image), outdir), root=None if system == Path("/") else system)
     started = time.monotonic()
-    try:
-        return boot(argv, timeout=timeout, log=outdir / "console.log")
-    finally:
-        run.seconds = time.monotonic() - started
+    # the kernel and the userland are in use: `nslab cache clean` leaves them alone until the VM is gone
+    with cache.lock(image.parents[1], shared=True), cache.lock(system, shared=True) if kernel.userland else contextlib.nullcontext():
+        try:
+            return boot(argv, timeout=timeout, log=outdir / "console.log")
+        finally:
+            run.seconds = time.monotonic() - started
 
 
 def _why_no_verdicts(kernel: Kernel, status: int | None, console: str, timeout: float) -> str:

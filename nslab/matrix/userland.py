@@ -1,8 +1,8 @@
 """A Debian release's own userland for a matrix column: its iproute2, nftables,
 iptables, iputils, bpftrace, CNI plugins and Python, built with mmdebstrap and cached.
 
-    root = userland.prepare("trixie")   # .cache/userlands/trixie-<key>/, built once
-    userland.install_project(root)      # nslab itself, as this checkout's venv has it
+    root = userland.prepare("trixie")   # ~/.cache/nslab/userlands/trixie-<key>/, built once
+    userland.install_project(root)      # the guest's line that installs nslab itself, as this checkout's venv has it
 
 The root filesystem holds Debian's packages of that release (from the same
 mirror as nslab's apt lists, security updates included), and the Python
@@ -16,15 +16,17 @@ pyproject.toml's `requires-python` is refused before anything is built.
 
 nslab itself is not copied: the checkout's venv holds setuptools' editable
 install (a finder that maps `nslab` and `nslab.fixtures` to this checkout,
-and the entry point that loads the pytest plugin), and the same files in the
-guest's site directory make the guest import this checkout, mounted at the
-same path.
+and the entry point that loads the pytest plugin), and the same files, copied
+by the guest into its site directory on its writable /usr, make the guest
+import this checkout, mounted at the same path. The root in the shared cache
+stays as mmdebstrap and pip left it, whichever checkout runs it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,10 +36,10 @@ from pathlib import Path
 
 from nslab.kernel import leftovers
 from nslab.matrix import archive
+from nslab.matrix import cache as shared
 from nslab.matrix.kernels import MatrixError
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "userlands"
 PACKAGES = ("python3", "iproute2", "nftables", "iptables", "iputils-ping", "kmod", "procps", "bpftrace",
             "containernetworking-plugins", "graphviz")
 # what the guest's suite imports beyond nslab's own dependencies (the rest of the test extra is for
@@ -82,7 +84,7 @@ def _sources(release: str) -> list[str]:
 
 def cached(release: str) -> Path | None:
     """The release's root filesystem if a complete one is cached (any day's), else None."""
-    done = sorted(CACHE.glob(f"{release}-*/.nslab-complete"), key=lambda p: p.stat().st_mtime)
+    done = sorted((shared.root() / "userlands").glob(f"{release}-*/.nslab-complete"), key=lambda p: p.stat().st_mtime)
     return done[-1].parent if done else None
 
 
@@ -95,29 +97,34 @@ def prepare(release: str, *, log=sys.stderr) -> Path:
                           + re.match(r"linux-image-(\d+\.\d+)", archive.release_kernel(release))[1] + ")")
     sources = _sources(release)
     key = hashlib.sha256(repr((FORMAT, release, PACKAGES, requirements(), sources, time.strftime("%Y-%m-%d"))).encode()).hexdigest()[:12]
-    root = CACHE / f"{release}-{key}"
+    root = shared.directory("userlands") / f"{release}-{key}"
     if (root / ".nslab-complete").exists():
         return root
     if shutil.which("mmdebstrap") is None:
         raise MatrixError("mmdebstrap is not installed: apt-get install mmdebstrap (./run install does)")
-    partial = leftovers.partial_in(CACHE)
+    with shared.lock(root):
+        if not (root / ".nslab-complete").exists():  # nobody built it while we waited
+            _build(release, root, sources, f"{have[0]}.{have[1]}", log)
+    return root
+
+
+def _build(release: str, root: Path, sources: list[str], python: str, log) -> None:
+    partial = leftovers.partial_in(root.parent)
     started = time.monotonic()
     print(f"nslab matrix: building {release}'s userland with mmdebstrap (once a day) ...", file=log, flush=True)
     try:
         _run(["mmdebstrap", "--variant=minbase", "--quiet", f"--include={','.join(PACKAGES)}", release, str(partial), *sources], f"mmdebstrap {release}")
-        site = _site(partial)
-        python = f"{have[0]}.{have[1]}"
         _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--only-binary=:all:",
               "--python-version", python, "--implementation", "cp", "--platform", "manylinux2014_x86_64", "--platform", "linux_x86_64",
-              "--target", str(site), *requirements()], f"pip install for {release}'s Python {python}")
-        (partial / ".nslab-complete").write_text(f"{release} {key} built in {time.monotonic() - started:.0f} s\n")
-        for old in CACHE.glob(f"{release}-*"):
-            shutil.rmtree(old, ignore_errors=True)
+              "--target", str(_site(partial)), *requirements()], f"pip install for {release}'s Python {python}")
+        (partial / ".nslab-complete").write_text(f"{root.name} built in {time.monotonic() - started:.0f} s\n")
+        for old in root.parent.glob(f"{release}-*"):
+            if old.is_dir():
+                shared.remove(old)  # an older day's, unless a run still uses it
         partial.rename(root)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     print(f"nslab matrix: {release}'s userland built in {time.monotonic() - started:.0f} s", file=log, flush=True)
-    return root
 
 
 def _site(root: Path) -> Path:
@@ -130,19 +137,18 @@ def _site(root: Path) -> Path:
     return site
 
 
-def install_project(root: Path, *, venv: Path = ROOT / ".venv") -> None:
-    """This checkout's editable install (setuptools' finder, its .pth and dist-info) into
-    *root*'s site directory, and mount points for the checkout."""
+def install_project(root: Path, *, venv: Path = ROOT / ".venv") -> str:
+    """The guest's shell line that puts this checkout's editable install (setuptools' finder,
+    its .pth and dist-info, read from the checkout mounted at its own path) into *root*'s site
+    directory, on the guest's writable /usr: the root in the shared cache is not written, so
+    two checkouts can run one userland at once. Makes the checkout's mount point in *root*."""
     found = sorted(venv.glob("lib/python3*/site-packages"))
     files = [f for site in found for f in site.iterdir() if f.name.startswith(("__editable__", "__editable___nslab", "nslab-"))] if found else []
     if not any(f.name.endswith(".dist-info") for f in files):
         raise MatrixError(f"{venv} has no editable install of nslab: run ./run install")
-    site = _site(root)
-    for old in site.glob("*nslab*"):
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
-    for f in files:
-        shutil.copytree(f, site / f.name) if f.is_dir() else shutil.copy2(f, site / f.name)
     (root / ROOT.relative_to("/")).mkdir(parents=True, exist_ok=True)
+    site = "/" / _site(root).relative_to(root)
+    return f"cp -a {' '.join(shlex.quote(str(f)) for f in files)} {shlex.quote(str(site))}/"
 
 
 def versions(root: Path, python: str | None = None) -> str:
