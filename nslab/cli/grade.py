@@ -43,16 +43,20 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from nslab.grading import runner
 
+    note = None
     if args.live:
         grades = [runner.grade_live(exercise, fixes=_fixer(args))]
     else:
         limits = jail.Limits(time=args.time_limit, output=args.output_limit)
-        grades = runner.grade_scripts(exercise, args.scripts, jobs=args.jobs, limits=limits, fixes=_fixer(args))
+        graded = runner.grade_scripts(exercise, args.scripts, jobs=args.jobs, limits=limits, fixes=_fixer(args))
+        grades, note = graded.grades, graded.drop_reasons
     for grade in grades:
         print(scoring.text(grade, verbose=args.verbose))
     if len(grades) > 1:
         full = sum(g.full_marks for g in grades)
         print(f"{len(grades)} submissions, {full} with full marks")
+    if note and args.verbose:
+        print(note)
     if args.json:
         _write(args.json, scoring.to_json(grades))
     if args.junit:

@@ -19,10 +19,11 @@ import json
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from nslab.grading import checks, jail
+from nslab.grading import checks, jail, shared_drops
 from nslab.grading.exercise import Exercise
 from nslab.grading.observed import Snapshot, observe
 from nslab.grading.scoring import CheckResult, Grade
@@ -37,7 +38,18 @@ NETNS_DIR = "/run/netns"
 Fixer = Callable[[Result, Lab, "dict[str, str] | None"], "list[str]"]
 
 
-def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: Fixer | None = None) -> list[Grade]:
+PROBES = ("arp", "ping", "tcp")  # check types whose failures the kernel's drop reasons explain
+
+
+@dataclass(frozen=True)
+class Graded:
+    """The grades of a run, in the order of its submissions, and where its drop reasons came from."""
+
+    grades: list[Grade]
+    drop_reasons: str  # one line: shared by the graders, not needed, or why unavailable
+
+
+def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: Fixer | None = None) -> Graded:
     """Grade each script (in order of *paths*), at most *jobs* at a time."""
     limits = limits or jail.Limits()
     scripts = []
@@ -49,7 +61,7 @@ def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits
 
 def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: Fixer | None = None) -> Grade:
     """Grade what is built on this machine (its /run/netns and root namespace), read-only."""
-    return _run_parallel(exercise, [("live", lambda: _live_grade(exercise, fixes))], 1, deadline=timeout)[0]
+    return _run_parallel(exercise, [("live", lambda: _live_grade(exercise, fixes))], 1, deadline=timeout).grades[0]
 
 
 # -- one grader per submission ----------------------------------------------------
@@ -135,43 +147,70 @@ def _timed(grade: Grade, start: float) -> Grade:
 
 
 # -- forking graders, collecting their JSON ------------------------------------------
-def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, *, deadline: float) -> list[Grade]:
+def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, *, deadline: float) -> Graded:
+    """Fork a grader per task, *jobs* at a time, sharing one drop monitor when a check probes."""
     _preload()
+    monitor = shared_drops.Broadcaster().start() if any(c.type in PROBES for c in exercise.checks) else None
+    try:
+        grades = _fork_graders(exercise, tasks, jobs, deadline, monitor)
+        if monitor is None:
+            note = "drop reasons: not needed (no check sends a probe), bpftrace not started"
+        elif monitor.available:
+            note = f"drop reasons: one bpftrace for the run, shared by {len(tasks)} graders (attached in {monitor.attach_seconds or 0:.2f} s)"
+        else:
+            note = f"drop reasons: unavailable ({monitor.why}); causes come from captures and counters"
+    finally:
+        if monitor is not None:
+            monitor.stop()  # terminates bpftrace and reaps it: no defunct process is left
+    return Graded(grades, note)
+
+
+def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, deadline: float, monitor: shared_drops.Broadcaster | None) -> list[Grade]:
     results: dict[int, Grade] = {}
     pending = list(enumerate(tasks))
-    running: dict[int, tuple[int, int, float, list[bytes]]] = {}  # read fd -> (index, pid, started, chunks)
+    running: dict[int, tuple[int, int, float, list[bytes], int | None]] = {}  # read fd -> (index, pid, started, chunks, drops pipe)
     while pending or running:
         while pending and len(running) < max(1, jobs):
             index, (_, task) = pending.pop(0)
-            r, pid = _fork(task)
-            running[r] = (index, pid, time.monotonic(), [])
+            drops_pipe = monitor.subscribe() if monitor is not None else None
+            r, pid = _fork(task, monitor, drops_pipe)
+            running[r] = (index, pid, time.monotonic(), [], drops_pipe)
         ready = wait.readable(list(running), 0.5)
         for r in ready:
             data = os.read(r, 1 << 20)
             if data:
                 running[r][3].append(data)
                 continue
-            index, pid, _, chunks = running.pop(r)
-            os.close(r)
-            os.waitpid(pid, 0)
+            index, pid, _, chunks, drops_pipe = running.pop(r)
+            _reap(r, pid, monitor, drops_pipe)
             results[index] = _decode(exercise, tasks[index][0], b"".join(chunks))
         now = time.monotonic()
-        for r, (index, pid, started, _) in list(running.items()):
+        for r, (index, pid, started, _, drops_pipe) in list(running.items()):
             if now - started > deadline:
                 os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                os.close(r)
+                _reap(r, pid, monitor, drops_pipe)
                 del running[r]
                 results[index] = Grade.zero(tasks[index][0], exercise, f"the grader did not finish within {deadline:g} s")
     return [results[i] for i in range(len(tasks))]
 
 
-def _fork(task: Callable[[], Grade]) -> tuple[int, int]:
+def _reap(r: int, pid: int, monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> None:
+    os.waitpid(pid, 0)
+    os.close(r)
+    if monitor is not None and drops_pipe is not None:
+        monitor.unsubscribe(drops_pipe)
+
+
+def _fork(task: Callable[[], Grade], monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> tuple[int, int]:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         linux.die_with_parent()
+        if monitor is not None and drops_pipe is not None:
+            shared_drops.follow(monitor, drops_pipe)
+        else:
+            shared_drops.without()
         try:
             payload = {"grade": task().to_dict()}
         except BaseException as exc:  # noqa: BLE001 - the grader's own failure, reported as such
@@ -206,4 +245,4 @@ def _preload() -> None:
     import nslab.probes.tcp  # noqa: F401
 
 
-__all__ = ["grade_live", "grade_scripts"]
+__all__ = ["Graded", "grade_live", "grade_scripts"]
