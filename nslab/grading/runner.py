@@ -36,6 +36,8 @@ from nslab.probes.result import Result
 NETNS_DIR = "/run/netns"
 # What finds verified fixes for a failed probe (nslab.advice, a layer above: the CLI passes it in for --fixes).
 Fixer = Callable[[Result, Lab, "dict[str, str] | None"], "list[str]"]
+# What draws a failed probe's way on the lab as DOT (nslab.advice.path, passed in by the CLI for --out).
+Drawer = Callable[[Result, Lab], str]
 
 
 PROBES = ("arp", "ping", "tcp")  # check types whose failures the kernel's drop reasons explain
@@ -49,13 +51,15 @@ class Graded:
     drop_reasons: str  # one line: shared by the graders, not needed, or why unavailable
 
 
-def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: Fixer | None = None) -> Graded:
+def grade_scripts(
+    exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: Fixer | None = None, draw: Drawer | None = None
+) -> Graded:
     """Grade each script (in order of *paths*), at most *jobs* at a time."""
     limits = limits or jail.Limits()
     scripts = []
     for p in paths:
         scripts.append((p, Path(p).read_text(errors="replace")))
-    tasks = [(name, _submission_task(exercise, text, limits, fixes)) for name, text in scripts]
+    tasks = [(name, _submission_task(exercise, text, limits, fixes, draw)) for name, text in scripts]
     return _run_parallel(exercise, tasks, jobs, deadline=limits.time + 30.0)
 
 
@@ -65,7 +69,7 @@ def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: Fixer | None
 
 
 # -- one grader per submission ----------------------------------------------------
-def _submission_task(exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None = None) -> Callable[[], Grade]:
+def _submission_task(exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None = None, draw: Drawer | None = None) -> Callable[[], Grade]:
     def task() -> Grade:
         start = time.monotonic()
         run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
@@ -74,7 +78,7 @@ def _submission_task(exercise: Exercise, script: str, limits: jail.Limits, fixes
         if run.reason is not None:
             run.close()
             return _timed(Grade.zero("", exercise, run.reason, **extra), start)
-        grade = _check(exercise, run.namespaces, extra, fixes)
+        grade = _check(exercise, run.namespaces, extra, fixes, draw)
         run.close()
         return _timed(grade, start)
 
@@ -118,7 +122,7 @@ def _open_live_namespaces(host: str | None) -> dict[str, int]:
     return out
 
 
-def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: Fixer | None = None) -> Grade:
+def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: Fixer | None = None, draw: Drawer | None = None) -> Grade:
     """Adopt the namespaces into a lab in a fresh private sandbox, run every check."""
     lab = Lab()
     lab.open()  # enters this grader's own sandbox: a private /run/netns for the names below
@@ -136,9 +140,19 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: F
     for c in exercise.checks:
         probed = len(lab.probes)
         results.append(CheckResult.of(c, checks.run(c, lab, snap)))
-        if fixes is not None and not results[-1].passed and len(lab.probes) > probed:
-            results[-1].fixes = fixes(lab.probes[-1], lab, {exercise.host: ""} if exercise.host else None)
+        if not results[-1].passed and len(lab.probes) > probed:
+            if fixes is not None:
+                results[-1].fixes = fixes(lab.probes[-1], lab, {exercise.host: ""} if exercise.host else None)
+            if draw is not None:
+                results[-1].path = _drawn(draw, lab)
     return Grade.scored("", exercise, results, **extra)
+
+
+def _drawn(draw: Drawer, lab: Lab) -> str:
+    try:
+        return draw(lab.probes[-1], lab)
+    except Exception:  # noqa: BLE001 - a setup the diagram cannot show: the page goes without it
+        return ""
 
 
 def _timed(grade: Grade, start: float) -> Grade:
