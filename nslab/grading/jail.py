@@ -12,7 +12,9 @@ The jail is a fresh set of namespaces per submission:
   enters the script's own starting namespace and `ip netns exec` sees only
   the script's namespaces;
 - limits: a wall-clock deadline, an output cap, RLIMIT_NPROC (a fork bomb
-  stops at the cap) and RLIMIT_AS; when the deadline passes, the PID
+  stops at the cap) and RLIMIT_DATA (not RLIMIT_AS: Go programs such as the
+  CNI plugins reserve far more address space than they use, and die at start
+  under RLIMIT_AS=512M); when the deadline passes, the PID
   namespace's init is killed, which takes every process of the script with it.
 
 The process tree: the grader G forks a holder W (this module's `_holder`),
@@ -49,7 +51,7 @@ class Limits:
     time: float = 10.0  # seconds of wall clock for the whole script
     output: int = 64 * 1024  # bytes of stdout+stderr
     processes: int = 64  # RLIMIT_NPROC inside the jail
-    memory: int = 512 * 1024 * 1024  # RLIMIT_AS per process
+    memory: int = 512 * 1024 * 1024  # RLIMIT_DATA per process (heap and private writable mappings)
 
 
 @dataclass
@@ -217,7 +219,7 @@ def _exec_script(out: int, limits: Limits) -> None:
     linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     linux.mount("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
+    resource.setrlimit(resource.RLIMIT_DATA, (limits.memory, limits.memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)

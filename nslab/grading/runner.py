@@ -126,7 +126,7 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: F
     """Adopt the namespaces into a lab in a fresh private sandbox, run every check."""
     lab = Lab()
     lab.open()  # enters this grader's own sandbox: a private /run/netns for the names below
-    for name, fd in namespaces.items():
+    for name, fd in _one_name_each(exercise, namespaces).items():
         try:
             lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
         except LabError:
@@ -153,6 +153,19 @@ def _drawn(draw: Drawer, lab: Lab) -> str:
         return draw(lab.probes[-1], lab)
     except Exception:  # noqa: BLE001 - a setup the diagram cannot show: the page goes without it
         return ""
+
+
+def _one_name_each(exercise: Exercise, namespaces: dict[str, int]) -> dict[str, int]:
+    """One name per network namespace: where two names bind the same one (`ip netns attach`
+    of a namespace that already has a name), the name the exercise's checks use wins, else
+    the first in order. The model holds each namespace once, so a veth's peer has one name."""
+    used = {ns for c in exercise.checks for ns in c.namespaces}
+    chosen: dict[int, str] = {}
+    for name, fd in namespaces.items():
+        inode = os.fstat(fd).st_ino
+        if inode not in chosen or (name in used and chosen[inode] not in used):
+            chosen[inode] = name
+    return {name: namespaces[name] for name in chosen.values()}
 
 
 def _timed(grade: Grade, start: float) -> Grade:

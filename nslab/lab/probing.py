@@ -64,15 +64,30 @@ class Probing:
         self._open.append(sock)
         return sock
 
-    def chat(self, server: "Netns | str", dst: str, port: int, *, timeout: float | None = None, to_server: bytes | None = None, to_client: bytes | None = None) -> Result:
-        """The tutorial's netcat chat: `nc -l -p PORT` in *server*, `nc DST PORT` here, a line each way."""
+    def chat(
+        self,
+        server: "Netns | str",
+        dst: str,
+        port: int,
+        *,
+        timeout: float | None = None,
+        to_server: bytes | None = None,
+        to_client: bytes | None = None,
+        server_port: int | None = None,
+    ) -> Result:
+        """The tutorial's netcat chat: `nc -l -p PORT` in *server*, `nc DST PORT` here, a line each way.
+        *server_port*: the server listens there instead (DST:PORT is forwarded to it, e.g. by a DNAT rule)."""
         srv = self._resolve(server)  # type: ignore[attr-defined]
-        listener = srv.listen(port)
+        listener = srv.listen(server_port or port)
         to_server = to_server if to_server is not None else f"hello from {self.name}\n".encode()
         to_client = to_client if to_client is not None else f"hello from {srv.name}\n".encode()
         client, deadline = self._client(), timeout or self.lab.timeout
         run = lambda settle: tcp_probe.chat(client, listener, self.name, dst, port, to_server=to_server, to_client=to_client, timeout=deadline, settle=settle)  # noqa: E731
-        return self._probe(Flow("tcp", dst, client_port=tcp_probe.port(client)), run, timeout=deadline)
+        try:
+            return self._probe(Flow("tcp", dst, client_port=tcp_probe.port(client)), run, timeout=deadline)
+        finally:  # like `nc -l`, the server is gone after its one chat: the port is free for the next
+            srv._open.remove(listener)
+            listener.close()
 
     def connect(self, dst: str, port: int, *, timeout: float | None = None) -> Result:
         """`nc -z DST PORT`: does a TCP handshake complete? (refused vs. timed out told apart)"""
