@@ -216,6 +216,10 @@ def _exec_script(out: int, limits: Limits) -> None:
     the CLI), and with PID 1 dies every process of the script: killing
     `nslab grade` however leaves nothing running."""
     linux.die_with_parent()
+    # A session of its own is a scheduling group of its own (the kernel's autogroup): all the
+    # script's processes share one group's CPU, so a fork bomb's 64 busy processes weigh as
+    # much as one process of another jail or grader, not 64 times as much.
+    os.setsid()
     linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     linux.mount("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
