@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exercise", default="bridge-three-containers")
     parser.add_argument("-n", "--submissions", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("-j", "--jobs", type=int, help="graders at a time (default: nslab grade's)")
     args = parser.parse_args(argv)
     times, failed = [], False
     with tempfile.TemporaryDirectory(prefix="nslab-bench-grading-") as tmp:
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(tmp) / f"grades-{run}"
             start = time.monotonic()
             proc = subprocess.run(
-                [sys.executable, "-m", "nslab.cli.main", "grade", args.exercise, str(submissions), "--out", str(out)],
+                [sys.executable, "-m", "nslab.cli.main", "grade", args.exercise, str(submissions), "--out", str(out), *(["-j", str(args.jobs)] if args.jobs else [])],
                 check=False,
                 capture_output=True,
                 text=True,

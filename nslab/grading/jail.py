@@ -44,6 +44,8 @@ JAIL_ID = 65534  # "nobody": what the script's root is, seen from outside
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
 REPORTED_OUTPUT = 16384  # characters of the script's output sent back (its tail)
+START = 5.0  # seconds for the jail's holder to make its user namespace
+REPORT = 10.0  # seconds after the script's time limit for the holder to send its namespaces
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,12 @@ def run_script(script: str, *, given: str = "", root_name: str | None = "host", 
 
 
 def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Limits) -> Run:
-    sock.settimeout(5.0)
-    if sock.recv(16) != b"userns":
+    sock.settimeout(START)
+    try:
+        started = sock.recv(16)
+    except TimeoutError:
+        raise JailError(f"the jail did not start within {START:g} s") from None
+    if started != b"userns":
         raise JailError("the jail did not start its user namespace")
     # Only a privileged parent may map the script's root to an unprivileged id.
     with open(f"/proc/{pid}/uid_map", "w") as f:
@@ -133,8 +139,11 @@ def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Lim
         f.write(f"0 {JAIL_ID} 1")
     userns = os.stat(f"/proc/{pid}/ns/user").st_ino
     sock.send(b"mapped")
-    sock.settimeout(limits.time + 10.0)
-    msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 256)
+    sock.settimeout(limits.time + REPORT)
+    try:
+        msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 256)
+    except TimeoutError:
+        raise JailError(f"the jail sent no report within {limits.time + REPORT:g} s (its time limit and {REPORT:g} s more)") from None
     report = json.loads(msg)
     if "error" in report:
         for fd in fds:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 
 from nslab.kernel import drops
-from nslab.kernel.drops.monitor import DropMonitor, _marker_socket
+from nslab.kernel.drops.monitor import DropMonitor
 from nslab.kernel.process import wait_until
 
 READY, FAILED = "nslab-ready", "nslab-fail "
@@ -115,9 +116,10 @@ class Broadcaster(DropMonitor):
 class Follower(DropMonitor):
     """A grader's view of the broadcaster: the same questions as a DropMonitor, answered from a pipe."""
 
-    def __init__(self, pipe: int) -> None:
+    def __init__(self, pipe: int, marker: socket.socket | None, marker_netns: int) -> None:
         super().__init__()
         self._pipe = pipe
+        self._marker, self.marker_netns = marker, marker_netns
 
     @property
     def available(self) -> bool:
@@ -128,7 +130,6 @@ class Follower(DropMonitor):
         return self._why
 
     def start(self) -> Follower:
-        self._marker, self.marker_netns = _marker_socket()
         self._cpus = sorted(os.sched_getaffinity(0))
         self._thread = threading.Thread(target=self._run, name="nslab-drops-follower", daemon=True)
         self._thread.start()
@@ -158,7 +159,10 @@ def follow(broadcaster: Broadcaster, pipe: int) -> None:
     """In a forked grader: this process's drop monitor becomes a follower of *pipe*
     (nslab.kernel.drops.monitor() answers it, as nslab.advice.trials replaces it with a quiet one)."""
     broadcaster.forget_in_child(pipe)
-    follower = Follower(pipe).start()
+    # The broadcaster's marker socket and namespace serve every grader (a namespace fewer to
+    # make and delete per grader): any grader's marker read after a flush began shows that
+    # its CPU's earlier drops have been read, whoever sent it.
+    follower = Follower(pipe, broadcaster._marker, broadcaster.marker_netns).start()
     drops.monitor = lambda: follower
 
 
