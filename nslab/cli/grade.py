@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "scripts", nargs="*", metavar="SCRIPT", help="student shell scripts, or a directory of them (a class: each file a student, its stem the id)"
     )
     parser.add_argument("--live", action="store_true", help="grade what is built on this machine instead (read-only)")
-    parser.add_argument("-j", "--jobs", type=int, default=len(os.sched_getaffinity(0)), metavar="N", help="grade N submissions at a time (default: the cores, %(default)s)")
+    parser.add_argument("-j", "--jobs", type=int, default=len(os.sched_getaffinity(0)), metavar="N", help="run N scripts at a time, each in its jail; three graders per script check what they left (default: the cores, %(default)s)")
     parser.add_argument("--json", metavar="FILE", help="also write every result as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE (a suite per submission)")
     parser.add_argument("--out", metavar="DIR", help=f"write gradebook.csv, a feedback page per student and index.html (the class summary) to DIR (default for a directory: ./{DEFAULT_OUT}/)")

@@ -27,6 +27,7 @@ from nslab.grading import checks, jail, shared_drops
 from nslab.grading.exercise import Exercise
 from nslab.grading.observed import Snapshot, observe
 from nslab.grading.scoring import CheckResult, Grade
+from nslab.grading.slots import JailSlots
 from nslab.kernel import linux
 from nslab.lab.live import Lab
 from nslab.model.topology import LabError
@@ -40,6 +41,7 @@ Fixer = Callable[[Result, Lab, "dict[str, str] | None"], "list[str]"]
 Drawer = Callable[[Result, Lab], str]
 
 
+GRADERS_PER_JOB = 3  # graders in flight per running script: the checks mostly wait for the kernel
 PROBES = ("arp", "ping", "tcp")  # check types whose failures the kernel's drop reasons explain
 
 
@@ -54,13 +56,19 @@ class Graded:
 def grade_scripts(
     exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: Fixer | None = None, draw: Drawer | None = None
 ) -> Graded:
-    """Grade each script (in order of *paths*), at most *jobs* at a time."""
+    """Grade each script (in order of *paths*): at most *jobs* scripts run at a time, and
+    GRADERS_PER_JOB times as many graders check what the scripts left (checking mostly waits)."""
     limits = limits or jail.Limits()
     scripts = []
     for p in paths:
         scripts.append((p, Path(p).read_text(errors="replace")))
-    tasks = [(name, _submission_task(exercise, text, limits, fixes, draw)) for name, text in scripts]
-    return _run_parallel(exercise, tasks, jobs, deadline=limits.time + 30.0)
+    slots = JailSlots(jobs)
+    try:
+        tasks = [(name, _submission_task(exercise, text, limits, fixes, draw, slots, i)) for i, (name, text) in enumerate(scripts)]
+        # A grader may wait for a slot behind the scripts of the graders before it: its deadline allows for them.
+        return _run_parallel(exercise, tasks, jobs * GRADERS_PER_JOB, deadline=limits.time * (GRADERS_PER_JOB + 1) + 30.0)
+    finally:
+        slots.close()
 
 
 def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: Fixer | None = None) -> Grade:
@@ -69,10 +77,13 @@ def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: Fixer | None
 
 
 # -- one grader per submission ----------------------------------------------------
-def _submission_task(exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None = None, draw: Drawer | None = None) -> Callable[[], Grade]:
+def _submission_task(
+    exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None, draw: Drawer | None, slots: JailSlots, index: int
+) -> Callable[[], Grade]:
     def task() -> Grade:
-        start = time.monotonic()
-        run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
+        with slots.held(index):
+            start = time.monotonic()  # the time to grade it, not the wait for a slot
+            run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
         ignored = "".join(f"nslab: ignored /run/netns/{name}: {why}\n" for name, why in run.rejected.items())
         extra = {"script_status": run.status, "output": (run.output + ignored)[-4000:], "elapsed": 0.0}
         if run.reason is not None:
