@@ -126,7 +126,7 @@ def _write(path: str | Path, text: str) -> None:
         f.write(text)
 
 
-def _write_class(out: Path, exercise, grades, note: str, jobs: int) -> None:
+def _write_class(out: Path, exercise: exercise_mod.Exercise, grades: list[scoring.Grade], note: str, jobs: int) -> None:
     """gradebook.csv, a page per student, index.html; each distinct diagram drawn once, *jobs* at a time."""
     svg_of = _svg_renderer({r.path for g in grades for r in g.checks if r.path}, jobs)
     _write(out / "gradebook.csv", gradebook.csv_text(exercise, grades))

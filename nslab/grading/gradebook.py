@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nslab.grading.exercise import Exercise
 from nslab.grading.scoring import CheckResult, Grade
-from nslab.probes.result import Cause as ProbeCause
+from nslab.probes.result import Cause
 
 ID_CHARS = re.compile(r"[^A-Za-z0-9._@+-]")
 
@@ -53,7 +53,7 @@ def csv_text(exercise: Exercise, grades: list[Grade]) -> str:
 
 
 @dataclass
-class Cause:
+class CommonCause:
     """One reason the class lost points, and who ran into it."""
 
     key: str  # what is shown: the probe's cause, the limit that stopped a script, or the failed check
@@ -61,13 +61,13 @@ class Cause:
     students: list[str] = field(default_factory=list)
 
 
-def causes(grades: list[Grade]) -> list[Cause]:
+def causes(grades: list[Grade]) -> list[CommonCause]:
     """The causes of lost points, most common first (counted once per student)."""
-    found: dict[str, Cause] = {}
+    found: dict[str, CommonCause] = {}
     for g in grades:
         sid = student_id(g.submission)
         for key, check in _keys(g):
-            cause = found.setdefault(key, Cause(key))
+            cause = found.setdefault(key, CommonCause(key))
             cause.checks.add(check)
             if not cause.students or cause.students[-1] != sid:
                 cause.students.append(sid)
@@ -82,8 +82,8 @@ def _keys(g: Grade) -> list[tuple[str, str]]:
 
 def cause_of(r: CheckResult) -> str:
     """A failed check's cause in words: the probe's (nslab.Cause), else the check that failed."""
-    if r.cause in ProbeCause.__members__:
-        return f"{ProbeCause[r.cause].value} ({r.cause})"
+    if r.cause in Cause.__members__:
+        return f"{Cause[r.cause].value} ({r.cause})"
     return f"failed check: {r.description}"
 
 
@@ -96,4 +96,4 @@ def pass_rates(exercise: Exercise, grades: list[Grade]) -> list[tuple[str, str, 
     return rows
 
 
-__all__ = ["Cause", "causes", "csv_text", "page_name", "pass_rates", "student_id", "submissions"]
+__all__ = ["CommonCause", "causes", "csv_text", "page_name", "pass_rates", "student_id", "submissions"]

@@ -64,6 +64,11 @@ class Broadcaster(DropMonitor):
                 os.close(r)
         self._pipes = {}
 
+    @property
+    def marker(self) -> tuple[socket.socket | None, int]:
+        """The socket flush() markers are sent from, and its namespace's inode (followers share them)."""
+        return self._marker, self.marker_netns
+
     def _verdict(self) -> str:
         self._settled.wait()
         return self._ready_line() if self.available else FAILED + (self.why or "bpftrace is unavailable")
@@ -162,7 +167,7 @@ def follow(broadcaster: Broadcaster, pipe: int) -> None:
     # The broadcaster's marker socket and namespace serve every grader (a namespace fewer to
     # make and delete per grader): any grader's marker read after a flush began shows that
     # its CPU's earlier drops have been read, whoever sent it.
-    follower = Follower(pipe, broadcaster._marker, broadcaster.marker_netns).start()
+    follower = Follower(pipe, *broadcaster.marker).start()
     drops.monitor = lambda: follower
 
 
