@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import json
 import shutil
 import statistics
 import subprocess
@@ -62,7 +63,9 @@ def check_outputs(out: Path, exercise: str, scores: dict[str, int]) -> list[str]
     got = {row[0]: int(row[1]) for row in rows[1:]}
     wrong = {sid: (got.get(sid), want) for sid, want in scores.items() if got.get(sid) != want}
     if wrong:
-        problems.append(f"{len(wrong)} scores differ from expected.toml (got, want): {dict(list(wrong.items())[:5])}")
+        reasons = {Path(g["submission"]).stem: g["reason"] for g in json.loads((out / "grades.json").read_text())["submissions"]}
+        shown = {sid: (*pair, reasons.get(sid)) for sid, pair in list(wrong.items())[:5]}
+        problems.append(f"{len(wrong)} scores differ from expected.toml (got, want, why): {shown}")
     pages = list(out.glob("student-*.html"))
     if len(pages) != len(scores):
         problems.append(f"{len(pages)} feedback pages for {len(scores)} students")
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(tmp) / f"grades-{run}"
             start = time.monotonic()
             proc = subprocess.run(
-                [sys.executable, "-m", "nslab.cli.main", "grade", args.exercise, str(submissions), "--out", str(out), *(["-j", str(args.jobs)] if args.jobs else [])],
+                [sys.executable, "-m", "nslab.cli.main", "grade", args.exercise, str(submissions), "--out", str(out), "--json", str(out / "grades.json"), *(["-j", str(args.jobs)] if args.jobs else [])],
                 check=False,
                 capture_output=True,
                 text=True,

@@ -44,7 +44,7 @@ JAIL_ID = 65534  # "nobody": what the script's root is, seen from outside
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
 REPORTED_OUTPUT = 16384  # characters of the script's output sent back (its tail)
-START = 5.0  # seconds for the jail's holder to make its user namespace
+START = 30.0  # seconds for the jail's holder to make its user namespace (milliseconds when the machine is not overloaded)
 REPORT = 10.0  # seconds after the script's time limit for the holder to send its namespaces
 
 
