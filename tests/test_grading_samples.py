@@ -25,7 +25,7 @@ from nslab.grading import jail
 pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
 
 EXERCISES = ex.EXERCISES
-NAMES = ["veth-two-namespaces", "host-to-container", "bridge-three-containers", "ipv6-router"]
+NAMES = sorted(p.parent.parent.name for p in EXERCISES.glob("*/samples/expected.toml"))
 SAMPLES = [(name, key) for name in NAMES for key in tomllib.loads((EXERCISES / name / "samples" / "expected.toml").read_text())]
 _runs: dict[str, dict] = {}
 

@@ -117,7 +117,8 @@ def _ping(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
 
 def _tcp(check: Check, lab: Lab, snap: Snapshot) -> Verdict:
     client = lab.ns(check["from"])
-    return _probe_verdict(check, client.chat(check["server"], check["to"], check["port"], timeout=check.get("timeout", 1.0)))
+    result = client.chat(check["server"], check["to"], check["port"], timeout=check.get("timeout", 1.0), server_port=check.get("server_port"))
+    return _probe_verdict(check, result)
 
 
 def _probe_verdict(check: Check, result: Result) -> Verdict:

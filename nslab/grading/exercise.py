@@ -54,7 +54,7 @@ CHECK_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "route": ({"ns", "dst"}, {"via", "dev"}),
     "arp": ({"from", "dev", "target"}, {"timeout"}),
     "ping": ({"from", "to"}, {"expect", "cause", "timeout"}),
-    "tcp": ({"from", "server", "to", "port"}, {"expect", "cause", "timeout"}),
+    "tcp": ({"from", "server", "to", "port"}, {"server_port", "expect", "cause", "timeout"}),
 }
 EXPECT = ("reply", "no-reply")
 LINK_KINDS = ("veth", "bridge", "loopback")
@@ -110,6 +110,8 @@ class Check:
             return f"{a['from']} resolves {a['target']} on {a['dev']} (ARP)"
         verb = {"ping": "pings", "tcp": "opens a TCP connection to"}[self.type]
         target = a["to"] + (f":{a['port']}" if self.type == "tcp" else "")
+        if a.get("server_port"):
+            target += f" (forwarded to {a['server']}:{a['server_port']})"
         if a.get("expect", "reply") == "no-reply":
             return f"{a['from']} must NOT reach {target} ({self.type})"
         return f"{a['from']} {verb} {target}"
@@ -236,7 +238,7 @@ def _validate_arg(fail, where: str, key: str, value: Any) -> None:
         _field(fail, where, lambda: parse_network(value, where))
     elif key in ("to", "target", "via"):
         _field(fail, where, lambda: parse_address(value, where))
-    elif key == "port":
+    elif key in ("port", "server_port"):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
             raise fail(where, f"{value!r} is not a TCP port (1-65535)")
     elif key == "timeout":

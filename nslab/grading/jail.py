@@ -12,7 +12,9 @@ The jail is a fresh set of namespaces per submission:
   enters the script's own starting namespace and `ip netns exec` sees only
   the script's namespaces;
 - limits: a wall-clock deadline, an output cap, RLIMIT_NPROC (a fork bomb
-  stops at the cap) and RLIMIT_AS; when the deadline passes, the PID
+  stops at the cap) and RLIMIT_DATA (not RLIMIT_AS: Go programs such as the
+  CNI plugins reserve far more address space than they use, and die at start
+  under RLIMIT_AS=512M); when the deadline passes, the PID
   namespace's init is killed, which takes every process of the script with it.
 
 The process tree: the grader G forks a holder W (this module's `_holder`),
@@ -42,6 +44,8 @@ JAIL_ID = 65534  # "nobody": what the script's root is, seen from outside
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1)
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
 REPORTED_OUTPUT = 16384  # characters of the script's output sent back (its tail)
+START = 30.0  # seconds for the jail's holder to make its user namespace (milliseconds when the machine is not overloaded)
+REPORT = 10.0  # seconds after the script's time limit for the holder to send its namespaces
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class Limits:
     time: float = 10.0  # seconds of wall clock for the whole script
     output: int = 64 * 1024  # bytes of stdout+stderr
     processes: int = 64  # RLIMIT_NPROC inside the jail
-    memory: int = 512 * 1024 * 1024  # RLIMIT_AS per process
+    memory: int = 512 * 1024 * 1024  # RLIMIT_DATA per process (heap and private writable mappings)
 
 
 @dataclass
@@ -121,8 +125,12 @@ def run_script(script: str, *, given: str = "", root_name: str | None = "host", 
 
 
 def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Limits) -> Run:
-    sock.settimeout(5.0)
-    if sock.recv(16) != b"userns":
+    sock.settimeout(START)
+    try:
+        started = sock.recv(16)
+    except TimeoutError:
+        raise JailError(f"the jail did not start within {START:g} s") from None
+    if started != b"userns":
         raise JailError("the jail did not start its user namespace")
     # Only a privileged parent may map the script's root to an unprivileged id.
     with open(f"/proc/{pid}/uid_map", "w") as f:
@@ -131,8 +139,11 @@ def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Lim
         f.write(f"0 {JAIL_ID} 1")
     userns = os.stat(f"/proc/{pid}/ns/user").st_ino
     sock.send(b"mapped")
-    sock.settimeout(limits.time + 10.0)
-    msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 256)
+    sock.settimeout(limits.time + REPORT)
+    try:
+        msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 256)
+    except TimeoutError:
+        raise JailError(f"the jail sent no report within {limits.time + REPORT:g} s (its time limit and {REPORT:g} s more)") from None
     report = json.loads(msg)
     if "error" in report:
         for fd in fds:
@@ -214,10 +225,14 @@ def _exec_script(out: int, limits: Limits) -> None:
     the CLI), and with PID 1 dies every process of the script: killing
     `nslab grade` however leaves nothing running."""
     linux.die_with_parent()
+    # A session of its own is a scheduling group of its own (the kernel's autogroup): all the
+    # script's processes share one group's CPU, so a fork bomb's 64 busy processes weigh as
+    # much as one process of another jail or grader, not 64 times as much.
+    os.setsid()
     linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     linux.mount("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
     resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
+    resource.setrlimit(resource.RLIMIT_DATA, (limits.memory, limits.memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)

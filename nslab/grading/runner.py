@@ -19,12 +19,14 @@ import json
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from nslab.grading import checks, jail
+from nslab.grading import checks, jail, shared_drops
 from nslab.grading.exercise import Exercise
 from nslab.grading.scoring import CheckResult, Grade
+from nslab.grading.slots import JailSlots
 from nslab.kernel import linux
 from nslab.lab.live import Lab
 from nslab.lab.observed import Snapshot, observe
@@ -35,34 +37,59 @@ from nslab.probes.result import Result
 NETNS_DIR = "/run/netns"
 # What finds verified fixes for a failed probe (nslab.advice, a layer above: the CLI passes it in for --fixes).
 Fixer = Callable[[Result, Lab, "dict[str, str] | None"], "list[str]"]
+# What draws a failed probe's way on the lab as DOT (nslab.advice.path, passed in by the CLI for --out).
+Drawer = Callable[[Result, Lab], str]
 
 
-def grade_scripts(exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: Fixer | None = None) -> list[Grade]:
-    """Grade each script (in order of *paths*), at most *jobs* at a time."""
+GRADERS_PER_JOB = 3  # graders in flight per running script: the checks mostly wait for the kernel
+PROBES = ("arp", "ping", "tcp")  # check types whose failures the kernel's drop reasons explain
+
+
+@dataclass(frozen=True)
+class Graded:
+    """The grades of a run, in the order of its submissions, and where its drop reasons came from."""
+
+    grades: list[Grade]
+    drop_reasons: str  # one line: shared by the graders, not needed, or why unavailable
+
+
+def grade_scripts(
+    exercise: Exercise, paths: list[str], *, jobs: int = 2, limits: jail.Limits | None = None, fixes: Fixer | None = None, draw: Drawer | None = None
+) -> Graded:
+    """Grade each script (in order of *paths*): at most *jobs* scripts run at a time, and
+    GRADERS_PER_JOB times as many graders check what the scripts left (checking mostly waits)."""
     limits = limits or jail.Limits()
     scripts = []
     for p in paths:
         scripts.append((p, Path(p).read_text(errors="replace")))
-    tasks = [(name, _submission_task(exercise, text, limits, fixes)) for name, text in scripts]
-    return _run_parallel(exercise, tasks, jobs, deadline=limits.time + 30.0)
+    slots = JailSlots(jobs)
+    try:
+        tasks = [(name, _submission_task(exercise, text, limits, fixes, draw, slots, i)) for i, (name, text) in enumerate(scripts)]
+        # A grader may wait for a slot behind the scripts of the graders before it: its deadline allows for them.
+        return _run_parallel(exercise, tasks, jobs * GRADERS_PER_JOB, deadline=limits.time * (GRADERS_PER_JOB + 1) + 30.0)
+    finally:
+        slots.close()
 
 
 def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: Fixer | None = None) -> Grade:
     """Grade what is built on this machine (its /run/netns and root namespace), read-only."""
-    return _run_parallel(exercise, [("live", lambda: _live_grade(exercise, fixes))], 1, deadline=timeout)[0]
+    return _run_parallel(exercise, [("live", lambda: _live_grade(exercise, fixes))], 1, deadline=timeout).grades[0]
 
 
 # -- one grader per submission ----------------------------------------------------
-def _submission_task(exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None = None) -> Callable[[], Grade]:
+def _submission_task(
+    exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None, draw: Drawer | None, slots: JailSlots, index: int
+) -> Callable[[], Grade]:
     def task() -> Grade:
-        start = time.monotonic()
-        run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
+        with slots.held(index):
+            start = time.monotonic()  # the time to grade it, not the wait for a slot
+            run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
         ignored = "".join(f"nslab: ignored /run/netns/{name}: {why}\n" for name, why in run.rejected.items())
         extra = {"script_status": run.status, "output": (run.output + ignored)[-4000:], "elapsed": 0.0}
         if run.reason is not None:
             run.close()
             return _timed(Grade.zero("", exercise, run.reason, **extra), start)
-        grade = _check(exercise, run.namespaces, extra, fixes)
+        grade = _check(exercise, run.namespaces, extra, fixes, draw)
         run.close()
         return _timed(grade, start)
 
@@ -106,11 +133,11 @@ def _open_live_namespaces(host: str | None) -> dict[str, int]:
     return out
 
 
-def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: Fixer | None = None) -> Grade:
+def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: Fixer | None = None, draw: Drawer | None = None) -> Grade:
     """Adopt the namespaces into a lab in a fresh private sandbox, run every check."""
     lab = Lab()
     lab.open()  # enters this grader's own sandbox: a private /run/netns for the names below
-    for name, fd in namespaces.items():
+    for name, fd in _one_name_each(exercise, namespaces).items():
         try:
             lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
         except LabError:
@@ -121,9 +148,32 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: F
     for c in exercise.checks:
         probed = len(lab.probes)
         results.append(CheckResult.of(c, checks.run(c, lab, snap)))
-        if fixes is not None and not results[-1].passed and len(lab.probes) > probed:
-            results[-1].fixes = fixes(lab.probes[-1], lab, {exercise.host: ""} if exercise.host else None)
+        if not results[-1].passed and len(lab.probes) > probed:
+            if fixes is not None:
+                results[-1].fixes = fixes(lab.probes[-1], lab, {exercise.host: ""} if exercise.host else None)
+            if draw is not None:
+                results[-1].path = _drawn(draw, lab)
     return Grade.scored("", exercise, results, **extra)
+
+
+def _drawn(draw: Drawer, lab: Lab) -> str:
+    try:
+        return draw(lab.probes[-1], lab)
+    except Exception:  # noqa: BLE001 - a setup the diagram cannot show: the page goes without it
+        return ""
+
+
+def _one_name_each(exercise: Exercise, namespaces: dict[str, int]) -> dict[str, int]:
+    """One name per network namespace: where two names bind the same one (`ip netns attach`
+    of a namespace that already has a name), the name the exercise's checks use wins, else
+    the first in order. The model holds each namespace once, so a veth's peer has one name."""
+    used = {ns for c in exercise.checks for ns in c.namespaces}
+    chosen: dict[int, str] = {}
+    for name, fd in namespaces.items():
+        inode = os.fstat(fd).st_ino
+        if inode not in chosen or (name in used and chosen[inode] not in used):
+            chosen[inode] = name
+    return {name: namespaces[name] for name in chosen.values()}
 
 
 def _timed(grade: Grade, start: float) -> Grade:
@@ -132,43 +182,70 @@ def _timed(grade: Grade, start: float) -> Grade:
 
 
 # -- forking graders, collecting their JSON ------------------------------------------
-def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, *, deadline: float) -> list[Grade]:
+def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, *, deadline: float) -> Graded:
+    """Fork a grader per task, *jobs* at a time, sharing one drop monitor when a check probes."""
     _preload()
+    monitor = shared_drops.Broadcaster().start() if any(c.type in PROBES for c in exercise.checks) else None
+    try:
+        grades = _fork_graders(exercise, tasks, jobs, deadline, monitor)
+        if monitor is None:
+            note = "drop reasons: not needed (no check sends a probe), bpftrace not started"
+        elif monitor.available:
+            note = f"drop reasons: one bpftrace for the run, shared by {len(tasks)} graders (attached in {monitor.attach_seconds or 0:.2f} s)"
+        else:
+            note = f"drop reasons: unavailable ({monitor.why}); causes come from captures and counters"
+    finally:
+        if monitor is not None:
+            monitor.stop()  # terminates bpftrace and reaps it: no defunct process is left
+    return Graded(grades, note)
+
+
+def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, deadline: float, monitor: shared_drops.Broadcaster | None) -> list[Grade]:
     results: dict[int, Grade] = {}
     pending = list(enumerate(tasks))
-    running: dict[int, tuple[int, int, float, list[bytes]]] = {}  # read fd -> (index, pid, started, chunks)
+    running: dict[int, tuple[int, int, float, list[bytes], int | None]] = {}  # read fd -> (index, pid, started, chunks, drops pipe)
     while pending or running:
         while pending and len(running) < max(1, jobs):
             index, (_, task) = pending.pop(0)
-            r, pid = _fork(task)
-            running[r] = (index, pid, time.monotonic(), [])
+            drops_pipe = monitor.subscribe() if monitor is not None else None
+            r, pid = _fork(task, monitor, drops_pipe)
+            running[r] = (index, pid, time.monotonic(), [], drops_pipe)
         ready = wait.readable(list(running), 0.5)
         for r in ready:
             data = os.read(r, 1 << 20)
             if data:
                 running[r][3].append(data)
                 continue
-            index, pid, _, chunks = running.pop(r)
-            os.close(r)
-            os.waitpid(pid, 0)
+            index, pid, _, chunks, drops_pipe = running.pop(r)
+            _reap(r, pid, monitor, drops_pipe)
             results[index] = _decode(exercise, tasks[index][0], b"".join(chunks))
         now = time.monotonic()
-        for r, (index, pid, started, _) in list(running.items()):
+        for r, (index, pid, started, _, drops_pipe) in list(running.items()):
             if now - started > deadline:
                 os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                os.close(r)
+                _reap(r, pid, monitor, drops_pipe)
                 del running[r]
                 results[index] = Grade.zero(tasks[index][0], exercise, f"the grader did not finish within {deadline:g} s")
     return [results[i] for i in range(len(tasks))]
 
 
-def _fork(task: Callable[[], Grade]) -> tuple[int, int]:
+def _reap(r: int, pid: int, monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> None:
+    os.waitpid(pid, 0)
+    os.close(r)
+    if monitor is not None and drops_pipe is not None:
+        monitor.unsubscribe(drops_pipe)
+
+
+def _fork(task: Callable[[], Grade], monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> tuple[int, int]:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         linux.die_with_parent()
+        if monitor is not None and drops_pipe is not None:
+            shared_drops.follow(monitor, drops_pipe)
+        else:
+            shared_drops.without()
         try:
             payload = {"grade": task().to_dict()}
         except BaseException as exc:  # noqa: BLE001 - the grader's own failure, reported as such
@@ -203,4 +280,4 @@ def _preload() -> None:
     import nslab.probes.tcp  # noqa: F401
 
 
-__all__ = ["grade_live", "grade_scripts"]
+__all__ = ["Graded", "grade_live", "grade_scripts"]

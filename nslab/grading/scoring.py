@@ -25,6 +25,7 @@ class CheckResult:
     explanation: str = ""
     cause: str | None = None
     fixes: list[str] = field(default_factory=list)  # verified fixes of a failed check (nslab grade --fixes)
+    path: str = ""  # a failed probe's way drawn on the lab, as Graphviz DOT (nslab grade --out)
 
     @classmethod
     def of(cls, check: Check, verdict: Verdict) -> CheckResult:

@@ -113,16 +113,31 @@ class Probing:
         self._open.append(sock)
         return sock
 
-    def chat(self, server: "Netns | str", dst: str, port: int, *, timeout: float | None = None, to_server: bytes | None = None, to_client: bytes | None = None) -> Result:
-        """The tutorial's netcat chat: `nc -l -p PORT` in *server*, `nc DST PORT` here, a line each way."""
+    def chat(
+        self,
+        server: "Netns | str",
+        dst: str,
+        port: int,
+        *,
+        timeout: float | None = None,
+        to_server: bytes | None = None,
+        to_client: bytes | None = None,
+        server_port: int | None = None,
+    ) -> Result:
+        """The tutorial's netcat chat: `nc -l -p PORT` in *server*, `nc DST PORT` here, a line each way.
+        *server_port*: the server listens there instead (DST:PORT is forwarded to it, e.g. by a DNAT rule)."""
         srv = self._resolve(server)  # type: ignore[attr-defined]
         address, dev, scope = self._destination(dst)
-        listener = srv.listen(port, "::" if ":" in address else "0.0.0.0")
+        listener = srv.listen(server_port or port, "::" if ":" in address else "0.0.0.0")
         to_server = to_server if to_server is not None else f"hello from {self.name}\n".encode()
         to_client = to_client if to_client is not None else f"hello from {srv.name}\n".encode()
         client, deadline = self._client(address), timeout or self.lab.timeout
         run = lambda settle: tcp_probe.chat(client, listener, self.name, address, port, to_server=to_server, to_client=to_client, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
-        return self._probe(Flow("tcp", address, client_port=tcp_probe.port(client)), run, timeout=deadline, dev=dev)
+        try:
+            return self._probe(Flow("tcp", address, client_port=tcp_probe.port(client)), run, timeout=deadline, dev=dev)
+        finally:  # like `nc -l`, the server is gone after its one chat: the port is free for the next
+            srv._open.remove(listener)
+            listener.close()
 
     def connect(self, dst: str, port: int, *, timeout: float | None = None) -> Result:
         """`nc -z DST PORT`: does a TCP handshake complete? (refused vs. timed out told apart)"""

@@ -1,0 +1,22 @@
+# The CNI bridge plugin run by hand, as a runtime does: a config on stdin, the rest in CNI_* variables.
+cat > /tmp/10-mynet.conf <<'CONF'
+{
+  "cniVersion": "0.4.0",
+  "name": "mynet",
+  "type": "bridge",
+  "bridge": "cni0",
+  "isGateway": true,
+  "ipMasq": false,
+  "ipam": {
+    "type": "host-local",
+    "subnet": "10.1.2.0/24",
+    "dataDir": "/tmp/cni-ipam",
+    "routes": [ { "dst": "0.0.0.0/0" } ]
+  }
+}
+CONF
+for c in container1 container2; do
+  ip netns add $c
+  CNI_COMMAND=ADD CNI_CONTAINERID=$c CNI_NETNS=/run/netns/$c CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+    /usr/lib/cni/bridge < /tmp/10-mynet.conf
+done

@@ -1,0 +1,22 @@
+# No CNI_PATH: the bridge plugin cannot find its IPAM plugin (host-local) and fails.
+cat > /tmp/10-mynet.conf <<'CONF'
+{
+  "cniVersion": "0.4.0",
+  "name": "mynet",
+  "type": "bridge",
+  "bridge": "cni0",
+  "isGateway": true,
+  "ipMasq": false,
+  "ipam": {
+    "type": "host-local",
+    "subnet": "10.1.2.0/24",
+    "dataDir": "/tmp/cni-ipam",
+    "routes": [ { "dst": "0.0.0.0/0" } ]
+  }
+}
+CONF
+for c in container1 container2; do
+  ip netns add $c
+  CNI_COMMAND=ADD CNI_CONTAINERID=$c CNI_NETNS=/run/netns/$c CNI_IFNAME=eth0 \
+    /usr/lib/cni/bridge < /tmp/10-mynet.conf
+done

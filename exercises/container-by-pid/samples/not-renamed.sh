@@ -1,0 +1,10 @@
+# Not renamed: the container end keeps the name eth0-ns-7863.
+pid=$(cat /tmp/container.pid)
+ip netns attach ns-7863 "$pid"
+ip link add eth0-ns-7863 type veth peer name veth-ns-7863
+ip link set eth0-ns-7863 netns ns-7863
+ip netns exec ns-7863 ip link set dev eth0-ns-7863 down
+ip netns exec ns-7863 ip link set dev eth0-ns-7863 up
+ip link set dev veth-ns-7863 up
+ip netns exec ns-7863 ip addr add 192.168.100.2/24 dev eth0-ns-7863
+ip addr add 192.168.100.1/24 dev veth-ns-7863
