@@ -222,7 +222,8 @@ def lost_route(reads: Reads, ns: str, address: str):
     have = {route_name(r.dst) for r in reads.routes(ns, 6 if ":" in address else 4)}
     topo = reads.view.topology
     wanted = [r for r in topo.routes if r.ns == ns and _in(address, r.dst if r.dst != "default" else ("::/0" if ":" in address else "0.0.0.0/0"))]
-    wanted += [Route(ns, str(a.interface.network), dev=a.dev) for a in topo.addresses if a.ns == ns and address in a.interface.network]
+    ip = ipaddress.ip_address(address)
+    wanted += [Route(ns, str(a.interface.network), dev=a.dev) for a in topo.addresses if a.ns == ns and ip in a.interface.network]
     lost = [r for r in wanted if route_name(r.dst) not in have]
     return max(lost, key=lambda r: _prefixlen(r.dst)) if lost else None
 
