@@ -303,11 +303,11 @@ def _route_words(r: dump.Route) -> str:
 
 
 def _compared(r: dump.Route) -> bool:
-    """Not the kernel's multicast routes, nor the local route of an IPv6 link-local address, which
-    it adds only once the address's DAD is over (a moment after the link came up)."""
+    """Not the kernel's multicast routes, nor the IPv6 ones it makes for an address once its DAD
+    is over (the local route, fe80::/64): they follow the addresses, a moment after them."""
     if r.proto != "kernel":
         return True
-    return r.type != "multicast" and not (r.family == 6 and r.type == "local" and ipaddress.ip_network(r.dst).network_address.is_link_local)
+    return r.type != "multicast" and not (r.family == 6 and (r.type == "local" or r.dst == "fe80::/64"))
 
 
 def _route_same(r: dump.Route) -> tuple:
@@ -446,7 +446,7 @@ def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = froz
         out.extend(f"{kind} {key}: {a[key]} in the original, {b[key]} in the copy" for key in a if key in b and a[key] != b[key])
 
     diff("link", *({link.name: _link_same(link) for link in d.links if link.name not in skip} for d in (want, have)))
-    diff("address", *({f"{a.local}/{a.prefixlen} dev {a.dev}": tuple(f for f in a.flags if f not in ("tentative", "optimistic", "permanent")) for a in d.addresses if a.dev not in skip} for d in (want, have)))
+    diff("address", *({f"{a.local}/{a.prefixlen} dev {a.dev}": tuple(f for f in a.flags if f not in ("tentative", "optimistic", "permanent")) for a in d.addresses if a.dev not in skip and not _automatic(a)} for d in (want, have)))
     diff("route", *({_route_words(r).split("route replace ", 1)[1]: "" for r in d.routes if r.dev not in skip and _compared(r)} for d in (want, have)))
     diff("rule", *({_rule_words(r, "add").split("rule add ", 1)[1]: "" for r in d.rules} for d in (want, have)))
     diff("neighbour", *({f"{n.dst} dev {n.dev}" + (" proxy" if n.proxy else ""): _neigh_same(n)[3:] for n in d.neighbours if _copied_neighbour(n)} for d in (want, have)))
