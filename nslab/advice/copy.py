@@ -25,6 +25,7 @@ to a namespace not given) becomes an uplink to a stand-in (outside.py).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -107,14 +108,17 @@ def build(state: State, *, timeout: float = 0.25) -> Lab:
     outside.attach(lab, state.uplinks)
     uplinked = {(u.ns, u.dev) for u in state.uplinks}
     problems: list[str] = []
-    have = dump.read_all(_handles(lab, state), sysctls=False, ruleset=False)
+    light = {"sysctls": False, "ruleset": False, "listeners": False}
+    have = dump.read_all(_handles(lab, state), **light)
     for name, want in state.dumps.items():
         problems += _run(lab, name, "ip", _links(name, want, have[name], uplinked))
-    have = dump.read_all(_handles(lab, state), ruleset=False)
+    have = dump.read_all(_handles(lab, state), **{**light, "sysctls": True})
+    written: dict[str, set[str]] = {}
     for name, want in state.dumps.items():
         problems += _run(lab, name, "ip", _addresses(want, have[name]))
-        problems += _write_sysctls(lab, name, want, have[name])
-    have = dump.read_all(_handles(lab, state), sysctls=False, ruleset=False)
+        written[name], refused = _write_sysctls(lab, name, want, have[name])
+        problems += refused
+    have = dump.read_all(_handles(lab, state), **light)
     for name, want in state.dumps.items():
         problems += _run(lab, name, "ip", _routes(want, have[name]) + _rules(want, have[name]) + _neighbours(want, have[name]))
         problems += _run(lab, name, "bridge", _fdb(want, have[name]))
@@ -123,7 +127,7 @@ def build(state: State, *, timeout: float = 0.25) -> Lab:
             if done.returncode != 0:
                 problems.append(f"nftables ruleset in {name}: nft -f refused it: {_first_line(done.stderr)}")
         problems += _listen(lab, name, want, state.listeners.get(name, []))
-    state.missing = list(dict.fromkeys(state.missing + problems + differences(state, lab)))
+    state.missing = list(dict.fromkeys(state.missing + problems + differences(state, lab, sysctls=written)))
     return lab
 
 
@@ -254,9 +258,12 @@ def _sysctl_order(key: str) -> tuple[int, str]:
     return (0 if ".all." in key else 1 if ".default." in key else 2, key)
 
 
-def _write_sysctls(lab: Lab, name: str, want: NsState, have: NsState) -> list[str]:
+def _write_sysctls(lab: Lab, name: str, want: NsState, have: NsState) -> tuple[set[str], list[str]]:
+    """Write each writable sysctl whose value differs from the copy's; returns the keys
+    that differed (written or not) and what was refused, in words."""
     current = {s.key: s for s in have.sysctls}
     out = []
+    keys = set()
     for s in sorted(want.sysctls, key=lambda s: _sysctl_order(s.key)):
         mine = current.get(s.key)
         if mine is None:
@@ -264,12 +271,13 @@ def _write_sysctls(lab: Lab, name: str, want: NsState, have: NsState) -> list[st
             continue
         if not s.writable or mine.value == s.value and ".all." not in s.key:
             continue
+        keys.add(s.key)
         try:
             with linux.in_netns(lab.ns(name).handle.fd), open(dump.sysctl_path(s.key), "w") as f:
                 f.write(s.value)
         except OSError as exc:
             out.append(f"sysctl {s.key} in {name}: {exc.strerror or exc}")
-    return out
+    return keys, out
 
 
 # -- routes, rules, neighbours, FDB -----------------------------------------------------
@@ -426,14 +434,26 @@ def _listen(lab: Lab, name: str, want: NsState, ports: list[int]) -> list[str]:
 
 
 # -- comparing -------------------------------------------------------------------------
-def differences(state: State, lab: Lab) -> list[str]:
-    """What the copy *lab* holds differently from the original, by name, one entry each ([] when they agree)."""
+def differences(state: State, lab: Lab, *, sysctls: dict[str, set[str]] | None = None) -> list[str]:
+    """What the copy *lab* holds differently from the original, by name, one entry each ([] when
+    they agree). With *sysctls* (ns -> keys), only those sysctls are read again and compared:
+    `build` names the ones it wrote (the others were equal already), which spares it a full read."""
     out = []
-    copies = dump.read_all(_handles(lab, state))
+    copies = dump.read_all(_handles(lab, state), sysctls=sysctls is None)
+    if sysctls is not None:
+        copies = {name: dataclasses.replace(d, sysctls=_only_sysctls(lab, name, sysctls.get(name, set()))) for name, d in copies.items()}
+        originals = {name: dataclasses.replace(d, sysctls=tuple(s for s in d.sysctls if s.key in sysctls.get(name, set()))) for name, d in state.dumps.items()}
+        state = dataclasses.replace(state, dumps=originals)
     uplinked = {(u.ns, u.dev) for u in state.uplinks}
     for name, want in state.dumps.items():
         out += [f"{what} in {name}" for what in compare(want, copies[name], {dev for ns, dev in uplinked if ns == name})]
     return out
+
+
+def _only_sysctls(lab: Lab, name: str, keys: set[str]) -> tuple[dump.Sysctl, ...]:
+    fd = lab.ns(name).handle.fd
+    read = {key: dump.read_sysctl(fd, key) for key in sorted(keys)}
+    return tuple(dump.Sysctl(key, value, True) for key, value in read.items() if value is not None)
 
 
 def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:

@@ -186,8 +186,9 @@ class NsState:
 
 
 # -- reading -------------------------------------------------------------------------
-def read(h: NsHandle, *, sysctls: bool = True, ruleset: bool = True) -> NsState:
-    """The whole state of the namespace of *h* (netlink, /proc/sys/net, nft, /proc/net)."""
+def read(h: NsHandle, *, sysctls: bool = True, ruleset: bool = True, listeners: bool = True) -> NsState:
+    """The whole state of the namespace of *h* (netlink, /proc/sys/net, nft, /proc/net); the
+    slower parts can be left out (empty) by a reader that does not need them."""
     sock = h.rtnl
     link_msgs = sock.dump(rtnl.RTM_GETLINK, rtnl.ifinfomsg() + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS))
     raw = [records.read(records.LINK, m) for m in link_msgs]
@@ -221,7 +222,7 @@ def read(h: NsHandle, *, sysctls: bool = True, ruleset: bool = True) -> NsState:
         fdb,
         read_sysctls(h.fd) if sysctls else (),
         read_ruleset(h.fd) if ruleset else "",
-        read_listeners(h.fd),
+        read_listeners(h.fd) if listeners else (),
     )
 
 
@@ -430,6 +431,15 @@ def read_sysctls(netns_fd: int) -> tuple[Sysctl, ...]:
                 key = "net." + path[len(SYSCTL_ROOT) + 1 :].replace(".", "\0").replace("/", ".").replace("\0", "/")
                 out.append(Sysctl(key, value, bool(mode & 0o200)))
     return tuple(sorted(out, key=lambda s: s.key))
+
+
+def read_sysctl(netns_fd: int, key: str) -> str | None:
+    """One sysctl inside the namespace of *netns_fd*; None if it cannot be read there."""
+    try:
+        with linux.in_netns(netns_fd), open(sysctl_path(key)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def sysctl_path(key: str) -> str:
