@@ -10,6 +10,7 @@ what differs and what the copy said it could not carry.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -124,12 +125,14 @@ def test_random_labs_are_copied_whole(nslab_sandbox):
     missed: list[tuple[dict, list[str]]] = []
     tried: list[int] = []
 
+    runs = itertools.count()  # a failing example is run again: each run its own names
+
     @settings(max_examples=RANDOM_LABS, derandomize=True, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(ip_commands())
     def one(cmds):
         # fresh names each example, in one lab closed at the end: destroying namespaces
         # is slow on a loaded machine, and no example waits for another's
-        run = f"_{len(tried)}"
+        run = f"_{next(runs)}"
         cmds = {name + run: [re.sub(r" netns (\w+)", lambda m: f" netns {m.group(1)}{run}", line) for line in lines] for name, lines in cmds.items()}
         for name in cmds:
             lab.add_namespace(name)

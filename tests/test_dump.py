@@ -12,6 +12,7 @@ field by field, devices by name.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import re
 import subprocess
@@ -195,12 +196,14 @@ def test_the_reader_equals_ip_json_on_random_labs(nslab_sandbox):
         pytest.skip(f"this kernel lacks vxlan: {features.missing('vxlan')}")
     compared = []
 
+    runs = itertools.count()  # a failing example is run again: each run its own names
+
     @settings(max_examples=LABS // PER_EXAMPLE, derandomize=True, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(st.tuples(*(ip_commands(tag) for tag in range(PER_EXAMPLE))))
     def one(labs):
         # fresh names each example, in one lab closed at the end: destroying namespaces is
         # slow on a loaded machine, and no example waits for another's
-        run = f"_{len(compared)}"
+        run = f"_{next(runs)}"
         rename = lambda line: re.sub(r" netns (\w+)", lambda m: f" netns {m.group(1)}{run}", line)  # noqa: E731
         cmds = {name + run: [rename(line) for line in lines] for lab in labs for name, lines in lab.items()}
         for name in cmds:
