@@ -6,6 +6,8 @@ tables with metrics, policy rules of every action, neighbour and proxy entries."
 
 from __future__ import annotations
 
+import itertools
+import re
 import subprocess
 
 from hypothesis import strategies as st
@@ -90,3 +92,16 @@ def build(lines_by_ns: dict[str, list[str]]) -> None:
     """Run each namespace's lines in one `ip -force -batch` there (a refused line leaves the others standing)."""
     for name, lines in lines_by_ns.items():
         subprocess.run(["ip", "-n", name, "-force", "-batch", "-"], input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=30, check=False)
+
+
+def build_fresh(lab, cmds: dict[str, list[str]], runs: itertools.count) -> dict[str, list[str]]:
+    """Build *cmds* as new namespaces of *lab* under fresh names (each suffixed `_N`, N from
+    *runs*; a failing example is run again, under names of its own), and return them so named.
+    One lab serves every example and is closed at the end: destroying namespaces is slow on
+    a loaded machine, and no example waits for another's."""
+    run = f"_{next(runs)}"
+    cmds = {name + run: [re.sub(r" netns (\w+)", lambda m: f" netns {m.group(1)}{run}", line) for line in lines] for name, lines in cmds.items()}
+    for name in cmds:
+        lab.add_namespace(name)
+    build(cmds)
+    return cmds

@@ -14,18 +14,15 @@ shows on a veth or bridge.
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import re
-import time
 
 from hypothesis import HealthCheck, Phase, given, settings
 
 from nslab.advice import machine
-from nslab.advice.trials import read_answer
 from nslab.kernel import dump
 from nslab.lab.live import Lab
-from tests.ip_labs import build, ip_commands
+from tests.ip_labs import build_fresh, ip_commands
+from tests.own_sandbox import in_own_sandbox
 
 STATES = 30
 REFUSED_ONCE = [
@@ -56,30 +53,22 @@ def expected(states: dict[str, dump.NsState]) -> dict[str, list]:
 
 def adopted(names: list[str]) -> dict:
     """`nslab why`'s reading path on the namespaces *names*, in a forked child: the model it adopted."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            from nslab.kernel import sandbox
 
-            m = machine.Machine()
-            for name in names:
-                m.add(name, os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC), f"ip netns exec {name} ")
-            sandbox.enter()  # as `nslab why` does, after opening the machine's namespaces
-            topo = machine.adopt(m, timeout=1.0).topology
-            answer = {
-                "addresses": [[a.ns, a.dev, a.cidr] for a in topo.addresses],
-                "routes": [[r.ns, r.dst, r.via, r.dev] for r in topo.routes],
-                "namespaces": [ns.name for ns in topo.namespaces],
-            }
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        os.write(w, json.dumps(answer).encode())
-        os._exit(0)
-    os.close(w)
-    data = read_answer(r, pid, deadline=time.monotonic() + 60)
-    return json.loads(data) if data else {"error": "the adoption did not answer in 60 s"}
+    def open_machine() -> machine.Machine:
+        m = machine.Machine()
+        for name in names:
+            m.add(name, os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC), f"ip netns exec {name} ")
+        return m  # opened before the sandbox is entered, as `nslab why` opens them
+
+    def work(m: machine.Machine) -> dict:
+        topo = machine.adopt(m, timeout=1.0).topology
+        return {
+            "addresses": [[a.ns, a.dev, a.cidr] for a in topo.addresses],
+            "routes": [[r.ns, r.dst, r.via, r.dev] for r in topo.routes],
+            "namespaces": [ns.name for ns in topo.namespaces],
+        }
+
+    return in_own_sandbox(work, open_machine, timeout=60)
 
 
 def test_random_kernel_states_are_all_adopted(nslab_sandbox):
@@ -90,14 +79,9 @@ def test_random_kernel_states_are_all_adopted(nslab_sandbox):
     @settings(max_examples=STATES, derandomize=True, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(ip_commands())
     def one(cmds):
-        # fresh names each example, in one lab closed at the end (destroying namespaces is slow under load)
-        run = f"_{next(runs)}"
-        cmds = {name + run: [re.sub(r" netns (\w+)", lambda m: f" netns {m.group(1)}{run}", line) for line in lines] for name, lines in cmds.items()}
         first = next(iter(cmds))
-        cmds[first] = cmds[first] + REFUSED_ONCE
-        for name in cmds:
-            lab.add_namespace(name)
-        build(cmds)
+        cmds = build_fresh(lab, {**cmds, first: cmds[first] + REFUSED_ONCE}, runs)
+        first = next(iter(cmds))
         states = dump.read_all({name: lab.ns(name).handle for name in cmds}, sysctls=False, ruleset=False)
         want = expected(states)
         assert [first, "default", "10.50.0.254", "x0"] in want["routes"] and [first, "default", "10.50.0.253", "x0"] in want["routes"]

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-import os
-import re
 import shutil
 import subprocess
 import time
@@ -22,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from nslab.advice import copy
-from nslab.advice.trials import read_answer
 from nslab.kernel import features
 from nslab.lab.live import Lab
-from tests.ip_labs import build, ip_commands
+from tests.ip_labs import build_fresh, ip_commands
+from tests.own_sandbox import in_own_sandbox
 
 RANDOM_LABS = 30
 
@@ -73,24 +70,13 @@ ip netns exec b nft add rule inet f input tcp dport 22 accept
 
 def copied(state: copy.State) -> dict:
     """Build *state* in a forked child's own sandbox; its seconds, `missing`, and the differences of its dump."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            from nslab.kernel import sandbox
 
-            sandbox.enter()
-            start = time.monotonic()
-            lab = copy.build(state)
-            answer = {"seconds": time.monotonic() - start, "missing": state.missing, "differences": copy.differences(state, lab)}
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        os.write(w, json.dumps(answer).encode())
-        os._exit(0)
-    os.close(w)
-    data = read_answer(r, pid, deadline=time.monotonic() + 120)
-    return json.loads(data) if data else {"error": "the copy did not answer in 120 s"}
+    def work(_: object) -> dict:
+        start = time.monotonic()
+        lab = copy.build(state)
+        return {"seconds": time.monotonic() - start, "missing": state.missing, "differences": copy.differences(state, lab)}
+
+    return in_own_sandbox(work)
 
 
 def test_a_varied_lab_is_copied_whole(nslab_sandbox):
@@ -130,13 +116,7 @@ def test_random_labs_are_copied_whole(nslab_sandbox):
     @settings(max_examples=RANDOM_LABS, derandomize=True, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(ip_commands())
     def one(cmds):
-        # fresh names each example, in one lab closed at the end: destroying namespaces
-        # is slow on a loaded machine, and no example waits for another's
-        run = f"_{next(runs)}"
-        cmds = {name + run: [re.sub(r" netns (\w+)", lambda m: f" netns {m.group(1)}{run}", line) for line in lines] for name, lines in cmds.items()}
-        for name in cmds:
-            lab.add_namespace(name)
-        build(cmds)
+        cmds = build_fresh(lab, cmds, runs)
         answer = copied(copy.read_state(lab, list(cmds)))
         assert "error" not in answer, answer["error"]
         tried.append(1)

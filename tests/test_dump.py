@@ -14,7 +14,6 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
-import re
 import subprocess
 
 import pytest
@@ -23,7 +22,7 @@ from hypothesis import strategies as st
 
 from nslab.kernel import dump, features
 from nslab.lab.live import Lab
-from tests.ip_labs import build, ip_commands
+from tests.ip_labs import build_fresh, ip_commands
 
 LABS = 200
 PER_EXAMPLE = 10  # labs built side by side in one sandbox lab: fewer namespaces to create and destroy
@@ -201,14 +200,7 @@ def test_the_reader_equals_ip_json_on_random_labs(nslab_sandbox):
     @settings(max_examples=LABS // PER_EXAMPLE, derandomize=True, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(st.tuples(*(ip_commands(tag) for tag in range(PER_EXAMPLE))))
     def one(labs):
-        # fresh names each example, in one lab closed at the end: destroying namespaces is
-        # slow on a loaded machine, and no example waits for another's
-        run = f"_{next(runs)}"
-        rename = lambda line: re.sub(r" netns (\w+)", lambda m: f" netns {m.group(1)}{run}", line)  # noqa: E731
-        cmds = {name + run: [rename(line) for line in lines] for lab in labs for name, lines in lab.items()}
-        for name in cmds:
-            lab.add_namespace(name)
-        build(cmds)
+        cmds = build_fresh(lab, {name: lines for drawn in labs for name, lines in drawn.items()}, runs)
         for name in cmds:
             mine, theirs = settled(lab.ns(name).handle, name)
             for part, want in theirs.items():

@@ -101,25 +101,28 @@ def _only(topo: Topology, names: list[str] | None) -> Topology:
 
 
 # -- the copy ------------------------------------------------------------------------
-def build(state: State, *, timeout: float = 0.25) -> Lab:
-    """Build *state* as a new lab in this process's sandbox (the caller entered a fresh one);
-    what it could not carry is added to `state.missing`."""
+def build(state: State, *, timeout: float = 0.25, verify: bool = False) -> Lab:
+    """Build *state* as a new lab in this process's sandbox (the caller entered a fresh one).
+    Each write the copy could not make is added to `state.missing`; with *verify*, also each
+    difference left between the copy's dump and the original's (`differences`, about 0.2 s more)."""
     lab = Lab(state.topology.replace(routes=()), timeout=timeout).open()  # routes: all of them below, by type and table
     outside.attach(lab, state.uplinks)
     uplinked = {(u.ns, u.dev) for u in state.uplinks}
     problems: list[str] = []
-    light = {"sysctls": False, "ruleset": False, "listeners": False}
-    have = dump.read_all(_handles(lab, state), **light)
-    for name, want in state.dumps.items():
-        problems += _run(lab, name, "ip", _links(name, want, have[name], uplinked))
-    have = dump.read_all(_handles(lab, state), **{**light, "sysctls": True})
+    have = dump.read_all(_handles(lab, state), ruleset=False, listeners=False)
     written: dict[str, set[str]] = {}
     for name, want in state.dumps.items():
-        problems += _run(lab, name, "ip", _addresses(want, have[name]))
+        links, absent = _links(name, want, have[name], uplinked)
+        problems += absent + _run(lab, name, "ip", links + _addresses(want, have[name]))
         written[name], refused = _write_sysctls(lab, name, want, have[name])
         problems += refused
-    have = dump.read_all(_handles(lab, state), **light)
+    before, have = have, dump.read_all(_handles(lab, state), sysctls=False, ruleset=False, listeners=False)
     for name, want in state.dumps.items():
+        handle = lab.ns(name).handle
+        for link in have[name].links:  # a veth set up here: its queue waits for linkwatch (Kernel.wait_ready)
+            if link.kind == "veth" and link.up and not (before[name].link(link.name) or link).up:
+                handle.expect_activation(link.name)
+        lab.kernel.wait_ready(handle)
         problems += _run(lab, name, "ip", _routes(want, have[name]) + _rules(want, have[name]) + _neighbours(want, have[name]))
         problems += _run(lab, name, "bridge", _fdb(want, have[name]))
         if want.ruleset:
@@ -127,7 +130,7 @@ def build(state: State, *, timeout: float = 0.25) -> Lab:
             if done.returncode != 0:
                 problems.append(f"nftables ruleset in {name}: nft -f refused it: {_first_line(done.stderr)}")
         problems += _listen(lab, name, want, state.listeners.get(name, []))
-    state.missing = list(dict.fromkeys(state.missing + problems + differences(state, lab, sysctls=written)))
+    state.missing = list(dict.fromkeys(state.missing + problems + (differences(state, lab, sysctls=written) if verify else [])))
     return lab
 
 
@@ -170,37 +173,46 @@ def _first_line(data: bytes) -> str:
 
 
 # -- links ---------------------------------------------------------------------------
-def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str]]) -> list[str]:
-    """Create the links the model did not build, then give every link its MAC, MTU, options, master and state."""
-    out = []
-    made = {link.name for link in have.links}
+def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The commands that create the links the model did not build and give every link its MAC,
+    MTU, options, master and state where the copy's differ; and the links no command can make."""
+    out, absent = [], []
+    held = {link.name: link for link in have.links}
     for link in want.links:
-        if link.name in made or (name, link.name) in uplinked:
+        if link.name in held or (name, link.name) in uplinked:
             continue
         create = _create(link)
         if create is None:
-            out.append(f"link add {link.name} type {link.kind}")  # refused or absent: differences() names it
+            absent.append(f"link {link.name} in {name}: kind {link.kind!r} cannot be made here")
         else:
             out.append(create)
     for link in want.links:
-        if link.kind == "loopback" or (name, link.name) in uplinked:
+        mine = held.get(link.name)
+        if link.kind == "loopback" or (name, link.name) in uplinked or (mine is None and _create(link) is None):
             continue
-        out.append(f"link set {link.name} down")
-        if link.mac:
+        if link.mac and (mine is None or mine.mac != link.mac):
             out.append(f"link set {link.name} address {link.mac}")
-        out.append(f"link set {link.name} mtu {link.mtu}")
-        if link.kind == "bridge":
-            opts = dict(link.options)
+        if mine is None or mine.mtu != link.mtu:
+            out.append(f"link set {link.name} mtu {link.mtu}")
+        opts = dict(link.options)
+        if link.kind == "bridge" and (mine is None or mine.options != link.options):
             out.append(f"link set {link.name} type bridge " + " ".join(f"{k} {opts[k]}" for k in BRIDGE_OPTIONS if k in opts))
-        out.append(f"link set {link.name} master {link.master}" if link.master else f"link set {link.name} nomaster")
-        if link.port:
-            port = dict(link.port)
+        if mine is None or mine.master != link.master:
+            out.append(f"link set {link.name} master {link.master}" if link.master else f"link set {link.name} nomaster")
+        port = dict(link.port)
+        if port and (mine is None or _port(mine) != _port(link)):
             flags = " ".join(f"{k} {'on' if port[k] else 'off'}" for k in PORT_FLAGS if k in port)
             out.append(f"link set {link.name} type bridge_slave {flags} priority {port.get('priority', 32)} cost {port.get('cost', 100)}")
     for link in want.links:
-        if (name, link.name) not in uplinked:
+        mine = held.get(link.name)
+        if (name, link.name) not in uplinked and (mine is None or mine.up != link.up) and (mine is not None or _create(link) is not None):
             out.append(f"link set {link.name} {'up' if link.up else 'down'}")
-    return out
+    return out, absent
+
+
+def _port(link: dump.Link) -> tuple:
+    """A bridge port's options as set (its STP state is the bridge's to compute)."""
+    return tuple((k, v) for k, v in link.port if k in PORT_FLAGS or k in ("priority", "cost"))
 
 
 def _create(link: dump.Link) -> str | None:
@@ -259,19 +271,21 @@ def _sysctl_order(key: str) -> tuple[int, str]:
 
 
 def _write_sysctls(lab: Lab, name: str, want: NsState, have: NsState) -> tuple[set[str], list[str]]:
-    """Write each writable sysctl whose value differs from the copy's; returns the keys
-    that differed (written or not) and what was refused, in words."""
-    current = {s.key: s for s in have.sysctls}
-    out = []
-    keys = set()
+    """Write each writable sysctl whose value differs from the copy's (or that the copy had not
+    when read: a link made since); returns the keys written and what was refused, in words.
+    Writing an `all` knob sets it on every device too, so each device's own is written after it."""
+    current = {s.key: s.value for s in have.sysctls}
+    out: list[str] = []
+    keys: set[str] = set()
+    reset: set[tuple[str, str]] = set()  # (prefix, knob) of `all` knobs written: net.ipv4.conf, forwarding
     for s in sorted(want.sysctls, key=lambda s: _sysctl_order(s.key)):
-        mine = current.get(s.key)
-        if mine is None:
-            out.append(f"sysctl {s.key} in {name}: not in the copy")
-            continue
-        if not s.writable or mine.value == s.value and ".all." not in s.key:
+        prefix, _, rest = s.key.rpartition(".conf.")
+        knob = rest.rpartition(".")[2]
+        if not s.writable or (current.get(s.key) == s.value and (prefix, knob) not in reset):
             continue
         keys.add(s.key)
+        if ".all." in s.key and prefix:
+            reset.add((prefix, knob))
         try:
             with linux.in_netns(lab.ns(name).handle.fd), open(dump.sysctl_path(s.key), "w") as f:
                 f.write(s.value)
@@ -479,8 +493,7 @@ def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = froz
 
 
 def _link_same(link: dump.Link) -> tuple:
-    port = tuple((k, v) for k, v in link.port if k in PORT_FLAGS or k == "state")
-    return (link.kind, link.up, link.mtu, link.mac, link.master, link.lower, link.peer, tuple((k, v) for k, v in link.options if k != "link"), port, link.vlans)
+    return (link.kind, link.up, link.mtu, link.mac, link.master, link.lower, link.peer, tuple((k, v) for k, v in link.options if k != "link"), _port(link), link.vlans)
 
 
 def fingerprint(lab: Lab) -> tuple:

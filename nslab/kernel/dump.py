@@ -413,24 +413,34 @@ SYSCTL_ROOT = "/proc/sys/net"
 
 
 def read_sysctls(netns_fd: int) -> tuple[Sysctl, ...]:
-    """Every readable sysctl under net.* inside the namespace of *netns_fd*
-    (/proc/sys follows the reading thread's namespace)."""
-    out = []
+    """Every readable sysctl under net.* inside the namespace of *netns_fd* (/proc/sys
+    follows the reading thread's namespace). About a thousand files: read with bare
+    system calls, which halves the time Python's file objects take."""
+    out: list[Sysctl] = []
     with linux.in_netns(netns_fd):
-        for folder, _, files in os.walk(SYSCTL_ROOT):
-            for name in files:
-                path = os.path.join(folder, name)
-                try:
-                    mode = os.stat(path).st_mode
-                    if not mode & 0o444:
-                        continue  # write-only (route.flush)
-                    with open(path) as f:
-                        value = f.read().strip()
-                except OSError:
-                    continue  # readable by mode, refused on read (stable_secret unset)
-                key = "net." + path[len(SYSCTL_ROOT) + 1 :].replace(".", "\0").replace("/", ".").replace("\0", "/")
-                out.append(Sysctl(key, value, bool(mode & 0o200)))
+        _read_folder(SYSCTL_ROOT, "net", out)
     return tuple(sorted(out, key=lambda s: s.key))
+
+
+def _read_folder(path: str, key: str, out: list[Sysctl]) -> None:
+    with os.scandir(path) as entries:
+        for entry in entries:
+            name = key + "." + entry.name.replace(".", "/")  # sysctl(8) writes a device 'eth0.1' as 'eth0/1'
+            if entry.is_dir(follow_symlinks=False):
+                _read_folder(entry.path, name, out)
+                continue
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                if not mode & 0o444:
+                    continue  # write-only (route.flush)
+                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    value = os.read(fd, 1 << 16)
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue  # readable by mode, refused on read (stable_secret unset)
+            out.append(Sysctl(name, value.decode(errors="replace").strip(), bool(mode & 0o200)))
 
 
 def read_sysctl(netns_fd: int, key: str) -> str | None:
