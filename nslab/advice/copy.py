@@ -400,10 +400,10 @@ def _neighbours(want: NsState, have: NsState) -> list[str]:
         if not _copied_neighbour(n) or _neigh_same(n) in held:
             continue
         if n.proxy:
-            out.append(f"neigh add proxy {n.dst} dev {n.dev}")
+            out.append(f"-{n.family} neigh add proxy {n.dst} dev {n.dev}")
             continue
         nud = "stale" if set(n.state) & DYNAMIC else n.state[-1].lower()
-        out.append(f"neigh replace {n.dst} lladdr {n.lladdr} dev {n.dev} nud {nud}" + (" router" if n.router else ""))
+        out.append(f"-{n.family} neigh replace {n.dst} lladdr {n.lladdr} dev {n.dev} nud {nud}" + (" router" if n.router else ""))
     return out
 
 
