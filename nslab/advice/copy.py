@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -109,12 +110,12 @@ def build(state: State, *, timeout: float = 0.25, verify: bool = False) -> Lab:
     outside.attach(lab, state.uplinks)
     uplinked = {(u.ns, u.dev) for u in state.uplinks}
     problems: list[str] = []
-    have = dump.read_all(_handles(lab, state), ruleset=False, listeners=False)
+    have = dump.read_all(_handles(lab, state), sysctls=False, ruleset=False, listeners=False)
     written: dict[str, set[str]] = {}
     for name, want in state.dumps.items():
         links, absent = _links(name, want, have[name], uplinked)
         problems += absent + _run(lab, name, "ip", links + _addresses(want, have[name]))
-        written[name], refused = _write_sysctls(lab, name, want, have[name])
+        written[name], refused = _write_sysctls(lab, name, want, {link.name for link in want.links if _create(link) is None and link.name not in have[name].link_names})
         problems += refused
     before, have = have, dump.read_all(_handles(lab, state), sysctls=False, ruleset=False, listeners=False)
     for name, want in state.dumps.items():
@@ -270,27 +271,34 @@ def _sysctl_order(key: str) -> tuple[int, str]:
     return (0 if ".all." in key else 1 if ".default." in key else 2, key)
 
 
-def _write_sysctls(lab: Lab, name: str, want: NsState, have: NsState) -> tuple[set[str], list[str]]:
-    """Write each writable sysctl whose value differs from the copy's (or that the copy had not
-    when read: a link made since); returns the keys written and what was refused, in words.
-    Writing an `all` knob sets it on every device too, so each device's own is written after it."""
-    current = {s.key: s.value for s in have.sysctls}
+def _write_sysctls(lab: Lab, name: str, want: NsState, absent: set[str]) -> tuple[set[str], list[str]]:
+    """Give each writable sysctl of the original its value in the copy, in one pass that
+    reads each and writes those that differ (no walk of /proc/sys: the original's keys are
+    known); returns the keys written and what was refused, in words. The keys of a link the
+    copy lacks (*absent*) are left out: the link is named instead. Writing an `all` knob sets
+    it on every device too, so each device's own is written after it, whatever it read."""
     out: list[str] = []
     keys: set[str] = set()
     reset: set[tuple[str, str]] = set()  # (prefix, knob) of `all` knobs written: net.ipv4.conf, forwarding
-    for s in sorted(want.sysctls, key=lambda s: _sysctl_order(s.key)):
-        prefix, _, rest = s.key.rpartition(".conf.")
-        knob = rest.rpartition(".")[2]
-        if not s.writable or (current.get(s.key) == s.value and (prefix, knob) not in reset):
-            continue
-        keys.add(s.key)
-        if ".all." in s.key and prefix:
-            reset.add((prefix, knob))
-        try:
-            with linux.in_netns(lab.ns(name).handle.fd), open(dump.sysctl_path(s.key), "w") as f:
-                f.write(s.value)
-        except OSError as exc:
-            out.append(f"sysctl {s.key} in {name}: {exc.strerror or exc}")
+    with linux.in_netns(lab.ns(name).handle.fd):
+        for s in sorted((s for s in want.sysctls if s.writable), key=lambda s: _sysctl_order(s.key)):
+            prefix, _, rest = s.key.rpartition(".conf.")
+            device, _, knob = rest.rpartition(".")
+            if device in absent:
+                continue
+            try:
+                fd = os.open(dump.sysctl_path(s.key), os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    if os.read(fd, 1 << 16).decode(errors="replace").strip() == s.value and (prefix, knob) not in reset:
+                        continue
+                    keys.add(s.key)
+                    if device == "all" and prefix:
+                        reset.add((prefix, knob))
+                    os.pwrite(fd, s.value.encode(), 0)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                out.append(f"sysctl {s.key} in {name}: {exc.strerror or exc}")
     return keys, out
 
 

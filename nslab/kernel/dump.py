@@ -181,6 +181,10 @@ class NsState:
     def link(self, name: str) -> Link | None:
         return next((link for link in self.links if link.name == name), None)
 
+    @property
+    def link_names(self) -> set[str]:
+        return {link.name for link in self.links}
+
     def sysctl(self, key: str) -> str | None:
         return next((s.value for s in self.sysctls if s.key == key), None)
 
