@@ -206,6 +206,8 @@ def test_the_reader_equals_ip_json_on_random_labs(nslab_sandbox):
             for part, want in theirs.items():
                 assert mine[part] == want, f"{part} of {name}: nslab alone {sorted(mine[part] - want, key=str)}, ip alone {sorted(want - mine[part], key=str)}; after {cmds}"
         compared.extend(labs)
+        for name in cmds:  # each example's own, so that no close waits for hundreds at once
+            lab.delete_namespace(name)
 
     with Lab(timeout=1.0) as lab:
         one()
