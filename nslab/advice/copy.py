@@ -16,11 +16,13 @@ bridge's static FDB entries; every writable sysctl under net.; the nftables
 ruleset; and each TCP listener, as a stand-in on the same address and port.
 The model's part (veths, bridges, addresses) is built the fast way (Lab),
 the rest is reconciled with `ip`, `bridge` and `nft` commands from what the
-copy holds after that, and the copy is read again: whatever still differs
-from the original is named in `State.missing`, one entry each
-("sysctl net.ipv4.conf.eth0.foo in a: read-only", "link eth1 in a: kind
-'e1000' cannot be made here"). A link to something not copied (a NIC, a veth
-to a namespace not given) becomes an uplink to a stand-in (outside.py).
+copy holds after that. Each write the copy could not make is named in
+`State.missing`, one entry each ("sysctl net.ipv4.ip_default_ttl in a:
+Invalid argument", "link eth1 in a: kind 'device' cannot be made here",
+"`ip -4 route replace ...` in a: Error: ..."); `build(state, verify=True)`
+also reads the copy again and names whatever still differs. A link to
+something not copied (a NIC, a veth to a namespace not given) becomes an
+uplink to a stand-in (outside.py).
 """
 
 from __future__ import annotations
