@@ -16,16 +16,20 @@ bridge's static FDB entries; every writable sysctl under net.; the nftables
 ruleset; and each TCP listener, as a stand-in on the same address and port.
 The model's part (veths, bridges, addresses) is built the fast way (Lab),
 the rest is reconciled with `ip`, `bridge` and `nft` commands from what the
-copy holds after that, and the copy is read again: whatever still differs
-from the original is named in `State.missing`, one entry each
-("sysctl net.ipv4.conf.eth0.foo in a: read-only", "link eth1 in a: kind
-'e1000' cannot be made here"). A link to something not copied (a NIC, a veth
-to a namespace not given) becomes an uplink to a stand-in (outside.py).
+copy holds after that. Each write the copy could not make is named in
+`State.missing`, one entry each ("sysctl net.ipv4.ip_default_ttl in a:
+Invalid argument", "link eth1 in a: kind 'device' cannot be made here",
+"`ip -4 route replace ...` in a: Error: ..."); `build(state, verify=True)`
+also reads the copy again and names whatever still differs. A link to
+something not copied (a NIC, a veth to a namespace not given) becomes an
+uplink to a stand-in (outside.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -100,22 +104,28 @@ def _only(topo: Topology, names: list[str] | None) -> Topology:
 
 
 # -- the copy ------------------------------------------------------------------------
-def build(state: State, *, timeout: float = 0.25) -> Lab:
-    """Build *state* as a new lab in this process's sandbox (the caller entered a fresh one);
-    what it could not carry is added to `state.missing`."""
+def build(state: State, *, timeout: float = 0.25, verify: bool = False) -> Lab:
+    """Build *state* as a new lab in this process's sandbox (the caller entered a fresh one).
+    Each write the copy could not make is added to `state.missing`; with *verify*, also each
+    difference left between the copy's dump and the original's (`differences`, about 0.2 s more)."""
     lab = Lab(state.topology.replace(routes=()), timeout=timeout).open()  # routes: all of them below, by type and table
     outside.attach(lab, state.uplinks)
     uplinked = {(u.ns, u.dev) for u in state.uplinks}
     problems: list[str] = []
-    have = dump.read_all(_handles(lab, state), sysctls=False, ruleset=False)
+    have = dump.read_all(_handles(lab, state), sysctls=False, ruleset=False, listeners=False)
+    written: dict[str, set[str]] = {}
     for name, want in state.dumps.items():
-        problems += _run(lab, name, "ip", _links(name, want, have[name], uplinked))
-    have = dump.read_all(_handles(lab, state), ruleset=False)
+        links, absent = _links(name, want, have[name], uplinked)
+        problems += absent + _run(lab, name, "ip", links + _addresses(want, have[name]))
+        written[name], refused = _write_sysctls(lab, name, want, {link.name for link in want.links if _create(link) is None and link.name not in have[name].link_names})
+        problems += refused
+    before, have = have, dump.read_all(_handles(lab, state), sysctls=False, ruleset=False, listeners=False)
     for name, want in state.dumps.items():
-        problems += _run(lab, name, "ip", _addresses(want, have[name]))
-        problems += _write_sysctls(lab, name, want, have[name])
-    have = dump.read_all(_handles(lab, state), sysctls=False, ruleset=False)
-    for name, want in state.dumps.items():
+        handle = lab.ns(name).handle
+        for link in have[name].links:  # a veth set up here: its queue waits for linkwatch (Kernel.wait_ready)
+            if link.kind == "veth" and link.up and not (before[name].link(link.name) or link).up:
+                handle.expect_activation(link.name)
+        lab.kernel.wait_ready(handle)
         problems += _run(lab, name, "ip", _routes(want, have[name]) + _rules(want, have[name]) + _neighbours(want, have[name]))
         problems += _run(lab, name, "bridge", _fdb(want, have[name]))
         if want.ruleset:
@@ -123,7 +133,7 @@ def build(state: State, *, timeout: float = 0.25) -> Lab:
             if done.returncode != 0:
                 problems.append(f"nftables ruleset in {name}: nft -f refused it: {_first_line(done.stderr)}")
         problems += _listen(lab, name, want, state.listeners.get(name, []))
-    state.missing = list(dict.fromkeys(state.missing + problems + differences(state, lab)))
+    state.missing = list(dict.fromkeys(state.missing + problems + (differences(state, lab, sysctls=written) if verify else [])))
     return lab
 
 
@@ -166,37 +176,46 @@ def _first_line(data: bytes) -> str:
 
 
 # -- links ---------------------------------------------------------------------------
-def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str]]) -> list[str]:
-    """Create the links the model did not build, then give every link its MAC, MTU, options, master and state."""
-    out = []
-    made = {link.name for link in have.links}
+def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The commands that create the links the model did not build and give every link its MAC,
+    MTU, options, master and state where the copy's differ; and the links no command can make."""
+    out, absent = [], []
+    held = {link.name: link for link in have.links}
     for link in want.links:
-        if link.name in made or (name, link.name) in uplinked:
+        if link.name in held or (name, link.name) in uplinked:
             continue
         create = _create(link)
         if create is None:
-            out.append(f"link add {link.name} type {link.kind}")  # refused or absent: differences() names it
+            absent.append(f"link {link.name} in {name}: kind {link.kind!r} cannot be made here")
         else:
             out.append(create)
     for link in want.links:
-        if link.kind == "loopback" or (name, link.name) in uplinked:
+        mine = held.get(link.name)
+        if link.kind == "loopback" or (name, link.name) in uplinked or (mine is None and _create(link) is None):
             continue
-        out.append(f"link set {link.name} down")
-        if link.mac:
+        if link.mac and (mine is None or mine.mac != link.mac):
             out.append(f"link set {link.name} address {link.mac}")
-        out.append(f"link set {link.name} mtu {link.mtu}")
-        if link.kind == "bridge":
-            opts = dict(link.options)
+        if mine is None or mine.mtu != link.mtu:
+            out.append(f"link set {link.name} mtu {link.mtu}")
+        opts = dict(link.options)
+        if link.kind == "bridge" and (mine is None or mine.options != link.options):
             out.append(f"link set {link.name} type bridge " + " ".join(f"{k} {opts[k]}" for k in BRIDGE_OPTIONS if k in opts))
-        out.append(f"link set {link.name} master {link.master}" if link.master else f"link set {link.name} nomaster")
-        if link.port:
-            port = dict(link.port)
+        if mine is None or mine.master != link.master:
+            out.append(f"link set {link.name} master {link.master}" if link.master else f"link set {link.name} nomaster")
+        port = dict(link.port)
+        if port and (mine is None or _port(mine) != _port(link)):
             flags = " ".join(f"{k} {'on' if port[k] else 'off'}" for k in PORT_FLAGS if k in port)
             out.append(f"link set {link.name} type bridge_slave {flags} priority {port.get('priority', 32)} cost {port.get('cost', 100)}")
     for link in want.links:
-        if (name, link.name) not in uplinked:
+        mine = held.get(link.name)
+        if (name, link.name) not in uplinked and (mine is None or mine.up != link.up) and (mine is not None or _create(link) is not None):
             out.append(f"link set {link.name} {'up' if link.up else 'down'}")
-    return out
+    return out, absent
+
+
+def _port(link: dump.Link) -> tuple:
+    """A bridge port's options as set (its STP state is the bridge's to compute)."""
+    return tuple((k, v) for k, v in link.port if k in PORT_FLAGS or k in ("priority", "cost"))
 
 
 def _create(link: dump.Link) -> str | None:
@@ -254,22 +273,35 @@ def _sysctl_order(key: str) -> tuple[int, str]:
     return (0 if ".all." in key else 1 if ".default." in key else 2, key)
 
 
-def _write_sysctls(lab: Lab, name: str, want: NsState, have: NsState) -> list[str]:
-    current = {s.key: s for s in have.sysctls}
-    out = []
-    for s in sorted(want.sysctls, key=lambda s: _sysctl_order(s.key)):
-        mine = current.get(s.key)
-        if mine is None:
-            out.append(f"sysctl {s.key} in {name}: not in the copy")
-            continue
-        if not s.writable or mine.value == s.value and ".all." not in s.key:
-            continue
-        try:
-            with linux.in_netns(lab.ns(name).handle.fd), open(dump.sysctl_path(s.key), "w") as f:
-                f.write(s.value)
-        except OSError as exc:
-            out.append(f"sysctl {s.key} in {name}: {exc.strerror or exc}")
-    return out
+def _write_sysctls(lab: Lab, name: str, want: NsState, absent: set[str]) -> tuple[set[str], list[str]]:
+    """Give each writable sysctl of the original its value in the copy, in one pass that
+    reads each and writes those that differ (no walk of /proc/sys: the original's keys are
+    known); returns the keys written and what was refused, in words. The keys of a link the
+    copy lacks (*absent*) are left out: the link is named instead. Writing an `all` knob sets
+    it on every device too, so each device's own is written after it, whatever it read."""
+    out: list[str] = []
+    keys: set[str] = set()
+    reset: set[tuple[str, str]] = set()  # (prefix, knob) of `all` knobs written: net.ipv4.conf, forwarding
+    with linux.in_netns(lab.ns(name).handle.fd):
+        for s in sorted((s for s in want.sysctls if s.writable), key=lambda s: _sysctl_order(s.key)):
+            prefix, _, rest = s.key.rpartition(".conf.")
+            device, _, knob = rest.rpartition(".")
+            if device in absent:
+                continue
+            try:
+                fd = os.open(dump.sysctl_path(s.key), os.O_RDWR | os.O_CLOEXEC)
+                try:
+                    if os.read(fd, 1 << 16).decode(errors="replace").strip() == s.value and (prefix, knob) not in reset:
+                        continue
+                    keys.add(s.key)
+                    if device == "all" and prefix:
+                        reset.add((prefix, knob))
+                    os.pwrite(fd, s.value.encode(), 0)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                out.append(f"sysctl {s.key} in {name}: {exc.strerror or exc}")
+    return keys, out
 
 
 # -- routes, rules, neighbours, FDB -----------------------------------------------------
@@ -303,11 +335,11 @@ def _route_words(r: dump.Route) -> str:
 
 
 def _compared(r: dump.Route) -> bool:
-    """Not the kernel's multicast routes, nor the local route of an IPv6 link-local address, which
-    it adds only once the address's DAD is over (a moment after the link came up)."""
+    """Not the kernel's multicast routes, nor the IPv6 ones it makes for an address once its DAD
+    is over (the local route, fe80::/64): they follow the addresses, a moment after them."""
     if r.proto != "kernel":
         return True
-    return r.type != "multicast" and not (r.family == 6 and r.type == "local" and ipaddress.ip_network(r.dst).network_address.is_link_local)
+    return r.type != "multicast" and not (r.family == 6 and (r.type == "local" or r.dst == "fe80::/64"))
 
 
 def _route_same(r: dump.Route) -> tuple:
@@ -378,10 +410,10 @@ def _neighbours(want: NsState, have: NsState) -> list[str]:
         if not _copied_neighbour(n) or _neigh_same(n) in held:
             continue
         if n.proxy:
-            out.append(f"neigh add proxy {n.dst} dev {n.dev}")
+            out.append(f"-{n.family} neigh add proxy {n.dst} dev {n.dev}")
             continue
         nud = "stale" if set(n.state) & DYNAMIC else n.state[-1].lower()
-        out.append(f"neigh replace {n.dst} lladdr {n.lladdr} dev {n.dev} nud {nud}" + (" router" if n.router else ""))
+        out.append(f"-{n.family} neigh replace {n.dst} lladdr {n.lladdr} dev {n.dev} nud {nud}" + (" router" if n.router else ""))
     return out
 
 
@@ -426,14 +458,26 @@ def _listen(lab: Lab, name: str, want: NsState, ports: list[int]) -> list[str]:
 
 
 # -- comparing -------------------------------------------------------------------------
-def differences(state: State, lab: Lab) -> list[str]:
-    """What the copy *lab* holds differently from the original, by name, one entry each ([] when they agree)."""
+def differences(state: State, lab: Lab, *, sysctls: dict[str, set[str]] | None = None) -> list[str]:
+    """What the copy *lab* holds differently from the original, by name, one entry each ([] when
+    they agree). With *sysctls* (ns -> keys), only those sysctls are read again and compared:
+    `build` names the ones it wrote (the others were equal already), which spares it a full read."""
     out = []
-    copies = dump.read_all(_handles(lab, state))
+    copies = dump.read_all(_handles(lab, state), sysctls=sysctls is None)
+    if sysctls is not None:
+        copies = {name: dataclasses.replace(d, sysctls=_only_sysctls(lab, name, sysctls.get(name, set()))) for name, d in copies.items()}
+        originals = {name: dataclasses.replace(d, sysctls=tuple(s for s in d.sysctls if s.key in sysctls.get(name, set()))) for name, d in state.dumps.items()}
+        state = dataclasses.replace(state, dumps=originals)
     uplinked = {(u.ns, u.dev) for u in state.uplinks}
     for name, want in state.dumps.items():
         out += [f"{what} in {name}" for what in compare(want, copies[name], {dev for ns, dev in uplinked if ns == name})]
     return out
+
+
+def _only_sysctls(lab: Lab, name: str, keys: set[str]) -> tuple[dump.Sysctl, ...]:
+    fd = lab.ns(name).handle.fd
+    read = {key: dump.read_sysctl(fd, key) for key in sorted(keys)}
+    return tuple(dump.Sysctl(key, value, True) for key, value in read.items() if value is not None)
 
 
 def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
@@ -446,7 +490,7 @@ def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = froz
         out.extend(f"{kind} {key}: {a[key]} in the original, {b[key]} in the copy" for key in a if key in b and a[key] != b[key])
 
     diff("link", *({link.name: _link_same(link) for link in d.links if link.name not in skip} for d in (want, have)))
-    diff("address", *({f"{a.local}/{a.prefixlen} dev {a.dev}": tuple(f for f in a.flags if f not in ("tentative", "optimistic", "permanent")) for a in d.addresses if a.dev not in skip} for d in (want, have)))
+    diff("address", *({f"{a.local}/{a.prefixlen} dev {a.dev}": tuple(f for f in a.flags if f not in ("tentative", "optimistic", "permanent")) for a in d.addresses if a.dev not in skip and not _automatic(a)} for d in (want, have)))
     diff("route", *({_route_words(r).split("route replace ", 1)[1]: "" for r in d.routes if r.dev not in skip and _compared(r)} for d in (want, have)))
     diff("rule", *({_rule_words(r, "add").split("rule add ", 1)[1]: "" for r in d.rules} for d in (want, have)))
     diff("neighbour", *({f"{n.dst} dev {n.dev}" + (" proxy" if n.proxy else ""): _neigh_same(n)[3:] for n in d.neighbours if _copied_neighbour(n)} for d in (want, have)))
@@ -459,8 +503,7 @@ def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = froz
 
 
 def _link_same(link: dump.Link) -> tuple:
-    port = tuple((k, v) for k, v in link.port if k in PORT_FLAGS or k == "state")
-    return (link.kind, link.up, link.mtu, link.mac, link.master, link.lower, link.peer, tuple((k, v) for k, v in link.options if k != "link"), port, link.vlans)
+    return (link.kind, link.up, link.mtu, link.mac, link.master, link.lower, link.peer, tuple((k, v) for k, v in link.options if k != "link"), _port(link), link.vlans)
 
 
 def fingerprint(lab: Lab) -> tuple:

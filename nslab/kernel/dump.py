@@ -181,13 +181,18 @@ class NsState:
     def link(self, name: str) -> Link | None:
         return next((link for link in self.links if link.name == name), None)
 
+    @property
+    def link_names(self) -> set[str]:
+        return {link.name for link in self.links}
+
     def sysctl(self, key: str) -> str | None:
         return next((s.value for s in self.sysctls if s.key == key), None)
 
 
 # -- reading -------------------------------------------------------------------------
-def read(h: NsHandle, *, sysctls: bool = True, ruleset: bool = True) -> NsState:
-    """The whole state of the namespace of *h* (netlink, /proc/sys/net, nft, /proc/net)."""
+def read(h: NsHandle, *, sysctls: bool = True, ruleset: bool = True, listeners: bool = True) -> NsState:
+    """The whole state of the namespace of *h* (netlink, /proc/sys/net, nft, /proc/net); the
+    slower parts can be left out (empty) by a reader that does not need them."""
     sock = h.rtnl
     link_msgs = sock.dump(rtnl.RTM_GETLINK, rtnl.ifinfomsg() + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS))
     raw = [records.read(records.LINK, m) for m in link_msgs]
@@ -221,7 +226,7 @@ def read(h: NsHandle, *, sysctls: bool = True, ruleset: bool = True) -> NsState:
         fdb,
         read_sysctls(h.fd) if sysctls else (),
         read_ruleset(h.fd) if ruleset else "",
-        read_listeners(h.fd),
+        read_listeners(h.fd) if listeners else (),
     )
 
 
@@ -412,24 +417,43 @@ SYSCTL_ROOT = "/proc/sys/net"
 
 
 def read_sysctls(netns_fd: int) -> tuple[Sysctl, ...]:
-    """Every readable sysctl under net.* inside the namespace of *netns_fd*
-    (/proc/sys follows the reading thread's namespace)."""
-    out = []
+    """Every readable sysctl under net.* inside the namespace of *netns_fd* (/proc/sys
+    follows the reading thread's namespace). About a thousand files: read with bare
+    system calls, which halves the time Python's file objects take."""
+    out: list[Sysctl] = []
     with linux.in_netns(netns_fd):
-        for folder, _, files in os.walk(SYSCTL_ROOT):
-            for name in files:
-                path = os.path.join(folder, name)
-                try:
-                    mode = os.stat(path).st_mode
-                    if not mode & 0o444:
-                        continue  # write-only (route.flush)
-                    with open(path) as f:
-                        value = f.read().strip()
-                except OSError:
-                    continue  # readable by mode, refused on read (stable_secret unset)
-                key = "net." + path[len(SYSCTL_ROOT) + 1 :].replace(".", "\0").replace("/", ".").replace("\0", "/")
-                out.append(Sysctl(key, value, bool(mode & 0o200)))
+        _read_folder(SYSCTL_ROOT, "net", out)
     return tuple(sorted(out, key=lambda s: s.key))
+
+
+def _read_folder(path: str, key: str, out: list[Sysctl]) -> None:
+    with os.scandir(path) as entries:
+        for entry in entries:
+            name = key + "." + entry.name.replace(".", "/")  # sysctl(8) writes a device 'eth0.1' as 'eth0/1'
+            if entry.is_dir(follow_symlinks=False):
+                _read_folder(entry.path, name, out)
+                continue
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                if not mode & 0o444:
+                    continue  # write-only (route.flush)
+                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    value = os.read(fd, 1 << 16)
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue  # readable by mode, refused on read (stable_secret unset)
+            out.append(Sysctl(name, value.decode(errors="replace").strip(), bool(mode & 0o200)))
+
+
+def read_sysctl(netns_fd: int, key: str) -> str | None:
+    """One sysctl inside the namespace of *netns_fd*; None if it cannot be read there."""
+    try:
+        with linux.in_netns(netns_fd), open(sysctl_path(key)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def sysctl_path(key: str) -> str:

@@ -1,0 +1,129 @@
+"""A copy (nslab/advice/copy.py) holds what the original held, compared as full dumps.
+
+Each lab is built with plain `ip`, `bridge`, `sysctl` and `nft` commands in
+this test's sandbox, read (`read_state`), and copied in a forked child that
+enters a sandbox of its own, as a fix search does; the child compares the
+copy's dump with the original's, by name (ifindexes differ), and answers
+what differs and what the copy said it could not carry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import shutil
+import subprocess
+import time
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from nslab.advice import copy
+from nslab.kernel import features
+from nslab.lab.live import Lab
+from tests.ip_labs import build_fresh, ip_commands
+from tests.own_sandbox import in_own_sandbox
+
+RANDOM_LABS = 30
+
+# a: a bridge (STP on) with a port whose flags are set, a vxlan with a second remote, two
+# default routes of different metrics, a blackhole and a multipath route in table 100, the
+# connected route deleted, rules of three kinds, a static neighbour, a proxy entry and a
+# static FDB entry, forwarding and rp_filter changed; b: a macvlan holding b's address with
+# another prefix, a stale neighbour, an nftables input chain that drops, a listener on one address.
+VARIED = """
+ip -n a link add v1 type veth peer name v2 netns b
+ip -n a link add br0 type bridge stp_state 1 forward_delay 500
+ip -n a link set v1 master br0
+ip -n a link set v1 type bridge_slave hairpin on learning off isolated on
+ip -n a link set v1 up; ip -n a link set br0 up; ip -n b link set v2 up; ip -n b link set lo up
+ip -n a link add vx0 type vxlan id 42 remote 10.9.9.9 local 10.0.0.1 dstport 4789 dev br0
+ip -n b link add mv0 link v2 type macvlan mode private
+ip -n b link set mv0 mtu 1400 up
+ip -n a addr add 10.0.0.1/24 dev br0
+ip -n a addr add 10.0.0.9/24 dev br0
+ip -n b addr add 10.0.0.2/24 dev v2
+ip -n b addr add 10.0.0.2/16 dev mv0
+ip -n a addr add 2001:db8::1/64 dev br0 nodad
+ip -n a route add default via 10.0.0.254 metric 10
+ip -n a route add default via 10.0.0.253 metric 100
+ip -n a route add blackhole 10.5.0.0/16 table 100
+ip -n a route add 10.7.0.0/16 table 100 proto static nexthop via 10.0.0.5 nexthop via 10.0.0.6 weight 3
+ip -n a route del 10.0.0.0/24 dev br0
+ip -n a -6 route add unreachable 2001:db8:5::/48 metric 5
+ip -n a rule add from 10.0.0.0/8 table 100 pref 100
+ip -n a rule add not fwmark 0x5/0xff lookup 200 pref 200
+ip -n a -6 rule add to 2001:db8::/32 prohibit pref 300
+ip -n a neigh add 10.0.0.7 lladdr 02:00:00:00:00:07 dev br0
+ip -n a neigh add proxy 10.0.0.8 dev br0
+ip -n b neigh add 10.0.0.1 lladdr 02:00:00:00:00:01 dev v2 nud stale
+bridge -n a fdb append 00:00:00:00:00:00 dev vx0 dst 10.9.9.8 self
+bridge -n a fdb add 02:00:00:00:00:44 dev v1 master static
+ip netns exec a sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.br0.rp_filter=2 net.ipv4.conf.all.arp_ignore=1 net.ipv6.conf.v1.disable_ipv6=1
+"""
+FIREWALL = """
+ip netns exec b nft add table inet f
+ip netns exec b nft add chain inet f input '{ type filter hook input priority 0; policy drop; }'
+ip netns exec b nft add rule inet f input tcp dport 22 accept
+"""
+
+
+def copied(state: copy.State) -> dict:
+    """Build *state* in a forked child's own sandbox; its seconds, `missing`, and the differences of its dump."""
+
+    def work(_: object) -> dict:
+        start = time.monotonic()
+        lab = copy.build(state)
+        return {"seconds": time.monotonic() - start, "missing": state.missing, "differences": copy.differences(state, lab)}
+
+    return in_own_sandbox(work)
+
+
+def test_a_varied_lab_is_copied_whole(nslab_sandbox):
+    if features.missing("vxlan"):
+        pytest.skip(f"this kernel lacks vxlan: {features.missing('vxlan')}")
+    with Lab() as lab:
+        for name in ("a", "b"):
+            lab.add_namespace(name)
+        subprocess.run(["sh", "-e", "-c", VARIED + (FIREWALL if shutil.which("nft") else "")], check=True, timeout=60)
+        lab.ns("b").listen(8080, "10.0.0.2")
+        state = copy.read_state(lab)
+        answer = copied(state)
+    assert "error" not in answer, answer.get("error")
+    assert answer["differences"] == [] and answer["missing"] == [], answer
+
+
+def test_a_write_the_copy_cannot_make_is_named(nslab_sandbox):
+    with Lab() as lab:
+        lab.add_namespace("a")
+        state = copy.read_state(lab)
+    key = "net.ipv4.ip_default_ttl"  # the kernel takes 1 to 255
+    sysctls = tuple(dataclasses.replace(s, value="999") if s.key == key else s for s in state.dumps["a"].sysctls)
+    state.dumps["a"] = dataclasses.replace(state.dumps["a"], sysctls=sysctls)
+    answer = copied(state)
+    assert f"sysctl {key} in a: Invalid argument" in answer["missing"], answer
+    assert answer["differences"] == [f"sysctl {key}: 999 in the original, 64 in the copy in a"], answer
+
+
+def test_random_labs_are_copied_whole(nslab_sandbox):
+    if features.missing("vxlan"):
+        pytest.skip(f"this kernel lacks vxlan: {features.missing('vxlan')}")
+    missed: list[tuple[dict, list[str]]] = []
+    tried: list[int] = []
+
+    runs = itertools.count()  # a failing example is run again: each run its own names
+
+    @settings(max_examples=RANDOM_LABS, derandomize=True, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(ip_commands())
+    def one(cmds):
+        cmds = build_fresh(lab, cmds, runs)
+        answer = copied(copy.read_state(lab, list(cmds)))
+        assert "error" not in answer, answer["error"]
+        tried.append(1)
+        if answer["differences"]:
+            missed.append((cmds, answer["differences"]))
+
+    with Lab() as lab:
+        one()
+    assert len(tried) == RANDOM_LABS
+    assert not missed, f"{len(missed)} of {len(tried)} copies differ: " + "; ".join(str(diff) for _, diff in missed) + f"; the first lab: {missed[0][0]}"
