@@ -33,9 +33,9 @@ NFT_ARP_DROP = "table arp t {\n chain in { type filter hook input priority 0; po
 CASES = {
     "forwarding off": ("r", "sysctl -qw net.ipv4.ip_forward=0", "ping", Cause.FORWARDING_OFF, ("r", "sysctl net.ipv4.ip_forward", "0"), True),
     "forwarding off on the way in": ("r", "sysctl -qw net.ipv4.conf.ra.forwarding=0", "ping", Cause.FORWARDING_OFF, ("r", "sysctl net.ipv4.conf.ra.forwarding", "0"), True),
-    "blackhole at a router": ("r", "ip route add blackhole 10.0.2.2/32", "ping", Cause.NO_ANSWER, ("r", "route 10.0.2.2/32 table main", "blackhole"), True),
+    "blackhole at a router": ("r", "ip route add blackhole 10.0.2.2/32", "ping", Cause.NO_ANSWER, ("r", "route 10.0.2.2 table main", "blackhole"), True),
     "blackhole at the sender": ("a", "ip route add blackhole 10.0.2.0/24", "ping", Cause.NO_ROUTE_AT_SENDER, ("a", "route 10.0.2.0/24 table main", "blackhole"), True),
-    "prohibit route at a router": ("r", "ip route add prohibit 10.0.2.2/32", "ping", Cause.ICMP_UNREACHABLE, ("r", "route 10.0.2.2/32 table main", "prohibit"), True),
+    "prohibit route at a router": ("r", "ip route add prohibit 10.0.2.2/32", "ping", Cause.ICMP_UNREACHABLE, ("r", "route 10.0.2.2 table main", "prohibit"), True),
     "prohibit rule at the sender": ("a", "ip rule add to 10.0.2.2 prohibit pref 100", "ping", Cause.NO_ROUTE_AT_SENDER, ("a", "rule 100", "from all to 10.0.2.2/32 prohibit"), True),
     "unreachable route back in another table": (
         "b",
