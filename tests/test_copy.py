@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import shutil
 import subprocess
 import time
@@ -24,7 +25,7 @@ from nslab.lab.live import Lab
 from tests.ip_labs import build_fresh, ip_commands
 from tests.own_sandbox import in_own_sandbox
 
-RANDOM_LABS = 30
+RANDOM_LABS = max(6, int(os.environ.get("NSLAB_RANDOM_LABS", "40")) // 7)  # 6 in ./run tests, 28 with NSLAB_RANDOM_LABS=200
 
 # a: a bridge (STP on) with a port whose flags are set, a vxlan with a second remote, two
 # default routes of different metrics, a blackhole and a multipath route in table 100, the
