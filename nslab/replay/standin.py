@@ -52,10 +52,13 @@ FORMAT_FIELDS = {
 
 def install_script(python: str) -> str:
     """The shell lines that put the stand-ins on the stage's PATH (run inside the stage, by *python*,
-    one the stage's user may run: this file imports nothing of nslab)."""
-    lines = [f"mkdir -p {BIN} {STATE}"]
+    one the stage's user may run: this file imports nothing of nslab). The file itself is written
+    into the stage: the stage's user may not read the checkout (a mode-700 home)."""
+    with open(__file__) as f:
+        source = f.read()
+    lines = [f"mkdir -p {BIN} {STATE}", f"printf %s {shlex.quote(source)} > {BIN}/standin.py"]
     for tool in ("docker", "kind"):
-        body = f'#!/bin/sh\nexec {shlex.quote(python)} -I -B {shlex.quote(os.path.abspath(__file__))} {tool} "$@"\n'
+        body = f'#!/bin/sh\nexec {shlex.quote(python)} -I -B {BIN}/standin.py {tool} "$@"\n'
         lines.append(f"printf %s {shlex.quote(body)} > {BIN}/{tool} && chmod +x {BIN}/{tool}")
     return "\n".join(lines)
 
