@@ -240,8 +240,11 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
         if out.dev:
             return _with_reason(neighbour.unanswered(ctx.reads, at, out.dev, out.via or p.dst, None), reason, f"the {at.what} was {said}")
     if reason == "OTHERHOST":
-        return _wrong_mac(ev, ctx, ns, dev)
+        return _wrong_mac(ev, ctx, ns, dev, p)
     if reason == "IP_LOCALNET":
+        lost = _local_rule_missing(ctx, ev.src, p.dst) if ns != ev.src and not is_answer else None
+        if lost is not None:
+            return lost
         value, keys = combined(ctx.reads, ns, dev or "", "route_localnet", "or")
         key = f"net.ipv4.conf.{dev}.route_localnet"
         return Finding(
@@ -257,6 +260,20 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
     if reason in CONGESTION:
         return Finding(Cause.UNKNOWN, Where(ns, dev), f"the {at.what} was {said}: the machine's own congestion, not the lab's state", reason)
     return None  # a reason no stage names (e.g. NOT_SPECIFIED): the walk decides
+
+
+def _local_rule_missing(ctx: Context, src: str, dst: str) -> Finding | None:
+    """A loopback destination left *src* because no rule of its looks up the local table."""
+    family = 10 if ":" in dst else 2
+    if ctx.reads.is_local(src, dst) or any(r.action == "lookup" and r.table == "local" for r in ctx.reads.rules(src, family)):
+        return None
+    return Finding(
+        Cause.NO_ANSWER,
+        Where(src),
+        f"{dst} is not local in {src}: no policy rule there looks up the local table (the kernel's rule 0 is gone), so the {ctx.what} left by its routes",
+        claims=(Claim(src, "rule 0", "absent (no rule looks up table local)", blames=True),),
+        fixes=(Remedy(src, "ip rule add pref 0 lookup local", "ip rule del pref 0 lookup local"),),
+    )
 
 
 def _answer_cause(found: Finding, is_answer: bool, at: At, ev: Evidence) -> Finding:
@@ -325,22 +342,36 @@ def _placed(found: Finding, ns: str, dev: str | None) -> Finding:
     return Finding(found.cause, Where(ns, dev), found.text, found.reason, found.claims, found.fixes)
 
 
-def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None) -> Finding:
-    """Who addressed the frame to a MAC that is not the receiver's, and what its neighbour entry says."""
-    hop, out = ctx.flow.hops[0], ev.sender_route.dev
-    entry = ctx.reads.neighbour(ev.src, hop)
+def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None, p: packets.Packet) -> Finding:
+    """Who addressed the frame to a MAC that is not the receiver's (the namespace that last sent
+    this packet out), and what its neighbour entry for the packet's next hop says."""
+    what = ctx.packet_name(p)
+    sent = [s.ns for s in ev.sightings if s.direction == "out" and s.ns != ns and s.packet is not None and s.packet.ident == p.ident and s.packet.proto == p.proto]
+    sender = sent[-1] if sent else (ev.src if ctx.flow.is_request(p) else ns)
+    out = ctx.reads.route_get(sender, p.dst)
+    hop, odev = out.via or p.dst, out.dev
+    entry = ctx.reads.neighbour(sender, hop)
     receiver = ctx.reads.link(ns, dev) if dev else None
     mac = receiver.mac if receiver else "?"
     said = f"{entry.mac} ({entry.state})" if entry else "an unknown MAC"
-    claims = (Claim(ev.src, f"neigh {hop} dev {out}", said, dev=out, blames=True),) if entry else ()
+    text = f"{ns}{' on ' + dev if dev else ''} dropped the {what} as addressed to another host: {sender}'s neighbour entry for {hop} on {odev} says {said}, but {dev} has {mac}"
+    if entry is not None and "NOARP" in entry.state:  # the device does no ARP: its entries are made, not learnt
+        return Finding(
+            Cause.WRONG_NEIGHBOUR,
+            Where(sender, odev),
+            f"{text}: {odev} does no ARP (its entries are NOARP); {cmd(sender, 'ip link set', odev or '?', 'arp on')}",
+            "OTHERHOST",
+            claims=(Claim(sender, f"link {odev}", "arp off", dev=odev, blames=True),),
+            fixes=(Remedy(sender, f"ip link set {odev} arp on", f"ip link set {odev} arp off", odev),),
+        )
+    claims = (Claim(sender, f"neigh {hop} dev {odev}", said, dev=odev, blames=True),) if entry else ()
     return Finding(
         Cause.WRONG_NEIGHBOUR,
-        Where(ev.src, out),
-        f"{ns}{' on ' + dev if dev else ''} dropped the {ctx.what} as addressed to another host: {ev.src}'s neighbour entry for {hop} "
-        f"on {out} says {said}, but {dev} has {mac} ({cmd(ev.src, 'ip neigh replace', hop, 'lladdr', mac, 'dev', out or '?')}, or delete the entry)",
+        Where(sender, odev),
+        f"{text} ({cmd(sender, 'ip neigh replace', hop, 'lladdr', mac, 'dev', odev or '?')}, or delete the entry)",
         "OTHERHOST",
         claims=claims,
-        fixes=(Remedy(ev.src, f"ip neigh del {hop} dev {out}", f"ip neigh replace {hop} lladdr {entry.mac} dev {out} nud permanent", out),) if entry and entry.mac else (),
+        fixes=(Remedy(sender, f"ip neigh del {hop} dev {odev}", f"ip neigh replace {hop} lladdr {entry.mac} dev {odev} nud permanent", odev),) if entry and entry.mac else (),
     )
 
 

@@ -22,8 +22,10 @@ from nslab.kernel.state import RouteLookup, RouteState, RuleState
 from nslab.model.topology import Route
 from nslab.probes.result import Cause, Claim, Remedy, Where
 
-REFUSING = ("blackhole", "unreachable", "prohibit")
-ERRNO_OF = {"blackhole": errno_mod.EINVAL, "unreachable": errno_mod.EHOSTUNREACH, "prohibit": errno_mod.EACCES}
+REFUSING = ("blackhole", "unreachable", "prohibit", "throw")
+ERRNO_OF = {"blackhole": errno_mod.EINVAL, "unreachable": errno_mod.EHOSTUNREACH, "prohibit": errno_mod.EACCES, "throw": errno_mod.ENETUNREACH}
+# a rule's action answers with its own errno (fib4_rule_action): unreachable is ENETUNREACH there
+RULE_ERRNO = {"blackhole": errno_mod.EINVAL, "unreachable": errno_mod.ENETUNREACH, "prohibit": errno_mod.EACCES}
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def _refusing_route(reads: Reads, at: At, code: int) -> Finding | None:
     claim = Claim(at.ns, f"route {route_name(route.dst)} table {route.table}", route.type, blames=True)
     table = "" if route.table == "main" else f" table {route.table}"
     metric = f" metric {route.metric}" if route.metric else ""
-    verb = {"blackhole": "silently discards", "unreachable": "refuses (host unreachable)", "prohibit": "refuses (administratively prohibited)"}[route.type]
+    verb = {"blackhole": "silently discards", "unreachable": "refuses (host unreachable)", "prohibit": "refuses (administratively prohibited)", "throw": "sends on to the next rule, where no table has a route for"}[route.type]
     return Finding(
         Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.ICMP_UNREACHABLE if route.type != "blackhole" else Cause.NO_ANSWER,
         where,
@@ -148,7 +150,7 @@ def _refusing_route(reads: Reads, at: At, code: int) -> Finding | None:
 
 def _refusing_rule(reads: Reads, at: At, code: int) -> Finding | None:
     """A policy rule whose action refuses (`ip rule add ... prohibit`) and matches the packet."""
-    kinds = tuple(kind for kind, e in ERRNO_OF.items() if e == code)
+    kinds = tuple(kind for kind, e in RULE_ERRNO.items() if e == code)
     for rule in reads.rules(at.ns, at.family):
         if rule.action in ("lookup", "goto", "nop"):
             if rule.action == "lookup" and _selects(rule, at) and _table_answers(reads, at, rule.table):
@@ -199,6 +201,15 @@ def _no_route(reads: Reads, at: At) -> Finding:
     came = f"the {at.what} came into {at.ns} on {at.iif}, and " if at.iif else ""
     text = f"{came}{at.ns} has no route to {at.dst}: no route in table{'s' if len(tables) > 1 else ''} {', '.join(tables) or 'main'} covers it"
     lost = lost_route(reads, at.ns, at.dst)
+    gone = _down_under(reads, at.ns, lost) if lost is not None else None
+    if gone is not None:
+        return Finding(
+            Cause.LINK_DOWN,
+            Where(at.ns, gone),
+            f"{text}: the lab's route {lost.dst} goes by {gone}, which is down (its routes went with it); {cmd(at.ns, 'ip link set', gone, 'up')}",
+            claims=(Claim(at.ns, f"link {gone}", "down", dev=gone, blames=True),),
+            fixes=(link_up(reads, at.ns, gone),),
+        )
     if lost is not None:
         words = f"{lost.dst}" + (f" via {lost.via}" if lost.via else "") + (f" dev {lost.dev}" if lost.dev else "")
         return Finding(
@@ -226,6 +237,16 @@ def lost_route(reads: Reads, ns: str, address: str):
     wanted += [Route(ns, str(a.interface.network), dev=a.dev) for a in topo.addresses if a.ns == ns and ip in a.interface.network]
     lost = [r for r in wanted if route_name(r.dst) not in have]
     return max(lost, key=lambda r: _prefixlen(r.dst)) if lost else None
+
+
+def _down_under(reads: Reads, ns: str, route) -> str | None:
+    """The link that is down under the lab's *route*: its device, or the one holding its gateway's subnet."""
+    for link in reads.links(ns):
+        if link.up:
+            continue
+        if route.dev == link.name or (route.via and any(_in(route.via, a.cidr, network=True) for a in reads.view.topology.addresses if a.ns == ns and a.dev == link.name)):
+            return link.name
+    return None
 
 
 def route_name(dst: str) -> str:
