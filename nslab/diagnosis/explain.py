@@ -224,7 +224,7 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
     if reason in ("IP_RPFILTER", "IP_INADDRERRORS", "IP_INNOROUTES", "IP_OUTNOROUTES"):
         decision = routing.decide(ctx.reads, at)
         if isinstance(decision, Finding):
-            return _with_reason(_via_default(ev, ctx, _answer_cause(decision, is_answer, at, ev), is_answer), reason, f"the {at.what} was {said}")
+            return _with_reason(_via_default(ev, ctx, _answer_cause(decision, is_answer, at, ev), is_answer, p), reason, f"the {at.what} was {said}")
         return _unexplained(at, said, reason)
     if reason == "NETFILTER_DROP":
         how = "made" if made_here else ("local" if ctx.reads.is_local(ns, p.dst) else "forwarded")
@@ -284,34 +284,40 @@ def _answer_cause(found: Finding, is_answer: bool, at: At, ev: Evidence) -> Find
     return found
 
 
-def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool) -> Finding:
-    """A request that the sender sent by its default route only, to a namespace that neither
-    forwards nor has a route for it (a plain host, not a router): the sender lacks the specific
-    route (as the tutorials tell it). A forwarding router without the route is blamed itself."""
-    via = ev.sender_route.via
+def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool, p: packets.Packet | None = None) -> Finding:
+    """A packet that its sender (the prober, or for an answer the namespace that answered) sent by
+    its default route only, to a namespace that neither forwards nor has a route for it (a plain
+    host, not a router): the sender lacks the specific route (as the tutorials tell it). A
+    forwarding router without the route is blamed itself."""
+    if is_answer:
+        target = _delivered(ev, ctx)
+        sender, dst = (target[0], p.dst) if target and p is not None else (None, "")
+    else:
+        sender, dst = ev.src, _address(ctx.flow.dst)
+    out = ctx.reads.route_get(sender, dst) if sender else None
+    via = out.via if out else None
     no_route = any(c.value == "no route" for c in found.claims)
-    if is_answer or not via or not no_route or found.where.ns == ev.src:
+    if sender is None or out is None or not via or not no_route or found.where.ns == sender:
         return found
     forwards, _ = combined(ctx.reads, found.where.ns, found.where.dev or "", "forwarding", "dev")
     if forwards != 0:
         return found
-    dst = _address(ctx.flow.dst)
-    specific = [r for r in ctx.reads.routes(ev.src) if r.dst != "default" and r.type == "unicast" and r.covers(dst)]
-    if specific:
+    if any(r.dst != "default" and r.type == "unicast" and r.covers(dst) for r in ctx.reads.routes(sender)):
         return found
-    lost = routing.lost_route(ctx.reads, ev.src, dst)
+    lost = routing.lost_route(ctx.reads, sender, dst)
     fixes = found.fixes
     if lost is not None and lost.dst != "default":
-        claim = Claim(ev.src, f"route {routing.route_name(lost.dst)} table main", "absent", dev=lost.dev, blames=True)
+        claim = Claim(sender, f"route {routing.route_name(lost.dst)} table main", "absent", dev=lost.dev, blames=True)
         words = f"{lost.dst}" + (f" via {lost.via}" if lost.via else "") + (f" dev {lost.dev}" if lost.dev else "")
-        fixes = (Remedy(ev.src, f"ip route add {words}", f"ip route del {words}", lost.dev), *fixes)
+        fixes = (Remedy(sender, f"ip route add {words}", f"ip route del {words}", lost.dev), *fixes)
     else:
-        claim = Claim(ev.src, f"route {dst} table main", f"only the default route via {via} covers it", dev=ev.sender_route.dev, blames=True)
+        claim = Claim(sender, f"route {dst} table main", f"only the default route via {via} covers it", dev=out.dev, blames=True)
     context = tuple(dataclasses.replace(c, blames=False) for c in found.claims)  # the router's state: context, not what to change
+    what = ANSWER_WHAT.get(ctx.flow.probe, "answer") if is_answer else ctx.what
     return Finding(
-        Cause.LOST_VIA_DEFAULT_ROUTE,
+        Cause.NO_RETURN_ROUTE if is_answer else Cause.LOST_VIA_DEFAULT_ROUTE,
         found.where,
-        f"{ev.src} has no specific route to {dst}: the {ctx.what} left by the default route via {via} on {ev.sender_route.dev}, and {found.text}",
+        f"{sender} has no specific route to {dst}: the {what} left by the default route via {via} on {out.dev}, and {found.text}",
         found.reason,
         (claim, *context),
         fixes,
@@ -346,8 +352,12 @@ def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None, p: packets.
     """Who addressed the frame to a MAC that is not the receiver's (the namespace that last sent
     this packet out), and what its neighbour entry for the packet's next hop says."""
     what = ctx.packet_name(p)
+    peer = ctx.reads.peer(ns, dev) if dev else None
     sent = [s.ns for s in ev.sightings if s.direction == "out" and s.ns != ns and s.packet is not None and s.packet.ident == p.ident and s.packet.proto == p.proto]
-    sender = sent[-1] if sent else (ev.src if ctx.flow.is_request(p) else ns)
+    if peer is not None and ctx.reads.route_get(peer[0], p.dst).dev == peer[1]:
+        sender = peer[0]  # the other end of the veth it came in by, which routes it there
+    else:
+        sender = sent[-1] if sent else (ev.src if ctx.flow.is_request(p) else ns)
     out = ctx.reads.route_get(sender, p.dst)
     hop, odev = out.via or p.dst, out.dev
     entry = ctx.reads.neighbour(sender, hop)

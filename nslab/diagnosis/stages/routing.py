@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, combined, link_up, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, cmd, combined, link_up, set_sysctl, sysctl, with_lost_routes
 from nslab.kernel.state import RouteLookup, RouteState, RuleState
 from nslab.model.topology import Route
 from nslab.probes.result import Cause, Claim, Remedy, Where
@@ -210,6 +210,15 @@ def _no_route(reads: Reads, at: At) -> Finding:
             claims=(Claim(at.ns, f"link {gone}", "down", dev=gone, blames=True),),
             fixes=(link_up(reads, at.ns, gone),),
         )
+    missing = _address_under(reads, at.ns, lost) if lost is not None else None
+    if missing is not None:
+        return Finding(
+            Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER,
+            Where(at.ns, missing.dev),
+            f"{text}: the lab's route {lost.dst} via {lost.via} went with the address {missing.cidr} on {missing.dev}, which {at.ns} no longer has",
+            claims=(Claim(at.ns, f"address {missing.cidr} dev {missing.dev}", "absent", dev=missing.dev, blames=True),),
+            fixes=(with_lost_routes(reads, at.ns, missing.dev, f"ip addr add {missing.cidr} dev {missing.dev}", f"ip addr del {missing.cidr} dev {missing.dev}", [missing.interface.network]),),
+        )
     if lost is not None:
         words = f"{lost.dst}" + (f" via {lost.via}" if lost.via else "") + (f" dev {lost.dev}" if lost.dev else "")
         return Finding(
@@ -247,6 +256,14 @@ def _down_under(reads: Reads, ns: str, route) -> str | None:
         if route.dev == link.name or (route.via and any(_in(route.via, a.cidr, network=True) for a in reads.view.topology.addresses if a.ns == ns and a.dev == link.name)):
             return link.name
     return None
+
+
+def _address_under(reads: Reads, ns: str, route):
+    """The lab's address whose subnet holds *route*'s gateway, where the kernel no longer holds it."""
+    if not route.via:
+        return None
+    held = {a.ip for a in reads.addresses(ns)}
+    return next((a for a in reads.view.topology.addresses if a.ns == ns and _in(route.via, a.cidr, network=True) and str(a.interface.ip) not in held), None)
 
 
 def route_name(dst: str) -> str:
