@@ -66,7 +66,7 @@ def refused(reads: Reads, at: At, found: RouteLookup) -> Finding:
     if refusing is not None:
         return refusing
     if code == errno_mod.ENETUNREACH:
-        return _no_route(reads, at)
+        return _no_main_rule(reads, at) or _no_route(reads, at)
     return Finding(Cause.UNKNOWN, Where(at.ns, at.iif), f"{at.ns}'s route lookup for the {at.what} to {at.dst} failed with {errno_mod.errorcode.get(code, code)}, and no route or rule read there explains it")
 
 
@@ -186,6 +186,22 @@ def _table_answers(reads: Reads, at: At, table: str | None) -> bool:
     return any(r.table == table and r.covers(at.dst) for r in reads.all_routes(at.ns, at.family))
 
 
+def _no_main_rule(reads: Reads, at: At) -> Finding | None:
+    """No policy rule looks up the main table (the kernel's rule 32766 is gone), where it holds a route."""
+    rules = reads.rules(at.ns, at.family)
+    if any(r.action == "lookup" and r.table == "main" for r in rules):
+        return None
+    if not any(r.table == "main" and r.covers(at.dst) for r in reads.all_routes(at.ns, at.family)):
+        return None
+    return Finding(
+        Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER,
+        Where(at.ns, at.iif),
+        f"{at.ns}'s main table has a route to {at.dst}, but no policy rule looks the main table up (the kernel's rule 32766 is gone)",
+        claims=(Claim(at.ns, "rule 32766", "absent (no rule looks up table main)", blames=True),),
+        fixes=(Remedy(at.ns, "ip rule add pref 32766 lookup main", "ip rule del pref 32766 lookup main"),),
+    )
+
+
 def _no_route(reads: Reads, at: At) -> Finding:
     tables = sorted({r.table for r in reads.all_routes(at.ns, at.family) if r.table != "local"})
     down = [link.name for link in reads.links(at.ns) if not link.up and any(_in(at.dst, a.cidr, network=True) for a in reads.addresses(at.ns) if a.dev == link.name)]
@@ -259,11 +275,16 @@ def _down_under(reads: Reads, ns: str, route) -> str | None:
 
 
 def _address_under(reads: Reads, ns: str, route):
-    """The lab's address whose subnet holds *route*'s gateway, where the kernel no longer holds it."""
-    if not route.via:
-        return None
+    """The lab's address that *route* went with, where the kernel no longer holds it: one whose
+    subnet holds the route's gateway, or one on the route's device (a connected route, or one
+    that took it as its source)."""
     held = {a.ip for a in reads.addresses(ns)}
-    return next((a for a in reads.view.topology.addresses if a.ns == ns and _in(route.via, a.cidr, network=True) and str(a.interface.ip) not in held), None)
+    for a in reads.view.topology.addresses:
+        if a.ns != ns or str(a.interface.ip) in held:
+            continue
+        if (route.via and _in(route.via, a.cidr, network=True)) or (route.dev and route.dev == a.dev):
+            return a
+    return None
 
 
 def route_name(dst: str) -> str:
