@@ -173,6 +173,7 @@ def without_drop_reasons() -> None:
 
 def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool, start: float) -> dict:
     lab = build(state, timeout=TRIAL_TIMEOUT if fixes else 1.0)
+    links_active(lab)
     base = probe.run(lab)
     payload = {"fixes": [], "tried": 0, "note": None, "verdict": verdict_of(base)}
     if base.ok:
@@ -214,6 +215,20 @@ def _pairs(trial: "_Trials", singles: list[Change], budget: float) -> tuple[list
         if trial.works(list(pair)):
             return [{"changes": [c.to_dict() for c in pair], "seconds": time.monotonic() - trial.start}], None
     return [], None
+
+
+def links_active(lab: Lab, timeout: float = 1.0) -> None:
+    """Wait until every link that is up with carrier can send: its transmit queue stays 'noop'
+    (dropping) until linkwatch makes its operstate UP, milliseconds after a change (a copy just
+    built, a link a trial brought up)."""
+
+    def active() -> bool:
+        return all(link.operstate in ("UP", "UNKNOWN") for ns in lab.namespaces for link in lab.kernel.links(ns.handle) if link.up and link.carrier)
+
+    try:
+        process.wait_until(active, timeout, "links up with carrier are operationally UP")
+    except TimeoutError:
+        pass  # the probe then shows what the link does
 
 
 def verdict_of(result: Result) -> dict:
@@ -263,7 +278,7 @@ class _Trials:
                     return False
             for ns in self.lab.namespaces:
                 ns.flush_neighbours()
-            self._links_active()
+            links_active(self.lab)
             ok = self.probe.run(self.lab).ok
         finally:
             for change in reversed(done):
@@ -272,18 +287,6 @@ class _Trials:
                 self.lab.close()
                 self.lab = build(self.state, timeout=TRIAL_TIMEOUT)
         return ok
-
-    def _links_active(self, timeout: float = 1.0) -> None:
-        """Wait until every link a change brought up with carrier can send: its transmit queue
-        stays 'noop' (dropping) until linkwatch makes its operstate UP, milliseconds later."""
-
-        def active() -> bool:
-            return all(link.operstate in ("UP", "UNKNOWN") for ns in self.lab.namespaces for link in self.lab.kernel.links(ns.handle) if link.up and link.carrier)
-
-        try:
-            process.wait_until(active, timeout, "links up with carrier are operationally UP")
-        except TimeoutError:
-            pass  # the probe then shows what the link does
 
     def _apply(self, change: Change) -> bool:
         ns = self.lab.ns(change.ns)
