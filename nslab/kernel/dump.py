@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import errno as errno_mod
-import ipaddress
 import os
 import shutil
 import socket
-import struct
 from dataclasses import dataclass
 from typing import Any
 
-from nslab.kernel import linux, process, records, rtnl
+from nslab.kernel import linux, listeners, process, records, rtnl
 from nslab.kernel.handle import NsHandle
 from nslab.kernel.namespaces import nsid_of
 
@@ -469,7 +467,7 @@ def read_ruleset(netns_fd: int) -> str:
     return done.stdout.decode(errors="replace").strip() if done.returncode == 0 else ""
 
 
-TCP_LISTEN, UDP_UNCONNECTED = "0A", "07"
+UDP_UNCONNECTED = "07"  # the `st` column of a UDP socket bound and not connected
 
 
 def read_listeners(netns_fd: int) -> tuple[Listener, ...]:
@@ -484,17 +482,6 @@ def read_listeners(netns_fd: int) -> tuple[Listener, ...]:
                 tables[name] = ""  # no IPv6 in this kernel
     out = set()
     for name, text in tables.items():
-        proto, want = ("tcp", TCP_LISTEN) if name.startswith("tcp") else ("udp", UDP_UNCONNECTED)
-        for line in text.splitlines()[1:]:
-            fields = line.split()  # sl local_address rem_address st ...
-            if len(fields) > 3 and fields[3] == want:
-                addr, port = fields[1].split(":")
-                out.add(Listener(proto, _proc_address(addr), int(port, 16)))
+        proto, want = ("tcp", listeners.LISTEN) if name.startswith("tcp") else ("udp", UDP_UNCONNECTED)
+        out.update(Listener(proto, s.address, s.port) for s in listeners.parse(text, want))
     return tuple(sorted(out, key=lambda li: (li.proto, li.port, li.address)))
-
-
-def _proc_address(hexed: str) -> str:
-    """An address as /proc/net/tcp prints it: each 32-bit word in host byte order."""
-    raw = bytes.fromhex(hexed)
-    words = b"".join(struct.pack("=I", struct.unpack(">I", raw[i : i + 4])[0]) for i in range(0, len(raw), 4))
-    return str(ipaddress.ip_address(words))

@@ -32,18 +32,20 @@ class Listener:
         return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
 
 
-def parse(table: str) -> list[Listener]:
-    """The listeners in *table*, the text of a /proc/.../net/tcp or tcp6 file."""
+def parse(table: str, state: str = LISTEN) -> list[Listener]:
+    """The sockets in *state* (the `st` column) in *table*, the text of a /proc/.../net/tcp,
+    tcp6, udp or udp6 file, with their bound address and port."""
     out = []
     for line in table.splitlines()[1:]:
         fields = line.split()  # sl local_address rem_address st ...
-        if len(fields) > 3 and fields[3] == LISTEN:
+        if len(fields) > 3 and fields[3] == state:
             hexaddr, hexport = fields[1].split(":")
             out.append(Listener(_address(hexaddr), int(hexport, 16)))
     return out
 
 
 def _address(hexaddr: str) -> str:
+    """An address as /proc/net/tcp prints it: each 32-bit word in host byte order."""
     raw = bytes.fromhex(hexaddr)
     if len(raw) == 4:
         return socket.inet_ntop(socket.AF_INET, raw[::-1])
