@@ -27,17 +27,15 @@ import random
 import re
 import shlex
 import socket
-import threading
 from dataclasses import dataclass
 from typing import Optional
 
 from bench.soundness import firewall, knobs
 from bench.soundness.knobs import Change, Kind, Where
-from bench.soundness.labs import poll
 from nslab import Lab, Outcome
 from nslab.advice.copy import read_state
 from nslab.advice.fixes import find, fix_line
-from nslab.advice.trials import Probe, search
+from nslab.advice.trials import Probe, links_active, search
 from nslab.model.queries import owner_of
 from nslab.probes.result import Claim, Result
 from nslab.tutorials.catalog import LABS
@@ -288,15 +286,10 @@ def fixed(case: Case, lab: Lab, changes: list[dict]) -> bool:
     link the fix set up is operationally up (the kernel's linkwatch attaches its queue a
     moment after `ip link set X up`; until then it drops what is sent) and the learnt
     neighbours are flushed (as the search does before each trial)."""
-    raised = []
     for change in changes:
         for argv in change["commands"]:
             if lab.ns(change["ns"]).run(list(argv), timeout=10).returncode != 0:
                 return False
-            if argv[:3] == ["ip", "link", "set"] and "up" in argv:
-                raised.append((change["ns"], argv[4] if argv[3] == "dev" else argv[3]))
-    for ns, dev in raised:
-        # a link that does not come up (its peer is down) is probed as it is: poll returns False
-        poll(lambda: lab.ns(ns).link(dev).operstate in ("UP", "UNKNOWN"), UP_WITHIN, f"{dev} up in {ns}", threading.Event())  # noqa: B023 - called at once
+    links_active(lab, UP_WITHIN)  # a link that does not come up (its peer is down) is probed as it is
     return case.probe.run(forgetting(lab)).ok
 
