@@ -28,6 +28,8 @@ def router_lab() -> Topology:
 NFT_INPUT_POLICY_DROP = "table inet f {\n chain input { type filter hook input priority 0; policy drop; }\n}\n"
 NFT_FORWARD_RULE = "table ip t {\n chain fw { type filter hook forward priority 0; ip daddr 10.0.2.2 drop; }\n}\n"
 NFT_ARP_DROP = "table arp t {\n chain in { type filter hook input priority 0; policy drop; }\n}\n"
+NFT_ARP_REPLY_OUT = "table arp t {\n chain out { type filter hook output priority 0; arp operation reply drop; }\n}\n"
+NFT_INGRESS_DROP = "table netdev t {\n chain in { type filter hook ingress device vb priority 0; policy drop; }\n}\n"
 
 # name: (namespace, command, probe, cause, (blamed namespace, object, value), settled early)
 CASES = {
@@ -55,6 +57,13 @@ CASES = {
     "mtu too small": ("r", "ip link set rb mtu 600", "big ping", Cause.TOO_BIG, ("r", "link rb", "mtu 600"), True),
     "address removed": ("b", "ip addr del 10.0.2.2/24 dev vb", "ping", Cause.NO_ARP_ANSWER, ("b", "address 10.0.2.2/24 dev vb", "absent"), True),
     "no route back": ("b", "ip route del default", "ping", Cause.NO_RETURN_ROUTE, ("b", "route default table main", "absent"), True),
+    "arp off at the holder": ("b", "ip link set vb arp off", "ping", Cause.NO_ARP_ANSWER, ("b", "link vb", "arp off"), True),
+    "arp off at the sender": ("a", "ip link set va arp off", "ping", Cause.WRONG_NEIGHBOUR, ("a", "link va", "arp off"), True),
+    "arp reply dropped as it leaves": ("b", "nft -f - <<'EOF'\n" + NFT_ARP_REPLY_OUT + "EOF", "ping", Cause.FILTERED_BY_RULE, ("b", "nft arp t out", "arp operation reply drop"), True),
+    "arptables output at the sender": ("a", "arptables -A OUTPUT -j DROP", "ping", Cause.FILTERED_BY_RULE, ("a", "nft arp filter OUTPUT", "arp htype 1 arp hlen 6 arp plen 4 drop"), False),
+    "netdev ingress drop": ("b", "nft -f - <<'EOF'\n" + NFT_INGRESS_DROP + "EOF", "ping", Cause.FILTERED_BY_RULE, ("b", "nft netdev t in", "policy drop"), True),
+    "local rule deleted": ("b", "ip rule del pref 0", "ping", Cause.NO_ANSWER, ("b", "rule 0", "absent (no rule looks up table local)"), False),
+    "wrong permanent neighbour": ("r", "ip neigh replace 10.0.2.2 lladdr 02:00:00:00:00:99 dev rb nud permanent", "ping", Cause.WRONG_NEIGHBOUR, ("r", "neigh 10.0.2.2 dev rb", "02:00:00:00:00:99 (PERMANENT)"), True),
     "listener on loopback only": ("b", "true", "tcp to 127.0.0.1:8080", Cause.PORT_CLOSED, ("b", "socket tcp 127.0.0.1:8080", "listening"), True),
 }
 

@@ -43,6 +43,8 @@ from nslab.model.topology import Topology
 
 CREATABLE = ("bridge", "macvlan", "vxlan")  # kinds a copy makes from their options (veths come from the model)
 MACVLAN_MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
+# the device flags `ip link set DEV FLAG on|off` sets, as `ip -j link` lists them
+LINK_FLAGS = (("arp", "NOARP", False), ("multicast", "MULTICAST", True), ("allmulticast", "ALLMULTI", True), ("promisc", "PROMISC", True))
 PORT_FLAGS = ("hairpin", "guard", "root_block", "fastleave", "learning", "flood", "proxy_arp", "mcast_flood", "bcast_flood", "neigh_suppress", "isolated")
 BRIDGE_OPTIONS = ("forward_delay", "hello_time", "max_age", "ageing_time", "stp_state", "priority", "mcast_snooping", "nf_call_iptables", "nf_call_ip6tables", "nf_call_arptables")
 DYNAMIC = {"REACHABLE", "STALE", "DELAY", "PROBE"}  # neighbour states the kernel changes by itself: copied as STALE
@@ -197,6 +199,8 @@ def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str
             out.append(f"link set {link.name} address {link.mac}")
         if mine is None or mine.mtu != link.mtu:
             out.append(f"link set {link.name} mtu {link.mtu}")
+        if mine is None or _flags(mine) != _flags(link):
+            out.append(f"link set {link.name} " + " ".join(f"{word} {'on' if on else 'off'}" for word, on in zip((w for w, _, _ in LINK_FLAGS), _flags(link))))
         opts = dict(link.options)
         if link.kind == "bridge" and (mine is None or mine.options != link.options):
             out.append(f"link set {link.name} type bridge " + " ".join(f"{k} {opts[k]}" for k in BRIDGE_OPTIONS if k in opts))
@@ -502,8 +506,13 @@ def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = froz
     return out
 
 
+def _flags(link: dump.Link) -> tuple[bool, ...]:
+    """The link's LINK_FLAGS, each as `ip link set` says it (NOARP set is `arp off`)."""
+    return tuple((flag in link.flags) == means_on for _, flag, means_on in LINK_FLAGS)
+
+
 def _link_same(link: dump.Link) -> tuple:
-    return (link.kind, link.up, link.mtu, link.mac, link.master, link.lower, link.peer, tuple((k, v) for k, v in link.options if k != "link"), _port(link), link.vlans)
+    return (link.kind, link.up, _flags(link), link.mtu, link.mac, link.master, link.lower, link.peer, tuple((k, v) for k, v in link.options if k != "link"), _port(link), link.vlans)
 
 
 def fingerprint(lab: Lab) -> tuple:

@@ -227,7 +227,8 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
             return _with_reason(_via_default(ev, ctx, _answer_cause(decision, is_answer, at, ev), is_answer, p), reason, f"the {at.what} was {said}")
         return _unexplained(at, said, reason)
     if reason == "NETFILTER_DROP":
-        how = "made" if made_here else ("local" if ctx.reads.is_local(ns, p.dst) else "forwarded")
+        here = ctx.reads.is_local(ns, p.dst)
+        how = ("looped" if here else "made") if made_here else ("local" if here else "forwarded")
         found = netfilter.dropped(ctx.reads, at, how, reason=reason)
         return _placed(found, ns, dev) if found else _unexplained(at, said + "; no chain on its hooks there drops it now", reason)
     if reason == "NO_SOCKET":
@@ -240,9 +241,9 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
         if out.dev:
             return _with_reason(neighbour.unanswered(ctx.reads, at, out.dev, out.via or p.dst, None), reason, f"the {at.what} was {said}")
     if reason == "OTHERHOST":
-        return _wrong_mac(ev, ctx, ns, dev, p)
+        return _misaddressed(ev, ctx, reason) or _wrong_mac(ev, ctx, ns, dev, p)
     if reason == "IP_LOCALNET":
-        lost = _local_rule_missing(ctx, ev.src, p.dst) if ns != ev.src and not is_answer else None
+        lost = routing.local_rule_missing(ctx.reads, ev.src, p.dst, ctx.what) if ns != ev.src and not is_answer else None
         if lost is not None:
             return lost
         value, keys = combined(ctx.reads, ns, dev or "", "route_localnet", "or")
@@ -260,20 +261,6 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
     if reason in CONGESTION:
         return Finding(Cause.UNKNOWN, Where(ns, dev), f"the {at.what} was {said}: the machine's own congestion, not the lab's state", reason)
     return None  # a reason no stage names (e.g. NOT_SPECIFIED): the walk decides
-
-
-def _local_rule_missing(ctx: Context, src: str, dst: str) -> Finding | None:
-    """A loopback destination left *src* because no rule of its looks up the local table."""
-    family = 10 if ":" in dst else 2
-    if ctx.reads.is_local(src, dst) or any(r.action == "lookup" and r.table == "local" for r in ctx.reads.rules(src, family)):
-        return None
-    return Finding(
-        Cause.NO_ANSWER,
-        Where(src),
-        f"{dst} is not local in {src}: no policy rule there looks up the local table (the kernel's rule 0 is gone), so the {ctx.what} left by its routes",
-        claims=(Claim(src, "rule 0", "absent (no rule looks up table local)", blames=True),),
-        fixes=(Remedy(src, "ip rule add pref 0 lookup local", "ip rule del pref 0 lookup local"),),
-    )
 
 
 def _answer_cause(found: Finding, is_answer: bool, at: At, ev: Evidence) -> Finding:
@@ -360,17 +347,44 @@ def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None, p: packets.
         sender = sent[-1] if sent else (ev.src if ctx.flow.is_request(p) else ns)
     out = ctx.reads.route_get(sender, p.dst)
     hop, odev = out.via or p.dst, out.dev
-    entry = ctx.reads.neighbour(sender, hop)
     receiver = ctx.reads.link(ns, dev) if dev else None
-    mac = receiver.mac if receiver else "?"
+    lead = f"{ns}{' on ' + dev if dev else ''} dropped the {what} as addressed to another host"
+    return _misaddressed_by(ctx, sender, odev, hop, lead, dev or "?", receiver.mac if receiver else "?", "OTHERHOST")
+
+
+def _misaddressed(ev: Evidence, ctx: Context, reason: str | None = None) -> Finding | None:
+    """A frame of this probe left a namespace addressed to a MAC that no holder of its next hop
+    on that segment has (as the capture shows it and the kernel wires the segment)."""
+    for s in ev.sightings:
+        p = s.packet
+        if s.direction != "out" or s.dev == "lo" or p is None or p.quoted or s.frame[0] & 1 or not (ctx.flow.is_request(p) or ctx.flow.is_answer(p)):
+            continue
+        out = ctx.reads.route_get(s.ns, p.dst)
+        segment = ctx.reads.hosts_on(s.ns, s.dev) if out.dev == s.dev else None
+        hop = out.via or p.dst
+        held = neighbour.holders(ctx.reads, segment[0], hop) if segment else []
+        macs = {link.mac for n, d in held if (link := ctx.reads.link(n, d)) is not None}
+        sent = ":".join(f"{b:02x}" for b in s.frame[:6])
+        if held and sent not in macs:
+            n, d = held[0]
+            lead = f"the {ctx.packet_name(p)} left {s.ns} on {s.dev} for {sent}, which is not the MAC of {hop}'s holder on that segment"
+            return _misaddressed_by(ctx, s.ns, s.dev, hop, lead, f"{n}'s {d}", ctx.reads.link(n, d).mac, reason)
+    return None
+
+
+def _misaddressed_by(ctx: Context, sender: str, odev: str | None, hop: str, lead: str, holder: str, mac: str, reason: str | None = None) -> Finding:
+    """*sender* addressed its frames for *hop* on *odev* to a MAC *holder* does not have: its
+    device does no ARP, or its neighbour entry says so."""
+    entry = ctx.reads.neighbour(sender, hop)
     said = f"{entry.mac} ({entry.state})" if entry else "an unknown MAC"
-    text = f"{ns}{' on ' + dev if dev else ''} dropped the {what} as addressed to another host: {sender}'s neighbour entry for {hop} on {odev} says {said}, but {dev} has {mac}"
-    if entry is not None and "NOARP" in entry.state:  # the device does no ARP: its entries are made, not learnt
+    text = f"{lead}: {sender}'s neighbour entry for {hop} on {odev} says {said}, but {holder} has {mac}"
+    sending = ctx.reads.link(sender, odev)
+    if (entry is not None and "NOARP" in entry.state) or (sending is not None and sending.noarp):  # the device does no ARP: its entries are made, not learnt
         return Finding(
             Cause.WRONG_NEIGHBOUR,
             Where(sender, odev),
-            f"{text}: {odev} does no ARP (its entries are NOARP); {cmd(sender, 'ip link set', odev or '?', 'arp on')}",
-            "OTHERHOST",
+            f"{text}: {odev} does no ARP (arp off: its entries are NOARP); {cmd(sender, 'ip link set', odev or '?', 'arp on')}",
+            reason,
             claims=(Claim(sender, f"link {odev}", "arp off", dev=odev, blames=True),),
             fixes=(Remedy(sender, f"ip link set {odev} arp on", f"ip link set {odev} arp off", odev),),
         )
@@ -379,7 +393,7 @@ def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None, p: packets.
         Cause.WRONG_NEIGHBOUR,
         Where(sender, odev),
         f"{text} ({cmd(sender, 'ip neigh replace', hop, 'lladdr', mac, 'dev', odev or '?')}, or delete the entry)",
-        "OTHERHOST",
+        reason,
         claims=claims,
         fixes=(Remedy(sender, f"ip neigh del {hop} dev {odev}", f"ip neigh replace {hop} lladdr {entry.mac} dev {odev} nud permanent", odev),) if entry and entry.mac else (),
     )
@@ -390,7 +404,7 @@ def _by_walk(ev: Evidence, ctx: Context) -> Finding:
     """The request's way, then its answer's, through the kernel's decisions, checked against
     the captures; else what was read, and that the cause is unknown. Where the captures saw
     the request delivered (after any NAT), its answer's way starts there."""
-    counted = _counted(ev, ctx)
+    counted = _counted(ev, ctx) or _misaddressed(ev, ctx)
     if counted is not None:
         return counted
     heard = {s.ns for s in ev.sightings if s.kind == "arp-request" and s.direction == "in"} if ctx.reads.view.spaces.keys() <= _watched(ev) else None

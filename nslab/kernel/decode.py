@@ -26,6 +26,7 @@ def link(m: Message, names: dict[int, str]) -> LinkState:
         kind=kind or "unknown",
         up=bool(flags & rtnl.IFF_UP),
         carrier=bool(flags & rtnl.IFF_LOWER_UP),
+        noarp=bool(flags & rtnl.IFF_NOARP),
         mac=m.mac(rtnl.IFLA_ADDRESS) or "",
         mtu=m.u32(rtnl.IFLA_MTU) or 0,
         master=names.get(master) if master else None,

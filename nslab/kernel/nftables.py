@@ -43,12 +43,16 @@ class Ruleset:
     rules: tuple[dict, ...]
     texts: dict[tuple[str, str, int], str]  # (family, table, handle) -> the rule's line
 
-    def stoppers(self, families: tuple[str, ...], hooks: tuple[str, ...]) -> list[Stopper]:
+    def stoppers(self, families: tuple[str, ...], hooks: tuple[str, ...], device: str | None = None) -> list[Stopper]:
         """What can stop a packet of *families* passing *hooks*: the drop and reject rules of
-        each base chain on those hooks (and of the chains it jumps to), and drop policies."""
+        each base chain on those hooks (and of the chains it jumps to), and drop policies.
+        *device*: only the base chains a packet on that device passes (a netdev chain names its own)."""
         out: list[Stopper] = []
         for base in self.chains:
             if base.get("family") not in families or base.get("hook") not in hooks:
+                continue
+            devices = base.get("dev", ())
+            if device is not None and devices and device not in ([devices] if isinstance(devices, str) else devices):
                 continue
             family, table = base["family"], base["table"]
             if base.get("policy") == "drop":

@@ -64,7 +64,7 @@ NDA_DST, NDA_LLADDR, NDA_MASTER = 1, 2, 9
 NETNSA_NSID, NETNSA_FD = 1, 3
 
 # -- values -----------------------------------------------------------------------------
-IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
+IFF_UP, IFF_NOARP, IFF_LOWER_UP = 0x1, 0x80, 0x10000
 IFA_F_NODAD = 0x2
 IFA_FLAGS = 8  # u32: all of an address's flags (the header's byte holds the low 8)
 IFA_STATES = {0x40: "tentative", 0x08: "dadfailed", 0x20: "deprecated", 0x02: "nodad"}  # as `ip -6 addr` prints them

@@ -22,6 +22,7 @@ class LinkState:
     master: str | None = None
     peer_index: int | None = None  # a veth's peer ifindex, as `ip link` shows `vethX@ifN`
     peer_netnsid: int | None = None
+    noarp: bool = False  # `ip link set DEV arp off`: no ARP sent or answered on it
     operstate: str = ""  # RFC 2863 state, set by the kernel's linkwatch a moment after a change
 
     @property

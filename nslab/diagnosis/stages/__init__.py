@@ -85,11 +85,24 @@ def link_up(reads: Reads, ns: str, dev: str) -> Remedy:
     return with_lost_routes(reads, ns, dev, f"ip link set {dev} up", f"ip link set {dev} down", [a.interface.network for a in reads.view.topology.addresses if a.ns == ns and a.dev == dev])
 
 
+def route_words(route) -> str:
+    """The lab's *route* as `ip route add` takes it: `DST [via VIA] [dev DEV] [onlink]`."""
+    return route.dst + (f" via {route.via}" if route.via else "") + (f" dev {route.dev}" if route.dev else "") + (" onlink" if route.onlink else "")
+
+
 def with_lost_routes(reads: Reads, ns: str, dev: str, do: str, undo: str, nets: list) -> Remedy:
     """*do*, then the lab's routes in *ns* by *dev* or through a gateway in *nets* that the kernel
     does not hold (it drops a device's routes with its address, or when it goes down)."""
     have = {r.dst for r in reads.routes(ns)}
-    lost = [r for r in reads.view.topology.routes if r.ns == ns and r.dst not in have and (r.dev == dev or (r.via and any(ipaddress.ip_address(r.via) in n for n in nets)))]
-    adds = [f"ip route add {r.dst}" + (f" via {r.via}" if r.via else "") + (f" dev {r.dev}" if r.dev else "") for r in lost]
+    missing = [r for r in reads.view.topology.routes if r.ns == ns and r.dst not in have]
+    nets = list(nets)
+    lost: list = []
+    while True:  # a route through a gateway that a lost route reaches (kindnet's /32 pod: default via a gateway routed by dev) goes too
+        more = [r for r in missing if r not in lost and (r.dev == dev or (r.via and any(ipaddress.ip_address(r.via) in n for n in nets)))]
+        if not more:
+            break
+        lost += more
+        nets += [ipaddress.ip_network(r.dst) for r in more if r.dst != "default"]
+    adds = [f"ip route add {route_words(r)}" for r in lost]
     dels = [f"ip route del {r.dst}" for r in lost]
     return Remedy(ns, " && ".join([do, *adds]), " && ".join([*dels, undo]), dev)

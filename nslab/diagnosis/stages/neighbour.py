@@ -4,7 +4,9 @@ segment, and why that host's kernel stays silent when it does.
 The segment is followed through veth peers and bridges (`Reads.hosts_on`). A host
 that holds the address answers an ARP request unless a knob of its own says not to:
 arp_ignore and arp_filter (combined with `all` as the kernel combines them), the
-source validation ARP goes through (rp_filter), or an `arp` family nftables chain.
+source validation ARP goes through (rp_filter), `arp off` on its device, or a netfilter
+chain on the ARP exchange's way (the asker's and the holder's `arp` family chains, the
+holder's netdev ingress).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, cmd, combined, routing, set_sysctl, sysctl, with_lost_routes
 from nslab.diagnosis.stages import link as links
+from nslab.diagnosis.stages import netfilter
 from nslab.model.queries import owner_of
 from nslab.probes.result import Cause, Claim, Remedy, Where
 
@@ -34,6 +37,10 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, heard: set[str] | None)
     if segment is None:
         return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev), f"{base}; its segment leaves the lab or holds a device nslab cannot follow")
     reached, cut = segment
+    if heard is not None and not heard - {at.ns}:
+        own = netfilter.arp_stoppers(reads, at.ns, dev, "request", "out")
+        if own:
+            return netfilter.arp_finding(Where(at.ns, dev), [(at.ns, s) for s in own], f"{base}: no namespace heard the request, and {at.ns}'s own chains can drop it as it leaves")
     for host in holders(reads, reached, hop):
         if heard is not None and host[0] not in heard:
             return Finding(
@@ -41,19 +48,30 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, heard: set[str] | None)
                 Where(*host),
                 f"{base}: {host[0]} holds {hop} and the kernel wires {host[1]} to the segment, but no capture saw the request arrive there; the cause is unknown",
             )
-        return silent(reads, at, host, hop, base, sip)
+        return silent(reads, at, dev, host, hop, base, sip, heard is not None)
     for end in sorted(cut):
         if reads.is_local(end[0], hop) or any(reads.is_local(n, hop) for n in _behind(reads, end)):
             return _cut(reads, at, end, hop, base)
     return _nobody(reads, at, dev, hop, reached, base)
 
 
-def silent(reads: Reads, at: At, host: tuple[str, str], hop: str, base: str, sip: str) -> Finding:
-    """*host* holds *hop* and its kernel got the request: which of its knobs keeps it silent."""
+def silent(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, base: str, sip: str, seen: bool) -> Finding:
+    """*host* holds *hop* and is wired to the segment *at*.ns sent its request on (by *dev_out*;
+    *seen*: a capture saw the request arrive): which of its knobs keeps it silent, or which
+    chain on the exchange's way can stop it."""
     ns, dev = host
-    who = f"{ns} holds {hop} and heard the request on {dev}"
+    who = f"{ns} holds {hop} and heard the request on {dev}" if seen else f"{ns} holds {hop} on {dev}, wired to that segment"
     if ":" in hop:  # IPv6's own reasons (tentative, disabled, another interface) are nslab/diagnosis/ipv6.py's
         return Finding(Cause.NO_ARP_ANSWER, Where(ns, dev), f"{base}: {who}, yet did not answer; the cause is unknown")
+    link = reads.link(ns, dev)
+    if link is not None and link.noarp:
+        return Finding(
+            Cause.NO_ARP_ANSWER,
+            Where(ns, dev),
+            f"{base}: {who}, but {dev} there does no ARP (arp off), so its kernel drops ARP requests on it; {cmd(ns, 'ip link set', dev, 'arp on')}",
+            claims=(Claim(ns, f"link {dev}", "arp off", dev=dev, blames=True),),
+            fixes=(Remedy(ns, f"ip link set {dev} arp on", f"ip link set {dev} arp off", dev),),
+        )
     check = routing.decide(reads, At(ns, sip, hop, dev, "ARP request"))
     if isinstance(check, Finding):
         return Finding(Cause.NO_ARP_ANSWER if check.cause is Cause.UNKNOWN else check.cause, check.where, f"{base}: {who}, but {check.text}", claims=check.claims, fixes=check.fixes)
@@ -66,23 +84,14 @@ def silent(reads: Reads, at: At, host: tuple[str, str], hop: str, base: str, sip
     back = reads.route_get(ns, sip)
     if filtering and back.found and back.dev != dev:
         return _knob(reads, ns, dev, fkeys, f"{base}: {who}, but arp_filter is on there ({', '.join(fkeys)}) and its route back to {sip} leaves by {back.dev}, not {dev}")
-    rules = reads.ruleset(ns)
-    stoppers = rules.stoppers(("arp",), ("input",)) if rules is not None else []
-    if stoppers:
-        blame = len(stoppers) == 1
-        s = stoppers[0]
-        return Finding(
-            Cause.FILTERED_BY_RULE,
-            Where(ns, dev),
-            f"{base}: {who}, but an arp-family nftables chain there can drop it: "
-            + "; ".join(f"table {x.family} {x.table} chain {x.chain}: {x.text}" for x in stoppers),
-            claims=tuple(Claim(ns, f"nft {x.family} {x.table} {x.chain}", x.text, blames=blame) for x in stoppers),
-            fixes=(Remedy(ns, s.undo),) if blame else (),
-        )
+    chains = [(ns, x) for x in netfilter.arp_stoppers(reads, ns, dev, "request", "in") + netfilter.arp_stoppers(reads, ns, dev, "reply", "out")]
+    chains += [(at.ns, x) for x in netfilter.arp_stoppers(reads, at.ns, dev_out, "reply", "in") + ([] if seen else netfilter.arp_stoppers(reads, at.ns, dev_out, "request", "out"))]
+    if chains:
+        return netfilter.arp_finding(Where(ns, dev), chains, f"{base}: {who}, but chains on the way of the request or its answer can drop it")
     return Finding(
         Cause.NO_ARP_ANSWER,
         Where(ns, dev),
-        f"{base}: {who}, yet did not answer; read there: arp_ignore={ignore}, arp_filter={filtering}, no arp-family rule; the cause is unknown",
+        f"{base}: {who}, yet did not answer; read there: arp_ignore={ignore}, arp_filter={filtering}, no netfilter chain on the ARP exchange's way; the cause is unknown",
         claims=(sysctl(reads, ns, f"net.ipv4.conf.{dev}.arp_ignore", dev=dev), sysctl(reads, ns, f"net.ipv4.conf.{dev}.arp_filter", dev=dev)),
     )
 
@@ -155,6 +164,8 @@ def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str
         return None
     far = reads.link(*peer)
     bridges = sorted({d for n, d in reached if n == peer[0] and (reads.link(n, d) is not None and reads.link(n, d).kind == "bridge")})
+    if far is not None and not bridges and far.master:
+        return _outside(reads, owner, hop, dev, peer, far.master, reached)
     if far is None or not bridges or far.master in bridges:
         return None
     also = f" (it is a port of {far.master})" if far.master else ""
@@ -166,4 +177,24 @@ def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str
         f"wired to {peer[1]} in {peer[0]}, which is not a port of {bridges[0]}{also}; {cmd(peer[0], 'ip link set', peer[1], 'master', bridges[0])}",
         claims=(Claim(peer[0], f"link {peer[1]}", f"master {far.master}" if far.master else "nomaster", dev=peer[1], blames=True),),
         fixes=(Remedy(peer[0], f"ip link set {peer[1]} master {bridges[0]}", f"ip link set {peer[1]} " + (f"master {far.master}" if far.master else "nomaster"), peer[1]),),
+    )
+
+
+def _outside(reads: Reads, owner: str, hop: str, dev: str, peer: tuple[str, str], bridge: str, reached: set[tuple[str, str]]) -> Finding | None:
+    """*owner*'s side is a port of *bridge*, but the asker's segment ends at a veth end in the same
+    namespace that is not: the asker's side is the one off the bridge."""
+    ends = sorted(d for n, d in reached if n == peer[0] and (link := reads.link(n, d)) is not None and link.kind == "veth" and link.master != bridge)
+    if len(ends) != 1:
+        return None
+    end = reads.link(peer[0], ends[0])
+    assert end is not None
+    also = f" (it is a port of {end.master})" if end.master else ""
+    word = "NDP" if ":" in hop else "ARP"
+    return Finding(
+        Cause.NOT_ON_BRIDGE,
+        Where(peer[0], end.name),
+        f"the {word} request for {hop} reached {end.name} in {peer[0]} and went no further: {hop} is on {owner}'s {dev}, wired to {peer[1]}, a port of {bridge}, "
+        f"but {end.name} is not a port of {bridge}{also}; {cmd(peer[0], 'ip link set', end.name, 'master', bridge)}",
+        claims=(Claim(peer[0], f"link {end.name}", f"master {end.master}" if end.master else "nomaster", dev=end.name, blames=True),),
+        fixes=(Remedy(peer[0], f"ip link set {end.name} master {bridge}", f"ip link set {end.name} " + (f"master {end.master}" if end.master else "nomaster"), end.name),),
     )

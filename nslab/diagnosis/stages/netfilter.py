@@ -8,6 +8,8 @@ With several, all are named and none is blamed.
 
 from __future__ import annotations
 
+import re
+
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At
@@ -19,6 +21,7 @@ HOOKS = {
     "made": ("output", "postrouting"),
     "forwarded": ("prerouting", "forward", "postrouting"),
     "local": ("prerouting", "input"),
+    "looped": ("output", "postrouting", "prerouting", "input"),  # made here for an address here: out and back in by lo
     None: ("prerouting", "input", "forward", "output", "postrouting"),
 }
 
@@ -30,7 +33,7 @@ def stoppers(reads: Reads, at: At, how: str | None) -> list[nftables.Stopper]:
     families = ("ip6", "inet") if at.v == "ipv6" else ("ip", "inet")
     found = rules.stoppers(families, HOOKS[how])
     found += rules.stoppers(("bridge",), ("prerouting", "input", "forward")) if at.iif else []
-    found += rules.stoppers(("netdev",), ("ingress",)) if at.iif else []
+    found += rules.stoppers(("netdev",), ("ingress",), at.iif) if at.iif else []
     return found
 
 
@@ -62,4 +65,42 @@ def dropped(reads: Reads, at: At, how: str | None, *, reason: str | None, reject
         + "; ".join(f"table {s.family} {s.table}, chain {s.chain}: {s.text}" for s in found),
         reason,
         claims=tuple(Claim(at.ns, f"nft {s.family} {s.table} {s.chain}", s.text, dev=at.iif) for s in found),
+    )
+
+
+# what marks a rule as one for other packets than ARP (an `ip`, `ip6` or transport match)
+_NOT_ARP = re.compile(r"\b(ip|ip6|tcp|udp|icmp|icmpv6|sctp|th)\b|l4proto|nfproto|meta protocol (ip|ip6)\b|ether type (ip|ip6)\b")
+_OPERATION = re.compile(r"arp operation (request|reply)")
+
+
+def arp_stoppers(reads: Reads, ns: str, dev: str, op: str, way: str) -> list[nftables.Stopper]:
+    """What can stop an ARP *op* ('request' or 'reply') coming in on *dev* (*way* 'in': the
+    netdev chains of *dev* and the arp family's input) or going out (*way* 'out': the arp
+    family's output) in *ns*. A rule is left out where its text says it is for other packets:
+    an IP or transport match, or `arp operation` of the other kind."""
+    rules = reads.ruleset(ns)
+    if rules is None:
+        return []
+    found = rules.stoppers(("netdev",), ("ingress",), dev) if way == "in" else []
+    found += rules.stoppers(("arp",), ("input",) if way == "in" else ("output",))
+    out = []
+    for s in found:
+        operation = _OPERATION.search(s.text)
+        if s.handle is not None and ((s.family == "netdev" and _NOT_ARP.search(s.text)) or (operation and operation.group(1) != op)):
+            continue
+        out.append(s)
+    return out
+
+
+def arp_finding(where: Where, found: list[tuple[str, nftables.Stopper]], lead: str) -> Finding:
+    """*found* (namespace, stopper) on an ARP exchange's way, named after *lead*; blamed when it
+    is the one thing there that can stop it."""
+    blame = len(found) == 1
+    ns, first = found[0]
+    return Finding(
+        Cause.FILTERED_BY_RULE if blame else Cause.NO_ARP_ANSWER,
+        where,
+        f"{lead}: " + "; ".join(f"table {x.family} {x.table}, chain {x.chain} in {n}: {x.text}" for n, x in found) + (f"; ip netns exec {ns} {first.undo}" if blame else ""),
+        claims=tuple(Claim(n, f"nft {x.family} {x.table} {x.chain}", x.text, blames=blame) for n, x in found),
+        fixes=(Remedy(ns, first.undo),) if blame else (),
     )

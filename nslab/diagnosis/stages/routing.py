@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, combined, link_up, set_sysctl, sysctl, with_lost_routes
+from nslab.diagnosis.stages import At, cmd, combined, link_up, route_words, set_sysctl, sysctl, with_lost_routes
 from nslab.kernel.state import RouteLookup, RouteState, RuleState
 from nslab.model.topology import Route
 from nslab.probes.result import Cause, Claim, Remedy, Where
@@ -46,6 +46,9 @@ def decide(reads: Reads, at: At) -> Decision | Finding:
         found = reads.route_in(at.ns, at.dst, at.src, at.iif)
     if found.errno is None and found.type == "local":
         return Decision(True, lookup=found)
+    unlooked = local_rule_missing(reads, at.ns, at.dst, at.what)
+    if unlooked is not None:
+        return unlooked
     if found.errno is None and found.type == "unicast":
         return Decision(False, found.dev, found.via or at.dst, found)
     return refused(reads, at, found)
@@ -68,6 +71,23 @@ def refused(reads: Reads, at: At, found: RouteLookup) -> Finding:
     if code == errno_mod.ENETUNREACH:
         return _no_main_rule(reads, at) or _no_route(reads, at)
     return Finding(Cause.UNKNOWN, Where(at.ns, at.iif), f"{at.ns}'s route lookup for the {at.what} to {at.dst} failed with {errno_mod.errorcode.get(code, code)}, and no route or rule read there explains it")
+
+
+def local_rule_missing(reads: Reads, ns: str, dst: str, what: str) -> Finding | None:
+    """*dst* is an address of *ns* (on one of its links, or a loopback one), yet its kernel does not
+    take it as local: no policy rule looks up the local table (the kernel's rule 0 is gone)."""
+    family = 10 if ":" in dst else 2
+    if any(r.action == "lookup" and r.table == "local" for r in reads.rules(ns, family)) or reads.is_local(ns, dst):
+        return None
+    if not (ipaddress.ip_address(dst).is_loopback or any(a.ip == dst for a in reads.addresses(ns))):
+        return None
+    return Finding(
+        Cause.NO_ANSWER,
+        Where(ns),
+        f"{dst} is an address of {ns}, but not local to its kernel: no policy rule there looks up the local table (the kernel's rule 0 is gone), so the {what} is routed on as if to another host",
+        claims=(Claim(ns, "rule 0", "absent (no rule looks up table local)", blames=True),),
+        fixes=(Remedy(ns, "ip rule add pref 0 lookup local", "ip rule del pref 0 lookup local"),),
+    )
 
 
 def _not_forwarding(reads: Reads, at: At, out: RouteLookup) -> Finding:
@@ -236,7 +256,7 @@ def _no_route(reads: Reads, at: At) -> Finding:
             fixes=(with_lost_routes(reads, at.ns, missing.dev, f"ip addr add {missing.cidr} dev {missing.dev}", f"ip addr del {missing.cidr} dev {missing.dev}", [missing.interface.network]),),
         )
     if lost is not None:
-        words = f"{lost.dst}" + (f" via {lost.via}" if lost.via else "") + (f" dev {lost.dev}" if lost.dev else "")
+        words = route_words(lost)
         return Finding(
             Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER,
             Where(at.ns, at.iif),
@@ -278,9 +298,9 @@ def _address_under(reads: Reads, ns: str, route):
     """The lab's address that *route* went with, where the kernel no longer holds it: one whose
     subnet holds the route's gateway, or one on the route's device (a connected route, or one
     that took it as its source)."""
-    held = {a.ip for a in reads.addresses(ns)}
+    held = {(a.ip, a.dev) for a in reads.addresses(ns)}  # the same address can be on several devices (kindnet's gateway)
     for a in reads.view.topology.addresses:
-        if a.ns != ns or str(a.interface.ip) in held:
+        if a.ns != ns or (str(a.interface.ip), a.dev) in held:
             continue
         if (route.via and _in(route.via, a.cidr, network=True)) or (route.dev and route.dev == a.dev):
             return a
