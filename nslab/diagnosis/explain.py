@@ -28,7 +28,7 @@ from nslab.diagnosis import ipv6
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
-from nslab.diagnosis.stages import At, cmd, combined, link, link_up, local, neighbour, netfilter, routing, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, cmd, combined, link, link_up, local, neighbour, netfilter, route_words, routing, set_sysctl, sysctl
 from nslab.diagnosis.walk import Walked, delivered, walk
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -281,21 +281,36 @@ def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool, p:
         sender, dst = (target[0], p.dst) if target and p is not None else (None, "")
     else:
         sender, dst = ev.src, _address(ctx.flow.dst)
-    out = ctx.reads.route_get(sender, dst) if sender else None
-    via = out.via if out else None
-    no_route = any(c.value == "no route" for c in found.claims)
-    if sender is None or out is None or not via or not no_route or found.where.ns == sender:
+    back = _sent_back_by(ev, found.where.ns, p) if sender == found.where.ns and p is not None else None
+    if back is not None:  # it came back where it was made: the one that sent it back is the one to ask
+        return _default_only(ctx, found, back, dst, is_answer)
+    if sender is None or found.where.ns == sender or not any(c.value == "no route" for c in found.claims):
         return found
     forwards, _ = combined(ctx.reads, found.where.ns, found.where.dev or "", "forwarding", "dev")
-    if forwards != 0:
+    if forwards != 0 and not _lost_here_only(ctx, sender, found.where.ns, dst):
         return found
-    if any(r.dst != "default" and r.type == "unicast" and r.covers(dst) for r in ctx.reads.routes(sender)):
+    return _default_only(ctx, found, sender, dst, is_answer)
+
+
+def _lost_here_only(ctx: Context, sender: str, router: str, dst: str) -> bool:
+    """The lab gives *sender* a specific route to *dst* that its kernel lacks, and gives the
+    forwarding *router* none it lacks: the sender's lost route, not the router, is the fault."""
+    lost = routing.lost_route(ctx.reads, sender, dst)
+    return lost is not None and lost.dst != "default" and routing.lost_route(ctx.reads, router, dst) is None
+
+
+def _default_only(ctx: Context, found: Finding, sender: str, dst: str, is_answer: bool) -> Finding:
+    """*found* stopped a packet that *sender* sent on by its default route alone: where that is all
+    *sender* has for *dst*, its missing specific route is what to change."""
+    out = ctx.reads.route_get(sender, dst)
+    via = out.via
+    if not via or any(r.dst != "default" and r.type == "unicast" and r.covers(dst) for r in ctx.reads.routes(sender)):
         return found
     lost = routing.lost_route(ctx.reads, sender, dst)
     fixes = found.fixes
     if lost is not None and lost.dst != "default":
         claim = Claim(sender, f"route {routing.route_name(lost.dst)} table main", "absent", dev=lost.dev, blames=True)
-        words = f"{lost.dst}" + (f" via {lost.via}" if lost.via else "") + (f" dev {lost.dev}" if lost.dev else "")
+        words = route_words(lost)
         fixes = (Remedy(sender, f"ip route add {words}", f"ip route del {words}", lost.dev), *fixes)
     else:
         claim = Claim(sender, f"route {dst} table main", f"only the default route via {via} covers it", dev=out.dev, blames=True)
@@ -309,6 +324,16 @@ def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool, p:
         (claim, *context),
         fixes,
     )
+
+
+def _sent_back_by(ev: Evidence, ns: str, p: packets.Packet) -> str | None:
+    """The namespace that routed *p* back into *ns*, which had sent it out: the last one seen
+    sending it before its last arrival in *ns*."""
+    same = [s for s in ev.sightings if s.packet is not None and not s.packet.quoted and (s.packet.ident, s.packet.proto, s.packet.dst) == (p.ident, p.proto, p.dst)]
+    arrivals = [i for i, s in enumerate(same) if s.ns == ns and s.direction == "in"]
+    if not arrivals or not any(s.ns == ns and s.direction == "out" for s in same[: arrivals[-1]]):
+        return None
+    return next((s.ns for s in reversed(same[: arrivals[-1]]) if s.direction == "out" and s.ns != ns), None)
 
 
 def _request_name(at: At) -> str:
@@ -438,6 +463,9 @@ def _by_walk(ev: Evidence, ctx: Context) -> Finding:
             )
         if len(answer.path) == 1 and found.where.ns == ns:
             return Finding(Cause.NO_RETURN_ROUTE, Where(ns, iif), f"the {ctx.what} reached {ns} on {iif}, but {ns} cannot send the {back.what} back: {found.text}", found.reason, found.claims, found.fixes)
+        names = answer.namespaces
+        if len(names) > 2 and names[-1] in names[:-1]:  # it came back where it had been: the one that sent it back is the one to ask
+            found = _default_only(ctx, found, names[-2], back.dst, True)
         return found if _agrees(answer, ev, ctx, ctx.flow.is_answer) else _unknown(ev, ctx, request, answer)
     return _unknown(ev, ctx, request, answer)
 

@@ -15,9 +15,8 @@ from typing import Iterable
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, combined, routing, set_sysctl, sysctl, with_lost_routes
+from nslab.diagnosis.stages import At, cmd, combined, netfilter, routing, set_sysctl, sysctl, with_lost_routes
 from nslab.diagnosis.stages import link as links
-from nslab.diagnosis.stages import netfilter
 from nslab.model.queries import owner_of
 from nslab.probes.result import Cause, Claim, Remedy, Where
 

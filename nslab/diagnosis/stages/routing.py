@@ -84,7 +84,7 @@ def local_rule_missing(reads: Reads, ns: str, dst: str, what: str) -> Finding | 
     return Finding(
         Cause.NO_ANSWER,
         Where(ns),
-        f"{dst} is an address of {ns}, but not local to its kernel: no policy rule there looks up the local table (the kernel's rule 0 is gone), so the {what} is routed on as if to another host",
+        f"{ns}'s kernel does not take {dst}, an address of {ns}, as local: no policy rule there looks up the local table (the kernel's rule 0 is gone), so the {what} is routed on as if to another host",
         claims=(Claim(ns, "rule 0", "absent (no rule looks up table local)", blames=True),),
         fixes=(Remedy(ns, "ip rule add pref 0 lookup local", "ip rule del pref 0 lookup local"),),
     )
