@@ -107,9 +107,9 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def adopt(machine: Machine, *, timeout: float) -> Lab:
+def adopt(machine: Machine, *, timeout: float, drop_reasons: bool = True) -> Lab:
     """A lab in nslab's private sandbox holding every opened namespace, its model read back."""
-    lab = Lab(timeout=timeout).open()
+    lab = Lab(timeout=timeout, drop_reasons=drop_reasons).open()
     for name, fd in machine.fds.items():
         lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
     machine.close()

@@ -33,9 +33,10 @@ if TYPE_CHECKING:
 class Lab:
     """Namespaces, links, addresses and routes in the run's sandbox; removed on close."""
 
-    def __init__(self, topology: Topology | None = None, *, timeout: float = 1.0):
+    def __init__(self, topology: Topology | None = None, *, timeout: float = 1.0, drop_reasons: bool = True):
         self.topology = Topology()
         self.timeout = timeout  # default deadline of probes the evidence cannot settle earlier
+        self.drop_reasons = drop_reasons  # False: probes go without the kernel's drop reasons (no bpftrace: a second sooner)
         self.settle_early = True  # False: every failed probe waits out its deadline (the ground truth)
         self.probes: list[Result] = []
         self._spec = topology
@@ -54,11 +55,12 @@ class Lab:
     def open(self) -> "Lab":
         if self._kernel is None:
             self._kernel = Kernel(sandbox.enter())
-            # The kernel's drop reasons: bpftrace attaches while the lab is built (its
-            # child lets go of its copy of /run/netns, so it pins no lab namespace).
-            from nslab.kernel import drops
+            if self.drop_reasons:
+                # The kernel's drop reasons: bpftrace attaches while the lab is built (its
+                # child lets go of its copy of /run/netns, so it pins no lab namespace).
+                from nslab.kernel import drops
 
-            drops.monitor()
+                drops.monitor()
             if self._spec is not None:
                 try:
                     self.build(self._spec)
@@ -217,7 +219,7 @@ class Lab:
         from nslab.diagnosis.reads import Space, View
 
         spaces = {name: Space(name, ns.handle, ns.watcher, ns._inode) for name, ns in self._ns.items()}
-        return View(self.topology, self.kernel, spaces, self.settle_early)
+        return View(self.topology, self.kernel, spaces, self.settle_early, self.drop_reasons)
 
     def _record(self, topology: Topology) -> None:
         self.topology = topology

@@ -383,6 +383,13 @@ _monitor: DropMonitor | None = None
 _monitor_pid = 0
 
 
+def off(why: str) -> DropMonitor:
+    """A monitor that never starts: probes go without the kernel's drop reasons, for *why*."""
+    quiet = DropMonitor()
+    quiet._fail(why)
+    return quiet
+
+
 def monitor() -> DropMonitor:
     """This process's monitor, started on first use (a forked child starts its own)."""
     global _monitor, _monitor_pid
