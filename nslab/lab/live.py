@@ -27,6 +27,8 @@ from nslab.model.topology import LabError, Namespace, Topology, check_nsname
 if TYPE_CHECKING:
     from nslab.diagnosis.reads import View
     from nslab.kernel.process import Process
+    from nslab.lab.edits import Edit
+    from nslab.lab.observed import Snapshot
     from nslab.probes.result import Result
 
 
@@ -34,7 +36,7 @@ class Lab:
     """Namespaces, links, addresses and routes in the run's sandbox; removed on close."""
 
     def __init__(self, topology: Topology | None = None, *, timeout: float = 1.0, drop_reasons: bool = True):
-        self.topology = Topology()
+        self._topology = Topology()
         self.timeout = timeout  # default deadline of probes the evidence cannot settle earlier
         self.drop_reasons = drop_reasons  # False: probes go without the kernel's drop reasons (no bpftrace: a second sooner)
         self.settle_early = True  # False: every failed probe waits out its deadline (the ground truth)
@@ -120,13 +122,35 @@ class Lab:
             # at rest a namespace holds 2 descriptors; a sweep adds a socket to each
             limits.ensure_descriptors(3 * len(topology.namespaces), f"a lab of {len(self._ns) + len(topology.namespaces)} namespaces")
         for phase in plan.plan(topology):
-            self._apply(phase)
+            self._build_phase(phase)
         for spec in topology.namespaces:  # a link set up before its peer can send only once linkwatch says so
             self.kernel.wait_ready(self._ns[spec.name].handle)
-        self.topology = merged
+        self._topology = merged
         return self
 
-    def _apply(self, phase: plan.Phase) -> None:
+    @property
+    def topology(self) -> Topology:
+        """The lab as built and changed since (or as read back): changed only by the lab's own methods."""
+        return self._topology
+
+    def apply(self, change: Edit) -> None:
+        """Validate *change* (nslab/lab/edits.py) against the model, make it in the kernel, record it.
+
+        Every change to a built lab goes through here, so the model stays the lab the kernel holds."""
+        after = change.after(self)
+        change.make(self)
+        self._topology = after
+
+    def read_back(self) -> Snapshot:
+        """The model becomes what the kernel holds (nslab/lab/observed.py): for namespaces adopted,
+        not built. Returns what was read."""
+        from nslab.lab.observed import Snapshot, observe
+
+        snap = Snapshot.read(self)
+        self._topology = observe(self, snap)
+        return snap
+
+    def _build_phase(self, phase: plan.Phase) -> None:
         """One phase of the plan: each namespace's steps in one write, in the plan's order."""
         k = self.kernel
         by_ns: dict[str, list[plan.Step]] = {}
@@ -177,7 +201,7 @@ class Lab:
         check_nsname(name, "name")
         topo = self.topology.replace(namespaces=self.topology.namespaces + (Namespace(name),))
         self._ns[name] = Netns(self, name, self.kernel.adopt_namespace(name, source))
-        self._record(topo)
+        self._topology = topo
         return self._ns[name]
 
     def delete_namespace(self, name: str) -> None:
@@ -195,7 +219,7 @@ class Lab:
             [b for b in topo.bridges if b.ns != name],
             [a for a in topo.addresses if a.ns != name and (a.ns, a.dev) not in ends],
         )
-        self._record(left.with_routes_that_survive(r for r in topo.routes if r.ns != name))
+        self._topology = left.with_routes_that_survive(r for r in topo.routes if r.ns != name)
 
     def ns(self, name: str) -> "Netns":
         try:
@@ -220,9 +244,6 @@ class Lab:
 
         spaces = {name: Space(name, ns.handle, ns.watcher, ns._inode) for name, ns in self._ns.items()}
         return View(self.topology, self.kernel, spaces, self.settle_early, self.drop_reasons)
-
-    def _record(self, topology: Topology) -> None:
-        self.topology = topology
 
     def _track(self, proc: Process) -> Process:
         self._processes.append(proc)
