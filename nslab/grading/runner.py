@@ -27,7 +27,6 @@ from nslab.grading.scoring import CheckResult, Grade
 from nslab.grading.slots import JailSlots
 from nslab.kernel import child, linux
 from nslab.lab.live import Lab
-from nslab.lab.observed import Snapshot, observe
 from nslab.model.topology import LabError
 from nslab.probes import wait
 from nslab.probes.result import Result
@@ -140,8 +139,7 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: F
             lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
         except LabError:
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
-    snap = Snapshot.read(lab)
-    lab.topology = observe(lab, snap)  # adopts whatever the kernel holds (lab/observed.py)
+    snap = lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
     results = []
     for c in exercise.checks:
         probed = len(lab.probes)
