@@ -10,17 +10,13 @@ really built (for diagrams, `ip` command listings and explanations).
 
 from __future__ import annotations
 
-import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
-from nslab.diagnosis.capture import Capture
-from nslab.kernel import limits, linux, sandbox
+from nslab.kernel import limits, sandbox
 from nslab.kernel.netlink import Change, Kernel, NsHandle
-from nslab.lab.probing import Probing
-from nslab.lab.processes import CommandFailed, Processes
-from nslab.lab.readback import Readback
-from nslab.lab.steps import Steps
+from nslab.lab.netns import Netns
+from nslab.lab.processes import CommandFailed
 from nslab.model import plan
 from nslab.model.topology import LabError, Namespace, Topology, check_nsname
 
@@ -207,7 +203,7 @@ class Lab:
     def delete_namespace(self, name: str) -> None:
         """`ip netns del NAME`: returns once the kernel has destroyed it (and its links with it)."""
         ns = self.ns(name)
-        ns._close_sockets()
+        ns.probing.close()
         self.kernel.remove_namespaces([ns.handle], flush_links=True)
         del self._ns[name]
         topo = self.topology
@@ -242,50 +238,13 @@ class Lab:
         """What a probe's diagnosis may see of this lab: read-only."""
         from nslab.diagnosis.reads import Space, View
 
-        spaces = {name: Space(name, ns.handle, ns.watcher, ns._inode) for name, ns in self._ns.items()}
+        spaces = {name: Space(name, ns.handle, ns.watcher, ns.inode) for name, ns in self._ns.items()}
         return View(self.topology, self.kernel, spaces, self.settle_early, self.drop_reasons)
 
-    def _track(self, proc: Process) -> Process:
+    def track(self, proc: Process) -> Process:
+        """Stop *proc* (by its PID) when the lab closes."""
         self._processes.append(proc)
         return proc
-
-
-class Netns(Steps, Readback, Processes, Probing):
-    """One namespace of a lab: ip(8)-like steps (nslab/lab/steps.py), what the kernel
-    reports (readback.py), processes (processes.py) and probes (probing.py)."""
-
-    def __init__(self, lab: Lab, name: str, handle: NsHandle):
-        self.lab = lab
-        self.name = name
-        self.handle = handle
-        self._icmp: socket.socket | None = None
-        self._arp: dict[str, socket.socket] = {}
-        self._open: list[socket.socket] = []
-        self.watcher = Capture(name, handle.fd)  # opened when a probe first watches this namespace
-        self._inode = self.inode
-
-    def __repr__(self) -> str:
-        return f"<Netns {self.name}>"
-
-    @property
-    def path(self) -> str:
-        """For `ip netns exec` / `nsenter --net=` inside the sandbox."""
-        return self.handle.path
-
-    def _inside(self, fn):
-        with linux.in_netns(self.handle.fd):
-            return fn()
-
-    def _close_sockets(self) -> None:
-        for sock in [self._icmp, *self._arp.values(), *self._open]:
-            if sock is not None:
-                sock.close()
-        self._icmp, self._arp, self._open = None, {}, []
-        self.watcher.close()
-
-    # -- helpers ------------------------------------------------------------------
-    def _resolve(self, ns: "Netns | str") -> "Netns":
-        return ns if isinstance(ns, Netns) else self.lab.ns(check_nsname(ns, "netns"))
 
 
 def _close_all(spaces: list[Netns]) -> None:
@@ -299,20 +258,20 @@ def _close_all(spaces: list[Netns]) -> None:
     threads at a time, so the waits overlap; the rest close at once."""
     for ns in spaces:
         ns.handle.close_socket()
-    slow = [ns for ns in spaces if ns.watcher.opened or ns._arp]
+    slow = [ns for ns in spaces if ns.probing.slow_to_close]
     for ns in spaces:
         if ns not in slow:
-            ns._close_sockets()
+            ns.probing.close()
     if len(slow) < 2:
         for ns in slow:
-            ns._close_sockets()
+            ns.probing.close()
         return
     errors: list[BaseException] = []
 
     def close(group: list[Netns]) -> None:
         for ns in group:
             try:
-                ns._close_sockets()
+                ns.probing.close()
             except BaseException as exc:  # reported below, after every namespace had its turn
                 errors.append(exc)
 

@@ -5,28 +5,34 @@ so that `lab.topology` is the lab really built."""
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from nslab.lab import edits
-from nslab.model.topology import LabError, Route, parse_network
+from nslab.model.topology import LabError, Route, check_nsname, parse_network
 
 if TYPE_CHECKING:
     from nslab.kernel.handle import NsHandle
-    from nslab.lab.live import Lab, Netns
+    from nslab.lab.live import Lab
+    from nslab.lab.netns import Netns
+    from nslab.lab.probing import Probing
 
 
 class Steps:
-    """Mixed into Netns: `ip link add/set/del`, `ip addr add/del`, `ip route add/del`, `sysctl -w`."""
+    """Netns's own steps: `ip link add/set/del`, `ip addr add/del`, `ip route add/del`, `sysctl -w`.
+    Each goes through `Lab.apply`; the namespace holds no state of its own for them."""
 
     lab: Lab
     name: str
     handle: NsHandle
-    _arp: dict
-    _resolve: Callable[[Netns | str], Netns]
+    probing: Probing
+
+    def resolve(self, ns: Netns | str) -> Netns:
+        """Another namespace of this lab, by name (or the one given)."""
+        return self.lab.ns(check_nsname(ns, "netns")) if isinstance(ns, str) else ns
 
     def add_veth(self, name: str, peer: str, *, peer_ns: Netns | str | None = None, up: bool = False) -> None:
         """`ip link add NAME type veth peer name PEER [netns PEER_NS]`; both ends start down."""
-        other = self._resolve(peer_ns) if peer_ns is not None else self
+        other = self.resolve(peer_ns) if peer_ns is not None else self
         self.lab.apply(edits.LinkAddVeth(self.name, name, other.name, peer))
         if up:
             self.set_link(name, up=True)
@@ -47,9 +53,9 @@ class Steps:
         nomaster: bool = False,
     ) -> None:
         """`ip link set DEV [netns NS] [name NEW] [master BR|nomaster] [up|down]`."""
-        target = self._resolve(netns).name if netns is not None else None
+        target = self.resolve(netns).name if netns is not None else None
         self.lab.apply(edits.LinkSet(self.name, dev, up=up, netns=target, name=name, master=master, nomaster=nomaster))
-        self._arp.pop(dev, None)
+        self.probing.forget(dev)
 
     def del_link(self, dev: str) -> None:
         """`ip link del DEV` (a veth takes its peer with it)."""
