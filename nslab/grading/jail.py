@@ -154,12 +154,13 @@ def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Lim
         why = _not_ours(fd, userns)
         if name == root_name:
             why = f"the exercise calls your starting namespace {root_name!r}; a namespace of that name is ignored"
-        if why or (name == "" and root_name is None):
+        key = root_name if name == "" else name
+        if why or key is None:
             if why:
                 run.rejected[name] = why
             os.close(fd)
         else:
-            run.namespaces[root_name if name == "" else name] = fd
+            run.namespaces[key] = fd
     return run
 
 
