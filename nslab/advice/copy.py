@@ -482,7 +482,7 @@ def _only_sysctls(lab: Lab, name: str, keys: set[str]) -> tuple[dump.Sysctl, ...
 
 def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """What *have* lacks of *want* or holds beyond it, in words (ifindexes, timers and passing states left out)."""
-    out = []
+    out: list[str] = []
 
     def diff(kind: str, a: dict, b: dict) -> None:
         out.extend(f"{kind} {key}: not copied" for key in a if key not in b)

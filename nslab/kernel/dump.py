@@ -480,7 +480,7 @@ def read_listeners(netns_fd: int) -> tuple[Listener, ...]:
                     tables[name] = f.read()
             except OSError:
                 tables[name] = ""  # no IPv6 in this kernel
-    out = set()
+    out: set[Listener] = set()
     for name, text in tables.items():
         proto, want = ("tcp", listeners.LISTEN) if name.startswith("tcp") else ("udp", UDP_UNCONNECTED)
         out.update(Listener(proto, s.address, s.port) for s in listeners.parse(text, want))

@@ -28,10 +28,9 @@ class explained:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, typ, exc, tb) -> bool:
+    def __exit__(self, typ, exc, tb) -> None:
         if isinstance(exc, rtnl.NetlinkError):
             raise KernelError(self.command, exc.code, exc.message) from None
-        return False
 
 
 class NsHandle:

@@ -100,9 +100,9 @@ def find() -> list[Leftover]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
-        run = _marker_of(int(entry))
-        if run and not alive(run):
-            found.append(Leftover("process", f"{entry} {_argv(int(entry))}", run))
+        marked = _marker_of(int(entry))
+        if marked and not alive(marked):
+            found.append(Leftover("process", f"{entry} {_argv(int(entry))}", marked))
     return found
 
 

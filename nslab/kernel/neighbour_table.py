@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import errno as errno_mod
 import socket
-from typing import Iterable, NamedTuple
+from dataclasses import dataclass
+from typing import Iterable
 
 from nslab.kernel import decode, rtnl
 from nslab.kernel.handle import KernelError, NsHandle
@@ -19,7 +20,8 @@ _REPLACE = rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
 NTF_PROXY = 0x08  # ndm_flags: a proxy entry
 
 
-class Learnt(NamedTuple):
+@dataclass(frozen=True)
+class Learnt:
     """A neighbour the kernel resolved: on the link with *index*, *dst* is at *mac*."""
 
     index: int

@@ -376,7 +376,8 @@ class RtnlSocket:
         position = 0
         while position < len(messages):
             sent: dict[int, int] = {}  # seq -> position
-            parts, size = [], 0
+            parts: list[bytes] = []
+            size = 0
             while position < len(messages) and size < QUIET_BYTES and len(parts) < QUIET_COUNT:
                 kind, flags, payload = messages[position]
                 seq = self._next_seq()

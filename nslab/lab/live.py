@@ -71,7 +71,8 @@ class Lab:
     def kernel(self) -> Kernel:
         if self._kernel is None:
             self.open()
-        return self._kernel  # type: ignore[return-value]
+        assert self._kernel is not None, "Lab.open() made it"
+        return self._kernel
 
     def close(self) -> None:
         """Stop processes, close sockets, delete namespaces and wait until they are gone.
@@ -160,7 +161,7 @@ class Lab:
         for name, steps in by_ns.items():
             h = self._ns[name].handle
             if phase.name in ("loopback", "up"):
-                k.links_up(h, [step.dev for step in steps])  # type: ignore[union-attr]
+                k.links_up(h, [step.dev for step in steps if isinstance(step, plan.LinkUp)])
             else:
                 k.apply(h, [self._change(h, step) for step in steps])
 

@@ -110,7 +110,7 @@ class Netns(Steps):
 
     def run(
         self, argv: Iterable[str], *, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 30.0, check: bool = False
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess[bytes]:
         __tracebackhide__ = True
         return self.processes.run(argv, input=input, env=env, timeout=timeout, check=check)
 

@@ -17,7 +17,7 @@ class CommandFailed(RuntimeError):
     namespace, the command and what it wrote to stderr. Like subprocess's
     CalledProcessError it keeps `returncode`, `cmd`, `stdout` and `stderr`."""
 
-    def __init__(self, ns: str, done: subprocess.CompletedProcess):
+    def __init__(self, ns: str, done: subprocess.CompletedProcess[bytes]):
         self.ns = ns
         self.returncode: int = done.returncode
         self.cmd: Any = done.args
@@ -30,14 +30,14 @@ class CommandFailed(RuntimeError):
         return f"ip netns exec {self.ns} {_words(self.cmd)}: exit status {self.returncode}: {said}"
 
 
-def _words(argv) -> str:
+def _words(argv: Iterable[object]) -> str:
     """The command as a shell would take it (without the setpriv wrapper nslab adds)."""
     import shlex
 
-    argv = [str(a) for a in argv]
-    if "--" in argv:
-        argv = argv[argv.index("--") + 1 :]
-    return shlex.join(argv)
+    words = [str(a) for a in argv]
+    if "--" in words:
+        words = words[words.index("--") + 1 :]
+    return shlex.join(words)
 
 
 class Processes:
@@ -74,7 +74,7 @@ class Processes:
         env: dict[str, str] | None = None,
         timeout: float = 30.0,
         check: bool = False,
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess[bytes]:
         """`ip netns exec NS ARGV...` in the foreground: waits (bounded), returns its
         output (bytes). With `check=True` a non-zero exit raises CommandFailed,
         which names the command and quotes its stderr."""

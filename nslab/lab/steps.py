@@ -8,7 +8,8 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from nslab.lab import edits
-from nslab.model.topology import LabError, Route, check_nsname, parse_network
+from nslab.model.checks import parse_network
+from nslab.model.topology import LabError, Route, check_nsname
 
 if TYPE_CHECKING:
     from nslab.kernel.handle import NsHandle

@@ -252,7 +252,7 @@ class DropMonitor:
         # (bpftrace living there would keep the lab's namespace from being deleted).
         linux.setns(self._home)
         os.close(self._home)
-        bpftrace = shutil.which("bpftrace")
+        bpftrace = shutil.which("bpftrace") or "bpftrace"  # missing() said it is there
         argv = ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", _CHILD % TRACEFS, bpftrace, program(self.skipped)]
         began = time.monotonic()
         with self._spawning:
@@ -266,7 +266,9 @@ class DropMonitor:
             except OSError as exc:
                 self._fail(f"bpftrace could not be started: {exc}")
                 return
-        stage, fmt, failed, errors = "format", [], None, []
+        stage, failed = "format", None
+        fmt: list[str] = []
+        errors: list[str] = []
         assert self._proc.stdout is not None
         for raw in self._proc.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
