@@ -18,21 +18,6 @@ class KernelError(RuntimeError):
         super().__init__(f"{command}: {os.strerror(err)} ({name}){'; ' + detail if detail else ''}")
 
 
-class explained:
-    """Turn a NetlinkError into a KernelError that names the `ip` command (and
-    carries the kernel's own words, e.g. 'Nexthop has invalid gateway')."""
-
-    def __init__(self, command: str):
-        self.command = command
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, typ, exc, tb) -> None:
-        if isinstance(exc, rtnl.NetlinkError):
-            raise KernelError(self.command, exc.code, exc.message) from None
-
-
 class NsHandle:
     """A namespace: an fd, a bind mount under the sandbox's /run/netns, a
     netlink socket opened inside it, and the id the sandbox gives it.
