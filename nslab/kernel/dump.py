@@ -211,8 +211,8 @@ def read(h: NsHandle, *, sysctls: bool = True, ruleset: bool = True, listeners: 
     neighbours = tuple(
         _neighbour(records.read(records.NEIGHBOUR, m), names, proxy)
         for proxy in (False, True)
-        for m in sock.dump(rtnl.RTM_GETNEIGH, rtnl.NDMSG.pack(socket.AF_UNSPEC, 0, 0, records.NTF_PROXY if proxy else 0, 0))
-        if m.body[0] in (socket.AF_INET, socket.AF_INET6)
+        for m in sock.dump(rtnl.RTM_GETNEIGH, rtnl.NDMSG.pack(family=socket.AF_UNSPEC, flags=records.NTF_PROXY if proxy else 0))
+        if m.body["family"] in (socket.AF_INET, socket.AF_INET6)
     )
     fdb = tuple(_fdb(records.read(records.NEIGHBOUR, m), names) for m in sock.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_BRIDGE)))
     return NsState(

@@ -49,7 +49,7 @@ class NsHandle:
                 dump = self.rtnl.dump(rtnl.RTM_GETLINK, rtnl.ifinfomsg() + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS))
             except rtnl.NetlinkError as exc:
                 raise KernelError(f"ip -n {self.name} link show {dev}", exc.code, exc.message) from None
-            self._index.update({m.text(rtnl.IFLA_IFNAME) or "": m.body[2] for m in dump})
+            self._index.update({m.text(rtnl.IFLA_IFNAME) or "": m.body["index"] for m in dump})
             if dev not in self._index:
                 raise KernelError(f"ip -n {self.name} link show {dev}", errno_mod.ENODEV, f"no interface {dev!r} in {self.name!r}")
         return self._index[dev]
