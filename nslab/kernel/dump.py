@@ -101,7 +101,7 @@ class Route:
     pref: int | None = None  # IPv6 router preference
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[object, ...]:
         """What the kernel keeps one route per: family, table, type class, destination, source, TOS, metric."""
         return (self.family, self.table, self.dst, self.src, self.tos, self.metric, self.type if self.table == 255 else None)
 
@@ -271,7 +271,7 @@ def _flags(value: int, table: tuple[tuple[str, int], ...]) -> tuple[str, ...]:
     return tuple(name for name, bit in table if value & bit)
 
 
-def _link(r: records.Record, names: dict[int, str], vlans: tuple) -> Link:
+def _link(r: records.Record, names: dict[int, str], vlans: tuple[tuple[int, tuple[str, ...]], ...]) -> Link:
     a = r.attrs
     info = a.get("linkinfo", {})
     kind = info.get("kind") or ("loopback" if r.body["flags"] & 0x8 else "device")

@@ -24,7 +24,7 @@ import os
 from nslab.kernel import child
 
 # feature name -> (what the probe does, in words; the link the probe creates)
-FEATURES: dict[str, tuple[str, dict]] = {
+FEATURES: dict[str, tuple[str, dict[str, object]]] = {
     "bridge": ("creating a bridge", {"kind": "bridge"}),
     "veth": ("creating a veth pair", {"kind": "veth", "peer": "nsprobe1"}),
     "vxlan": ("creating a vxlan device", {"kind": "vxlan", "vxlan_id": 42}),
@@ -63,7 +63,7 @@ def bridge_supported() -> bool:
     return missing("bridge") is None
 
 
-def _in_throwaway_netns(link: dict) -> tuple[bool, str | None]:
+def _in_throwaway_netns(link: dict[str, object]) -> tuple[bool, str | None]:
     """Create *link* in a forked child's new network namespace: (the kernel lacks it, the error text or None)."""
     try:
         child.run(_add_link, link, netns=child.FRESH, timeout=PROBE_TIMEOUT)
@@ -72,7 +72,7 @@ def _in_throwaway_netns(link: dict) -> tuple[bool, str | None]:
     return False, None
 
 
-def _add_link(link: dict) -> None:
+def _add_link(link: dict[str, object]) -> None:
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:

@@ -54,7 +54,9 @@ class NeighbourTable:
             for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(family))
             if not m.body["state"] & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP) and rtnl.NDA_DST in m.attrs
         ]
-        family = lambda dst: socket.AF_INET6 if ":" in dst else socket.AF_INET  # noqa: E731
+        def family(dst: str) -> int:
+            return socket.AF_INET6 if ":" in dst else socket.AF_INET
+
         doomed = [(rtnl.RTM_DELNEIGH, 0, rtnl.ndmsg(family(n.dst), n.index) + rtnl.ip(rtnl.NDA_DST, n.dst)) for n in learnt]
         for err in ns.rtnl.batch(doomed):
             if err is not None and err.code != errno_mod.ENOENT:  # ENOENT: gone meanwhile

@@ -96,7 +96,9 @@ def _privileged() -> bool:
             caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
     except (OSError, StopIteration, ValueError):
         return False
-    has = lambda cap: bool(caps >> cap & 1)  # noqa: E731
+    def has(cap: int) -> bool:
+        return bool(caps >> cap & 1)
+
     return has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON))
 
 
@@ -121,7 +123,7 @@ class DropMonitor:
         self._settled = threading.Event()  # attached, or known to have failed
         self._attached = False
         self._stopping = False
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._marker: socket.socket | None = None
         self.marker_netns = 0
