@@ -14,6 +14,7 @@ from nslab.diagnosis import frames
 from nslab.kernel.drops import decode
 from nslab.kernel.process import wait_until
 from nslab.probes import packets
+from nslab.probes.result import Remedy
 
 NO_DAD = {"net.ipv6.conf.default.accept_dad": 0}  # links made later get usable link-local addresses at once
 ROUTED = dict(
@@ -52,6 +53,17 @@ def test_forwarding_off_is_the_all_switch(make_lab):
     blamed = [c for c in result.claims if c.blames]
     assert [(c.ns, c.obj, c.value) for c in blamed] == [("r", "sysctl net.ipv6.conf.all.forwarding", "0")]
     assert not result.evidence.seen(ns="b")
+    assert result.remedies == (Remedy("r", "sysctl -w net.ipv6.conf.all.forwarding=1", "sysctl -w net.ipv6.conf.all.forwarding=0", "r0"),)
+
+
+def test_forwarding_off_is_searched_for_a_fix_with_its_remedy(make_lab):
+    """The remedy is a change the fix search can try (a string was not: 'no fix was searched: AttributeError')."""
+    from nslab.advice.fixes import find
+
+    lab = make_lab(Topology(**ROUTED))
+    result = lab.ns("a").ping("fd00:2::1")
+    found = find(result, lab, budget=5.0)
+    assert found.tried >= 1 and "no fix was searched" not in (found.note or ""), found
 
 
 def test_no_route_back(make_lab):

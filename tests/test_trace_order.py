@@ -13,7 +13,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
-from nslab import Address, Cause, Namespace, Outcome, Route, Topology, Veth, Where
+from nslab import Address, Cause, Lab, Namespace, Outcome, Route, Topology, Veth, Where
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import causal_order
 from nslab.kernel import drops
@@ -82,3 +82,11 @@ def test_with_drop_reasons_the_kernel_names_the_reason(make_lab):
     assert result.cause is Cause.FORWARDING_OFF and result.where == Where("node", "veth-a"), result
     assert result.reason == "IP_INADDRERRORS" and "dropped in node on veth-a: IP_INADDRERRORS" in result.explanation
     assert hops([s for s in result.evidence.sightings if s.kind == "echo-request"]) == HOPS[:2]
+
+
+def test_a_lab_opened_without_drop_reasons_decides_from_the_counters(nslab_sandbox, monkeypatch):
+    monkeypatch.setattr(drops, "monitor", None)  # asked for, it would fail the test: the lab must not start bpftrace
+    with Lab(node_without_forwarding(), drop_reasons=False) as lab:
+        result = lab.ns("pod1").ping("10.244.3.3")
+    assert result.cause is Cause.FORWARDING_OFF and result.where == Where("node", "veth-a"), result
+    assert result.reason is None and result.evidence.drop_reasons == "the lab was opened without drop reasons (drop_reasons=False)"

@@ -106,11 +106,11 @@ def _only(topo: Topology, names: list[str] | None) -> Topology:
 
 
 # -- the copy ------------------------------------------------------------------------
-def build(state: State, *, timeout: float = 0.25, verify: bool = False) -> Lab:
+def build(state: State, *, timeout: float = 0.25, verify: bool = False, drop_reasons: bool = True) -> Lab:
     """Build *state* as a new lab in this process's sandbox (the caller entered a fresh one).
     Each write the copy could not make is added to `state.missing`; with *verify*, also each
     difference left between the copy's dump and the original's (`differences`, about 0.2 s more)."""
-    lab = Lab(state.topology.replace(routes=()), timeout=timeout).open()  # routes: all of them below, by type and table
+    lab = Lab(state.topology.replace(routes=()), timeout=timeout, drop_reasons=drop_reasons).open()  # routes: all of them below, by type and table
     outside.attach(lab, state.uplinks)
     uplinked = {(u.ns, u.dev) for u in state.uplinks}
     problems: list[str] = []
@@ -486,7 +486,7 @@ def _only_sysctls(lab: Lab, name: str, keys: set[str]) -> tuple[dump.Sysctl, ...
 
 def compare(want: NsState, have: NsState, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """What *have* lacks of *want* or holds beyond it, in words (ifindexes, timers and passing states left out)."""
-    out = []
+    out: list[str] = []
 
     def diff(kind: str, a: dict, b: dict) -> None:
         out.extend(f"{kind} {key}: not copied" for key in a if key not in b)

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from nslab.advice.trials import Probe
 from nslab.kernel import linux
 from nslab.lab.live import Lab
-from nslab.lab.observed import Snapshot, observe
 from nslab.model.topology import LabError, check_nsname
 
 NETNS_DIR = "/run/netns"
@@ -107,13 +106,13 @@ def _valid_name(name: str) -> bool:
     return True
 
 
-def adopt(machine: Machine, *, timeout: float) -> Lab:
+def adopt(machine: Machine, *, timeout: float, drop_reasons: bool = True) -> Lab:
     """A lab in nslab's private sandbox holding every opened namespace, its model read back."""
-    lab = Lab(timeout=timeout).open()
+    lab = Lab(timeout=timeout, drop_reasons=drop_reasons).open()
     for name, fd in machine.fds.items():
         lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
     machine.close()
-    lab.topology = observe(lab, Snapshot.read(lab))  # adopts whatever the kernel holds (lab/observed.py)
+    lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
     return lab
 
 

@@ -5,26 +5,23 @@ the same probe succeed.
 builds the copy there (nslab/advice/copy.py), checks that the probe fails
 there too, then tries each single change (apply, probe, undo), and, when no
 single change works, pairs of them within a time bound. The original
-namespaces are only read, before the fork. The child answers in JSON over a
-pipe and exits; the kernel drops its sandbox and the copy with it.
+namespaces are only read, before the fork. The child (nslab/kernel/child.py)
+answers with a Search and exits; the kernel drops its sandbox and the copy
+with it. The copy's probes go without the kernel's drop reasons: captures and
+counters decide, and no bpftrace takes a second to attach in each child.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import os
 import shutil
-import signal
 import time
-import traceback
 from dataclasses import dataclass, field
 
 from nslab.advice.changes import Change, Hint, candidates
 from nslab.advice.copy import State, build, fingerprint
-from nslab.kernel import process
+from nslab.kernel import child, process
 from nslab.lab.live import Lab
-from nslab.probes import wait
 from nslab.probes.result import Cause, Result
 
 MAX_FIXES = 4  # verified single changes kept (the likeliest first)
@@ -91,23 +88,13 @@ def search(state: State, probe: Probe, hint: Hint | None, *, budget: float = 3.0
     (the budget, each Fix.seconds) count from *origin* (time.monotonic(); default: now)."""
     start = time.monotonic() if origin is None else origin
     _preload()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the caller's code
-        os.close(r)
-        _child(w, state, probe, hint, budget, fixes, start)
-    os.close(w)
-    data = read_answer(r, pid, deadline=start + budget + 20.0)
-    found = Search(seconds=time.monotonic() - start)
     try:
-        payload = json.loads(data) if data else {"error": "the search was stopped at its deadline"}
-    except ValueError:
-        payload = {"error": "the search died without an answer"}
-    if "error" in payload:
-        found.note = f"no fix was searched: {payload['error']}"
-        return found
-    found.fixes = [Fix(f["changes"], f["seconds"]) for f in payload["fixes"]]
-    found.tried, found.note, found.verdict = payload["tried"], payload.get("note"), payload.get("verdict")
+        found = child.run(_in_sandbox, state, probe, hint, budget, fixes, start, timeout=start + budget + 20.0 - time.monotonic())
+    except child.ChildTimeout:
+        found = Search(note="no fix was searched: the search was stopped at its deadline")
+    except Exception as exc:  # noqa: BLE001 - the search's own failure, said in the answer
+        found = Search(note=f"no fix was searched: {type(exc).__name__}: {exc}")
+    found.seconds = time.monotonic() - start
     return found
 
 
@@ -120,100 +107,55 @@ def _preload() -> None:
     import nslab.probes.tcp  # noqa: F401
 
 
-def read_answer(fd: int, pid: int, *, deadline: float) -> bytes:
-    """All a forked child writes to *fd* until it closes it; the child is killed (by PID) at *deadline* and reaped."""
-    chunks = []
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not wait.readable([fd], left):
-                os.kill(pid, signal.SIGKILL)
-                return b""
-            data = os.read(fd, 1 << 16)
-            if not data:
-                return b"".join(chunks)
-            chunks.append(data)
-    finally:
-        os.close(fd)
-        os.waitpid(pid, 0)
-
-
 # -- in the child ----------------------------------------------------------------------
-def _child(w: int, state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool, start: float) -> None:
-    code = 0
-    try:
-        from nslab.kernel import linux, sandbox
+def _in_sandbox(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool, start: float) -> Search:
+    from nslab.kernel import sandbox
 
-        linux.die_with_parent()
-        without_drop_reasons()
-        sandbox.enter()  # a forked child enters a sandbox of its own
-        payload = _run(state, probe, hint, budget, fixes, start)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised into its code
-        payload = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(limit=4)}
-        code = 1
-    data = json.dumps(payload).encode()
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(w, view) :]
-    finally:
-        os._exit(code)  # no atexit handlers: they belong to the parent (its drop monitor)
+    sandbox.enter()  # a forked child enters a sandbox of its own
+    return _run(state, probe, hint, budget, fixes, start)
 
 
-def without_drop_reasons() -> None:
-    """In this process, probes go without the kernel's drop reasons: bpftrace is not started
-    (it takes about a second to attach). Verdicts and causes come from captures and counters."""
-    from nslab.kernel import drops
-
-    if hasattr(drops, "DropMonitor") and hasattr(drops, "monitor"):
-        quiet = drops.DropMonitor()
-        quiet.stop()
-        drops.monitor = lambda: quiet
-
-
-def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool, start: float) -> dict:
-    lab = build(state, timeout=TRIAL_TIMEOUT if fixes else 1.0)
+def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool, start: float) -> Search:
+    lab = build(state, timeout=TRIAL_TIMEOUT if fixes else 1.0, drop_reasons=False)
     links_active(lab)
     base = probe.run(lab)
-    payload = {"fixes": [], "tried": 0, "note": None, "verdict": verdict_of(base)}
+    found = Search(verdict=verdict_of(base))
     if base.ok:
         if fixes:
-            payload["note"] = (
-                f"the copy of {', '.join(state.names)} answers the same probe, so no change could be verified; what differs was not copied: {_missing(state)}"
-            )
-        return payload
+            found.note = f"the copy of {', '.join(state.names)} answers the same probe, so no change could be verified; what differs was not copied: {_missing(state)}"
+        return found
     if not fixes or base.cause is Cause.PORT_CLOSED:
-        return payload
+        return found
     lab.timeout = TRIAL_TIMEOUT
     singles = candidates(lab, state, probe.src, probe.dst, hint or hint_of(base), base.remedies)
     trial = _Trials(lab, state, probe, fingerprint(lab), start)
-    payload["fixes"] = _singles(trial, singles, budget)
+    found.fixes = _singles(trial, singles, budget)
     note = None
-    if not payload["fixes"]:
-        payload["fixes"], note = _pairs(trial, singles, budget)
-    if not payload["fixes"]:
+    if not found.fixes:
+        found.fixes, note = _pairs(trial, singles, budget)
+    if not found.fixes:
         tried = f"{trial.count} change{'s' if trial.count != 1 else ''} tried" if singles else "no change to try"
         note = f"no verified fix found ({tried}{'; ' + note if note else ''})" + (f"; not copied: {_missing(state)}" if state.missing else "")
-    payload["tried"], payload["note"] = trial.count, note
-    return payload
+    found.tried, found.note = trial.count, note
+    return found
 
 
-def _singles(trial: "_Trials", singles: list[Change], budget: float) -> list[dict]:
-    out: list[dict] = []
+def _singles(trial: "_Trials", singles: list[Change], budget: float) -> list[Fix]:
+    out: list[Fix] = []
     for change in singles:
         if time.monotonic() - trial.start > budget or len(out) >= MAX_FIXES:
             break
         if trial.works([change]):
-            out.append({"changes": [change.to_dict()], "seconds": time.monotonic() - trial.start})
+            out.append(Fix([change.to_dict()], time.monotonic() - trial.start))
     return out
 
 
-def _pairs(trial: "_Trials", singles: list[Change], budget: float) -> tuple[list[dict], str | None]:
+def _pairs(trial: "_Trials", singles: list[Change], budget: float) -> tuple[list[Fix], str | None]:
     for pair in itertools.combinations(singles[:MAX_PAIR_PARTS], 2):
         if time.monotonic() - trial.start > budget:
             return [], f"stopped trying pairs at the time bound ({budget:g} s)"
         if trial.works(list(pair)):
-            return [{"changes": [c.to_dict() for c in pair], "seconds": time.monotonic() - trial.start}], None
+            return [Fix([c.to_dict() for c in pair], time.monotonic() - trial.start)], None
     return [], None
 
 

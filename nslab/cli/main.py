@@ -16,7 +16,7 @@ COMMANDS = {
     "show": ("nslab.cli.show", "print a lab's equivalent ip commands, or draw it as SVG/PNG"),
     "grade": ("nslab.cli.grade", "grade a lab exercise: a student's script in a sandbox, or --live"),
     "matrix": ("nslab.matrix.runner", "run the scenario suite on several kernels and print one table"),
-    "clean": ("nslab.kernel.leftovers", "remove what a killed nslab run left behind (and only that)"),
+    "clean": ("nslab.cli.clean", "remove what a killed nslab run left behind (and only that)"),
     "why": ("nslab.cli.why", "why does a probe between this machine's namespaces fail? verdict, trace, verified fixes"),
     "replay": ("nslab.cli.replay", "run a tutorial's commands step by step in a private sandbox and check each"),
     "test": ("nslab.cli.test", "run the scenario suite that comes with nslab (pytest; every argument is pytest's)"),

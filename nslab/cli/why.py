@@ -54,16 +54,11 @@ def run(args: argparse.Namespace) -> int:
 def _why(args: argparse.Namespace, mach) -> int:
     from nslab.advice import report
     from nslab.advice.fixes import find
-    from nslab.advice.trials import without_drop_reasons
-    from nslab.kernel import drops
 
     dst_is_address = mach.is_address(args.dst)
     machine, names = mach.open_machine([args.src] + ([] if dst_is_address else [args.dst]))
     prefixes = dict(machine.prefixes)
-    if args.no_drop_reasons:
-        without_drop_reasons()
-    lab = mach.adopt(machine, timeout=args.timeout)
-    drops.monitor()  # bpftrace attaches while the rest is read
+    lab = mach.adopt(machine, timeout=args.timeout, drop_reasons=not args.no_drop_reasons)  # bpftrace attaches while the rest is read
     src = names[0]
     dst, target = (args.dst, None) if dst_is_address else (mach.address_of(lab, names[1], src), names[1])
     probe = mach.probe_of(src, dst, args.port)

@@ -179,14 +179,14 @@ class Capture:
                     out[f"{proto}.{name}"] = int(value)
         for line in os.pread(self.snmp6, 1 << 16, 0).decode().splitlines():
             name, _, value = line.partition(" ")
-            proto = next((p for p in SNMP6_PROTOCOLS if name.startswith(p)), None)
-            if proto is not None and value.strip().isdigit():
-                out[f"{proto}.{name[len(proto):]}"] = int(value)
+            prefix = next((p for p in SNMP6_PROTOCOLS if name.startswith(p)), None)
+            if prefix is not None and value.strip().isdigit():
+                out[f"{prefix}.{name[len(prefix):]}"] = int(value)
         return out
 
     def read(self) -> list[Sighting]:
         """The IPv4, IPv6 and ARP frames seen since the last read (lo included)."""
-        out = []
+        out: list[Sighting] = []
         while True:
             try:
                 frame, ancillary, _, addr = self.socket.recvmsg(65535, 64)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import errno as errno_mod
 import ipaddress
+from typing import overload
 
 from nslab.diagnosis import ipv6
 from nslab.diagnosis.capture import Sighting
@@ -513,6 +514,7 @@ def _counted(ev: Evidence, ctx: Context) -> Finding | None:
     for ns, s in arrivals.items():
         if ns == ev.src or ctx.others_in.get(ns, 0):
             continue
+        assert s.packet is not None, "an arrival of the request's packet"
         for counter in COUNTED:
             if ev.delta(ns, counter) > 0 and not any(o.ns == ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ev.sightings):
                 decision = routing.decide(ctx.reads, request_at(ctx, ns, s.packet.src, s.packet.dst, s.dev))
@@ -567,6 +569,10 @@ def _arp(ev: Evidence, ctx: Context) -> Finding:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+@overload
+def _prefixed(found: Finding, said: str) -> Finding: ...
+@overload
+def _prefixed(found: Finding | None, said: str) -> Finding | None: ...
 def _prefixed(found: Finding | None, said: str) -> Finding | None:
     if found is None:
         return None

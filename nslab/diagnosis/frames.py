@@ -52,6 +52,14 @@ def neighbour_fields(frame: bytes) -> tuple[int, str, str] | None:
     return 2, target, socket.inet_ntop(socket.AF_INET6, frame[38:54])
 
 
+def fields_of(frame: bytes) -> tuple[int, str, str]:
+    """`neighbour_fields` of a frame already classified as ARP or NDP (its fields were read to classify it)."""
+    fields = neighbour_fields(frame)
+    if fields is None:
+        raise ValueError(f"not an ARP or NDP frame: {frame[:64].hex()}")
+    return fields
+
+
 def arp_fields(frame: bytes) -> tuple[int, str, str] | None:
     """(op, sender IP, target IP) of an ARP frame, or None."""
     if ethertype(frame) != ETH_P_ARP or len(frame) < 42:

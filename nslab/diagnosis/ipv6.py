@@ -24,7 +24,7 @@ from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
 from nslab.kernel.state import AddressState
 from nslab.probes import packets
-from nslab.probes.result import Cause, Claim, Outcome, Result, Where
+from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
 
 
 def _same(a: str, b: str) -> bool:
@@ -84,7 +84,7 @@ def _not_forwarded(ctx: obs.Context, ns: str, dev: str, packet: packets.Packet |
         Claim(ns, "sysctl net.ipv6.conf.all.forwarding", off.split("=", 1)[1], blames=True),
         Claim(ns, f"sysctl net.ipv6.conf.{dev}.forwarding", str(per_dev), dev=dev),
     )
-    return obs.Finding(Cause.FORWARDING_OFF, Where(ns, dev), text, reason, claims, (f"ip netns exec {ns} {fix}",))
+    return obs.Finding(Cause.FORWARDING_OFF, Where(ns, dev), text, reason, claims, (Remedy(ns, fix, f"sysctl -w {off}", dev),))
 
 
 # -- the neighbour that cannot answer yet, or ever -----------------------------------------------
@@ -95,13 +95,13 @@ def unready_neighbour(ctx: obs.Context) -> obs.Finding | None:
     IPv6 disabled on the device the solicitation reached or the model puts it on."""
     if not ctx.flow.v6:
         return None
-    advertised = [frames.neighbour_fields(s.frame)[1] for s in ctx.sightings if s.kind == "ndp-advert"]
+    advertised = [frames.fields_of(s.frame)[1] for s in ctx.sightings if s.kind == "ndp-advert"]
     asked: dict[str, tuple[str, str | None]] = {}  # target -> (who asked, on which device)
     if ctx.flow.resolves:
         asked[ctx.flow.dst] = (ctx.src, ctx.sender_route.dev)
     for s in ctx.sightings:
         if s.kind == "ndp-solicit" and s.direction == "out":
-            asked.setdefault(frames.neighbour_fields(s.frame)[2], (s.ns, s.dev))
+            asked.setdefault(frames.fields_of(s.frame)[2], (s.ns, s.dev))
     for target, (asker, dev) in asked.items():
         if dev is None or not any(_same(target, hop) for hop in ctx.flow.hops) or any(_same(target, a) for a in advertised):
             continue
@@ -129,7 +129,7 @@ def _model_owner(ctx: obs.Context, address: str) -> dict[str, str | None]:
 
 def _unready_address(ctx: obs.Context, asker: str, dev: str, ns: str, held: AddressState) -> obs.Finding | None:
     claim = Claim(ns, f"address {held.cidr} dev {held.dev}", " ".join(held.flags), dev=held.dev, blames=True)
-    redo = (f"ip netns exec {ns} ip addr del {held.cidr} dev {held.dev} && ip netns exec {ns} ip addr add {held.cidr} dev {held.dev} nodad",)
+    redo = (_without_dad(ns, held),)
     if "dadfailed" in held.flags:
         text = (
             f"nobody answered NDP for {held.ip} on {asker}'s {dev}: {ns} holds {held.cidr} on {held.dev} "
@@ -156,7 +156,7 @@ def disabled(ctx: obs.Context, ns: str, dev: str, address: str | None = None) ->
             text = f"{key}=1 in {ns}: IPv6 is disabled on {dev}, which removes its IPv6 addresses" + (f" ({cidr} among them)" if cidr else "")
             if address and not cidr:
                 text = f"nobody holds {address} where it was asked for, and {text}"
-            fix = f"ip netns exec {ns} sysctl -w {key}=0" + (f" && ip netns exec {ns} ip addr add {cidr} dev {dev} nodad" if cidr else "")
+            fix = Remedy(ns, f"sysctl -w {key}=0" + (f" && ip addr add {cidr} dev {dev} nodad" if cidr else ""), (f"ip addr del {cidr} dev {dev} && " if cidr else "") + f"sysctl -w {key}=1", dev)
             return obs.Finding(Cause.IPV6_DISABLED, Where(ns, dev), text, claims=(Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), fixes=(fix,))
     return None
 
@@ -168,20 +168,20 @@ def solicited_elsewhere(ctx: obs.Context) -> obs.Finding | None:
     does. The soliciting side's route sent it there (`default dev eth0` works for ARP only)."""
     if not ctx.flow.v6:
         return None
-    adverts = {frames.neighbour_fields(s.frame)[1] for s in ctx.sightings if s.kind == "ndp-advert"}
+    adverts = {frames.fields_of(s.frame)[1] for s in ctx.sightings if s.kind == "ndp-advert"}
     for s in ctx.sightings:
         if s.kind != "ndp-solicit" or s.direction != "in" or s.ns not in ctx.reads.view.spaces:
             continue
         port = ctx.reads.link(s.ns, s.dev)
         if port is not None and port.master is not None:
             continue  # a bridge port: the solicitation goes on up through the bridge, where it is seen again
-        target = frames.neighbour_fields(s.frame)[2]
+        target = frames.fields_of(s.frame)[2]
         held = _held(ctx.reads, s.ns, target)
         if held is None or held.dev == s.dev or any(_same(a, target) for a in adverts):
             continue
         if "1" in (ctx.reads.sysctl(s.ns, "net.ipv6.conf.all.proxy_ndp"), ctx.reads.sysctl(s.ns, f"net.ipv6.conf.{s.dev}.proxy_ndp")):
             continue  # a proxy entry may still answer
-        sent = next((o for o in ctx.sightings if o.kind == "ndp-solicit" and o.direction == "out" and frames.neighbour_fields(o.frame)[2] == target and o.ns != s.ns), None)
+        sent = next((o for o in ctx.sightings if o.kind == "ndp-solicit" and o.direction == "out" and frames.fields_of(o.frame)[2] == target and o.ns != s.ns), None)
         if sent is None:
             continue
         return _off_link(ctx, sent.ns, sent.dev, s.ns, s.dev, held)
@@ -201,7 +201,8 @@ def _off_link(ctx: obs.Context, asker: str, dev: str, ns: str, heard_on: str, he
         Claim(ns, f"address {held.cidr} dev {held.dev}", "present", dev=held.dev),
         Claim(ns, f"sysctl net.ipv6.conf.{heard_on}.proxy_ndp", "0", dev=heard_on),
     )
-    fixes = (f"ip netns exec {asker} ip -6 route replace {route.dst if route else held.ip} via {near} dev {dev}",) if near else ()
+    back = f"ip -6 route replace {route.dst} dev {dev}" if route else f"ip -6 route del {held.ip} via {near} dev {dev}"
+    fixes = (Remedy(asker, f"ip -6 route replace {route.dst if route else held.ip} via {near} dev {dev}", back, dev),) if near else ()
     return obs.Finding(Cause.NO_ARP_ANSWER, Where(asker, dev), text, claims=claims, fixes=fixes)
 
 
@@ -260,8 +261,7 @@ def tentative_source(ctx: obs.Context) -> obs.Finding | None:
         return None
     text = f"the {ctx.what} left {ctx.src} from {held.ip}, which {ctx.src} holds on {held.dev} still tentative: no answer to it is taken until duplicate address detection ends"
     claim = Claim(ctx.src, f"address {held.cidr} dev {held.dev}", " ".join(held.flags), dev=held.dev, blames=True)
-    fix = f"ip netns exec {ctx.src} ip addr del {held.cidr} dev {held.dev} && ip netns exec {ctx.src} ip addr add {held.cidr} dev {held.dev} nodad"
-    return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ctx.src, held.dev), text, claims=(claim,), fixes=(fix,))
+    return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ctx.src, held.dev), text, claims=(claim,), fixes=(_without_dad(ctx.src, held),))
 
 
 # -- ICMPv6 errors ------------------------------------------------------------------------------------
@@ -288,3 +288,9 @@ def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | 
 
 
 RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, solicited_elsewhere)  # asked before IPv4's rules: observations.decisive(first=RULES)
+
+
+def _without_dad(ns: str, held: AddressState) -> Remedy:
+    """The address again, with 'nodad': usable at once (undone by adding it back as it was)."""
+    again = f"ip addr del {held.cidr} dev {held.dev} && ip addr add {held.cidr} dev {held.dev}"
+    return Remedy(ns, f"{again} nodad", again, held.dev)

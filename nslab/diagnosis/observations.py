@@ -103,7 +103,9 @@ def way_out_down(ctx: Context) -> Finding | None:
 
 def bridge_down_on_the_way(ctx: Context) -> Finding | None:
     out = ctx.out_link
-    far = ctx.reads.peer(ctx.src, out.name) if out is not None else None
+    if out is None:
+        return None
+    far = ctx.reads.peer(ctx.src, out.name)
     far_link = ctx.reads.link(*far) if far else None
     if far is None or far_link is None or far_link.master is None:
         return None
@@ -204,7 +206,8 @@ def _wrong_mac(ctx: Context, ns: str, dev: str | None) -> tuple[Where, str]:
     """Who addressed the frame to a MAC that is not the receiver's, and what its neighbour entry says."""
     hop, out = ctx.flow.hops[0], ctx.sender_route.dev
     entry = ctx.reads.neighbour(ctx.src, hop)
-    mac = ctx.reads.link(ns, dev).mac if dev and ctx.reads.link(ns, dev) else "?"
+    link = ctx.reads.link(ns, dev) if dev else None
+    mac = link.mac if link else "?"
     said = f"{entry.mac} ({entry.state})" if entry else "an unknown MAC"
     return Where(ctx.src, out), (
         f"{ns}{' on ' + dev if dev else ''} dropped the {ctx.what} as addressed to another host: {ctx.src}'s neighbour entry for {hop} "
@@ -258,8 +261,8 @@ def unresolvable(ctx: Context) -> Finding | None:
     hop, dev = ctx.flow.hops[0], ctx.sender_route.dev
     if dev is None:
         return None
-    asked = [s for s in ctx.sightings if s.kind in frames.SOLICITS and frames.neighbour_fields(s.frame)[2] == hop]
-    if any(s.kind in frames.ADVERTS and frames.neighbour_fields(s.frame)[1] == hop for s in ctx.sightings):
+    asked = [s for s in ctx.sightings if s.kind in frames.SOLICITS and frames.fields_of(s.frame)[2] == hop]
+    if any(s.kind in frames.ADVERTS and frames.fields_of(s.frame)[1] == hop for s in ctx.sightings):
         return None
     sent = ctx.flow.resolves or any(s.ns == ctx.src and s.direction == "out" for s in asked)
     if not sent:  # no who-has yet in this probe: is the kernel still resolving from an earlier one?
@@ -316,7 +319,7 @@ def cut_off(ctx: Context, hop: str, cut: set[tuple[str, str]]) -> Finding | None
 def _holder(reads: Reads, address: str) -> tuple[str, str] | None:
     """The lab namespace and interface holding *address*, per the kernel (the model says where to look first)."""
     hint = owner_of(reads.view.topology, address)
-    names = [hint] if hint in reads.view.spaces else []
+    names = [hint] if hint is not None and hint in reads.view.spaces else []
     names += [n for n in reads.view.spaces if n != hint] if len(reads.view.spaces) <= 64 else []
     for ns in names:
         if reads.is_local(ns, address):
@@ -337,6 +340,7 @@ def stopped_where_seen(ctx: Context) -> Finding | None:
 
     for s in reversed(ctx.requests_in()):
         p = s.packet
+        assert p is not None, "requests_in() holds sightings of the request's packet"
         if s.ns == ctx.src or any(o.ns == s.ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ctx.sightings):
             continue
         at = At(s.ns, p.src, p.dst, s.dev, ctx.what, "tcp" if p.proto == packets.TCP else "icmp", p.dport if p.proto == packets.TCP else None)

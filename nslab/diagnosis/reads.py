@@ -38,6 +38,7 @@ class View:
     kernel: Kernel
     spaces: Mapping[str, Space]
     settle_early: bool = True
+    drop_reasons: bool = True  # False: no bpftrace (about a second to attach); captures and counters decide
 
 
 def _asked_once(method):

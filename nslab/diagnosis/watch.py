@@ -31,6 +31,7 @@ from nslab.probes.result import Result
 WATCH_ALL_UP_TO = 8  # namespaces; larger labs are watched along the probe's way
 ATTACH_DROPS = 20.0  # seconds bpftrace may take to attach, once per process (the lab starts it when it opens)
 FLUSH_DROPS = 0.05  # seconds to wait for the kernel's last drop reports of a failed probe
+WITHOUT_DROP_REASONS = drop_source.off("the lab was opened without drop reasons (drop_reasons=False)")
 
 
 class Watch:
@@ -55,7 +56,7 @@ class Watch:
         self.flow = dataclasses.replace(self.flow, hops=tuple(dict.fromkeys((hop, self.flow.dst))))
         routed = self.sender_route.type == "unicast" and self.sender_route.dev is not None
         self.out_link = reads.link(self.src, self.sender_route.dev) if routed else None
-        self.monitor = drop_source.monitor()
+        self.monitor = drop_source.monitor() if self.view.drop_reasons else WITHOUT_DROP_REASONS
         self.monitor.ready(ATTACH_DROPS)  # waits only while bpftrace is still attaching (once per process)
         # Without the kernel's drop reasons (no bpftrace, or a kernel before 5.17) a packet lost off
         # the way the model expects (a router in the middle) is seen only by a capture there: all

@@ -82,7 +82,7 @@ def _keys(g: Grade) -> list[tuple[str, str]]:
 
 def cause_of(r: CheckResult) -> str:
     """A failed check's cause in words: the probe's (nslab.Cause), else the check that failed."""
-    if r.cause in Cause.__members__:
+    if r.cause is not None and r.cause in Cause.__members__:
         return f"{Cause[r.cause].value} ({r.cause})"
     return f"failed check: {r.description}"
 

@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 
 from nslab.kernel import linux
+from nslab.kernel.child import spawn
 from nslab.probes import wait
 
 JAIL_ID = 65534  # "nobody": what the script's root is, seen from outside
@@ -98,20 +99,19 @@ def run_script(script: str, *, given: str = "", root_name: str | None = "host", 
     """
     limits = limits or Limits()
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # W
+
+    def holder() -> None:  # W
         parent.close()
-        code = 1
         try:
             _holder(child, script, given, limits)
-            code = 0
-        except BaseException as exc:  # noqa: BLE001 - report it, never return into the caller's code
+        except BaseException as exc:  # report it; spawn's child never returns into the caller's code
             try:
                 child.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
             except OSError:
                 pass
-        finally:
-            os._exit(code)
+            raise
+
+    pid = spawn(holder)
     child.close()
     try:
         return _supervise(parent, pid, root_name, limits)
@@ -154,12 +154,13 @@ def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Lim
         why = _not_ours(fd, userns)
         if name == root_name:
             why = f"the exercise calls your starting namespace {root_name!r}; a namespace of that name is ignored"
-        if why or (name == "" and root_name is None):
+        key = root_name if name == "" else name
+        if why or key is None:
             if why:
                 run.rejected[name] = why
             os.close(fd)
         else:
-            run.namespaces[root_name if name == "" else name] = fd
+            run.namespaces[key] = fd
     return run
 
 
@@ -181,7 +182,6 @@ def _not_ours(fd: int, userns: int) -> str | None:
 
 # -- inside the jail (W, then the script as PID 1) ------------------------------
 def _holder(sock: socket.socket, script: str, given: str, limits: Limits) -> None:
-    linux.die_with_parent()
     linux.unshare(linux.CLONE_NEWUSER)
     sock.send(b"userns")
     if sock.recv(16) != b"mapped":
@@ -197,12 +197,7 @@ def _holder(sock: socket.socket, script: str, given: str, limits: Limits) -> Non
         f.write(script)
     out_r, out_w = os.pipe()
     start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _exec_script(out_w, limits)
-        finally:
-            os._exit(127)
+    pid = spawn(lambda: _exec_script(out_w, limits))
     os.close(out_w)
     status, reason, output = _watch(pid, out_r, limits)
     names, fds = [""], [home]
@@ -223,8 +218,7 @@ def _exec_script(out: int, limits: Limits) -> None:
 
     It dies with the holder W (which dies with its grader, which dies with
     the CLI), and with PID 1 dies every process of the script: killing
-    `nslab grade` however leaves nothing running."""
-    linux.die_with_parent()
+    `nslab grade` however leaves nothing running (spawn makes each die with its parent)."""
     # A session of its own is a scheduling group of its own (the kernel's autogroup): all the
     # script's processes share one group's CPU, so a fork bomb's 64 busy processes weigh as
     # much as one process of another jail or grader, not 64 times as much.

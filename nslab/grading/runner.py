@@ -15,9 +15,7 @@ reads and probes; the adoption names live in the grader's private
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +25,8 @@ from nslab.grading import checks, jail, shared_drops
 from nslab.grading.exercise import Exercise
 from nslab.grading.scoring import CheckResult, Grade
 from nslab.grading.slots import JailSlots
-from nslab.kernel import linux
+from nslab.kernel import child, linux
 from nslab.lab.live import Lab
-from nslab.lab.observed import Snapshot, observe
 from nslab.model.topology import LabError
 from nslab.probes import wait
 from nslab.probes.result import Result
@@ -142,8 +139,7 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: F
             lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
         except LabError:
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
-    snap = Snapshot.read(lab)
-    lab.topology = observe(lab, snap)  # adopts whatever the kernel holds (lab/observed.py)
+    snap = lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
     results = []
     for c in exercise.checks:
         probed = len(lab.probes)
@@ -203,70 +199,52 @@ def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]
 def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, deadline: float, monitor: shared_drops.Broadcaster | None) -> list[Grade]:
     results: dict[int, Grade] = {}
     pending = list(enumerate(tasks))
-    running: dict[int, tuple[int, int, float, list[bytes], int | None]] = {}  # read fd -> (index, pid, started, chunks, drops pipe)
+    running: dict[int, tuple[int, child.Child[dict], float, int | None]] = {}  # read fd -> (index, grader, started, drops pipe)
     while pending or running:
         while pending and len(running) < max(1, jobs):
             index, (_, task) = pending.pop(0)
             drops_pipe = monitor.subscribe() if monitor is not None else None
-            r, pid = _fork(task, monitor, drops_pipe)
-            running[r] = (index, pid, time.monotonic(), [], drops_pipe)
+            grader = child.start(_grade, task, monitor, drops_pipe)
+            running[grader.fileno()] = (index, grader, time.monotonic(), drops_pipe)
         ready = wait.readable(list(running), 0.5)
         for r in ready:
-            data = os.read(r, 1 << 20)
-            if data:
-                running[r][3].append(data)
+            index, grader, _, drops_pipe = running[r]
+            if grader.read():
                 continue
-            index, pid, _, chunks, drops_pipe = running.pop(r)
-            _reap(r, pid, monitor, drops_pipe)
-            results[index] = _decode(exercise, tasks[index][0], b"".join(chunks))
+            del running[r]
+            results[index] = _decode(exercise, tasks[index][0], grader)
+            _unsubscribe(monitor, drops_pipe)
         now = time.monotonic()
-        for r, (index, pid, started, _, drops_pipe) in list(running.items()):
+        for r, (index, grader, started, drops_pipe) in list(running.items()):
             if now - started > deadline:
-                os.kill(pid, signal.SIGKILL)
-                _reap(r, pid, monitor, drops_pipe)
+                grader.kill()
+                _unsubscribe(monitor, drops_pipe)
                 del running[r]
                 results[index] = Grade.zero(tasks[index][0], exercise, f"the grader did not finish within {deadline:g} s")
     return [results[i] for i in range(len(tasks))]
 
 
-def _reap(r: int, pid: int, monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> None:
-    os.waitpid(pid, 0)
-    os.close(r)
+def _unsubscribe(monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> None:
     if monitor is not None and drops_pipe is not None:
         monitor.unsubscribe(drops_pipe)
 
 
-def _fork(task: Callable[[], Grade], monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> tuple[int, int]:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        linux.die_with_parent()
-        if monitor is not None and drops_pipe is not None:
-            shared_drops.follow(monitor, drops_pipe)
-        else:
-            shared_drops.without()
-        try:
-            payload = {"grade": task().to_dict()}
-        except BaseException as exc:  # noqa: BLE001 - the grader's own failure, reported as such
-            payload = {"error": f"{type(exc).__name__}: {exc}"}
-        data = json.dumps(payload).encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(w, view) :]
-        os._exit(0)
-    os.close(w)
-    return r, pid
+def _grade(task: Callable[[], Grade], monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> dict:
+    """In a forked grader (kernel/child): its drop reasons from the run's monitor, or none; the grade as plain data."""
+    if monitor is not None and drops_pipe is not None:
+        shared_drops.follow(monitor, drops_pipe)
+    else:
+        shared_drops.without()
+    return task().to_dict()
 
 
-def _decode(exercise: Exercise, name: str, data: bytes) -> Grade:
+def _decode(exercise: Exercise, name: str, grader: child.Child[dict]) -> Grade:
     try:
-        payload = json.loads(data)
-    except ValueError:
+        grade = Grade.from_dict(grader.result())
+    except child.ChildError:
         return Grade.zero(name, exercise, "the grader died without a result")
-    if "error" in payload:
-        return Grade.zero(name, exercise, f"could not grade: {payload['error']}")
-    grade = Grade.from_dict(payload["grade"])
+    except Exception as exc:  # noqa: BLE001 - the grader's own failure, reported as such
+        return Grade.zero(name, exercise, f"could not grade: {type(exc).__name__}: {exc}")
     grade.submission = name
     return grade
 

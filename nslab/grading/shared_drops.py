@@ -162,7 +162,7 @@ class Follower(DropMonitor):
 
 def follow(broadcaster: Broadcaster, pipe: int) -> None:
     """In a forked grader: this process's drop monitor becomes a follower of *pipe*
-    (nslab.kernel.drops.monitor() answers it, as nslab.advice.trials replaces it with a quiet one)."""
+    (nslab.kernel.drops.monitor() answers it)."""
     broadcaster.forget_in_child(pipe)
     # The broadcaster's marker socket and namespace serve every grader (a namespace fewer to
     # make and delete per grader): any grader's marker read after a flush began shows that

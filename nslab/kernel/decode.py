@@ -12,7 +12,7 @@ from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState
 
 
 def link(m: Message, names: dict[int, str]) -> LinkState:
-    _, _, index, flags, _ = m.body
+    index, flags = m.body["index"], m.body["flags"]
     info = m.nested(rtnl.IFLA_LINKINFO)
     kind = info[rtnl.IFLA_INFO_KIND].split(b"\0", 1)[0].decode() if rtnl.IFLA_INFO_KIND in info else None
     name = m.text(rtnl.IFLA_IFNAME) or str(index)
@@ -37,8 +37,8 @@ def link(m: Message, names: dict[int, str]) -> LinkState:
 
 
 def address(m: Message, names: dict[int, str]) -> AddressState:
-    _, prefixlen, flags, scope, index = m.body
-    flags = m.u32(rtnl.IFA_FLAGS) or flags
+    prefixlen, scope, index = m.body["prefixlen"], m.body["scope"], m.body["index"]
+    flags = m.u32(rtnl.IFA_FLAGS) or m.body["flags"]
     return AddressState(
         dev=names.get(index, str(index)),
         cidr=f"{m.ip(rtnl.IFA_ADDRESS) or m.ip(rtnl.IFA_LOCAL)}/{prefixlen}",
@@ -50,7 +50,7 @@ def address(m: Message, names: dict[int, str]) -> AddressState:
 def table_of(m: Message) -> int:
     """The routing table of a route message (RTA_TABLE holds ids above 255)."""
     table = m.u32(rtnl.RTA_TABLE)
-    return table if table is not None else m.body[4]
+    return table if table is not None else m.body["table"]
 
 
 def table_name(table: int) -> str:
@@ -58,7 +58,7 @@ def table_name(table: int) -> str:
 
 
 def route(m: Message, names: dict[int, str]) -> RouteState:
-    _, dst_len, _, _, _, protocol, scope, kind, flags = m.body
+    dst_len, protocol, scope, kind, flags = (m.body[k] for k in ("dst_len", "proto", "scope", "type", "flags"))
     dst = m.ip(rtnl.RTA_DST)
     oif = m.u32(rtnl.RTA_OIF)
     return RouteState(
@@ -84,7 +84,7 @@ FIB_RULE_INVERT = 0x2
 
 
 def rule(m: Message) -> RuleState:
-    _, dst_len, src_len, tos, table, _, _, action, flags = m.body
+    dst_len, src_len, tos, table, action, flags = (m.body[k] for k in ("dst_len", "src_len", "tos", "table", "action", "flags"))
     src, dst = m.ip(rtnl.FRA_SRC), m.ip(rtnl.FRA_DST)
     number = m.u32(rtnl.FRA_TABLE) or table
     return RuleState(
@@ -106,7 +106,7 @@ def rule(m: Message) -> RuleState:
 
 def lookup(dst: str, m: Message, names: dict[int, str], iif: str | None = None) -> RouteLookup:
     """The answer to RTM_GETROUTE for *dst*."""
-    kind = m.body[7]
+    kind = m.body["type"]
     oif = m.u32(rtnl.RTA_OIF)
     return RouteLookup(
         dst=dst,
@@ -125,12 +125,12 @@ def nud_state(state: int) -> str:
 
 
 def neighbour(m: Message, names: dict[int, str]) -> NeighbourState:
-    _, index, state, _, _ = m.body
+    index, state = m.body["ifindex"], m.body["state"]
     return NeighbourState(m.ip(rtnl.NDA_DST) or "", names.get(index, "?"), m.mac(rtnl.NDA_LLADDR), nud_state(state))
 
 
 def fdb_entry(m: Message, names: dict[int, str]) -> FdbEntry:
-    _, index, state, _, _ = m.body
+    index, state = m.body["ifindex"], m.body["state"]
     master = m.u32(rtnl.NDA_MASTER)
     return FdbEntry(
         mac=m.mac(rtnl.NDA_LLADDR) or "",

@@ -101,7 +101,7 @@ class Route:
     pref: int | None = None  # IPv6 router preference
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[object, ...]:
         """What the kernel keeps one route per: family, table, type class, destination, source, TOS, metric."""
         return (self.family, self.table, self.dst, self.src, self.tos, self.metric, self.type if self.table == 255 else None)
 
@@ -211,8 +211,8 @@ def read(h: NsHandle, *, sysctls: bool = True, ruleset: bool = True, listeners: 
     neighbours = tuple(
         _neighbour(records.read(records.NEIGHBOUR, m), names, proxy)
         for proxy in (False, True)
-        for m in sock.dump(rtnl.RTM_GETNEIGH, rtnl.NDMSG.pack(socket.AF_UNSPEC, 0, 0, records.NTF_PROXY if proxy else 0, 0))
-        if m.body[0] in (socket.AF_INET, socket.AF_INET6)
+        for m in sock.dump(rtnl.RTM_GETNEIGH, rtnl.NDMSG.pack(family=socket.AF_UNSPEC, flags=records.NTF_PROXY if proxy else 0))
+        if m.body["family"] in (socket.AF_INET, socket.AF_INET6)
     )
     fdb = tuple(_fdb(records.read(records.NEIGHBOUR, m), names) for m in sock.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_BRIDGE)))
     return NsState(
@@ -271,7 +271,7 @@ def _flags(value: int, table: tuple[tuple[str, int], ...]) -> tuple[str, ...]:
     return tuple(name for name, bit in table if value & bit)
 
 
-def _link(r: records.Record, names: dict[int, str], vlans: tuple) -> Link:
+def _link(r: records.Record, names: dict[int, str], vlans: tuple[tuple[int, tuple[str, ...]], ...]) -> Link:
     a = r.attrs
     info = a.get("linkinfo", {})
     kind = info.get("kind") or ("loopback" if r.body["flags"] & 0x8 else "device")
@@ -480,7 +480,7 @@ def read_listeners(netns_fd: int) -> tuple[Listener, ...]:
                     tables[name] = f.read()
             except OSError:
                 tables[name] = ""  # no IPv6 in this kernel
-    out = set()
+    out: set[Listener] = set()
     for name, text in tables.items():
         proto, want = ("tcp", listeners.LISTEN) if name.startswith("tcp") else ("udp", UDP_UNCONNECTED)
         out.update(Listener(proto, s.address, s.port) for s in listeners.parse(text, want))

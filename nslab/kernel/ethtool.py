@@ -51,7 +51,7 @@ def _count(sock: socket.socket, dev: str) -> int:
     return count if mask & (1 << ETH_SS_STATS) else 0
 
 
-def _ioctl(sock: socket.socket, dev: str, data: ctypes.Array) -> None:
+def _ioctl(sock: socket.socket, dev: str, data: ctypes.Array[ctypes.c_char]) -> None:
     """SIOCETHTOOL on *dev*: a struct ifreq whose ifr_data points at *data*."""
     ifreq = struct.pack("16sP16x", dev.encode(), ctypes.addressof(data))
     fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)

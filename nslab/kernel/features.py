@@ -21,16 +21,17 @@ import errno
 import functools
 import os
 
-from nslab.kernel import linux
+from nslab.kernel import child
 
 # feature name -> (what the probe does, in words; the link the probe creates)
-FEATURES: dict[str, tuple[str, dict]] = {
+FEATURES: dict[str, tuple[str, dict[str, object]]] = {
     "bridge": ("creating a bridge", {"kind": "bridge"}),
     "veth": ("creating a veth pair", {"kind": "veth", "peer": "nsprobe1"}),
     "vxlan": ("creating a vxlan device", {"kind": "vxlan", "vxlan_id": 42}),
 }
 # The kernel's own "I do not have that": a feature is missing only on one of these.
 LACKING = frozenset({errno.EOPNOTSUPP, errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT})
+PROBE_TIMEOUT = 30.0  # seconds: milliseconds on an idle machine, the import of pyroute2 included
 
 
 class FeatureProbeError(Exception):
@@ -62,37 +63,20 @@ def bridge_supported() -> bool:
     return missing("bridge") is None
 
 
-def _in_throwaway_netns(link: dict) -> tuple[bool, str | None]:
-    """Create *link* in a new network namespace of a forked child: (the kernel lacks it, the error text or None)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the caller's code
-        status = 1
-        try:
-            os.close(read_end)
-            linux.die_with_parent()
-            linux.unshare(linux.CLONE_NEWNET)
-            from pyroute2 import IPRoute
+def _in_throwaway_netns(link: dict[str, object]) -> tuple[bool, str | None]:
+    """Create *link* in a forked child's new network namespace: (the kernel lacks it, the error text or None)."""
+    try:
+        child.run(_add_link, link, netns=child.FRESH, timeout=PROBE_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - the kernel's answer, or why the probe could not tell
+        return _code(exc) in LACKING, _describe(exc)
+    return False, None
 
-            with IPRoute() as ipr:
-                try:
-                    ipr.link("add", ifname="nsprobe0", **link)
-                except Exception as exc:  # noqa: BLE001 - the kernel's answer, classified below
-                    status = 2 if _code(exc) in LACKING else 1
-                    raise
-            status = 0
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent, whatever it is
-            os.write(write_end, _describe(exc).encode()[:500])
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        message = pipe.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code == 0:
-        return False, None
-    return code == 2, message or f"probe exited with status {code}"
+
+def _add_link(link: dict[str, object]) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        ipr.link("add", ifname="nsprobe0", **link)
 
 
 def _code(exc: BaseException) -> int | None:

@@ -18,22 +18,6 @@ class KernelError(RuntimeError):
         super().__init__(f"{command}: {os.strerror(err)} ({name}){'; ' + detail if detail else ''}")
 
 
-class explained:
-    """Turn a NetlinkError into a KernelError that names the `ip` command (and
-    carries the kernel's own words, e.g. 'Nexthop has invalid gateway')."""
-
-    def __init__(self, command: str):
-        self.command = command
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, typ, exc, tb) -> bool:
-        if isinstance(exc, rtnl.NetlinkError):
-            raise KernelError(self.command, exc.code, exc.message) from None
-        return False
-
-
 class NsHandle:
     """A namespace: an fd, a bind mount under the sandbox's /run/netns, a
     netlink socket opened inside it, and the id the sandbox gives it.
@@ -65,7 +49,7 @@ class NsHandle:
                 dump = self.rtnl.dump(rtnl.RTM_GETLINK, rtnl.ifinfomsg() + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS))
             except rtnl.NetlinkError as exc:
                 raise KernelError(f"ip -n {self.name} link show {dev}", exc.code, exc.message) from None
-            self._index.update({m.text(rtnl.IFLA_IFNAME) or "": m.body[2] for m in dump})
+            self._index.update({m.text(rtnl.IFLA_IFNAME) or "": m.body["index"] for m in dump})
             if dev not in self._index:
                 raise KernelError(f"ip -n {self.name} link show {dev}", errno_mod.ENODEV, f"no interface {dev!r} in {self.name!r}")
         return self._index[dev]

@@ -100,9 +100,9 @@ def find() -> list[Leftover]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
-        run = _marker_of(int(entry))
-        if run and not alive(run):
-            found.append(Leftover("process", f"{entry} {_argv(int(entry))}", run))
+        marked = _marker_of(int(entry))
+        if marked and not alive(marked):
+            found.append(Leftover("process", f"{entry} {_argv(int(entry))}", marked))
     return found
 
 
@@ -137,18 +137,3 @@ def _argv(pid: int) -> str:
             return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return "?"
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--dry-run", action="store_true", help="only list what would be removed")
-
-
-def run(args) -> int:
-    """`nslab clean`: the CLI face of `sweep`."""
-    items = find() if args.dry_run else sweep()
-    verb = "would remove" if args.dry_run else "removed"
-    for item in items:
-        print(f"{verb} {item}")
-    if not items:
-        print("nothing left behind by dead nslab runs")
-    return 0

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 
 from nslab.kernel import linux, sandbox
+
+T = TypeVar("T")
 
 RESERVE = 64  # descriptors left for what a test opens beside the lab (files, servers, pipes)
 DEFAULT_GC_THRESH3 = 1024  # the kernel's default (net/ipv4/arp.c)
@@ -93,7 +95,7 @@ def neighbour_entries() -> int | None:
     return int(lines[1].split()[0], 16)  # the first column, the same on every CPU's row
 
 
-def _in_initial_namespace(read):
+def _in_initial_namespace(read: Callable[[], T]) -> T | None:
     """*read()* in the network namespace this process came from (the host's), or
     None where it cannot enter it (not root there, or not in a sandbox)."""
     box = sandbox.current()

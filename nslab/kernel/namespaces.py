@@ -10,12 +10,14 @@ import errno as errno_mod
 import os
 import selectors
 import time
+from typing import Callable
 
 from nslab.kernel import linux, rtnl
 from nslab.kernel.handle import KernelError, NsHandle
 from nslab.kernel.neighbour_table import discard_events
 from nslab.kernel.rtnl import NetlinkError
 from nslab.kernel.sandbox import Sandbox
+from nslab.kernel.state import LinkState
 
 EVENT_BYTES = 1024  # receive buffer per awaited namespace death (an event's skb, with room)
 
@@ -26,6 +28,7 @@ class Namespaces:
     sandbox: Sandbox
     control: rtnl.RtnlSocket
     _nsid_events: rtnl.RtnlSocket
+    links: Callable[[NsHandle], list[LinkState]]  # the Kernel's read of `ip link`
 
     def create_namespace(self, name: str) -> NsHandle:
         """`ip netns add NAME`, inside the sandbox's private /run/netns."""
@@ -123,8 +126,8 @@ class Namespaces:
             while pending:
                 try:
                     for m in self._nsid_events.events():
-                        if m.kind == rtnl.RTM_DELNSID:
-                            pending.pop(m.s32(rtnl.NETNSA_NSID), None)
+                        if m.kind == rtnl.RTM_DELNSID and (nsid := m.s32(rtnl.NETNSA_NSID)) is not None:
+                            pending.pop(nsid, None)
                 except NetlinkError as exc:
                     if exc.code != errno_mod.ENOBUFS:
                         raise

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import errno as errno_mod
 import socket
-from typing import Iterable, NamedTuple
+from dataclasses import dataclass
+from typing import Iterable
 
 from nslab.kernel import decode, rtnl
 from nslab.kernel.handle import KernelError, NsHandle
@@ -19,7 +20,8 @@ _REPLACE = rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE
 NTF_PROXY = 0x08  # ndm_flags: a proxy entry
 
 
-class Learnt(NamedTuple):
+@dataclass(frozen=True)
+class Learnt:
     """A neighbour the kernel resolved: on the link with *index*, *dst* is at *mac*."""
 
     index: int
@@ -47,12 +49,14 @@ class NeighbourTable:
         """The learnt IPv4 and IPv6 neighbours (not permanent, not noarp), removed as
         `ip neigh flush all` removes them: one dump per family, one batch of deletes."""
         learnt = [
-            Learnt(m.body[1], m.ip(rtnl.NDA_DST) or "", m.mac(rtnl.NDA_LLADDR), decode.nud_state(m.body[2]))
+            Learnt(m.body["ifindex"], m.ip(rtnl.NDA_DST) or "", m.mac(rtnl.NDA_LLADDR), decode.nud_state(m.body["state"]))
             for family in (socket.AF_INET, socket.AF_INET6)
             for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(family))
-            if not m.body[2] & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP) and rtnl.NDA_DST in m.attrs
+            if not m.body["state"] & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP) and rtnl.NDA_DST in m.attrs
         ]
-        family = lambda dst: socket.AF_INET6 if ":" in dst else socket.AF_INET  # noqa: E731
+        def family(dst: str) -> int:
+            return socket.AF_INET6 if ":" in dst else socket.AF_INET
+
         doomed = [(rtnl.RTM_DELNEIGH, 0, rtnl.ndmsg(family(n.dst), n.index) + rtnl.ip(rtnl.NDA_DST, n.dst)) for n in learnt]
         for err in ns.rtnl.batch(doomed):
             if err is not None and err.code != errno_mod.ENOENT:  # ENOENT: gone meanwhile
@@ -62,8 +66,8 @@ class NeighbourTable:
     def proxy_neighbours(self, ns: NsHandle) -> list[tuple[int, str]]:
         """`ip neigh show proxy`: (ifindex, IPv4 address) of each address answered for
         by proxy ARP. Such entries are not in an ordinary dump: the request asks for them."""
-        dump = ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.NDMSG.pack(socket.AF_INET, 0, 0, NTF_PROXY, 0))
-        return [(m.body[1], m.ip(rtnl.NDA_DST) or "") for m in dump if m.body[3] & NTF_PROXY and rtnl.NDA_DST in m.attrs]
+        dump = ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.NDMSG.pack(family=socket.AF_INET, flags=NTF_PROXY))
+        return [(m.body["ifindex"], m.ip(rtnl.NDA_DST) or "") for m in dump if m.body["flags"] & NTF_PROXY and rtnl.NDA_DST in m.attrs]
 
     def hold_neighbours(self, ns: NsHandle, index: int, entries: Iterable[tuple[str, str]]) -> None:
         """`ip neigh replace DST lladdr MAC dev DEV nud permanent` for each (DST, MAC)

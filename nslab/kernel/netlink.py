@@ -168,7 +168,7 @@ class Kernel(Namespaces, NeighbourTable):
             ns.forget(dev)
         if up and netns is None:
             (m,) = ns.rtnl.request(rtnl.RTM_GETLINK, rtnl.ifinfomsg(index) + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS))
-            if not m.body[3] & rtnl.IFF_LOWER_UP:
+            if not m.body["flags"] & rtnl.IFF_LOWER_UP:
                 ns.expect_activation(name or dev)  # its queue waits for carrier: see wait_ready
 
     def wait_ready(self, ns: NsHandle, timeout: float = 5.0) -> None:
@@ -322,7 +322,7 @@ class Kernel(Namespaces, NeighbourTable):
         NOARP entries, which `ip neigh` too shows only with `nud all`)."""
         names = names if names is not None else self.names(ns)
         ipv4 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))]
-        ipv6 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET6)) if not m.body[2] & rtnl.NUD_NOARP]
+        ipv6 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET6)) if not m.body["state"] & rtnl.NUD_NOARP]
         return ipv4 + ipv6
 
     def fdb(self, ns: NsHandle) -> list[FdbEntry]:
@@ -332,7 +332,7 @@ class Kernel(Namespaces, NeighbourTable):
 
 def _links(sock: rtnl.RtnlSocket) -> list[LinkState]:
     dump = sock.dump(rtnl.RTM_GETLINK, _LINK_DUMP)
-    names = {m.body[2]: m.text(rtnl.IFLA_IFNAME) or str(m.body[2]) for m in dump}
+    names = {m.body["index"]: m.text(rtnl.IFLA_IFNAME) or str(m.body["index"]) for m in dump}
     return [decode.link(m, names) for m in dump]
 
 
@@ -342,7 +342,7 @@ def _link_states(sock: rtnl.RtnlSocket) -> dict[str, tuple[bool, bool, str]]:
     out = {}
     for m in sock.dump(rtnl.RTM_GETLINK, _LINK_DUMP):
         oper = m.u8(rtnl.IFLA_OPERSTATE)
-        flags = m.body[3]
+        flags = m.body["flags"]
         out[m.text(rtnl.IFLA_IFNAME) or ""] = (bool(flags & rtnl.IFF_UP), bool(flags & rtnl.IFF_LOWER_UP), rtnl.OPERSTATES[oper] if oper is not None and oper < len(rtnl.OPERSTATES) else "")
     return out
 

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 from nslab.kernel import process
 
@@ -39,8 +40,8 @@ class Stopper:
 
 @dataclass(frozen=True)
 class Ruleset:
-    chains: tuple[dict, ...]
-    rules: tuple[dict, ...]
+    chains: tuple[dict[str, Any], ...]
+    rules: tuple[dict[str, Any], ...]
     texts: dict[tuple[str, str, int], str]  # (family, table, handle) -> the rule's line
 
     def stoppers(self, families: tuple[str, ...], hooks: tuple[str, ...], device: str | None = None) -> list[Stopper]:
@@ -99,7 +100,7 @@ def read(netns_fd: int) -> Ruleset | None:
     return Ruleset(chains, rules, _texts(lines.stdout.decode(errors="replace") if lines.returncode == 0 else ""))
 
 
-def _stops(rule: dict) -> bool:
+def _stops(rule: dict[str, Any]) -> bool:
     for expr in rule.get("expr", ()):
         if any(key in expr for key in STOPS):
             return True
@@ -109,7 +110,7 @@ def _stops(rule: dict) -> bool:
     return False
 
 
-def _jumps(rule: dict) -> list[str]:
+def _jumps(rule: dict[str, Any]) -> list[str]:
     out = []
     for expr in rule.get("expr", ()):
         for key in ("jump", "goto"):

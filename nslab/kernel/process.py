@@ -12,15 +12,18 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 from nslab.kernel import linux
+
+T = TypeVar("T")
 
 
 @dataclass
 class Process:
     argv: list[str]
     ns: str
-    popen: subprocess.Popen = field(repr=False)
+    popen: subprocess.Popen[bytes] = field(repr=False)
     _output: str = field(default="", repr=False)
 
     @property
@@ -67,7 +70,7 @@ def spawn(netns_fd: int, ns_name: str, argv: list[str], *, env: dict[str, str] |
     return Process(list(argv), ns_name, popen)
 
 
-def run(netns_fd: int, argv: list[str], *, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
+def run(netns_fd: int, argv: list[str], *, input: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess[bytes]:
     """Run *argv* inside the namespace to its end (bounded by *timeout*), output captured."""
     with linux.in_netns(netns_fd):
         return subprocess.run(
@@ -75,7 +78,7 @@ def run(netns_fd: int, argv: list[str], *, input: bytes | None = None, env: dict
         )
 
 
-def wait_until(condition, timeout: float, what: str, interval: float = 0.001):
+def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.001) -> T:
     """Poll *condition* until it returns something truthy or the deadline passes.
 
     The kernel-side analogue of the selftests' `busywait`: no fixed sleep, a

@@ -1,7 +1,7 @@
 """rtnetlink message bodies and their attributes, declared as data and read by name.
 
-Each record lists its fixed body the way pyroute2 lists it (`fields = (('family',
-'B'), ('prefixlen', 'B'), ...)`, padding as `__pad`), and its attributes as
+Each record has its fixed body, declared in nslab/kernel/rtnl.py the way pyroute2
+lists it (`fields = (('family', 'B'), ('prefixlen', 'B'), ...)`), and its attributes as
 number -> (name, type), numbers from the kernel's uapi headers
 (linux/if_link.h, if_addr.h, rtnetlink.h, neighbour.h, fib_rules.h,
 if_bridge.h). A field is read by name, never by position:
@@ -14,29 +14,11 @@ from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from nslab.kernel import rtnl
 from nslab.kernel.rtnl import Message, parse_attrs
-
-
-@dataclass(frozen=True)
-class Body:
-    """A message's fixed part: (name, struct format) per field, in order."""
-
-    name: str
-    fields: tuple[tuple[str, str], ...]
-    struct: struct.Struct = field(init=False, repr=False, compare=False)
-    names: tuple[str, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "struct", struct.Struct("=" + "".join(fmt for _, fmt in self.fields)))
-        object.__setattr__(self, "names", tuple(name for name, fmt in self.fields if not name.startswith("__")))
-
-    def read(self, values: tuple) -> dict[str, int]:
-        """The body as unpacked (rtnl.Message.body), by name."""
-        return dict(zip(self.names, values))
-
 
 # An attribute table: number -> (name, type); a type is a decoder's name, or a nested table.
 Table = Mapping[int, tuple[str, Any]]
@@ -89,12 +71,14 @@ class Record:
 class Kind:
     """A message body and its attribute table."""
 
-    body: Body
+    body: rtnl.Body  # declared in nslab/kernel/rtnl.py, which reads every message's body by it
     table: Table
 
 
 def read(kind: Kind, m: Message) -> Record:
-    return Record(kind.body.read(m.body), named(m.attrs, kind.table))
+    if tuple(m.body) != kind.body.names:
+        raise ValueError(f"a message with body {tuple(m.body)} read as {kind.body.name} {kind.body.names}")
+    return Record(m.body, named(m.attrs, kind.table))
 
 
 # -- links (linux/if_link.h) ------------------------------------------------------------
@@ -127,7 +111,7 @@ BRIDGE_VLAN_INFO = 2  # IFLA_BRIDGE_VLAN_INFO in IFLA_AF_SPEC: struct bridge_vla
 BRIDGE_VLAN_FLAGS = (("master", 0x1), ("pvid", 0x2), ("untagged", 0x4))
 
 LINK = Kind(
-    Body("ifinfomsg", (("family", "B"), ("__pad", "x"), ("ifi_type", "H"), ("index", "i"), ("flags", "I"), ("change", "I"))),
+    rtnl.IFINFOMSG,
     {
         1: ("address", "l2addr"), 2: ("broadcast", "l2addr"), 3: ("ifname", "asciiz"), 4: ("mtu", "uint32"),
         5: ("link", "uint32"), 10: ("master", "uint32"), 13: ("txqlen", "uint32"), 16: ("operstate", "uint8"),
@@ -164,7 +148,7 @@ def bridge_vlans(af_spec: bytes) -> list[tuple[int, tuple[str, ...]]]:
 
 # -- addresses (linux/if_addr.h) ------------------------------------------------------
 ADDRESS = Kind(
-    Body("ifaddrmsg", (("family", "B"), ("prefixlen", "B"), ("flags", "B"), ("scope", "B"), ("index", "I"))),
+    rtnl.IFADDRMSG,
     {1: ("address", "ipaddr"), 2: ("local", "ipaddr"), 3: ("label", "asciiz"), 4: ("broadcast", "ipaddr"), 8: ("flags", "uint32")},
 )
 IFA_FLAGS = (
@@ -175,7 +159,7 @@ IFA_FLAGS = (
 
 # -- routes (linux/rtnetlink.h) -------------------------------------------------------
 ROUTE = Kind(
-    Body("rtmsg", (("family", "B"), ("dst_len", "B"), ("src_len", "B"), ("tos", "B"), ("table", "B"), ("proto", "B"), ("scope", "B"), ("type", "B"), ("flags", "I"))),
+    rtnl.RTMSG,
     {
         1: ("dst", "ipaddr"), 2: ("src", "ipaddr"), 3: ("iif", "uint32"), 4: ("oif", "uint32"), 5: ("gateway", "ipaddr"),
         6: ("priority", "uint32"), 7: ("prefsrc", "ipaddr"), 9: ("multipath", "raw"), 15: ("table", "uint32"),
@@ -204,14 +188,14 @@ def nexthops(multipath: bytes) -> list[dict[str, Any]]:
 
 # -- neighbours (linux/neighbour.h) ---------------------------------------------------
 NEIGHBOUR = Kind(
-    Body("ndmsg", (("family", "B"), ("__pad", "xxx"), ("ifindex", "i"), ("state", "H"), ("flags", "B"), ("ndm_type", "B"))),
+    rtnl.NDMSG,
     {1: ("dst", "ipaddr"), 2: ("lladdr", "l2addr"), 5: ("vlan", "uint16"), 6: ("port", "be16"), 7: ("vni", "uint32"), 8: ("ifindex", "uint32"), 9: ("master", "uint32")},
 )
 NTF_SELF, NTF_PROXY, NTF_ROUTER = 0x2, 0x8, 0x80
 
 # -- policy rules (linux/fib_rules.h) -------------------------------------------------
 RULE = Kind(
-    Body("fib_rule_hdr", (("family", "B"), ("dst_len", "B"), ("src_len", "B"), ("tos", "B"), ("table", "B"), ("res1", "B"), ("res2", "B"), ("action", "B"), ("flags", "I"))),
+    rtnl.FIB_RULE_HDR,
     {
         1: ("dst", "ipaddr"), 2: ("src", "ipaddr"), 3: ("iifname", "asciiz"), 4: ("goto", "uint32"), 6: ("priority", "uint32"),
         10: ("fwmark", "uint32"), 13: ("suppress_ifgroup", "uint32"), 14: ("suppress_prefixlen", "uint32"), 15: ("table", "uint32"),

@@ -19,6 +19,7 @@ import errno as errno_mod
 import os
 import socket
 import struct
+from dataclasses import dataclass, field
 from typing import Iterable
 
 # -- netlink (linux/netlink.h) ----------------------------------------------------
@@ -44,12 +45,37 @@ RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID = 88, 89, 90
 RTNLGRP_NSID = 28
 
 # -- bodies ---------------------------------------------------------------------------
-IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
-IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
-RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
-NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
-RTGENMSG = struct.Struct("=Bxxx")  # family
-FIBMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res1, res2, action, flags (policy rules)
+@dataclass(frozen=True)
+class Body:
+    """A message's fixed part, declared as data the way pyroute2 declares it: (name, struct
+    format) per field, in order, padding as `__pad`. Read and written by name, never by position."""
+
+    name: str
+    fields: tuple[tuple[str, str], ...]
+    struct: struct.Struct = field(init=False, repr=False, compare=False)
+    names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "struct", struct.Struct("=" + "".join(fmt for _, fmt in self.fields)))
+        object.__setattr__(self, "names", tuple(name for name, _ in self.fields if not name.startswith("__")))
+
+    def read(self, data: bytes, start: int) -> dict[str, int]:
+        return dict(zip(self.names, self.struct.unpack_from(data, start)))
+
+    def pack(self, **values: int) -> bytes:
+        """The body with *values* by name, every other field 0."""
+        unknown = set(values) - set(self.names)
+        if unknown:
+            raise TypeError(f"{self.name} has no field {sorted(unknown)[0]!r}; its fields: {self.names}")
+        return self.struct.pack(*(values.get(name, 0) for name in self.names))
+
+
+IFINFOMSG = Body("ifinfomsg", (("family", "B"), ("__pad", "x"), ("ifi_type", "H"), ("index", "i"), ("flags", "I"), ("change", "I")))
+IFADDRMSG = Body("ifaddrmsg", (("family", "B"), ("prefixlen", "B"), ("flags", "B"), ("scope", "B"), ("index", "I")))
+RTMSG = Body("rtmsg", (("family", "B"), ("dst_len", "B"), ("src_len", "B"), ("tos", "B"), ("table", "B"), ("proto", "B"), ("scope", "B"), ("type", "B"), ("flags", "I")))
+NDMSG = Body("ndmsg", (("family", "B"), ("__pad", "xxx"), ("ifindex", "i"), ("state", "H"), ("flags", "B"), ("ndm_type", "B")))
+RTGENMSG = Body("rtgenmsg", (("family", "B"), ("__pad", "xxx")))
+FIB_RULE_HDR = Body("fib_rule_hdr", (("family", "B"), ("dst_len", "B"), ("src_len", "B"), ("tos", "B"), ("table", "B"), ("res1", "B"), ("res2", "B"), ("action", "B"), ("flags", "I")))
 
 # -- attributes -----------------------------------------------------------------------
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
@@ -133,23 +159,23 @@ def ip(kind: int, address: str) -> bytes:
 
 
 def ifinfomsg(index: int = 0, *, flags: int = 0, change: int = 0, family: int = socket.AF_UNSPEC) -> bytes:
-    return IFINFOMSG.pack(family, 0, index, flags, change)
+    return IFINFOMSG.pack(family=family, index=index, flags=flags, change=change)
 
 
 def ifaddrmsg(family: int, prefixlen: int, index: int, *, flags: int = 0, scope: int = 0) -> bytes:
-    return IFADDRMSG.pack(family, prefixlen, flags, scope, index)
+    return IFADDRMSG.pack(family=family, prefixlen=prefixlen, flags=flags, scope=scope, index=index)
 
 
 def rtmsg(family: int, *, dst_len: int = 0, src_len: int = 0, table: int = 0, protocol: int = 0, scope: int = 0, kind: int = 0, flags: int = 0) -> bytes:
-    return RTMSG.pack(family, dst_len, src_len, 0, table, protocol, scope, kind, flags)
+    return RTMSG.pack(family=family, dst_len=dst_len, src_len=src_len, table=table, proto=protocol, scope=scope, type=kind, flags=flags)
 
 
 def ndmsg(family: int, index: int = 0, state: int = 0) -> bytes:
-    return NDMSG.pack(family, index, state, 0, 0)
+    return NDMSG.pack(family=family, ifindex=index, state=state)
 
 
 def rtgenmsg(family: int = socket.AF_UNSPEC) -> bytes:
-    return RTGENMSG.pack(family)
+    return RTGENMSG.pack(family=family)
 
 
 def message(kind: int, flags: int, seq: int, payload: bytes) -> bytes:
@@ -174,7 +200,7 @@ class Message:
 
     __slots__ = ("kind", "flags", "seq", "body", "attrs")
 
-    def __init__(self, kind: int, flags: int, seq: int, body: tuple, attrs: dict[int, bytes]):
+    def __init__(self, kind: int, flags: int, seq: int, body: dict[str, int], attrs: dict[int, bytes]):
         self.kind, self.flags, self.seq, self.body, self.attrs = kind, flags, seq, body, attrs
 
     def u32(self, kind: int) -> int | None:
@@ -214,7 +240,7 @@ BODIES = {
     RTM_NEWADDR: IFADDRMSG, RTM_DELADDR: IFADDRMSG,
     RTM_NEWROUTE: RTMSG, RTM_DELROUTE: RTMSG,
     RTM_NEWNEIGH: NDMSG, RTM_DELNEIGH: NDMSG,
-    RTM_NEWRULE: FIBMSG, RTM_DELRULE: FIBMSG,
+    RTM_NEWRULE: FIB_RULE_HDR, RTM_DELRULE: FIB_RULE_HDR,
     RTM_NEWNSID: RTGENMSG, RTM_DELNSID: RTGENMSG,
 }  # fmt: skip
 
@@ -233,8 +259,8 @@ def parse(data: bytes) -> Iterable[tuple[int, int, int, int, int]]:
 def decode(data: bytes, kind: int, flags: int, seq: int, start: int, end: int) -> Message:
     body = BODIES.get(kind)
     if body is None:
-        return Message(kind, flags, seq, (), {})
-    return Message(kind, flags, seq, body.unpack_from(data, start), parse_attrs(data, start + body.size, end))
+        return Message(kind, flags, seq, {}, {})
+    return Message(kind, flags, seq, body.read(data, start), parse_attrs(data, start + body.struct.size, end))
 
 
 def error_of(data: bytes, flags: int, start: int, end: int) -> NetlinkError | None:
@@ -376,7 +402,8 @@ class RtnlSocket:
         position = 0
         while position < len(messages):
             sent: dict[int, int] = {}  # seq -> position
-            parts, size = [], 0
+            parts: list[bytes] = []
+            size = 0
             while position < len(messages) and size < QUIET_BYTES and len(parts) < QUIET_COUNT:
                 kind, flags, payload = messages[position]
                 seq = self._next_seq()

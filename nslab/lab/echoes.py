@@ -102,6 +102,7 @@ class Sender:
         if seq is None:
             self._seq = self._seq % 0xFFFF + 1
             seq = self._seq
+        to: tuple[str, int] | tuple[str, int, int, int]
         if self.v6:
             packet, to = packets.echo_request6(self.ident, seq, PAYLOAD), (dst, 0, 0, 0)  # the kernel sums ICMPv6
         else:
@@ -260,7 +261,7 @@ def round_trip(work: list[tuple[Sender, list[str]]], timeout: float) -> tuple[in
         for sender, _ in work:
             if sender.pending:
                 selector.register(sender.sock, selectors.EVENT_READ, sender)
-        retry_at = last + min(RETRY_AFTER, timeout / 2)
+        retry_at: float | None = last + min(RETRY_AFTER, timeout / 2)
         while selector.get_map():
             now = time.monotonic()
             if retry_at is not None and now >= retry_at:

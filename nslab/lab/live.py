@@ -10,32 +10,31 @@ really built (for diagrams, `ip` command listings and explanations).
 
 from __future__ import annotations
 
-import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
-from nslab.diagnosis.capture import Capture
-from nslab.kernel import limits, linux, sandbox
+from nslab.kernel import limits, sandbox
 from nslab.kernel.netlink import Change, Kernel, NsHandle
-from nslab.lab.probing import Probing
-from nslab.lab.processes import CommandFailed, Processes
-from nslab.lab.readback import Readback
-from nslab.lab.steps import Steps
+from nslab.lab.netns import Netns
+from nslab.lab.processes import CommandFailed
 from nslab.model import plan
 from nslab.model.topology import LabError, Namespace, Topology, check_nsname
 
 if TYPE_CHECKING:
     from nslab.diagnosis.reads import View
     from nslab.kernel.process import Process
+    from nslab.lab.edits import Edit
+    from nslab.lab.observed import Snapshot
     from nslab.probes.result import Result
 
 
 class Lab:
     """Namespaces, links, addresses and routes in the run's sandbox; removed on close."""
 
-    def __init__(self, topology: Topology | None = None, *, timeout: float = 1.0):
-        self.topology = Topology()
+    def __init__(self, topology: Topology | None = None, *, timeout: float = 1.0, drop_reasons: bool = True):
+        self._topology = Topology()
         self.timeout = timeout  # default deadline of probes the evidence cannot settle earlier
+        self.drop_reasons = drop_reasons  # False: probes go without the kernel's drop reasons (no bpftrace: a second sooner)
         self.settle_early = True  # False: every failed probe waits out its deadline (the ground truth)
         self.probes: list[Result] = []
         self._spec = topology
@@ -54,11 +53,12 @@ class Lab:
     def open(self) -> "Lab":
         if self._kernel is None:
             self._kernel = Kernel(sandbox.enter())
-            # The kernel's drop reasons: bpftrace attaches while the lab is built (its
-            # child lets go of its copy of /run/netns, so it pins no lab namespace).
-            from nslab.kernel import drops
+            if self.drop_reasons:
+                # The kernel's drop reasons: bpftrace attaches while the lab is built (its
+                # child lets go of its copy of /run/netns, so it pins no lab namespace).
+                from nslab.kernel import drops
 
-            drops.monitor()
+                drops.monitor()
             if self._spec is not None:
                 try:
                     self.build(self._spec)
@@ -71,7 +71,8 @@ class Lab:
     def kernel(self) -> Kernel:
         if self._kernel is None:
             self.open()
-        return self._kernel  # type: ignore[return-value]
+        assert self._kernel is not None, "Lab.open() made it"
+        return self._kernel
 
     def close(self) -> None:
         """Stop processes, close sockets, delete namespaces and wait until they are gone.
@@ -118,13 +119,35 @@ class Lab:
             # at rest a namespace holds 2 descriptors; a sweep adds a socket to each
             limits.ensure_descriptors(3 * len(topology.namespaces), f"a lab of {len(self._ns) + len(topology.namespaces)} namespaces")
         for phase in plan.plan(topology):
-            self._apply(phase)
+            self._build_phase(phase)
         for spec in topology.namespaces:  # a link set up before its peer can send only once linkwatch says so
             self.kernel.wait_ready(self._ns[spec.name].handle)
-        self.topology = merged
+        self._topology = merged
         return self
 
-    def _apply(self, phase: plan.Phase) -> None:
+    @property
+    def topology(self) -> Topology:
+        """The lab as built and changed since (or as read back): changed only by the lab's own methods."""
+        return self._topology
+
+    def apply(self, change: Edit) -> None:
+        """Validate *change* (nslab/lab/edits.py) against the model, make it in the kernel, record it.
+
+        Every change to a built lab goes through here, so the model stays the lab the kernel holds."""
+        after = change.after(self)
+        change.make(self)
+        self._topology = after
+
+    def read_back(self) -> Snapshot:
+        """The model becomes what the kernel holds (nslab/lab/observed.py): for namespaces adopted,
+        not built. Returns what was read."""
+        from nslab.lab.observed import Snapshot, observe
+
+        snap = Snapshot.read(self)
+        self._topology = observe(self, snap)
+        return snap
+
+    def _build_phase(self, phase: plan.Phase) -> None:
         """One phase of the plan: each namespace's steps in one write, in the plan's order."""
         k = self.kernel
         by_ns: dict[str, list[plan.Step]] = {}
@@ -138,7 +161,7 @@ class Lab:
         for name, steps in by_ns.items():
             h = self._ns[name].handle
             if phase.name in ("loopback", "up"):
-                k.links_up(h, [step.dev for step in steps])  # type: ignore[union-attr]
+                k.links_up(h, [step.dev for step in steps if isinstance(step, plan.LinkUp)])
             else:
                 k.apply(h, [self._change(h, step) for step in steps])
 
@@ -175,13 +198,13 @@ class Lab:
         check_nsname(name, "name")
         topo = self.topology.replace(namespaces=self.topology.namespaces + (Namespace(name),))
         self._ns[name] = Netns(self, name, self.kernel.adopt_namespace(name, source))
-        self._record(topo)
+        self._topology = topo
         return self._ns[name]
 
     def delete_namespace(self, name: str) -> None:
         """`ip netns del NAME`: returns once the kernel has destroyed it (and its links with it)."""
         ns = self.ns(name)
-        ns._close_sockets()
+        ns.probing.close()
         self.kernel.remove_namespaces([ns.handle], flush_links=True)
         del self._ns[name]
         topo = self.topology
@@ -193,7 +216,7 @@ class Lab:
             [b for b in topo.bridges if b.ns != name],
             [a for a in topo.addresses if a.ns != name and (a.ns, a.dev) not in ends],
         )
-        self._record(left.with_routes_that_survive(r for r in topo.routes if r.ns != name))
+        self._topology = left.with_routes_that_survive(r for r in topo.routes if r.ns != name)
 
     def ns(self, name: str) -> "Netns":
         try:
@@ -216,53 +239,13 @@ class Lab:
         """What a probe's diagnosis may see of this lab: read-only."""
         from nslab.diagnosis.reads import Space, View
 
-        spaces = {name: Space(name, ns.handle, ns.watcher, ns._inode) for name, ns in self._ns.items()}
-        return View(self.topology, self.kernel, spaces, self.settle_early)
+        spaces = {name: Space(name, ns.handle, ns.watcher, ns.inode) for name, ns in self._ns.items()}
+        return View(self.topology, self.kernel, spaces, self.settle_early, self.drop_reasons)
 
-    def _record(self, topology: Topology) -> None:
-        self.topology = topology
-
-    def _track(self, proc: Process) -> Process:
+    def track(self, proc: Process) -> Process:
+        """Stop *proc* (by its PID) when the lab closes."""
         self._processes.append(proc)
         return proc
-
-
-class Netns(Steps, Readback, Processes, Probing):
-    """One namespace of a lab: ip(8)-like steps (nslab/lab/steps.py), what the kernel
-    reports (readback.py), processes (processes.py) and probes (probing.py)."""
-
-    def __init__(self, lab: Lab, name: str, handle: NsHandle):
-        self.lab = lab
-        self.name = name
-        self.handle = handle
-        self._icmp: socket.socket | None = None
-        self._arp: dict[str, socket.socket] = {}
-        self._open: list[socket.socket] = []
-        self.watcher = Capture(name, handle.fd)  # opened when a probe first watches this namespace
-        self._inode = self.inode
-
-    def __repr__(self) -> str:
-        return f"<Netns {self.name}>"
-
-    @property
-    def path(self) -> str:
-        """For `ip netns exec` / `nsenter --net=` inside the sandbox."""
-        return self.handle.path
-
-    def _inside(self, fn):
-        with linux.in_netns(self.handle.fd):
-            return fn()
-
-    def _close_sockets(self) -> None:
-        for sock in [self._icmp, *self._arp.values(), *self._open]:
-            if sock is not None:
-                sock.close()
-        self._icmp, self._arp, self._open = None, {}, []
-        self.watcher.close()
-
-    # -- helpers ------------------------------------------------------------------
-    def _resolve(self, ns: "Netns | str") -> "Netns":
-        return ns if isinstance(ns, Netns) else self.lab.ns(check_nsname(ns, "netns"))
 
 
 def _close_all(spaces: list[Netns]) -> None:
@@ -276,20 +259,20 @@ def _close_all(spaces: list[Netns]) -> None:
     threads at a time, so the waits overlap; the rest close at once."""
     for ns in spaces:
         ns.handle.close_socket()
-    slow = [ns for ns in spaces if ns.watcher.opened or ns._arp]
+    slow = [ns for ns in spaces if ns.probing.slow_to_close]
     for ns in spaces:
         if ns not in slow:
-            ns._close_sockets()
+            ns.probing.close()
     if len(slow) < 2:
         for ns in slow:
-            ns._close_sockets()
+            ns.probing.close()
         return
     errors: list[BaseException] = []
 
     def close(group: list[Netns]) -> None:
         for ns in group:
             try:
-                ns._close_sockets()
+                ns.probing.close()
             except BaseException as exc:  # reported below, after every namespace had its turn
                 errors.append(exc)
 

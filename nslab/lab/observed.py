@@ -70,7 +70,7 @@ def _veths(spaces: list[Netns], links: dict[str, list[LinkState]]) -> list[Veth]
                 continue
             peer_ns = ns if link.peer_netnsid is None else _by_nsid(ns, spaces, link.peer_netnsid)
             peer = by_index[peer_ns.name].get(link.peer_index) if peer_ns is not None else None
-            if peer is None or peer.kind != "veth":
+            if peer_ns is None or peer is None or peer.kind != "veth":
                 continue
             seen |= {(ns.name, link.name), (peer_ns.name, peer.name)}
             master = link.master if _is_bridge(links[ns.name], link.master) else None

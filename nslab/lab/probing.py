@@ -10,11 +10,12 @@ interface as `ip` writes it (`fe80::1%eth0`), and the probe leaves by it.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, TypeVar
 
+from nslab.diagnosis.capture import Capture
 from nslab.diagnosis.frames import Flow
+from nslab.kernel import linux
 from nslab.model.checks import LabError
 from nslab.probes import arp as arp_probe
 from nslab.probes import icmp as icmp_probe
@@ -23,25 +24,52 @@ from nslab.probes import tcp as tcp_probe
 from nslab.probes.result import Result
 
 if TYPE_CHECKING:
-    from nslab.lab.live import Lab, Netns
+    from nslab.lab.netns import Netns
+
+T = TypeVar("T")
 
 
 class Probing:
-    """Mixed into Netns: its probes. Needs `lab`, `name`, `_inside`, `_resolve`."""
+    """A namespace's probes (`ns.probing`, and the flat `ns.ping()`, ...), and the one owner of
+    its sockets and its capture: they are opened here, kept for the next probe, closed here."""
 
-    lab: "Lab"
-    name: str
-    _icmp: socket.socket | None
-    _arp: dict[str, socket.socket]
-    _open: list[socket.socket]
+    def __init__(self, ns: Netns):
+        self.ns = ns
+        self.name = ns.name
+        self._icmp: socket.socket | None = None
+        self._arp: dict[str, socket.socket] = {}
+        self._open: list[socket.socket] = []
+        self.watcher = Capture(ns.name, ns.handle.fd)  # opened when a probe first watches this namespace
+
+    def forget(self, dev: str) -> None:
+        """*dev* changed (`ip link set`): its ARP socket is opened anew at the next probe."""
+        sock = self._arp.pop(dev, None)
+        if sock is not None:
+            sock.close()
+
+    @property
+    def slow_to_close(self) -> bool:
+        """Holds packet sockets: each close waits for an RCU grace period (see Lab.close)."""
+        return self.watcher.opened or bool(self._arp)
+
+    def close(self) -> None:
+        for sock in [self._icmp, *self._arp.values(), *self._open]:
+            if sock is not None:
+                sock.close()
+        self._icmp, self._arp, self._open = None, {}, []
+        self.watcher.close()
+
+    def _inside(self, fn: Callable[[], T]) -> T:
+        with linux.in_netns(self.ns.handle.fd):
+            return fn()
 
     def _probe(self, flow: Flow, run: Callable[[Callable[[], bool]], Result], *, timeout: float, dev: str | None = None) -> Result:
         from nslab.diagnosis.watch import Watch, explained  # a lab that is only built never loads the diagnosis
 
-        with Watch(self.lab.view(), self.name, flow, dev=dev, timeout=timeout) as watch:
+        with Watch(self.ns.lab.view(), self.name, flow, dev=dev, timeout=timeout) as watch:
             result = run(watch.settled)
             explained(result, watch)
-        self.lab.probes.append(result)
+        self.ns.lab.probes.append(result)
         return result
 
     def ping(self, dst: str, *, timeout: float | None = None, size: int = 0) -> Result:
@@ -49,7 +77,7 @@ class Probing:
         link-local one), decided as soon as the evidence settles it."""
         address, dev, scope = self._destination(dst)
         sock, ident = self._icmp_socket(":" in address), icmp_probe.new_ident()
-        deadline = timeout or self.lab.timeout
+        deadline = timeout or self.ns.lab.timeout
         flow = Flow("ping", address, icmp_id=ident, icmp_seq=1)
         run = lambda settle: icmp_probe.ping(sock, self.name, address, ident=ident, size=size, timeout=deadline, settle=settle, scope_id=scope, label=dst)  # noqa: E731
         return self._probe(flow, run, timeout=deadline, dev=dev)
@@ -77,7 +105,7 @@ class Probing:
             if ip.version == 6 and ip.is_link_local:
                 raise LabError("dst", f"{dst!r} is link-local: name the interface it is on, e.g. {text}%eth0")
             return ip.compressed, None, 0
-        names = {link.name: link.index for link in self.links()}  # type: ignore[attr-defined]
+        names = {link.name: link.index for link in self.ns.readback.links()}
         if ip.version != 6 or dev not in names:
             raise LabError("dst", f"{dst!r}: a scope is an interface of {self.name} ({', '.join(sorted(names))}) after an IPv6 address")
         return ip.compressed, dev, names[dev]
@@ -86,9 +114,9 @@ class Probing:
         """`arping -c1 -I DEV TARGET`: who has TARGET on DEV? (answers with the MAC)."""
         if dev not in self._arp:
             self._arp[dev] = self._inside(lambda: arp_probe.open_socket(dev))
-        link = self.link(dev)  # type: ignore[attr-defined]
-        psrc = next((a.cidr.split("/")[0] for a in self.addresses(dev, version=4)), "0.0.0.0")  # type: ignore[attr-defined]
-        sock, deadline = self._arp[dev], timeout or self.lab.timeout
+        link = self.ns.readback.link(dev)
+        psrc = next((a.cidr.split("/")[0] for a in self.ns.readback.addresses(dev, version=4)), "0.0.0.0")
+        sock, deadline = self._arp[dev], timeout or self.ns.lab.timeout
         run = lambda settle: arp_probe.who_has(sock, self.name, dev, link.mac, psrc, target, timeout=deadline, settle=settle)  # noqa: E731
         return self._probe(Flow("arp", target), run, timeout=deadline, dev=dev)
 
@@ -100,10 +128,10 @@ class Probing:
         if sock is None:
             sock = self._inside(lambda: ndp_probe.open_socket(dev))
             self._open.append(sock)
-        link = self.link(dev)  # type: ignore[attr-defined]
-        held = sorted(self.addresses(dev, version=6), key=lambda a: a.scope != "link")  # type: ignore[attr-defined]
+        link = self.ns.readback.link(dev)
+        held = sorted(self.ns.readback.addresses(dev, version=6), key=lambda a: a.scope != "link")
         src = held[0].ip if held else "::"
-        deadline = timeout or self.lab.timeout
+        deadline = timeout or self.ns.lab.timeout
         run = lambda settle: ndp_probe.solicit(sock, self.name, dev, link.mac, src, address, timeout=deadline, settle=settle)  # noqa: E731
         return self._probe(Flow("ndp", address), run, timeout=deadline, dev=dev)
 
@@ -126,12 +154,12 @@ class Probing:
     ) -> Result:
         """The tutorial's netcat chat: `nc -l -p PORT` in *server*, `nc DST PORT` here, a line each way.
         *server_port*: the server listens there instead (DST:PORT is forwarded to it, e.g. by a DNAT rule)."""
-        srv = self._resolve(server)  # type: ignore[attr-defined]
+        srv = self.ns.resolve(server).probing
         address, dev, scope = self._destination(dst)
         listener = srv.listen(server_port or port, "::" if ":" in address else "0.0.0.0")
         to_server = to_server if to_server is not None else f"hello from {self.name}\n".encode()
         to_client = to_client if to_client is not None else f"hello from {srv.name}\n".encode()
-        client, deadline = self._client(address), timeout or self.lab.timeout
+        client, deadline = self._client(address), timeout or self.ns.lab.timeout
         run = lambda settle: tcp_probe.chat(client, listener, self.name, address, port, to_server=to_server, to_client=to_client, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
         try:
             return self._probe(Flow("tcp", address, client_port=tcp_probe.port(client)), run, timeout=deadline, dev=dev)
@@ -142,7 +170,7 @@ class Probing:
     def connect(self, dst: str, port: int, *, timeout: float | None = None) -> Result:
         """`nc -z DST PORT`: does a TCP handshake complete? (refused vs. timed out told apart)"""
         address, dev, scope = self._destination(dst)
-        client, deadline = self._client(address), timeout or self.lab.timeout
+        client, deadline = self._client(address), timeout or self.ns.lab.timeout
         run = lambda settle: tcp_probe.handshake(client, self.name, address, port, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
         return self._probe(Flow("tcp", address, client_port=tcp_probe.port(client)), run, timeout=deadline, dev=dev)
 
@@ -158,8 +186,3 @@ class Probing:
         sock = self._inside(lambda: tcp_probe.client(version))
         self._open.append(sock)
         return sock
-
-    @property
-    def inode(self) -> int:
-        """This namespace's inode (`ls -iL /run/netns/NAME`): how the kernel's drop reasons name it."""
-        return os.fstat(self.handle.fd).st_ino  # type: ignore[attr-defined]

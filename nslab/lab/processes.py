@@ -3,14 +3,13 @@ as servers that the lab stops (by PID) when it closes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:  # nslab.kernel.process (and subprocess) load with the first process
     import subprocess
 
-    from nslab.kernel.handle import NsHandle
     from nslab.kernel.process import Process
-    from nslab.lab.live import Lab
+    from nslab.lab.netns import Netns
 
 
 class CommandFailed(RuntimeError):
@@ -18,7 +17,7 @@ class CommandFailed(RuntimeError):
     namespace, the command and what it wrote to stderr. Like subprocess's
     CalledProcessError it keeps `returncode`, `cmd`, `stdout` and `stderr`."""
 
-    def __init__(self, ns: str, done: subprocess.CompletedProcess):
+    def __init__(self, ns: str, done: subprocess.CompletedProcess[bytes]):
         self.ns = ns
         self.returncode: int = done.returncode
         self.cmd: Any = done.args
@@ -31,29 +30,28 @@ class CommandFailed(RuntimeError):
         return f"ip netns exec {self.ns} {_words(self.cmd)}: exit status {self.returncode}: {said}"
 
 
-def _words(argv) -> str:
+def _words(argv: Iterable[object]) -> str:
     """The command as a shell would take it (without the setpriv wrapper nslab adds)."""
     import shlex
 
-    argv = [str(a) for a in argv]
-    if "--" in argv:
-        argv = argv[argv.index("--") + 1 :]
-    return shlex.join(argv)
+    words = [str(a) for a in argv]
+    if "--" in words:
+        words = words[words.index("--") + 1 :]
+    return shlex.join(words)
 
 
 class Processes:
-    """Mixed into Netns: run, spawn and serve."""
+    """A namespace's processes (`ns.processes`, and the flat `ns.run()`, ...): run, spawn and serve.
+    The lab stops those spawned when it closes."""
 
-    lab: Lab
-    name: str
-    handle: NsHandle
-    listening: Callable[[int], bool]
+    def __init__(self, ns: Netns):
+        self.ns = ns
 
     def spawn(self, argv: Iterable[str], env: dict[str, str] | None = None) -> Process:
         """`ip netns exec NS ARGV...` in the background; stopped by PID when the lab closes."""
         from nslab.kernel.process import spawn
 
-        return self.lab._track(spawn(self.handle.fd, self.name, list(argv), env=env))
+        return self.ns.lab.track(spawn(self.ns.handle.fd, self.ns.name, list(argv), env=env))
 
     def serve(self, argv: Iterable[str], port: int, *, timeout: float = 60.0) -> Process:
         """Start a server here and return once it listens on TCP *port* (read back
@@ -62,10 +60,10 @@ class Processes:
         from nslab.kernel.process import wait_until
 
         proc = self.spawn(argv)
-        wait_until(lambda: self.listening(port) or not proc.running(), timeout, f"{' '.join(proc.argv)} listening on {port} in {self.name}")
+        wait_until(lambda: self.ns.readback.listening(port) or not proc.running(), timeout, f"{' '.join(proc.argv)} listening on {port} in {self.ns.name}")
         if not proc.running():
             proc.stop()
-            raise RuntimeError(f"{' '.join(proc.argv)} exited in {self.name} before listening on {port}: {proc.output().strip()[-500:]}")
+            raise RuntimeError(f"{' '.join(proc.argv)} exited in {self.ns.name} before listening on {port}: {proc.output().strip()[-500:]}")
         return proc
 
     def run(
@@ -76,14 +74,14 @@ class Processes:
         env: dict[str, str] | None = None,
         timeout: float = 30.0,
         check: bool = False,
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess[bytes]:
         """`ip netns exec NS ARGV...` in the foreground: waits (bounded), returns its
         output (bytes). With `check=True` a non-zero exit raises CommandFailed,
         which names the command and quotes its stderr."""
         __tracebackhide__ = True
         from nslab.kernel.process import run as run_in_netns
 
-        done = run_in_netns(self.handle.fd, list(argv), input=input, env=env, timeout=timeout)
+        done = run_in_netns(self.ns.handle.fd, list(argv), input=input, env=env, timeout=timeout)
         if check and done.returncode != 0:
-            raise CommandFailed(self.name, done)
+            raise CommandFailed(self.ns.name, done)
         return done

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 TABLE_UP_TO = 40  # hosts; larger matrices print only the cells that differ
 CELLS_SHOWN = 20  # wrong cells printed in full
 
-Rule = Callable[[str, str], bool]
+Rule = Callable[[str, str], bool | None]  # True: must reach, False: must not, None: this rule does not say
 
 
 @dataclass
@@ -65,7 +65,9 @@ class Cell:
         return f"lab.ns({self.src!r}).ping({self.address!r})    # ip netns exec {self.src} ping -c1 -W1 {self.address}"
 
     def __str__(self) -> str:
-        verb = lambda reach: "reach" if reach else "no reach"  # noqa: E731
+        def verb(reach: bool) -> str:
+            return "reach" if reach else "no reach"
+
         head = f"{self.src} -> {self.dst} ({self.address}): expected {verb(self.expected)}, observed {verb(self.observed)}"
         if self.result is None:
             detail = f"first look: {self.why or 'no reply within the deadline'}; not probed again (the second looks' deadline passed)"
@@ -119,7 +121,9 @@ class Report:
         return "\n".join([head, *rows])
 
     def __str__(self) -> str:
-        mark = lambda yes: "." if yes else "X"  # noqa: E731
+        def mark(yes: bool) -> str:
+            return "." if yes else "X"
+
         summary = f"reachability: correct: {self.correct}, incorrect: {self.incorrect} ({self.sweep.pairs} pairs swept in {self.sweep.elapsed:.1f} s)"
         if self.ok:
             return summary
@@ -161,7 +165,7 @@ class Reachability:
     def expect(self, src: str | Iterable[str] | None = None, dst: str | Iterable[str] | None = None, *, reach: bool) -> "Reachability":
         """From every host of *src* (None: all) to every host of *dst* (None: all), *reach* or not."""
         froms, tos = self._group(src, "src"), self._group(dst, "dst")
-        self._rules.append(lambda s, d: reach if (froms is None or s in froms) and (tos is None or d in tos) else None)  # type: ignore[return-value,arg-type]
+        self._rules.append(lambda s, d: reach if (froms is None or s in froms) and (tos is None or d in tos) else None)
         return self
 
     def expect_when(self, rule: Rule) -> "Reachability":
@@ -197,19 +201,19 @@ class Reachability:
             left = within - (time.monotonic() - start)
             if left <= 0:
                 break
-            src = self.lab.ns(cell.src)
-            src.flush_neighbours()  # afresh: an entry the sweep left would hold back the evidence of ARP
-            cell.result = src.ping(cell.address, timeout=min(timeout, left))
+            sender_ns = self.lab.ns(cell.src)
+            sender_ns.flush_neighbours()  # afresh: an entry the sweep left would hold back the evidence of ARP
+            cell.result = sender_ns.ping(cell.address, timeout=min(timeout, left))
             report.reprobed += 1
             if hint is not None and not cell.result.replied:
                 cell.hint = hint(self.lab, cell.result)
         report.reprobe_seconds = time.monotonic() - start
         return report
 
-    def assert_ok(self, **check: object) -> Report:
+    def assert_ok(self, *, timeout: float = 1.0, within: float = 10.0, hint: Callable[[Lab, Result], str | None] | None = None, arp: Arp = "auto") -> Report:
         """`check()`, failing with the whole report when a cell is wrong."""
         __tracebackhide__ = True
-        report = self.check(**check)  # type: ignore[arg-type]
+        report = self.check(timeout=timeout, within=within, hint=hint, arp=arp)
         if not report.ok:
             raise AssertionError(str(report))
         return report

@@ -3,59 +3,57 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import os
+from typing import TYPE_CHECKING
 
-from nslab.kernel import ethtool, listeners
+from nslab.kernel import ethtool, linux, listeners
 from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
 from nslab.model.topology import LabError, check_ifname
 
 if TYPE_CHECKING:
-    from nslab.kernel.handle import NsHandle
-    from nslab.lab.live import Lab, Netns
+    from nslab.lab.netns import Netns
 
 
 class Readback:
-    """Mixed into Netns: what the kernel reports, in ip(8)'s words."""
+    """A namespace's reads (`ns.readback`, and the flat `ns.links()`, ...): what the kernel reports, in ip(8)'s words."""
 
-    lab: Lab
-    name: str
-    handle: NsHandle
-    _resolve: Callable[[Netns | str], Netns]
-    _inside: Callable
+    def __init__(self, ns: Netns):
+        self.ns = ns
+        self.inode = os.fstat(ns.handle.fd).st_ino  # `ls -iL /run/netns/NAME`: how the kernel's drop reasons name it
 
     def links(self) -> list[LinkState]:
         """`ip link`"""
-        return self.lab.kernel.links(self.handle)
+        return self.ns.lab.kernel.links(self.ns.handle)
 
     def link(self, name: str) -> LinkState:
         """`ip link show NAME`"""
         for link in self.links():
             if link.name == name:
                 return link
-        raise LabError("link", f"no interface {name!r} in {self.name!r}")
+        raise LabError("link", f"no interface {name!r} in {self.ns.name!r}")
 
     def link_names(self) -> list[str]:
         return sorted(link.name for link in self.links())
 
     def addresses(self, dev: str | None = None, *, version: int | None = None) -> list[AddressState]:
         """`ip addr [show dev DEV]`; `version=4` is `ip -4 addr` (IPv4 only), `version=6` is `ip -6 addr`."""
-        return [a for a in self.lab.kernel.addresses(self.handle) if dev in (None, a.dev) and version in (None, a.version)]
+        return [a for a in self.ns.lab.kernel.addresses(self.ns.handle) if dev in (None, a.dev) and version in (None, a.version)]
 
     def sysctl(self, key: str) -> str:
         """`sysctl -n KEY` inside this namespace."""
-        return self.lab.kernel.get_sysctl(self.handle, key)
+        return self.ns.lab.kernel.get_sysctl(self.ns.handle, key)
 
     def routes(self) -> list[RouteState]:
         """`ip route`"""
-        return self.lab.kernel.routes(self.handle)
+        return self.ns.lab.kernel.routes(self.ns.handle)
 
     def route_get(self, dst: str, src: str | None = None) -> RouteLookup:
         """`ip route get DST [from SRC]`"""
-        return self.lab.kernel.route_get(self.handle, dst, src)
+        return self.ns.lab.kernel.route_get(self.ns.handle, dst, src)
 
     def neighbours(self) -> list[NeighbourState]:
         """`ip neigh`"""
-        return self.lab.kernel.neighbours(self.handle)
+        return self.ns.lab.kernel.neighbours(self.ns.handle)
 
     def neighbour(self, dst: str) -> NeighbourState | None:
         """`ip neigh show DST`"""
@@ -63,17 +61,18 @@ class Readback:
 
     def fdb(self, bridge: str | None = None) -> list[FdbEntry]:
         """`bridge fdb show [br BRIDGE]`: which port each bridge sends each MAC to."""
-        return [e for e in self.lab.kernel.fdb(self.handle) if bridge is None or bridge in (e.master, e.dev)]
+        return [e for e in self.ns.lab.kernel.fdb(self.ns.handle) if bridge is None or bridge in (e.master, e.dev)]
 
     def netnsid(self, other: Netns | str) -> int | None:
         """`ip netns list-id`: the id this namespace gives *other*, as `ip link` shows `link-netnsid N`."""
-        return self.lab.kernel.netnsid(self.handle, self._resolve(other).handle)
+        return self.ns.lab.kernel.netnsid(self.ns.handle, self.ns.resolve(other).handle)
 
     def ethtool_stats(self, dev: str) -> dict[str, int]:
         """`ethtool -S DEV`: the driver's statistics (a veth's include `peer_ifindex`)."""
         check_ifname(dev, "dev")
-        return self._inside(lambda: ethtool.stats(dev))
+        with linux.in_netns(self.ns.handle.fd):
+            return ethtool.stats(dev)
 
     def listening(self, port: int) -> bool:
         """`ss -ltn sport = :PORT` has a line: a TCP listener on *port* here."""
-        return listeners.listening(self.handle.fd, port)
+        return listeners.listening(self.ns.handle.fd, port)

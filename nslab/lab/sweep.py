@@ -43,11 +43,11 @@ import contextlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, Literal, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, Literal
 
 from nslab.kernel import limits
 from nslab.lab.echoes import Sender, round_trip
-from nslab.model.checks import LabError
+from nslab.model.checks import IPNetwork, LabError
 from nslab.probes.result import Result
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ _NO_ROOM = (
 )
 
 
-class _Flushed(NamedTuple):
+@dataclass(frozen=True)
+class _Flushed:
     """A neighbour a round resolved, as flushed after it."""
 
     place: int  # the namespace's place among the sweep's sources (-1: not a source)
@@ -393,7 +394,7 @@ def _segments(items: list[tuple[Netns, str]]) -> list[list[int]]:
             if master is not None:
                 join((ns, dev), (ns, master))
     by_ns = {ns.name: i for i, (ns, _) in enumerate(items)}
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple[tuple[str, str], IPNetwork], list[int]] = {}  # (segment, subnet) -> hosts
     for a in topo.addresses:
         i = by_ns.get(a.ns)
         if i is not None and str(a.interface.ip) == items[i][1] and (a.ns, a.dev) in parent:

@@ -94,7 +94,7 @@ def prepare(release: str, *, log=sys.stderr) -> Path:
     if have < need:
         raise MatrixError(f"release {release!r}: its Python is {have[0]}.{have[1]}, and nslab needs {need[0]}.{need[1]} or newer (pyproject.toml); "
                           "use its kernel with this machine's userland instead (nslab matrix "
-                          + re.match(r"linux-image-(\d+\.\d+)", archive.release_kernel(release))[1] + ")")
+                          + _version_of(archive.release_kernel(release)) + ")")
     sources = _sources(release)
     key = hashlib.sha256(repr((FORMAT, release, PACKAGES, requirements(), sources, time.strftime("%Y-%m-%d"))).encode()).hexdigest()[:12]
     root = shared.directory("userlands") / f"{release}-{key}"
@@ -174,3 +174,9 @@ def _run(argv: list[str], what: str) -> None:
     if done.returncode != 0:
         lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
         raise MatrixError(f"{what} failed (exit {done.returncode}): {lines[-1][:300] if lines else 'no output'}")
+
+
+def _version_of(kernel: str) -> str:
+    """'6.1' for 'linux-image-6.1.0-27-amd64'; the package name when it has no version."""
+    m = re.match(r"linux-image-(\d+\.\d+)", kernel)
+    return m[1] if m else kernel

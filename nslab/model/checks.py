@@ -103,6 +103,8 @@ def check_gateway(route: Route, on_link: list[IPNetwork], where: str) -> None:
     address on an up link, or behind a route without a gateway, in the route's
     namespace and on its device if it names one (ip(8) says 'Nexthop has invalid
     gateway' otherwise); `onlink` waives the check. *on_link* lists those networks."""
+    if route.via is None:
+        return
     gw = ipaddress.ip_address(route.via)
     if not any(gw in net for net in on_link):
         on = f" on {route.dev!r}" if route.dev else ""
@@ -122,6 +124,8 @@ def check_unicast_gateway(route: Route, addresses: list[Address], is_up: Any, wh
     address of the namespace itself. *addresses* are the namespace's; *is_up(dev)* says
     whether a link of it is up. (Measured on 6.18: a broadcast on a down link, the
     network address, and the namespace's own address without onlink are all accepted.)"""
+    if route.via is None:
+        return
     gw = ipaddress.ip_address(route.via)
     if gw.version != 4:
         return

@@ -15,7 +15,7 @@ its link is up).
 from __future__ import annotations
 
 import re
-from typing import NamedTuple, Union
+from typing import NamedTuple, Sequence, Union
 
 from nslab.model.topology import Route, Topology
 
@@ -112,7 +112,7 @@ def plan(topo: Topology) -> list[Phase]:
     ups = [LinkUp(br.ns, br.name) for br in topo.bridges if br.up]
     for v in topo.veths:
         ups += [LinkUp(ns, name) for (ns, name, _), up in zip(v.ends(), (v.up, v.peer_up)) if up]
-    phases = [
+    phases: list[tuple[str, str, Sequence[Step]]] = [
         ("namespaces", "namespaces (each starts with lo down)", [AddNamespace(ns.name) for ns in topo.namespaces]),
         ("sysctls", "sysctls", [SetSysctl(ns.name, k, v) for ns in topo.namespaces for k, v in ns.sysctls if not later(ns.name, k)]),
         ("loopback", "loopback", [LinkUp(ns.name, "lo") for ns in topo.namespaces if ns.lo_up]),

@@ -171,7 +171,7 @@ def _read6(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | No
             continue
         if packet.icmp_type == packets.ECHO_REPLY6 and packet.icmp_id == ident and same_address(source, dst):
             return {"outcome": Outcome.REPLY}
-        if packet.quoted:
+        if packet.quoted and packet.icmp_type is not None:
             return {"outcome": Outcome.ICMP_ERROR, "icmp": IcmpError(packet.icmp_type, packet.icmp_code or 0, source, v6=True, mtu=packet.mtu)}
 
 

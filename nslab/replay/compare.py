@@ -62,12 +62,12 @@ def differences(kind: str, shown: tuple[str, ...], printed: str, known: set[str]
         have = {line.split()[0] for line in printed.splitlines() if line.split()}
         want = [line.split()[0] for line in shown if line.split() and line.split()[0] in known]
         return [f"namespace {n} is not listed, the tutorial shows it" for n in want if n not in have]
-    have, want = _interfaces(printed.splitlines()), _interfaces(list(shown))
+    printed_ifs, shown_ifs = _interfaces(printed.splitlines()), _interfaces(list(shown))
     out = []
-    for name, facts in want.items():
+    for name, facts in shown_ifs.items():
         if name not in known:
             continue
-        got = have.get(name)
+        got = printed_ifs.get(name)
         if got is None:
             out.append(f"{name} is not listed, the tutorial shows it")
             continue

@@ -70,7 +70,7 @@ def _length(text: str, n: int) -> int:
 
 def _sentence_words(text: str) -> list[str]:
     """The words up to the first one that ends a sentence (kept, without its mark)."""
-    out = []
+    out: list[str] = []
     for w in text.split():
         if re.search(r"[.,;!?:]$", w) and not re.match(r"^\d+(\.\d+){3}(/\d+)?$", w):
             stripped = w.rstrip(".,;!?:")

@@ -297,7 +297,7 @@ def _serve(stage: Stage, step: Step, port: int | bool, options: Options) -> None
         pass
     step.elapsed = time.monotonic() - start
     if proc.poll() is not None:
-        out = (proc.stdout.read() or b"").decode(errors="replace") if proc.stdout else ""  # type: ignore[union-attr]
+        out = (proc.stdout.read() or b"").decode(errors="replace") if proc.stdout else ""
         step.status, step.ok, step.output = proc.returncode, False, _tail(out, options.tail)
         step.note = "the server exited at once"
     elif _listening(proc.pid, port):

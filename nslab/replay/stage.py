@@ -25,7 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from nslab.kernel import linux
+from nslab.kernel import child, linux
 from nslab.probes import wait
 
 JAIL_ID = 65534
@@ -66,12 +66,13 @@ class Stage:
         r, w = os.pipe()  # the holder reports the stage's init PID; EOF on `control` ends the stage
         control_r, control_w = os.pipe()
         ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            os.close(control_w)
-            os.close(ready_w)
+
+        def holder() -> None:
+            for fd in (r, control_w, ready_w):
+                os.close(fd)
             _holder(w, control_r, ready_r)
+
+        pid = child.spawn(holder)
         os.close(w)
         os.close(control_r)
         os.close(ready_r)
@@ -199,9 +200,9 @@ def _collect(proc: subprocess.Popen, start: float, interrupt: float | None, time
 
 def _signal_inside(pid: int, sig: int) -> None:
     """Ctrl-C as a terminal sends it: to the processes nsenter started (not nsenter itself)."""
-    for child in _descendants(pid):
+    for descendant in _descendants(pid):
         try:
-            os.kill(child, sig)
+            os.kill(descendant, sig)
         except ProcessLookupError:
             continue
 
@@ -254,40 +255,29 @@ def _read_line(fd: int, timeout: float) -> str | None:
 
 # -- inside (the holder, then the stage's PID 1) -------------------------------------------
 def _holder(report: int, control: int, ready: int) -> None:
-    code = 1
-    try:
-        linux.die_with_parent()
-        linux.unshare(linux.CLONE_NEWUSER)
-        os.write(report, b"userns\n")
-        if _read_line(ready, 10.0) != "mapped":
-            os._exit(1)
-        linux.root_of_new_namespaces()
-        for where, size in (("/run/netns", "1m"), ("/tmp", "16m")):
-            os.makedirs(where, exist_ok=True)
-            linux.mount("tmpfs", where, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, f"mode=0755,size={size}")
-        pid = os.fork()
-        if pid == 0:
-            _init(control)
-        os.write(report, f"{pid}\n".encode())
-        os.waitpid(pid, 0)
-        code = 0
-    finally:
-        os._exit(code)
+    """In a child (kernel/child.spawn): the stage's namespaces, then its PID 1, until the replay ends it."""
+    linux.unshare(linux.CLONE_NEWUSER)
+    os.write(report, b"userns\n")
+    if _read_line(ready, 10.0) != "mapped":
+        raise RuntimeError("the replay did not map the stage's user ids")
+    linux.root_of_new_namespaces()
+    for where, size in (("/run/netns", "1m"), ("/tmp", "16m")):
+        os.makedirs(where, exist_ok=True)
+        linux.mount("tmpfs", where, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, f"mode=0755,size={size}")
+    pid = child.spawn(lambda: _init(control))
+    os.write(report, f"{pid}\n".encode())
+    os.waitpid(pid, 0)
 
 
 def _init(control: int) -> None:
     """PID 1 of the stage: its own /proc and /sys, then wait until the replay closes the control pipe."""
-    try:
-        linux.die_with_parent()
-        linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-        linux.mount("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-        while True:  # PID 1 reaps the orphans of the tutorial's processes
-            readable = wait.readable([control], 0.5)
-            _reap()
-            if readable and not os.read(control, 64):
-                break
-    finally:
-        os._exit(0)
+    linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    linux.mount("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    while True:  # PID 1 reaps the orphans of the tutorial's processes
+        readable = wait.readable([control], 0.5)
+        _reap()
+        if readable and not os.read(control, 64):
+            break
 
 
 def _reap() -> None:

@@ -9,12 +9,9 @@ touched: a one-shot `nc -l` is still there for the learner's client.
 
 from __future__ import annotations
 
-import os
-import pickle
-import time
-
 from nslab.advice.copy import State, read_state
-from nslab.advice.trials import Probe, Search, read_answer, search
+from nslab.advice.trials import Probe, Search, search
+from nslab.kernel import child
 from nslab.replay.stage import Stage
 
 HOST = "host"
@@ -22,17 +19,12 @@ HOST = "host"
 
 def state_of(stage: Stage, port: int | None = None, *, target: str | None = None, timeout: float = 20.0) -> State | str:
     """The stage's namespaces ("host" and each of its /run/netns) as a State, or why not (one line)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        _read_child(w, stage, port, target)
-    os.close(w)
-    data = read_answer(r, pid, deadline=time.monotonic() + timeout)
-    if not data:
+    try:
+        return child.run(_read, stage, port, target, timeout=timeout)
+    except child.ChildTimeout:
         return "the stage's namespaces could not be read in time"
-    payload = pickle.loads(data)
-    return payload if isinstance(payload, State) else str(payload)
+    except Exception as exc:  # noqa: BLE001 - said in one line
+        return f"{type(exc).__name__}: {exc}"
 
 
 def verdict(stage: Stage, src: str, dst: str, port: int | None, *, fixes: bool = False, budget: float = 3.0) -> Search:
@@ -45,27 +37,15 @@ def verdict(stage: Stage, src: str, dst: str, port: int | None, *, fixes: bool =
     return search(state, Probe("tcp" if port else "ping", src, dst, port), None, budget=budget, fixes=fixes)
 
 
-def _read_child(w: int, stage: Stage, port: int | None, target: str | None) -> None:
-    code = 0
-    try:
-        from nslab.kernel import linux
-        from nslab.lab.live import Lab
+def _read(stage: Stage, port: int | None, target: str | None) -> State:
+    """In a forked child: adopt the stage's namespaces into a sandbox of the child's own, and read them."""
+    from nslab.lab.live import Lab
 
-        linux.die_with_parent()
-        lab = Lab().open()  # a sandbox of this child's own
-        paths = {HOST: stage.host_path, **{n: p for n, p in stage.namespaces().items() if n != HOST}}
-        for name, path in paths.items():
-            try:
-                lab.adopt_namespace(name, path)
-            except Exception:  # noqa: BLE001, S112 - a name nslab cannot use, or not a namespace: left out
-                continue
-        payload: object = read_state(lab, port=port, target=target)  # with the listeners on *port*: the copy listens there too
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent
-        payload, code = f"{type(exc).__name__}: {exc}", 1
-    data = pickle.dumps(payload)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(w, view) :]
-    finally:
-        os._exit(code)
+    lab = Lab(drop_reasons=False).open()  # only reads: no probe, no bpftrace
+    paths = {HOST: stage.host_path, **{n: p for n, p in stage.namespaces().items() if n != HOST}}
+    for name, path in paths.items():
+        try:
+            lab.adopt_namespace(name, path)
+        except Exception:  # noqa: BLE001, S112 - a name nslab cannot use, or not a namespace: left out
+            continue
+    return read_state(lab, port=port, target=target)  # with the listeners on *port*: the copy listens there too

@@ -380,7 +380,7 @@ def _plugin_error(config: NetworkConfig, i: int, command: str, cid: str, done: s
     return CniError(where, f"{plugin} {command} for {cid!r} failed with CNI error {code}: {said}" + (f"; {fix}" if fix else ""), code=code)
 
 
-LOOPBACK = {"cniVersion": "1.0.0", "name": "lo", "plugins": [{"type": "loopback"}]}
+LOOPBACK: dict[str, Any] = {"cniVersion": "1.0.0", "name": "lo", "plugins": [{"type": "loopback"}]}
 
 __all__ = [
     "LOOPBACK",

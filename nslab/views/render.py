@@ -125,10 +125,10 @@ def to_dot(topo: Topology, title: str | None = None) -> str:
     for v in topo.veths:
         out.append(f'  {_node(v.ns, v.name)} -- {_node(v.peer_ns, v.peer)} [label="veth", penwidth=2, color="#2d6a4f"];')
     for v in topo.veths:
-        for ns, name, master in v.ends():
+        for end_ns, name, master in v.ends():
             if master:
                 # bridge first, so the layout reads bridge -> port -> container
-                out.append(f'  {_node(ns, master)} -- {_node(ns, name)} [style=dashed, label="master", color="#b07d00"];')
+                out.append(f'  {_node(end_ns, master)} -- {_node(end_ns, name)} [style=dashed, label="master", color="#b07d00"];')
     out.append("}")
     return "\n".join(out) + "\n"
 

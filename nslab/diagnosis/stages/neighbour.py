@@ -129,7 +129,7 @@ def _nobody(reads: Reads, at: At, dev: str, hop: str, reached: set[tuple[str, st
     hosts = ", ".join(f"{n} ({d})" for n, d in sorted(reached)) or "no other host"
     owner = owner_of(reads.view.topology, hop)
     expected = next((a for a in reads.view.topology.addresses if a.ns == owner and str(a.interface.ip) == hop), None)
-    if owner in reads.view.spaces and expected is not None:
+    if owner is not None and owner in reads.view.spaces and expected is not None:
         if not reads.is_local(owner, hop):
             return Finding(
                 Cause.NO_ARP_ANSWER,
@@ -162,7 +162,7 @@ def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str
     if peer is None:
         return None
     far = reads.link(*peer)
-    bridges = sorted({d for n, d in reached if n == peer[0] and (reads.link(n, d) is not None and reads.link(n, d).kind == "bridge")})
+    bridges = sorted({d for n, d in reached if n == peer[0] and ((link := reads.link(n, d)) is not None and link.kind == "bridge")})
     if far is not None and not bridges and far.master:
         return _outside(reads, owner, hop, dev, peer, far.master, reached)
     if far is None or not bridges or far.master in bridges:

@@ -96,7 +96,9 @@ def _privileged() -> bool:
             caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
     except (OSError, StopIteration, ValueError):
         return False
-    has = lambda cap: bool(caps >> cap & 1)  # noqa: E731
+    def has(cap: int) -> bool:
+        return bool(caps >> cap & 1)
+
     return has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON))
 
 
@@ -121,7 +123,7 @@ class DropMonitor:
         self._settled = threading.Event()  # attached, or known to have failed
         self._attached = False
         self._stopping = False
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._marker: socket.socket | None = None
         self.marker_netns = 0
@@ -252,7 +254,7 @@ class DropMonitor:
         # (bpftrace living there would keep the lab's namespace from being deleted).
         linux.setns(self._home)
         os.close(self._home)
-        bpftrace = shutil.which("bpftrace")
+        bpftrace = shutil.which("bpftrace") or "bpftrace"  # missing() said it is there
         argv = ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", _CHILD % TRACEFS, bpftrace, program(self.skipped)]
         began = time.monotonic()
         with self._spawning:
@@ -266,7 +268,9 @@ class DropMonitor:
             except OSError as exc:
                 self._fail(f"bpftrace could not be started: {exc}")
                 return
-        stage, fmt, failed, errors = "format", [], None, []
+        stage, failed = "format", None
+        fmt: list[str] = []
+        errors: list[str] = []
         assert self._proc.stdout is not None
         for raw in self._proc.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
@@ -381,6 +385,13 @@ def _marker_socket() -> tuple[socket.socket, int]:
 _lock = threading.Lock()
 _monitor: DropMonitor | None = None
 _monitor_pid = 0
+
+
+def off(why: str) -> DropMonitor:
+    """A monitor that never starts: probes go without the kernel's drop reasons, for *why*."""
+    quiet = DropMonitor()
+    quiet._fail(why)
+    return quiet
 
 
 def monitor() -> DropMonitor:

@@ -6,7 +6,7 @@ import re
 import socket
 import struct
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
 ETH_P_IP, ETH_P_ARP, ETH_P_IPV6 = 0x0800, 0x0806, 0x86DD
 RAW_WORDS = 12  # 96 bytes from the network header: IPv4 (+ options) or IPv6, L4, and an ICMP error's quoted header
@@ -65,7 +65,7 @@ class Drop:
     inner: Inner | None = None
     mtu: int | None = None  # an ICMPv6 Packet Too Big's
 
-    def matches(self, **want) -> bool:
+    def matches(self, **want: object) -> bool:
         """True if every given field has the given value: `d.matches(proto=1, icmp_id=7, icmp_seq=1)`."""
         unknown = set(want) - {f.name for f in fields(self)}
         if unknown:
@@ -121,7 +121,7 @@ def parse(line: str, reasons: dict[int, str]) -> Drop | None:
     except (ValueError, struct.error):
         return None
     length = tail - nh if nh != 0xFFFF and tail >= nh else 0
-    head = dict(time_ns=t, cpu=cpu, netns=ns, ifindex=ifi, via=_VIA.get(by, "none"), reason=reasons.get(reason, f"reason {reason}"))
+    head: dict[str, Any] = dict(time_ns=t, cpu=cpu, netns=ns, ifindex=ifi, via=_VIA.get(by, "none"), reason=reasons.get(reason, f"reason {reason}"))
     return Drop(**head, **decode(ethertype, raw[: max(0, min(length, len(raw)))]))
 
 
@@ -133,11 +133,11 @@ def _ip6(b: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, b)
 
 
-def _decode6(raw: bytes) -> dict:
+def _decode6(raw: bytes) -> dict[str, Any]:
     """An IPv6 header and what follows it directly (ICMPv6, TCP, UDP)."""
     if len(raw) < 40 or raw[0] >> 4 != 6:
         return dict(kind="ipv6", src="", dst="", proto=0, ip_id=0)
-    out: dict = dict(kind="ipv6", src=_ip6(raw[8:24]), dst=_ip6(raw[24:40]), proto=raw[6], ip_id=int.from_bytes(raw[1:4], "big") & 0xFFFFF)
+    out: dict[str, Any] = dict(kind="ipv6", src=_ip6(raw[8:24]), dst=_ip6(raw[24:40]), proto=raw[6], ip_id=int.from_bytes(raw[1:4], "big") & 0xFFFFF)
     l4 = raw[40:48]
     if out["proto"] in PORTS and len(l4) >= 4:
         out.update(sport=int.from_bytes(l4[0:2], "big"), dport=int.from_bytes(l4[2:4], "big"))
@@ -155,7 +155,7 @@ def _decode6(raw: bytes) -> dict:
 def _inner6(raw: bytes) -> Inner | None:
     if len(raw) < 40 or raw[0] >> 4 != 6:
         return None
-    inner = dict(src=_ip6(raw[8:24]), dst=_ip6(raw[24:40]), proto=raw[6], ip_id=int.from_bytes(raw[1:4], "big") & 0xFFFFF)
+    inner: dict[str, Any] = dict(src=_ip6(raw[8:24]), dst=_ip6(raw[24:40]), proto=raw[6], ip_id=int.from_bytes(raw[1:4], "big") & 0xFFFFF)
     l4 = raw[40:48]
     if inner["proto"] in PORTS and len(l4) >= 4:
         inner.update(sport=int.from_bytes(l4[0:2], "big"), dport=int.from_bytes(l4[2:4], "big"))
@@ -164,7 +164,7 @@ def _inner6(raw: bytes) -> Inner | None:
     return Inner(**inner)
 
 
-def decode(ethertype: int, raw: bytes) -> dict:
+def decode(ethertype: int, raw: bytes) -> dict[str, Any]:
     """Header fields from the bytes at the network header (only those present in *raw*)."""
     if ethertype == ETH_P_ARP:
         if len(raw) < 28:
@@ -175,7 +175,7 @@ def decode(ethertype: int, raw: bytes) -> dict:
     if len(raw) < 20 or raw[0] >> 4 != 4:
         return dict(kind="ipv4", src="", dst="", proto=0, ip_id=0)
     ihl = (raw[0] & 0xF) * 4
-    out: dict = dict(kind="ipv4", src=_ip(raw[12:16]), dst=_ip(raw[16:20]), proto=raw[9], ip_id=int.from_bytes(raw[4:6], "big"))
+    out: dict[str, Any] = dict(kind="ipv4", src=_ip(raw[12:16]), dst=_ip(raw[16:20]), proto=raw[9], ip_id=int.from_bytes(raw[4:6], "big"))
     first_fragment = int.from_bytes(raw[6:8], "big") & 0x1FFF == 0
     l4 = raw[ihl : ihl + 8] if ihl >= 20 and first_fragment else b""
     if out["proto"] in PORTS and len(l4) >= 4:
@@ -193,7 +193,7 @@ def _inner(raw: bytes) -> Inner | None:
     if len(raw) < 20 or raw[0] >> 4 != 4:
         return None
     ihl = (raw[0] & 0xF) * 4
-    inner = dict(src=_ip(raw[12:16]), dst=_ip(raw[16:20]), proto=raw[9], ip_id=int.from_bytes(raw[4:6], "big"))
+    inner: dict[str, Any] = dict(src=_ip(raw[12:16]), dst=_ip(raw[16:20]), proto=raw[9], ip_id=int.from_bytes(raw[4:6], "big"))
     l4 = raw[ihl : ihl + 8]
     if inner["proto"] in PORTS and len(l4) >= 4:
         inner.update(sport=int.from_bytes(l4[0:2], "big"), dport=int.from_bytes(l4[2:4], "big"))
