@@ -22,6 +22,7 @@ from nslab.diagnosis import frames
 from nslab.diagnosis import observations as obs
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
+from nslab.diagnosis.stages import At, netfilter, routing
 from nslab.kernel.state import AddressState
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Result, Where
@@ -278,13 +279,35 @@ def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | 
         return obs.Finding(Cause.TOO_BIG, where, f"{icmp} for the {ctx.what}: the next link from {origin[0]} is smaller, and IPv6 routers never fragment")
     if filtered is not None:
         return obs.Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} ({icmp})", filtered.reason)
-    if icmp.type == packets.UNREACHABLE6 and (icmp.code in (1, 5) or (icmp.code == 4 and ctx.flow.probe == "ping")):
+    if icmp.type == packets.UNREACHABLE6 and icmp.code == 1:
+        return _prohibited(ctx, origin[0], f"{icmp} for the {ctx.what}")
+    if icmp.type == packets.UNREACHABLE6 and (icmp.code == 5 or (icmp.code == 4 and ctx.flow.probe == "ping")):
         return obs.Finding(Cause.REJECTED_BY_RULE, where, f"refused by a firewall rule ({icmp})")
     if icmp.type == packets.UNREACHABLE6 and icmp.code == 3:
         if origin[0] == ev.src:  # the sender's own NDP gave up (the error loops back on lo): it is about the way out
             where = Where(ev.src, ev.sender_route.dev)
         return unready_neighbour(ctx) or obs.Finding(Cause.NO_ARP_ANSWER, where, f"{where.ns} could not resolve the next hop with NDP on {where.dev} ({icmp})")
     return obs.Finding(Cause.ICMP_UNREACHABLE, where, f"{icmp} for the {ctx.what} from {ev.src}")
+
+
+def _prohibited(ctx: obs.Context, ns: str, said: str) -> obs.Finding:
+    """Administratively prohibited, and no drop by netfilter seen: a prohibit route or rule
+    sends it too. The origin's route lookup for the request, as it came in, is asked first;
+    then its ruleset; else what was read is said, and that the cause is unknown."""
+    came = next((s for s in ctx.requests_in() if s.ns == ns and s.packet is not None), None)
+    where = Where(ns, came.dev if came else None)
+    if came is not None:
+        at = At(ns, came.packet.src, came.packet.dst, came.dev, ctx.what)
+        decision = routing.decide(ctx.reads, at)
+        if isinstance(decision, obs.Finding) and decision.cause is Cause.ICMP_UNREACHABLE:  # a prohibit route or rule
+            return obs.Finding(Cause.ICMP_UNREACHABLE, decision.where, f"{said}: {decision.text}", claims=decision.claims, fixes=decision.fixes)
+        how = "local" if isinstance(decision, routing.Decision) and decision.local else "forwarded"
+        found = netfilter.dropped(ctx.reads, at, how, reason=None, rejected=True)
+        if found is not None:
+            return obs.Finding(found.cause, found.where, f"{said}: {found.text}", claims=found.claims, fixes=found.fixes)
+    return obs.Finding(
+        Cause.ICMP_UNREACHABLE, where, f"{said} came from {ns}; neither a prohibit route or rule nor a rejecting nftables chain was read there: the cause is unknown"
+    )
 
 
 RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, solicited_elsewhere)  # asked before IPv4's rules: observations.decisive(first=RULES)
