@@ -25,7 +25,7 @@ from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, netfilter, routing
 from nslab.kernel.state import AddressState
 from nslab.probes import packets
-from nslab.probes.result import Cause, Claim, Outcome, Result, Where
+from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
 
 
 def _same(a: str, b: str) -> bool:
@@ -310,4 +310,41 @@ def _prohibited(ctx: obs.Context, ns: str, said: str) -> obs.Finding:
     )
 
 
-RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, solicited_elsewhere)  # asked before IPv4's rules: observations.decisive(first=RULES)
+# -- a solicitation stopped on the way in ------------------------------------------------------------
+def solicitation_filtered(ctx: obs.Context) -> obs.Finding | None:
+    """A solicitation for the probe's next hop or destination reached the namespace holding
+    it, on the device holding it, and that namespace's ICMPv6 counted no solicitation
+    (Icmp6.InNeighborSolicits did not rise): it was stopped on the way in, before ICMPv6.
+    The nftables chains on those hooks that can drop it are named; one alone is blamed."""
+    if not ctx.flow.v6:
+        return None
+    adverts = [frames.neighbour_fields(s.frame)[1] for s in ctx.sightings if s.kind == "ndp-advert"]
+    for s in ctx.sightings:
+        if s.kind != "ndp-solicit" or s.direction != "in" or s.ns not in ctx.reads.view.spaces:
+            continue
+        _, asker, target = frames.neighbour_fields(s.frame)
+        if not any(_same(target, hop) for hop in ctx.flow.hops) or any(_same(target, a) for a in adverts):
+            continue
+        held = _held(ctx.reads, s.ns, target)
+        if held is None or held.dev != s.dev or {"tentative", "dadfailed"} & set(held.flags) or ctx.deltas().get(s.ns, {}).get("Icmp6.InNeighborSolicits"):
+            continue
+        at = At(s.ns, asker, target, s.dev, f"neighbour solicitation for {held.ip}")
+        chains = netfilter.stoppers(ctx.reads, at, "local")
+        if not chains:
+            return None
+        said = (
+            f"nobody answered NDP for {held.ip}: the solicitation from {asker} reached {s.ns} on {s.dev}, which holds {held.cidr}, "
+            f"but {s.ns}'s ICMPv6 counted none (Icmp6.InNeighborSolicits did not rise): it was stopped on the way in"
+        )
+        names = "; ".join(f"table {c.family} {c.table}, chain {c.chain}: {c.text}" for c in chains)
+        if len(chains) > 1:
+            claims = tuple(Claim(s.ns, f"nft {c.family} {c.table} {c.chain}", c.text, dev=s.dev) for c in chains)
+            return obs.Finding(Cause.FILTERED_BY_RULE, Where(s.ns, s.dev), f"{said}; these chains on its way in can drop it: {names}", claims=claims)
+        c = chains[0]
+        claim = Claim(s.ns, f"nft {c.family} {c.table} {c.chain}", c.text, dev=s.dev, blames=True)
+        text = f"{said}, and the one chain there that can drop it is {names}; ip netns exec {s.ns} {c.undo}"
+        return obs.Finding(Cause.FILTERED_BY_RULE, Where(s.ns, s.dev), text, claims=(claim,), fixes=(Remedy(s.ns, c.undo),))
+    return None
+
+
+RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, solicited_elsewhere, solicitation_filtered)  # asked before IPv4's rules: observations.decisive(first=RULES)
