@@ -10,7 +10,8 @@ advertisements taken) without forwarding anything. ICMPv6 has its own errors,
 Packet Too Big among them. Every function here returns None for an IPv4 flow.
 
 Each Finding carries its claims (nslab.probes.result.Claim: what was read, where)
-and its fixes as commands, so the path walk can take them over as they are.
+and its fixes as Remedy (the command as typed in the namespace, and its undo), so the
+path walk and the fix search take them over as they are.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from nslab.diagnosis import frames
 from nslab.diagnosis import observations as obs
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, netfilter, routing
+from nslab.diagnosis.stages import At, netfilter, routing, set_sysctl
 from nslab.kernel.state import AddressState
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -85,7 +86,7 @@ def _not_forwarded(ctx: obs.Context, ns: str, dev: str, packet: packets.Packet |
         Claim(ns, "sysctl net.ipv6.conf.all.forwarding", off.split("=", 1)[1], blames=True),
         Claim(ns, f"sysctl net.ipv6.conf.{dev}.forwarding", str(per_dev), dev=dev),
     )
-    return obs.Finding(Cause.FORWARDING_OFF, Where(ns, dev), text, reason, claims, (f"ip netns exec {ns} {fix}",))
+    return obs.Finding(Cause.FORWARDING_OFF, Where(ns, dev), text, reason, claims, (set_sysctl(ctx.reads, ns, "net.ipv6.conf.all.forwarding", 1, dev),))
 
 
 # -- the neighbour that cannot answer yet, or ever -----------------------------------------------
@@ -130,7 +131,7 @@ def _model_owner(ctx: obs.Context, address: str) -> dict[str, str | None]:
 
 def _unready_address(ctx: obs.Context, asker: str, dev: str, ns: str, held: AddressState) -> obs.Finding | None:
     claim = Claim(ns, f"address {held.cidr} dev {held.dev}", " ".join(held.flags), dev=held.dev, blames=True)
-    redo = (f"ip netns exec {ns} ip addr del {held.cidr} dev {held.dev} && ip netns exec {ns} ip addr add {held.cidr} dev {held.dev} nodad",)
+    redo = (_readdressed(ns, held),)
     if "dadfailed" in held.flags:
         text = (
             f"nobody answered NDP for {held.ip} on {asker}'s {dev}: {ns} holds {held.cidr} on {held.dev} "
@@ -148,6 +149,12 @@ def _unready_address(ctx: obs.Context, asker: str, dev: str, ns: str, held: Addr
     return None
 
 
+def _readdressed(ns: str, held: AddressState) -> Remedy:
+    """The address again, without duplicate address detection (`nodad`)."""
+    again = f"ip addr del {held.cidr} dev {held.dev} && ip addr add {held.cidr} dev {held.dev}"
+    return Remedy(ns, f"{again} nodad", again, held.dev)
+
+
 def disabled(ctx: obs.Context, ns: str, dev: str, address: str | None = None) -> obs.Finding | None:
     """IPv6 is disabled on *dev* in *ns* (or for the whole namespace), which removed the
     device's IPv6 addresses (*address*, where the lab's model says it was there)."""
@@ -157,7 +164,7 @@ def disabled(ctx: obs.Context, ns: str, dev: str, address: str | None = None) ->
             text = f"{key}=1 in {ns}: IPv6 is disabled on {dev}, which removes its IPv6 addresses" + (f" ({cidr} among them)" if cidr else "")
             if address and not cidr:
                 text = f"nobody holds {address} where it was asked for, and {text}"
-            fix = f"ip netns exec {ns} sysctl -w {key}=0" + (f" && ip netns exec {ns} ip addr add {cidr} dev {dev} nodad" if cidr else "")
+            fix = Remedy(ns, f"sysctl -w {key}=0" + (f" && ip addr add {cidr} dev {dev} nodad" if cidr else ""), f"sysctl -w {key}=1", dev)
             return obs.Finding(Cause.IPV6_DISABLED, Where(ns, dev), text, claims=(Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), fixes=(fix,))
     return None
 
@@ -202,7 +209,9 @@ def _off_link(ctx: obs.Context, asker: str, dev: str, ns: str, heard_on: str, he
         Claim(ns, f"address {held.cidr} dev {held.dev}", "present", dev=held.dev),
         Claim(ns, f"sysctl net.ipv6.conf.{heard_on}.proxy_ndp", "0", dev=heard_on),
     )
-    fixes = (f"ip netns exec {asker} ip -6 route replace {route.dst if route else held.ip} via {near} dev {dev}",) if near else ()
+    to = route.dst if route else held.ip
+    undo = f"ip -6 route replace {to} dev {dev}" if route else f"ip -6 route del {to} via {near} dev {dev}"
+    fixes = (Remedy(asker, f"ip -6 route replace {to} via {near} dev {dev}", undo, dev),) if near else ()
     return obs.Finding(Cause.NO_ARP_ANSWER, Where(asker, dev), text, claims=claims, fixes=fixes)
 
 
@@ -261,8 +270,7 @@ def tentative_source(ctx: obs.Context) -> obs.Finding | None:
         return None
     text = f"the {ctx.what} left {ctx.src} from {held.ip}, which {ctx.src} holds on {held.dev} still tentative: no answer to it is taken until duplicate address detection ends"
     claim = Claim(ctx.src, f"address {held.cidr} dev {held.dev}", " ".join(held.flags), dev=held.dev, blames=True)
-    fix = f"ip netns exec {ctx.src} ip addr del {held.cidr} dev {held.dev} && ip netns exec {ctx.src} ip addr add {held.cidr} dev {held.dev} nodad"
-    return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ctx.src, held.dev), text, claims=(claim,), fixes=(fix,))
+    return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ctx.src, held.dev), text, claims=(claim,), fixes=(_readdressed(ctx.src, held),))
 
 
 # -- ICMPv6 errors ------------------------------------------------------------------------------------
