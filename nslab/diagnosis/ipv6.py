@@ -23,7 +23,7 @@ from nslab.diagnosis import frames
 from nslab.diagnosis import observations as obs
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, netfilter, routing, set_sysctl
+from nslab.diagnosis.stages import At, link_up, netfilter, routing, set_sysctl
 from nslab.kernel.state import AddressState
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -318,6 +318,27 @@ def _prohibited(ctx: obs.Context, ns: str, said: str) -> obs.Finding:
     )
 
 
+# -- ::1 with lo down ---------------------------------------------------------------------------------
+def loopback_down(ctx: obs.Context) -> obs.Finding | None:
+    """A probe to ::1 from a namespace whose lo is down: ::1 went with lo, so the namespace
+    routes ::1 as any address it does not hold (out by a default route, say), and no other
+    host takes a packet for ::1 from the wire: no answer can come."""
+    if not ctx.flow.v6 or not _same(ctx.flow.dst, "::1"):
+        return None
+    lo = ctx.reads.link(ctx.src, "lo")
+    if lo is None or lo.up:
+        return None
+    out = ctx.sender_route.dev
+    way = f"; its route lookup sends the {ctx.what} out of {out} instead, and no host takes ::1 from the wire" if out and out != "lo" else ""
+    return obs.Finding(
+        Cause.LOOPBACK_DOWN,
+        Where(ctx.src, "lo"),
+        f"lo is down in {ctx.src}, so ::1 is not a local address there{way}; bring it up: ip netns exec {ctx.src} ip link set lo up",
+        claims=(Claim(ctx.src, "link lo", "down", dev="lo", blames=True),),
+        fixes=(link_up(ctx.reads, ctx.src, "lo"),),
+    )
+
+
 # -- a solicitation stopped on the way in ------------------------------------------------------------
 def solicitation_filtered(ctx: obs.Context) -> obs.Finding | None:
     """A solicitation for the probe's next hop or destination reached the namespace holding
@@ -355,4 +376,4 @@ def solicitation_filtered(ctx: obs.Context) -> obs.Finding | None:
     return None
 
 
-RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, solicited_elsewhere, solicitation_filtered)  # asked before IPv4's rules: observations.decisive(first=RULES)
+RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, solicited_elsewhere, solicitation_filtered, loopback_down)  # asked before IPv4's rules: observations.decisive(first=RULES)
