@@ -44,6 +44,11 @@ CASES6: list[Case] = [
          "nothing listens on [2001:db8::2]:80: ns2's TCP answers the SYN with a RST", reason="NO_SOCKET", group="tutorial"),
     case("ipv6-router-has-no-route", build(labs6.ROUTED), nothing, ping("h1", "2001:db8:99::1"), Outcome.ICMP_ERROR, Cause.ICMP_UNREACHABLE,
          Where("r", "r0"), "r forwards but has no route to 2001:db8:99::1: ICMPv6 no route to destination from 2001:db8:1::1", group="tutorial"),
+    case("ipv6-lo-down", build(labs6.pair(lo_up=False)), nothing, ping("ns1", "::1"), Outcome.LOCAL_ERROR, Cause.LOOPBACK_DOWN, Where("ns1", "lo"),
+         "with lo down ::1 is no local address and nothing routes it: ENETUNREACH", group="tutorial"),
+    case("ipv6-lo-down-default-route", build(labs6.pair(lo_up=False)), sh("ns1", "ip", "-6", "route", "add", "default", "via", "2001:db8::2"),
+         ping("ns1", "::1"), Outcome.TIMEOUT, Cause.LOOPBACK_DOWN, Where("ns1", "lo"),
+         "with lo down ::1 is no local address; the default route sends the echo to ns2, which drops a packet for ::1 from the wire", needs=SHELL_IP),
     # -- wrong prefixes -------------------------------------------------------------------------
     case("ipv6-wrong-prefix-at-target", build(labs6.pair(ns2_cidr="2001:db8:0:1::2/64")), nothing, ping("ns1", "2001:db8:0:1::2"),
          Outcome.LOCAL_ERROR, Cause.NO_ROUTE_AT_SENDER, Where("ns1"),
