@@ -465,15 +465,14 @@ def _fdb(want: NsState, have: NsState) -> list[str]:
 # -- listeners -------------------------------------------------------------------------
 def _listen(lab: Lab, name: str, want: NsState, ports: list[int]) -> list[str]:
     out = []
-    wanted = {(li.address, li.port) for li in want.listeners if li.proto == "tcp"} | {("0.0.0.0", p) for p in ports}
+    # the probe's port on every address of both families (an IPv6 listener is IPv6 only: tcp.listen)
+    wanted = {(li.address, li.port) for li in want.listeners if li.proto == "tcp"} | {(any_, p) for p in ports for any_ in ("0.0.0.0", "::")}
     for address, port in sorted(wanted):
-        if ":" in address:
-            out.append(f"tcp listener [{address}]:{port} in {name}: no IPv6 stand-in")
-            continue
         try:
             lab.ns(name).listen(port, address)
         except OSError as exc:
-            out.append(f"tcp listener {address}:{port} in {name}: {exc.strerror or exc}")
+            shown = f"[{address}]" if ":" in address else address
+            out.append(f"tcp listener {shown}:{port} in {name}: {exc.strerror or exc}")
     out += [f"udp listener {li.address}:{li.port} in {name}: no stand-in for UDP" for li in want.listeners if li.proto == "udp"]
     return out
 
