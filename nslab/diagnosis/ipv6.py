@@ -60,11 +60,12 @@ def forwarding_counted(ctx: obs.Context) -> obs.Finding | None:
     not leave, while no other packet came in, and its forwarding sysctls say it does not forward."""
     if not ctx.flow.v6 or not ctx.requests_in():
         return None
-    deltas = ctx.deltas()
     for s in {s.ns: s for s in ctx.requests_in()}.values():
-        if s.ns == ctx.src or ctx.others_in.get(s.ns, 0) or not deltas.get(s.ns, {}).get("Ip6.InAddrErrors"):
-            continue
+        if s.ns == ctx.src or ctx.others_in.get(s.ns, 0) or ctx.reads.is_local(s.ns, ctx.flow.dst):
+            continue  # the sender, a namespace other packets came into, the one the request is for: none of them forwards it
         if any(o.ns == s.ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ctx.sightings):
+            continue
+        if not ctx.deltas().get(s.ns, {}).get("Ip6.InAddrErrors"):
             continue
         found = _not_forwarded(ctx, s.ns, s.dev, s.packet, None)
         if found is not None:
