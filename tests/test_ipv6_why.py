@@ -2,8 +2,9 @@
 
 As tests/test_why.py does it, never on the real machine: a child enters a sandbox
 of its own (`unshare --net --mount --pid`, a tmpfs on /run/netns), builds the
-state, asks `nslab why`, snapshots the namespaces before and after (unchanged),
-applies the fix the cause calls for, and asks again: the probe gets through.
+state, asks `nslab why` (its fix search verifies a fix on a copy), snapshots the
+namespaces before and after (unchanged), applies the fix the cause calls for, and
+asks again: the probe gets through.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ sh -e "$1"
 fix=$2; py=$3; shift 3
 set +e
 before=$(snapshot)
-"$py" -m nslab.cli.main why "$@" --json --no-fixes
+"$py" -m nslab.cli.main why "$@" --json
 echo "status $?"
 [ "$before" = "$(snapshot)" ] && echo "unchanged" || echo "changed"
 sh -e -c "$fix"
@@ -68,6 +69,8 @@ def test_why_names_the_ipv6_cause_and_the_fix_gets_through(nslab_sandbox, state,
     assert status == "1" and why["cause"] == cause, why.get("explanation", proc.stderr)
     assert (why["where"]["ns"], why["where"]["dev"]) == where, why["explanation"]
     assert ":" in why["dst"] and verdict == "unchanged", verdict
+    assert why["fixes"], why["fix_search"]["note"]  # a fix verified on a copy, in the namespace the cause names
+    assert why["fixes"][0]["command"].startswith(f"ip netns exec {where[0]} "), why["fixes"]
     after = json.loads(again.rpartition("\nstatus ")[0])
     assert again.rstrip().endswith("status 0") and after["ok"], f"after `{fix}`: {after['summary']}"
 

@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from bench.soundness import generated
+from bench.soundness import generated, twin6
 from bench.soundness.generated import KINDS, PORT, Case, Row, apply, cases, draw, shows, where
 from bench.soundness.generated_cli import summary
 from bench.soundness.knobs import Change
@@ -31,30 +31,36 @@ def test_the_same_seed_gives_the_same_cases():
     assert [c.change for c in cases(40, 8)] != [c.change for c in first]
     assert draw(7, 23) == first[23], "a case replayed alone (--case K) is the one the whole run drew"
     assert [c.lab for c in first[:5]] == sorted(LABS), "labs are taken in turn"
-    assert {c.family for c in first} == {"ipv4"}
+    assert sum(c.family == "ipv6" for c in first) >= len(first) / 3, "the IPv6 share is a third or more"
+    assert all(c.family == "ipv4" for c in first if c.lab not in twin6.TWINS)
+    assert all(":" in c.dst for c in first if c.family == "ipv6")
 
 
-def drawn(kind: str) -> list[Case]:
-    """A few changes of *kind*, each drawn for a small catalog lab and one of its checks."""
+def drawn(kind: str, family: str) -> list[Case]:
+    """A few changes of *kind*, each drawn for a small catalog lab (its twin, for IPv6) and one of its checks."""
     out = []
+    labs = [lab for lab in SMALL_LABS if family == "ipv4" or lab in twin6.TWINS]
     for i in range(200):
         rng = random.Random(f"test:{kind}:{i}")
-        lab = SMALL_LABS[i % len(SMALL_LABS)]
+        lab = labs[i % len(labs)]
         check = rng.choice(LABS[lab].checks)
         port = PORT if kind == "listener" or rng.random() < 0.5 else None
-        change = KINDS[kind][0](where(lab, check.src, check.dst, port), rng)
+        dst = twin6.destination(lab, family, check.dst)
+        change = KINDS[kind][0](where(lab, check.src, dst, port, family), rng)
         if change is not None:
-            out.append(Case(i, 0, lab, check.src, check.dst, port, "ipv4", change))
+            out.append(Case(i, 0, lab, check.src, dst, port, family, change))
         if len(out) == DRAWS_PER_KIND:
             return out
     raise AssertionError(f"{kind}: no change drawn for the small labs in 200 tries")
 
 
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_each_kind_of_change_applies_and_the_kernel_shows_it(nslab_sandbox, kind):
-    for case in drawn(kind):  # one lab at a time: the catalog labs share namespace names
-        with Lab(LABS[case.lab].topology) as lab:
-            listener = lab.ns(where(case.lab, case.src, case.dst, case.port).owner).listen(case.port) if case.port else None
+def test_each_kind_of_change_applies_and_the_kernel_shows_it(nslab_sandbox, kind, family):
+    for case in drawn(kind, family):  # one lab at a time: the catalog labs share namespace names
+        with Lab(twin6.topology(case.lab, family)) as lab:
+            w = where(case.lab, case.src, case.dst, case.port, family)
+            listener = lab.ns(w.owner).listen(case.port, "::" if w.v6 else "0.0.0.0") if case.port else None
             change = case.change
             if change.kind != "sysctl":  # a sysctl may already hold the value drawn (forwarding=0 on a host)
                 assert shows(lab, change) is not None, f"{change}: the read shows it before it is made"

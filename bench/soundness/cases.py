@@ -63,6 +63,7 @@ class Case:
     timeout: float = 0.5  # the probe's deadline (the ground truth waits all of it)
     needs: tuple[str, ...] = ()  # tools and kernel features, probed before the case runs
     group: str = "twist"  # 'tutorial' for the tutorials' own failures
+    family: str = "ipv4"  # the probe's address family: each family's share is scored on its own line
 
     def run(self, lab: Lab) -> Result:
         """Build, change, probe (in *lab*, already open); then finish what the change started."""

@@ -1,7 +1,9 @@
 """Firewall changes for the fault generator: an nftables chain in each family and hook
-(ip, inet, arp, bridge, netdev) with a policy drop or one rule, or an iptables,
-arptables or ebtables rule or policy (all of them nft underneath: `iptables -A
-INPUT` is `nft ip filter INPUT`, and that is how a claim names it)."""
+(ip, ip6, inet, arp, bridge, netdev) with a policy drop or one rule, or an iptables,
+ip6tables, arptables or ebtables rule or policy (all of them nft underneath: `iptables -A
+INPUT` is `nft ip filter INPUT`, and that is how a claim names it). An IPv6 case
+draws the ip6 family, ICMPv6 (NDP's included) and ip6tables instead of ip, ICMP and
+iptables, and no ARP."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from bench.soundness.knobs import Change, Where, on_path
 TABLE = "gen"
 HOOKS = {
     "ip": ("prerouting", "input", "forward", "output", "postrouting"),
+    "ip6": ("prerouting", "input", "forward", "output", "postrouting"),
     "inet": ("prerouting", "input", "forward", "output", "postrouting"),
     "arp": ("input", "output"),
     "bridge": ("prerouting", "input", "forward", "output", "postrouting"),
@@ -28,23 +31,27 @@ def hook(w: Where, ns: str, choices: tuple[str, ...], rng: random.Random) -> str
     return rng.choice(passed if passed and rng.random() < 0.8 else choices)
 
 
-REJECTS = {"input", "forward", "output"}  # where ip and inet take `reject`
+REJECTS = {"input", "forward", "output"}  # where ip, ip6 and inet take `reject`
 
 
 def matches(w: Where, family: str) -> list[str]:
-    """What a rule of *family* can match of the probe's packets (or of ARP)."""
+    """What a rule of *family* can match of the probe's packets (or of ARP; for IPv6, of NDP too)."""
     if family == "arp":
         return ["arp operation request", "arp operation reply"]
-    ip = [f"ip daddr {w.dst}", f"ip saddr {w.dst}", f"ip daddr {w.src_address()}", f"ip saddr {w.src_address()}"]
-    ip += [f"tcp dport {w.port}", f"tcp sport {w.port}"] if w.port else ["icmp type echo-request", "icmp type echo-reply", "meta l4proto icmp"]
+    ip = "ip6" if w.v6 else "ip"
+    out = [f"{ip} daddr {w.dst}", f"{ip} saddr {w.dst}", f"{ip} daddr {w.src_address()}", f"{ip} saddr {w.src_address()}"]
+    if w.v6:  # NDP is ICMPv6: a rule on ICMPv6 may stop the neighbour discovery the probe needs
+        out += [f"tcp dport {w.port}", f"tcp sport {w.port}"] if w.port else ["icmpv6 type echo-request", "icmpv6 type echo-reply"]
+        return out + ["meta l4proto ipv6-icmp", "icmpv6 type nd-neighbor-solicit", "icmpv6 type nd-neighbor-advert"]
+    out += [f"tcp dport {w.port}", f"tcp sport {w.port}"] if w.port else ["icmp type echo-request", "icmp type echo-reply", "meta l4proto icmp"]
     if family in ("bridge", "netdev"):
-        ip += ["ether type arp"] if family == "bridge" else ["meta protocol arp"]
-    return ip
+        out += ["ether type arp"] if family == "bridge" else ["meta protocol arp"]
+    return out
 
 
 def nft(w: Where, rng: random.Random) -> Optional[Change]:
     ns = on_path(w, rng)
-    families = ["ip", "inet", "inet", "arp", "netdev"] + (["bridge", "bridge"] if w.bridge_ports(ns) else [])
+    families = (["ip6", "inet", "inet", "netdev"] if w.v6 else ["ip", "inet", "inet", "arp", "netdev"]) + (["bridge", "bridge"] if w.bridge_ports(ns) else [])
     family = rng.choice(families)
     chain = hook(w, ns, HOOKS[family], rng)
     device = ""
@@ -60,7 +67,7 @@ def nft(w: Where, rng: random.Random) -> Optional[Change]:
         shows = r"\bpolicy drop;"
     else:
         match = rng.choice(matches(w, family))
-        verdict = rng.choice(["drop", "reject"]) if family in ("ip", "inet") and chain in REJECTS else "drop"
+        verdict = rng.choice(["drop", "reject"]) if family in ("ip", "ip6", "inet") and chain in REJECTS else "drop"
         commands.append(add_chain[:-1] + (add_chain[-1].replace("{}", "accept"),))
         commands.append(("nft", "add", "rule", family, TABLE, chain, *match.split(), verdict))
         shows = rf"^\s*{match} {verdict}\b"
@@ -75,23 +82,26 @@ IPTABLES_CHAINS = {
 
 
 def iptables(w: Where, rng: random.Random) -> Optional[Change]:
-    """`iptables -A CHAIN ... -j DROP|REJECT` or `-P CHAIN DROP`; sometimes arptables' or ebtables' (bridges)."""
+    """`iptables -A CHAIN ... -j DROP|REJECT` or `-P CHAIN DROP` (ip6tables' for IPv6); sometimes arptables'
+    (IPv4) or ebtables' (bridges)."""
     ns = on_path(w, rng)
-    tools = ["iptables"] * 4 + ["arptables"] + (["ebtables"] if w.bridge_ports(ns) else [])
+    tools = (["ip6tables"] * 5 if w.v6 else ["iptables"] * 4 + ["arptables"]) + (["ebtables"] if w.bridge_ports(ns) else [])
     tool = rng.choice(tools)
     if tool == "arptables":
         family, table, chain = "arp", "filter", rng.choice(("INPUT", "OUTPUT"))
         rule: tuple[str, ...] = ("-A", chain, "-j", "DROP")
     elif tool == "ebtables":
         family, table, chain = "bridge", "filter", rng.choice(("INPUT", "FORWARD", "OUTPUT"))
-        rule = rng.choice([("-A", chain, "-p", "IPv4", "-j", "DROP"), ("-A", chain, "-p", "ARP", "-j", "DROP"), ("-P", chain, "DROP")])
+        protos = ["IPv6"] if w.v6 else ["IPv4", "ARP"]
+        rule = rng.choice([*(("-A", chain, "-p", p, "-j", "DROP") for p in protos), ("-P", chain, "DROP")])
     else:
-        family, table = "ip", rng.choice(["filter", "filter", "raw", "mangle"])
+        family, table = "ip6" if w.v6 else "ip", rng.choice(["filter", "filter", "raw", "mangle"])
         chain = hook(w, ns, IPTABLES_CHAINS[table], rng)
         if rng.random() < 0.25:
             rule = ("-P", chain, "DROP")
         else:
-            proto = ("-p", "tcp", "--dport", str(w.port)) if w.port else ("-p", "icmp", "--icmp-type", rng.choice(["echo-request", "echo-reply"]))
+            icmp = ("-p", "ipv6-icmp", "--icmpv6-type") if w.v6 else ("-p", "icmp", "--icmp-type")
+            proto = ("-p", "tcp", "--dport", str(w.port)) if w.port else (*icmp, rng.choice(["echo-request", "echo-reply"]))
             match = rng.choice([("-d", w.dst), ("-s", w.dst), ("-d", w.src_address()), ("-s", w.src_address()), proto])
             target = rng.choice(["DROP", "REJECT"]) if table == "filter" else "DROP"
             rule = ("-A", chain, *match, "-j", target)

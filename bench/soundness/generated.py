@@ -30,7 +30,7 @@ import socket
 from dataclasses import dataclass
 from typing import Optional
 
-from bench.soundness import firewall, knobs
+from bench.soundness import firewall, knobs, twin6
 from bench.soundness.knobs import Change, Kind, Where
 from nslab import Lab, Outcome
 from nslab.advice.copy import read_state
@@ -43,10 +43,11 @@ from nslab.tutorials.catalog import LABS
 UP_WITHIN = 2.0  # s: how long a fixed link may take to come up
 PORT = 8080  # a TCP case's listener, in the namespace that holds the destination
 TCP_SHARE = 0.25
-# The address family of a case, drawn by weight. IPv6 takes a share here ("ipv6": 0.5, a third)
-# once nslab probes ICMPv6 and TCPv6; then Case.probe aims at the lab's IPv6 addresses and the
-# knobs draw net.ipv6 sysctls, ip -6 routes and rules, and ip6/inet nft rules for it.
-FAMILIES = {"ipv4": 1.0}
+# The address family of a case, drawn by weight. An IPv6 case runs in the lab's dual-stack twin
+# (twin6.py), aims at the twin of its check's address, and the knobs draw net.ipv6 sysctls,
+# ip -6 routes and rules, ip6/inet nft and ip6tables rules for it. A lab without a twin runs
+# the IPv4 case instead: with one lab in five so, half the draws give IPv6 about 40% of the cases.
+FAMILIES = {"ipv4": 1.0, "ipv6": 1.0}
 KINDS: dict[str, tuple[Kind, int]] = {  # name -> (draw, weight)
     "sysctl": (knobs.sysctl, 5),
     "route": (knobs.route_type, 3),
@@ -82,10 +83,10 @@ class Case:
         return f"./run soundness --generated 1 --seed {self.seed} --case {self.index}"
 
 
-def where(lab: str, src: str, dst: str, port: Optional[int]) -> Where:
-    topo = LABS[lab].topology
-    owner = src if dst.startswith("127.") else owner_of(topo, dst) or src
-    return Where(topo, src, dst, owner, port, knobs.path(topo, src, owner))
+def where(lab: str, src: str, dst: str, port: Optional[int], family: str = "ipv4") -> Where:
+    topo = twin6.topology(lab, family)
+    owner = src if dst in ("127.0.0.1", "::1") else owner_of(topo, dst) or src
+    return Where(topo, src, dst, owner, port, knobs.path(topo, src, owner), family)
 
 
 def draw(seed: int, index: int) -> Case:
@@ -94,15 +95,18 @@ def draw(seed: int, index: int) -> Case:
     names = sorted(LABS)
     lab = names[index % len(names)]
     family = rng.choices(list(FAMILIES), weights=list(FAMILIES.values()))[0]
+    if lab not in twin6.TWINS:
+        family = "ipv4"
     check = rng.choice(LABS[lab].checks)
     port = PORT if rng.random() < TCP_SHARE else None
-    w = where(lab, check.src, check.dst, port)
+    dst = twin6.destination(lab, family, check.dst)
+    w = where(lab, check.src, dst, port, family)
     kinds = list(KINDS)
     while True:
         kind = rng.choices(kinds, weights=[KINDS[k][1] for k in kinds])[0]
         change = KINDS[kind][0](w, rng)
         if change is not None:
-            return Case(index, seed, lab, check.src, check.dst, port, family, change)
+            return Case(index, seed, lab, check.src, dst, port, family, change)
 
 
 def cases(n: int, seed: int) -> list[Case]:
@@ -213,7 +217,7 @@ def false_claims(change: Change, claims: tuple[Claim, ...]) -> list[Claim]:
 def run(case: Case, budget: float = 3.0) -> Row:
     """Run *case* in a lab of its own (in this process's sandbox) and return its row.
     A lab that fails to close is said on the row (`teardown`); the row keeps its scores."""
-    lab = Lab(LABS[case.lab].topology)
+    lab = Lab(twin6.topology(case.lab, case.family))
     try:
         row = in_lab(case, lab.open(), budget)
     except Exception as exc:  # noqa: BLE001 - one broken case is a row, not the end of the run
@@ -226,11 +230,11 @@ def run(case: Case, budget: float = 3.0) -> Row:
 
 
 def in_lab(case: Case, lab: Lab, budget: float) -> Row:
-    w = where(case.lab, case.src, case.dst, case.port)
+    w = where(case.lab, case.src, case.dst, case.port, case.family)
     probe = case.probe
     for ns in lab.namespaces:  # as the corpus does (labs.py): a TCP socket orphaned on a cut path lets its namespace go within a second
         ns.set_sysctl("net.ipv4.tcp_orphan_retries", 1)
-    listener = lab.ns(w.owner).listen(case.port) if case.port else None
+    listener = lab.ns(w.owner).listen(case.port, "::" if w.v6 else "0.0.0.0") if case.port else None
     before = probe.run(lab)
     if not before.ok:
         return Row(case, error=f"before the change the probe failed: {before}")

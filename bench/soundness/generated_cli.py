@@ -5,8 +5,10 @@ it opens its first lab), a row per case, a replay line per miss, then:
     generated: N cases (seed S), outcome agreement A/N, false claims F, attribution X/Y,
     copy reproduces C/N, verified fix V/Y, median early verdict M ms
 
-(one line; Y is the failing cases). Exits 1 below the targets: A = N, F = 0,
-X >= 90% of Y, C >= 98% of N, V >= 80% of Y, M <= 5 ms; or when a case could not run.
+(one line; Y is the failing cases), then the same line for each address family's share
+(`generated ipv4: ...`, `generated ipv6: ...`). Exits 1 below the targets, overall or in
+either family: A = N, F = 0, X >= 90% of Y, C >= 98% of N, V >= 80% of Y, M <= 5 ms; or
+when a case could not run.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def print_miss(r: Row) -> None:
     print(f"    replay: {c.replay()}")
 
 
-def summary(done: list[Row], seed: int) -> tuple[str, bool]:
-    """The closing line and whether it meets the targets."""
+def summary(done: list[Row], seed: int, label: str = "generated") -> tuple[str, bool]:
+    """The closing line (of *done*, all cases or one family's) and whether it meets the targets."""
     scored = [r for r in done if r.error is None]
     n, failing = len(scored), [r for r in scored if r.failing]
     y = len(failing)
@@ -88,7 +90,7 @@ def summary(done: list[Row], seed: int) -> tuple[str, bool]:
     fixes = sum(r.fixed for r in failing)
     median = statistics.median(r.early_ms for r in scored) if scored else float("nan")
     line = (
-        f"generated: {n} cases (seed {seed}), outcome agreement {agree}/{n}, false claims {false}, attribution {named}/{y}, "
+        f"{label}: {n} cases (seed {seed}), outcome agreement {agree}/{n}, false claims {false}, attribution {named}/{y}, "
         f"copy reproduces {copies}/{n}, verified fix {fixes}/{y}, median early verdict {median:.1f} ms"
     )
     ok = n == len(done) and n > 0 and agree == n and false == 0 and named >= 0.9 * y and copies >= 0.98 * n and fixes >= 0.8 * y and median <= 5.0
@@ -116,4 +118,8 @@ def main(n: int, seed: int, case: int | None, jobs: int, budget: float) -> int:
     print(f"\n{len(done)} cases in {time.monotonic() - started:.0f} s ({by_kind}); failing by the full wait: {sum(r.failing for r in done)}")
     line, ok = summary(done, seed)
     print(line)
+    for family in sorted({r.case.family for r in done}):
+        line, family_ok = summary([r for r in done if r.case.family == family], seed, f"generated {family}")
+        print(line)
+        ok = ok and family_ok
     return 0 if ok else 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 import shlex
 from collections import deque
 from dataclasses import dataclass
@@ -53,6 +54,20 @@ class Where:
     owner: str  # the namespace holding dst
     port: Optional[int]  # a TCP probe's port (its listener is in owner); None for a ping
     path: tuple[str, ...]  # namespaces from src to owner, by veth hops
+    family: str = "ipv4"  # the probe's: a change draws the sysctls, routes, rules and addresses of this family
+
+    @property
+    def v6(self) -> bool:
+        return self.family == "ipv6"
+
+    @property
+    def ip(self) -> tuple[str, ...]:
+        """`ip` with the family's option: `ip rule` and `ip -6 rule` are two lists."""
+        return ("ip", "-6") if self.v6 else ("ip",)
+
+    @property
+    def loopback(self) -> str:
+        return "::1" if self.v6 else "127.0.0.1"
 
     def devices(self, ns: str) -> list[str]:
         """The links of *ns* on the probe's way (the veth ends toward the previous and
@@ -64,13 +79,14 @@ class Where:
         return devs + (["lo"] if self.path == (ns,) else [])
 
     def addresses(self, ns: str, devs: Optional[list[str]] = None) -> list[tuple[str, str]]:
-        """(cidr, dev) of *ns*'s addresses (on *devs* only, when given)."""
-        return [(a.cidr, a.dev) for a in self.topology.addresses if a.ns == ns and (devs is None or a.dev in devs)]
+        """(cidr, dev) of *ns*'s addresses of the probe's family (on *devs* only, when given)."""
+        version = 6 if self.v6 else 4
+        return [(a.cidr, a.dev) for a in self.topology.addresses if a.ns == ns and a.interface.version == version and (devs is None or a.dev in devs)]
 
     def src_address(self) -> str:
         """The sender's address on its way out (the first one on its path links), or the loopback's."""
         held = self.addresses(self.src, self.devices(self.src))
-        return held[0][0].split("/")[0] if held else "127.0.0.1"
+        return held[0][0].split("/")[0] if held else self.loopback
 
     def ends(self, ns: str) -> list[tuple[str, Optional[str], tuple[str, str]]]:
         """(name, bridge it is a port of, (namespace, name) of its peer) of each veth end in *ns*."""
@@ -142,9 +158,11 @@ def path(topo: Topology, src: str, dst: str) -> tuple[str, ...]:
 
 
 def host(cidr: str) -> str:
-    """A destination as `ip route` prints it: a /32 as the bare address."""
+    """A destination as `ip route` prints it: a host route (/32, /128) as the bare address, ::/0 as default."""
+    if cidr in ("default", "::/0"):
+        return "default"
     net = ipaddress.ip_network(cidr, strict=False)
-    return str(net.network_address) if net.prefixlen == 32 else str(net)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 def on_path(w: Where, rng: random.Random) -> str:
@@ -169,20 +187,33 @@ DEVICE_KNOBS = (  # (knob, values, weight): the ones that stop packets in these 
     ("arp_accept", ("1",), 1),
 )
 GLOBAL_KNOBS = (("net.ipv4.ip_forward", ("0",)), ("net.ipv4.icmp_echo_ignore_all", ("1",)), ("net.ipv4.icmp_echo_ignore_broadcasts", ("0",)))
+DEVICE_KNOBS6 = (  # IPv6's: forwarding per device decides nothing (only 'all' forwards), disable_ipv6 takes the addresses
+    ("forwarding", ("0",), 3),
+    ("disable_ipv6", ("1",), 3),
+    ("proxy_ndp", ("1",), 1),
+    ("accept_ra", ("0", "2"), 1),
+    ("ignore_routes_with_linkdown", ("1",), 1),
+)
+GLOBAL_KNOBS6 = (("net.ipv6.conf.all.forwarding", ("0",)), ("net.ipv6.icmp.echo_ignore_all", ("1",)), ("net.ipv6.conf.all.disable_ipv6", ("1",)))
 
 
 def sysctl(w: Where, rng: random.Random) -> Change:
-    """A per-device, all or default IPv4 sysctl, or a global one, in a namespace on the way."""
+    """A per-device, all or default sysctl of the probe's family, or a global one, in a namespace on the way."""
+    v = "ipv6" if w.v6 else "ipv4"
+    forward = "net.ipv6.conf.all.forwarding" if w.v6 else "net.ipv4.ip_forward"
     if rng.random() < 0.25:
-        key, values = rng.choice(GLOBAL_KNOBS)
-        ns = router_or_any(w, rng) if key == "net.ipv4.ip_forward" else w.owner if rng.random() < 0.8 else on_path(w, rng)
+        key, values = rng.choice(GLOBAL_KNOBS6 if w.v6 else GLOBAL_KNOBS)
+        ns = router_or_any(w, rng) if key == forward else w.owner if rng.random() < 0.8 else on_path(w, rng)
     else:
-        knob, values, _ = rng.choices(DEVICE_KNOBS, weights=[k[2] for k in DEVICE_KNOBS])[0]
+        knobs = DEVICE_KNOBS6 if w.v6 else DEVICE_KNOBS
+        knob, values, _ = rng.choices(knobs, weights=[k[2] for k in knobs])[0]
         ns = router_or_any(w, rng) if knob == "forwarding" else on_path(w, rng)
         scope = rng.choices(["all", "default", rng.choice(w.devices(ns))], weights=[35, 10, 55])[0]
-        key = f"net.ipv4.conf.{scope}.{knob}"
+        key = f"net.{v}.conf.{scope}.{knob}"
     value = rng.choice(values)
     objs = (f"sysctl {key}",) + (("sysctl net.ipv4.conf.all.forwarding",) if key == "net.ipv4.ip_forward" else ())
+    if w.v6 and key == "net.ipv6.conf.all.disable_ipv6":  # written to 'all', it is written to every device: a claim may name either
+        objs += tuple(f"sysctl net.ipv6.conf.{dev}.disable_ipv6" for dev in w.topology.links_in(ns))
     return Change("sysctl", ns, (("sysctl", "-w", f"{key}={value}"),), objs, ("sysctl", "-n", key), rf"^{value}$")
 
 
@@ -196,14 +227,14 @@ def route_type(w: Where, rng: random.Random) -> Change:
     dst = rng.choice(w.towards(ns))
     kind = rng.choice(ROUTE_TYPES)
     local = {cidr.split("/")[0] for cidr, _ in w.addresses(ns)}
-    tables = ["main", "main", "main", str(GEN_TABLE)] + ([] if dst in local or dst.startswith("127.") else ["local"])
+    tables = ["main", "main", "main", str(GEN_TABLE)] + ([] if dst in local or dst in ("127.0.0.1", "::1") else ["local"])
     table = rng.choice(tables)
     return Change(
         "route",
         ns,
-        (("ip", "route", "replace", kind, dst, "table", table),),
+        ((*w.ip, "route", "replace", kind, dst, "table", table),),
         (f"route {host(dst)} table {table}",),
-        ("ip", "route", "show", "table", table, "exact", dst),
+        (*w.ip, "route", "show", "table", table, "exact", dst),
         rf"^{kind} {host(dst)}\b",
     )
 
@@ -212,14 +243,16 @@ def route_del(w: Where, rng: random.Random) -> Optional[Change]:
     """Delete a route the namespace has: one of the lab's own, or a connected one."""
     ns = on_path(w, rng)
     mine = [(r.dst, r.dev) for r in w.topology.routes if r.ns == ns]
-    connected = [(str(ipaddress.ip_interface(cidr).network), dev) for cidr, dev in w.addresses(ns) if dev != "lo" and not cidr.endswith("/32")]
+    version = 6 if w.v6 else 4
+    mine = [(dst, dev) for dst, dev in mine if (dst == "default" and version == 4) or (dst != "default" and ipaddress.ip_network(dst).version == version)]
+    connected = [(str(i.network), dev) for i, dev in ((ipaddress.ip_interface(cidr), dev) for cidr, dev in w.addresses(ns)) if dev != "lo" and i.network.num_addresses > 1]
     choices = mine + connected
     if not choices:
         return None
     dst, dev = rng.choice(choices)
-    shown = host(dst) if dst != "default" else "default"
-    argv = ("ip", "route", "del", dst) + (("dev", dev) if dev else ()) + ("table", "main")
-    return Change("route-del", ns, (argv,), (f"route {shown} table main",), ("ip", "route", "show", "table", "main", "exact", dst), rf"^{shown}\b", gone=True)
+    shown = host(dst)
+    argv = (*w.ip, "route", "del", dst) + (("dev", dev) if dev else ()) + ("table", "main")
+    return Change("route-del", ns, (argv,), (f"route {shown} table main",), (*w.ip, "route", "show", "table", "main", "exact", dst), rf"^{shown}\b", gone=True)
 
 
 def rule(w: Where, rng: random.Random) -> Change:
@@ -230,13 +263,13 @@ def rule(w: Where, rng: random.Random) -> Change:
     if roll < 0.15:
         prio = rng.choice(["32766", "32766", "0"])
         return Change(
-            "rule-del", ns, (("ip", "rule", "del", "priority", prio),), (f"rule {prio}",), ("ip", "rule", "show", "priority", prio), rf"^{prio}:", gone=True
+            "rule-del", ns, ((*w.ip, "rule", "del", "priority", prio),), (f"rule {prio}",), (*w.ip, "rule", "show", "priority", prio), rf"^{prio}:", gone=True
         )
     prio = str(rng.randrange(100, 32000))
     match = rng.choice([("to", a) for a in w.towards(ns)] + [("from", a) for a in w.sources(ns)])
     action = ("table", str(GEN_TABLE)) if roll < 0.3 else (rng.choice(["blackhole", "unreachable", "prohibit"]),)
-    argv = ("ip", "rule", "add", "priority", prio, *match, *action)
-    return Change("rule", ns, (argv,), (f"rule {prio}",), ("ip", "rule", "show", "priority", prio), rf"^{prio}:")
+    argv = (*w.ip, "rule", "add", "priority", prio, *match, *action)
+    return Change("rule", ns, (argv,), (f"rule {prio}",), (*w.ip, "rule", "show", "priority", prio), rf"^{prio}:")
 
 
 # -- links, bridges, addresses, neighbours, listeners ----------------------------------------
@@ -306,15 +339,16 @@ def bridge(w: Where, rng: random.Random) -> Optional[Change]:
 def address(w: Where, rng: random.Random) -> Optional[Change]:
     """Delete an address on the probe's way, or give another namespace the destination's address."""
     ns = on_path(w, rng)
-    if rng.random() < 0.2 and ns != w.owner and not w.dst.startswith("127."):
-        cidr = f"{w.dst}/32"
+    inet = "inet6" if w.v6 else "inet"
+    if rng.random() < 0.2 and ns != w.owner and w.dst != w.loopback:
+        cidr = f"{w.dst}/{128 if w.v6 else 32}"
         return Change(
             "address",
             ns,
             (("ip", "address", "add", cidr, "dev", "lo"),),
             (f"address {cidr} dev lo",),
             ("ip", "-o", "address", "show", "dev", "lo"),
-            rf"\binet {cidr}\b",
+            rf"\b{inet} {cidr}\b",
         )
     held = w.addresses(ns, w.devices(ns))
     if not held:
@@ -326,7 +360,7 @@ def address(w: Where, rng: random.Random) -> Optional[Change]:
         (("ip", "address", "del", cidr, "dev", dev),),
         (f"address {cidr} dev {dev}",),
         ("ip", "-o", "address", "show", "dev", dev),
-        rf"\binet {cidr}\b",
+        rf"\b{inet} {cidr}\b",
         gone=True,
     )
 
@@ -354,14 +388,15 @@ def listener(w: Where, rng: random.Random) -> Optional[Change]:
     if w.port is None:
         return None
     others = [cidr.split("/")[0] for cidr, _ in w.addresses(w.owner) if cidr.split("/")[0] != w.dst]
-    loopback = ["127.0.0.1"] if w.topology.namespace(w.owner).lo_up else []  # with lo down, 127.0.0.1 cannot be bound
+    loopback = [w.loopback] if w.topology.namespace(w.owner).lo_up else []  # with lo down, 127.0.0.1 (::1) cannot be bound
     if not others + loopback:
         return None
     moved = rng.choice(others + loopback)
     if moved == w.dst:
         return None
-    objs = (f"socket tcp {moved}:{w.port}", f"socket tcp 0.0.0.0:{w.port}")
-    return Change("listener", w.owner, (), objs, ("ss", "-ltnH"), rf"\b{moved}:{w.port}\b", listen=moved)
+    objs = (f"socket tcp [{moved}]:{w.port}", f"socket tcp [::]:{w.port}") if w.v6 else (f"socket tcp {moved}:{w.port}", f"socket tcp 0.0.0.0:{w.port}")
+    shown = rf"\[{re.escape(moved)}\]:{w.port}\b" if w.v6 else rf"\b{moved}:{w.port}\b"  # ss writes [fd00::2]:8080
+    return Change("listener", w.owner, (), objs, ("ss", "-ltnH"), shown, listen=moved)
 
 
 Kind = Callable[[Where, random.Random], Optional[Change]]

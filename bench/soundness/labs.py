@@ -201,9 +201,9 @@ def sh(ns: str, *argv: str, stdin: str | None = None) -> Step:
     return apply
 
 
-def nft(ns: str, hook: str, rule: str) -> Step:
-    """One filter rule on one hook (`input`, `forward`, `output`), as `nft -f -` reads it."""
-    return sh(ns, "nft", "-f", "-", stdin=f"table inet soundness {{\n chain {hook} {{\n  type filter hook {hook} priority 0; policy accept\n  {rule}\n }}\n}}\n")
+def nft(ns: str, hook: str, rule: str, family: str = "inet") -> Step:
+    """One filter rule on one hook (`input`, `forward`, `output`), in a table of *family*, as `nft -f -` reads it."""
+    return sh(ns, "nft", "-f", "-", stdin=f"table {family} soundness {{\n chain {hook} {{\n  type filter hook {hook} priority 0; policy accept\n  {rule}\n }}\n}}\n")
 
 
 def nat_rule(ns: str, hook: str, rule: str) -> Step:
@@ -219,8 +219,8 @@ def link(ns: str, dev: str, **kw: Any) -> Step:
     return lambda lab: lab.ns(ns).set_link(dev, **kw)
 
 
-def listen(ns: str, port: int) -> Step:
-    return lambda lab: lab.ns(ns).listen(port) and None
+def listen(ns: str, port: int, addr: str = "0.0.0.0") -> Step:
+    return lambda lab: lab.ns(ns).listen(port, addr) and None
 
 
 def gateway_behind_device_route(ns: str, via: str, dev: str) -> Step:

@@ -200,7 +200,8 @@ def _routes_to(scene: Scene, name: str, target: str, other_end: str | None) -> I
     if lookup.type == "local" or (lookup.found and not stuck_here):
         return
     held = owner(scene.state, target)
-    net = str(ipaddress.ip_interface(held[1]).network) if held and not held[1].endswith("/32") else f"{target}/32"
+    subnet = ipaddress.ip_interface(held[1]).network if held else None
+    net = str(subnet if subnet is not None and subnet.num_addresses > 1 else ipaddress.ip_network(target))  # else a host route: /32, /128 for IPv6
     routes = ns.routes()
     has_default = any(r.dst == "default" for r in routes)
     have = {(r.dst, r.dev) for r in routes}

@@ -39,7 +39,7 @@ from nslab.kernel import dump, linux
 from nslab.kernel.dump import NsState
 from nslab.lab.live import Lab
 from nslab.lab.observed import Snapshot, observe
-from nslab.model.topology import Topology
+from nslab.model.topology import Namespace, Topology
 
 CREATABLE = ("bridge", "macvlan", "vxlan")  # kinds a copy makes from their options (veths come from the model)
 MACVLAN_MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
@@ -110,7 +110,7 @@ def build(state: State, *, timeout: float = 0.25, verify: bool = False, drop_rea
     """Build *state* as a new lab in this process's sandbox (the caller entered a fresh one).
     Each write the copy could not make is added to `state.missing`; with *verify*, also each
     difference left between the copy's dump and the original's (`differences`, about 0.2 s more)."""
-    lab = Lab(state.topology.replace(routes=()), timeout=timeout, drop_reasons=drop_reasons).open()  # routes: all of them below, by type and table
+    lab = Lab(_settled_links(state.topology.replace(routes=())), timeout=timeout, drop_reasons=drop_reasons).open()  # routes: all of them below, by type and table
     outside.attach(lab, state.uplinks)
     uplinked = {(u.ns, u.dev) for u in state.uplinks}
     problems: list[str] = []
@@ -120,7 +120,7 @@ def build(state: State, *, timeout: float = 0.25, verify: bool = False, drop_rea
         links, absent = _links(name, want, have[name], uplinked)
         problems += absent + _run(lab, name, "ip", links + _addresses(want, have[name]))
         written[name], refused = _write_sysctls(lab, name, want, {link.name for link in want.links if _create(link) is None and link.name not in have[name].link_names})
-        problems += refused
+        problems += refused + _run(lab, name, "ip", _dad_again(want))
     before, have = have, dump.read_all(_handles(lab, state), sysctls=False, ruleset=False, listeners=False)
     for name, want in state.dumps.items():
         handle = lab.ns(name).handle
@@ -252,18 +252,39 @@ def _addresses(want: NsState, have: NsState) -> list[str]:
     for key, a in held.items():
         if key not in wanted and not _automatic(a):
             out.append(f"addr del {a.local}/{a.prefixlen}{' peer ' + a.peer if a.peer else ''} dev {a.dev}")
-    for key, a in wanted.items():
-        if key in held or _automatic(a):
-            continue
-        words = [f"addr add {a.local}" + (f" peer {a.peer}" if a.peer else "") + f"/{a.prefixlen} dev {a.dev}"]
-        if a.scope != "universe":
-            words.append(f"scope {a.scope}")
-        if a.label:
-            words.append(f"label {a.label}")
-        if a.broadcast:
-            words.append(f"broadcast {a.broadcast}")
-        words += [flag for flag in ("nodad", "noprefixroute", "home") if flag in a.flags]
-        out.append(" ".join(words))
+    return out + [_add(a) for key, a in wanted.items() if key not in held and not _automatic(a)]
+
+
+def _add(a: dump.Address) -> str:
+    """`addr add` for *a*, with its scope, label, broadcast and flags."""
+    words = [f"addr add {a.local}" + (f" peer {a.peer}" if a.peer else "") + f"/{a.prefixlen} dev {a.dev}"]
+    if a.scope != "universe":
+        words.append(f"scope {a.scope}")
+    if a.label:
+        words.append(f"label {a.label}")
+    if a.broadcast:
+        words.append(f"broadcast {a.broadcast}")
+    words += [flag for flag in ("nodad", "noprefixroute", "home") if flag in a.flags]
+    return " ".join(words)
+
+
+def _settled_links(topo: Topology) -> Topology:
+    """*topo* with duplicate address detection off for the links the copy makes
+    (`net.ipv6.conf.default.accept_dad=0` before they exist): the link-local addresses the
+    kernel gives them are usable at once, as a settled original's are, instead of tentative
+    for a second or two, when a router sends no solicitation from them. The original's own
+    accept_dad is written with the other sysctls; its tentative addresses go through DAD again then."""
+    quiet = {"net.ipv6.conf.default.accept_dad": 0}
+    return topo.replace(namespaces=tuple(Namespace(ns.name, ns.lo_up, {**dict(ns.sysctls), **quiet}) for ns in topo.namespaces))
+
+
+def _dad_again(want: NsState) -> list[str]:
+    """The addresses the original holds tentative or dadfailed, deleted and added again once
+    the copy's sysctls are the original's (accept_dad, dad_transmits): DAD runs on them as it did there."""
+    out = []
+    for a in want.addresses:
+        if a.family == 6 and not _automatic(a) and {"tentative", "dadfailed"} & set(a.flags) and "nodad" not in a.flags:
+            out += [f"addr del {a.local}/{a.prefixlen} dev {a.dev}", _add(a)]
     return out
 
 
@@ -448,15 +469,14 @@ def _fdb(want: NsState, have: NsState) -> list[str]:
 # -- listeners -------------------------------------------------------------------------
 def _listen(lab: Lab, name: str, want: NsState, ports: list[int]) -> list[str]:
     out = []
-    wanted = {(li.address, li.port) for li in want.listeners if li.proto == "tcp"} | {("0.0.0.0", p) for p in ports}
+    # the probe's port on every address of both families (an IPv6 listener is IPv6 only: tcp.listen)
+    wanted = {(li.address, li.port) for li in want.listeners if li.proto == "tcp"} | {(any_, p) for p in ports for any_ in ("0.0.0.0", "::")}
     for address, port in sorted(wanted):
-        if ":" in address:
-            out.append(f"tcp listener [{address}]:{port} in {name}: no IPv6 stand-in")
-            continue
         try:
             lab.ns(name).listen(port, address)
         except OSError as exc:
-            out.append(f"tcp listener {address}:{port} in {name}: {exc.strerror or exc}")
+            shown = f"[{address}]" if ":" in address else address
+            out.append(f"tcp listener {shown}:{port} in {name}: {exc.strerror or exc}")
     out += [f"udp listener {li.address}:{li.port} in {name}: no stand-in for UDP" for li in want.listeners if li.proto == "udp"]
     return out
 

@@ -49,6 +49,7 @@ class Probe:
         if result.probe in ("tcp", "http"):
             hostport = result.dst.split("/", 1)[0]
             host, _, port = hostport.rpartition(":")
+            host = host[1:-1] if host.startswith("[") else host  # an IPv6 address is written [fd00::2]:80
             return cls("tcp", result.src, host, int(port)) if port.isdigit() else None
         return None
 

@@ -10,7 +10,8 @@ advertisements taken) without forwarding anything. ICMPv6 has its own errors,
 Packet Too Big among them. Every function here returns None for an IPv4 flow.
 
 Each Finding carries its claims (nslab.probes.result.Claim: what was read, where)
-and its fixes as commands, so the path walk can take them over as they are.
+and its fixes as Remedy (the command as typed in the namespace, and its undo), so the
+path walk and the fix search take them over as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from nslab.diagnosis import frames
 from nslab.diagnosis import observations as obs
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
+from nslab.diagnosis.stages import At, link_up, netfilter, routing, set_sysctl
 from nslab.kernel.state import AddressState
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -58,11 +60,12 @@ def forwarding_counted(ctx: obs.Context) -> obs.Finding | None:
     not leave, while no other packet came in, and its forwarding sysctls say it does not forward."""
     if not ctx.flow.v6 or not ctx.requests_in():
         return None
-    deltas = ctx.deltas()
     for s in {s.ns: s for s in ctx.requests_in()}.values():
-        if s.ns == ctx.src or ctx.others_in.get(s.ns, 0) or not deltas.get(s.ns, {}).get("Ip6.InAddrErrors"):
-            continue
+        if s.ns == ctx.src or ctx.others_in.get(s.ns, 0) or ctx.reads.is_local(s.ns, ctx.flow.dst):
+            continue  # the sender, a namespace other packets came into, the one the request is for: none of them forwards it
         if any(o.ns == s.ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ctx.sightings):
+            continue
+        if not ctx.deltas().get(s.ns, {}).get("Ip6.InAddrErrors"):
             continue
         found = _not_forwarded(ctx, s.ns, s.dev, s.packet, None)
         if found is not None:
@@ -84,7 +87,7 @@ def _not_forwarded(ctx: obs.Context, ns: str, dev: str, packet: packets.Packet |
         Claim(ns, "sysctl net.ipv6.conf.all.forwarding", off.split("=", 1)[1], blames=True),
         Claim(ns, f"sysctl net.ipv6.conf.{dev}.forwarding", str(per_dev), dev=dev),
     )
-    return obs.Finding(Cause.FORWARDING_OFF, Where(ns, dev), text, reason, claims, (Remedy(ns, fix, f"sysctl -w {off}", dev),))
+    return obs.Finding(Cause.FORWARDING_OFF, Where(ns, dev), text, reason, claims, (set_sysctl(ctx.reads, ns, "net.ipv6.conf.all.forwarding", 1, dev),))
 
 
 # -- the neighbour that cannot answer yet, or ever -----------------------------------------------
@@ -129,7 +132,7 @@ def _model_owner(ctx: obs.Context, address: str) -> dict[str, str | None]:
 
 def _unready_address(ctx: obs.Context, asker: str, dev: str, ns: str, held: AddressState) -> obs.Finding | None:
     claim = Claim(ns, f"address {held.cidr} dev {held.dev}", " ".join(held.flags), dev=held.dev, blames=True)
-    redo = (_without_dad(ns, held),)
+    redo = (_readdressed(ns, held),)
     if "dadfailed" in held.flags:
         text = (
             f"nobody answered NDP for {held.ip} on {asker}'s {dev}: {ns} holds {held.cidr} on {held.dev} "
@@ -145,6 +148,12 @@ def _unready_address(ctx: obs.Context, asker: str, dev: str, ns: str, held: Addr
         )
         return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ns, held.dev), text, claims=(claim, Claim(ns, f"sysctl {key}", str(probes), dev=held.dev)), fixes=redo)
     return None
+
+
+def _readdressed(ns: str, held: AddressState) -> Remedy:
+    """The address again, without duplicate address detection (`nodad`)."""
+    again = f"ip addr del {held.cidr} dev {held.dev} && ip addr add {held.cidr} dev {held.dev}"
+    return Remedy(ns, f"{again} nodad", again, held.dev)
 
 
 def disabled(ctx: obs.Context, ns: str, dev: str, address: str | None = None) -> obs.Finding | None:
@@ -201,8 +210,9 @@ def _off_link(ctx: obs.Context, asker: str, dev: str, ns: str, heard_on: str, he
         Claim(ns, f"address {held.cidr} dev {held.dev}", "present", dev=held.dev),
         Claim(ns, f"sysctl net.ipv6.conf.{heard_on}.proxy_ndp", "0", dev=heard_on),
     )
-    back = f"ip -6 route replace {route.dst} dev {dev}" if route else f"ip -6 route del {held.ip} via {near} dev {dev}"
-    fixes = (Remedy(asker, f"ip -6 route replace {route.dst if route else held.ip} via {near} dev {dev}", back, dev),) if near else ()
+    to = route.dst if route else held.ip
+    undo = f"ip -6 route replace {to} dev {dev}" if route else f"ip -6 route del {to} via {near} dev {dev}"
+    fixes = (Remedy(asker, f"ip -6 route replace {to} via {near} dev {dev}", undo, dev),) if near else ()
     return obs.Finding(Cause.NO_ARP_ANSWER, Where(asker, dev), text, claims=claims, fixes=fixes)
 
 
@@ -261,7 +271,7 @@ def tentative_source(ctx: obs.Context) -> obs.Finding | None:
         return None
     text = f"the {ctx.what} left {ctx.src} from {held.ip}, which {ctx.src} holds on {held.dev} still tentative: no answer to it is taken until duplicate address detection ends"
     claim = Claim(ctx.src, f"address {held.cidr} dev {held.dev}", " ".join(held.flags), dev=held.dev, blames=True)
-    return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ctx.src, held.dev), text, claims=(claim,), fixes=(_without_dad(ctx.src, held),))
+    return obs.Finding(Cause.ADDRESS_TENTATIVE, Where(ctx.src, held.dev), text, claims=(claim,), fixes=(_readdressed(ctx.src, held),))
 
 
 # -- ICMPv6 errors ------------------------------------------------------------------------------------
@@ -278,7 +288,9 @@ def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | 
         return obs.Finding(Cause.TOO_BIG, where, f"{icmp} for the {ctx.what}: the next link from {origin[0]} is smaller, and IPv6 routers never fragment")
     if filtered is not None:
         return obs.Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} ({icmp})", filtered.reason)
-    if icmp.type == packets.UNREACHABLE6 and (icmp.code in (1, 5) or (icmp.code == 4 and ctx.flow.probe == "ping")):
+    if icmp.type == packets.UNREACHABLE6 and icmp.code == 1:
+        return _prohibited(ctx, origin[0], f"{icmp} for the {ctx.what}")
+    if icmp.type == packets.UNREACHABLE6 and (icmp.code == 5 or (icmp.code == 4 and ctx.flow.probe == "ping")):
         return obs.Finding(Cause.REJECTED_BY_RULE, where, f"refused by a firewall rule ({icmp})")
     if icmp.type == packets.UNREACHABLE6 and icmp.code == 3:
         if origin[0] == ev.src:  # the sender's own NDP gave up (the error loops back on lo): it is about the way out
@@ -287,10 +299,82 @@ def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | 
     return obs.Finding(Cause.ICMP_UNREACHABLE, where, f"{icmp} for the {ctx.what} from {ev.src}")
 
 
-RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, solicited_elsewhere)  # asked before IPv4's rules: observations.decisive(first=RULES)
+def _prohibited(ctx: obs.Context, ns: str, said: str) -> obs.Finding:
+    """Administratively prohibited, and no drop by netfilter seen: a prohibit route or rule
+    sends it too. The origin's route lookup for the request, as it came in, is asked first;
+    then its ruleset; else what was read is said, and that the cause is unknown."""
+    came = next((s for s in ctx.requests_in() if s.ns == ns and s.packet is not None), None)
+    where = Where(ns, came.dev if came else None)
+    if came is not None:
+        at = At(ns, came.packet.src, came.packet.dst, came.dev, ctx.what)
+        decision = routing.decide(ctx.reads, at)
+        if isinstance(decision, obs.Finding) and decision.cause is Cause.ICMP_UNREACHABLE:  # a prohibit route or rule
+            return obs.Finding(Cause.ICMP_UNREACHABLE, decision.where, f"{said}: {decision.text}", claims=decision.claims, fixes=decision.fixes)
+        how = "local" if isinstance(decision, routing.Decision) and decision.local else "forwarded"
+        found = netfilter.dropped(ctx.reads, at, how, reason=None, rejected=True)
+        if found is not None:
+            return obs.Finding(found.cause, found.where, f"{said}: {found.text}", claims=found.claims, fixes=found.fixes)
+    return obs.Finding(
+        Cause.ICMP_UNREACHABLE, where, f"{said} came from {ns}; neither a prohibit route or rule nor a rejecting nftables chain was read there: the cause is unknown"
+    )
 
 
-def _without_dad(ns: str, held: AddressState) -> Remedy:
-    """The address again, with 'nodad': usable at once (undone by adding it back as it was)."""
-    again = f"ip addr del {held.cidr} dev {held.dev} && ip addr add {held.cidr} dev {held.dev}"
-    return Remedy(ns, f"{again} nodad", again, held.dev)
+# -- ::1 with lo down ---------------------------------------------------------------------------------
+def loopback_down(ctx: obs.Context) -> obs.Finding | None:
+    """A probe to ::1 from a namespace whose lo is down: ::1 went with lo, so the namespace
+    routes ::1 as any address it does not hold (out by a default route, say), and no other
+    host takes a packet for ::1 from the wire: no answer can come."""
+    if not ctx.flow.v6 or not _same(ctx.flow.dst, "::1"):
+        return None
+    lo = ctx.reads.link(ctx.src, "lo")
+    if lo is None or lo.up:
+        return None
+    out = ctx.sender_route.dev
+    way = f"; its route lookup sends the {ctx.what} out of {out} instead, and no host takes ::1 from the wire" if out and out != "lo" else ""
+    return obs.Finding(
+        Cause.LOOPBACK_DOWN,
+        Where(ctx.src, "lo"),
+        f"lo is down in {ctx.src}, so ::1 is not a local address there{way}; bring it up: ip netns exec {ctx.src} ip link set lo up",
+        claims=(Claim(ctx.src, "link lo", "down", dev="lo", blames=True),),
+        fixes=(link_up(ctx.reads, ctx.src, "lo"),),
+    )
+
+
+# -- a solicitation stopped on the way in ------------------------------------------------------------
+def solicitation_filtered(ctx: obs.Context) -> obs.Finding | None:
+    """A solicitation for the probe's next hop or destination reached the namespace holding
+    it, on the device holding it, and that namespace's ICMPv6 counted no solicitation
+    (Icmp6.InNeighborSolicits did not rise): it was stopped on the way in, before ICMPv6.
+    The nftables chains on those hooks that can drop it are named; one alone is blamed."""
+    if not ctx.flow.v6:
+        return None
+    adverts = [frames.neighbour_fields(s.frame)[1] for s in ctx.sightings if s.kind == "ndp-advert"]
+    for s in ctx.sightings:
+        if s.kind != "ndp-solicit" or s.direction != "in" or s.ns not in ctx.reads.view.spaces:
+            continue
+        _, asker, target = frames.neighbour_fields(s.frame)
+        if not any(_same(target, hop) for hop in ctx.flow.hops) or any(_same(target, a) for a in adverts):
+            continue
+        held = _held(ctx.reads, s.ns, target)
+        if held is None or held.dev != s.dev or {"tentative", "dadfailed"} & set(held.flags) or ctx.deltas().get(s.ns, {}).get("Icmp6.InNeighborSolicits"):
+            continue
+        at = At(s.ns, asker, target, s.dev, f"neighbour solicitation for {held.ip}")
+        chains = netfilter.stoppers(ctx.reads, at, "local")
+        if not chains:
+            return None
+        said = (
+            f"nobody answered NDP for {held.ip}: the solicitation from {asker} reached {s.ns} on {s.dev}, which holds {held.cidr}, "
+            f"but {s.ns}'s ICMPv6 counted none (Icmp6.InNeighborSolicits did not rise): it was stopped on the way in"
+        )
+        names = "; ".join(f"table {c.family} {c.table}, chain {c.chain}: {c.text}" for c in chains)
+        if len(chains) > 1:
+            claims = tuple(Claim(s.ns, f"nft {c.family} {c.table} {c.chain}", c.text, dev=s.dev) for c in chains)
+            return obs.Finding(Cause.FILTERED_BY_RULE, Where(s.ns, s.dev), f"{said}; these chains on its way in can drop it: {names}", claims=claims)
+        c = chains[0]
+        claim = Claim(s.ns, f"nft {c.family} {c.table} {c.chain}", c.text, dev=s.dev, blames=True)
+        text = f"{said}, and the one chain there that can drop it is {names}; ip netns exec {s.ns} {c.undo}"
+        return obs.Finding(Cause.FILTERED_BY_RULE, Where(s.ns, s.dev), text, claims=(claim,), fixes=(Remedy(s.ns, c.undo),))
+    return None
+
+
+RULES = (forwarding_dropped, forwarding_counted, unready_neighbour, solicited_elsewhere, solicitation_filtered, loopback_down)  # asked before IPv4's rules: observations.decisive(first=RULES)

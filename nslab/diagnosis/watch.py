@@ -13,6 +13,7 @@ a TCP SYN sent again before the deadline), it waits, bounded by the deadline.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from nslab.diagnosis import frames, ipv6, observations
@@ -121,9 +122,10 @@ class Watch:
         return observations.decisive(self.context(), final=final, first=ipv6.RULES)
 
     def context(self, sightings: list[Sighting] | None = None) -> observations.Context:
-        """What the rules read: this probe's frames (as given, else as seen so far), drops and counters."""
+        """What the rules read: this probe's frames (as given, else as seen so far), drops and counters
+        (read once per context, when a rule first asks: every rule of one look sees the same counts)."""
         return observations.Context(
-            self.reads, self.src, self.flow, self.sender_route, self.out_link, sightings or self.sightings, self.drops, self.others_in, self.deltas, self.timeout
+            self.reads, self.src, self.flow, self.sender_route, self.out_link, sightings or self.sightings, self.drops, self.others_in, functools.cache(self.deltas), self.timeout
         )
 
     # -- the verdict's evidence ---------------------------------------------------

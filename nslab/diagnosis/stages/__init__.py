@@ -81,8 +81,16 @@ def set_sysctl(reads: Reads, ns: str, key: str, value: int, dev: str | None = No
 
 
 def link_up(reads: Reads, ns: str, dev: str) -> Remedy:
-    """`ip link set DEV up`, with the lab's routes through DEV that the kernel dropped when it went down."""
-    return with_lost_routes(reads, ns, dev, f"ip link set {dev} up", f"ip link set {dev} down", [a.interface.network for a in reads.view.topology.addresses if a.ns == ns and a.dev == dev])
+    """`ip link set DEV up`, with the lab's IPv6 addresses on DEV and its routes through DEV that
+    the kernel dropped when it went down."""
+    up = " && ".join([f"ip link set {dev} up", *(f"ip addr add {a.cidr} dev {dev}" for a in lost_addresses6(reads, ns, dev))])
+    return with_lost_routes(reads, ns, dev, up, f"ip link set {dev} down", [a.interface.network for a in reads.view.topology.addresses if a.ns == ns and a.dev == dev])
+
+
+def lost_addresses6(reads: Reads, ns: str, dev: str) -> list:
+    """The lab's IPv6 addresses on *dev* that the kernel does not hold (it removes them when the device goes down)."""
+    held = {ipaddress.ip_interface(a.cidr) for a in reads.addresses(ns) if a.dev == dev}
+    return [a for a in reads.view.topology.addresses if a.ns == ns and a.dev == dev and a.interface.version == 6 and a.interface not in held]
 
 
 def route_words(route) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, link_up
+from nslab.diagnosis.stages import At, cmd, link_up, lost_addresses6
 from nslab.probes.result import Cause, Claim, Remedy, Where
 
 
@@ -28,11 +28,16 @@ def way_out(reads: Reads, at: At, dev: str) -> Finding | None:
 
 
 def down(reads: Reads, ns: str, dev: str, text: str) -> Finding:
-    """*dev* in *ns* is down (as read): *text* says what that did to the packet."""
+    """*dev* in *ns* is down (as read): *text* says what that did to the packet, and which of
+    the lab's IPv6 addresses on it the kernel no longer holds."""
+    lost = [a.cidr for a in lost_addresses6(reads, ns, dev)]
+    if lost:
+        key = f"net.ipv6.conf.{dev}.keep_addr_on_down"
+        text += f"; {ns} no longer holds {', '.join(lost)} on {dev} ({key}={reads.sysctl(ns, key)})"
     return Finding(
         Cause.LINK_DOWN,
         Where(ns, dev),
-        f"{text}; {cmd(ns, 'ip link set', dev, 'up')}",
+        f"{text}; {cmd(ns, 'ip link set', dev, 'up')}" + "".join(f" && {cmd(ns, 'ip addr add', cidr, 'dev', dev)}" for cidr in lost),
         claims=(Claim(ns, f"link {dev}", "down", dev=dev, blames=True),),
         fixes=(link_up(reads, ns, dev),),
     )
