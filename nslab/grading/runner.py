@@ -144,6 +144,7 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: F
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
     snap = Snapshot.read(lab)
     lab.topology = observe(lab, snap)  # adopts whatever the kernel holds (lab/observed.py)
+    shared_drops.narrow(ns.inode for ns in lab.namespaces)  # the probes' drops happen there, and only those are asked for
     results = []
     for c in exercise.checks:
         probed = len(lab.probes)
