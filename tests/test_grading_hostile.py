@@ -196,7 +196,8 @@ def test_a_correct_solution_is_never_demoted():
     told = []
     exercise = ex.load("bridge-three-containers")
     script = (ex.EXERCISES / "bridge-three-containers" / "samples" / "correct.sh").read_text() + "cat /proc/self/autogroup\n"
-    run = jail.run_script(script, given=exercise.given, root_name=exercise.host, runaway=lambda: told.append(True))
+    limits = jail.Limits(time=60)  # the default allowance; time for a machine whose `ip` commands crawl
+    run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits, runaway=lambda: told.append(True))
     assert (run.status, run.reason) == (0, None), run.output
     assert run.output.endswith(" nice 0\n") and told == []
     run.close()

@@ -16,8 +16,8 @@ The jail is a fresh set of namespaces per submission:
   CNI plugins reserve far more address space than they use, and die at start
   under RLIMIT_AS=512M); when the deadline passes, the PID
   namespace's init is killed, which takes every process of the script with it;
-- a runaway's demotion: a script whose processes have used more CPU than a
-  correct solution ever needs (`Limits.runaway`) runs on at the lowest
+- a runaway's demotion: a script whose processes have used more CPU in user
+  mode than a correct solution ever needs (`Limits.runaway`) runs on at the lowest
   priority (its autogroup's nice 19: the CPU no other jail or grader wants)
   until it ends or reaches its deadline, and the grader is told
   (`run_script`'s *runaway*), so it can let its jail slot go.
@@ -62,9 +62,10 @@ class Limits:
     output: int = 64 * 1024  # bytes of stdout+stderr
     processes: int = 64  # RLIMIT_NPROC inside the jail
     memory: int = 512 * 1024 * 1024  # RLIMIT_DATA per process (heap and private writable mappings)
-    # CPU seconds (every process of the script) after which it runs at the lowest priority: a correct
-    # solution's `ip` commands take well under 0.2 s, a busy loop reaches it in its first seconds.
-    runaway: float = 2.0
+    # CPU seconds in user mode (every process of the script) after which it runs at the lowest priority:
+    # a correct solution's `ip` commands take some 0.05 s, a busy loop reaches it within seconds. Not
+    # the kernel's time: on a machine whose rtnl lock is contended, `ip` spins there for seconds.
+    runaway: float = 1.0
 
 
 @dataclass
@@ -267,7 +268,7 @@ def _exec_script(out: int, limits: Limits) -> None:
 
 
 class Runaway:
-    """Reads the CPU time of the script's processes (from the machine's /proc, *proc*) every TICK
+    """Reads the user CPU time of the script's processes (from the machine's /proc, *proc*) every TICK
     and demotes them once it passes *cpu* seconds: their autogroup's nice becomes 19, then *told*."""
 
     def __init__(self, proc: int, pid: int, cpu: float, told: Callable[[], None]) -> None:
@@ -296,7 +297,7 @@ class Runaway:
         self.told()
 
     def _seconds(self) -> float:
-        """CPU seconds of the script's PID 1 and its descendants: the live ones, and those they waited for."""
+        """User CPU seconds of the script's PID 1 and its descendants: the live ones, and those they waited for."""
         ticks, todo = 0, [str(self.pid)]
         while todo:
             pid = todo.pop()
@@ -307,7 +308,7 @@ class Runaway:
                     todo += f.read().split()
             except OSError:
                 continue  # it ended meanwhile
-            ticks += sum(map(int, fields[11:15]))  # utime, stime, cutime, cstime (proc(5) fields 14-17)
+            ticks += int(fields[11]) + int(fields[13])  # utime and cutime (proc(5) fields 14 and 16)
         return ticks / os.sysconf("SC_CLK_TCK")
 
     def _opener(self, path: str, flags: int) -> int:
