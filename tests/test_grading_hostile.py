@@ -7,6 +7,7 @@ survives, and the host stays responsive while a fork bomb runs.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import pytest
 
 from nslab.grading import exercise as ex
 from nslab.grading import jail
+from nslab.grading.slots import JailSlots
 from nslab.kernel.process import wait_until
 from tests.host import host_state as read_host_state
 
@@ -176,6 +178,43 @@ def test_a_fork_bomb_is_bounded_and_the_host_stays_responsive(nslab_sandbox, tmp
     assert 0 < peak <= 64  # RLIMIT_NPROC of the jail
     print(f"fork bomb: peak {peak} jail processes; host process start median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms over {len(latencies)}")
     assert statistics.median(latencies) < 0.05 and max(latencies) < 0.5, (statistics.median(latencies), max(latencies))
+
+
+def test_a_runaway_is_demoted_to_the_lowest_priority_and_its_grader_told():
+    """A busy loop passes the jail's CPU allowance (0.3 s here): its autogroup's nice becomes
+    19 while it runs (the loop waits for it), and the grader is told once."""
+    told = []
+    script = "until grep -q 'nice 19' /proc/self/autogroup; do :; done; cat /proc/self/autogroup"
+    run = jail.run_script(script, root_name=None, limits=jail.Limits(time=20, runaway=0.3), runaway=lambda: told.append(True))
+    assert (run.status, run.reason) == (0, None), run.output
+    assert run.output.endswith(" nice 19\n") and told == [True]
+
+
+def test_a_correct_solution_is_never_demoted():
+    """The allowance is far above what a solution's `ip` commands use: the bridge exercise's
+    correct sample ends at nice 0 and its grader is never told."""
+    told = []
+    exercise = ex.load("bridge-three-containers")
+    script = (ex.EXERCISES / "bridge-three-containers" / "samples" / "correct.sh").read_text() + "cat /proc/self/autogroup\n"
+    limits = jail.Limits(time=60)  # the default allowance; time for a machine whose `ip` commands crawl
+    run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits, runaway=lambda: told.append(True))
+    assert (run.status, run.reason) == (0, None), run.output
+    assert run.output.endswith(" nice 0\n") and told == []
+    run.close()
+
+
+def test_a_slot_let_go_early_is_free_for_the_next_script():
+    slots = JailSlots(1)
+    other = os.open(f"/proc/self/fd/{slots.files[0]}", os.O_RDWR)  # another grader's view of the slot
+    try:
+        with slots.held(0) as let_go:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            let_go()
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(other)
+        slots.close()
 
 
 def test_killing_the_grader_leaves_no_script_running(nslab_sandbox, tmp_path):

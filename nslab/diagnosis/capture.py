@@ -37,7 +37,7 @@ import struct
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from nslab.diagnosis import frames
 from nslab.kernel import limits, linux
@@ -52,6 +52,56 @@ SNMP6_PROTOCOLS = ("Ip6", "Icmp6", "UdpLite6", "Udp6")  # /proc/net/snmp6 names 
 # One classic BPF instruction, `ret #0`: take no byte of any frame.
 _TAKE_NOTHING = ctypes.create_string_buffer(struct.pack("=HBBI", 0x06, 0, 0, 0), 8)
 _TAKE_NOTHING_PROG = struct.pack("=HxxxxxxQ", 1, ctypes.addressof(_TAKE_NOTHING))
+
+
+@dataclass(frozen=True)
+class Counters:
+    """A namespace's counter files as read. A probe changes a few of several hundred counters,
+    so `since` parses only the lines that differ from an earlier reading."""
+
+    snmp: str  # /proc/net/snmp and /proc/net/netstat: "Proto: Name Name ..." lines, each followed by "Proto: value value ..."
+    netstat: str
+    snmp6: str  # /proc/net/snmp6: one "Icmp6InEchos   3" per line
+
+    def since(self, before: Counters) -> dict[str, int]:
+        """The counters that changed since *before*, and by how much, as 'Proto.Name'
+        (IPv6's as 'Ip6.InAddrErrors', 'Icmp6.InEchos', 'Icmp6.OutEchoReplies')."""
+        out: dict[str, int] = {}
+        for now, then in ((self.snmp, before.snmp), (self.netstat, before.netstat)):
+            if now == then:
+                continue
+            earlier = dict(_pairs(then))
+            for head, values in _pairs(now):
+                was = earlier.get(head)
+                if values == was:
+                    continue
+                proto, names = head.split(":", 1)
+                old = dict(zip(names.split(), map(int, was.split(":", 1)[1].split()))) if was else {}
+                for name, value in zip(names.split(), map(int, values.split(":", 1)[1].split())):
+                    if value != old.get(name, 0):
+                        out[f"{proto}.{name}"] = value - old.get(name, 0)
+        if self.snmp6 != before.snmp6:
+            old6 = _snmp6(before.snmp6.splitlines())
+            seen = set(before.snmp6.splitlines())
+            for name, value in _snmp6(line for line in self.snmp6.splitlines() if line not in seen).items():
+                if value != old6.get(name, 0):
+                    out[name] = value - old6.get(name, 0)
+        return out
+
+
+def _pairs(text: str) -> Iterator[tuple[str, str]]:
+    lines = text.splitlines()
+    return zip(lines[::2], lines[1::2])
+
+
+def _snmp6(lines: Iterable[str]) -> dict[str, int]:
+    out = {}
+    for line in lines:
+        name, _, value = line.partition(" ")
+        proto = next((p for p in SNMP6_PROTOCOLS if name.startswith(p)), None)
+        if proto is not None and value.strip().isdigit():
+            out[f"{proto}.{name[len(proto):]}"] = int(value)
+    return out
 
 
 @dataclass(frozen=True)
@@ -167,22 +217,9 @@ class Capture:
             if self._socket is sock:
                 sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
 
-    def counters(self) -> dict[str, int]:
-        """`nstat -a`: every SNMP, netstat and SNMP6 counter of this namespace, as 'Proto.Name'
-        (IPv6's as 'Ip6.InAddrErrors', 'Icmp6.InEchos', 'Icmp6.OutEchoReplies')."""
-        out: dict[str, int] = {}
-        for fd in (self.snmp, self.netstat):
-            lines = os.pread(fd, 1 << 16, 0).decode().splitlines()
-            for head, values in zip(lines[::2], lines[1::2]):
-                proto, names = head.split(":", 1)
-                for name, value in zip(names.split(), values.split(":", 1)[1].split()):
-                    out[f"{proto}.{name}"] = int(value)
-        for line in os.pread(self.snmp6, 1 << 16, 0).decode().splitlines():
-            name, _, value = line.partition(" ")
-            prefix = next((p for p in SNMP6_PROTOCOLS if name.startswith(p)), None)
-            if prefix is not None and value.strip().isdigit():
-                out[f"{prefix}.{name[len(prefix):]}"] = int(value)
-        return out
+    def counters(self) -> Counters:
+        """`nstat -a`: every SNMP, netstat and SNMP6 counter of this namespace, as read (parsed by `Counters.since`)."""
+        return Counters(*(os.pread(fd, 1 << 16, 0).decode() for fd in (self.snmp, self.netstat, self.snmp6)))
 
     def read(self) -> list[Sighting]:
         """The IPv4, IPv6 and ARP frames seen since the last read (lo included)."""

@@ -101,9 +101,7 @@ class Watch:
     def deltas(self) -> dict[str, dict[str, int]]:
         out = {}
         for space in self.watched:
-            now = space.capture.counters()
-            before = self.before.get(space.name, {})
-            changed = {k: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)}
+            changed = space.capture.counters().since(self.before[space.name])
             if changed:
                 out[space.name] = changed
         return out

@@ -15,7 +15,12 @@ The jail is a fresh set of namespaces per submission:
   stops at the cap) and RLIMIT_DATA (not RLIMIT_AS: Go programs such as the
   CNI plugins reserve far more address space than they use, and die at start
   under RLIMIT_AS=512M); when the deadline passes, the PID
-  namespace's init is killed, which takes every process of the script with it.
+  namespace's init is killed, which takes every process of the script with it;
+- a runaway's demotion: a script whose processes have used more CPU in user
+  mode than a correct solution ever needs (`Limits.runaway`) runs on at the lowest
+  priority (its autogroup's nice 19: the CPU no other jail or grader wants)
+  until it ends or reaches its deadline, and the grader is told
+  (`run_script`'s *runaway*), so it can let its jail slot go.
 
 The process tree: the grader G forks a holder W (this module's `_holder`),
 which enters the namespaces and forks the script as PID 1 of the new PID
@@ -36,6 +41,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from nslab.kernel import linux
 from nslab.kernel.child import spawn
@@ -47,6 +53,8 @@ NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3)
 REPORTED_OUTPUT = 16384  # characters of the script's output sent back (its tail)
 START = 30.0  # seconds for the jail's holder to make its user namespace (milliseconds when the machine is not overloaded)
 REPORT = 10.0  # seconds after the script's time limit for the holder to send its namespaces
+RUNAWAY = b"runaway"  # the holder to the grader: the script was demoted (see Limits.runaway)
+TICK = 0.25  # seconds between two reads of the script's CPU time
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,10 @@ class Limits:
     output: int = 64 * 1024  # bytes of stdout+stderr
     processes: int = 64  # RLIMIT_NPROC inside the jail
     memory: int = 512 * 1024 * 1024  # RLIMIT_DATA per process (heap and private writable mappings)
+    # CPU seconds in user mode (every process of the script) after which it runs at the lowest priority:
+    # a correct solution's `ip` commands take some 0.05 s, a busy loop reaches it within seconds. Not
+    # the kernel's time: on a machine whose rtnl lock is contended, `ip` spins there for seconds.
+    runaway: float = 1.0
 
 
 @dataclass
@@ -90,12 +102,13 @@ def unavailable() -> str | None:
     return None
 
 
-def run_script(script: str, *, given: str = "", root_name: str | None = "host", limits: Limits | None = None) -> Run:
+def run_script(script: str, *, given: str = "", root_name: str | None = "host", limits: Limits | None = None, runaway: Callable[[], None] | None = None) -> Run:
     """Run *given* (the exercise's starting point) then *script* in a fresh jail.
 
     Returns the run with an fd per network namespace the script left: one per
     entry of its /run/netns, and its starting namespace under *root_name*
-    (unless None). The caller owns the fds.
+    (unless None). The caller owns the fds. *runaway* is called (once) when the
+    script is demoted for its CPU use, while it goes on running.
     """
     limits = limits or Limits()
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -114,7 +127,7 @@ def run_script(script: str, *, given: str = "", root_name: str | None = "host", 
     pid = spawn(holder)
     child.close()
     try:
-        return _supervise(parent, pid, root_name, limits)
+        return _supervise(parent, pid, root_name, limits, runaway)
     finally:
         parent.close()
         try:
@@ -124,7 +137,7 @@ def run_script(script: str, *, given: str = "", root_name: str | None = "host", 
         os.waitpid(pid, 0)
 
 
-def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Limits) -> Run:
+def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Limits, runaway: Callable[[], None] | None) -> Run:
     sock.settimeout(START)
     try:
         started = sock.recv(16)
@@ -139,11 +152,17 @@ def _supervise(sock: socket.socket, pid: int, root_name: str | None, limits: Lim
         f.write(f"0 {JAIL_ID} 1")
     userns = os.stat(f"/proc/{pid}/ns/user").st_ino
     sock.send(b"mapped")
-    sock.settimeout(limits.time + REPORT)
-    try:
-        msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 256)
-    except TimeoutError:
-        raise JailError(f"the jail sent no report within {limits.time + REPORT:g} s (its time limit and {REPORT:g} s more)") from None
+    deadline = time.monotonic() + limits.time + REPORT
+    while True:
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 256)
+        except TimeoutError:
+            raise JailError(f"the jail sent no report within {limits.time + REPORT:g} s (its time limit and {REPORT:g} s more)") from None
+        if msg != RUNAWAY:
+            break
+        if runaway is not None:
+            runaway()
     report = json.loads(msg)
     if "error" in report:
         for fd in fds:
@@ -196,10 +215,13 @@ def _holder(sock: socket.socket, script: str, given: str, limits: Limits) -> Non
     with open("/tmp/solution.sh", "w") as f:
         f.write(script)
     out_r, out_w = os.pipe()
+    # The machine's /proc, opened before the script's own is mounted over it: where its CPU time is read.
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     start = time.monotonic()
     pid = spawn(lambda: _exec_script(out_w, limits))
     os.close(out_w)
-    status, reason, output = _watch(pid, out_r, limits)
+    status, reason, output = _watch(pid, out_r, limits, Runaway(proc, pid, limits.runaway, lambda: sock.send(RUNAWAY)))
+    os.close(proc)
     names, fds = [""], [home]
     for name in sorted(os.listdir("/run/netns")):
         try:
@@ -239,7 +261,55 @@ def _exec_script(out: int, limits: Limits) -> None:
     os.execve("/bin/sh", ["sh", "-c", cmd], env)
 
 
-def _watch(pid: int, out: int, limits: Limits) -> tuple[int | None, str | None, str]:
+class Runaway:
+    """Reads the user CPU time of the script's processes (from the machine's /proc, *proc*) every TICK
+    and demotes them once it passes *cpu* seconds: their autogroup's nice becomes 19, then *told*."""
+
+    def __init__(self, proc: int, pid: int, cpu: float, told: Callable[[], None]) -> None:
+        self.proc, self.pid, self.cpu, self.told = proc, pid, cpu, told
+        self.next = time.monotonic() + TICK
+        self.done = False  # demoted, or impossible here (no autogroup)
+
+    def check(self) -> None:
+        if self.done or time.monotonic() < self.next:
+            return
+        self.next = time.monotonic() + TICK
+        if self._seconds() <= self.cpu:
+            return
+        try:
+            fd = os.open(f"{self.pid}/autogroup", os.O_WRONLY, dir_fd=self.proc)
+            try:
+                os.write(fd, b"19")
+            finally:
+                os.close(fd)
+        except BlockingIOError:
+            return  # the kernel takes one autogroup change per 0.1 s from the unprivileged: at the next tick
+        except OSError:
+            self.done = True  # no autogroup (or the script is ending): it keeps its priority and its slot
+            return
+        self.done = True
+        self.told()
+
+    def _seconds(self) -> float:
+        """User CPU seconds of the script's PID 1 and its descendants: the live ones, and those they waited for."""
+        ticks, todo = 0, [str(self.pid)]
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"{pid}/stat", opener=self._opener) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"{pid}/task/{pid}/children", opener=self._opener) as f:
+                    todo += f.read().split()
+            except OSError:
+                continue  # it ended meanwhile
+            ticks += int(fields[11]) + int(fields[13])  # utime and cutime (proc(5) fields 14 and 16)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def _opener(self, path: str, flags: int) -> int:
+        return os.open(path, flags, dir_fd=self.proc)
+
+
+def _watch(pid: int, out: int, limits: Limits, runaway: Runaway) -> tuple[int | None, str | None, str]:
     """Collect the script's output until it exits or breaks a limit (then kill its PID namespace)."""
     deadline = time.monotonic() + limits.time
     pidfd = os.pidfd_open(pid)
@@ -250,7 +320,8 @@ def _watch(pid: int, out: int, limits: Limits) -> tuple[int | None, str | None, 
         if left <= 0:
             reason = f"time limit: still running after {limits.time:g} s, stopped (every process of the script was killed)"
             break
-        ready = wait.readable(watched, left)
+        runaway.check()
+        ready = wait.readable(watched, min(left, TICK))
         if out in ready:
             data = os.read(out, 65536)
             if not data:

@@ -78,9 +78,9 @@ def _submission_task(
     exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None, draw: Drawer | None, slots: JailSlots, index: int
 ) -> Callable[[], Grade]:
     def task() -> Grade:
-        with slots.held(index):
+        with slots.held(index) as let_go:
             start = time.monotonic()  # the time to grade it, not the wait for a slot
-            run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits)
+            run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits, runaway=let_go)
         ignored = "".join(f"nslab: ignored /run/netns/{name}: {why}\n" for name, why in run.rejected.items())
         extra = {"script_status": run.status, "output": (run.output + ignored)[-4000:], "elapsed": 0.0}
         if run.reason is not None:
@@ -140,6 +140,7 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: F
         except LabError:
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
     snap = lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
+    shared_drops.narrow(ns.inode for ns in lab.namespaces)  # the probes' drops happen there, and only those are asked for
     results = []
     for c in exercise.checks:
         probed = len(lab.probes)
