@@ -35,7 +35,7 @@ def test_list_names_each_kernel_and_release_and_what_is_cached():
     rows = {line.split()[0]: line for line in done.stdout.splitlines()}
     assert set(rows) == {"5.10", "6.1", "6.12", "newest", *RELEASES}, done.stdout
     assert " linux-image-5.10.0-" in rows["5.10"] and rows["bullseye"].split()[1] == rows["5.10"].split()[1]
-    assert "userland: cannot run nslab (python3 3.9; pyproject.toml needs 3.11)" in rows["bullseye"]
+    assert "userland: cannot run nslab (python3 3.9; nslab needs 3.11)" in rows["bullseye"]
     for release in ("bookworm", "trixie", "sid"):
         assert "userland: built " in rows[release] or "userland: not built (python3 3." in rows[release], rows[release]
 
@@ -43,7 +43,7 @@ def test_list_names_each_kernel_and_release_and_what_is_cached():
 def test_a_release_whose_python_is_too_old_is_one_row_before_anything_is_built(tmp_path):
     done = nslab_matrix("bullseye", "--reports", str(tmp_path))
     assert done.returncode == 1
-    assert "bullseye: not run: release 'bullseye': its Python is 3.9, and nslab needs 3.11 or newer (pyproject.toml); " \
+    assert "bullseye: not run: release 'bullseye': its Python is 3.9, and nslab needs 3.11 or newer (its Requires-Python); " \
            "use its kernel with this machine's userland instead (nslab matrix 5.10)" in done.stdout, done.stdout
     assert not list((cache.root() / "userlands").glob(".partial-*"))
 

@@ -44,7 +44,10 @@ from nslab.matrix import archive, cache, guest, userland
 from nslab.matrix.kernels import Kernel, MatrixError, parse_kernel
 from nslab.matrix.results import Run, compare_skips, differences, read_evidence, read_junit, table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # a checkout; for nslab installed from its wheel, the site directory holding it
+# A checkout's editable install maps nslab.scenarios to ROOT/scenarios; a wheel installs it as ROOT/nslab/scenarios,
+# with no project file around it: the guest runs it as `nslab test` does, with that command's settings.
+INSTALLED = not (ROOT / "scenarios").is_dir()
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
 GUEST_TMP = "/run/nslab-tmp"
@@ -105,6 +108,21 @@ def boot(argv: list[str], *, timeout: float, log: Path) -> int | None:
         return bounded(argv, timeout=timeout, log=log, env=env)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+# what booting a kernel takes beyond virtme-ng: a program, and the Debian package that has it
+VM_PACKAGES = {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static"}
+
+
+def missing_vm_tools() -> str | None:
+    """One sentence naming what a VM column lacks and how to install it, or None: said before
+    anything is downloaded, instead of a column that fails after the download."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin:/sbin"
+    packages = [package for program, package in VM_PACKAGES.items() if shutil.which(program, path=path) is None]
+    needs = [f"apt-get install {' '.join(packages)}"] if packages else []
+    if shutil.which("vng", path=path) is None:
+        needs.append("pip install virtme-ng")
+    return f"booting a kernel needs what is missing here: {'; '.join(needs)}" if needs else None
 
 
 def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None, append: tuple[str, ...] = (), cpus: int = GUEST_CPUS,
@@ -194,8 +212,10 @@ def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]
     """The same pytest run on every kernel: in order, without the plugins a kernel run
     does not use (xdist, hypothesis's, pytest-metadata's: under QEMU's TCG their imports alone cost ~15 s),
     and without pytest-html's report, whose lab diagrams (a `dot` per lab) cost 20 s
-    there: the matrix page shows each kernel's evidence, and the ten slowest tests are listed."""
-    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest", "-p", "no:html", "-p", "no:metadata",
+    there: the matrix page shows each kernel's evidence, and the ten slowest tests are listed.
+    An installed nslab runs its scenario suite through `nslab test` (*suite* is then empty)."""
+    args = ["-P", "-m", "nslab.cli.main", "test"] if INSTALLED else ["-m", "pytest", *suite]
+    args += ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest", "-p", "no:html", "-p", "no:metadata",
             "--durations=10",
             f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
     return args + (["-k", select] if select else [])
@@ -332,10 +352,18 @@ def run(args) -> int:
             raise MatrixError("--timeout and --kvm-bound: must be a positive number of seconds")
         if not 1 <= args.cpus <= 64:
             raise MatrixError(f"--cpus {args.cpus}: must be between 1 and 64")
-        suite = args.suite or (["scenarios", *PRINTED_COMMANDS] if any(k.userland for k in kernels) else ["scenarios"])
+        if INSTALLED and (args.suite or any(k.userland for k in kernels)):
+            raise MatrixError("an installed nslab runs its own scenario suite on kernels (-k chooses tests); --suite and a release's userland "
+                              "(bookworm, trixie, ...) need a checkout: ./run matrix there")
+        if INSTALLED:
+            suite = []
+        else:
+            suite = args.suite or (["scenarios", *PRINTED_COMMANDS] if any(k.userland for k in kernels) else ["scenarios"])
         for path in suite:
             if not (ROOT / path.split("::")[0]).exists():
                 raise MatrixError(f"--suite {path!r}: no such path under {ROOT}")
+        if any(k.name != "host" for k in kernels) and missing_vm_tools():
+            raise MatrixError(missing_vm_tools())
     except MatrixError as exc:
         print(f"nslab matrix: {exc}", file=sys.stderr)
         return 2
