@@ -4,6 +4,7 @@ can run nslab at all, what `--list` shows, and the versions a column names."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,23 @@ def test_the_guest_script_exports_only_the_report_directory_writable(tmp_path):
     script = (tmp_path / guest.SCRIPT).read_text()
     assert script.count("cache=loose") == 3 and script.rstrip().endswith("echo body")
     assert len(guest.command().encode()) < 512  # the kernel's command line holds 2 KiB in all
+
+
+def test_a_userland_has_what_run_install_installs_for_the_scenarios():
+    """./run install in a release's userland (nslab matrix bookworm --run-install) finds its Debian
+    packages installed: the guest has no network for apt-get."""
+    found = re.search(r"^SCENARIO_PACKAGES=\((.*)\)$", (ROOT / "run").read_text(), re.MULTILINE)
+    assert found, "./run no longer sets SCENARIO_PACKAGES=(...) on one line: update this test"
+    assert set(found[1].split()) <= set(userland.PACKAGES)
+
+
+def test_run_install_is_refused_in_one_line_where_it_cannot_run_offline(tmp_path):
+    done = nslab_matrix("6.1", "--run-install", "--reports", str(tmp_path))
+    assert (done.returncode, done.stderr) == (2, "nslab matrix: --run-install: provisions a release's userland (bookworm); name one\n")
+    done = nslab_matrix("trixie", "--run-install", "--reports", str(tmp_path))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("nslab matrix: --run-install: ./run install runs offline in the guest, from ") and "trixie's Python is 3.1" in done.stderr
+    assert not (tmp_path / "trixie").exists()
 
 
 @pytest.mark.parametrize("release", ["bookworm", "trixie"])

@@ -40,7 +40,9 @@ from nslab.matrix import cache as shared
 from nslab.matrix.kernels import MatrixError
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("python3", "iproute2", "nftables", "iptables", "iputils-ping", "kmod", "procps", "bpftrace",
+# ./run's SCENARIO_PACKAGES (what ./run install wants for the scenario suite: tests/test_matrix_userland.py
+# checks), and procps
+PACKAGES = ("python3", "python3-venv", "iproute2", "util-linux", "nftables", "iptables", "iputils-ping", "kmod", "procps", "bpftrace",
             "containernetworking-plugins", "graphviz")
 FORMAT = 1  # bump when the way a root is built changes
 
@@ -143,6 +145,39 @@ def install_project(root: Path, *, venv: Path = ROOT / ".venv") -> str:
     (root / ROOT.relative_to("/")).mkdir(parents=True, exist_ok=True)
     site = "/" / _site(root).relative_to(root)
     return f"cp -a {' '.join(shlex.quote(str(f)) for f in files)} {shlex.quote(str(site))}/"
+
+
+BOX = Path("/run/nslab-box")  # the guest's writable copy of the checkout, as a Vagrant box's /vagrant
+
+
+def offline_wheels(release: str, venv: Path = ROOT / ".venv") -> Path:
+    """The wheels `./run install` keeps in *venv*, from which the guest's `./run install` installs
+    offline; refused (before anything is built) where *release*'s Python cannot use them."""
+    have, wheels = python_version(release), venv / "wheels"
+    if have != sys.version_info[:2] or not wheels.is_dir():
+        raise MatrixError(f"--run-install: ./run install runs offline in the guest, from {wheels}, built for Python "
+                          f"{sys.version_info[0]}.{sys.version_info[1]}; {release}'s Python is {have[0]}.{have[1]} (bookworm's is 3.11)")
+    return wheels
+
+
+def run_install(root: Path, release: str, out: Path, *, venv: Path = ROOT / ".venv") -> tuple[str, Path, str]:
+    """The guest's lines that provision *root* as the Vagrantfile provisions a box: this
+    checkout's files (those a clone has, and new ones git does not ignore) copied to BOX, and
+    `./run install` run there as root, offline: pip finds the wheels `./run install` keeps in
+    this venv's wheels directory (the guest has no network), so the release's Python must be
+    the venv's. Returns the lines, the directory the suite runs in and the Python of the venv
+    `./run install` made. Writes the list of files to *out*."""
+    wheels = offline_wheels(release, venv)
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=False)
+    if listed.returncode != 0:
+        raise MatrixError(f"--run-install: cannot list this checkout's files with git: {listed.stderr.decode(errors='replace').strip()[:200]}")
+    (out / "box-files").write_bytes(listed.stdout)
+    (root / ROOT.relative_to("/")).mkdir(parents=True, exist_ok=True)
+    q = lambda path: shlex.quote(str(path))  # noqa: E731
+    lines = (f"mkdir -p {BOX} && tar -C {q(ROOT)} --null -T {q(out / 'box-files')} -cf - | tar -C {BOX} -xf - || exit 1\n"
+             f"cd {BOX} && PIP_NO_INDEX=1 PIP_FIND_LINKS={q(wheels)} ./run install || exit 1\n")
+    return lines, BOX, str(BOX / ".venv" / "bin" / "python")
 
 
 def versions(root: Path, python: str | None = None) -> str:
