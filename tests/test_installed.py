@@ -163,13 +163,13 @@ def test_why_names_nftables_when_nft_is_missing_and_only_then(make_lab, monkeypa
 
 
 def test_installed_nslab_matrix_runs_its_own_suite_and_names_what_it_lacks(installed):
-    """No checkout around it: the host column runs the installed scenarios (its junit names them
-    under nslab/scenarios/), and what cannot run from a wheel is one line, as is a missing virtme-ng."""
+    """No checkout around it: the host column runs the installed scenarios (through nslab test,
+    whose root is the installed suite), and what cannot run from a wheel is one line, as is a missing virtme-ng."""
     reports = installed.base / "matrix"
     done = installed.run("nslab", "matrix", "host", "-k", "test_09_ping_ns2_from_ns1", "--reports", str(reports))
     assert done.returncode == 0, done.stdout + done.stderr
     (case,) = ElementTree.parse(reports / "host" / "junit.xml").iter("testcase")
-    assert case.get("classname") == "nslab.scenarios.test_veth_two_namespaces" and list(case) == []
+    assert (case.get("classname"), case.get("name"), list(case)) == ("test_veth_two_namespaces", "test_09_ping_ns2_from_ns1", [])
     refused = installed.run("nslab", "matrix", "host", "trixie")
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.startswith("nslab matrix: an installed nslab runs its own scenario suite on kernels") and refused.stderr.count("\n") == 1
