@@ -160,3 +160,19 @@ def test_why_names_nftables_when_nft_is_missing_and_only_then(make_lab, monkeypa
     assert shutil.which("nft") is not None and "nftables" not in trials._missing(state)
     monkeypatch.setenv("PATH", str(tmp_path))  # a directory without nft
     assert trials._missing(copy.read_state(lab)) == "nftables rules, if any (nft is not installed: apt-get install nftables)"
+
+
+def test_installed_nslab_matrix_runs_its_own_suite_and_names_what_it_lacks(installed):
+    """No checkout around it: the host column runs the installed scenarios (through nslab test,
+    whose root is the installed suite), and what cannot run from a wheel is one line, as is a missing virtme-ng."""
+    reports = installed.base / "matrix"
+    done = installed.run("nslab", "matrix", "host", "-k", "test_09_ping_ns2_from_ns1", "--reports", str(reports))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (case,) = ElementTree.parse(reports / "host" / "junit.xml").iter("testcase")
+    assert (case.get("classname"), case.get("name"), list(case)) == ("test_veth_two_namespaces", "test_09_ping_ns2_from_ns1", [])
+    refused = installed.run("nslab", "matrix", "host", "trixie")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("nslab matrix: an installed nslab runs its own scenario suite on kernels") and refused.stderr.count("\n") == 1
+    no_vng = installed.run("nslab", "matrix", "6.1")  # the wheel's venv has no virtme-ng (a test extra)
+    assert no_vng.returncode == 2 and no_vng.stderr.startswith("nslab matrix: booting a kernel needs what is missing here: ")
+    assert no_vng.stderr.rstrip().endswith("pip install virtme-ng") and no_vng.stderr.count("\n") == 1

@@ -58,6 +58,15 @@ def test_bad_input_is_one_line():
     assert done.stderr == f"nslab matrix: --suite 'scenarioz': no such path under {ROOT}\n"
 
 
+def test_a_kernel_without_qemu_is_one_line_naming_the_packages_before_any_download(tmp_path):
+    (tmp_path / "vng").symlink_to(Path(sys.executable).parent / "vng")  # virtme-ng, and no QEMU or busybox on this PATH
+    done = subprocess.run([sys.executable, "-m", "nslab.cli.main", "matrix", "host", "6.1", "--reports", str(tmp_path / "reports")],
+                          env=dict(os.environ, PATH=str(tmp_path)), cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "nslab matrix: booting a kernel needs what is missing here: apt-get install qemu-system-x86 busybox-static\n"
+    assert not (tmp_path / "reports").exists()
+
+
 def etc_apt_digest() -> str:
     """One checksum of every file under /etc/apt (names and contents)."""
     digest = hashlib.sha256()

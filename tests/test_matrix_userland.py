@@ -4,6 +4,7 @@ can run nslab at all, what `--list` shows, and the versions a column names."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ def test_list_names_each_kernel_and_release_and_what_is_cached():
     rows = {line.split()[0]: line for line in done.stdout.splitlines()}
     assert set(rows) == {"5.10", "6.1", "6.12", "newest", *RELEASES}, done.stdout
     assert " linux-image-5.10.0-" in rows["5.10"] and rows["bullseye"].split()[1] == rows["5.10"].split()[1]
-    assert "userland: cannot run nslab (python3 3.9; pyproject.toml needs 3.11)" in rows["bullseye"]
+    assert "userland: cannot run nslab (python3 3.9; nslab needs 3.11)" in rows["bullseye"]
     for release in ("bookworm", "trixie", "sid"):
         assert "userland: built " in rows[release] or "userland: not built (python3 3." in rows[release], rows[release]
 
@@ -43,7 +44,7 @@ def test_list_names_each_kernel_and_release_and_what_is_cached():
 def test_a_release_whose_python_is_too_old_is_one_row_before_anything_is_built(tmp_path):
     done = nslab_matrix("bullseye", "--reports", str(tmp_path))
     assert done.returncode == 1
-    assert "bullseye: not run: release 'bullseye': its Python is 3.9, and nslab needs 3.11 or newer (pyproject.toml); " \
+    assert "bullseye: not run: release 'bullseye': its Python is 3.9, and nslab needs 3.11 or newer (its Requires-Python); " \
            "use its kernel with this machine's userland instead (nslab matrix 5.10)" in done.stdout, done.stdout
     assert not list((cache.root() / "userlands").glob(".partial-*"))
 
@@ -77,6 +78,23 @@ def test_the_guest_script_exports_only_the_report_directory_writable(tmp_path):
     script = (tmp_path / guest.SCRIPT).read_text()
     assert script.count("cache=loose") == 3 and script.rstrip().endswith("echo body")
     assert len(guest.command().encode()) < 512  # the kernel's command line holds 2 KiB in all
+
+
+def test_a_userland_has_what_run_install_installs_for_the_scenarios():
+    """./run install in a release's userland (nslab matrix bookworm --run-install) finds its Debian
+    packages installed: the guest has no network for apt-get."""
+    found = re.search(r"^SCENARIO_PACKAGES=\((.*)\)$", (ROOT / "run").read_text(), re.MULTILINE)
+    assert found, "./run no longer sets SCENARIO_PACKAGES=(...) on one line: update this test"
+    assert set(found[1].split()) <= set(userland.PACKAGES)
+
+
+def test_run_install_is_refused_in_one_line_where_it_cannot_run_offline(tmp_path):
+    done = nslab_matrix("6.1", "--run-install", "--reports", str(tmp_path))
+    assert (done.returncode, done.stderr) == (2, "nslab matrix: --run-install: provisions a release's userland (bookworm); name one\n")
+    done = nslab_matrix("trixie", "--run-install", "--reports", str(tmp_path))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("nslab matrix: --run-install: ./run install runs offline in the guest, from ") and "trixie's Python is 3.1" in done.stderr
+    assert not (tmp_path / "trixie").exists()
 
 
 @pytest.mark.parametrize("release", ["bookworm", "trixie"])

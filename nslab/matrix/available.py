@@ -39,7 +39,7 @@ def _userland(release: str) -> str:
         return str(exc)
     python, need = f"python3 {have[0]}.{have[1]}", userland.needed_python()
     if have < need:
-        return f"cannot run nslab ({python}; pyproject.toml needs {need[0]}.{need[1]})"
+        return f"cannot run nslab ({python}; nslab needs {need[0]}.{need[1]})"
     root = userland.cached(release)
     if root is None:
         return f"not built ({python}; mmdebstrap builds it on first use)"

@@ -44,7 +44,10 @@ from nslab.matrix import archive, cache, guest, userland
 from nslab.matrix.kernels import Kernel, MatrixError, parse_kernel
 from nslab.matrix.results import Run, compare_skips, differences, read_evidence, read_junit, table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # a checkout; for nslab installed from its wheel, the site directory holding it
+# A checkout's editable install maps nslab.scenarios to ROOT/scenarios; a wheel installs it as ROOT/nslab/scenarios,
+# with no project file around it: the guest runs it as `nslab test` does, with that command's settings.
+INSTALLED = not (ROOT / "scenarios").is_dir()
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
 GUEST_TMP = "/run/nslab-tmp"
@@ -105,6 +108,21 @@ def boot(argv: list[str], *, timeout: float, log: Path) -> int | None:
         return bounded(argv, timeout=timeout, log=log, env=env)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+# what booting a kernel takes beyond virtme-ng: a program, and the Debian package that has it
+VM_PACKAGES = {"qemu-system-x86_64": "qemu-system-x86", "busybox": "busybox-static"}
+
+
+def missing_vm_tools() -> str | None:
+    """One sentence naming what a VM column lacks and how to install it, or None: said before
+    anything is downloaded, instead of a column that fails after the download."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin:/sbin"
+    packages = [package for program, package in VM_PACKAGES.items() if shutil.which(program, path=path) is None]
+    needs = [f"apt-get install {' '.join(packages)}"] if packages else []
+    if shutil.which("vng", path=path) is None:
+        needs.append("pip install virtme-ng")
+    return f"booting a kernel needs what is missing here: {'; '.join(needs)}" if needs else None
 
 
 def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None, append: tuple[str, ...] = (), cpus: int = GUEST_CPUS,
@@ -194,15 +212,17 @@ def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]
     """The same pytest run on every kernel: in order, without the plugins a kernel run
     does not use (xdist, hypothesis's, pytest-metadata's: under QEMU's TCG their imports alone cost ~15 s),
     and without pytest-html's report, whose lab diagrams (a `dot` per lab) cost 20 s
-    there: the matrix page shows each kernel's evidence, and the ten slowest tests are listed."""
-    args = ["-m", "pytest", *suite, "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest", "-p", "no:html", "-p", "no:metadata",
+    there: the matrix page shows each kernel's evidence, and the ten slowest tests are listed.
+    An installed nslab runs its scenario suite through `nslab test` (*suite* is then empty)."""
+    args = ["-P", "-m", "nslab.cli.main", "test"] if INSTALLED else ["-m", "pytest", *suite]
+    args += ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest", "-p", "no:html", "-p", "no:metadata",
             "--durations=10",
             f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
     return args + (["-k", select] if select else [])
 
 
 def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | None, timeout: float,
-               accel: str = "auto", kvm_bound: float = 30.0, cpus: int = GUEST_CPUS) -> Run:
+               accel: str = "auto", kvm_bound: float = 30.0, cpus: int = GUEST_CPUS, run_install: bool = False) -> Run:
     """Run the suite on one kernel; its verdicts, or one line saying why there are none."""
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
@@ -215,7 +235,7 @@ def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | 
             status = bounded([sys.executable, *pytest_args(outdir, suite, select)], timeout=timeout, log=outdir / "console.log")
             run.seconds = time.monotonic() - started
         else:
-            status = _in_guest(run, outdir, suite=suite, select=select, timeout=timeout, accel=accel, kvm_bound=kvm_bound, cpus=cpus)
+            status = _in_guest(run, outdir, suite=suite, select=select, timeout=timeout, accel=accel, kvm_bound=kvm_bound, cpus=cpus, run_install=run_install)
     except (MatrixError, archive.ArchiveError) as exc:
         run.problem = f"not run: {exc}"
         return run
@@ -236,16 +256,21 @@ def _this_machines_userland() -> str:
     return f"this machine's: {userland.versions(Path('/'), platform.python_version())}"
 
 
-def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, timeout: float, accel: str, kvm_bound: float, cpus: int) -> int | None:
+def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, timeout: float, accel: str, kvm_bound: float, cpus: int,
+              run_install: bool) -> int | None:
     """Boot *run*'s kernel (in its release's userland, or this machine's) and run the suite
     in it; the guest's exit status, None if it was killed at *timeout*. `run.seconds` counts
-    the boot and the suite, not the download or a userland's build."""
-    kernel = run.kernel
+    the boot and the suite (and *run_install*'s `./run install` in a release's userland), not
+    the download or a userland's build."""
+    kernel, workdir = run.kernel, ROOT
     if kernel.userland:  # the release's root filesystem (refused before any download if its Python is too old), this checkout in it
         system, python = userland.prepare(kernel.userland), "/usr/bin/python3"
-        install = userland.install_project(system) + "\n"
+        if run_install:
+            install, workdir, python = userland.run_install(system, kernel.userland, outdir)
+        else:
+            install = userland.install_project(system) + "\n"
         (system / outdir.relative_to("/")).mkdir(parents=True, exist_ok=True)
-        run.userland = f"{kernel.userland}'s: {userland.versions(system)}"
+        run.userland = f"{kernel.userland}'s{' (./run install)' if run_install else ''}: {userland.versions(system)}"
     else:
         system, python, install = Path("/"), sys.executable, ""
         run.userland = _this_machines_userland()
@@ -263,7 +288,7 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     # other runs' scratch directories would look dead to a sweep in the guest), and on Debian's
     # 5.10 pytest's capture could not read back its unlinked temporary file from the shared 9p
     # directory (ENOENT).
-    guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(ROOT))} && "
+    guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(workdir))} && "
                        f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={GUEST_TMP} " + shlex.join([python, *pytest_args(outdir, suite, select)]))
     argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus,
                     qemu_opts=guest.qemu_options(system, ROOT, archive.modules_dir(image), outdir), root=None if system == Path("/") else system)
@@ -309,6 +334,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS", help="per kernel: boot and suite (default: 1800)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="QEMU acceleration (default: auto: KVM if it boots within --kvm-bound, else TCG)")
     parser.add_argument("--cpus", type=int, default=GUEST_CPUS, metavar="N", help=f"virtual CPUs per guest (default: {GUEST_CPUS})")
+    parser.add_argument("--run-install", action="store_true",
+                        help="a release's userland is provisioned as the Vagrantfile provisions a box: ./run install in a copy of this checkout, "
+                             "offline from .venv/wheels (the release's Python must be the venv's: bookworm), and the suite runs with the venv it made")
     parser.add_argument("--kvm-bound", type=float, default=30.0, metavar="SECONDS", help="how long a KVM guest may take to boot before TCG is used (default: 30)")
     parser.add_argument("--reports", default=str(ROOT / "reports" / "matrix"), metavar="DIR", help="where each kernel's junit.xml, pcaps and the matrix page go")
 
@@ -332,11 +360,24 @@ def run(args) -> int:
             raise MatrixError("--timeout and --kvm-bound: must be a positive number of seconds")
         if not 1 <= args.cpus <= 64:
             raise MatrixError(f"--cpus {args.cpus}: must be between 1 and 64")
-        suite = args.suite or (["scenarios", *PRINTED_COMMANDS] if any(k.userland for k in kernels) else ["scenarios"])
+        if INSTALLED and (args.suite or any(k.userland for k in kernels)):
+            raise MatrixError("an installed nslab runs its own scenario suite on kernels (-k chooses tests); --suite and a release's userland "
+                              "(bookworm, trixie, ...) need a checkout: ./run matrix there")
+        if INSTALLED:
+            suite = []
+        else:
+            suite = args.suite or (["scenarios", *PRINTED_COMMANDS] if any(k.userland for k in kernels) else ["scenarios"])
         for path in suite:
             if not (ROOT / path.split("::")[0]).exists():
                 raise MatrixError(f"--suite {path!r}: no such path under {ROOT}")
-    except MatrixError as exc:
+        if args.run_install and not any(k.userland for k in kernels):
+            raise MatrixError("--run-install: provisions a release's userland (bookworm); name one")
+        for kernel in kernels if args.run_install else ():
+            if kernel.userland:
+                userland.offline_wheels(kernel.userland)
+        if any(k.name != "host" for k in kernels) and missing_vm_tools():
+            raise MatrixError(missing_vm_tools())
+    except (MatrixError, archive.ArchiveError) as exc:  # an ArchiveError: the lists --run-install reads a release's Python from
         print(f"nslab matrix: {exc}", file=sys.stderr)
         return 2
     reports = Path(args.reports).resolve()
@@ -347,7 +388,7 @@ def run(args) -> int:
     for kernel in kernels:
         print(f"nslab matrix: {kernel.label} ...", file=sys.stderr, flush=True)
         one = run_kernel(kernel, reports / kernel.slug, suite=suite, select=args.select, timeout=args.timeout,
-                         accel=args.accel, kvm_bound=args.kvm_bound, cpus=args.cpus)
+                         accel=args.accel, kvm_bound=args.kvm_bound, cpus=args.cpus, run_install=args.run_install)
         print(f"nslab matrix: {kernel.label}: {one.counts()} ({one.seconds:.1f} s, {one.accel or '-'})", file=sys.stderr, flush=True)
         runs.append(one)
     compare_skips(runs)

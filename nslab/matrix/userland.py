@@ -7,12 +7,12 @@ iptables, iputils, bpftrace, CNI plugins and Python, built with mmdebstrap and c
 The root filesystem holds Debian's packages of that release (from the same
 mirror as nslab's apt lists, security updates included), and the Python
 libraries the suite needs beyond them (pytest, scapy, ...; the versions
-pyproject.toml asks for) installed from PyPI for the release's own Python
+nslab's metadata asks for) installed from PyPI for the release's own Python
 into /usr/local, as pip does on a Debian machine. It is cached under a key
 made of everything that went into it: the release, the package list, the
 requirements, the mirror and the day's date (so a cache is at most a day
 behind the archive's security updates). A release whose Python is older than
-pyproject.toml's `requires-python` is refused before anything is built.
+nslab's `Requires-Python` is refused before anything is built.
 
 nslab itself is not copied: the checkout's venv holds setuptools' editable
 install (a finder that maps `nslab` and `nslab.fixtures` to this checkout,
@@ -25,13 +25,13 @@ stays as mmdebstrap and pip left it, whichever checkout runs it.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 from nslab.kernel import leftovers
@@ -40,22 +40,18 @@ from nslab.matrix import cache as shared
 from nslab.matrix.kernels import MatrixError
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("python3", "iproute2", "nftables", "iptables", "iputils-ping", "kmod", "procps", "bpftrace",
+# ./run's SCENARIO_PACKAGES (what ./run install wants for the scenario suite: tests/test_matrix_userland.py
+# checks), and procps
+PACKAGES = ("python3", "python3-venv", "iproute2", "util-linux", "nftables", "iptables", "iputils-ping", "kmod", "procps", "bpftrace",
             "containernetworking-plugins", "graphviz")
-# what the guest's suite imports beyond nslab's own dependencies (the rest of the test extra is for
-# the host: a guest writes no HTML report, see nslab.matrix.runner.pytest_args)
-GUEST_TEST_EXTRA = ("pytest",)
 FORMAT = 1  # bump when the way a root is built changes
 
 
 def requirements() -> list[str]:
-    """pyproject.toml's dependencies, and what the guest's pytest run needs of its test extra."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = list(project["dependencies"])
-    for spec in project["optional-dependencies"]["test"]:
-        if re.split(r"[<>=!~\[ ]", spec, maxsplit=1)[0] in GUEST_TEST_EXTRA:
-            wanted.append(spec)
-    return wanted
+    """nslab's own dependencies (pytest among them: the guest's suite needs no more of the test
+    extra, see nslab.matrix.runner.pytest_args), as the installed nslab's metadata names them:
+    a checkout's editable install and a wheel alike, no project file read."""
+    return [spec for spec in importlib.metadata.requires("nslab") or [] if "extra ==" not in spec.partition(";")[2]]
 
 
 def python_version(release: str) -> tuple[int, int]:
@@ -68,8 +64,8 @@ def python_version(release: str) -> tuple[int, int]:
 
 
 def needed_python() -> tuple[int, int]:
-    spec = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
-    found = re.match(r">=\s*(\d+)\.(\d+)", spec)
+    """The oldest Python nslab runs on (its Requires-Python, from the installed metadata)."""
+    found = re.match(r">=\s*(\d+)\.(\d+)", importlib.metadata.metadata("nslab")["Requires-Python"] or "")
     return (int(found[1]), int(found[2])) if found else (3, 0)
 
 
@@ -92,7 +88,7 @@ def prepare(release: str, *, log=sys.stderr) -> Path:
     """The root filesystem for *release*, built now if today's is not cached."""
     have, need = python_version(release), needed_python()
     if have < need:
-        raise MatrixError(f"release {release!r}: its Python is {have[0]}.{have[1]}, and nslab needs {need[0]}.{need[1]} or newer (pyproject.toml); "
+        raise MatrixError(f"release {release!r}: its Python is {have[0]}.{have[1]}, and nslab needs {need[0]}.{need[1]} or newer (its Requires-Python); "
                           "use its kernel with this machine's userland instead (nslab matrix "
                           + _version_of(archive.release_kernel(release)) + ")")
     sources = _sources(release)
@@ -149,6 +145,39 @@ def install_project(root: Path, *, venv: Path = ROOT / ".venv") -> str:
     (root / ROOT.relative_to("/")).mkdir(parents=True, exist_ok=True)
     site = "/" / _site(root).relative_to(root)
     return f"cp -a {' '.join(shlex.quote(str(f)) for f in files)} {shlex.quote(str(site))}/"
+
+
+BOX = Path("/run/nslab-box")  # the guest's writable copy of the checkout, as a Vagrant box's /vagrant
+
+
+def offline_wheels(release: str, venv: Path = ROOT / ".venv") -> Path:
+    """The wheels `./run install` keeps in *venv*, from which the guest's `./run install` installs
+    offline; refused (before anything is built) where *release*'s Python cannot use them."""
+    have, wheels = python_version(release), venv / "wheels"
+    if have != sys.version_info[:2] or not wheels.is_dir():
+        raise MatrixError(f"--run-install: ./run install runs offline in the guest, from {wheels}, built for Python "
+                          f"{sys.version_info[0]}.{sys.version_info[1]}; {release}'s Python is {have[0]}.{have[1]} (bookworm's is 3.11)")
+    return wheels
+
+
+def run_install(root: Path, release: str, out: Path, *, venv: Path = ROOT / ".venv") -> tuple[str, Path, str]:
+    """The guest's lines that provision *root* as the Vagrantfile provisions a box: this
+    checkout's files (those a clone has, and new ones git does not ignore) copied to BOX, and
+    `./run install` run there as root, offline: pip finds the wheels `./run install` keeps in
+    this venv's wheels directory (the guest has no network), so the release's Python must be
+    the venv's. Returns the lines, the directory the suite runs in and the Python of the venv
+    `./run install` made. Writes the list of files to *out*."""
+    wheels = offline_wheels(release, venv)
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=False)
+    if listed.returncode != 0:
+        raise MatrixError(f"--run-install: cannot list this checkout's files with git: {listed.stderr.decode(errors='replace').strip()[:200]}")
+    (out / "box-files").write_bytes(listed.stdout)
+    (root / ROOT.relative_to("/")).mkdir(parents=True, exist_ok=True)
+    q = lambda path: shlex.quote(str(path))  # noqa: E731
+    lines = (f"mkdir -p {BOX} && tar -C {q(ROOT)} --null -T {q(out / 'box-files')} -cf - | tar -C {BOX} -xf - || exit 1\n"
+             f"cd {BOX} && PIP_NO_INDEX=1 PIP_FIND_LINKS={q(wheels)} ./run install || exit 1\n")
+    return lines, BOX, str(BOX / ".venv" / "bin" / "python")
 
 
 def versions(root: Path, python: str | None = None) -> str:
