@@ -35,7 +35,8 @@ from bench.soundness.knobs import Change, Kind, Where
 from nslab import Lab, Outcome
 from nslab.advice.copy import read_state
 from nslab.advice.fixes import find, fix_line
-from nslab.advice.trials import Probe, links_active, search
+from nslab.advice.trials import Probe, search
+from nslab.lab.live import links_active
 from nslab.model.queries import owner_of
 from nslab.probes.result import Claim, Result
 from nslab.tutorials.catalog import LABS

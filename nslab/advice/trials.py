@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from nslab.advice.changes import Change, Hint, candidates
 from nslab.advice.copy import State, build, fingerprint
-from nslab.kernel import child, process
-from nslab.lab.live import Lab
+from nslab.kernel import child
+from nslab.lab.live import Lab, links_active
 from nslab.probes.result import Cause, Result
 
 MAX_FIXES = 4  # verified single changes kept (the likeliest first)
@@ -158,20 +158,6 @@ def _pairs(trial: "_Trials", singles: list[Change], budget: float) -> tuple[list
         if trial.works(list(pair)):
             return [Fix([c.to_dict() for c in pair], time.monotonic() - trial.start)], None
     return [], None
-
-
-def links_active(lab: Lab, timeout: float = 1.0) -> None:
-    """Wait until every link that is up with carrier can send: its transmit queue stays 'noop'
-    (dropping) until linkwatch makes its operstate UP, milliseconds after a change (a copy just
-    built, a link a trial brought up)."""
-
-    def active() -> bool:
-        return all(link.operstate in ("UP", "UNKNOWN") for ns in lab.namespaces for link in lab.kernel.links(ns.handle) if link.up and link.carrier)
-
-    try:
-        process.wait_until(active, timeout, "links up with carrier are operationally UP")
-    except TimeoutError:
-        pass  # the probe then shows what the link does
 
 
 def verdict_of(result: Result) -> dict:

@@ -389,12 +389,11 @@ def _misaddressed(ev: Evidence, ctx: Context, reason: str | None = None) -> Find
         segment = ctx.reads.hosts_on(s.ns, s.dev) if out.dev == s.dev else None
         hop = out.via or p.dst
         held = neighbour.holders(ctx.reads, segment[0], hop) if segment else []
-        macs = {link.mac for n, d in held if (link := ctx.reads.link(n, d)) is not None}
+        links = [(f"{n}'s {d}", link.mac) for n, d in held if (link := ctx.reads.link(n, d)) is not None]
         sent = ":".join(f"{b:02x}" for b in s.frame[:6])
-        if held and sent not in macs:
-            n, d = held[0]
+        if links and sent not in {mac for _, mac in links}:
             lead = f"the {ctx.packet_name(p)} left {s.ns} on {s.dev} for {sent}, which is not the MAC of {hop}'s holder on that segment"
-            return _misaddressed_by(ctx, s.ns, s.dev, hop, lead, f"{n}'s {d}", ctx.reads.link(n, d).mac, reason)
+            return _misaddressed_by(ctx, s.ns, s.dev, hop, lead, *links[0], reason)
     return None
 
 

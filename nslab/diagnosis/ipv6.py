@@ -305,8 +305,9 @@ def _prohibited(ctx: obs.Context, ns: str, said: str) -> obs.Finding:
     then its ruleset; else what was read is said, and that the cause is unknown."""
     came = next((s for s in ctx.requests_in() if s.ns == ns and s.packet is not None), None)
     where = Where(ns, came.dev if came else None)
-    if came is not None:
-        at = At(ns, came.packet.src, came.packet.dst, came.dev, ctx.what)
+    packet = came.packet if came is not None else None
+    if came is not None and packet is not None:
+        at = At(ns, packet.src, packet.dst, came.dev, ctx.what)
         decision = routing.decide(ctx.reads, at)
         if isinstance(decision, obs.Finding) and decision.cause is Cause.ICMP_UNREACHABLE:  # a prohibit route or rule
             return obs.Finding(Cause.ICMP_UNREACHABLE, decision.where, f"{said}: {decision.text}", claims=decision.claims, fixes=decision.fixes)
@@ -348,11 +349,12 @@ def solicitation_filtered(ctx: obs.Context) -> obs.Finding | None:
     The nftables chains on those hooks that can drop it are named; one alone is blamed."""
     if not ctx.flow.v6:
         return None
-    adverts = [frames.neighbour_fields(s.frame)[1] for s in ctx.sightings if s.kind == "ndp-advert"]
+    adverts = [fields[1] for s in ctx.sightings if s.kind == "ndp-advert" and (fields := frames.neighbour_fields(s.frame))]
     for s in ctx.sightings:
-        if s.kind != "ndp-solicit" or s.direction != "in" or s.ns not in ctx.reads.view.spaces:
+        fields = frames.neighbour_fields(s.frame) if s.kind == "ndp-solicit" else None
+        if fields is None or s.direction != "in" or s.ns not in ctx.reads.view.spaces:
             continue
-        _, asker, target = frames.neighbour_fields(s.frame)
+        _, asker, target = fields
         if not any(_same(target, hop) for hop in ctx.flow.hops) or any(_same(target, a) for a in adverts):
             continue
         held = _held(ctx.reads, s.ns, target)

@@ -220,7 +220,7 @@ def _holder(sock: socket.socket, script: str, given: str, limits: Limits) -> Non
     start = time.monotonic()
     pid = spawn(lambda: _exec_script(out_w, limits))
     os.close(out_w)
-    status, reason, output = _watch(pid, out_r, limits, Runaway(proc, pid, limits.runaway, lambda: sock.send(RUNAWAY)))
+    status, reason, output = _watch(pid, out_r, limits, Runaway(proc, pid, limits.runaway, lambda: _tell(sock)))
     os.close(proc)
     names, fds = [""], [home]
     for name in sorted(os.listdir("/run/netns")):
@@ -259,6 +259,10 @@ def _exec_script(out: int, limits: Limits) -> None:
     # The exercise's starting point first (it must succeed), then the student's lines.
     cmd = "ip link set lo up && sh -e /tmp/given.sh || { echo 'nslab: the exercise setup failed' >&2; exit 125; }; exec sh /tmp/solution.sh"
     os.execve("/bin/sh", ["sh", "-c", cmd], env)
+
+
+def _tell(sock: socket.socket) -> None:
+    sock.send(RUNAWAY)
 
 
 class Runaway:

@@ -26,7 +26,7 @@ from nslab.grading.exercise import Exercise
 from nslab.grading.scoring import CheckResult, Grade
 from nslab.grading.slots import JailSlots
 from nslab.kernel import child, linux
-from nslab.lab.live import Lab
+from nslab.lab.live import Lab, links_active
 from nslab.model.topology import LabError
 from nslab.probes import wait
 from nslab.probes.result import Result
@@ -140,6 +140,7 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: F
         except LabError:
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
     snap = lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
+    links_active(lab)  # a link the script just raised is operationally UP a moment later (linkwatch): not the student's doing
     shared_drops.narrow(ns.inode for ns in lab.namespaces)  # the probes' drops happen there, and only those are asked for
     results = []
     for c in exercise.checks:

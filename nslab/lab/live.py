@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from nslab.kernel import limits, sandbox
+from nslab.kernel import limits, process, sandbox
 from nslab.kernel.netlink import Change, Kernel, NsHandle
 from nslab.lab.netns import Netns
 from nslab.lab.processes import CommandFailed
@@ -290,3 +290,17 @@ CLOSING_THREADS = 32  # packet sockets closed at once (each close waits for an R
 
 
 __all__ = ["CommandFailed", "Lab", "Netns"]
+
+
+def links_active(lab: Lab, timeout: float = 1.0) -> None:
+    """Wait until every link of *lab* that is up with carrier can send: its transmit queue stays 'noop'
+    (dropping) until linkwatch makes its operstate UP, milliseconds after a change (a copy just
+    built, a link a trial brought up)."""
+
+    def active() -> bool:
+        return all(link.operstate in ("UP", "UNKNOWN") for ns in lab.namespaces for link in lab.kernel.links(ns.handle) if link.up and link.carrier)
+
+    try:
+        process.wait_until(active, timeout, "links up with carrier are operationally UP")
+    except TimeoutError:
+        pass  # the probe then shows what the link does

@@ -364,7 +364,7 @@ def run(args) -> int:
             raise MatrixError("an installed nslab runs its own scenario suite on kernels (-k chooses tests); --suite and a release's userland "
                               "(bookworm, trixie, ...) need a checkout: ./run matrix there")
         if INSTALLED:
-            suite = []
+            suite: list[str] = []
         else:
             suite = args.suite or (["scenarios", *PRINTED_COMMANDS] if any(k.userland for k in kernels) else ["scenarios"])
         for path in suite:

@@ -163,7 +163,7 @@ def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str
         return None
     far = reads.link(*peer)
     bridges = sorted({d for n, d in reached if n == peer[0] and ((link := reads.link(n, d)) is not None and link.kind == "bridge")})
-    if far is not None and not bridges and far.master:
+    if far is not None and not bridges and far.master and dev:
         return _outside(reads, owner, hop, dev, peer, far.master, reached)
     if far is None or not bridges or far.master in bridges:
         return None
