@@ -88,7 +88,6 @@ def read(netns_fd: int) -> Ruleset | None:
     if not available():
         return None
     done = process.run(netns_fd, ["nft", "-j", "list", "ruleset"], timeout=10)
-    lines = process.run(netns_fd, ["nft", "-a", "list", "ruleset"], timeout=10)
     if done.returncode != 0:
         return None
     try:
@@ -97,6 +96,9 @@ def read(netns_fd: int) -> Ruleset | None:
         return None
     chains = tuple(item["chain"] for item in items if "chain" in item)
     rules = tuple(item["rule"] for item in items if "rule" in item)
+    if not rules:  # no rule to print: the rules' texts need no second nft
+        return Ruleset(chains, rules, {})
+    lines = process.run(netns_fd, ["nft", "-a", "list", "ruleset"], timeout=10)
     return Ruleset(chains, rules, _texts(lines.stdout.decode(errors="replace") if lines.returncode == 0 else ""))
 
 
