@@ -65,6 +65,7 @@ class Lab:
                 except BaseException:
                     self.close()  # what was built half-way goes now, not when the process ends
                     raise
+                links_active(self)  # a first probe must not meet a link linkwatch has not yet made UP (its queue drops)
         return self
 
     @property
