@@ -17,6 +17,7 @@ from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, cmd, combined, netfilter, routing, set_sysctl, sysctl, with_lost_routes
 from nslab.diagnosis.stages import link as links
+from nslab.kernel.state import LinkState
 from nslab.model.queries import owner_of
 from nslab.probes.result import Cause, Claim, Remedy, Where
 
@@ -167,16 +168,9 @@ def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str
         return _outside(reads, owner, hop, dev, peer, far.master, reached)
     if far is None or not bridges or far.master in bridges:
         return None
-    also = f" (it is a port of {far.master})" if far.master else ""
     word = "NDP" if ":" in hop else "ARP"
-    return Finding(
-        Cause.NOT_ON_BRIDGE,
-        Where(*peer),
-        f"the {word} request for {hop} was flooded through {bridges[0]} in {peer[0]} but never reached {owner}: {hop} is on {owner}'s {dev}, "
-        f"wired to {peer[1]} in {peer[0]}, which is not a port of {bridges[0]}{also}; {cmd(peer[0], 'ip link set', peer[1], 'master', bridges[0])}",
-        claims=(Claim(peer[0], f"link {peer[1]}", f"master {far.master}" if far.master else "nomaster", dev=peer[1], blames=True),),
-        fixes=(Remedy(peer[0], f"ip link set {peer[1]} master {bridges[0]}", f"ip link set {peer[1]} " + (f"master {far.master}" if far.master else "nomaster"), peer[1]),),
-    )
+    lead = f"the {word} request for {hop} was flooded through {bridges[0]} in {peer[0]} but never reached {owner}: {hop} is on {owner}'s {dev}, wired to {peer[1]} in {peer[0]}, which"
+    return _off_bridge(peer[0], far, bridges[0], lead)
 
 
 def _outside(reads: Reads, owner: str, hop: str, dev: str, peer: tuple[str, str], bridge: str, reached: set[tuple[str, str]]) -> Finding | None:
@@ -187,13 +181,20 @@ def _outside(reads: Reads, owner: str, hop: str, dev: str, peer: tuple[str, str]
         return None
     end = reads.link(peer[0], ends[0])
     assert end is not None
-    also = f" (it is a port of {end.master})" if end.master else ""
     word = "NDP" if ":" in hop else "ARP"
+    lead = f"the {word} request for {hop} reached {end.name} in {peer[0]} and went no further: {hop} is on {owner}'s {dev}, wired to {peer[1]}, a port of {bridge}, but {end.name}"
+    return _off_bridge(peer[0], end, bridge, lead)
+
+
+def _off_bridge(ns: str, port: LinkState, bridge: str, lead: str) -> Finding:
+    """*port* in *ns* is no port of *bridge* (*lead* says why that matters): the link blamed, and
+    putting it back on the bridge as the fix."""
+    also = f" (it is a port of {port.master})" if port.master else ""
+    was = f"master {port.master}" if port.master else "nomaster"
     return Finding(
         Cause.NOT_ON_BRIDGE,
-        Where(peer[0], end.name),
-        f"the {word} request for {hop} reached {end.name} in {peer[0]} and went no further: {hop} is on {owner}'s {dev}, wired to {peer[1]}, a port of {bridge}, "
-        f"but {end.name} is not a port of {bridge}{also}; {cmd(peer[0], 'ip link set', end.name, 'master', bridge)}",
-        claims=(Claim(peer[0], f"link {end.name}", f"master {end.master}" if end.master else "nomaster", dev=end.name, blames=True),),
-        fixes=(Remedy(peer[0], f"ip link set {end.name} master {bridge}", f"ip link set {end.name} " + (f"master {end.master}" if end.master else "nomaster"), end.name),),
+        Where(ns, port.name),
+        f"{lead} is not a port of {bridge}{also}; {cmd(ns, 'ip link set', port.name, 'master', bridge)}",
+        claims=(Claim(ns, f"link {port.name}", was, dev=port.name, blames=True),),
+        fixes=(Remedy(ns, f"ip link set {port.name} master {bridge}", f"ip link set {port.name} {was}", port.name),),
     )
