@@ -183,12 +183,12 @@ class Kernel(Namespaces, NeighbourTable):
         while ns.awaiting_activation():
             states = _link_states(ns.rtnl)
             for name in ns.awaiting_activation():
-                up, carrier, operstate = states.get(name, (False, False, ""))
-                if not up or (carrier and operstate == "UP"):
+                state = states.get(name, _GONE)
+                if not state.up or (state.carrier and state.operstate == "UP"):
                     ns.activated(name)
-            waiting = [n for n in ns.awaiting_activation() if states[n][1]]
+            waiting = [n for n in ns.awaiting_activation() if states[n].carrier]
             if not waiting:
-                return
+                break
             if time.monotonic() > deadline:
                 raise KernelError(f"ip -n {ns.name} link show {' '.join(waiting)}", errno_mod.ETIMEDOUT, "has carrier but is not yet operationally UP")
             time.sleep(pause)  # polled under the deadline above: linkwatch has no event to wait on
@@ -198,20 +198,27 @@ class Kernel(Namespaces, NeighbourTable):
 
     def wait_nodad(self, ns: NsHandle, timeout: float = 5.0) -> None:
         """Return once every `nodad` IPv6 address on a link with carrier is local (no longer
-        tentative, its local route in place). Even a nodad address is completed by the
-        kernel's workqueue a moment after it was acknowledged (or after its link came up),
-        the flag first, the route after; only then does it answer NDP."""
+        tentative, its local route in place) and IPv6 has made that link ready (IF_READY).
+        Even a nodad address is completed by the kernel's workqueue a moment after it was
+        acknowledged (or after its link came up), the flag first, the route after; only then
+        does it answer NDP. And IPv6 sets a link up (its multicast route, its link-local
+        address) only when linkwatch makes it operationally UP, up to
+        a second after carrier (linkwatch batches an event it does not take as urgent, as
+        for a veth whose peer has the same ifindex); until then NDP arriving on it is dropped
+        (no route for the solicited-node group)."""
         deadline = time.monotonic() + timeout
         pause = 0.0002
         while True:
             states = _link_states(ns.rtnl)
             names = self.names(ns)
-            nodad = [a for a in self.addresses(ns, names) if "nodad" in a.flags and states.get(a.dev, (False, False, ""))[:2] == (True, True)]
+            nodad = [a for a in self.addresses(ns, names) if "nodad" in a.flags and states.get(a.dev, _GONE).up and states.get(a.dev, _GONE).carrier]
             waiting = [a for a in nodad if "tentative" in a.flags or self.route_get(ns, a.ip, names=names).type != "local"]
-            if not waiting:
+            unready = [a for a in nodad if not states[a.dev].ipv6_ready]
+            if not waiting and not unready:
                 return
             if time.monotonic() > deadline:
-                raise KernelError(f"ip -n {ns.name} -6 addr show {waiting[0].dev}", errno_mod.ETIMEDOUT, f"{waiting[0].cidr} is still tentative")
+                late, why = (waiting[0], "is still tentative") if waiting else (unready[0], "is on a link IPv6 has not made ready")
+                raise KernelError(f"ip -n {ns.name} -6 addr show {late.dev}", errno_mod.ETIMEDOUT, f"{late.cidr} {why}")
             time.sleep(pause)  # polled under the deadline above: the kernel's workqueue sends no event we wait on
             pause = min(2 * pause, 0.02)
 
@@ -336,14 +343,29 @@ def _links(sock: rtnl.RtnlSocket) -> list[LinkState]:
     return [decode.link(m, names) for m in dump]
 
 
-def _link_states(sock: rtnl.RtnlSocket) -> dict[str, tuple[bool, bool, str]]:
-    """name -> (up, carrier, operstate) of every link, from one dump read lightly
+class _LinkFlags(NamedTuple):
+    up: bool
+    carrier: bool
+    operstate: str
+    ipv6_ready: bool  # addrconf has set the link up for IPv6 (IF_READY: link-local, multicast route)
+
+
+_GONE = _LinkFlags(False, False, "", False)
+
+
+def _link_states(sock: rtnl.RtnlSocket) -> dict[str, _LinkFlags]:
+    """name -> the flags of every link, from one dump read lightly
     (a namespace of a thousand links is polled while linkwatch activates them)."""
     out = {}
     for m in sock.dump(rtnl.RTM_GETLINK, _LINK_DUMP):
         oper = m.u8(rtnl.IFLA_OPERSTATE)
         flags = m.body["flags"]
-        out[m.text(rtnl.IFLA_IFNAME) or ""] = (bool(flags & rtnl.IFF_UP), bool(flags & rtnl.IFF_LOWER_UP), rtnl.OPERSTATES[oper] if oper is not None and oper < len(rtnl.OPERSTATES) else "")
+        out[m.text(rtnl.IFLA_IFNAME) or ""] = _LinkFlags(
+            bool(flags & rtnl.IFF_UP),
+            bool(flags & rtnl.IFF_LOWER_UP),
+            rtnl.OPERSTATES[oper] if oper is not None and oper < len(rtnl.OPERSTATES) else "",
+            bool(rtnl.inet6_flags(m) & rtnl.IF_READY),
+        )
     return out
 
 

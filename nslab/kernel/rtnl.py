@@ -81,6 +81,7 @@ FIB_RULE_HDR = Body("fib_rule_hdr", (("family", "B"), ("dst_len", "B"), ("src_le
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 16, 18, 28, 29, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_AF_SPEC, IFLA_INET6_FLAGS, IF_READY = 26, 1, 0x80000000  # AF_INET6's flags in AF_SPEC; IF_READY: addrconf set the link up
 VETH_INFO_PEER = 1
 RTEXT_FILTER_BRVLAN, RTEXT_FILTER_SKIP_STATS = 1 << 1, 1 << 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -232,6 +233,13 @@ class Message:
     def nested(self, kind: int) -> dict[int, bytes]:
         value = self.attrs.get(kind)
         return parse_attrs(value, 0, len(value)) if value is not None else {}
+
+
+def inet6_flags(link: Message) -> int:
+    """A link's IPv6 flags (IFLA_AF_SPEC, AF_INET6, IFLA_INET6_FLAGS); 0 where IPv6 is off on it."""
+    inet6 = link.nested(IFLA_AF_SPEC).get(socket.AF_INET6)
+    flags = parse_attrs(inet6, 0, len(inet6)).get(IFLA_INET6_FLAGS) if inet6 else None
+    return struct.unpack("=I", flags[:4])[0] if flags is not None and len(flags) >= 4 else 0
 
 
 # message type -> its fixed body; the attributes follow it
