@@ -140,6 +140,35 @@ def test_tentative_neighbour(make_lab):
     assert "still tentative" in result.explanation
 
 
+def test_a_router_without_a_usable_link_local_sends_no_solicitation(make_lab):
+    """A forwarded packet's solicitation comes from a link-local address of the way out: while that
+    one is in DAD the router sends none, and the why says so, not that nobody answered."""
+    slow = {"net.ipv6.conf.default.dad_transmits": 30}  # r's links are made with DAD for 30 s, not 1
+    lab = make_lab(Topology(**{**ROUTED, "namespaces": [ROUTED["namespaces"][0], Namespace("r", sysctls=slow), ROUTED["namespaces"][2]]}))
+    r = lab.ns("r")
+    r.set_sysctl("net.ipv6.conf.all.forwarding", 1)
+    held = [x for x in r.addresses("r1", version=6) if x.scope == "link"]
+    assert [x.flags for x in held] == [("tentative",)], held
+    result = lab.ns("a").ping("fd00:2::1")
+    assert result.outcome is Outcome.TIMEOUT and result.cause is Cause.ADDRESS_TENTATIVE and result.where == Where("r", "r1"), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("r", f"address {held[0].cidr} dev r1", "tentative")]
+    assert "r sent no NDP request for fd00:2::1 on r1" in result.explanation
+    assert ("r", "r1", "out") not in {(s.ns, s.dev, s.direction) for s in result.evidence.seen(kind="ndp-solicit")}
+
+
+def test_a_router_without_a_link_local_is_told_to_add_one(make_lab):
+    lab = make_lab(Topology(**ROUTED))
+    r = lab.ns("r")
+    r.set_sysctl("net.ipv6.conf.all.forwarding", 1)
+    r.run(["ip", "-6", "addr", "flush", "dev", "r1", "scope", "link"], check=True)
+    result = lab.ns("a").ping("fd00:2::1")
+    assert result.outcome is Outcome.TIMEOUT and result.cause is Cause.NO_ARP_ANSWER and result.where == Where("r", "r1"), result
+    assert [(c.obj, c.value) for c in result.claims if c.blames] == [("address fe80::/64 dev r1", "absent")]
+    assert result.remedies == (Remedy("r", "ip -6 addr add fe80::1/64 dev r1 nodad", "ip -6 addr del fe80::1/64 dev r1", "r1"),)
+    r.run(["ip", "-6", "addr", "add", "fe80::1/64", "dev", "r1", "nodad"], check=True)
+    assert lab.ns("a").ping("fd00:2::1").replied
+
+
 def test_dad_failed(make_lab):
     lab = make_lab(Topology(**PAIR))
     a, b = lab.ns("a"), lab.ns("b")

@@ -39,6 +39,7 @@ class Evidence:
     counters: dict[str, dict[str, int]]  # per namespace, the counters that changed
     sightings: list[Sighting]  # the probe's frames only, in causal order
     links: dict[str, list[LinkState]]
+    watched: frozenset[str]  # the namespaces whose captures ran (the sightings come from these alone)
     neighbours: dict[str, list[NeighbourState]]
     drops: list[DropSeen] = field(default_factory=list)
     drop_reasons: str | None = None  # None when the kernel's drop reasons were read; else why not

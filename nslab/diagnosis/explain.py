@@ -432,10 +432,10 @@ def _by_walk(ev: Evidence, ctx: Context) -> Finding:
     counted = _counted(ev, ctx) or _misaddressed(ev, ctx)
     if counted is not None:
         return counted
-    heard = {s.ns for s in ev.sightings if s.kind == "arp-request" and s.direction == "in"} if ctx.reads.view.spaces.keys() <= _watched(ev) else None
+    asked = _asked(ev, ctx)
     first = _first_request(ev, ctx)
     target = _delivered(ev, ctx)
-    request = walk(ctx.reads, first, heard=heard)
+    request = walk(ctx.reads, first, asked=asked)
     if target is None:
         if request.stop is not None:
             return _via_default(ev, ctx, request.stop, False) if _agrees(request, ev, ctx, ctx.flow.is_request) else _unknown(ev, ctx, request)
@@ -450,7 +450,7 @@ def _by_walk(ev: Evidence, ctx: Context) -> Finding:
         if stop is not None:
             return stop
     back = answer_at(ctx, ns, arrived_dst, arrived_src, None)
-    answer = walk(ctx.reads, back, heard=heard, deliver=False)
+    answer = walk(ctx.reads, back, asked=asked, deliver=False)
     if answer.stop is not None:
         found = answer.stop
         if len(answer.path) == 1 and any(c.value == "no route" for c in found.claims):
@@ -522,8 +522,9 @@ def _counted(ev: Evidence, ctx: Context) -> Finding | None:
     return None
 
 
-def _watched(ev: Evidence) -> set[str]:
-    return set(ev.links)
+def _asked(ev: Evidence, ctx: Context) -> neighbour.Asked | None:
+    """The probe's solicitations as the captures saw them; None where a namespace was not watched."""
+    return neighbour.Asked.of(ev.sightings, ctx.flow.hops) if ctx.reads.view.spaces.keys() <= ev.watched else None
 
 
 def _agrees(walked: Walked, ev: Evidence, ctx: Context, which) -> bool:
@@ -562,9 +563,8 @@ def _last_seen(ev: Evidence, ctx: Context) -> tuple[str, str] | None:
 # -- ARP probes ---------------------------------------------------------------------------------
 def _arp(ev: Evidence, ctx: Context) -> Finding:
     dev = ev.sender_route.dev or ""
-    heard = {s.ns for s in ev.sightings if s.kind == "arp-request" and s.direction == "in"}
     at = request_at(ctx, ev.src, ctx.reads.route_get(ev.src, ctx.flow.dst).src or "", ctx.flow.dst, None)
-    return neighbour.unanswered(ctx.reads, at, dev, ctx.flow.dst, heard if ctx.reads.view.spaces.keys() <= _watched(ev) else None)
+    return neighbour.unanswered(ctx.reads, at, dev, ctx.flow.dst, _asked(ev, ctx))
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -39,10 +39,10 @@ class Walked:
         return [ns for ns, _ in self.path]
 
 
-def walk(reads: Reads, at: At, *, heard: set[str] | None = None, deliver: bool = True, hops: int = MAX_HOPS) -> Walked:
+def walk(reads: Reads, at: At, *, asked: neighbour.Asked | None = None, deliver: bool = True, hops: int = MAX_HOPS) -> Walked:
     """Follow *at* until a stage stops it or it is delivered; neither where the way leaves
     what can be followed (a device nslab cannot follow, a namespace outside the lab).
-    *heard*: the namespaces the captures saw this probe's ARP requests reach (None: unknown).
+    *asked*: the solicitations the captures saw in this probe (None: not every namespace was watched).
     *deliver*: check local delivery at the end (an echo request, a SYN; not an answer).
     *hops*: how many namespaces to decide in (1: only where the packet is now)."""
     path: list[tuple[str, str | None]] = []
@@ -67,14 +67,14 @@ def walk(reads: Reads, at: At, *, heard: set[str] | None = None, deliver: bool =
             return done(stop)
         entry = reads.neighbour(at.ns, hop)
         if entry is not None and ("FAILED" in entry.state or "INCOMPLETE" in entry.state):
-            return done(neighbour.unanswered(reads, at, dev, hop, heard))
+            return done(neighbour.unanswered(reads, at, dev, hop, asked))
         segment = reads.hosts_on(at.ns, dev)
         if segment is None:
             return done()
         crossed.update(n for n, _ in segment[0] | segment[1])
         holders = neighbour.holders(reads, segment[0], hop)
         if not holders:
-            return done(neighbour.unanswered(reads, at, dev, hop, heard))
+            return done(neighbour.unanswered(reads, at, dev, hop, asked))
         ns, iif = holders[0]
         at = At(ns, at.src, at.dst, iif, at.what, at.proto, at.dport)
     return done()

@@ -145,6 +145,7 @@ class Watch:
             counters=self.deltas(),
             sightings=causal_order(self.sightings, veth_peers(self.view.topology)),
             links={self.src: self.reads.links(self.src)},
+            watched=frozenset(space.name for space in self.watched),
             neighbours={},
             drops=list(self.drops),
             drop_reasons=None if self.monitor.available else self.monitor.why,

@@ -53,7 +53,7 @@ def combined(reads: Reads, at_ns: str, dev: str, name: str, how: str = "max", v:
     (`max`: IN_DEV_MAXCONF, `or`: IN_DEV_ORCONF, `dev`: the device's alone): the
     effective value and the keys that set it."""
     keys = [f"net.{v}.conf.all.{name}", f"net.{v}.conf.{dev}.{name}"]
-    values = [_int(reads.sysctl(at_ns, key)) for key in keys]
+    values = [number(reads.sysctl(at_ns, key)) for key in keys]
     if how == "dev":
         return values[1], [keys[1]]
     if how == "or":
@@ -63,7 +63,8 @@ def combined(reads: Reads, at_ns: str, dev: str, name: str, how: str = "max", v:
     return top, [k for k, val in zip(keys, values) if val == top and top > 0]
 
 
-def _int(value: str | None) -> int:
+def number(value: str | None) -> int:
+    """A sysctl read as a number; -1 where it could not be read."""
     try:
         return int(value) if value is not None else -1
     except ValueError:

@@ -11,11 +11,15 @@ holder's netdev ingress).
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass
 from typing import Iterable
 
+from nslab.diagnosis import frames
+from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, combined, netfilter, routing, set_sysctl, sysctl, with_lost_routes
+from nslab.diagnosis.stages import At, cmd, combined, netfilter, number, routing, set_sysctl, sysctl, with_lost_routes
 from nslab.diagnosis.stages import link as links
 from nslab.kernel.state import LinkState
 from nslab.model.queries import owner_of
@@ -28,19 +32,51 @@ def holders(reads: Reads, hosts: Iterable[tuple[str, str]], address: str) -> lis
     return [(ns, dev) for ns, dev in sorted(hosts) if reads.holds(ns, address)]
 
 
-def unanswered(reads: Reads, at: At, dev: str, hop: str, heard: set[str] | None) -> Finding:
+@dataclass(frozen=True)
+class Asked:
+    """What the captures saw of one probe's neighbour solicitations (ARP requests and NDP
+    solicitations), every namespace of the lab watched: who sent one for which address, by
+    which device, and who heard it. The captures keep only those for *targets* (the probe's
+    own next hop and destination); of any other address nothing is known."""
+
+    targets: frozenset[str]
+    sent: frozenset[tuple[str, str, str]]  # (namespace, device, target)
+    heard: frozenset[tuple[str, str]]  # (namespace, target)
+
+    @classmethod
+    def of(cls, sightings: Iterable[Sighting], targets: Iterable[str]) -> "Asked":
+        asks = [(s, _address(frames.fields_of(s.frame)[2])) for s in sightings if s.kind in frames.SOLICITS]
+        return cls(
+            frozenset(_address(t) for t in targets),
+            frozenset((s.ns, s.dev, t) for s, t in asks if s.direction == "out"),
+            frozenset((s.ns, t) for s, t in asks if s.direction == "in"),
+        )
+
+    def sent_by(self, ns: str, dev: str, target: str) -> bool | None:
+        """Did *ns* send one for *target* by *dev*? None: the captures did not keep those."""
+        return (ns, dev, _address(target)) in self.sent if _address(target) in self.targets else None
+
+    def heard_by(self, target: str) -> set[str] | None:
+        return {ns for ns, t in self.heard if t == _address(target)} if _address(target) in self.targets else None
+
+
+def _address(text: str) -> str:
+    """One spelling per address (IPv6 has many)."""
+    return ipaddress.ip_address(text).compressed
+
+
+def unanswered(reads: Reads, at: At, dev: str, hop: str, asked: Asked | None) -> Finding:
     """Nobody answered *at*.ns's ARP request for *hop* on *dev*: why, from what is read.
-    *heard*: the namespaces a capture saw the request reach (None: not all were watched)."""
+    *asked*: the solicitations the captures saw (None: not every namespace was watched)."""
     base = f"nobody answered {'NDP' if ':' in hop else 'ARP'} for {hop} on {at.ns}'s {dev}"
     sip = reads.route_get(at.ns, hop).src or at.src
     segment = reads.hosts_on(at.ns, dev)
     if segment is None:
         return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev), f"{base}; its segment leaves the lab or holds a device nslab cannot follow")
     reached, cut = segment
-    if heard is not None and not heard - {at.ns}:
-        own = netfilter.arp_stoppers(reads, at.ns, dev, "request", "out")
-        if own:
-            return netfilter.arp_finding(Where(at.ns, dev), [(at.ns, s) for s in own], f"{base}: no namespace heard the request, and {at.ns}'s own chains can drop it as it leaves")
+    if asked is not None and asked.sent_by(at.ns, dev, hop) is False:
+        return unsent(reads, at, dev, hop)
+    heard = asked.heard_by(hop) if asked is not None else None
     for host in holders(reads, reached, hop):
         if heard is not None and host[0] not in heard:
             return Finding(
@@ -53,6 +89,71 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, heard: set[str] | None)
         if reads.is_local(end[0], hop) or any(reads.is_local(n, hop) for n in _behind(reads, end)):
             return _cut(reads, at, end, hop, base)
     return _nobody(reads, at, dev, hop, reached, base)
+
+
+def unsent(reads: Reads, at: At, dev: str, hop: str) -> Finding:
+    """The captures saw *at*.ns send no solicitation for *hop* on *dev* while the probe ran
+    (nobody can have answered one): what the kernel reads before it sends one. Its neighbour
+    parameters (no multicast or application probes: the entry fails at once), the netfilter
+    chains an ARP request leaves through, and for NDP the source address: the packet's own
+    if *dev* holds it, else a link-local address of *dev* that has passed DAD (ndisc_send_ns)."""
+    word = "NDP" if ":" in hop else "ARP"
+    base = f"{at.ns} sent no {word} request for {hop} on {dev} while the probe ran"
+    keys = [f"net.{at.v}.neigh.{dev}.mcast_solicit", f"net.{at.v}.neigh.{dev}.app_solicit"]
+    if all(number(reads.sysctl(at.ns, key)) == 0 for key in keys):
+        return Finding(
+            Cause.NO_ARP_ANSWER,
+            Where(at.ns, dev),
+            f"{base}: {keys[0]}=0 and {keys[1]}=0 there, so its kernel sends none and fails the entry at once; {cmd(at.ns, 'sysctl -w', keys[0] + '=3')}",
+            claims=tuple(sysctl(reads, at.ns, key, blames=True, dev=dev) for key in keys),
+            fixes=(set_sysctl(reads, at.ns, keys[0], 3, dev),),
+        )
+    own = netfilter.arp_stoppers(reads, at.ns, dev, "request", "out") if word == "ARP" else []
+    if own:
+        return netfilter.arp_finding(Where(at.ns, dev), [(at.ns, s) for s in own], f"{base}, and {at.ns}'s own chains can drop it as it leaves")
+    if word == "NDP":
+        found = _no_ndp_source(reads, at, dev, base)
+        if found is not None:
+            return found
+    return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev), f"{base}; the cause is unknown")
+
+
+def _no_ndp_source(reads: Reads, at: At, dev: str, base: str) -> Finding | None:
+    """NDP needs a source: the packet's own if *dev* holds it usable, else a link-local address
+    of *dev* that is neither tentative nor optimistic; without one the kernel sends nothing."""
+    held = [a for a in reads.addresses(at.ns) if a.dev == dev and a.version == 6]
+    if any(_address(a.ip) == _address(at.src) and not {"tentative", "optimistic"} & set(a.flags) for a in held):
+        return None
+    local = [a for a in held if a.scope == "link"]
+    if any(not {"tentative", "optimistic", "dadfailed"} & set(a.flags) for a in local):
+        return None
+    source = f"the {at.what}'s source {at.src} is not {at.ns}'s own on {dev}, so a solicitation must come from a link-local address of {dev}"
+    if not local:
+        mode = reads.sysctl(at.ns, f"net.ipv6.conf.{dev}.addr_gen_mode")
+        return Finding(
+            Cause.NO_ARP_ANSWER,
+            Where(at.ns, dev),
+            f"{base}: {source}, and {dev} has none (net.ipv6.conf.{dev}.addr_gen_mode={mode}); {cmd(at.ns, 'ip -6 addr add', 'fe80::1/64', 'dev', dev)}",
+            claims=(Claim(at.ns, f"address fe80::/64 dev {dev}", "absent", dev=dev, blames=True), sysctl(reads, at.ns, f"net.ipv6.conf.{dev}.addr_gen_mode", dev=dev)),
+            fixes=(Remedy(at.ns, f"ip -6 addr add fe80::1/64 dev {dev} nodad", f"ip -6 addr del fe80::1/64 dev {dev}", dev),),
+        )
+    first = local[0]
+    state = " ".join(f for f in first.flags if f in ("tentative", "optimistic", "dadfailed"))
+    if "dadfailed" in first.flags:
+        return Finding(
+            Cause.DAD_FAILED,
+            Where(at.ns, dev),
+            f"{base}: {source}, and its {first.cidr} failed duplicate address detection (another host holds it)",
+            claims=(Claim(at.ns, f"address {first.cidr} dev {dev}", state, dev=dev, blames=True),),
+        )
+    key = f"net.ipv6.conf.{dev}.dad_transmits"
+    return Finding(
+        Cause.ADDRESS_TENTATIVE,
+        Where(at.ns, dev),
+        f"{base}: {source}, and its {first.cidr} is still {state}: duplicate address detection sends {key}={reads.sysctl(at.ns, key)} "
+        "solicitations first, a retransmit interval (a second) apart, and the kernel solicits once it ends",
+        claims=(Claim(at.ns, f"address {first.cidr} dev {dev}", state, dev=dev, blames=True), sysctl(reads, at.ns, key, dev=dev)),
+    )
 
 
 def silent(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, base: str, sip: str, seen: bool) -> Finding:
