@@ -49,6 +49,32 @@ def test_left_by_the_default_route_and_never_arrived(make_lab):
     assert "lan" in result.explanation and "default route" in result.explanation
 
 
+def test_a_link_down_under_the_specific_route_is_blamed_not_the_route(make_lab):
+    """host's route to the container goes by veth1: with veth1 down the kernel drops that route,
+    and the default route takes the packet to lan. The link is what to change."""
+    lab = make_lab(LABS["host-to-container"].topology)
+    host = lab.ns("host")
+    host.run(["ip", "link", "set", "veth1", "down"], check=True)
+    result = host.ping("172.16.0.2")
+    assert result.outcome is Outcome.TIMEOUT and result.cause is Cause.LOST_VIA_DEFAULT_ROUTE, result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("host", "link veth1", "down")]
+    assert "the lab's route 172.16.0.0/24 dev veth1 goes by veth1, which is down" in result.explanation
+    host.run(["sh", "-c", result.remedies[0].command], check=True)
+    assert host.ping("172.16.0.2").replied
+
+
+def test_an_unreachable_route_in_the_local_table_answers_for_itself(make_lab):
+    """node2's local table refuses the pod (host unreachable). The early verdict watches the
+    namespaces the lab routes the probe through, node2 not among them: node2's kernel is asked
+    by destination alone (an output lookup from pod1-1's source, which node2 does not hold,
+    answers ENETUNREACH, and the why blamed a route missing from table main)."""
+    lab = make_lab(LABS["kind-cluster"].topology)
+    lab.ns("node2").run(["ip", "route", "replace", "unreachable", "10.244.2.2", "table", "local"], check=True)
+    result = lab.ns("pod1-1").ping("10.244.2.2")
+    assert result.outcome is Outcome.ICMP_ERROR and result.cause is Cause.ICMP_UNREACHABLE, result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("node2", "route 10.244.2.2 table local", "unreachable")]
+
+
 def test_link_down_at_the_far_end(make_lab):
     lab = make_lab(Topology(**{**BASE, "veths": [Veth("ns1", "v1", "ns2", "v2", peer_up=False)]}))
     result = lab.ns("ns1").ping("10.0.0.2")

@@ -29,7 +29,7 @@ from nslab.diagnosis import ipv6
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
-from nslab.diagnosis.stages import At, cmd, combined, link, link_up, local, neighbour, netfilter, route_words, routing, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, cmd, combined, link, link_up, local, neighbour, netfilter, routing, set_sysctl, sysctl
 from nslab.diagnosis.walk import Walked, delivered, walk
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -146,7 +146,9 @@ def _icmp_error(result: Result, ev: Evidence, ctx: Context) -> Finding:
         if found is not None:
             return _prefixed(found, said)
     if ns != ev.src or at.iif is not None:
-        decision = routing.decide(ctx.reads, at)
+        # where the request's way into ns was not seen, ask the kernel by destination alone: an
+        # output lookup from a source ns does not hold answers something else (ENETUNREACH)
+        decision = routing.decide(ctx.reads, at if at.iif is not None or ns == ev.src else dataclasses.replace(at, src=""))
         if isinstance(decision, Finding):
             return _prefixed(_as_icmp(decision), said)
         if icmp.type == packets.UNREACHABLE and icmp.code == 1 and decision.dev and not decision.local:
@@ -308,21 +310,19 @@ def _default_only(ctx: Context, found: Finding, sender: str, dst: str, is_answer
     if not via or any(r.dst != "default" and r.type == "unicast" and r.covers(dst) for r in ctx.reads.routes(sender)):
         return found
     lost = routing.lost_route(ctx.reads, sender, dst)
-    fixes = found.fixes
     if lost is not None and lost.dst != "default":
-        claim = Claim(sender, f"route {routing.route_name(lost.dst)} table main", "absent", dev=lost.dev, blames=True)
-        words = route_words(lost)
-        fixes = (Remedy(sender, f"ip route add {words}", f"ip route del {words}", lost.dev), *fixes)
+        why = routing.why_lost(ctx.reads, sender, lost)
+        claims, fixes, words = why.claims, (*why.fixes, *found.fixes), f" ({why.words})"
     else:
-        claim = Claim(sender, f"route {dst} table main", f"only the default route via {via} covers it", dev=out.dev, blames=True)
+        claims, fixes, words = (Claim(sender, f"route {dst} table main", f"only the default route via {via} covers it", dev=out.dev, blames=True),), found.fixes, ""
     context = tuple(dataclasses.replace(c, blames=False) for c in found.claims)  # the router's state: context, not what to change
     what = ANSWER_WHAT.get(ctx.flow.probe, "answer") if is_answer else ctx.what
     return Finding(
         Cause.NO_RETURN_ROUTE if is_answer else Cause.LOST_VIA_DEFAULT_ROUTE,
         found.where,
-        f"{sender} has no specific route to {dst}: the {what} left by the default route via {via} on {out.dev}, and {found.text}",
+        f"{sender} has no specific route to {dst}{words}: the {what} left by the default route via {via} on {out.dev}, and {found.text}",
         found.reason,
-        (claim, *context),
+        (*claims, *context),
         fixes,
     )
 

@@ -19,7 +19,7 @@ from nslab.diagnosis import frames
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, combined, netfilter, number, routing, set_sysctl, sysctl, with_lost_routes
+from nslab.diagnosis.stages import At, address, cmd, combined, netfilter, number, routing, set_sysctl, sysctl
 from nslab.diagnosis.stages import link as links
 from nslab.kernel.state import LinkState
 from nslab.model.queries import owner_of
@@ -233,12 +233,14 @@ def _nobody(reads: Reads, at: At, dev: str, hop: str, reached: set[tuple[str, st
     expected = next((a for a in reads.view.topology.addresses if a.ns == owner and str(a.interface.ip) == hop), None)
     if owner is not None and owner in reads.view.spaces and expected is not None:
         if not reads.is_local(owner, hop):
+            why = address.absent(reads, owner, expected)
             return Finding(
                 Cause.NO_ARP_ANSWER,
                 Where(owner, expected.dev),
-                f"{base}: the segment reaches {hosts}, and none holds {hop}; {owner}'s {expected.dev}, where the lab puts it, has no address {hop}",
-                claims=(Claim(owner, f"address {expected.cidr} dev {expected.dev}", "absent", dev=expected.dev, blames=True),),
-                fixes=(_readdress(reads, owner, expected),),
+                f"{base}: the segment reaches {hosts}, and none holds {hop}; {owner}'s {expected.dev}, where the lab puts it, has no address {hop}"
+                + (f": {why.words}" if why.words else ""),
+                claims=why.claims,
+                fixes=why.fixes,
             )
         found = _not_reached(reads, owner, hop, reached)
         if found is not None:
@@ -249,11 +251,6 @@ def _nobody(reads: Reads, at: At, dev: str, hop: str, reached: set[tuple[str, st
         f"{base}: the segment, as the kernel wires it, reaches {hosts}, and none of them holds {hop}",
         claims=tuple(Claim(n, f"address {hop}", "not held", dev=d) for n, d in sorted(reached)),
     )
-
-
-def _readdress(reads: Reads, ns: str, address) -> Remedy:
-    """Put the address back, and the lab's routes through it that the kernel dropped with it."""
-    return with_lost_routes(reads, ns, address.dev, f"ip addr add {address.cidr} dev {address.dev}", f"ip addr del {address.cidr} dev {address.dev}", [address.interface.network])
 
 
 def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str]]) -> Finding | None:

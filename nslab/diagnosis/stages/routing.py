@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, cmd, combined, link_up, route_words, set_sysctl, sysctl, with_lost_routes
+from nslab.diagnosis.stages import At, address, cmd, combined, link_up, route_words, set_sysctl, sysctl
 from nslab.kernel.state import RouteLookup, RouteState, RuleState
 from nslab.model.topology import Route
 from nslab.probes.result import Cause, Claim, Remedy, Where
@@ -237,38 +237,59 @@ def _no_route(reads: Reads, at: At) -> Finding:
     came = f"the {at.what} came into {at.ns} on {at.iif}, and " if at.iif else ""
     text = f"{came}{at.ns} has no route to {at.dst}: no route in table{'s' if len(tables) > 1 else ''} {', '.join(tables) or 'main'} covers it"
     lost = lost_route(reads, at.ns, at.dst)
-    gone = _down_under(reads, at.ns, lost) if lost is not None else None
-    if gone is not None:
-        return Finding(
-            Cause.LINK_DOWN,
-            Where(at.ns, gone),
-            f"{text}: the lab's route {lost.dst} goes by {gone}, which is down (its routes went with it); {cmd(at.ns, 'ip link set', gone, 'up')}",
-            claims=(Claim(at.ns, f"link {gone}", "down", dev=gone, blames=True),),
-            fixes=(link_up(reads, at.ns, gone),),
-        )
-    missing = _address_under(reads, at.ns, lost) if lost is not None else None
-    if missing is not None:
-        return Finding(
-            Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER,
-            Where(at.ns, missing.dev),
-            f"{text}: the lab's route {lost.dst} via {lost.via} went with the address {missing.cidr} on {missing.dev}, which {at.ns} no longer has",
-            claims=(Claim(at.ns, f"address {missing.cidr} dev {missing.dev}", "absent", dev=missing.dev, blames=True),),
-            fixes=(with_lost_routes(reads, at.ns, missing.dev, f"ip addr add {missing.cidr} dev {missing.dev}", f"ip addr del {missing.cidr} dev {missing.dev}", [missing.interface.network]),),
-        )
     if lost is not None:
-        words = route_words(lost)
-        return Finding(
-            Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER,
-            Where(at.ns, at.iif),
-            f"{text}; the lab's route {words} is not in its table",
-            claims=(Claim(at.ns, f"route {route_name(lost.dst)} table main", "absent", dev=lost.dev, blames=True),),
-            fixes=(Remedy(at.ns, f"ip route add {words}", f"ip route del {words}", lost.dev),),
-        )
+        why = why_lost(reads, at.ns, lost)
+        cause = Cause.LINK_DOWN if why.down else Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER
+        return Finding(cause, Where(at.ns, why.dev or at.iif), f"{text}: {why.words}", claims=why.claims, fixes=why.fixes)
     return Finding(
         Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.NO_ANSWER,
         Where(at.ns, at.iif),
         text,
         claims=(Claim(at.ns, f"route {at.dst} table main", "no route", blames=True),),
+    )
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Why a route the lab gives is not in the kernel's table, as read."""
+
+    words: str
+    claims: tuple[Claim, ...]
+    fixes: tuple[Remedy, ...]
+    dev: str | None  # the device to blame, where one is
+    down: bool  # that device is down
+
+
+def why_lost(reads: Reads, ns: str, lost) -> Lost:
+    """The lab's route *lost* (lost_route) is not in *ns*'s main table: the link under it is down
+    (the kernel drops a device's routes when it goes down), the address it went with is gone
+    (and why, as address.absent reads it), or nothing read says why: the route is absent."""
+    words = route_words(lost)
+    gone = _down_under(reads, ns, lost)
+    if gone is not None:
+        return Lost(
+            f"the lab's route {words} goes by {gone}, which is down (its routes went with it); {cmd(ns, 'ip link set', gone, 'up')}",
+            (Claim(ns, f"link {gone}", "down", dev=gone, blames=True),),
+            (link_up(reads, ns, gone),),
+            gone,
+            True,
+        )
+    missing = _address_under(reads, ns, lost)
+    if missing is not None:
+        why = address.absent(reads, ns, missing)
+        return Lost(
+            f"the lab's route {words} went with the address {missing.cidr} on {missing.dev}, which {ns} no longer has" + (f": {why.words}" if why.words else ""),
+            why.claims,
+            why.fixes,
+            missing.dev,
+            False,
+        )
+    return Lost(
+        f"the lab's route {words} is not in its table",
+        (Claim(ns, f"route {route_name(lost.dst)} table main", "absent", dev=lost.dev, blames=True),),
+        (Remedy(ns, f"ip route add {words}", f"ip route del {words}", lost.dev),),
+        None,
+        False,
     )
 
 

@@ -1,0 +1,53 @@
+"""Why an address the lab gave a device is not there, as the kernel shows it.
+
+The kernel removes addresses for reasons of its own, and each leaves a trace to
+read: a device that is gone; for IPv6, a device the kernel took IPv6 off (its
+`net.ipv6.conf.DEV` directory is gone: an MTU below IPv6's minimum of 1280 does
+that, addresses and all), or `disable_ipv6` set on it. Only where no such trace is
+read is the address itself named as absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nslab.diagnosis.reads import Reads
+from nslab.diagnosis.stages import with_lost_routes
+from nslab.probes.result import Claim, Remedy
+
+IPV6_MIN_MTU = 1280
+
+
+@dataclass(frozen=True)
+class Absence:
+    """Why the lab's address is missing: in words ("" where only its absence was read), the claims read, and the fix."""
+
+    words: str
+    claims: tuple[Claim, ...]
+    fixes: tuple[Remedy, ...]
+
+
+def absent(reads: Reads, ns: str, address) -> Absence:
+    """The lab's *address* (model.Address) on its device in *ns*, which the kernel does not hold."""
+    dev, cidr = address.dev, address.cidr
+    add = f"ip addr add {cidr} dev {dev}"
+    link = reads.link(ns, dev)
+    if link is None:
+        return Absence(f"{ns} has no link {dev} to hold {cidr}", (Claim(ns, f"link {dev}", "absent", dev=dev, blames=True),), ())
+    if address.interface.version == 6:
+        if reads.sysctl(ns, f"net.ipv6.conf.{dev}.disable_ipv6") is None:  # the kernel holds no IPv6 state for the device
+            conf = Claim(ns, f"sysctl net.ipv6.conf.{dev}", "absent", dev=dev)
+            if link.mtu < IPV6_MIN_MTU:
+                fix = with_lost_routes(reads, ns, dev, f"ip link set dev {dev} mtu 1500 && {add} nodad", f"ip addr del {cidr} dev {dev} && ip link set dev {dev} mtu {link.mtu}", [address.interface.network])
+                return Absence(
+                    f"{dev}'s MTU is {link.mtu}, below IPv6's minimum of {IPV6_MIN_MTU}, so the kernel took IPv6 off {dev} and its address {cidr} with it",
+                    (Claim(ns, f"link {dev}", f"mtu {link.mtu}", dev=dev, blames=True), conf),
+                    (fix,),
+                )
+            return Absence(f"the kernel holds no IPv6 state for {dev} (no net.ipv6.conf.{dev}), so it holds no {cidr}", (conf,), ())
+        for key in (f"net.ipv6.conf.{dev}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"):
+            if reads.sysctl(ns, key) == "1":
+                fix = with_lost_routes(reads, ns, dev, f"sysctl -w {key}=0 && {add} nodad", f"ip addr del {cidr} dev {dev} && sysctl -w {key}=1", [address.interface.network])
+                return Absence(f"{key}=1 there: IPv6 is disabled on {dev}, which removed {cidr}", (Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), (fix,))
+    fix = with_lost_routes(reads, ns, dev, add, f"ip addr del {cidr} dev {dev}", [address.interface.network])
+    return Absence("", (Claim(ns, f"address {cidr} dev {dev}", "absent", dev=dev, blames=True),), (fix,))
