@@ -32,17 +32,29 @@ def hops(ordered: list[Sighting]) -> list[tuple[str, str, str]]:
 
 
 def test_equal_stamps_follow_the_path():
-    assert hops(causal_order(sightings([5, 5, 5, 5])[::-1], PEERS)) == HOPS
+    assert hops(causal_order(sightings([5, 5, 5, 5])[::-1], PEERS, {})) == HOPS
 
 
 def test_stamps_out_of_order_across_namespaces_follow_the_path():
     # the receive stamp of a namespace read on another CPU may even come first
-    assert hops(causal_order(sightings([9, 3, 9, 4]), PEERS)) == HOPS
+    assert hops(causal_order(sightings([9, 3, 9, 4]), PEERS, {})) == HOPS
 
 
 def test_unrelated_packets_keep_clock_order():
     other = Sighting("pod2", "eth0", "out", 1, bytes(Ether() / IP(src="10.244.3.3", dst="10.244.3.2", id=8) / ICMP(type=0, id=1, seq=1)))
-    assert causal_order(sightings([5, 6, 7, 8]) + [other], PEERS)[0] is other
+    assert causal_order(sightings([5, 6, 7, 8]) + [other], PEERS, {})[0] is other
+
+
+def test_a_bridge_receives_after_its_port_and_sends_before_it():
+    """container eth0 > host veth1 > br0 > uplink: br0 is related to the sender only through its
+    port, so a receive stamp earlier than the sender's (another socket's clock) put it first."""
+    peers = {("c", "eth0"): ("host", "veth1"), ("host", "veth1"): ("c", "eth0")}
+    path = [("c", "eth0", "out"), ("host", "veth1", "in"), ("host", "br0", "in"), ("host", "uplink", "out")]
+    seen = [Sighting(ns, dev, way, stamp, ECHO) for (ns, dev, way), stamp in zip(path, [9, 3, 3, 12])]
+    assert hops(causal_order(seen, peers, {("host", "veth1"): ("host", "br0")})) == path
+    back = [("host", "br0", "out"), ("host", "veth1", "out"), ("c", "eth0", "in")]
+    seen = [Sighting(ns, dev, way, stamp, ECHO) for (ns, dev, way), stamp in zip(back, [7, 5, 6])]
+    assert hops(causal_order(seen, peers, {("host", "veth1"): ("host", "br0")})) == back
 
 
 def node_without_forwarding() -> Topology:

@@ -101,11 +101,14 @@ def _identity(s: Sighting) -> tuple | None:
     return None if p is None else (p.proto, p.ident, p.icmp_type, p.icmp_id, p.icmp_seq, p.tcp_flags)
 
 
-def causal_order(sightings: list[Sighting], peers: dict[tuple[str, str], tuple[str, str]]) -> list[Sighting]:
+def causal_order(sightings: list[Sighting], peers: dict[tuple[str, str], tuple[str, str]], ports: dict[tuple[str, str], tuple[str, str]]) -> list[Sighting]:
     """Sightings in the order they happened: a packet leaving one end of a veth
     comes before it enters the other end (*peers* maps each end to the other),
-    and a packet enters a namespace before it is forwarded out of it. The
-    kernel's timestamps order what these rules do not relate."""
+    a packet enters a namespace before it is forwarded out of it, and a bridge
+    port receives a frame before its bridge does and sends one after (*ports*
+    maps each port to its bridge). The kernel's timestamps order what these rules
+    do not relate: they come from different sockets' clocks and can disagree by
+    microseconds, so a rule, not a timestamp, orders what the kernel's path does."""
     ordered = sorted(sightings, key=lambda s: (s.time_ns, s.direction != "out"))
     after: dict[int, list[int]] = {i: [] for i in range(len(ordered))}
     waiting = [0] * len(ordered)
@@ -118,7 +121,10 @@ def causal_order(sightings: list[Sighting], peers: dict[tuple[str, str], tuple[s
                 continue
             over_veth = sa.direction == "out" and sb.direction == "in" and peers.get((sa.ns, sa.dev)) == (sb.ns, sb.dev)
             forwarded = sa.direction == "in" and sb.direction == "out" and sa.ns == sb.ns and sa.dev != sb.dev
-            if over_veth or forwarded:
+            bridged = sa.direction == sb.direction and (
+                ports.get((sa.ns, sa.dev)) == (sb.ns, sb.dev) if sa.direction == "in" else ports.get((sb.ns, sb.dev)) == (sa.ns, sa.dev)
+            )
+            if over_veth or forwarded or bridged:
                 after[a].append(b)
                 waiting[b] += 1
     ready = [i for i in range(len(ordered)) if waiting[i] == 0]

@@ -25,7 +25,7 @@ from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads, View
 from nslab.kernel import drops as drop_source
 from nslab.kernel.state import RouteLookup
-from nslab.model.queries import veth_peers, watch_set
+from nslab.model.queries import bridge_ports, veth_peers, watch_set
 from nslab.probes import packets
 from nslab.probes.result import Result
 
@@ -143,7 +143,7 @@ class Watch:
             sender_route=self.sender_route,
             request_src=request.src if request else self.sender_route.src,
             counters=self.deltas(),
-            sightings=causal_order(self.sightings, veth_peers(self.view.topology)),
+            sightings=causal_order(self.sightings, veth_peers(self.view.topology), bridge_ports(self.view.topology)),
             links={self.src: self.reads.links(self.src)},
             watched=frozenset(space.name for space in self.watched),
             neighbours={},

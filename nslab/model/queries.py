@@ -17,6 +17,11 @@ def veth_peers(topo: Topology) -> dict[tuple[str, str], tuple[str, str]]:
     return out
 
 
+def bridge_ports(topo: Topology) -> dict[tuple[str, str], tuple[str, str]]:
+    """Each veth end that is a bridge's port (namespace, interface) -> its bridge."""
+    return {(ns, dev): (ns, master) for v in topo.veths for ns, dev, master in v.ends() if master is not None}
+
+
 def owner_of(topo: Topology, address: str) -> str | None:
     """The namespace whose interface holds *address*, per the model."""
     return next((a.ns for a in topo.addresses if str(a.interface.ip) == address), None)
