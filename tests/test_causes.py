@@ -75,6 +75,17 @@ def test_an_unreachable_route_in_the_local_table_answers_for_itself(make_lab):
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("node2", "route 10.244.2.2 table local", "unreachable")]
 
 
+def test_arp_ignore_2_answers_only_a_sender_in_the_targets_subnet(make_lab):
+    """host asks for 172.16.0.2 from 10.0.0.10 (its only address; veth1 has none): with
+    arp_ignore=2 container1 answers only a sender in 172.16.0.0/24."""
+    lab = make_lab(LABS["host-to-container"].topology)
+    lab.ns("container1").set_sysctl("net.ipv4.conf.ceth1.arp_ignore", 2)
+    result = lab.ns("host").ping("172.16.0.2")
+    assert result.outcome is Outcome.TIMEOUT and result.where == Where("container1", "ceth1"), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("container1", "sysctl net.ipv4.conf.ceth1.arp_ignore", "2")]
+    assert "answers only a sender in the subnet of 172.16.0.2 on ceth1, and the request came from 10.0.0.10" in result.explanation
+
+
 def test_link_down_at_the_far_end(make_lab):
     lab = make_lab(Topology(**{**BASE, "veths": [Veth("ns1", "v1", "ns2", "v2", peer_up=False)]}))
     result = lab.ns("ns1").ping("10.0.0.2")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from nslab import Address, Cause, LabError, Namespace, Outcome, Route, Topology, Veth, Where
+from nslab import Address, Bridge, Cause, LabError, Namespace, Outcome, Route, Topology, Veth, Where
 from nslab.diagnosis import frames
 from nslab.kernel.drops import decode
 from nslab.kernel.process import wait_until
@@ -166,7 +166,8 @@ def test_a_router_without_a_link_local_is_told_to_add_one(make_lab):
     assert [(c.obj, c.value) for c in result.claims if c.blames] == [("address fe80::/64 dev r1", "absent")]
     assert result.remedies == (Remedy("r", "ip -6 addr add fe80::1/64 dev r1 nodad", "ip -6 addr del fe80::1/64 dev r1", "r1"),)
     r.run(["ip", "-6", "addr", "add", "fe80::1/64", "dev", "r1", "nodad"], check=True)
-    assert lab.ns("a").ping("fd00:2::1").replied
+    # r's entry for fd00:2::1 is still resolving for the first probe: its next solicitation comes when the retransmit timer fires
+    wait_until(lambda: lab.ns("a").ping("fd00:2::1").replied, 5.0, "a's ping through with a link-local on r1")
 
 
 @pytest.mark.parametrize("dev_ns, dev", [("b", "b0"), ("a", "a0")])
@@ -183,6 +184,49 @@ def test_an_mtu_below_ipv6_minimum_is_why_an_address_is_gone(make_lab, dev_ns, d
     lab.ns(dev_ns).run(["sh", "-c", result.remedies[0].command], check=True)
     # r may still be resolving fd00:2::1 for the first probe (settled early), its next solicitation a second on
     wait_until(lambda: lab.ns("a").ping("fd00:2::1").replied, 5.0, "a's ping through after the fix")
+
+
+def test_an_answer_too_big_for_the_bridge_port_it_leaves_by(make_lab):
+    """b's advertisement (a 72-byte packet) is bridged out of p1, whose MTU is 68: with br_netfilter
+    handing bridged IPv6 to the ip6 hooks, the bridge drops it; without, the frame passes (the
+    kernel allows a port its MTU, the header and a VLAN tag). The why names what it read."""
+    topo = Topology(
+        [Namespace(n, sysctls=NO_DAD) for n in ("h", "a", "b")],
+        bridges=[Bridge("h", "br0")],
+        veths=[Veth("h", "p1", "a", "a0", master="br0"), Veth("h", "p2", "b", "b0", master="br0")],
+        addresses=[Address("a", "a0", "fd00::1/64"), Address("b", "b0", "fd00::2/64")],
+    )
+    lab = make_lab(topo)
+    h = lab.ns("h")
+    h.set_sysctl("net.bridge.bridge-nf-call-ip6tables", 1)
+    h.run(["ip", "link", "set", "dev", "p1", "mtu", "68"], check=True)
+    result = lab.ns("a").ping("fd00::2")
+    assert result.outcome is Outcome.TIMEOUT and result.where == Where("h", "p1"), result
+    assert [(c.ns, c.obj, c.value, c.blames) for c in result.claims] == [("h", "link p1", "mtu 68", True), ("h", "sysctl net.bridge.bridge-nf-call-ip6tables", "1", False)]
+    assert "b holds fd00::2 and answered: its NDP advertisement left b0 (86 bytes)" in result.explanation
+    h.set_sysctl("net.bridge.bridge-nf-call-ip6tables", 0)
+    wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through without br_netfilter")
+
+
+def test_a_chain_on_the_holders_way_out_drops_its_advertisement(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    b = lab.ns("b")
+    for line in ("add table netdev t", "add chain netdev t e { type filter hook egress device b0 priority 0 ; }", "add rule netdev t e meta l4proto ipv6-icmp drop"):
+        b.run(["nft", line], check=True)
+    result = lab.ns("a").ping("fd00::2")
+    assert result.outcome is Outcome.TIMEOUT and result.cause is Cause.FILTERED_BY_RULE and result.where == Where("b", "b0"), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("b", "nft netdev t e", "meta l4proto ipv6-icmp drop")]
+
+
+def test_a_holder_without_arp_answers_no_solicitation(make_lab):
+    lab = make_lab(Topology(**PAIR))
+    b = lab.ns("b")
+    b.run(["ip", "link", "set", "b0", "arp", "off"], check=True)
+    result = lab.ns("a").ping("fd00::2")
+    assert result.outcome is Outcome.TIMEOUT and result.where == Where("b", "b0"), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("b", "link b0", "arp off")]
+    b.run(["sh", "-c", result.remedies[0].command], check=True)
+    wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through with arp on")
 
 
 def test_dad_failed(make_lab):

@@ -25,6 +25,8 @@ from nslab.kernel.state import LinkState
 from nslab.model.queries import owner_of
 from nslab.probes.result import Cause, Claim, Remedy, Where
 
+ETH_HEADER, VLAN_HEADER = 14, 4  # a device's MTU counts what follows the Ethernet header
+
 
 def holders(reads: Reads, hosts: Iterable[tuple[str, str]], address: str) -> list[tuple[str, str]]:
     """The hosts among *hosts* that hold *address* (a local route for it, or the address
@@ -34,30 +36,45 @@ def holders(reads: Reads, hosts: Iterable[tuple[str, str]], address: str) -> lis
 
 @dataclass(frozen=True)
 class Asked:
-    """What the captures saw of one probe's neighbour solicitations (ARP requests and NDP
-    solicitations), every namespace of the lab watched: who sent one for which address, by
-    which device, and who heard it. The captures keep only those for *targets* (the probe's
-    own next hop and destination); of any other address nothing is known."""
+    """What the captures saw of one probe's neighbour resolution (ARP requests and replies,
+    NDP solicitations and advertisements), every namespace of the lab watched: who asked for
+    which address by which device, who heard it, who answered. The captures keep only those
+    about *targets* (the probe's own next hop and destination); of others nothing is known."""
 
     targets: frozenset[str]
-    sent: frozenset[tuple[str, str, str]]  # (namespace, device, target)
-    heard: frozenset[tuple[str, str]]  # (namespace, target)
+    seen: tuple[tuple[Sighting, str], ...]  # each solicitation or answer, and the address it is about
 
     @classmethod
     def of(cls, sightings: Iterable[Sighting], targets: Iterable[str]) -> "Asked":
-        asks = [(s, _address(frames.fields_of(s.frame)[2])) for s in sightings if s.kind in frames.SOLICITS]
-        return cls(
-            frozenset(_address(t) for t in targets),
-            frozenset((s.ns, s.dev, t) for s, t in asks if s.direction == "out"),
-            frozenset((s.ns, t) for s, t in asks if s.direction == "in"),
-        )
+        about = [(s, _address(_about(s))) for s in sightings if s.kind in frames.SOLICITS + frames.ADVERTS]
+        return cls(frozenset(_address(t) for t in targets), tuple(about))
+
+    def _of(self, target: str, kinds: tuple[str, ...], direction: str) -> list[Sighting] | None:
+        address = _address(target)
+        return [s for s, t in self.seen if t == address and s.kind in kinds and s.direction == direction] if address in self.targets else None
 
     def sent_by(self, ns: str, dev: str, target: str) -> bool | None:
         """Did *ns* send one for *target* by *dev*? None: the captures did not keep those."""
-        return (ns, dev, _address(target)) in self.sent if _address(target) in self.targets else None
+        sent = self._of(target, frames.SOLICITS, "out")
+        return None if sent is None else any((s.ns, s.dev) == (ns, dev) for s in sent)
 
     def heard_by(self, target: str) -> set[str] | None:
-        return {ns for ns, t in self.heard if t == _address(target)} if _address(target) in self.targets else None
+        heard = self._of(target, frames.SOLICITS, "in")
+        return None if heard is None else {s.ns for s in heard}
+
+    def answer_of(self, ns: str, target: str) -> Sighting | None:
+        """*ns*'s answer for *target* as it left (None: none seen, or not kept)."""
+        return next((s for s in self._of(target, frames.ADVERTS, "out") or [] if s.ns == ns), None)
+
+    def answer_at(self, ns: str, dev: str, target: str) -> Sighting | None:
+        """An answer for *target* as it arrived at *ns* on *dev* (None: none seen, or not kept)."""
+        return next((s for s in self._of(target, frames.ADVERTS, "in") or [] if (s.ns, s.dev) == (ns, dev)), None)
+
+
+def _about(s: Sighting) -> str:
+    """The address a solicitation asks for, or an answer advertises."""
+    _, sender, target = frames.fields_of(s.frame)
+    return target if s.kind in frames.SOLICITS else sender
 
 
 def _address(text: str) -> str:
@@ -84,6 +101,10 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, asked: Asked | None) ->
                 Where(*host),
                 f"{base}: {host[0]} holds {hop} and the kernel wires {host[1]} to the segment, but no capture saw the request arrive there; the cause is unknown",
             )
+        answer = asked.answer_of(host[0], hop) if asked is not None else None
+        if answer is not None:
+            arrived = asked.answer_at(at.ns, dev, hop) if asked is not None else None
+            return answer_refused(reads, at, dev, host, hop, base, arrived) if arrived is not None else answer_lost(reads, at, dev, host, hop, base, answer)
         return silent(reads, at, dev, host, hop, base, sip, heard is not None)
     for end in sorted(cut):
         if reads.is_local(end[0], hop) or any(reads.is_local(n, hop) for n in _behind(reads, end)):
@@ -108,13 +129,22 @@ def unsent(reads: Reads, at: At, dev: str, hop: str) -> Finding:
             claims=tuple(sysctl(reads, at.ns, key, blames=True, dev=dev) for key in keys),
             fixes=(set_sysctl(reads, at.ns, keys[0], 3, dev),),
         )
-    own = netfilter.arp_stoppers(reads, at.ns, dev, "request", "out") if word == "ARP" else []
+    own = netfilter.neighbour_stoppers(reads, at.ns, dev, word == "NDP", "request", "out")
     if own:
-        return netfilter.arp_finding(Where(at.ns, dev), [(at.ns, s) for s in own], f"{base}, and {at.ns}'s own chains can drop it as it leaves")
+        return netfilter.neighbour_finding(Where(at.ns, dev), [(at.ns, s) for s in own], f"{base}, and {at.ns}'s own chains can drop it as it leaves")
     if word == "NDP":
         found = _no_ndp_source(reads, at, dev, base)
         if found is not None:
             return found
+    entry = reads.neighbour(at.ns, hop)
+    if entry is not None and entry.state in ("INCOMPLETE", "PROBE"):
+        key = f"net.{at.v}.neigh.{dev}.retrans_time_ms"
+        return Finding(
+            Cause.NO_ARP_ANSWER,
+            Where(at.ns, dev),
+            f"{base}: its entry for {hop} is {entry.state}, a resolution under way, and its kernel sends the next request when the retransmit timer fires ({key}={reads.sysctl(at.ns, key)})",
+            claims=(Claim(at.ns, f"neigh {hop} dev {dev}", entry.state, dev=dev), sysctl(reads, at.ns, key, dev=dev)),
+        )
     return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev), f"{base}; the cause is unknown")
 
 
@@ -161,40 +191,149 @@ def silent(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, 
     *seen*: a capture saw the request arrive): which of its knobs keeps it silent, or which
     chain on the exchange's way can stop it."""
     ns, dev = host
+    v6 = ":" in hop
     who = f"{ns} holds {hop} and heard the request on {dev}" if seen else f"{ns} holds {hop} on {dev}, wired to that segment"
-    if ":" in hop:  # IPv6's own reasons (tentative, disabled, another interface) are nslab/diagnosis/ipv6.py's
-        return Finding(Cause.NO_ARP_ANSWER, Where(ns, dev), f"{base}: {who}, yet did not answer; the cause is unknown")
+    chains = [(ns, x) for x in netfilter.neighbour_stoppers(reads, ns, dev, v6, "request", "in") + netfilter.neighbour_stoppers(reads, ns, dev, v6, "reply", "out")]
+    chains += [(at.ns, x) for x in netfilter.neighbour_stoppers(reads, at.ns, dev_out, v6, "reply", "in") + ([] if seen else netfilter.neighbour_stoppers(reads, at.ns, dev_out, v6, "request", "out"))]
+    chains += [(b, x) for b in _bridging(reads, [(ns, dev), (at.ns, dev_out)]) for op in ("reply",) + (() if seen else ("request",)) for x in netfilter.bridge_stoppers(reads, b, v6, op)]
+    chains = list(dict.fromkeys(chains))
     link = reads.link(ns, dev)
     if link is not None and link.noarp:
         return Finding(
             Cause.NO_ARP_ANSWER,
             Where(ns, dev),
-            f"{base}: {who}, but {dev} there does no ARP (arp off), so its kernel drops ARP requests on it; {cmd(ns, 'ip link set', dev, 'arp on')}",
+            f"{base}: {who}, but {dev} there does no ARP (arp off), so its kernel answers no {'solicitation' if v6 else 'ARP request'} on it; {cmd(ns, 'ip link set', dev, 'arp on')}",
             claims=(Claim(ns, f"link {dev}", "arp off", dev=dev, blames=True),),
             fixes=(Remedy(ns, f"ip link set {dev} arp on", f"ip link set {dev} arp off", dev),),
         )
+    if v6:  # IPv6's own reasons (tentative, disabled, another interface) are nslab/diagnosis/ipv6.py's
+        if chains:
+            return netfilter.neighbour_finding(Where(ns, dev), chains, f"{base}: {who}, but chains on the way of the solicitation or its answer can drop it")
+        return Finding(Cause.NO_ARP_ANSWER, Where(ns, dev), f"{base}: {who}, yet did not answer; no netfilter chain on the NDP exchange's way; the cause is unknown")
     check = routing.decide(reads, At(ns, sip, hop, dev, "ARP request"))
     if isinstance(check, Finding):
         return Finding(Cause.NO_ARP_ANSWER if check.cause is Cause.UNKNOWN else check.cause, check.where, f"{base}: {who}, but {check.text}", claims=check.claims, fixes=check.fixes)
     ignore, keys = combined(reads, ns, dev, "arp_ignore", "max")
-    on_dev = any(a.ip == hop for a in reads.addresses(ns) if a.dev == dev)
-    if ignore >= 8 or (ignore in (1, 2, 3) and not on_dev):
-        why = "never answers for its addresses" if ignore >= 8 else f"answers only for addresses on {dev}, and {hop} is on another interface"
+    on_dev = [a for a in reads.addresses(ns) if a.dev == dev and a.ip == hop]
+    same_subnet = any(_in_subnet(sip, a.cidr) for a in on_dev)
+    if ignore >= 8 or (ignore in (1, 2, 3) and not on_dev) or (ignore == 2 and not same_subnet):
+        why = (
+            "never answers for its addresses"
+            if ignore >= 8
+            else f"answers only for addresses on {dev}, and {hop} is on another interface"
+            if not on_dev
+            else f"answers only a sender in the subnet of {hop} on {dev}, and the request came from {sip}"
+        )
         return _knob(reads, ns, dev, keys, f"{base}: {who}, but arp_ignore={ignore} there ({', '.join(keys)}) {why}; {cmd(ns, 'sysctl -w', keys[-1] + '=0')}")
     filtering, fkeys = combined(reads, ns, dev, "arp_filter", "or")
     back = reads.route_get(ns, sip)
     if filtering and back.found and back.dev != dev:
         return _knob(reads, ns, dev, fkeys, f"{base}: {who}, but arp_filter is on there ({', '.join(fkeys)}) and its route back to {sip} leaves by {back.dev}, not {dev}")
-    chains = [(ns, x) for x in netfilter.arp_stoppers(reads, ns, dev, "request", "in") + netfilter.arp_stoppers(reads, ns, dev, "reply", "out")]
-    chains += [(at.ns, x) for x in netfilter.arp_stoppers(reads, at.ns, dev_out, "reply", "in") + ([] if seen else netfilter.arp_stoppers(reads, at.ns, dev_out, "request", "out"))]
     if chains:
-        return netfilter.arp_finding(Where(ns, dev), chains, f"{base}: {who}, but chains on the way of the request or its answer can drop it")
+        return netfilter.neighbour_finding(Where(ns, dev), chains, f"{base}: {who}, but chains on the way of the request or its answer can drop it")
     return Finding(
         Cause.NO_ARP_ANSWER,
         Where(ns, dev),
         f"{base}: {who}, yet did not answer; read there: arp_ignore={ignore}, arp_filter={filtering}, no netfilter chain on the ARP exchange's way; the cause is unknown",
         claims=(sysctl(reads, ns, f"net.ipv4.conf.{dev}.arp_ignore", dev=dev), sysctl(reads, ns, f"net.ipv4.conf.{dev}.arp_filter", dev=dev)),
     )
+
+
+def _in_subnet(address: str, cidr: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_interface(cidr).network
+    except ValueError:
+        return False
+
+
+def _bridging(reads: Reads, ends: list[tuple[str, str]]) -> list[str]:
+    """The namespaces that bridge frames between *ends*: where the veth peer of an end is a bridge's port."""
+    peers = [reads.peer(*end) for end in ends]
+    return list(dict.fromkeys(p[0] for p in peers if p is not None and (link := reads.link(*p)) is not None and link.master is not None))
+
+
+def answer_lost(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, base: str, answer: Sighting) -> Finding:
+    """*host* answered (*answer*: its reply, seen leaving it) and the answer never reached *at*.ns:
+    what on the answer's way can drop it. A device it passes after the capture saw it (the
+    holder's veth peer, a bridge port it is bridged out of, the asker's own end) that is too
+    small for it; chains of the bridge family where it is bridged; the asker's ingress chains."""
+    ns, dev = host
+    v6 = ":" in hop
+    word = "NDP advertisement" if v6 else "ARP reply"
+    left = f"{ns} holds {hop} and answered: its {word} left {dev} ({len(answer.frame)} bytes)"
+    for end, out in ((reads.peer(ns, dev), False), (reads.peer(at.ns, dev_out), True), ((at.ns, dev_out), False)):
+        small = _too_small(reads, end, len(answer.frame), v6, out) if end is not None else None
+        if end is not None and small is not None:
+            mtu, why, claims = small
+            return Finding(
+                Cause.NO_ARP_ANSWER,
+                Where(*end),
+                f"{base}: {left}, but {end[1]} in {end[0]} on its way has MTU {mtu}: {why}; {cmd(end[0], 'ip link set dev', end[1], 'mtu 1500')}",
+                claims=(Claim(end[0], f"link {end[1]}", f"mtu {mtu}", dev=end[1], blames=True), *claims),
+                fixes=(Remedy(end[0], f"ip link set dev {end[1]} mtu 1500", f"ip link set dev {end[1]} mtu {mtu}", end[1]),),
+            )
+    chains = [(b, x) for b in _bridging(reads, [(ns, dev), (at.ns, dev_out)]) for x in netfilter.bridge_stoppers(reads, b, v6, "reply")]
+    chains += [(at.ns, x) for x in netfilter.neighbour_stoppers(reads, at.ns, dev_out, v6, "reply", "in")]
+    if chains:
+        return netfilter.neighbour_finding(Where(at.ns, dev_out), chains, f"{base}: {left}, but chains on the answer's way to {at.ns} can drop it")
+    return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev_out), f"{base}: {left}, and it did not reach {at.ns}; no MTU or netfilter chain read on its way stops it; the cause is unknown")
+
+
+def answer_refused(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, base: str, arrived: Sighting) -> Finding:
+    """*host*'s answer reached *at*.ns on *dev_out* (*arrived*, as captured) and was not taken.
+    A frame addressed to another host's MAC is dropped on arrival: who chose that address (a
+    holder's device without ARP addresses every neighbour with its own MAC; else its neighbour
+    entry for the asker)."""
+    ns, dev = host
+    word = "NDP advertisement" if ":" in hop else "ARP reply"
+    to = ":".join(f"{b:02x}" for b in arrived.frame[:6])
+    mine = reads.link(at.ns, dev_out)
+    came = f"{ns} holds {hop} and answered, and its {word} reached {at.ns} on {dev_out}"
+    if mine is not None and to != mine.mac.lower() and not arrived.frame[0] & 1:
+        lead = f"{base}: {came} addressed to {to}, not to {dev_out} ({mine.mac}), so {at.ns}'s kernel dropped it as another host's"
+        theirs = reads.link(ns, dev)
+        if theirs is not None and theirs.noarp and to == theirs.mac.lower():
+            return Finding(
+                Cause.NO_ARP_ANSWER,
+                Where(ns, dev),
+                f"{lead}: {dev} in {ns} does no ARP (arp off), so its kernel addresses every neighbour with {dev}'s own MAC; {cmd(ns, 'ip link set', dev, 'arp on')}",
+                claims=(Claim(ns, f"link {dev}", "arp off", dev=dev, blames=True), Claim(at.ns, f"link {dev_out}", f"mac {mine.mac}", dev=dev_out)),
+                fixes=(Remedy(ns, f"ip link set {dev} arp on", f"ip link set {dev} arp off", dev),),
+            )
+        asker = frames.fields_of(arrived.frame)[2]
+        entry = reads.neighbour(ns, asker)
+        if entry is not None and entry.mac is not None and entry.mac.lower() == to:
+            return Finding(
+                Cause.NO_ARP_ANSWER,
+                Where(ns, dev),
+                f"{lead}: {ns}'s neighbour entry for {asker} holds {entry.mac} ({entry.state}); {cmd(ns, 'ip neigh del', asker, 'dev', entry.dev)}",
+                claims=(Claim(ns, f"neigh {asker} dev {entry.dev}", f"lladdr {entry.mac} {entry.state}", dev=entry.dev, blames=True),),
+                fixes=(Remedy(ns, f"ip neigh del {asker} dev {entry.dev}", f"ip neigh replace {asker} lladdr {entry.mac} dev {entry.dev} nud {entry.state.lower()}", entry.dev),),
+            )
+        return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev_out), f"{lead}; what made {ns} choose {to} was not read")
+    chains = [(at.ns, x) for x in netfilter.neighbour_stoppers(reads, at.ns, dev_out, ":" in hop, "reply", "in")]
+    if chains:
+        return netfilter.neighbour_finding(Where(at.ns, dev_out), chains, f"{base}: {came}, but chains on its way in there can drop it")
+    return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev_out), f"{base}: {came}, and {at.ns} did not take it; the cause is unknown")
+
+
+def _too_small(reads: Reads, end: tuple[str, str], size: int, v6: bool, bridged_out: bool) -> tuple[int, str, tuple[Claim, ...]] | None:
+    """Is *end* too small for a frame of *size* bytes, as the kernel measures it there? A device
+    takes a frame up to its MTU, the Ethernet header and a VLAN tag (is_skb_forwardable: a veth
+    receiving, a bridge port sending); where br_netfilter hands a bridged IPv6 frame to the ip6
+    hooks, the packet itself must fit the port it is bridged out of (br_nf_dev_queue_xmit)."""
+    link = reads.link(*end)
+    if link is None:
+        return None
+    key = "net.bridge.bridge-nf-call-ip6tables"
+    if bridged_out and v6 and link.master is not None and reads.sysctl(end[0], key) == "1":
+        if size - ETH_HEADER > link.mtu:
+            why = f"bridged out of it, its {size - ETH_HEADER}-byte packet does not fit, and with {key}=1 there the bridge drops an IPv6 packet it cannot send whole"
+            return link.mtu, why, (sysctl(reads, end[0], key),)
+        return None
+    if size > link.mtu + ETH_HEADER + VLAN_HEADER:
+        return link.mtu, f"the {size}-byte frame is larger than it takes (its MTU, the Ethernet header and a VLAN tag), and the kernel drops it", ()
+    return None
 
 
 def _knob(reads: Reads, ns: str, dev: str, keys: list[str], text: str) -> Finding:

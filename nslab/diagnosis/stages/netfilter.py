@@ -68,32 +68,57 @@ def dropped(reads: Reads, at: At, how: str | None, *, reason: str | None, reject
     )
 
 
-# what marks a rule as one for other packets than ARP (an `ip`, `ip6` or transport match)
+# what marks a rule as one for other packets than ARP (an `ip`, `ip6` or transport match),
+# or than NDP (an IPv4, ARP or non-ICMPv6 transport match)
 _NOT_ARP = re.compile(r"\b(ip|ip6|tcp|udp|icmp|icmpv6|sctp|th)\b|l4proto|nfproto|meta protocol (ip|ip6)\b|ether type (ip|ip6)\b")
+_NOT_NDP = re.compile(r"\b(ip|arp|tcp|udp|sctp|th)\b|(?<![-\w])icmp\b|meta protocol (ip|arp)\b|ether type (ip|arp)\b|nfproto ipv4|l4proto (?!ipv6-icmp|icmpv6|58\b)")
 _OPERATION = re.compile(r"arp operation (request|reply)")
+_ICMPV6_TYPE = re.compile(r"icmpv6 type (\{[^}]*\}|\S+)")
+_NDP_TYPE = {"request": "nd-neighbor-solicit", "reply": "nd-neighbor-advert"}
 
 
-def arp_stoppers(reads: Reads, ns: str, dev: str, op: str, way: str) -> list[nftables.Stopper]:
-    """What can stop an ARP *op* ('request' or 'reply') coming in on *dev* (*way* 'in': the
-    netdev chains of *dev* and the arp family's input) or going out (*way* 'out': the arp
-    family's output) in *ns*. A rule is left out where its text says it is for other packets:
-    an IP or transport match, or `arp operation` of the other kind."""
+def neighbour_stoppers(reads: Reads, ns: str, dev: str, v6: bool, op: str, way: str) -> list[nftables.Stopper]:
+    """What can stop an ARP or NDP (*v6*) *op* ('request' or 'reply') coming in on *dev* (*way*
+    'in': the netdev ingress chains of *dev*, then the arp family's input, or for NDP the ip6
+    and inet families' prerouting and input) or going out of it (*way* 'out': output, for NDP
+    also postrouting, then *dev*'s netdev egress). A rule is left out where its text says it is
+    for other packets: another protocol's match, or another `arp operation` or ICMPv6 type."""
     rules = reads.ruleset(ns)
     if rules is None:
         return []
-    found = rules.stoppers(("netdev",), ("ingress",), dev) if way == "in" else []
-    found += rules.stoppers(("arp",), ("input",) if way == "in" else ("output",))
-    out = []
-    for s in found:
-        operation = _OPERATION.search(s.text)
-        if s.handle is not None and ((s.family == "netdev" and _NOT_ARP.search(s.text)) or (operation and operation.group(1) != op)):
-            continue
-        out.append(s)
-    return out
+    if v6:
+        found = rules.stoppers(("ip6", "inet"), ("prerouting", "input") if way == "in" else ("output", "postrouting"))
+    else:
+        found = rules.stoppers(("arp",), ("input",) if way == "in" else ("output",))
+    found += rules.stoppers(("netdev",), ("ingress",) if way == "in" else ("egress",), dev)
+    return [s for s in found if s.handle is None or _for_neighbour(s, v6, op)]
 
 
-def arp_finding(where: Where, found: list[tuple[str, nftables.Stopper]], lead: str) -> Finding:
-    """*found* (namespace, stopper) on an ARP exchange's way, named after *lead*; blamed when it
+def _for_neighbour(s: nftables.Stopper, v6: bool, op: str) -> bool:
+    if v6:
+        kind = _ICMPV6_TYPE.search(s.text)
+        return not _NOT_NDP.search(s.text) and (kind is None or _NDP_TYPE[op] in kind.group(1))
+    operation = _OPERATION.search(s.text)
+    return not (s.family in ("netdev", "bridge") and _NOT_ARP.search(s.text)) and not (operation and operation.group(1) != op)
+
+
+def bridge_stoppers(reads: Reads, ns: str, v6: bool, op: str) -> list[nftables.Stopper]:
+    """What can stop an ARP or NDP *op* bridged through *ns*: the bridge family's chains on a
+    bridged frame's hooks, and for NDP, where br_netfilter hands bridged IPv6 to the ip6 hooks
+    (`net.bridge.bridge-nf-call-ip6tables=1` there), the ip6 and inet families' chains on them,
+    with the same reading of rule texts."""
+    rules = reads.ruleset(ns)
+    if rules is None:
+        return []
+    hooks = ("prerouting", "forward", "postrouting")
+    found = rules.stoppers(("bridge",), hooks)
+    if v6 and reads.sysctl(ns, "net.bridge.bridge-nf-call-ip6tables") == "1":
+        found += rules.stoppers(("ip6", "inet"), hooks)
+    return [s for s in found if s.handle is None or _for_neighbour(s, v6, op)]
+
+
+def neighbour_finding(where: Where, found: list[tuple[str, nftables.Stopper]], lead: str) -> Finding:
+    """*found* (namespace, stopper) on an ARP or NDP exchange's way, named after *lead*; blamed when it
     is the one thing there that can stop it."""
     blame = len(found) == 1
     ns, first = found[0]
