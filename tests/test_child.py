@@ -112,7 +112,7 @@ def test_only_this_module_forks():
     here = root / "nslab" / "kernel" / "child.py"
     forks = [
         f"{path.relative_to(root)}:{node.lineno}"
-        for top in ("nslab", "fixtures", "scenarios", "exercises", "bench", "tests")
+        for top in ("nslab", "fixtures", "scenarios", "exercises", "bench", "corpus", "tests")
         for path in sorted((root / top).rglob("*.py"))
         if path != here
         for node in ast.walk(ast.parse(path.read_text(), str(path)))
