@@ -11,7 +11,7 @@ namespaces and capped at gc_thresh3 = 1024 entries; 2450 pairs resolved
 within seconds overflow it: ENOBUFS), every pair resolving its own ARP
 (arp="each"). `--evidence` adds `Netns.ping` (full evidence per probe) for
 all pairs, which takes one to two minutes. The lab is the bridge scenario's
-(bench/scale.py's docker0(n) is the same topology, for any n up to 65533);
+(nslab/tutorials/docker0.py's docker0(n) is the same topology, for any n up to 65533);
 for labs of hundreds or thousands see `./run bench --scale`.
 """
 
@@ -22,10 +22,10 @@ import statistics
 import subprocess
 import time
 
-from bench.scale import address, container, docker0
 from bench.timing import row
 from nslab import Lab
 from nslab.lab.sweep import all_pairs
+from nslab.tutorials.docker0 import address, container, docker0
 
 PER_ROUND = 4
 

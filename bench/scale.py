@@ -12,48 +12,24 @@ host's `ip netns`, `ip -o link`, `ip -o addr` and `ip route` are read before
 and after the whole run and compared.
 
 The containers: docker0 172.17.0.1/16 in `host`, container i on veth i with
-172.17.0.0/16's address i+1 (the bridge scenario's lab, beyond 253 containers
-too) and a default route via the bridge. The cluster: nslab/tutorials/cluster.py.
+172.17.0.0/16's address i+1 and a default route via the bridge
+(nslab/tutorials/docker0.py). The cluster: nslab/tutorials/cluster.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import resource
 import subprocess
 import sys
 import time
 
-from nslab.model.topology import Address, Bridge, Namespace, Route, Topology, Veth
+from nslab.tutorials.docker0 import MOST, address, container, docker0
 
-DOCKER0 = ipaddress.ip_network("172.17.0.0/16")
 SIZES = (10, 100, 250, 500, 1000)
 CLUSTER = (10, 100)
 HOST_STATE = (["ip", "netns", "list"], ["ip", "-o", "link"], ["ip", "-o", "addr"], ["ip", "route"])
-
-
-def container(i: int) -> str:
-    return f"container{i}"
-
-
-def address(i: int) -> str:
-    return str(DOCKER0[i + 1])
-
-
-def docker0(n: int) -> Topology:
-    """n containers on docker0 (scenarios/test_bridge_containers.py's docker0_with(n), for any n up to 65533)."""
-    if not 1 <= n <= DOCKER0.num_addresses - 3:
-        raise ValueError(f"{n} containers: docker0's /16 holds 1 to {DOCKER0.num_addresses - 3}")
-    gateway = str(DOCKER0[1])
-    return Topology(
-        [Namespace("host")] + [Namespace(container(i)) for i in range(1, n + 1)],
-        veths=[Veth("host", f"veth{i}", container(i), "eth0", master="docker0") for i in range(1, n + 1)],
-        bridges=[Bridge("host", "docker0")],
-        addresses=[Address("host", "docker0", f"{gateway}/16")] + [Address(container(i), "eth0", f"{address(i)}/16") for i in range(1, n + 1)],
-        routes=[Route(container(i), "default", via=gateway, dev="eth0") for i in range(1, n + 1)],
-    )
 
 
 def case(kind: str, size: tuple[int, ...], arp: str) -> dict:
@@ -147,7 +123,7 @@ def _cli() -> int:
         clusters = tuple(tuple(int(x) for x in c.split("x")) for c in (args.cluster or ["x".join(map(str, CLUSTER))]) if c != "none")
     except ValueError:
         parser.error(f"--sizes {args.sizes!r} / --cluster {args.cluster!r}: write numbers, e.g. --sizes 10,100 --cluster 10x100")
-    if any(not 1 <= n <= DOCKER0.num_addresses - 3 for n in sizes) or any(len(c) != 2 for c in clusters):
+    if any(not 1 <= n <= MOST for n in sizes) or any(len(c) != 2 for c in clusters):
         parser.error("--sizes: 1 to 65533 containers each; --cluster: NODESxPODS, e.g. 10x100")
     return main(sizes, clusters, args.arp)  # type: ignore[arg-type]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +104,18 @@ def test_a_fresh_namespace_then_the_same_one_by_path_and_by_fd():
         os.close(r)
         os.close(w)
     assert netns_inode() != fresh
+
+
+def test_only_this_module_forks():
+    """One way to run work in a child: `os.fork` is called in nslab/kernel/child.py only."""
+    root = Path(__file__).resolve().parent.parent
+    here = root / "nslab" / "kernel" / "child.py"
+    forks = [
+        f"{path.relative_to(root)}:{node.lineno}"
+        for top in ("nslab", "fixtures", "scenarios", "exercises", "bench", "corpus", "tests")
+        for path in sorted((root / top).rglob("*.py"))
+        if path != here
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Attribute) and node.attr in ("fork", "forkpty") and ast.unparse(node.value) == "os"
+    ]
+    assert not forks, "os.fork outside nslab/kernel/child.py (use child.run, child.start or child.spawn): " + ", ".join(forks)

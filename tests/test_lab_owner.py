@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "nslab" / "lab"
 OWNERS = ("Lab", "Netns", "Steps", "Readback", "Processes", "Probing")  # a Lab, and a Netns with its parts
-CHECKED = [ROOT / "nslab", ROOT / "fixtures", ROOT / "scenarios", ROOT / "bench", ROOT / "tests"]
+CHECKED = [ROOT / "nslab", ROOT / "fixtures", ROOT / "scenarios", ROOT / "bench", ROOT / "corpus", ROOT / "tests"]
 
 
 def private_members() -> set[str]:

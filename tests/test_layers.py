@@ -147,3 +147,13 @@ def test_the_distribution_lists_every_package():
     assert listed == on_disk
     assert config["tool"]["setuptools"]["package-dir"] == MAPPED
     assert not {"fixtures", "scenarios", "exercises"} & listed  # PyPI's "fixtures" is another project
+
+
+def test_the_tests_never_import_the_benchmarks():
+    """bench/ measures; what the tests share with it (the fault corpus) lives in corpus/, which imports no bench either."""
+    found = []
+    for path in sorted([*(ROOT / "tests").rglob("*.py"), *(ROOT / "corpus").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {name}" for name in names if name.split(".")[0] == "bench"]
+    assert not found, "tests/ and corpus/ may not import bench:\n" + "\n".join(found)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import traceback
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from nslab.kernel import child, linux
 from tests import nobody
 from tests.nobody import NOBODY
 
@@ -64,13 +66,11 @@ def run_as_nobody_without_user_namespaces(argv: list[str], copy: Path) -> subpro
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     out_r, out_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: single-threaded, so it may unshare a user namespace
+
+    def become_nobody_and_exec() -> None:  # in the child: single-threaded, so it may unshare a user namespace
         try:
             os.close(ready_r), os.close(go_w), os.close(out_r)
             os.dup2(out_w, 1), os.dup2(out_w, 2)
-            from nslab.kernel import linux
-
             linux.unshare(linux.CLONE_NEWUSER)
             os.write(ready_w, b"x")
             os.read(go_r, 1)  # the parent has written our uid/gid maps
@@ -82,11 +82,10 @@ def run_as_nobody_without_user_namespaces(argv: list[str], copy: Path) -> subpro
             os.chdir(copy / "project")
             os.execve(argv[0], argv, env)
         except BaseException:
-            import traceback
-
             os.write(out_w, traceback.format_exc().encode())
-        finally:
-            os._exit(127)
+            raise  # the child exits with status 1
+
+    pid = child.spawn(become_nobody_and_exec)
     os.close(ready_w), os.close(go_r), os.close(out_w)
     try:
         assert os.read(ready_r, 1) == b"x", "the child could not create a user namespace"

@@ -169,12 +169,12 @@ def test_the_neighbour_limit_is_read_or_named():
     assert str(limit).endswith("(assumed: the kernel's default; the host's value is readable only as root)") is (not limit.read)
 
 
-def test_the_scale_bench_builds_the_bridge_scenarios_lab():
-    # bench/scale.py's docker0(n) is scenarios/test_bridge_containers.py's docker0_with(n), for any n
+def test_docker0_at_any_size_is_the_bridge_scenarios_lab():
+    # nslab/tutorials/docker0.py's docker0(n) (./run bench --scale builds it) is scenarios/test_bridge_containers.py's docker0_with(n)
     import importlib.util
     from pathlib import Path
 
-    from bench.scale import address, docker0
+    from nslab.tutorials.docker0 import address, docker0
 
     path = Path(__file__).resolve().parent.parent / "scenarios" / "test_bridge_containers.py"
     spec = importlib.util.spec_from_file_location("bridge_scenario", path)

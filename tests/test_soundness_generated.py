@@ -1,4 +1,4 @@
-"""The fault generator of `./run soundness --generated N --seed S` (bench/soundness/generated.py).
+"""The fault generator of `./run soundness --generated N --seed S` (corpus/generated.py).
 
 Cheap checks of the instrument itself: a seed gives the same cases; every kind
 of change applies to the lab it was drawn for (the command exits 0, the read
@@ -13,10 +13,9 @@ import random
 
 import pytest
 
-from bench.soundness import generated, twin6
-from bench.soundness.generated import KINDS, PORT, Case, Row, apply, cases, draw, shows, where
-from bench.soundness.generated_cli import summary
-from bench.soundness.knobs import Change
+from corpus import generated, twin6
+from corpus.generated import KINDS, PORT, Case, Row, apply, cases, draw, shows, summary, where
+from corpus.knobs import Change
 from nslab import Lab, Outcome
 from nslab.probes.result import Claim
 from nslab.tutorials.catalog import LABS

@@ -67,23 +67,16 @@ def node_without_forwarding() -> Topology:
     )
 
 
-class Unavailable:
-    """A drop monitor as it is where bpftrace cannot run (rootless, no BTF, another kernel)."""
-
-    available = False
-    why = "bpftrace is not installed (apt-get install bpftrace)"
-
-    def ready(self, timeout: float) -> bool:
-        return False
+UNAVAILABLE = "bpftrace is not installed (apt-get install bpftrace)"  # as where bpftrace cannot run (rootless, no BTF, another kernel)
 
 
-def test_without_drop_reasons_the_counters_of_this_packet_decide(make_lab, monkeypatch):
-    monkeypatch.setattr(drops, "monitor", Unavailable)
-    result = make_lab(node_without_forwarding()).ns("pod1").ping("10.244.3.3")
+def test_without_drop_reasons_the_counters_of_this_packet_decide(nslab_sandbox):
+    with Lab(node_without_forwarding(), drops=drops.off(UNAVAILABLE)) as lab:
+        result = lab.ns("pod1").ping("10.244.3.3")
     assert result.outcome is Outcome.TIMEOUT and result.decided_early, result
     assert result.cause is Cause.FORWARDING_OFF and result.where == Where("node", "veth-a"), result
     assert result.reason is None and "Ip.InAddrErrors counted, no other packet arrived" in result.explanation
-    assert result.evidence.drop_reasons == Unavailable.why
+    assert result.evidence.drop_reasons == UNAVAILABLE
     assert "drop reasons were not read: bpftrace is not installed" in result.evidence.trace()
 
 

@@ -1,6 +1,6 @@
 """The soundness corpus' twists and new causes, one test each (issue 14).
 
-The cases are bench/soundness/cases.py's and cases6.py's (the IPv6 share): a small lab, one injected fault or
+The cases are corpus/cases.py's and cases6.py's (the IPv6 share): a small lab, one injected fault or
 twist, one probe, and what the kernel does with it (checked there against the
 full-wait probe). Here each runs with early settling, as a user runs it, and
 the verdict must be the truth: the outcome, the cause, and the namespace and
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.soundness.cases import CASES, Case
-from bench.soundness.cases6 import CASES6
-from bench.soundness.features import first_missing
+from corpus.cases import CASES, Case
+from corpus.cases6 import CASES6
+from corpus.features import first_missing
 from nslab import Cause
 
 NEW_CAUSES = {Cause.FORWARDING_OFF, Cause.RP_FILTER, Cause.FILTERED_BY_RULE, Cause.REJECTED_BY_RULE, Cause.WRONG_NEIGHBOUR, Cause.BRIDGE_VLAN, Cause.TOO_BIG}

@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from bench.soundness.cases import CASES, Case
-from bench.soundness.cases6 import CASES6
-from bench.soundness.features import first_missing
+from corpus.cases import CASES, Case
+from corpus.cases6 import CASES6
+from corpus.features import first_missing
 from nslab import Lab, Result
 
 CORPUS = CASES + CASES6

@@ -1,5 +1,5 @@
 """`./run soundness --generated N --seed S [--case K] [--jobs J]`: N generated cases
-(generated.py), run in J worker processes (each enters a sandbox of its own when
+(corpus/generated.py), run in J worker processes (each enters a sandbox of its own when
 it opens its first lab), a row per case, a replay line per miss, then:
 
     generated: N cases (seed S), outcome agreement A/N, false claims F, attribution X/Y,
@@ -14,13 +14,12 @@ when a case could not run.
 from __future__ import annotations
 
 import multiprocessing
-import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 from typing import Iterator
 
-from bench.soundness.generated import Case, Row, cases, draw, false_claims, run
+from corpus.generated import Case, Row, cases, draw, false_claims, run, summary
 from nslab.kernel import linux
 
 
@@ -76,25 +75,6 @@ def print_miss(r: Row) -> None:
         if "fix" in r.misses:
             print(f"    fix:    {r.fix + ' (did not fix the lab itself)' if r.fix else 'none'}; {r.fix_note}")
     print(f"    replay: {c.replay()}")
-
-
-def summary(done: list[Row], seed: int, label: str = "generated") -> tuple[str, bool]:
-    """The closing line (of *done*, all cases or one family's) and whether it meets the targets."""
-    scored = [r for r in done if r.error is None]
-    n, failing = len(scored), [r for r in scored if r.failing]
-    y = len(failing)
-    agree = sum(r.agrees for r in scored)
-    false = sum(r.false_claim for r in failing)
-    named = sum(r.attributed for r in failing)
-    copies = sum(r.copy_reproduces for r in scored)
-    fixes = sum(r.fixed for r in failing)
-    median = statistics.median(r.early_ms for r in scored) if scored else float("nan")
-    line = (
-        f"{label}: {n} cases (seed {seed}), outcome agreement {agree}/{n}, false claims {false}, attribution {named}/{y}, "
-        f"copy reproduces {copies}/{n}, verified fix {fixes}/{y}, median early verdict {median:.1f} ms"
-    )
-    ok = n == len(done) and n > 0 and agree == n and false == 0 and named >= 0.9 * y and copies >= 0.98 * n and fixes >= 0.8 * y and median <= 5.0
-    return line, ok
 
 
 def main(n: int, seed: int, case: int | None, jobs: int, budget: float) -> int:

@@ -14,6 +14,7 @@ from typing import Mapping
 
 from nslab.diagnosis.capture import Capture
 from nslab.kernel import listeners, nftables
+from nslab.kernel.drops import DropMonitor
 from nslab.kernel.listeners import Listener
 from nslab.kernel.netlink import Kernel, NsHandle
 from nslab.kernel.state import AddressState, LinkState, NeighbourState, RouteLookup, RouteState, RuleState
@@ -39,6 +40,7 @@ class View:
     spaces: Mapping[str, Space]
     settle_early: bool = True
     drop_reasons: bool = True  # False: no bpftrace (about a second to attach); captures and counters decide
+    drops: DropMonitor | None = None  # the lab's drop monitor; None: this process's own (nslab.kernel.drops.monitor())
 
 
 def _asked_once(method):

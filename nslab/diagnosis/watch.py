@@ -57,7 +57,7 @@ class Watch:
         self.flow = dataclasses.replace(self.flow, hops=tuple(dict.fromkeys((hop, self.flow.dst))))
         routed = self.sender_route.type == "unicast" and self.sender_route.dev is not None
         self.out_link = reads.link(self.src, self.sender_route.dev) if routed else None
-        self.monitor = drop_source.monitor() if self.view.drop_reasons else WITHOUT_DROP_REASONS
+        self.monitor = (self.view.drops or drop_source.monitor()) if self.view.drop_reasons else WITHOUT_DROP_REASONS
         self.monitor.ready(ATTACH_DROPS)  # waits only while bpftrace is still attaching (once per process)
         # Without the kernel's drop reasons (no bpftrace, or a kernel before 5.17) a packet lost off
         # the way the model expects (a router in the middle) is seen only by a capture there: all

@@ -25,7 +25,8 @@ from nslab.grading import checks, jail, shared_drops
 from nslab.grading.exercise import Exercise
 from nslab.grading.scoring import CheckResult, Grade
 from nslab.grading.slots import JailSlots
-from nslab.kernel import child, linux
+from nslab.kernel import child, drops, linux
+from nslab.kernel.drops import DropMonitor
 from nslab.lab.live import Lab, links_active
 from nslab.model.topology import LabError
 from nslab.probes import wait
@@ -36,6 +37,8 @@ NETNS_DIR = "/run/netns"
 Fixer = Callable[[Result, Lab, "dict[str, str] | None"], "list[str]"]
 # What draws a failed probe's way on the lab as DOT (nslab.advice.path, passed in by the CLI for --out).
 Drawer = Callable[[Result, Lab], str]
+# One grader's work, given the drop monitor its lab reads (a follower of the run's bpftrace, or none).
+Task = Callable[[DropMonitor], Grade]
 
 
 GRADERS_PER_JOB = 3  # graders in flight per running script: the checks mostly wait for the kernel
@@ -70,14 +73,14 @@ def grade_scripts(
 
 def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: Fixer | None = None) -> Grade:
     """Grade what is built on this machine (its /run/netns and root namespace), read-only."""
-    return _run_parallel(exercise, [("live", lambda: _live_grade(exercise, fixes))], 1, deadline=timeout).grades[0]
+    return _run_parallel(exercise, [("live", lambda monitor: _live_grade(exercise, monitor, fixes))], 1, deadline=timeout).grades[0]
 
 
 # -- one grader per submission ----------------------------------------------------
 def _submission_task(
     exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None, draw: Drawer | None, slots: JailSlots, index: int
-) -> Callable[[], Grade]:
-    def task() -> Grade:
+) -> Task:
+    def task(monitor: DropMonitor) -> Grade:
         with slots.held(index) as let_go:
             start = time.monotonic()  # the time to grade it, not the wait for a slot
             run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits, runaway=let_go)
@@ -86,20 +89,20 @@ def _submission_task(
         if run.reason is not None:
             run.close()
             return _timed(Grade.zero("", exercise, run.reason, **extra), start)
-        grade = _check(exercise, run.namespaces, extra, fixes, draw)
+        grade = _check(exercise, run.namespaces, extra, monitor, fixes, draw)
         run.close()
         return _timed(grade, start)
 
     return task
 
 
-def _live_grade(exercise: Exercise, fixes: Fixer | None = None) -> Grade:
+def _live_grade(exercise: Exercise, monitor: DropMonitor, fixes: Fixer | None = None) -> Grade:
     start = time.monotonic()
     if os.geteuid() != 0:
         return Grade.zero("live", exercise, "live mode reads your namespaces as root: run it with sudo")
     fds = _open_live_namespaces(exercise.host)
     try:
-        grade = _check(exercise, fds, {"elapsed": 0.0}, fixes)
+        grade = _check(exercise, fds, {"elapsed": 0.0}, monitor, fixes)
     finally:
         for fd in fds.values():
             os.close(fd)
@@ -130,9 +133,11 @@ def _open_live_namespaces(host: str | None) -> dict[str, int]:
     return out
 
 
-def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: Fixer | None = None, draw: Drawer | None = None) -> Grade:
-    """Adopt the namespaces into a lab in a fresh private sandbox, run every check."""
-    lab = Lab()
+def _check(
+    exercise: Exercise, namespaces: dict[str, int], extra: dict, monitor: DropMonitor, fixes: Fixer | None = None, draw: Drawer | None = None
+) -> Grade:
+    """Adopt the namespaces into a lab in a fresh private sandbox, run every check (its probes read *monitor*)."""
+    lab = Lab(drops=monitor)
     lab.open()  # enters this grader's own sandbox: a private /run/netns for the names below
     for name, fd in _one_name_each(exercise, namespaces).items():
         try:
@@ -141,7 +146,7 @@ def _check(exercise: Exercise, namespaces: dict[str, int], extra: dict, fixes: F
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
     snap = lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
     links_active(lab)  # a link the script just raised is operationally UP a moment later (linkwatch): not the student's doing
-    shared_drops.narrow(ns.inode for ns in lab.namespaces)  # the probes' drops happen there, and only those are asked for
+    shared_drops.narrow(monitor, (ns.inode for ns in lab.namespaces))  # the probes' drops happen there, and only those are asked for
     results = []
     for c in exercise.checks:
         probed = len(lab.probes)
@@ -180,7 +185,7 @@ def _timed(grade: Grade, start: float) -> Grade:
 
 
 # -- forking graders, collecting their JSON ------------------------------------------
-def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, *, deadline: float) -> Graded:
+def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, *, deadline: float) -> Graded:
     """Fork a grader per task, *jobs* at a time, sharing one drop monitor when a check probes."""
     _preload()
     monitor = shared_drops.Broadcaster().start() if any(c.type in PROBES for c in exercise.checks) else None
@@ -198,7 +203,7 @@ def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]
     return Graded(grades, note)
 
 
-def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Callable[[], Grade]]], jobs: int, deadline: float, monitor: shared_drops.Broadcaster | None) -> list[Grade]:
+def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, deadline: float, monitor: shared_drops.Broadcaster | None) -> list[Grade]:
     results: dict[int, Grade] = {}
     pending = list(enumerate(tasks))
     running: dict[int, tuple[int, child.Child[dict], float, int | None]] = {}  # read fd -> (index, grader, started, drops pipe)
@@ -231,13 +236,13 @@ def _unsubscribe(monitor: shared_drops.Broadcaster | None, drops_pipe: int | Non
         monitor.unsubscribe(drops_pipe)
 
 
-def _grade(task: Callable[[], Grade], monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> dict:
+def _grade(task: Task, monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> dict:
     """In a forked grader (kernel/child): its drop reasons from the run's monitor, or none; the grade as plain data."""
     if monitor is not None and drops_pipe is not None:
-        shared_drops.follow(monitor, drops_pipe)
+        reasons: DropMonitor = shared_drops.follow(monitor, drops_pipe)
     else:
-        shared_drops.without()
-    return task().to_dict()
+        reasons = drops.off("this grading run needs no drop reasons (no probe check)")
+    return task(reasons).to_dict()
 
 
 def _decode(exercise: Exercise, name: str, grader: child.Child[dict]) -> Grade:

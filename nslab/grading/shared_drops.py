@@ -25,7 +25,6 @@ import socket
 import threading
 from typing import Iterable
 
-from nslab.kernel import drops
 from nslab.kernel.drops.monitor import DropMonitor
 from nslab.kernel.process import wait_until
 
@@ -179,29 +178,19 @@ class Follower(DropMonitor):
             self._cond.notify_all()
 
 
-def follow(broadcaster: Broadcaster, pipe: int) -> None:
-    """In a forked grader: this process's drop monitor becomes a follower of *pipe*
-    (nslab.kernel.drops.monitor() answers it)."""
+def follow(broadcaster: Broadcaster, pipe: int) -> Follower:
+    """In a forked grader: a follower of *pipe*, the drop monitor its lab is given (Lab(drops=...))."""
     broadcaster.forget_in_child(pipe)
     # The broadcaster's marker socket and namespace serve every grader (a namespace fewer to
     # make and delete per grader): any grader's marker read after a flush began shows that
     # its CPU's earlier drops have been read, whoever sent it.
-    follower = Follower(pipe, *broadcaster.marker).start()
-    drops.monitor = lambda: follower
+    return Follower(pipe, *broadcaster.marker).start()
 
 
-def narrow(netns: Iterable[int]) -> None:
+def narrow(monitor: DropMonitor, netns: Iterable[int]) -> None:
     """In a grader: its drop monitor, if it follows the run's, reads only the drops in *netns* from now on."""
-    monitor = drops.monitor()
     if isinstance(monitor, Follower):
         monitor.narrow(netns)
 
 
-def without() -> None:
-    """In a forked grader of a run without drop reasons: no bpftrace is started."""
-    quiet = DropMonitor()
-    quiet._fail("this grading run needs no drop reasons (no probe check)")
-    drops.monitor = lambda: quiet
-
-
-__all__ = ["Broadcaster", "Follower", "follow", "narrow", "without"]
+__all__ = ["Broadcaster", "Follower", "follow", "narrow"]

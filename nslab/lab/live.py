@@ -22,6 +22,7 @@ from nslab.model.topology import LabError, Namespace, Topology, check_nsname
 
 if TYPE_CHECKING:
     from nslab.diagnosis.reads import View
+    from nslab.kernel.drops import DropMonitor
     from nslab.kernel.process import Process
     from nslab.lab.edits import Edit
     from nslab.lab.observed import Snapshot
@@ -31,10 +32,13 @@ if TYPE_CHECKING:
 class Lab:
     """Namespaces, links, addresses and routes in the run's sandbox; removed on close."""
 
-    def __init__(self, topology: Topology | None = None, *, timeout: float = 1.0, drop_reasons: bool = True):
+    def __init__(self, topology: Topology | None = None, *, timeout: float = 1.0, drop_reasons: bool = True, drops: DropMonitor | None = None):
         self._topology = Topology()
         self.timeout = timeout  # default deadline of probes the evidence cannot settle earlier
         self.drop_reasons = drop_reasons  # False: probes go without the kernel's drop reasons (no bpftrace: a second sooner)
+        # Whose drop reasons the probes read: None, this process's own bpftrace (nslab.kernel.drops.monitor(),
+        # started when the lab opens); else the monitor given (a grader's share of its run's, or drops.off(why)).
+        self.drops = drops
         self.settle_early = True  # False: every failed probe waits out its deadline (the ground truth)
         self.probes: list[Result] = []
         self._spec = topology
@@ -53,7 +57,7 @@ class Lab:
     def open(self) -> "Lab":
         if self._kernel is None:
             self._kernel = Kernel(sandbox.enter())
-            if self.drop_reasons:
+            if self.drop_reasons and self.drops is None:
                 # The kernel's drop reasons: bpftrace attaches while the lab is built (its
                 # child lets go of its copy of /run/netns, so it pins no lab namespace).
                 from nslab.kernel import drops
@@ -241,7 +245,7 @@ class Lab:
         from nslab.diagnosis.reads import Space, View
 
         spaces = {name: Space(name, ns.handle, ns.watcher, ns.inode) for name, ns in self._ns.items()}
-        return View(self.topology, self.kernel, spaces, self.settle_early, self.drop_reasons)
+        return View(self.topology, self.kernel, spaces, self.settle_early, self.drop_reasons, self.drops)
 
     def track(self, proc: Process) -> Process:
         """Stop *proc* (by its PID) when the lab closes."""

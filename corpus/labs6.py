@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bench.soundness.labs import Step, poll
-from bench.soundness.labs import node as node4
+from corpus.labs import Step, poll
+from corpus.labs import node as node4
 from nslab import Address, Bridge, Lab, Namespace, Route, Topology, Veth
 
 NO_DAD = {"net.ipv6.conf.default.accept_dad": 0}

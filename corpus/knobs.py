@@ -325,7 +325,7 @@ def bridge_port(w: Where, rng: random.Random) -> Optional[Change]:
 
 def bridge(w: Where, rng: random.Random) -> Optional[Change]:
     """`ip link set BRIDGE type bridge ...` on a bridge on the probe's way (not VLAN filtering:
-    this kernel lacks CONFIG_BRIDGE_VLAN_FILTERING, as bench/soundness/features.py finds)."""
+    this kernel lacks CONFIG_BRIDGE_VLAN_FILTERING, as corpus/features.py finds)."""
     bridges = [(b.ns, b.name) for b in w.topology.bridges if b.ns in w.path]
     if not bridges:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Optional
 
-from bench.soundness.knobs import Change, Where, on_path
+from corpus.knobs import Change, Where, on_path
 
 TABLE = "gen"
 HOOKS = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from bench.soundness.labs import (
+from corpus.labs import (
     BRIDGED,
     CALICO_BASE,
     HOST,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 
-from bench.soundness import labs6
-from bench.soundness.cases import NFT, SHELL_IP, Case, connect, nothing, ping, transfer
-from bench.soundness.labs import build, listen, nft, sh, steps, sysctl
+from corpus import labs6
+from corpus.cases import NFT, SHELL_IP, Case, connect, nothing, ping, transfer
+from corpus.labs import build, listen, nft, sh, steps, sysctl
 from nslab import Cause, Outcome, Where
 
 case = functools.partial(Case, family="ipv6")

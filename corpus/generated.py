@@ -27,11 +27,12 @@ import random
 import re
 import shlex
 import socket
+import statistics
 from dataclasses import dataclass
 from typing import Optional
 
-from bench.soundness import firewall, knobs, twin6
-from bench.soundness.knobs import Change, Kind, Where
+from corpus import firewall, knobs, twin6
+from corpus.knobs import Change, Kind, Where
 from nslab import Lab, Outcome
 from nslab.advice.copy import read_state
 from nslab.advice.fixes import find, fix_line
@@ -298,3 +299,21 @@ def fixed(case: Case, lab: Lab, changes: list[dict]) -> bool:
     links_active(lab, UP_WITHIN)  # a link that does not come up (its peer is down) is probed as it is
     return case.probe.run(forgetting(lab)).ok
 
+
+def summary(done: list[Row], seed: int, label: str = "generated") -> tuple[str, bool]:
+    """The closing line (of *done*, all cases or one family's) and whether it meets the targets."""
+    scored = [r for r in done if r.error is None]
+    n, failing = len(scored), [r for r in scored if r.failing]
+    y = len(failing)
+    agree = sum(r.agrees for r in scored)
+    false = sum(r.false_claim for r in failing)
+    named = sum(r.attributed for r in failing)
+    copies = sum(r.copy_reproduces for r in scored)
+    fixes = sum(r.fixed for r in failing)
+    median = statistics.median(r.early_ms for r in scored) if scored else float("nan")
+    line = (
+        f"{label}: {n} cases (seed {seed}), outcome agreement {agree}/{n}, false claims {false}, attribution {named}/{y}, "
+        f"copy reproduces {copies}/{n}, verified fix {fixes}/{y}, median early verdict {median:.1f} ms"
+    )
+    ok = n == len(done) and n > 0 and agree == n and false == 0 and named >= 0.9 * y and copies >= 0.98 * n and fixes >= 0.8 * y and median <= 5.0
+    return line, ok
