@@ -162,6 +162,55 @@ def test_tcp_port_filtered_is_silence(make_lab):
         assert "reached ns2 on v2" in result.explanation
 
 
+def _with_drop_reasons(result):
+    if result.evidence.drop_reasons is not None:
+        pytest.skip(f"the kernel's drop reasons cannot be read here: {result.evidence.drop_reasons}")
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft (Debian package nftables) is not installed")
+def test_a_netdev_egress_chain_that_drops_the_answer_is_named(make_lab):
+    lab = make_lab(Topology(**BASE))
+    ns2 = lab.ns("ns2")
+    ns2.listen(8080)
+    rules = "table netdev t {\n chain e {\n  type filter hook egress device v2 priority 0;\n  tcp sport 8080 drop\n }\n}\n"
+    ns2.run(["nft", "-f", "-"], input=rules.encode(), check=True)
+    result = lab.ns("ns1").connect("10.0.0.2", 8080, timeout=0.3)
+    _with_drop_reasons(result)
+    assert result.cause is Cause.FILTERED_BY_RULE and result.reason == "NETFILTER_DROP", result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("ns2", "nft netdev t e", "tcp sport 8080 drop")]
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nft (Debian package nftables) is not installed")
+def test_a_bridge_postrouting_chain_that_drops_the_request_is_named(make_lab):
+    topo = Topology(
+        ["host", "c1", "c2"],
+        bridges=[Bridge("host", "br0")],
+        veths=[Veth("c1", "eth0", "host", "veth1", peer_master="br0"), Veth("c2", "eth0", "host", "veth2", peer_master="br0")],
+        addresses=[Address("c1", "eth0", "172.17.0.2/24"), Address("c2", "eth0", "172.17.0.3/24")],
+    )
+    lab = make_lab(topo)
+    rules = "table bridge t {\n chain post {\n  type filter hook postrouting priority 0;\n  meta l4proto icmp drop\n }\n}\n"
+    lab.ns("host").run(["nft", "-f", "-"], input=rules.encode(), check=True)
+    result = lab.ns("c1").ping("172.17.0.3")
+    _with_drop_reasons(result)
+    assert result.cause is Cause.FILTERED_BY_RULE and result.reason == "NETFILTER_DROP", result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("host", "nft bridge t post", "meta l4proto icmp drop")]
+
+
+def test_an_address_taken_onto_a_loopback_that_is_down(make_lab):
+    """ns1 holds ns2's address on lo, and lo is down: the echo request is queued on lo, whose
+    queue drops everything (QDISC_DROP, not congestion); the address is what the lab does not give ns1."""
+    lab = make_lab(Topology(**BASE))
+    ns1 = lab.ns("ns1")
+    ns1.run(["ip", "addr", "add", "10.0.0.2/32", "dev", "lo"], check=True)
+    result = ns1.ping("10.0.0.2")
+    _with_drop_reasons(result)
+    assert result.reason == "QDISC_DROP" and result.where == Where("ns1", "lo"), result
+    assert [(c.ns, c.obj, c.value, c.blames) for c in result.claims] == [("ns1", "address 10.0.0.2/32 dev lo", "present", True), ("ns1", "link lo", "down", False)]
+    ns1.run(["sh", "-c", result.remedies[0].command], check=True)
+    assert ns1.ping("10.0.0.2").replied
+
+
 def test_loopback_down(make_lab):
     lab = make_lab(Topology([Namespace("blue_ns")]))
     result = lab.ns("blue_ns").ping("127.0.0.1")

@@ -229,6 +229,20 @@ def test_a_holder_without_arp_answers_no_solicitation(make_lab):
     wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through with arp on")
 
 
+def test_an_advertisement_addressed_by_a_stale_permanent_entry(make_lab):
+    """b's permanent entry for a holds a MAC that is not a0's: b's advertisement reaches a0
+    addressed to it, and a drops it as another host's. The entry is named, not b's silence."""
+    lab = make_lab(Topology(**PAIR))
+    b = lab.ns("b")
+    b.run(["ip", "-6", "neigh", "replace", "fd00::1", "lladdr", "02:00:5e:00:00:01", "dev", "b0", "nud", "permanent"], check=True)
+    result = lab.ns("a").ping("fd00::2")
+    assert result.outcome is Outcome.TIMEOUT and result.where == Where("b", "b0"), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("b", "neigh fd00::1 dev b0", "lladdr 02:00:5e:00:00:01 PERMANENT")]
+    assert "its NDP advertisement reached a on a0 addressed to 02:00:5e:00:00:01" in result.explanation
+    b.run(["sh", "-c", result.remedies[0].command], check=True)
+    wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through without the entry")
+
+
 def test_dad_failed(make_lab):
     lab = make_lab(Topology(**PAIR))
     a, b = lab.ns("a"), lab.ns("b")

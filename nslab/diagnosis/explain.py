@@ -31,6 +31,7 @@ from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
 from nslab.diagnosis.stages import At, cmd, combined, link, link_up, local, neighbour, netfilter, routing, set_sysctl, sysctl
 from nslab.diagnosis.walk import Walked, delivered, walk
+from nslab.model.queries import owner_of
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
 
@@ -262,8 +263,27 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
     if "VLAN" in reason:
         return Finding(Cause.BRIDGE_VLAN, Where(ns, dev), f"the {at.what} was dropped by the bridge's VLAN filter in {ns} on {dev} ({reason})", reason)
     if reason in CONGESTION:
+        device = ctx.reads.link(ns, dev) if dev else None
+        if dev and device is not None and not device.up:  # a device that is down queues nothing (its noop qdisc): not congestion
+            return _with_reason(_down_queue(ctx, at, ns, dev), reason, f"the {at.what} was {said}")
         return Finding(Cause.UNKNOWN, Where(ns, dev), f"the {at.what} was {said}: the machine's own congestion, not the lab's state", reason)
     return None  # a reason no stage names (e.g. NOT_SPECIFIED): the walk decides
+
+
+def _down_queue(ctx: Context, at: At, ns: str, dev: str) -> Finding:
+    """The packet was queued on *dev*, which is down. Sent to lo because *ns* holds its destination
+    itself, where the lab gives that address to another namespace: the address is what to change."""
+    held = next((a for a in ctx.reads.addresses(ns) if a.ip == at.dst), None)
+    owner = owner_of(ctx.reads.view.topology, at.dst)
+    if dev == "lo" and held is not None and owner is not None and owner != ns:
+        return Finding(
+            Cause.NO_ANSWER,
+            Where(ns, held.dev),
+            f"{ns} holds {at.dst} itself ({held.cidr} on {held.dev}), which the lab gives {owner}, so its kernel delivers the {at.what} by lo, which is down; {cmd(ns, 'ip addr del', held.cidr, 'dev', held.dev)}",
+            claims=(Claim(ns, f"address {held.cidr} dev {held.dev}", "present", dev=held.dev, blames=True), Claim(ns, "link lo", "down", dev="lo")),
+            fixes=(Remedy(ns, f"ip addr del {held.cidr} dev {held.dev}", f"ip addr add {held.cidr} dev {held.dev}", held.dev),),
+        )
+    return link.down(ctx.reads, ns, dev, f"{ns}'s {dev} is down, and a device that is down sends nothing it is given")
 
 
 def _answer_cause(found: Finding, is_answer: bool, at: At, ev: Evidence) -> Finding:

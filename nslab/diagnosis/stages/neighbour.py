@@ -261,6 +261,9 @@ def answer_lost(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: 
     v6 = ":" in hop
     word = "NDP advertisement" if v6 else "ARP reply"
     left = f"{ns} holds {hop} and answered: its {word} left {dev} ({len(answer.frame)} bytes)"
+    wrong = _misaddressed_answer(reads, at, dev_out, host, answer, f"{base}: {left}", "so it could not reach there")
+    if wrong is not None:
+        return wrong
     for end, out in ((reads.peer(ns, dev), False), (reads.peer(at.ns, dev_out), True), ((at.ns, dev_out), False)):
         small = _too_small(reads, end, len(answer.frame), v6, out) if end is not None else None
         if end is not None and small is not None:
@@ -286,35 +289,46 @@ def answer_refused(reads: Reads, at: At, dev_out: str, host: tuple[str, str], ho
     entry for the asker)."""
     ns, dev = host
     word = "NDP advertisement" if ":" in hop else "ARP reply"
-    to = ":".join(f"{b:02x}" for b in arrived.frame[:6])
-    mine = reads.link(at.ns, dev_out)
     came = f"{ns} holds {hop} and answered, and its {word} reached {at.ns} on {dev_out}"
-    if mine is not None and to != mine.mac.lower() and not arrived.frame[0] & 1:
-        lead = f"{base}: {came} addressed to {to}, not to {dev_out} ({mine.mac}), so {at.ns}'s kernel dropped it as another host's"
-        theirs = reads.link(ns, dev)
-        if theirs is not None and theirs.noarp and to == theirs.mac.lower():
-            return Finding(
-                Cause.NO_ARP_ANSWER,
-                Where(ns, dev),
-                f"{lead}: {dev} in {ns} does no ARP (arp off), so its kernel addresses every neighbour with {dev}'s own MAC; {cmd(ns, 'ip link set', dev, 'arp on')}",
-                claims=(Claim(ns, f"link {dev}", "arp off", dev=dev, blames=True), Claim(at.ns, f"link {dev_out}", f"mac {mine.mac}", dev=dev_out)),
-                fixes=(Remedy(ns, f"ip link set {dev} arp on", f"ip link set {dev} arp off", dev),),
-            )
-        asker = frames.fields_of(arrived.frame)[2]
-        entry = reads.neighbour(ns, asker)
-        if entry is not None and entry.mac is not None and entry.mac.lower() == to:
-            return Finding(
-                Cause.NO_ARP_ANSWER,
-                Where(ns, dev),
-                f"{lead}: {ns}'s neighbour entry for {asker} holds {entry.mac} ({entry.state}); {cmd(ns, 'ip neigh del', asker, 'dev', entry.dev)}",
-                claims=(Claim(ns, f"neigh {asker} dev {entry.dev}", f"lladdr {entry.mac} {entry.state}", dev=entry.dev, blames=True),),
-                fixes=(Remedy(ns, f"ip neigh del {asker} dev {entry.dev}", f"ip neigh replace {asker} lladdr {entry.mac} dev {entry.dev} nud {entry.state.lower()}", entry.dev),),
-            )
-        return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev_out), f"{lead}; what made {ns} choose {to} was not read")
+    wrong = _misaddressed_answer(reads, at, dev_out, host, arrived, f"{base}: {came}", f"so {at.ns}'s kernel dropped it as another host's")
+    if wrong is not None:
+        return wrong
     chains = [(at.ns, x) for x in netfilter.neighbour_stoppers(reads, at.ns, dev_out, ":" in hop, "reply", "in")]
     if chains:
         return netfilter.neighbour_finding(Where(at.ns, dev_out), chains, f"{base}: {came}, but chains on its way in there can drop it")
     return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev_out), f"{base}: {came}, and {at.ns} did not take it; the cause is unknown")
+
+
+def _misaddressed_answer(reads: Reads, at: At, dev_out: str, host: tuple[str, str], answer: Sighting, lead: str, then: str) -> Finding | None:
+    """*host*'s answer (*answer*, as captured) is addressed to a MAC that is not *dev_out*'s: who
+    chose that address (a holder's device without ARP addresses every neighbour with its own
+    MAC; else its neighbour entry for the asker). None where it is addressed to *dev_out*."""
+    ns, dev = host
+    to = ":".join(f"{b:02x}" for b in answer.frame[:6])
+    mine = reads.link(at.ns, dev_out)
+    if mine is None or to == mine.mac.lower() or answer.frame[0] & 1:
+        return None
+    lead = f"{lead} addressed to {to}, not to {at.ns}'s {dev_out} ({mine.mac}), {then}"
+    theirs = reads.link(ns, dev)
+    if theirs is not None and theirs.noarp and to == theirs.mac.lower():
+        return Finding(
+            Cause.NO_ARP_ANSWER,
+            Where(ns, dev),
+            f"{lead}: {dev} in {ns} does no ARP (arp off), so its kernel addresses every neighbour with {dev}'s own MAC; {cmd(ns, 'ip link set', dev, 'arp on')}",
+            claims=(Claim(ns, f"link {dev}", "arp off", dev=dev, blames=True), Claim(at.ns, f"link {dev_out}", f"mac {mine.mac}", dev=dev_out)),
+            fixes=(Remedy(ns, f"ip link set {dev} arp on", f"ip link set {dev} arp off", dev),),
+        )
+    asker = frames.fields_of(answer.frame)[2]
+    entry = reads.neighbour(ns, asker)
+    if entry is not None and entry.mac is not None and entry.mac.lower() == to:
+        return Finding(
+            Cause.NO_ARP_ANSWER,
+            Where(ns, dev),
+            f"{lead}: {ns}'s neighbour entry for {asker} holds {entry.mac} ({entry.state}); {cmd(ns, 'ip neigh del', asker, 'dev', entry.dev)}",
+            claims=(Claim(ns, f"neigh {asker} dev {entry.dev}", f"lladdr {entry.mac} {entry.state}", dev=entry.dev, blames=True),),
+            fixes=(Remedy(ns, f"ip neigh del {asker} dev {entry.dev}", f"ip neigh replace {asker} lladdr {entry.mac} dev {entry.dev} nud {entry.state.lower()}", entry.dev),),
+        )
+    return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev_out), f"{lead}; what made {ns} choose {to} was not read")
 
 
 def _too_small(reads: Reads, end: tuple[str, str], size: int, v6: bool, bridged_out: bool) -> tuple[int, str, tuple[Claim, ...]] | None:

@@ -32,8 +32,10 @@ def stoppers(reads: Reads, at: At, how: str | None) -> list[nftables.Stopper]:
         return []
     families = ("ip6", "inet") if at.v == "ipv6" else ("ip", "inet")
     found = rules.stoppers(families, HOOKS[how])
-    found += rules.stoppers(("bridge",), ("prerouting", "input", "forward")) if at.iif else []
+    found += rules.stoppers(("bridge",), ("prerouting", "input", "forward", "output", "postrouting"))  # a frame on a bridge's ports
     found += rules.stoppers(("netdev",), ("ingress",), at.iif) if at.iif else []
+    out = reads.route_get(at.ns, at.dst).dev if how != "local" else None  # the way out, as the kernel routes it
+    found += rules.stoppers(("netdev",), ("egress",), out) if out else []
     return found
 
 
