@@ -243,6 +243,20 @@ def test_an_advertisement_addressed_by_a_stale_permanent_entry(make_lab):
     wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through without the entry")
 
 
+def test_a_router_that_lost_its_route_with_disable_ipv6_says_so(make_lab):
+    """disable_ipv6 on r1 took r's address there and the connected route with it: r answers
+    'no route', and the why names the sysctl that took them, as read, not a missing route."""
+    lab = make_lab(Topology(**ROUTED))
+    r = lab.ns("r")
+    r.set_sysctl("net.ipv6.conf.all.forwarding", 1)
+    r.set_sysctl("net.ipv6.conf.r1.disable_ipv6", 1)
+    result = lab.ns("a").ping("fd00:2::1")
+    assert result.outcome is Outcome.ICMP_ERROR and result.where == Where("r", "r1"), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("r", "sysctl net.ipv6.conf.r1.disable_ipv6", "1")]
+    r.run(["sh", "-c", result.remedies[0].command], check=True)
+    wait_until(lambda: lab.ns("a").ping("fd00:2::1").replied, 5.0, "a's ping through with IPv6 back on r1")
+
+
 def test_dad_failed(make_lab):
     lab = make_lab(Topology(**PAIR))
     a, b = lab.ns("a"), lab.ns("b")

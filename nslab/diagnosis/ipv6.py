@@ -16,6 +16,7 @@ path walk and the fix search take them over as they are.
 
 from __future__ import annotations
 
+import dataclasses
 import errno as errno_mod
 import ipaddress
 
@@ -287,22 +288,22 @@ def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | 
     if icmp.type == packets.TOO_BIG6:
         return obs.Finding(Cause.TOO_BIG, where, f"{icmp} for the {ctx.what}: the next link from {origin[0]} is smaller, and IPv6 routers never fragment")
     if filtered is not None:
-        return obs.Finding(Cause.REJECTED_BY_RULE, Where(filtered.ns, filtered.dev), f"refused by a firewall rule in {filtered.ns} ({icmp})", filtered.reason)
-    if icmp.type == packets.UNREACHABLE6 and icmp.code == 1:
+        found = _prohibited(ctx, filtered.ns, f"{icmp} for the {ctx.what}, and netfilter dropped a packet of it in {filtered.ns}")
+        return dataclasses.replace(found, reason=filtered.reason)
+    if icmp.type == packets.UNREACHABLE6 and (icmp.code in (1, 5) or (icmp.code == 4 and ctx.flow.probe == "ping")):
         return _prohibited(ctx, origin[0], f"{icmp} for the {ctx.what}")
-    if icmp.type == packets.UNREACHABLE6 and (icmp.code == 5 or (icmp.code == 4 and ctx.flow.probe == "ping")):
-        return obs.Finding(Cause.REJECTED_BY_RULE, where, f"refused by a firewall rule ({icmp})")
     if icmp.type == packets.UNREACHABLE6 and icmp.code == 3:
         if origin[0] == ev.src:  # the sender's own NDP gave up (the error loops back on lo): it is about the way out
             where = Where(ev.src, ev.sender_route.dev)
         return unready_neighbour(ctx) or obs.Finding(Cause.NO_ARP_ANSWER, where, f"{where.ns} could not resolve the next hop with NDP on {where.dev} ({icmp})")
-    return obs.Finding(Cause.ICMP_UNREACHABLE, where, f"{icmp} for the {ctx.what} from {ev.src}")
+    return None  # no route, and the rest: the origin's route lookup and ruleset decide (explain's ICMP error)
 
 
 def _prohibited(ctx: obs.Context, ns: str, said: str) -> obs.Finding:
-    """Administratively prohibited, and no drop by netfilter seen: a prohibit route or rule
-    sends it too. The origin's route lookup for the request, as it came in, is asked first;
-    then its ruleset; else what was read is said, and that the cause is unknown."""
+    """A refusal (administratively prohibited, a failed source policy, a port unreachable for
+    an echo) that a prohibit route or rule or a rejecting chain sends. The origin's route lookup
+    for the request, as it came in, is asked first; then its ruleset; else what was read is
+    said, and that the cause is unknown."""
     came = next((s for s in ctx.requests_in() if s.ns == ns and s.packet is not None), None)
     where = Where(ns, came.dev if came else None)
     packet = came.packet if came is not None else None
