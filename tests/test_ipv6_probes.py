@@ -257,6 +257,32 @@ def test_a_router_that_lost_its_route_with_disable_ipv6_says_so(make_lab):
     wait_until(lambda: lab.ns("a").ping("fd00:2::1").replied, 5.0, "a's ping through with IPv6 back on r1")
 
 
+def test_an_ipv6_rule_is_removed_with_ip_6_rule(make_lab):
+    """`ip rule del` without -6 reads IPv4's rules: the remedy names the family, and works."""
+    lab = make_lab(Topology(**PAIR))
+    a = lab.ns("a")
+    a.run(["ip", "-6", "rule", "add", "pref", "100", "to", "fd00::2", "prohibit"], check=True)
+    result = a.ping("fd00::2")
+    assert result.outcome is Outcome.LOCAL_ERROR and [(c.obj, c.blames) for c in result.claims] == [("rule 100", True)], result
+    assert result.remedies[0].command == "ip -6 rule del pref 100"
+    a.run(["sh", "-c", result.remedies[0].command], check=True)
+    assert a.ping("fd00::2").replied
+
+
+def test_all_disable_ipv6_on_a_router_is_undone_with_what_it_took(make_lab):
+    """Writing net.ipv6.conf.all.disable_ipv6 sets every device's: the why names `all`, and its
+    fix puts back the lab's addresses on both of r's links, and the routes that went with them."""
+    lab = make_lab(Topology(**ROUTED))
+    r = lab.ns("r")
+    r.set_sysctl("net.ipv6.conf.all.forwarding", 1)
+    r.set_sysctl("net.ipv6.conf.all.disable_ipv6", 1)
+    result = lab.ns("a").ping("fd00:2::1")
+    assert not result.replied and result.where.ns == "r", result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("r", "sysctl net.ipv6.conf.all.disable_ipv6", "1")]
+    r.run(["sh", "-c", result.remedies[0].command], check=True)
+    wait_until(lambda: lab.ns("a").ping("fd00:2::1").replied, 5.0, "a's ping through with IPv6 back on r")
+
+
 def test_dad_failed(make_lab):
     lab = make_lab(Topology(**PAIR))
     a, b = lab.ns("a"), lab.ns("b")

@@ -102,7 +102,7 @@ def from_remedy(remedy: Remedy) -> Change:
 
 def _kind(argv: Argv) -> str:
     """What a command changes, in the words the other changes use."""
-    words = " ".join(argv)
+    words = " ".join(a for i, a in enumerate(argv) if not (i == 1 and argv[0] == "ip" and a in ("-4", "-6")))
     for start, kind in (("ip link set lo up", "lo"), ("ip addr", "address"), ("ip route", "route"), ("ip rule", "rule"), ("ip neigh", "neighbour"), ("nft", "rule")):
         if words.startswith(start):
             return kind

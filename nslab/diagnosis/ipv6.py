@@ -25,6 +25,7 @@ from nslab.diagnosis import observations as obs
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, link_up, netfilter, routing, set_sysctl
+from nslab.diagnosis.stages.address import ipv6_back
 from nslab.kernel.state import AddressState
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -160,13 +161,13 @@ def _readdressed(ns: str, held: AddressState) -> Remedy:
 def disabled(ctx: obs.Context, ns: str, dev: str, address: str | None = None) -> obs.Finding | None:
     """IPv6 is disabled on *dev* in *ns* (or for the whole namespace), which removed the
     device's IPv6 addresses (*address*, where the lab's model says it was there)."""
-    for key in (f"net.ipv6.conf.{dev}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"):
+    for key in ("net.ipv6.conf.all.disable_ipv6", f"net.ipv6.conf.{dev}.disable_ipv6"):  # writing `all` sets every device's: name it first
         if ctx.reads.sysctl(ns, key) == "1":
             cidr = next((a.cidr for a in ctx.reads.view.topology.addresses if a.ns == ns and a.dev == dev and address and _same(a.cidr.split("/")[0], address)), None)
             text = f"{key}=1 in {ns}: IPv6 is disabled on {dev}, which removes its IPv6 addresses" + (f" ({cidr} among them)" if cidr else "")
             if address and not cidr:
                 text = f"nobody holds {address} where it was asked for, and {text}"
-            fix = Remedy(ns, f"sysctl -w {key}=0" + (f" && ip addr add {cidr} dev {dev} nodad" if cidr else ""), (f"ip addr del {cidr} dev {dev} && " if cidr else "") + f"sysctl -w {key}=1", dev)
+            fix = ipv6_back(ctx.reads, ns, key, dev)
             return obs.Finding(Cause.IPV6_DISABLED, Where(ns, dev), text, claims=(Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), fixes=(fix,))
     return None
 
@@ -231,6 +232,9 @@ def local_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding |
     if not ctx.flow.v6 or result.outcome is not Outcome.LOCAL_ERROR:
         return None
     if result.errno in (errno_mod.ENETUNREACH, errno_mod.EADDRNOTAVAIL, errno_mod.EHOSTUNREACH):
+        found = disabled(ctx, ev.src, "lo") if _same(ctx.flow.dst, "::1") else None  # ::1 lives on lo
+        if found is not None:
+            return found
         for a in ctx.reads.view.topology.addresses:
             if a.ns == ev.src and ":" in a.cidr and _held(ctx.reads, ev.src, a.cidr.split("/")[0]) is None:
                 found = disabled(ctx, ev.src, a.dev, a.cidr.split("/")[0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import with_lost_routes
+from nslab.diagnosis.stages import lost_addresses6, with_lost_routes
 from nslab.probes.result import Claim, Remedy
 
 IPV6_MIN_MTU = 1280
@@ -45,9 +45,23 @@ def absent(reads: Reads, ns: str, address) -> Absence:
                     (fix,),
                 )
             return Absence(f"the kernel holds no IPv6 state for {dev} (no net.ipv6.conf.{dev}), so it holds no {cidr}", (conf,), ())
-        for key in (f"net.ipv6.conf.{dev}.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"):
+        for key in ("net.ipv6.conf.all.disable_ipv6", f"net.ipv6.conf.{dev}.disable_ipv6"):  # writing `all` sets every device's: name it first
             if reads.sysctl(ns, key) == "1":
-                fix = with_lost_routes(reads, ns, dev, f"sysctl -w {key}=0 && {add} nodad", f"ip addr del {cidr} dev {dev} && sysctl -w {key}=1", [address.interface.network])
-                return Absence(f"{key}=1 there: IPv6 is disabled on {dev}, which removed {cidr}", (Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), (fix,))
+                return Absence(f"{key}=1 there: IPv6 is disabled on {dev}, which removed {cidr}", (Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), (ipv6_back(reads, ns, key, dev),))
     fix = with_lost_routes(reads, ns, dev, add, f"ip addr del {cidr} dev {dev}", [address.interface.network])
     return Absence("", (Claim(ns, f"address {cidr} dev {dev}", "absent", dev=dev, blames=True),), (fix,))
+
+
+def ipv6_back(reads: Reads, ns: str, key: str, dev: str) -> Remedy:
+    """`sysctl -w KEY=0` for a `disable_ipv6` *key*, then the lab's IPv6 addresses and routes the
+    kernel removed with it: on *dev*, or on every device where *key* is the `all` one."""
+    devs = sorted({a.dev for a in reads.view.topology.addresses if a.ns == ns and a.interface.version == 6}) if ".all." in key else [dev]
+    do, undo = [f"sysctl -w {key}=0"], [f"sysctl -w {key}=1"]
+    for each in devs:
+        lost = lost_addresses6(reads, ns, each)
+        if not lost:
+            continue
+        back = with_lost_routes(reads, ns, each, " && ".join(f"ip addr add {a.cidr} dev {each} nodad" for a in lost), " && ".join(f"ip addr del {a.cidr} dev {each}" for a in lost), [a.interface.network for a in lost])
+        do.append(back.command)
+        undo.insert(0, back.undo)
+    return Remedy(ns, " && ".join(dict.fromkeys(" && ".join(do).split(" && "))), " && ".join(undo), dev)

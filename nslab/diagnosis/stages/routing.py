@@ -86,7 +86,7 @@ def local_rule_missing(reads: Reads, ns: str, dst: str, what: str) -> Finding | 
         Where(ns),
         f"{ns}'s kernel does not take {dst}, an address of {ns}, as local: no policy rule there looks up the local table (the kernel's rule 0 is gone), so the {what} is routed on as if to another host",
         claims=(Claim(ns, "rule 0", "absent (no rule looks up table local)", blames=True),),
-        fixes=(Remedy(ns, "ip rule add pref 0 lookup local", "ip rule del pref 0 lookup local"),),
+        fixes=(Remedy(ns, f"{_ip_rule(dst)} add pref 0 lookup local", f"{_ip_rule(dst)} del pref 0 lookup local"),),
     )
 
 
@@ -182,7 +182,7 @@ def _refusing_rule(reads: Reads, at: At, code: int) -> Finding | None:
                 Where(at.ns, at.iif),
                 f"{at.ns}'s policy rule {rule.priority} ({rule}) {rule.action}s the {at.what} to {at.dst}",
                 claims=(Claim(at.ns, f"rule {rule.priority}", str(rule), blames=True),),
-                fixes=(Remedy(at.ns, f"ip rule del pref {rule.priority}", f"ip rule add {rule} pref {rule.priority}"),),
+                fixes=(Remedy(at.ns, f"{_ip_rule(at.dst)} del pref {rule.priority}", f"{_ip_rule(at.dst)} add {rule} pref {rule.priority}"),),
             )
     return None
 
@@ -218,7 +218,7 @@ def _no_main_rule(reads: Reads, at: At) -> Finding | None:
         Where(at.ns, at.iif),
         f"{at.ns}'s main table has a route to {at.dst}, but no policy rule looks the main table up (the kernel's rule 32766 is gone)",
         claims=(Claim(at.ns, "rule 32766", "absent (no rule looks up table main)", blames=True),),
-        fixes=(Remedy(at.ns, "ip rule add pref 32766 lookup main", "ip rule del pref 32766 lookup main"),),
+        fixes=(Remedy(at.ns, f"{_ip_rule(at.dst)} add pref 32766 lookup main", f"{_ip_rule(at.dst)} del pref 32766 lookup main"),),
     )
 
 
@@ -326,6 +326,11 @@ def _address_under(reads: Reads, ns: str, route):
         if (route.via and _in(route.via, a.cidr, network=True)) or (route.dev and route.dev == a.dev):
             return a
     return None
+
+
+def _ip_rule(dst: str) -> str:
+    """`ip rule` for the family of *dst* (without `-6` it reads and writes IPv4's rules)."""
+    return "ip -6 rule" if ":" in dst else "ip rule"
 
 
 def route_name(dst: str) -> str:
