@@ -186,17 +186,19 @@ def test_an_mtu_below_ipv6_minimum_is_why_an_address_is_gone(make_lab, dev_ns, d
     wait_until(lambda: lab.ns("a").ping("fd00:2::1").replied, 5.0, "a's ping through after the fix")
 
 
+BRIDGED = dict(
+    namespaces=[Namespace(n, sysctls=NO_DAD) for n in ("h", "a", "b")],
+    bridges=[Bridge("h", "br0")],
+    veths=[Veth("h", "p1", "a", "a0", master="br0"), Veth("h", "p2", "b", "b0", master="br0")],
+    addresses=[Address("a", "a0", "fd00::1/64"), Address("b", "b0", "fd00::2/64")],
+)
+
+
 def test_an_answer_too_big_for_the_bridge_port_it_leaves_by(make_lab):
     """b's advertisement (a 72-byte packet) is bridged out of p1, whose MTU is 68: with br_netfilter
     handing bridged IPv6 to the ip6 hooks, the bridge drops it; without, the frame passes (the
     kernel allows a port its MTU, the header and a VLAN tag). The why names what it read."""
-    topo = Topology(
-        [Namespace(n, sysctls=NO_DAD) for n in ("h", "a", "b")],
-        bridges=[Bridge("h", "br0")],
-        veths=[Veth("h", "p1", "a", "a0", master="br0"), Veth("h", "p2", "b", "b0", master="br0")],
-        addresses=[Address("a", "a0", "fd00::1/64"), Address("b", "b0", "fd00::2/64")],
-    )
-    lab = make_lab(topo)
+    lab = make_lab(Topology(**BRIDGED))
     h = lab.ns("h")
     h.set_sysctl("net.bridge.bridge-nf-call-ip6tables", 1)
     h.run(["ip", "link", "set", "dev", "p1", "mtu", "68"], check=True)
@@ -206,6 +208,18 @@ def test_an_answer_too_big_for_the_bridge_port_it_leaves_by(make_lab):
     assert "b holds fd00::2 and answered: its NDP advertisement left b0 (86 bytes)" in result.explanation
     h.set_sysctl("net.bridge.bridge-nf-call-ip6tables", 0)
     wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through without br_netfilter")
+
+
+def test_an_address_gone_with_its_link_down_names_the_link(make_lab):
+    """b0 down took b's IPv6 address (keep_addr_on_down=0): the link is named, not the address."""
+    lab = make_lab(Topology(**BRIDGED))
+    b = lab.ns("b")
+    b.run(["ip", "link", "set", "b0", "down"], check=True)
+    result = lab.ns("a").ping("fd00::2")
+    assert not result.replied and result.where == Where("b", "b0"), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("b", "link b0", "down")]
+    b.run(["sh", "-c", result.remedies[0].command], check=True)
+    wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through with b0 up")
 
 
 def test_a_chain_on_the_holders_way_out_drops_its_advertisement(make_lab):

@@ -1,7 +1,8 @@
 """Why an address the lab gave a device is not there, as the kernel shows it.
 
 The kernel removes addresses for reasons of its own, and each leaves a trace to
-read: a device that is gone; for IPv6, a device the kernel took IPv6 off (its
+read: a device that is gone; for IPv6, a device that is down (unless it keeps its
+addresses, `keep_addr_on_down`), a device the kernel took IPv6 off (its
 `net.ipv6.conf.DEV` directory is gone: an MTU below IPv6's minimum of 1280 does
 that, addresses and all), or `disable_ipv6` set on it. Only where no such trace is
 read is the address itself named as absent.
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import lost_addresses6, with_lost_routes
+from nslab.diagnosis.stages import cmd, link_up, lost_addresses6, with_lost_routes
 from nslab.probes.result import Claim, Remedy
 
 IPV6_MIN_MTU = 1280
@@ -35,6 +36,13 @@ def absent(reads: Reads, ns: str, address) -> Absence:
     if link is None:
         return Absence(f"{ns} has no link {dev} to hold {cidr}", (Claim(ns, f"link {dev}", "absent", dev=dev, blames=True),), ())
     if address.interface.version == 6:
+        if not link.up:  # a device going down takes its IPv6 addresses with it, unless keep_addr_on_down
+            key = f"net.ipv6.conf.{dev}.keep_addr_on_down"
+            return Absence(
+                f"{dev} is down, and the kernel removed its IPv6 addresses with it ({key}={reads.sysctl(ns, key)}); {cmd(ns, 'ip link set', dev, 'up')}",
+                (Claim(ns, f"link {dev}", "down", dev=dev, blames=True),),
+                (link_up(reads, ns, dev),),
+            )
         if reads.sysctl(ns, f"net.ipv6.conf.{dev}.disable_ipv6") is None:  # the kernel holds no IPv6 state for the device
             conf = Claim(ns, f"sysctl net.ipv6.conf.{dev}", "absent", dev=dev)
             if link.mtu < IPV6_MIN_MTU:
