@@ -239,6 +239,11 @@ def test_a_holder_without_arp_answers_no_solicitation(make_lab):
     result = lab.ns("a").ping("fd00::2")
     assert result.outcome is Outcome.TIMEOUT and result.where == Where("b", "b0"), result
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("b", "link b0", "arp off")]
+    # the copy sets `arp off` after the address, as here: set before it, b0 would join no solicited-node group
+    from nslab.advice.fixes import find
+
+    found = find(result, lab, budget=5.0)
+    assert [[["ip", "link", "set", "b0", "arp", "on"], ["ip", "neigh", "flush", "dev", "b0", "nud", "noarp"]]] in [[c["commands"] for c in f.changes] for f in found.fixes], found
     b.run(["sh", "-c", result.remedies[0].command], check=True)
     wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through with arp on")
 

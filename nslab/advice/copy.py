@@ -116,8 +116,9 @@ def build(state: State, *, timeout: float = 0.25, verify: bool = False, drop_rea
     problems: list[str] = []
     have = dump.read_all(_handles(lab, state), sysctls=False, ruleset=False, listeners=False)
     written: dict[str, set[str]] = {}
+    flags: dict[str, list[str]] = {}
     for name, want in state.dumps.items():
-        links, absent = _links(name, want, have[name], uplinked)
+        links, absent, flags[name] = _links(name, want, have[name], uplinked)
         problems += absent + _run(lab, name, "ip", links + _addresses(want, have[name]))
         written[name], refused = _write_sysctls(lab, name, want, {link.name for link in want.links if _create(link) is None and link.name not in have[name].link_names})
         problems += refused + _run(lab, name, "ip", _dad_again(want))
@@ -127,8 +128,8 @@ def build(state: State, *, timeout: float = 0.25, verify: bool = False, drop_rea
         for link in have[name].links:  # a veth set up here: its queue waits for linkwatch (Kernel.wait_ready)
             if link.kind == "veth" and link.up and not (before[name].link(link.name) or link).up:
                 handle.expect_activation(link.name)
-        lab.kernel.wait_ready(handle)
-        problems += _run(lab, name, "ip", _routes(want, have[name]) + _rules(want, have[name]) + _neighbours(want, have[name]))
+        lab.kernel.wait_ready(handle)  # IPv6 set up on each link (its addresses' groups joined) before any `arp off`
+        problems += _run(lab, name, "ip", flags[name] + _routes(want, have[name]) + _rules(want, have[name]) + _neighbours(want, have[name]))
         problems += _run(lab, name, "bridge", _fdb(want, have[name]))
         if want.ruleset:
             done = lab.ns(name).run(["nft", "-f", "-"], input=want.ruleset.encode() + b"\n", timeout=10)
@@ -178,10 +179,13 @@ def _first_line(data: bytes) -> str:
 
 
 # -- links ---------------------------------------------------------------------------
-def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str]]) -> tuple[list[str], list[str]]:
+def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str]]) -> tuple[list[str], list[str], list[str]]:
     """The commands that create the links the model did not build and give every link its MAC,
-    MTU, options, master and state where the copy's differ; and the links no command can make."""
-    out, absent = [], []
+    MTU, options, master and state where the copy's differ; the links no command can make; and
+    the commands that set the links' flags (`arp off`, ...), to run once IPv6 has set the
+    addresses up: a device without ARP joins no solicited-node group for an IPv6 address, so
+    `arp off` set after the address (the usual order) is a different state from before it."""
+    out, absent, flags = [], [], []
     held = {link.name: link for link in have.links}
     for link in want.links:
         if link.name in held or (name, link.name) in uplinked:
@@ -200,7 +204,7 @@ def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str
         if mine is None or mine.mtu != link.mtu:
             out.append(f"link set {link.name} mtu {link.mtu}")
         if mine is None or _flags(mine) != _flags(link):
-            out.append(f"link set {link.name} " + " ".join(f"{word} {'on' if on else 'off'}" for word, on in zip((w for w, _, _ in LINK_FLAGS), _flags(link))))
+            flags.append(f"link set {link.name} " + " ".join(f"{word} {'on' if on else 'off'}" for word, on in zip((w for w, _, _ in LINK_FLAGS), _flags(link))))
         opts = dict(link.options)
         if link.kind == "bridge" and (mine is None or mine.options != link.options):
             out.append(f"link set {link.name} type bridge " + " ".join(f"{k} {opts[k]}" for k in BRIDGE_OPTIONS if k in opts))
@@ -208,13 +212,13 @@ def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str
             out.append(f"link set {link.name} master {link.master}" if link.master else f"link set {link.name} nomaster")
         port = dict(link.port)
         if port and (mine is None or _port(mine) != _port(link)):
-            flags = " ".join(f"{k} {'on' if port[k] else 'off'}" for k in PORT_FLAGS if k in port)
-            out.append(f"link set {link.name} type bridge_slave {flags} priority {port.get('priority', 32)} cost {port.get('cost', 100)}")
+            said = " ".join(f"{k} {'on' if port[k] else 'off'}" for k in PORT_FLAGS if k in port)
+            out.append(f"link set {link.name} type bridge_slave {said} priority {port.get('priority', 32)} cost {port.get('cost', 100)}")
     for link in want.links:
         mine = held.get(link.name)
         if (name, link.name) not in uplinked and (mine is None or mine.up != link.up) and (mine is not None or _create(link) is not None):
             out.append(f"link set {link.name} {'up' if link.up else 'down'}")
-    return out, absent
+    return out, absent, flags
 
 
 def _port(link: dump.Link) -> tuple:

@@ -202,9 +202,9 @@ def silent(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, 
         return Finding(
             Cause.NO_ARP_ANSWER,
             Where(ns, dev),
-            f"{base}: {who}, but {dev} there does no ARP (arp off), so its kernel answers no {'solicitation' if v6 else 'ARP request'} on it; {cmd(ns, 'ip link set', dev, 'arp on')}",
+            f"{base}: {who}, but {dev} there does no ARP (arp off), so its kernel answers no {'solicitation' if v6 else 'ARP request'} on it; {cmd(ns, 'ip link set', dev, 'arp on')} && {cmd(ns, 'ip neigh flush dev', dev, 'nud noarp')}",
             claims=(Claim(ns, f"link {dev}", "arp off", dev=dev, blames=True),),
-            fixes=(Remedy(ns, f"ip link set {dev} arp on", f"ip link set {dev} arp off", dev),),
+            fixes=(_arp_on(ns, dev),),
         )
     if v6:  # IPv6's own reasons (tentative, disabled, another interface) are nslab/diagnosis/ipv6.py's
         if chains:
@@ -314,9 +314,9 @@ def _misaddressed_answer(reads: Reads, at: At, dev_out: str, host: tuple[str, st
         return Finding(
             Cause.NO_ARP_ANSWER,
             Where(ns, dev),
-            f"{lead}: {dev} in {ns} does no ARP (arp off), so its kernel addresses every neighbour with {dev}'s own MAC; {cmd(ns, 'ip link set', dev, 'arp on')}",
+            f"{lead}: {dev} in {ns} does no ARP (arp off), so its kernel addresses every neighbour with {dev}'s own MAC; {cmd(ns, 'ip link set', dev, 'arp on')} && {cmd(ns, 'ip neigh flush dev', dev, 'nud noarp')}",
             claims=(Claim(ns, f"link {dev}", "arp off", dev=dev, blames=True), Claim(at.ns, f"link {dev_out}", f"mac {mine.mac}", dev=dev_out)),
-            fixes=(Remedy(ns, f"ip link set {dev} arp on", f"ip link set {dev} arp off", dev),),
+            fixes=(_arp_on(ns, dev),),
         )
     asker = frames.fields_of(answer.frame)[2]
     entry = reads.neighbour(ns, asker)
@@ -348,6 +348,12 @@ def _too_small(reads: Reads, end: tuple[str, str], size: int, v6: bool, bridged_
     if size > link.mtu + ETH_HEADER + VLAN_HEADER:
         return link.mtu, f"the {size}-byte frame is larger than it takes (its MTU, the Ethernet header and a VLAN tag), and the kernel drops it", ()
     return None
+
+
+def _arp_on(ns: str, dev: str) -> Remedy:
+    """ARP back on *dev*, and the entries made without it flushed: an entry in state NOARP (the
+    device's own MAC for every neighbour) is not updated by what arrives, and a route may keep it."""
+    return Remedy(ns, f"ip link set {dev} arp on && ip neigh flush dev {dev} nud noarp", f"ip link set {dev} arp off", dev)
 
 
 def _knob(reads: Reads, ns: str, dev: str, keys: list[str], text: str) -> Finding:
