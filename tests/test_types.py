@@ -1,4 +1,4 @@
-"""nslab/ type-checks: mypy with pyproject.toml's [tool.mypy] (lab/, model/ and kernel/ under --strict's checks).
+"""nslab/ type-checks: mypy with pyproject.toml's [tool.mypy] (lab/, model/, kernel/ and diagnosis/ under --strict's checks).
 
 mypy keeps its cache under $XDG_CACHE_HOME/nslab/mypy/ (~/.cache/nslab/mypy/), never in
 the checkout, which may be read-only: a warm run takes about a second, a cold one

@@ -92,7 +92,7 @@ def write_pcap(sightings: list[Sighting], path: str) -> str:
     return path
 
 
-def _identity(s: Sighting) -> tuple | None:
+def _identity(s: Sighting) -> tuple[str | int | None, ...] | None:
     """What stays the same for one packet along its way (the IP id survives routing and NAT)."""
     arp = frames.neighbour_fields(s.frame)
     if arp is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import errno as errno_mod
 import ipaddress
-from typing import overload
+from typing import Callable, overload
 
 from nslab.diagnosis import ipv6
 from nslab.diagnosis.capture import Sighting
@@ -547,7 +547,7 @@ def _asked(ev: Evidence, ctx: Context) -> neighbour.Asked | None:
     return neighbour.Asked.of(ev.sightings, ctx.flow.hops) if ctx.reads.view.spaces.keys() <= ev.watched else None
 
 
-def _agrees(walked: Walked, ev: Evidence, ctx: Context, which) -> bool:
+def _agrees(walked: Walked, ev: Evidence, ctx: Context, which: Callable[[packets.Packet], bool]) -> bool:
     """The captures saw the packet (*which*: request or answer) enter no namespace off the
     walk's way: the namespaces it routed through, the segments it crossed, the stop's."""
     allowed = set(walked.namespaces) | walked.segments | ({walked.stop.where.ns} if walked.stop else set()) | {ev.src}
@@ -616,9 +616,9 @@ def _holder_of(ctx: Context, address: str) -> tuple[str, None] | None:
     return (ns, None) if ns else None
 
 
-def _origin(ev: Evidence, which) -> tuple[str, str] | None:
+def _origin(ev: Evidence, which: Callable[[packets.Packet], bool]) -> tuple[str, str] | None:
     """Where a frame matching *which* was first seen leaving a namespace it had not entered: who made it."""
-    entered: set[tuple[str, tuple]] = set()
+    entered: set[tuple[str, tuple[int, int, int | None]]] = set()
     for s in ev.sightings:
         p = s.packet
         if p is None or not which(p):

@@ -26,7 +26,7 @@ from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, link_up, netfilter, routing, set_sysctl
 from nslab.diagnosis.stages.address import ipv6_back
-from nslab.kernel.state import AddressState
+from nslab.kernel.state import AddressState, RouteState
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
 
@@ -218,7 +218,7 @@ def _off_link(ctx: obs.Context, asker: str, dev: str, ns: str, heard_on: str, he
     return obs.Finding(Cause.NO_ARP_ANSWER, Where(asker, dev), text, claims=claims, fixes=fixes)
 
 
-def _routes_to(reads: Reads, ns: str, address: str) -> list:
+def _routes_to(reads: Reads, ns: str, address: str) -> list[RouteState]:
     """*ns*'s IPv6 routes that hold *address*, longest prefix first."""
     ip = ipaddress.ip_address(address)
     routes = [r for r in reads.routes(ns, 6) if r.type == "unicast" and (r.dst == "default" or ip in ipaddress.ip_network(r.dst, strict=False))]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import socket
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Concatenate, Mapping, ParamSpec, TypeVar, cast
 
 from nslab.diagnosis.capture import Capture
 from nslab.kernel import listeners, nftables
@@ -43,15 +43,19 @@ class View:
     drops: DropMonitor | None = None  # the lab's drop monitor; None: this process's own (nslab.kernel.drops.monitor())
 
 
-def _asked_once(method):
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _asked_once(method: Callable[Concatenate[Reads, P], R]) -> Callable[Concatenate[Reads, P], R]:
     """Per probe, each question is asked once: the answer is kept on the instance."""
 
     @functools.wraps(method)
-    def wrapper(self: "Reads", *args):
-        key = (method.__name__, *args)
+    def wrapper(self: Reads, *args: P.args, **kwargs: P.kwargs) -> R:
+        key = (method.__name__, *args, *sorted(kwargs.items()))
         if key not in self._answers:
-            self._answers[key] = method(self, *args)
-        return self._answers[key]
+            self._answers[key] = method(self, *args, **kwargs)
+        return cast(R, self._answers[key])
 
     return wrapper
 
@@ -63,7 +67,7 @@ class Reads:
         self.view = view
         self.kernel = view.kernel
         self._links: dict[str, list[LinkState]] = {}
-        self._answers: dict[tuple, object] = {}
+        self._answers: dict[tuple[object, ...], object] = {}
 
     def handle(self, ns: str) -> NsHandle:
         return self.view.spaces[ns].handle

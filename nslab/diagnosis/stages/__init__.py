@@ -20,6 +20,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from nslab.diagnosis.reads import Reads
+from nslab.model.checks import IPNetwork
+from nslab.model.topology import Address, Route
 from nslab.probes.result import Claim, Remedy
 
 
@@ -88,24 +90,24 @@ def link_up(reads: Reads, ns: str, dev: str) -> Remedy:
     return with_lost_routes(reads, ns, dev, up, f"ip link set {dev} down", [a.interface.network for a in reads.view.topology.addresses if a.ns == ns and a.dev == dev])
 
 
-def lost_addresses6(reads: Reads, ns: str, dev: str) -> list:
+def lost_addresses6(reads: Reads, ns: str, dev: str) -> list[Address]:
     """The lab's IPv6 addresses on *dev* that the kernel does not hold (it removes them when the device goes down)."""
     held = {ipaddress.ip_interface(a.cidr) for a in reads.addresses(ns) if a.dev == dev}
     return [a for a in reads.view.topology.addresses if a.ns == ns and a.dev == dev and a.interface.version == 6 and a.interface not in held]
 
 
-def route_words(route) -> str:
+def route_words(route: Route) -> str:
     """The lab's *route* as `ip route add` takes it: `DST [via VIA] [dev DEV] [onlink]`."""
     return route.dst + (f" via {route.via}" if route.via else "") + (f" dev {route.dev}" if route.dev else "") + (" onlink" if route.onlink else "")
 
 
-def with_lost_routes(reads: Reads, ns: str, dev: str, do: str, undo: str, nets: list) -> Remedy:
+def with_lost_routes(reads: Reads, ns: str, dev: str, do: str, undo: str, nets: list[IPNetwork]) -> Remedy:
     """*do*, then the lab's routes in *ns* by *dev* or through a gateway in *nets* that the kernel
     does not hold (it drops a device's routes with its address, or when it goes down)."""
     have = {r.dst for r in reads.routes(ns)}
     missing = [r for r in reads.view.topology.routes if r.ns == ns and r.dst not in have]
     nets = list(nets)
-    lost: list = []
+    lost: list[Route] = []
     while True:  # a route through a gateway that a lost route reaches (kindnet's /32 pod: default via a gateway routed by dev) goes too
         more = [r for r in missing if r not in lost and (r.dev == dev or (r.via and any(ipaddress.ip_address(r.via) in n for n in nets)))]
         if not more:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import cmd, link_up, lost_addresses6, with_lost_routes
+from nslab.model.topology import Address
 from nslab.probes.result import Claim, Remedy
 
 IPV6_MIN_MTU = 1280
@@ -28,7 +29,7 @@ class Absence:
     fixes: tuple[Remedy, ...]
 
 
-def absent(reads: Reads, ns: str, address) -> Absence:
+def absent(reads: Reads, ns: str, address: Address) -> Absence:
     """The lab's *address* (model.Address) on its device in *ns*, which the kernel does not hold."""
     dev, cidr = address.dev, address.cidr
     add = f"ip addr add {cidr} dev {dev}"

@@ -19,7 +19,7 @@ from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, address, cmd, combined, link_up, route_words, set_sysctl, sysctl
 from nslab.kernel.state import RouteLookup, RouteState, RuleState
-from nslab.model.topology import Route
+from nslab.model.topology import Address, Route
 from nslab.probes.result import Cause, Claim, Remedy, Where
 
 REFUSING = ("blackhole", "unreachable", "prohibit", "throw")
@@ -260,7 +260,7 @@ class Lost:
     down: bool  # that device is down
 
 
-def why_lost(reads: Reads, ns: str, lost) -> Lost:
+def why_lost(reads: Reads, ns: str, lost: Route) -> Lost:
     """The lab's route *lost* (lost_route) is not in *ns*'s main table: the link under it is down
     (the kernel drops a device's routes when it goes down), the address it went with is gone
     (and why, as address.absent reads it), or nothing read says why: the route is absent."""
@@ -293,7 +293,7 @@ def why_lost(reads: Reads, ns: str, lost) -> Lost:
     )
 
 
-def lost_route(reads: Reads, ns: str, address: str):
+def lost_route(reads: Reads, ns: str, address: str) -> Route | None:
     """The lab's route in *ns* (as the model has it: its own, or one connected to an address it
     gives) that covers *address* and that the kernel's main table lacks; None if none."""
     have = {route_name(r.dst) for r in reads.routes(ns, 6 if ":" in address else 4)}
@@ -305,7 +305,7 @@ def lost_route(reads: Reads, ns: str, address: str):
     return max(lost, key=lambda r: _prefixlen(r.dst)) if lost else None
 
 
-def _down_under(reads: Reads, ns: str, route) -> str | None:
+def _down_under(reads: Reads, ns: str, route: Route) -> str | None:
     """The link that is down under the lab's *route*: its device, or the one holding its gateway's subnet."""
     for link in reads.links(ns):
         if link.up:
@@ -315,7 +315,7 @@ def _down_under(reads: Reads, ns: str, route) -> str | None:
     return None
 
 
-def _address_under(reads: Reads, ns: str, route):
+def _address_under(reads: Reads, ns: str, route: Route) -> Address | None:
     """The lab's address that *route* went with, where the kernel no longer holds it: one whose
     subnet holds the route's gateway, or one on the route's device (a connected route, or one
     that took it as its source)."""
