@@ -210,6 +210,18 @@ def test_an_answer_too_big_for_the_bridge_port_it_leaves_by(make_lab):
     wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through without br_netfilter")
 
 
+def test_a_solicitation_too_big_for_the_port_toward_the_holder(make_lab):
+    """a's solicitation never reaches b: the port it is bridged out of toward b is too small."""
+    lab = make_lab(Topology(**BRIDGED))
+    h = lab.ns("h")
+    h.set_sysctl("net.bridge.bridge-nf-call-ip6tables", 1)
+    h.run(["ip", "link", "set", "dev", "p2", "mtu", "68"], check=True)
+    result = lab.ns("a").ping("fd00::2")
+    assert result.outcome is Outcome.TIMEOUT and result.where == Where("h", "p2"), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("h", "link p2", "mtu 68")]
+    assert "no capture saw the request arrive there: it left a0 (86 bytes)" in result.explanation
+
+
 def test_an_address_gone_with_its_link_down_names_the_link(make_lab):
     """b0 down took b's IPv6 address (keep_addr_on_down=0): the link is named, not the address."""
     lab = make_lab(Topology(**BRIDGED))

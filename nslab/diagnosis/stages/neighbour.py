@@ -62,6 +62,10 @@ class Asked:
         heard = self._of(target, frames.SOLICITS, "in")
         return None if heard is None else {s.ns for s in heard}
 
+    def request_of(self, ns: str, dev: str, target: str) -> Sighting | None:
+        """*ns*'s solicitation for *target* as it left by *dev* (None: none seen, or not kept)."""
+        return next((s for s in self._of(target, frames.SOLICITS, "out") or [] if (s.ns, s.dev) == (ns, dev)), None)
+
     def answer_of(self, ns: str, target: str) -> Sighting | None:
         """*ns*'s answer for *target* as it left (None: none seen, or not kept)."""
         return next((s for s in self._of(target, frames.ADVERTS, "out") or [] if s.ns == ns), None)
@@ -96,11 +100,11 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, asked: Asked | None) ->
     heard = asked.heard_by(hop) if asked is not None else None
     for host in holders(reads, reached, hop):
         if heard is not None and host[0] not in heard:
-            return Finding(
-                Cause.NO_ARP_ANSWER,
-                Where(*host),
-                f"{base}: {host[0]} holds {hop} and the kernel wires {host[1]} to the segment, but no capture saw the request arrive there; the cause is unknown",
-            )
+            sent = asked.request_of(at.ns, dev, hop) if asked is not None else None
+            lead = f"{base}: {host[0]} holds {hop} and the kernel wires {host[1]} to the segment, but no capture saw the request arrive there"
+            if sent is not None:
+                return lost_on_the_way(reads, (at.ns, dev), host, sent, ":" in hop, "request", f"{lead}: it left {dev} ({len(sent.frame)} bytes)")
+            return Finding(Cause.NO_ARP_ANSWER, Where(*host), f"{lead}; the cause is unknown")
         answer = asked.answer_of(host[0], hop) if asked is not None else None
         if answer is not None:
             arrived = asked.answer_at(at.ns, dev, hop) if asked is not None else None
@@ -254,32 +258,35 @@ def _bridging(reads: Reads, ends: list[tuple[str, str]]) -> list[str]:
 
 def answer_lost(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, base: str, answer: Sighting) -> Finding:
     """*host* answered (*answer*: its reply, seen leaving it) and the answer never reached *at*.ns:
-    what on the answer's way can drop it. A device it passes after the capture saw it (the
-    holder's veth peer, a bridge port it is bridged out of, the asker's own end) that is too
-    small for it; chains of the bridge family where it is bridged; the asker's ingress chains."""
+    who addressed it elsewhere, or what on its way can drop it (lost_on_the_way)."""
     ns, dev = host
-    v6 = ":" in hop
-    word = "NDP advertisement" if v6 else "ARP reply"
-    left = f"{ns} holds {hop} and answered: its {word} left {dev} ({len(answer.frame)} bytes)"
-    wrong = _misaddressed_answer(reads, at, dev_out, host, answer, f"{base}: {left}", "so it could not reach there")
-    if wrong is not None:
-        return wrong
-    for end, out in ((reads.peer(ns, dev), False), (reads.peer(at.ns, dev_out), True), ((at.ns, dev_out), False)):
-        small = _too_small(reads, end, len(answer.frame), v6, out) if end is not None else None
+    word = "NDP advertisement" if ":" in hop else "ARP reply"
+    left = f"{base}: {ns} holds {hop} and answered: its {word} left {dev} ({len(answer.frame)} bytes)"
+    wrong = _misaddressed_answer(reads, at, dev_out, host, answer, left, "so it could not reach there")
+    return wrong or lost_on_the_way(reads, host, (at.ns, dev_out), answer, ":" in hop, "reply", left)
+
+
+def lost_on_the_way(reads: Reads, sender: tuple[str, str], receiver: tuple[str, str], frame: Sighting, v6: bool, op: str, lead: str) -> Finding:
+    """*frame* (an ARP or NDP *op*, seen leaving *sender*) never reached *receiver*: what on its way
+    can drop it. A device it passes after the capture saw it (the sender's veth peer, a bridge
+    port it is bridged out of, the receiver's own end) that is too small for it; the chains of
+    the bridge family where it is bridged; the receiver's ingress chains."""
+    for end, out in ((reads.peer(*sender), False), (reads.peer(*receiver), True), (receiver, False)):
+        small = _too_small(reads, end, len(frame.frame), v6, out) if end is not None else None
         if end is not None and small is not None:
             mtu, why, claims = small
             return Finding(
                 Cause.NO_ARP_ANSWER,
                 Where(*end),
-                f"{base}: {left}, but {end[1]} in {end[0]} on its way has MTU {mtu}: {why}; {cmd(end[0], 'ip link set dev', end[1], 'mtu 1500')}",
+                f"{lead}, but {end[1]} in {end[0]} on its way has MTU {mtu}: {why}; {cmd(end[0], 'ip link set dev', end[1], 'mtu 1500')}",
                 claims=(Claim(end[0], f"link {end[1]}", f"mtu {mtu}", dev=end[1], blames=True), *claims),
                 fixes=(Remedy(end[0], f"ip link set dev {end[1]} mtu 1500", f"ip link set dev {end[1]} mtu {mtu}", end[1]),),
             )
-    chains = [(b, x) for b in _bridging(reads, [(ns, dev), (at.ns, dev_out)]) for x in netfilter.bridge_stoppers(reads, b, v6, "reply")]
-    chains += [(at.ns, x) for x in netfilter.neighbour_stoppers(reads, at.ns, dev_out, v6, "reply", "in")]
+    chains = [(b, x) for b in _bridging(reads, [sender, receiver]) for x in netfilter.bridge_stoppers(reads, b, v6, op)]
+    chains += [(receiver[0], x) for x in netfilter.neighbour_stoppers(reads, *receiver, v6, op, "in")]
     if chains:
-        return netfilter.neighbour_finding(Where(at.ns, dev_out), chains, f"{base}: {left}, but chains on the answer's way to {at.ns} can drop it")
-    return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev_out), f"{base}: {left}, and it did not reach {at.ns}; no MTU or netfilter chain read on its way stops it; the cause is unknown")
+        return netfilter.neighbour_finding(Where(*receiver), chains, f"{lead}, but chains on its way to {receiver[0]} can drop it")
+    return Finding(Cause.NO_ARP_ANSWER, Where(*receiver), f"{lead}, and it did not reach {receiver[0]}; no MTU or netfilter chain read on its way stops it; the cause is unknown")
 
 
 def answer_refused(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, base: str, arrived: Sighting) -> Finding:
