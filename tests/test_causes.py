@@ -86,6 +86,17 @@ def test_arp_ignore_2_answers_only_a_sender_in_the_targets_subnet(make_lab):
     assert "answers only a sender in the subnet of 172.16.0.2 on ceth1, and the request came from 10.0.0.10" in result.explanation
 
 
+def test_a_second_probe_during_an_unanswered_resolution_says_why_it_sent_none(make_lab):
+    """The second ping meets ns1's entry for 10.0.0.99 still INCOMPLETE: the kernel sends no new
+    request until its timer fires. The why says so, and still why the first went unanswered."""
+    lab = make_lab(Topology(**BASE))
+    ns1 = lab.ns("ns1")
+    first, second = ns1.ping("10.0.0.99"), ns1.ping("10.0.0.99")
+    assert first.cause is Cause.NO_ARP_ANSWER and second.cause is Cause.NO_ARP_ANSWER, (first, second)
+    assert second.evidence.seen(kind="arp-request") == [] and "its entry for 10.0.0.99 is INCOMPLETE" in second.explanation, second
+    assert "reaches ns2 (v2), and none of them holds 10.0.0.99" in second.explanation
+
+
 def test_link_down_at_the_far_end(make_lab):
     lab = make_lab(Topology(**{**BASE, "veths": [Veth("ns1", "v1", "ns2", "v2", peer_up=False)]}))
     result = lab.ns("ns1").ping("10.0.0.2")

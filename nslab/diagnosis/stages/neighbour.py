@@ -96,7 +96,16 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, asked: Asked | None) ->
         return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev), f"{base}; its segment leaves the lab or holds a device nslab cannot follow")
     reached, cut = segment
     if asked is not None and asked.sent_by(at.ns, dev, hop) is False:
-        return unsent(reads, at, dev, hop)
+        entry = reads.neighbour(at.ns, hop)
+        if entry is None or entry.state not in ("INCOMPLETE", "PROBE"):
+            return unsent(reads, at, dev, hop)
+        unusable = _no_ndp_source(reads, at, dev, f"{at.ns} sent no NDP request for {hop} on {dev} while the probe ran") if ":" in hop else None
+        if unusable is not None:
+            return unusable
+        # an earlier request's resolution is under way (the kernel asks again when its timer fires): why that one went unanswered
+        key = f"net.{at.v}.neigh.{dev}.retrans_time_ms"
+        base += f" (this probe sent none: its entry for {hop} is {entry.state}, an earlier request's resolution, and its kernel asks again when the retransmit timer fires, {key}={reads.sysctl(at.ns, key)})"
+        asked = None  # the captures saw nothing of that earlier request
     heard = asked.heard_by(hop) if asked is not None else None
     for host in holders(reads, reached, hop):
         if heard is not None and host[0] not in heard:
@@ -133,22 +142,13 @@ def unsent(reads: Reads, at: At, dev: str, hop: str) -> Finding:
             claims=tuple(sysctl(reads, at.ns, key, blames=True, dev=dev) for key in keys),
             fixes=(set_sysctl(reads, at.ns, keys[0], 3, dev),),
         )
-    own = netfilter.neighbour_stoppers(reads, at.ns, dev, word == "NDP", "request", "out")
-    if own:
-        return netfilter.neighbour_finding(Where(at.ns, dev), [(at.ns, s) for s in own], f"{base}, and {at.ns}'s own chains can drop it as it leaves")
     if word == "NDP":
         found = _no_ndp_source(reads, at, dev, base)
         if found is not None:
             return found
-    entry = reads.neighbour(at.ns, hop)
-    if entry is not None and entry.state in ("INCOMPLETE", "PROBE"):
-        key = f"net.{at.v}.neigh.{dev}.retrans_time_ms"
-        return Finding(
-            Cause.NO_ARP_ANSWER,
-            Where(at.ns, dev),
-            f"{base}: its entry for {hop} is {entry.state}, a resolution under way, and its kernel sends the next request when the retransmit timer fires ({key}={reads.sysctl(at.ns, key)})",
-            claims=(Claim(at.ns, f"neigh {hop} dev {dev}", entry.state, dev=dev), sysctl(reads, at.ns, key, dev=dev)),
-        )
+    own = netfilter.neighbour_stoppers(reads, at.ns, dev, word == "NDP", "request", "out")
+    if own:
+        return netfilter.neighbour_finding(Where(at.ns, dev), [(at.ns, s) for s in own], f"{base}, and {at.ns}'s own chains can drop it as it leaves")
     return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev), f"{base}; the cause is unknown")
 
 
