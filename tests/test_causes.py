@@ -93,8 +93,21 @@ def test_a_second_probe_during_an_unanswered_resolution_says_why_it_sent_none(ma
     ns1 = lab.ns("ns1")
     first, second = ns1.ping("10.0.0.99"), ns1.ping("10.0.0.99")
     assert first.cause is Cause.NO_ARP_ANSWER and second.cause is Cause.NO_ARP_ANSWER, (first, second)
-    assert second.evidence.seen(kind="arp-request") == [] and "its entry for 10.0.0.99 is INCOMPLETE" in second.explanation, second
+    assert second.evidence.seen(kind="arp-request") == [] and "its entry for 10.0.0.99 now INCOMPLETE" in second.explanation, second
     assert "reaches ns2 (v2), and none of them holds 10.0.0.99" in second.explanation
+
+
+def test_a_probe_that_meets_an_earlier_resolution_claims_nothing_of_it(make_lab):
+    """ns2 gets its address back while ns1 still resolves it for the first probe: the second
+    probe sends nothing, and the why says so without judging the earlier request by today's state."""
+    lab = make_lab(Topology(**BASE))
+    ns1, ns2 = lab.ns("ns1"), lab.ns("ns2")
+    ns2.run(["ip", "addr", "del", "10.0.0.2/24", "dev", "v2"], check=True)
+    assert ns1.ping("10.0.0.2").cause is Cause.NO_ARP_ANSWER
+    ns2.run(["ip", "addr", "add", "10.0.0.2/24", "dev", "v2"], check=True)
+    second = ns1.ping("10.0.0.2")
+    assert second.cause is Cause.NO_ARP_ANSWER and second.evidence.seen(kind="arp-request") == [], second
+    assert "ns2 holds 10.0.0.2 on v2, wired to that segment now: probe again" in second.explanation and not second.claims
 
 
 def test_link_down_at_the_far_end(make_lab):

@@ -95,19 +95,25 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, asked: Asked | None) ->
     if segment is None:
         return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev), f"{base}; its segment leaves the lab or holds a device nslab cannot follow")
     reached, cut = segment
+    earlier = False
     if asked is not None and asked.sent_by(at.ns, dev, hop) is False:
         entry = reads.neighbour(at.ns, hop)
-        if entry is None or entry.state not in ("INCOMPLETE", "PROBE"):
+        if entry is None or entry.state not in ("INCOMPLETE", "PROBE", "FAILED"):
             return unsent(reads, at, dev, hop)
         unusable = _no_ndp_source(reads, at, dev, f"{at.ns} sent no NDP request for {hop} on {dev} while the probe ran") if ":" in hop else None
         if unusable is not None:
             return unusable
-        # an earlier request's resolution is under way (the kernel asks again when its timer fires): why that one went unanswered
+        # The probe met an earlier request's resolution: a packet queued on an INCOMPLETE entry waits for its
+        # retransmit timer, and is dropped with it when the last solicitation goes unanswered (FAILED now; a
+        # packet meeting a FAILED entry starts a new resolution at once, so it was not FAILED when the probe began).
         key = f"net.{at.v}.neigh.{dev}.retrans_time_ms"
-        base += f" (this probe sent none: its entry for {hop} is {entry.state}, an earlier request's resolution, and its kernel asks again when the retransmit timer fires, {key}={reads.sysctl(at.ns, key)})"
-        asked = None  # the captures saw nothing of that earlier request
+        how = "asks again when the retransmit timer fires" if entry.state != "FAILED" else "gave it up while the probe waited"
+        base += f" (this probe sent none: it met an earlier request's resolution, its entry for {hop} now {entry.state}, and its kernel {how}, {key}={reads.sysctl(at.ns, key)})"
+        asked, earlier = None, True  # the captures saw nothing of that earlier request
     heard = asked.heard_by(hop) if asked is not None else None
     for host in holders(reads, reached, hop):
+        if earlier:  # what kept that earlier request unanswered is not known from now: the state may have changed since
+            return Finding(Cause.NO_ARP_ANSWER, Where(at.ns, dev), f"{base}; {host[0]} holds {hop} on {host[1]}, wired to that segment now: probe again once its kernel asks anew")
         if heard is not None and host[0] not in heard:
             sent = asked.request_of(at.ns, dev, hop) if asked is not None else None
             lead = f"{base}: {host[0]} holds {hop} and the kernel wires {host[1]} to the segment, but no capture saw the request arrive there"
