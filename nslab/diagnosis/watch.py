@@ -57,6 +57,8 @@ class Watch:
         self.flow = dataclasses.replace(self.flow, hops=tuple(dict.fromkeys((hop, self.flow.dst))))
         routed = self.sender_route.type == "unicast" and self.sender_route.dev is not None
         self.out_link = reads.link(self.src, self.sender_route.dev) if routed else None
+        before = reads.neighbour(self.src, hop) if routed else None  # not cached: read again after the probe
+        self.resolving = before.state if before is not None and before.state in ("INCOMPLETE", "PROBE") else None
         self.monitor = (self.view.drops or drop_source.monitor()) if self.view.drop_reasons else WITHOUT_DROP_REASONS
         self.monitor.ready(ATTACH_DROPS)  # waits only while bpftrace is still attaching (once per process)
         # Without the kernel's drop reasons (no bpftrace, or a kernel before 5.17) a packet lost off
@@ -147,6 +149,7 @@ class Watch:
             links={self.src: self.reads.links(self.src)},
             watched=frozenset(space.name for space in self.watched),
             neighbours={},
+            resolving=self.resolving,
             drops=list(self.drops),
             drop_reasons=None if self.monitor.available else self.monitor.why,
             settled_by=self.finding.text if (self.finding and result.decided_early) else None,

@@ -43,11 +43,12 @@ class Asked:
 
     targets: frozenset[str]
     seen: tuple[tuple[Sighting, str], ...]  # each solicitation or answer, and the address it is about
+    resolving: frozenset[tuple[str, str]] = frozenset()  # (namespace, address) whose resolution was under way when the probe began
 
     @classmethod
-    def of(cls, sightings: Iterable[Sighting], targets: Iterable[str]) -> "Asked":
+    def of(cls, sightings: Iterable[Sighting], targets: Iterable[str], resolving: Iterable[tuple[str, str]] = ()) -> "Asked":
         about = [(s, _address(_about(s))) for s in sightings if s.kind in frames.SOLICITS + frames.ADVERTS]
-        return cls(frozenset(_address(t) for t in targets), tuple(about))
+        return cls(frozenset(_address(t) for t in targets), tuple(about), frozenset((ns, _address(a)) for ns, a in resolving))
 
     def _of(self, target: str, kinds: tuple[str, ...], direction: str) -> list[Sighting] | None:
         address = _address(target)
@@ -97,18 +98,14 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, asked: Asked | None) ->
     reached, cut = segment
     earlier = False
     if asked is not None and asked.sent_by(at.ns, dev, hop) is False:
-        entry = reads.neighbour(at.ns, hop)
-        if entry is None or entry.state not in ("INCOMPLETE", "PROBE", "FAILED"):
+        if (at.ns, _address(hop)) not in asked.resolving:
             return unsent(reads, at, dev, hop)
-        unusable = _no_ndp_source(reads, at, dev, f"{at.ns} sent no NDP request for {hop} on {dev} while the probe ran") if ":" in hop else None
-        if unusable is not None:
-            return unusable
-        # The probe met an earlier request's resolution: a packet queued on an INCOMPLETE entry waits for its
-        # retransmit timer, and is dropped with it when the last solicitation goes unanswered (FAILED now; a
-        # packet meeting a FAILED entry starts a new resolution at once, so it was not FAILED when the probe began).
+        # The probe met an earlier request's resolution (the entry was INCOMPLETE when it began): its packet
+        # waits for the retransmit timer, and is dropped with the entry when the last solicitation goes unanswered.
+        entry = reads.neighbour(at.ns, hop)
+        state = entry.state if entry is not None else "gone"
         key = f"net.{at.v}.neigh.{dev}.retrans_time_ms"
-        how = "asks again when the retransmit timer fires" if entry.state != "FAILED" else "gave it up while the probe waited"
-        base += f" (this probe sent none: it met an earlier request's resolution, its entry for {hop} now {entry.state}, and its kernel {how}, {key}={reads.sysctl(at.ns, key)})"
+        base += f" (this probe sent none: it met an earlier request's resolution, its entry for {hop} now {state}, and its kernel asks again only when the retransmit timer fires, {key}={reads.sysctl(at.ns, key)})"
         asked, earlier = None, True  # the captures saw nothing of that earlier request
     heard = asked.heard_by(hop) if asked is not None else None
     for host in holders(reads, reached, hop):
