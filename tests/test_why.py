@@ -161,6 +161,8 @@ def test_the_fix_is_typed_as_the_learner_would_type_it(runs):
     pid = runs("lo-down")["pid"]
     assert runs("lo-down")["why"]["src"] == f"pid{pid}"
     assert runs("lo-down")["fix"] == f"nsenter -t {pid} -n ip link set lo up"  # a namespace known by its process
+    said = runs("lo-down")["why"]["explanation"] + runs("not-on-bridge")["why"]["explanation"]
+    assert "ip netns exec pid" not in said and "ip netns exec host " not in said, said  # the explanation's commands too
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (apt-get install chromium)")

@@ -32,7 +32,7 @@ def to_dict(result: Result, found: Search | None, prefixes: Mapping[str, str] | 
         "cause_text": result.cause.value if result.cause else None,
         "where": {"ns": result.where.ns, "dev": result.where.dev} if result.where else None,
         "reason": result.reason,
-        "explanation": result.explanation,
+        "explanation": spoken(result.explanation, prefixes),
         "trace": _trace(result),
         "drops": [{"ns": d.ns, "dev": d.dev, "reason": d.reason} for d in ev.drops] if ev is not None else [],
         "drop_reasons_unread": ev.drop_reasons if ev is not None else None,
@@ -55,6 +55,14 @@ def _trace(result: Result) -> list[dict]:
     ]
 
 
+def spoken(text: str, prefixes: Mapping[str, str] | None) -> str:
+    """*text* with each `ip netns exec NAME ` the stages wrote said the way this machine reaches
+    NAME: nothing for the namespace nslab runs in, `nsenter -t PID -n ` for one known by its process."""
+    for name, prefix in (prefixes or {}).items():
+        text = text.replace(f"ip netns exec {name} ", prefix)
+    return text
+
+
 def to_text(result: Result, found: Search | None, prefixes: Mapping[str, str] | None = None, target: str | None = None) -> str:
     """What `nslab why` prints."""
     head = result.summary()
@@ -67,7 +75,7 @@ def to_text(result: Result, found: Search | None, prefixes: Mapping[str, str] | 
             f"cause: {result.cause.value if result.cause else 'unknown'}{where}" + (f"; the kernel's drop reason: {result.reason}" if result.reason else "")
         )
     if result.explanation:
-        lines.append(f"why: {result.explanation}")
+        lines.append(f"why: {spoken(result.explanation, prefixes)}")
     if result.evidence is not None:
         lines.append("per-hop trace:")
         lines += ["  " + line for line in result.evidence.trace().splitlines()]
