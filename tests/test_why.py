@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from nslab.grading import jail
+from nslab.kernel import drops
 
 pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
 
@@ -183,6 +184,15 @@ def test_svg_draws_the_path_the_stop_and_the_fix_and_chromium_renders_it(runs, t
     assert proc.returncode == 0, proc.stderr[-1000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "cluster_container1" in proc.stdout and "stopped here" in proc.stdout  # the DOM chromium built from the SVG
+
+
+@pytest.mark.skipif(drops.missing() is not None, reason=f"the kernel's drop reasons cannot be read here: {drops.missing()}")
+def test_a_drop_in_the_namespace_why_runs_in_is_read(nslab_sandbox, tmp_path):
+    got = why_in_sandbox(tmp_path, "host-input-drop", ["c1", "10.89.0.1"])
+    why = got["why"]
+    assert why["reason"] == "NETFILTER_DROP" and why["where"]["ns"] == "host" and why["decided_early"], why
+    assert why["fixes"][0]["command"] == "nft delete rule inet guard in handle 2", why["fixes"]
+    assert got["again_status"] == 0, got["again"]["summary"]
 
 
 def test_bad_input_is_one_line_naming_the_argument(nslab_sandbox):

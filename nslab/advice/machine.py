@@ -10,6 +10,7 @@ the probe changes what any ping changes (neighbour entries).
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import ipaddress
 import os
@@ -108,7 +109,13 @@ def _valid_name(name: str) -> bool:
 
 def adopt(machine: Machine, *, timeout: float, drop_reasons: bool = True) -> Lab:
     """A lab in nslab's private sandbox holding every opened namespace, its model read back."""
-    lab = Lab(timeout=timeout, drop_reasons=drop_reasons).open()
+    monitor = None
+    if drop_reasons:  # the host's namespace is one of this lab's: its drops are read too
+        from nslab.kernel.drops import DropMonitor
+
+        monitor = DropMonitor(host=True).start()
+        atexit.register(monitor.stop)
+    lab = Lab(timeout=timeout, drop_reasons=drop_reasons, drops=monitor).open()
     for name, fd in machine.fds.items():
         lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
     machine.close()

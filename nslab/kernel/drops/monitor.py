@@ -24,7 +24,8 @@ dropped before it has a device (netfilter OUTPUT) is attributed to the device
 of its route (`skb_dst(skb)->dev`: its namespace, and the ifindex it would have
 left by), else to its socket's namespace (ifindex 0). `Drop.via` says which.
 Drops in the host's namespace are skipped in BPF: no lab lives there, and the
-host's traffic is noise. "The host's" is what this process can see of it
+host's traffic is noise (a monitor made with `host=True` keeps them: `nslab why`
+adopts the namespace it runs in, and the probe's own drops there are read). "The host's" is what this process can see of it
 (`init_net` has no symbol to compare with in kallsyms without KALLSYMS_ALL):
 pid 1's namespace when readable, the one this process came from before
 entering nslab's sandbox, and the sandbox's own (or, outside a sandbox, the
@@ -111,8 +112,9 @@ class DropMonitor:
     Use `monitor()` for the process-wide one; a DropMonitor of your own is for tests.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, host: bool = False) -> None:
         self.reasons: dict[int, str] = {}
+        self._host = host  # report the host's namespaces too (a lab that adopted them: `nslab why`)
         self.lost = 0  # events bpftrace reported lost (its per-CPU buffers overflowed)
         self.attach_seconds: float | None = None  # from spawning bpftrace to its BEGIN line
         self.notes: deque[str] = deque(maxlen=50)  # other lines bpftrace wrote (warnings)
@@ -165,7 +167,7 @@ class DropMonitor:
                 self._marker, self.marker_netns = _marker_socket()
                 self._cpus = sorted(os.sched_getaffinity(0))
                 self._home = _home_netns()
-                self.skipped = _host_namespaces(self._home)
+                self.skipped = set() if self._host else _host_namespaces(self._home)
             except OSError as exc:
                 problem = f"the monitor's marker namespace cannot be made: {exc}"
         if problem is not None:
