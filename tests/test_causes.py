@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from nslab import Address, Bridge, Cause, Namespace, Outcome, Route, Topology, Veth, Where
+from nslab.kernel.process import wait_until
 from nslab.tutorials.catalog import LABS
 
 BASE = dict(
@@ -60,7 +61,7 @@ def test_a_link_down_under_the_specific_route_is_blamed_not_the_route(make_lab):
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("host", "link veth1", "down")]
     assert "the lab's route 172.16.0.0/24 dev veth1 goes by veth1, which is down" in result.explanation
     host.run(["sh", "-c", result.remedies[0].command], check=True)
-    assert host.ping("172.16.0.2").replied
+    wait_until(lambda: host.ping("172.16.0.2").replied, 5.0, "host's ping through with veth1 up")  # linkwatch may make veth1 UP up to a second later
 
 
 def test_an_unreachable_route_in_the_local_table_answers_for_itself(make_lab):

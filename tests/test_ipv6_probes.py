@@ -255,7 +255,8 @@ def test_a_holder_without_arp_answers_no_solicitation(make_lab):
     from nslab.advice.fixes import find
 
     found = find(result, lab, budget=5.0)
-    assert [[["ip", "link", "set", "b0", "arp", "on"], ["ip", "neigh", "flush", "dev", "b0", "nud", "noarp"]]] in [[c["commands"] for c in f.changes] for f in found.fixes], found
+    arp_on = [["ip", "link", "set", "b0", "arp", "on"], ["ip", "neigh", "flush", "dev", "b0", "nud", "noarp"]]
+    assert any(arp_on in [c["commands"] for c in f.changes] for f in found.fixes), found  # alone, or paired when a trial was slow
     b.run(["sh", "-c", result.remedies[0].command], check=True)
     wait_until(lambda: lab.ns("a").ping("fd00::2").replied, 5.0, "a's ping through with arp on")
 
