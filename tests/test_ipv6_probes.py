@@ -315,6 +315,21 @@ def test_all_disable_ipv6_on_a_router_is_undone_with_what_it_took(make_lab):
     wait_until(lambda: lab.ns("a").ping("fd00:2::1").replied, 5.0, "a's ping through with IPv6 back on r")
 
 
+def test_a_solicitation_the_kernel_dropped_before_it_left_is_named_by_its_drop(make_lab):
+    """a's own output chain drops its NS before any capture sees it: the kernel's drop of it
+    (NETFILTER_DROP, read for the solicitation, not only for the echo) says where and why."""
+    lab = make_lab(Topology(**PAIR))
+    a = lab.ns("a")
+    for line in ("add table inet t", "add chain inet t o { type filter hook output priority 0 ; }", "add rule inet t o icmpv6 type nd-neighbor-solicit drop"):
+        a.run(["nft", line], check=True)
+    result = a.ping("fd00::2")
+    if result.evidence.drop_reasons is not None:
+        pytest.skip(f"the kernel's drop reasons cannot be read here: {result.evidence.drop_reasons}")
+    assert result.cause is Cause.FILTERED_BY_RULE and result.reason == "NETFILTER_DROP" and result.where == Where("a", "a0"), result
+    assert "a's NDP request for fd00::2 never left a0: the kernel dropped it in a" in result.explanation
+    assert [(c.ns, c.obj) for c in result.claims if c.blames] == [("a", "nft inet t o")]
+
+
 def test_dad_failed(make_lab):
     lab = make_lab(Topology(**PAIR))
     a, b = lab.ns("a"), lab.ns("b")

@@ -26,6 +26,7 @@ class DropSeen:
     dev: str | None
     reason: str
     packet: packets.Packet | None = field(default=None, repr=False)
+    asks: str | None = None  # for a neighbour solicitation of the probe's (ARP request, NDP NS): the address it asks for
 
 
 @dataclass

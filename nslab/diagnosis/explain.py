@@ -547,7 +547,7 @@ def _asked(ev: Evidence, ctx: Context) -> neighbour.Asked | None:
     if not ctx.reads.view.spaces.keys() <= ev.watched:
         return None
     hop = ev.sender_route.via or ev.dst
-    return neighbour.Asked.of(ev.sightings, ctx.flow.hops, {(ev.src, hop)} if ev.resolving else set())
+    return neighbour.Asked.of(ev.sightings, ctx.flow.hops, {(ev.src, hop)} if ev.resolving else set(), ev.drops)
 
 
 def _agrees(walked: Walked, ev: Evidence, ctx: Context, which: Callable[[packets.Packet], bool]) -> bool:
@@ -606,7 +606,7 @@ def _drop_of(ev: Evidence, ns: str, *, request: bool, ctx: Context) -> DropSeen 
 
 
 def _reason_in(ev: Evidence, ns: str) -> str | None:
-    return next((d.reason for d in ev.drops if d.ns == ns), None)
+    return next((d.reason for d in ev.drops if d.ns == ns and d.packet is not None), None)
 
 
 def _arrival(ev: Evidence, ctx: Context, ns: str) -> Sighting | None:

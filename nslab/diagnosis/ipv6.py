@@ -288,7 +288,7 @@ def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | 
         return None
     origin = next(((s.ns, s.dev) for s in ev.sightings if s.direction == "out" and s.packet and s.packet.quoted and s.packet.icmp_type == icmp.type), (ev.src, ev.sender_route.dev))
     where = Where(*origin)
-    filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP"), None)
+    filtered = next((d for d in ev.drops if d.reason == "NETFILTER_DROP" and d.packet is not None), None)
     if icmp.type == packets.TOO_BIG6:
         return obs.Finding(Cause.TOO_BIG, where, f"{icmp} for the {ctx.what}: the next link from {origin[0]} is smaller, and IPv6 routers never fragment")
     if filtered is not None:

@@ -243,7 +243,7 @@ def no_route_back(ctx: Context) -> Finding | None:
     if ctx.deltas().get(ns, {}).get(answered):  # answered meanwhile, after all
         return None
     text = f"the {ctx.what} reached {ns} on {dev}, but {ns} has no route back to {packet.src}"
-    if any(d.ns == ns and d.reason == "IP_RPFILTER" for d in ctx.drops):
+    if any(d.ns == ns and d.reason == "IP_RPFILTER" and d.packet is not None for d in ctx.drops):
         text = f"the {ctx.what} reached {ns} on {dev} and the reverse-path filter dropped it, but {ns} has no route back to {packet.src}"
     return Finding(Cause.NO_RETURN_ROUTE, Where(ns, dev), text)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 from typing import Any
 
 from nslab.diagnosis import frames, ipv6, observations
@@ -92,11 +93,12 @@ class Watch:
         by_inode = {space.inode: space for space in self.view.spaces.values()}
         for drop in self.monitor.since(self.drop_mark, netns=set(by_inode)):
             packet = drop_source_packet(drop)
-            if packet is None or not self.flow.matches_packet(packet):
+            asks = _solicitation_for(drop, self.flow.hops)
+            if asks is None and (packet is None or not self.flow.matches_packet(packet)):
                 continue
             space = by_inode[drop.netns]
             dev = self.reads.names(space.name).get(drop.ifindex) if drop.ifindex else None
-            seen = DropSeen(space.name, dev, drop.reason, packet)
+            seen = DropSeen(space.name, dev, drop.reason, None if asks else packet, asks)
             if seen not in self.drops:
                 self.drops.append(seen)
 
@@ -162,6 +164,21 @@ class Watch:
             if target is not None:
                 evidence.target = target[0]
         return evidence
+
+
+def _solicitation_for(drop: drop_source.Drop, hops: tuple[str, ...]) -> str | None:
+    """The hop a dropped ARP request or NDP solicitation asks for, if it asks for one of *hops*
+    (an NS goes to the target itself or to its solicited-node group, ff02::1:ffXX:XXXX)."""
+    if drop.kind == "arp":
+        return drop.dst if drop.arp_op == 1 and drop.dst in hops else None
+    if drop.kind != "ipv6" or drop.proto != packets.ICMPV6 or drop.icmp_type != packets.SOLICIT6:
+        return None
+    to = ipaddress.ip_address(drop.dst)
+    for hop in hops:
+        ip = ipaddress.ip_address(hop)
+        if ip.version == 6 and (to == ip or to == ipaddress.ip_address("ff02::1:ff00:0") + (int(ip) & 0xFFFFFF)):
+            return hop
+    return None
 
 
 def drop_source_packet(drop: drop_source.Drop) -> packets.Packet | None:

@@ -11,12 +11,14 @@ holder's netdev ingress).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from typing import Iterable
 
 from nslab.diagnosis import frames
 from nslab.diagnosis.capture import Sighting
+from nslab.diagnosis.evidence import DropSeen
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, address, cmd, combined, netfilter, number, routing, set_sysctl, sysctl
@@ -44,11 +46,17 @@ class Asked:
     targets: frozenset[str]
     seen: tuple[tuple[Sighting, str], ...]  # each solicitation or answer, and the address it is about
     resolving: frozenset[tuple[str, str]] = frozenset()  # (namespace, address) whose resolution was under way when the probe began
+    dropped: tuple[DropSeen, ...] = ()  # solicitations for targets the kernel dropped, with its reason
 
     @classmethod
-    def of(cls, sightings: Iterable[Sighting], targets: Iterable[str], resolving: Iterable[tuple[str, str]] = ()) -> "Asked":
+    def of(cls, sightings: Iterable[Sighting], targets: Iterable[str], resolving: Iterable[tuple[str, str]] = (), drops: Iterable[DropSeen] = ()) -> "Asked":
         about = [(s, _address(_about(s))) for s in sightings if s.kind in frames.SOLICITS + frames.ADVERTS]
-        return cls(frozenset(_address(t) for t in targets), tuple(about), frozenset((ns, _address(a)) for ns, a in resolving))
+        asks = tuple(d for d in drops if d.asks is not None)
+        return cls(frozenset(_address(t) for t in targets), tuple(about), frozenset((ns, _address(a)) for ns, a in resolving), asks)
+
+    def drop_of(self, ns: str, target: str) -> DropSeen | None:
+        """The kernel's drop of *ns*'s solicitation for *target*, if one was read."""
+        return next((d for d in self.dropped if d.ns == ns and d.asks is not None and _address(d.asks) == _address(target)), None)
 
     def _of(self, target: str, kinds: tuple[str, ...], direction: str) -> list[Sighting] | None:
         address = _address(target)
@@ -99,7 +107,7 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, asked: Asked | None) ->
     earlier = False
     if asked is not None and asked.sent_by(at.ns, dev, hop) is False:
         if (at.ns, _address(hop)) not in asked.resolving:
-            return unsent(reads, at, dev, hop)
+            return unsent(reads, at, dev, hop, asked.drop_of(at.ns, hop))
         # The probe met an earlier request's resolution (the entry was INCOMPLETE when it began): its packet
         # waits for the retransmit timer, and is dropped with the entry when the last solicitation goes unanswered.
         entry = reads.neighbour(at.ns, hop)
@@ -128,14 +136,25 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, asked: Asked | None) ->
     return _nobody(reads, at, dev, hop, reached, base)
 
 
-def unsent(reads: Reads, at: At, dev: str, hop: str) -> Finding:
+def unsent(reads: Reads, at: At, dev: str, hop: str, drop: DropSeen | None = None) -> Finding:
     """The captures saw *at*.ns send no solicitation for *hop* on *dev* while the probe ran
-    (nobody can have answered one): what the kernel reads before it sends one. Its neighbour
-    parameters (no multicast or application probes: the entry fails at once), the netfilter
-    chains an ARP request leaves through, and for NDP the source address: the packet's own
-    if *dev* holds it, else a link-local address of *dev* that has passed DAD (ndisc_send_ns)."""
+    (nobody can have answered one). The kernel's own drop of it where one was read (*drop*);
+    else what the kernel reads before it sends one: its neighbour parameters (no multicast or
+    application probes: the entry fails at once), the netfilter chains a request leaves
+    through, and for NDP the source address: the packet's own if *dev* holds it, else a
+    link-local address of *dev* that has passed DAD (ndisc_send_ns)."""
     word = "NDP" if ":" in hop else "ARP"
     base = f"{at.ns} sent no {word} request for {hop} on {dev} while the probe ran"
+    if drop is not None:
+        base = f"{at.ns}'s {word} request for {hop} never left {dev}: the kernel dropped it in {drop.ns}" + (f" on {drop.dev}" if drop.dev else "") + f" ({drop.reason})"
+        if drop.reason == "NETFILTER_DROP":
+            chains = netfilter.neighbour_stoppers(reads, at.ns, dev, word == "NDP", "request", "out")
+            if chains:
+                return dataclasses.replace(netfilter.neighbour_finding(Where(at.ns, dev), [(at.ns, s) for s in chains], f"{base}, and these chains on its way out can do it"), reason=drop.reason)
+        link = reads.link(drop.ns, drop.dev) if drop.dev else None
+        if link is not None and not link.up:
+            return dataclasses.replace(links.down(reads, drop.ns, link.name, base), reason=drop.reason)
+        return Finding(Cause.NO_ARP_ANSWER, Where(drop.ns, drop.dev), f"{base}; what was read there does not say why", drop.reason, claims=(Claim(drop.ns, "drop reason", drop.reason, dev=drop.dev),))
     keys = [f"net.{at.v}.neigh.{dev}.mcast_solicit", f"net.{at.v}.neigh.{dev}.app_solicit"]
     if all(number(reads.sysctl(at.ns, key)) == 0 for key in keys):
         return Finding(
