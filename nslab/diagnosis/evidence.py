@@ -42,7 +42,7 @@ class Evidence:
     links: dict[str, list[LinkState]]
     watched: frozenset[str]  # the namespaces whose captures ran (the sightings come from these alone)
     neighbours: dict[str, list[NeighbourState]]
-    resolving: str | None  # the sender's neighbour entry for its next hop when the probe began, if mid-resolution (INCOMPLETE, PROBE)
+    resolving: str | None  # the sender's next hop, where its neighbour entry was mid-resolution (INCOMPLETE, PROBE) when the probe began
     drops: list[DropSeen] = field(default_factory=list)
     drop_reasons: str | None = None  # None when the kernel's drop reasons were read; else why not
     target: str | None = None  # the namespace the request was delivered to, as seen

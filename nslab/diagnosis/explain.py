@@ -546,8 +546,7 @@ def _asked(ev: Evidence, ctx: Context) -> neighbour.Asked | None:
     """The probe's solicitations as the captures saw them; None where a namespace was not watched."""
     if not ctx.reads.view.spaces.keys() <= ev.watched:
         return None
-    hop = ev.sender_route.via or ev.dst
-    return neighbour.Asked.of(ev.sightings, ctx.flow.hops, {(ev.src, hop)} if ev.resolving else set(), ev.drops)
+    return neighbour.Asked.of(ev.sightings, ctx.flow.hops, {(ev.src, ev.resolving)} if ev.resolving else set(), ev.drops)
 
 
 def _agrees(walked: Walked, ev: Evidence, ctx: Context, which: Callable[[packets.Packet], bool]) -> bool:

@@ -25,7 +25,7 @@ from nslab.diagnosis import observations as obs
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, link_up, netfilter, routing, set_sysctl
-from nslab.diagnosis.stages.address import ipv6_back
+from nslab.diagnosis.stages.address import disabling, ipv6_back
 from nslab.kernel.state import AddressState, RouteState
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -161,15 +161,14 @@ def _readdressed(ns: str, held: AddressState) -> Remedy:
 def disabled(ctx: obs.Context, ns: str, dev: str, address: str | None = None) -> obs.Finding | None:
     """IPv6 is disabled on *dev* in *ns* (or for the whole namespace), which removed the
     device's IPv6 addresses (*address*, where the lab's model says it was there)."""
-    for key in ("net.ipv6.conf.all.disable_ipv6", f"net.ipv6.conf.{dev}.disable_ipv6"):  # writing `all` sets every device's: name it first
-        if ctx.reads.sysctl(ns, key) == "1":
-            cidr = next((a.cidr for a in ctx.reads.view.topology.addresses if a.ns == ns and a.dev == dev and address and _same(a.cidr.split("/")[0], address)), None)
-            text = f"{key}=1 in {ns}: IPv6 is disabled on {dev}, which removes its IPv6 addresses" + (f" ({cidr} among them)" if cidr else "")
-            if address and not cidr:
-                text = f"nobody holds {address} where it was asked for, and {text}"
-            fix = ipv6_back(ctx.reads, ns, key, dev)
-            return obs.Finding(Cause.IPV6_DISABLED, Where(ns, dev), text, claims=(Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), fixes=(fix,))
-    return None
+    key = disabling(ctx.reads, ns, dev)
+    if key is None:
+        return None
+    cidr = next((a.cidr for a in ctx.reads.view.topology.addresses if a.ns == ns and a.dev == dev and address and _same(a.cidr.split("/")[0], address)), None)
+    text = f"{key}=1 in {ns}: IPv6 is disabled on {dev}, which removes its IPv6 addresses" + (f" ({cidr} among them)" if cidr else "")
+    if address and not cidr:
+        text = f"nobody holds {address} where it was asked for, and {text}"
+    return obs.Finding(Cause.IPV6_DISABLED, Where(ns, dev), text, claims=(Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), fixes=(ipv6_back(ctx.reads, ns, key, dev),))
 
 
 def solicited_elsewhere(ctx: obs.Context) -> obs.Finding | None:

@@ -59,7 +59,7 @@ class Watch:
         routed = self.sender_route.type == "unicast" and self.sender_route.dev is not None
         self.out_link = reads.link(self.src, self.sender_route.dev) if routed else None
         before = reads.neighbour(self.src, hop) if routed else None  # not cached: read again after the probe
-        self.resolving = before.state if before is not None and before.state in ("INCOMPLETE", "PROBE") else None
+        self.resolving = hop if before is not None and before.state in ("INCOMPLETE", "PROBE") else None
         self.monitor = (self.view.drops or drop_source.monitor()) if self.view.drop_reasons else WITHOUT_DROP_REASONS
         self.monitor.ready(ATTACH_DROPS)  # waits only while bpftrace is still attaching (once per process)
         # Without the kernel's drop reasons (no bpftrace, or a kernel before 5.17) a packet lost off

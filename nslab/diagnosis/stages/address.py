@@ -38,9 +38,9 @@ def absent(reads: Reads, ns: str, address: Address) -> Absence:
         return Absence(f"{ns} has no link {dev} to hold {cidr}", (Claim(ns, f"link {dev}", "absent", dev=dev, blames=True),), ())
     if address.interface.version == 6:
         if not link.up:  # a device going down takes its IPv6 addresses with it, unless keep_addr_on_down
-            key = f"net.ipv6.conf.{dev}.keep_addr_on_down"
+            keep = f"net.ipv6.conf.{dev}.keep_addr_on_down"
             return Absence(
-                f"{dev} is down, and the kernel removed its IPv6 addresses with it ({key}={reads.sysctl(ns, key)}); {cmd(ns, 'ip link set', dev, 'up')}",
+                f"{dev} is down, and the kernel removed its IPv6 addresses with it ({keep}={reads.sysctl(ns, keep)}); {cmd(ns, 'ip link set', dev, 'up')}",
                 (Claim(ns, f"link {dev}", "down", dev=dev, blames=True),),
                 (link_up(reads, ns, dev),),
             )
@@ -54,11 +54,16 @@ def absent(reads: Reads, ns: str, address: Address) -> Absence:
                     (fix,),
                 )
             return Absence(f"the kernel holds no IPv6 state for {dev} (no net.ipv6.conf.{dev}), so it holds no {cidr}", (conf,), ())
-        for key in ("net.ipv6.conf.all.disable_ipv6", f"net.ipv6.conf.{dev}.disable_ipv6"):  # writing `all` sets every device's: name it first
-            if reads.sysctl(ns, key) == "1":
-                return Absence(f"{key}=1 there: IPv6 is disabled on {dev}, which removed {cidr}", (Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), (ipv6_back(reads, ns, key, dev),))
+        key = disabling(reads, ns, dev)
+        if key is not None:
+            return Absence(f"{key}=1 there: IPv6 is disabled on {dev}, which removed {cidr}", (Claim(ns, f"sysctl {key}", "1", dev=dev, blames=True),), (ipv6_back(reads, ns, key, dev),))
     fix = with_lost_routes(reads, ns, dev, add, f"ip addr del {cidr} dev {dev}", [address.interface.network])
     return Absence("", (Claim(ns, f"address {cidr} dev {dev}", "absent", dev=dev, blames=True),), (fix,))
+
+
+def disabling(reads: Reads, ns: str, dev: str) -> str | None:
+    """The `disable_ipv6` key set to 1 that disables IPv6 on *dev*; `all` first (writing it sets every device's)."""
+    return next((key for key in ("net.ipv6.conf.all.disable_ipv6", f"net.ipv6.conf.{dev}.disable_ipv6") if reads.sysctl(ns, key) == "1"), None)
 
 
 def ipv6_back(reads: Reads, ns: str, key: str, dev: str) -> Remedy:

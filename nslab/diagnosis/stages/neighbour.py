@@ -241,7 +241,7 @@ def silent(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, 
         return Finding(Cause.NO_ARP_ANSWER if check.cause is Cause.UNKNOWN else check.cause, check.where, f"{base}: {who}, but {check.text}", claims=check.claims, fixes=check.fixes)
     ignore, keys = combined(reads, ns, dev, "arp_ignore", "max")
     on_dev = [a for a in reads.addresses(ns) if a.dev == dev and a.ip == hop]
-    same_subnet = any(_in_subnet(sip, a.cidr) for a in on_dev)
+    same_subnet = any(routing.within(sip, a.cidr, network=True) for a in on_dev)
     if ignore >= 8 or (ignore in (1, 2, 3) and not on_dev) or (ignore == 2 and not same_subnet):
         why = (
             "never answers for its addresses"
@@ -263,13 +263,6 @@ def silent(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, 
         f"{base}: {who}, yet did not answer; read there: arp_ignore={ignore}, arp_filter={filtering}, no netfilter chain on the ARP exchange's way; the cause is unknown",
         claims=(sysctl(reads, ns, f"net.ipv4.conf.{dev}.arp_ignore", dev=dev), sysctl(reads, ns, f"net.ipv4.conf.{dev}.arp_filter", dev=dev)),
     )
-
-
-def _in_subnet(address: str, cidr: str) -> bool:
-    try:
-        return ipaddress.ip_address(address) in ipaddress.ip_interface(cidr).network
-    except ValueError:
-        return False
 
 
 def _bridging(reads: Reads, ends: list[tuple[str, str]]) -> list[str]:

@@ -193,9 +193,9 @@ def _selects(rule: RuleState, at: At) -> bool:
     not claimed to match."""
     if rule.fwmark is not None or rule.tos or not rule.plain:
         return False
-    if rule.src and not _in(at.src, rule.src):
+    if rule.src and not within(at.src, rule.src):
         return False
-    if rule.dst and not _in(at.dst, rule.dst):
+    if rule.dst and not within(at.dst, rule.dst):
         return False
     if rule.iif and rule.iif != (at.iif or "lo"):
         return False
@@ -224,7 +224,7 @@ def _no_main_rule(reads: Reads, at: At) -> Finding | None:
 
 def _no_route(reads: Reads, at: At) -> Finding:
     tables = sorted({r.table for r in reads.all_routes(at.ns, at.family) if r.table != "local"})
-    down = [link.name for link in reads.links(at.ns) if not link.up and any(_in(at.dst, a.cidr, network=True) for a in reads.addresses(at.ns) if a.dev == link.name)]
+    down = [link.name for link in reads.links(at.ns) if not link.up and any(within(at.dst, a.cidr, network=True) for a in reads.addresses(at.ns) if a.dev == link.name)]
     if down:
         dev = down[0]
         return Finding(
@@ -298,7 +298,7 @@ def lost_route(reads: Reads, ns: str, address: str) -> Route | None:
     gives) that covers *address* and that the kernel's main table lacks; None if none."""
     have = {route_name(r.dst) for r in reads.routes(ns, 6 if ":" in address else 4)}
     topo = reads.view.topology
-    wanted = [r for r in topo.routes if r.ns == ns and _in(address, r.dst if r.dst != "default" else ("::/0" if ":" in address else "0.0.0.0/0"))]
+    wanted = [r for r in topo.routes if r.ns == ns and within(address, r.dst if r.dst != "default" else ("::/0" if ":" in address else "0.0.0.0/0"))]
     ip = ipaddress.ip_address(address)
     wanted += [Route(ns, str(a.interface.network), dev=a.dev) for a in topo.addresses if a.ns == ns and ip in a.interface.network]
     lost = [r for r in wanted if route_name(r.dst) not in have]
@@ -310,7 +310,7 @@ def _down_under(reads: Reads, ns: str, route: Route) -> str | None:
     for link in reads.links(ns):
         if link.up:
             continue
-        if route.dev == link.name or (route.via and any(_in(route.via, a.cidr, network=True) for a in reads.view.topology.addresses if a.ns == ns and a.dev == link.name)):
+        if route.dev == link.name or (route.via and any(within(route.via, a.cidr, network=True) for a in reads.view.topology.addresses if a.ns == ns and a.dev == link.name)):
             return link.name
     return None
 
@@ -323,7 +323,7 @@ def _address_under(reads: Reads, ns: str, route: Route) -> Address | None:
     for a in reads.view.topology.addresses:
         if a.ns != ns or (str(a.interface.ip), a.dev) in held:
             continue
-        if (route.via and _in(route.via, a.cidr, network=True)) or (route.dev and route.dev == a.dev):
+        if (route.via and within(route.via, a.cidr, network=True)) or (route.dev and route.dev == a.dev):
             return a
     return None
 
@@ -353,7 +353,8 @@ def _prefixlen(dst: str) -> int:
     return 0 if dst == "default" else ipaddress.ip_network(dst, strict=False).prefixlen
 
 
-def _in(address: str, prefix: str, *, network: bool = False) -> bool:
+def within(address: str, prefix: str, *, network: bool = False) -> bool:
+    """Is *address* in *prefix* (with *network*: in the network of the interface address *prefix*)?"""
     try:
         net = ipaddress.ip_interface(prefix).network if network else ipaddress.ip_network(prefix, strict=False)
         return ipaddress.ip_address(address) in net
