@@ -65,6 +65,7 @@ CASES = {
     "local rule deleted": ("b", "ip rule del pref 0", "ping", Cause.NO_ANSWER, ("b", "rule 0", "absent (no rule looks up table local)"), False),
     "wrong permanent neighbour": ("r", "ip neigh replace 10.0.2.2 lladdr 02:00:00:00:00:99 dev rb nud permanent", "ping", Cause.WRONG_NEIGHBOUR, ("r", "neigh 10.0.2.2 dev rb", "02:00:00:00:00:99 (PERMANENT)"), True),
     "listener on loopback only": ("b", "true", "tcp to 127.0.0.1:8080", Cause.PORT_CLOSED, ("b", "socket tcp 127.0.0.1:8080", "listening"), True),
+    "b's address on the router's lo": ("r", "ip addr add 10.0.2.2/32 dev lo", "tcp", Cause.PORT_CLOSED, ("r", "address 10.0.2.2/32 dev lo", "present"), True),
 }
 
 
@@ -84,6 +85,20 @@ def test_the_stage_that_stops_the_packet_blames_what_changed(make_lab, name):
     assert all(b[0] == blamed[0] for b in blames), f"a claim blames another namespace: {blames}"
     if result.outcome is Outcome.TIMEOUT:
         assert result.decided_early is early, result
+
+
+def test_a_refused_syn_at_the_wrong_holder_is_searched_for_a_fix(make_lab):
+    """r holds b's address and answers the SYN with a reset: the port is closed there, but the
+    remedy (the address away from r) is tried and verified, not skipped as 'start the server'."""
+    from nslab.advice.fixes import find
+
+    lab = make_lab(router_lab())
+    lab.ns("b").listen(8080)
+    lab.ns("r").run(["ip", "addr", "add", "10.0.2.2/32", "dev", "lo"], check=True)
+    result = lab.ns("a").connect("10.0.2.2", 8080)
+    assert result.cause is Cause.PORT_CLOSED and result.where.ns == "r", result
+    found = find(result, lab, budget=5.0)
+    assert [["ip", "addr", "del", "10.0.2.2/32", "dev", "lo"]] in [[c["commands"][0]] for f in found.fixes for c in f.changes if c["ns"] == "r"], found
 
 
 def test_two_default_routes_with_different_metrics_are_a_valid_state(make_lab):

@@ -125,7 +125,7 @@ def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bo
         if fixes:
             found.note = f"the copy of {', '.join(state.names)} answers the same probe, so no change could be verified; what differs was not copied: {_missing(state)}"
         return found
-    if not fixes or base.cause is Cause.PORT_CLOSED:
+    if not fixes or (base.cause is Cause.PORT_CLOSED and not base.remedies and not (hint and hint.remedies)):  # a remedy: not where it should have been delivered
         return found
     lab.timeout = TRIAL_TIMEOUT
     singles = candidates(lab, state, probe.src, probe.dst, hint or hint_of(base), base.remedies)

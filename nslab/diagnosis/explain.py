@@ -29,9 +29,8 @@ from nslab.diagnosis import ipv6
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
-from nslab.diagnosis.stages import At, cmd, combined, link, link_up, local, neighbour, netfilter, routing, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, address, cmd, combined, link, link_up, local, neighbour, netfilter, routing, set_sysctl, sysctl
 from nslab.diagnosis.walk import Walked, delivered, walk
-from nslab.model.queries import owner_of
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
 
@@ -273,15 +272,15 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
 def _down_queue(ctx: Context, at: At, ns: str, dev: str) -> Finding:
     """The packet was queued on *dev*, which is down. Sent to lo because *ns* holds its destination
     itself, where the lab gives that address to another namespace: the address is what to change."""
-    held = next((a for a in ctx.reads.addresses(ns) if a.ip == at.dst), None)
-    owner = owner_of(ctx.reads.view.topology, at.dst)
-    if dev == "lo" and held is not None and owner is not None and owner != ns:
+    taken = address.stray(ctx.reads, ns, at.dst) if dev == "lo" else None
+    if taken is not None:
+        held = taken.claims[0].dev
         return Finding(
             Cause.NO_ANSWER,
-            Where(ns, held.dev),
-            f"{ns} holds {at.dst} itself ({held.cidr} on {held.dev}), which the lab gives {owner}, so its kernel delivers the {at.what} by lo, which is down; {cmd(ns, 'ip addr del', held.cidr, 'dev', held.dev)}",
-            claims=(Claim(ns, f"address {held.cidr} dev {held.dev}", "present", dev=held.dev, blames=True), Claim(ns, "link lo", "down", dev="lo")),
-            fixes=(Remedy(ns, f"ip addr del {held.cidr} dev {held.dev}", f"ip addr add {held.cidr} dev {held.dev}", held.dev),),
+            Where(ns, held),
+            f"{taken.words}, so its kernel delivers the {at.what} by lo, which is down; {cmd(ns, taken.fixes[0].command)}",
+            claims=(*taken.claims, Claim(ns, "link lo", "down", dev="lo")),
+            fixes=taken.fixes,
         )
     return link.down(ctx.reads, ns, dev, f"{ns}'s {dev} is down, and a device that is down sends nothing it is given")
 

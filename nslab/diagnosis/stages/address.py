@@ -10,6 +10,7 @@ read is the address itself named as absent.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from nslab.diagnosis.reads import Reads
@@ -79,3 +80,19 @@ def ipv6_back(reads: Reads, ns: str, key: str, dev: str) -> Remedy:
         do.append(back.command)
         undo.insert(0, back.undo)
     return Remedy(ns, " && ".join(dict.fromkeys(" && ".join(do).split(" && "))), " && ".join(undo), dev)
+
+
+def stray(reads: Reads, ns: str, ip: str) -> Absence | None:
+    """*ns* holds *ip* itself, which the lab gives another namespace (and not *ns*): so *ns*
+    takes packets meant for that one. The address here is what to change; None otherwise."""
+    wanted = ipaddress.ip_address(ip)
+    held = next((a for a in reads.addresses(ns) if ipaddress.ip_address(a.ip) == wanted), None)
+    model = reads.view.topology.addresses
+    owner = next((a.ns for a in model if a.ns != ns and a.interface.ip == wanted), None)
+    if held is None or owner is None or any(a.ns == ns and a.interface.ip == wanted for a in model):
+        return None
+    return Absence(
+        f"{ns} holds {held.ip} itself ({held.cidr} on {held.dev}), an address the lab gives {owner}",
+        (Claim(ns, f"address {held.cidr} dev {held.dev}", "present", dev=held.dev, blames=True),),
+        (Remedy(ns, f"ip addr del {held.cidr} dev {held.dev}", f"ip addr add {held.cidr} dev {held.dev}", held.dev),),
+    )

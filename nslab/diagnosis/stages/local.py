@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, address, set_sysctl, sysctl
 from nslab.probes.result import Cause, Claim, Where
 
 
@@ -34,6 +34,16 @@ def no_listener(reads: Reads, at: At, *, reason: str | None = None) -> Finding |
     if any(s.accepts(at.dst) for s in on_port):
         return None
     said = f" ({reason})" if reason else ""
+    taken = address.stray(reads, at.ns, at.dst)
+    if taken is not None:  # the SYN should not be here at all: the address is what to change
+        return Finding(
+            Cause.PORT_CLOSED,
+            Where(at.ns, at.iif),
+            f"the {at.what} reached {at.ns} on {at.iif}, and {taken.words}, so {at.ns} took it, and no socket there takes {at.dst}:{port}{said}",
+            reason,
+            claims=(*taken.claims, Claim(at.ns, f"socket tcp {at.dst}:{port}", "none")),
+            fixes=taken.fixes,
+        )
     if on_port:
         bound = ", ".join(str(s) for s in on_port)
         return Finding(
