@@ -111,9 +111,9 @@ def adopt(machine: Machine, *, timeout: float, drop_reasons: bool = True) -> Lab
     """A lab in nslab's private sandbox holding every opened namespace, its model read back."""
     monitor = None
     if drop_reasons:  # the host's namespace is one of this lab's: its drops are read too
-        from nslab.kernel.drops import DropMonitor
+        from nslab.kernel.drops import DropMonitor, shared
 
-        monitor = DropMonitor(host=True).start()
+        monitor = shared.join(host=True) or DropMonitor(host=True).start()
         atexit.register(monitor.stop)
     lab = Lab(timeout=timeout, drop_reasons=drop_reasons, drops=monitor).open()
     for name, fd in machine.fds.items():

@@ -6,7 +6,7 @@
 
 Modules: exercise (data files -> validated checks), jail (one sandbox per
 submission, with limits), slots (how many scripts run at a time), runner
-(forked graders, live mode), shared_drops (one drop monitor for all graders),
+(forked graders sharing one drop monitor, nslab/kernel/drops/shared.py; live mode),
 checks (each check type, with nslab's probes and explanations), scoring (text,
 JSON, JUnit), gradebook (the class's CSV and causes), pages (feedback and
 summary HTML). The model of namespaces nslab did not build is read by

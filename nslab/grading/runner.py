@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from nslab.grading import checks, jail, shared_drops
+from nslab.grading import checks, jail
 from nslab.grading.exercise import Exercise
 from nslab.grading.scoring import CheckResult, Grade
 from nslab.grading.slots import JailSlots
 from nslab.kernel import child, drops, linux
-from nslab.kernel.drops import DropMonitor
+from nslab.kernel.drops import DropMonitor, shared
 from nslab.lab.live import Lab, links_active
 from nslab.model.topology import LabError
 from nslab.probes import wait
@@ -146,7 +146,7 @@ def _check(
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
     snap = lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
     links_active(lab)  # a link the script just raised is operationally UP a moment later (linkwatch): not the student's doing
-    shared_drops.narrow(monitor, (ns.inode for ns in lab.namespaces))  # the probes' drops happen there, and only those are asked for
+    shared.narrow(monitor, (ns.inode for ns in lab.namespaces))  # the probes' drops happen there, and only those are asked for
     results = []
     for c in exercise.checks:
         probed = len(lab.probes)
@@ -188,7 +188,7 @@ def _timed(grade: Grade, start: float) -> Grade:
 def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, *, deadline: float) -> Graded:
     """Fork a grader per task, *jobs* at a time, sharing one drop monitor when a check probes."""
     _preload()
-    monitor = shared_drops.Broadcaster().start() if any(c.type in PROBES for c in exercise.checks) else None
+    monitor = shared.Broadcaster().start() if any(c.type in PROBES for c in exercise.checks) else None
     try:
         grades = _fork_graders(exercise, tasks, jobs, deadline, monitor)
         if monitor is None:
@@ -203,7 +203,7 @@ def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, 
     return Graded(grades, note)
 
 
-def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, deadline: float, monitor: shared_drops.Broadcaster | None) -> list[Grade]:
+def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, deadline: float, monitor: shared.Broadcaster | None) -> list[Grade]:
     results: dict[int, Grade] = {}
     pending = list(enumerate(tasks))
     running: dict[int, tuple[int, child.Child[dict], float, int | None]] = {}  # read fd -> (index, grader, started, drops pipe)
@@ -231,15 +231,15 @@ def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, 
     return [results[i] for i in range(len(tasks))]
 
 
-def _unsubscribe(monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> None:
+def _unsubscribe(monitor: shared.Broadcaster | None, drops_pipe: int | None) -> None:
     if monitor is not None and drops_pipe is not None:
         monitor.unsubscribe(drops_pipe)
 
 
-def _grade(task: Task, monitor: shared_drops.Broadcaster | None, drops_pipe: int | None) -> dict:
+def _grade(task: Task, monitor: shared.Broadcaster | None, drops_pipe: int | None) -> dict:
     """In a forked grader (kernel/child): its drop reasons from the run's monitor, or none; the grade as plain data."""
     if monitor is not None and drops_pipe is not None:
-        reasons: DropMonitor = shared_drops.follow(monitor, drops_pipe)
+        reasons: DropMonitor = shared.follow(monitor, drops_pipe)
     else:
         reasons = drops.off("this grading run needs no drop reasons (no probe check)")
     return task(reasons).to_dict()

@@ -1,7 +1,7 @@
 """The kernel's own drop reasons, per packet: `tracepoint:skb:kfree_skb` through bpftrace.
 
 One monitor per process (a script or a pytest-xdist worker), started lazily by
-`monitor()`. It runs Debian's `bpftrace` as a child that reports every dropped
+`monitor()`, or one per run shared by its processes (nslab.kernel.drops.shared). It runs Debian's `bpftrace` as a child that reports every dropped
 IPv4 or ARP packet with the kernel's reason (`IP_INADDRERRORS`, `IP_RPFILTER`,
 `NETFILTER_DROP`, ...), the network namespace (inode) and interface (ifindex)
 it was dropped in, and its header fields, so a caller can tie a drop to its own
@@ -45,7 +45,6 @@ child's mount namespace: nothing is left behind.
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import os
 import re
@@ -109,7 +108,7 @@ def _privileged() -> bool:
 class DropMonitor:
     """bpftrace on `skb:kfree_skb`, read by a background thread into a bounded window of drops.
 
-    Use `monitor()` for the process-wide one; a DropMonitor of your own is for tests.
+    Use `monitor()` for the process-wide one; a DropMonitor of your own is for tests and `nslab why`.
     """
 
     def __init__(self, *, host: bool = False) -> None:
@@ -384,23 +383,8 @@ def _marker_socket() -> tuple[socket.socket, int]:
     return sock, inode
 
 
-_lock = threading.Lock()
-_monitor: DropMonitor | None = None
-_monitor_pid = 0
-
-
 def off(why: str) -> DropMonitor:
     """A monitor that never starts: probes go without the kernel's drop reasons, for *why*."""
     quiet = DropMonitor()
     quiet._fail(why)
     return quiet
-
-
-def monitor() -> DropMonitor:
-    """This process's monitor, started on first use (a forked child starts its own)."""
-    global _monitor, _monitor_pid
-    with _lock:
-        if _monitor is None or _monitor_pid != os.getpid():
-            _monitor, _monitor_pid = DropMonitor().start(), os.getpid()
-            atexit.register(_monitor.stop)
-        return _monitor
