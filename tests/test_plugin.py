@@ -25,7 +25,7 @@ def run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
 
     def runner(*args: str) -> pytest.RunResult:
         assert not (pytester.path / "conftest.py").exists()
-        return pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", *args)
+        return pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args)
 
     return runner
 

@@ -63,7 +63,7 @@ def run(tmp_path_factory, nslab_sandbox):  # nslab_sandbox: skip, saying how, wh
     (project / "test_inner.py").write_text(INNER_TESTS)
     reports = project / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    argv = [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly", "-p", "no:cacheprovider", "--nslab-reports", str(reports)]
+    argv = [sys.executable, "-m", "pytest", "-n", "2", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--nslab-reports", str(reports)]
     proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120, check=False)
     return proc, reports
 

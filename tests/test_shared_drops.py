@@ -89,5 +89,5 @@ def test_the_workers_of_a_run_follow_its_one_bpftrace(pytester: pytest.Pytester,
     monkeypatch.delenv("PYTHONPATH", raising=False)
     monkeypatch.delenv(shared.ENV, raising=False)  # the run under test serves its own, not this run's
     pytester.makepyfile(test_probes=RUN_OF_PROBES)
-    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-n", "2")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-n", "2")
     result.assert_outcomes(passed=2)
