@@ -123,6 +123,18 @@ def test_show_draws_svg_and_png(capsys, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
+def test_a_lab_drawn_again_runs_dot_once(monkeypatch):
+    runs = []
+    real = subprocess.run
+    monkeypatch.setattr(render.subprocess, "run", lambda argv, **kw: runs.append(argv) or real(argv, **kw))
+    topo = catalog.LABS["bridge-three-containers"].topology
+    source = render.to_dot(topo, title=f"drawn twice by {os.getpid()}")  # a source no earlier test of this process drew
+    first, again = render.inline_svg(topo, source=source), render.inline_svg(topo, source=source)
+    assert first == again and "<title>cluster_host</title>" in first
+    assert len(runs) == 1 and runs[0][0].endswith("dot")
+
+
 def kernel_state(lab) -> dict:
     """What the kernel holds, namespace by namespace, in a form two builds can be compared by."""
     out = {}

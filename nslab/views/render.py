@@ -12,6 +12,7 @@ Lab.build applies, in the same order.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import shutil
@@ -142,8 +143,12 @@ def draw(topo: Topology, fmt: str = "svg", title: str | None = None) -> bytes:
     return run_dot(to_dot(topo, title), fmt)
 
 
+@functools.lru_cache(maxsize=256)
 def run_dot(source: str, fmt: str = "svg") -> bytes:
-    """Graphviz's `dot -TFMT` on a DOT *source* (to_dot's, perhaps with marks added)."""
+    """Graphviz's `dot -TFMT` on a DOT *source* (to_dot's, perhaps with marks added).
+
+    Remembered per process: the same lab drawn again (every step of a tutorial, a
+    class's submissions with the same mistake) costs no second `dot`."""
     if fmt not in FORMATS:
         raise LabError("fmt", f"diagram format {fmt!r} is not one of {FORMATS}")
     dot = shutil.which("dot")
