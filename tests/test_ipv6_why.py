@@ -10,6 +10,7 @@ asks again: the probe gets through.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from nslab.grading import jail
+from nslab.kernel.drops import shared
 
 pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
 
@@ -65,7 +67,8 @@ STATES = [
 def test_why_names_the_ipv6_cause_and_the_fix_gets_through(nslab_sandbox, state, src, dst, cause, where, fix, settle):
     proc = subprocess.run(
         ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", CHILD, "child", str(DATA / f"{state}.sh"), fix, str(settle), sys.executable, src, dst],
-        capture_output=True, text=True, timeout=90, check=True, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        capture_output=True, text=True, timeout=90, check=True,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **{k: v for k, v in os.environ.items() if k == shared.ENV}},  # the run's drop monitor
     )  # fmt: skip
     first, _, rest = proc.stdout.partition("\nstatus ")
     status, verdict, again = rest.split("\n", 2)

@@ -10,6 +10,7 @@ neighbour entries), applies the verified fix nslab printed, and asks again.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import statistics
@@ -21,17 +22,20 @@ import pytest
 
 from nslab.grading import jail
 from nslab.kernel import drops
+from nslab.kernel.drops import shared
 
 pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.unavailable()))
 
 DATA = Path(__file__).parent / "data" / "why"
 
+# Carrier and operational state (and a route's `linkdown`, which follows the carrier) are
+# linkwatch's to settle, up to a second after a link comes up: not compared.
 SNAPSHOT = r"""
 snapshot() {
-  echo "== host"; ip -o link | sed -e 's/ link-netnsid [0-9]*//' -e 's/ state [A-Z]*//' -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//' -e 's/,M-DOWN//'; ip -4 -o addr; ip route
+  echo "== host"; ip -o link | sed -e 's/ link-netnsid [0-9]*//' -e 's/ state [A-Z]*//' -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//' -e 's/,M-DOWN//'; ip -4 -o addr; ip route | sed 's/ linkdown//'
   sysctl -n net.ipv4.ip_forward; nft list ruleset; ls /run/netns
   for ns in $(ls /run/netns); do
-    echo "== $ns"; ip -n "$ns" -o link | sed -e 's/ link-netnsid [0-9]*//' -e 's/ state [A-Z]*//' -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//' -e 's/,M-DOWN//'; ip -n "$ns" -4 -o addr; ip -n "$ns" route
+    echo "== $ns"; ip -n "$ns" -o link | sed -e 's/ link-netnsid [0-9]*//' -e 's/ state [A-Z]*//' -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//' -e 's/,M-DOWN//'; ip -n "$ns" -4 -o addr; ip -n "$ns" route | sed 's/ linkdown//'
     ip netns exec "$ns" sysctl -n net.ipv4.ip_forward; ip netns exec "$ns" nft list ruleset
   done
 }
@@ -101,7 +105,9 @@ def why_in_sandbox(tmp_path: Path, state: str, args: list[str], prefer: str = "a
         ],
         check=True,
         timeout=60,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PREFER": prefer, "SVG": "yes" if svg else ""},
+        # $NSLAB_DROPS: nslab why follows the run's drop monitor
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PREFER": prefer, "SVG": "yes" if svg else "",
+             **{k: v for k, v in os.environ.items() if k == shared.ENV}},
     )
     read = lambda name: (out / name).read_text()  # noqa: E731
     return {
