@@ -188,11 +188,15 @@ def _timed(grade: Grade, start: float) -> Grade:
 def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, *, deadline: float) -> Graded:
     """Fork a grader per task, *jobs* at a time, sharing one drop monitor when a check probes."""
     _preload()
-    monitor = shared.Broadcaster().start() if any(c.type in PROBES for c in exercise.checks) else None
+    probes = any(c.type in PROBES for c in exercise.checks)
+    # Inside a run that serves one (a test of nslab's own suite), the graders follow the run's.
+    monitor = shared.Broadcaster().start() if probes and not shared.serving() else None
     try:
-        grades = _fork_graders(exercise, tasks, jobs, deadline, monitor)
-        if monitor is None:
+        grades = _fork_graders(exercise, tasks, jobs, deadline, monitor, probes)
+        if not probes:
             note = "drop reasons: not needed (no check sends a probe), bpftrace not started"
+        elif monitor is None:
+            note = f"drop reasons: the run's bpftrace ({shared.ENV}), followed by {len(tasks)} graders"
         elif monitor.available:
             note = f"drop reasons: one bpftrace for the run, shared by {len(tasks)} graders (attached in {monitor.attach_seconds or 0:.2f} s)"
         else:
@@ -203,7 +207,9 @@ def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, 
     return Graded(grades, note)
 
 
-def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, deadline: float, monitor: shared.Broadcaster | None) -> list[Grade]:
+def _fork_graders(
+    exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, deadline: float, monitor: shared.Broadcaster | None, probes: bool
+) -> list[Grade]:
     results: dict[int, Grade] = {}
     pending = list(enumerate(tasks))
     running: dict[int, tuple[int, child.Child[dict], float, int | None]] = {}  # read fd -> (index, grader, started, drops pipe)
@@ -211,7 +217,7 @@ def _fork_graders(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, 
         while pending and len(running) < max(1, jobs):
             index, (_, task) = pending.pop(0)
             drops_pipe = monitor.subscribe() if monitor is not None else None
-            grader = child.start(_grade, task, monitor, drops_pipe)
+            grader = child.start(_grade, task, monitor, drops_pipe, probes)
             running[grader.fileno()] = (index, grader, time.monotonic(), drops_pipe)
         ready = wait.readable(list(running), 0.5)
         for r in ready:
@@ -236,10 +242,13 @@ def _unsubscribe(monitor: shared.Broadcaster | None, drops_pipe: int | None) -> 
         monitor.unsubscribe(drops_pipe)
 
 
-def _grade(task: Task, monitor: shared.Broadcaster | None, drops_pipe: int | None) -> dict:
-    """In a forked grader (kernel/child): its drop reasons from the run's monitor, or none; the grade as plain data."""
+def _grade(task: Task, monitor: shared.Broadcaster | None, drops_pipe: int | None, probes: bool) -> dict:
+    """In a forked grader (kernel/child): its drop reasons from the grading run's monitor, or the
+    test run's it runs in, or none; the grade as plain data."""
     if monitor is not None and drops_pipe is not None:
         reasons: DropMonitor = shared.follow(monitor, drops_pipe)
+    elif probes:
+        reasons = shared.join() or drops.off("the run's drop monitor cannot be followed")
     else:
         reasons = drops.off("this grading run needs no drop reasons (no probe check)")
     return task(reasons).to_dict()

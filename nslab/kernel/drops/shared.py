@@ -327,6 +327,11 @@ def serve() -> Broadcaster:
     return broadcaster
 
 
+def serving() -> bool:
+    """Is this process part of a run that serves a shared monitor (`$NSLAB_DROPS` names a socket that is there)?"""
+    return os.path.exists(os.environ.get(ENV, ""))
+
+
 def join(*, host: bool = False) -> Follower | None:
     """A follower of the run's shared monitor, if this process is part of a run that serves one
     and could run bpftrace itself (else None). With *host*, only if the broadcaster reports the
@@ -369,4 +374,4 @@ def monitor() -> DropMonitor:
         return _monitor
 
 
-__all__ = ["ENV", "Broadcaster", "Follower", "follow", "join", "monitor", "narrow", "serve"]
+__all__ = ["ENV", "Broadcaster", "Follower", "follow", "join", "monitor", "narrow", "serve", "serving"]
