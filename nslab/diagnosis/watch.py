@@ -119,9 +119,16 @@ class Watch:
         return self.finding is not None
 
     def _observe(self, *, final: bool = False) -> Finding | None:
-        self._pump()
-        self._read_drops(flush=final)
+        self._read_consistently(flush=final)
         return observations.decisive(self.context(), final=final, first=ipv6.RULES)
+
+    def _read_consistently(self, *, flush: bool) -> None:
+        """Drops, then the captures twice: whatever led to a drop or to a frame read here was
+        queued before it, so it is read too. (Captures first, a router's solicitation could be
+        missing while the drop of it at the next hop was read: "r sent no request", falsely.)"""
+        self._read_drops(flush=flush)
+        self._pump()  # every cause of a drop just read: queued before the drop was reported
+        self._pump()  # every cause of a frame of the first pass: queued before that frame, maybe on a socket read earlier
 
     def context(self, sightings: list[Sighting] | None = None) -> observations.Context:
         """What the rules read: this probe's frames (as given, else as seen so far), drops and counters
@@ -136,8 +143,7 @@ class Watch:
         if result.ok:
             self._pump()
         else:
-            self._pump()
-            self._read_drops(flush=True)
+            self._read_consistently(flush=True)
         request = next((s.packet for s in self.sightings if s.ns == self.src and s.direction == "out" and s.packet and self.flow.is_request(s.packet)), None)
         evidence = Evidence(
             probe=self.flow.probe,
