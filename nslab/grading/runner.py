@@ -240,6 +240,9 @@ def _grade(task: Task, monitor: shared_drops.Broadcaster | None, drops_pipe: int
     """In a forked grader (kernel/child): its drop reasons from the run's monitor, or none; the grade as plain data."""
     if monitor is not None and drops_pipe is not None:
         reasons: DropMonitor = shared_drops.follow(monitor, drops_pipe)
+        # No drop concerns this grader before its lab is adopted (a probe reads only the drops after
+        # its own flush): until then the run's other drops pass its pipe unparsed (_check widens it).
+        shared_drops.narrow(reasons, ())
     else:
         reasons = drops.off("this grading run needs no drop reasons (no probe check)")
     return task(reasons).to_dict()
