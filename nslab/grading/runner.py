@@ -273,6 +273,7 @@ def _preload() -> None:
     """Import what graders use once, here, so each forked grader starts warm."""
     import nslab.diagnosis.evidence
     import nslab.diagnosis.explain
+    import nslab.diagnosis.watch
     import nslab.probes.arp
     import nslab.probes.icmp
     import nslab.probes.tcp  # noqa: F401
