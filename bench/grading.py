@@ -4,10 +4,10 @@ The class is generated from the exercise's samples: the correct solution and
 each typical mistake in turn, and a few hostile submissions (a fork bomb, an
 endless loop, a huge output, a script that tries to enter the host's network
 namespace). The whole CLI runs end to end (start-up included) with its default
-jobs (the cores); the bench then checks what it wrote: every student's score
-is the one samples/expected.toml states (hostile ones zero), gradebook.csv has
-a row per student and a column per check, and there are 200 feedback pages
-and the class summary. Prints each run's wall time, its CPU time (user and
+jobs (two scripts at a time per core); the bench then checks what it wrote:
+every student's score is the one samples/expected.toml states (hostile ones
+zero), gradebook.csv has a row per student and a column per check, and there
+are 200 feedback pages and the class summary. Prints each run's wall time, its CPU time (user and
 system, over the whole process tree: less affected than wall time by what else
 runs on the machine) and the load average before it, then the medians; the
 target is at most 30 s on 2 cores.
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exercise", default="bridge-three-containers")
     parser.add_argument("-n", "--submissions", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("-j", "--jobs", type=int, help="graders at a time (default: nslab grade's)")
+    parser.add_argument("-j", "--jobs", type=int, help="scripts at a time (default: nslab grade's, two per core)")
     args = parser.parse_args(argv)
     times, cpus, failed = [], [], False
     with tempfile.TemporaryDirectory(prefix="nslab-bench-grading-") as tmp:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nslab.replay import compare, grammar, standin
+from nslab.replay import compare, grammar, kinds, standin
 from nslab.replay.tutorial import commands
 
 DATA = Path(__file__).parent / "data" / "tutorials"
@@ -79,3 +79,16 @@ def test_containers_and_host_veths_the_tutorial_uses_but_never_starts_are_given(
     texts = [c.text for c in commands((DATA / "docker.md").read_text())]
     assert standin.given(texts, []) == ["4d0e8ada345c", "kind-worker"]  # `$contid` is one it runs itself
     assert standin.host_veths(["ethtool -S vetheeed635", "ip link add veth1234567 type veth peer name x", "ip link show veth1234567"]) == ["vetheeed635"]
+
+
+def test_a_line_using_a_scripts_arguments_is_skipped_saying_so():
+    # "docker run --net=container:$contid $@": a line of the script the tutorial quotes; replayed
+    # command by command it would get no arguments and fail for the replay's sake, not the tutorial's.
+    reason = kinds.skip_reason("docker run --net=container:$contid $@")
+    assert reason is not None and reason.startswith("uses $@, an argument of the script")
+    assert kinds.script_argument('ip link set "${1}" up') == "${1}"
+    # Not a script's argument: awk's fields in single quotes, a function's own, the shell's other variables.
+    assert kinds.script_argument("ip link | awk '/^[0-9]+:/ {print $2}'") is None
+    assert kinds.script_argument("mkns() { ip netns add $1; }") is None
+    assert kinds.script_argument("pid=$(docker inspect -f x $contid); echo $$ $? $0") is None
+    assert kinds.skip_reason("ip link set veth0 up") is None

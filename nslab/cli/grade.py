@@ -28,7 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "scripts", nargs="*", metavar="SCRIPT", help="student shell scripts, or a directory of them (a class: each file a student, its stem the id)"
     )
     parser.add_argument("--live", action="store_true", help="grade what is built on this machine instead (read-only)")
-    parser.add_argument("-j", "--jobs", type=int, default=len(os.sched_getaffinity(0)), metavar="N", help="run N scripts at a time, each in its jail; three graders per script check what they left (default: the cores, %(default)s)")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="run N scripts at a time, each in its jail (a script mostly waits for the kernel); two graders per script check what they left (default: two per core)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every result as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE (a suite per submission)")
     parser.add_argument("--out", metavar="DIR", help=f"write gradebook.csv, a feedback page per student and index.html (the class summary) to DIR (default for a directory: ./{DEFAULT_OUT}/)")
@@ -82,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.junit:
         _write(args.junit, scoring.to_junit(grades))
     if out:
-        _write_class(Path(out), exercise, grades, note or "", args.jobs)
+        _write_class(Path(out), exercise, grades, note or "", args.jobs or len(os.sched_getaffinity(0)))
         print(f"gradebook: {Path(out) / 'gradebook.csv'}; feedback: {len(grades)} pages; class summary: {Path(out) / pages.SUMMARY}")
     return 0 if all(g.full_marks for g in grades) else 1
 
@@ -111,7 +117,7 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
             return f"SCRIPT: {path!r} is neither a file nor a directory"
     if args.live and args.out:
         return "--out: writes a class's gradebook and pages; grade scripts or a directory with it, not --live"
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         return f"--jobs: {args.jobs} must be at least 1"
     if not 0 < args.time_limit <= 600:
         return f"--time-limit: {args.time_limit:g} must be in (0, 600] seconds"

@@ -1,15 +1,17 @@
 """At most N student scripts run at a time, across forked graders.
 
-Running a script is the CPU-bound part of grading (the `ip` commands); checking
-what it left mostly waits (probes, the kernel's answers). So graders run
-several per core, and each takes a jail slot only while its script runs. A
-slot is an flock on one of N memfds made before the graders are forked; each
-grader opens them anew (its own open file description: flock is per
-description, so the copies a fork shares would not exclude each other), and
-the kernel lets a slot go when its holder exits, even when it is killed. A
-grader whose script was demoted as a runaway (nslab/grading/jail.py) lets its
-slot go early: a script at the lowest priority takes only the CPU nobody else
-wants, so it no longer counts among the N.
+Running a script is where grading spends most CPU (the `ip` commands), though
+even a script mostly waits for the kernel (runner.SCRIPTS_PER_CORE: N is two per
+core by default); checking what it left waits more (probes, the kernel's
+answers). So graders run several per slot, and each takes a jail slot only
+while its script runs. A slot is an flock on one of N memfds made before the
+graders are forked; each grader opens them anew (its own open file
+description: flock is per description, so the copies a fork shares would not
+exclude each other), and the kernel lets a slot go when its holder exits, even
+when it is killed. A grader whose script was demoted as a runaway
+(nslab/grading/jail.py) lets its slot go early: a script at the lowest
+priority takes only the CPU nobody else wants, so it no longer counts among
+the N.
 """
 
 from __future__ import annotations

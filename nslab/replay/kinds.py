@@ -74,6 +74,8 @@ CURL_VALUES = frozenset(
         "--output-document",
     }
 )
+# A script's positional parameters ($@, $*, $1..$9, ${1}): a tutorial line using them outside a function is a script's line.
+POSITIONAL = re.compile(r"\$(?:[@*1-9]|\{[@*1-9]\})")
 COMMAND_START = re.compile(r"(?:^|[;&|(]\s*|\$\(\s*|`\s*|\bsudo\s+|\bexec\s+)([\w.-]+)(?:\s+([\w-]+)(?:\s+([\w-]+))?)?")
 
 
@@ -96,7 +98,10 @@ def words(text: str) -> list[str]:
 
 
 def skip_reason(text: str) -> str | None:
-    """Why the sandbox cannot run *text* (a tool it lacks), else None."""
+    """Why the sandbox cannot run *text* (a tool it lacks, a script's arguments it is not given), else None."""
+    given = script_argument(text)
+    if given is not None:
+        return f"uses {given}, an argument of the script the line comes from: a tutorial replayed command by command is given none, so it is not run"
     for m in COMMAND_START.finditer(text):
         played = PLAYED.get(m.group(1), set())  # what nslab/replay/standin.py plays
         if m.group(2) in played or f"{m.group(2)} {m.group(3)}" in played:
@@ -104,6 +109,15 @@ def skip_reason(text: str) -> str | None:
         if m.group(1) in NEEDS:
             return f"{m.group(1)}: {NEEDS[m.group(1)]}"
     return None
+
+
+def script_argument(text: str) -> str | None:
+    """The first positional parameter *text* expands (`docker run --net=container:$id $@`), else None:
+    not inside single quotes (awk's `$2`), nor in a line that defines a function (its own arguments)."""
+    if re.search(r"(?:^|[;&|]\s*)(?:function\s+)?[\w.-]+\s*\(\s*\)", text):
+        return None
+    m = POSITIONAL.search(re.sub(r"'[^']*'", "", text))
+    return m.group(0) if m else None
 
 
 def netns_prefix(argv: list[str]) -> tuple[str | None, list[str]]:
