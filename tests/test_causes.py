@@ -163,6 +163,30 @@ def test_arrived_but_no_route_back(make_lab):
     assert result.explanation == "the echo request reached container1 on ceth1, but container1 has no route back to 10.0.0.10"
 
 
+ROUTER_WITHOUT_A_ROUTE = {
+    4: ("10.1.0.2/24", "10.1.0.1/24", "default", "10.3.0.9", {"net.ipv4.ip_forward": 1}, "Icmp.OutDestUnreachs unchanged"),
+    6: ("fd00:1::2/64", "fd00:1::1/64", "::/0", "fd00:3::9", {"net.ipv6.conf.all.forwarding": 1}, "Icmp6.OutDestUnreachs and Icmp6.OutPktTooBigs unchanged"),
+}
+
+
+def test_an_ipv6_router_without_a_route_is_blamed_not_the_senders_default_route(make_lab):
+    """ns1 sends by its default route (::/0, which `ip -6 route` prints as `default`) to r,
+    which forwards IPv6 (IPv4 not) and has no route on; r holds its error back (no ICMP budget).
+    r's missing route is the cause, as in IPv4: ns1 lacks nothing, its default route is there."""
+    mine, its, default, dst, forwards, _ = ROUTER_WITHOUT_A_ROUTE[6]
+    lab = make_lab(Topology(
+        [Namespace("ns1"), Namespace("r", sysctls={**forwards, "net.ipv4.icmp_msgs_per_sec": 0, "net.ipv4.icmp_msgs_burst": 0})],
+        veths=[Veth("ns1", "v1", "r", "v2")],
+        addresses=[Address("ns1", "v1", mine), Address("r", "v2", its)],
+        routes=[Route("ns1", default, via=its.split("/")[0])],
+    ))  # fmt: skip
+    lab.settle_early = False
+    result = lab.ns("ns1").ping(dst)
+    _with_drop_reasons(result)
+    assert (result.outcome, result.cause, result.where, result.reason) == (Outcome.TIMEOUT, Cause.NO_ANSWER, Where("r", "v2"), "IP_INNOROUTES"), result
+    assert "::/0" not in result.explanation and not any(c.blames and c.ns == "ns1" for c in result.claims), result
+
+
 def test_tcp_port_closed_is_a_reset(make_lab):
     lab = make_lab(Topology(**BASE))
     result = lab.ns("ns1").connect("10.0.0.2", 8080)
