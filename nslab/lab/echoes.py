@@ -285,12 +285,16 @@ class RoutedDrops:
         upto = self.monitor.position()
         drops = self.monitor.since(self._mark, netns=self.spaces)
         self._mark = Mark(upto.seq, self._start)  # the next look starts where this one surely read
+        by_ident: dict[int, list[Sender]] = {}
         for drop in drops:
             found = _echo_of(drop)
             if found is None:
                 continue
+            if not by_ident:
+                for s in senders:
+                    by_ident.setdefault(s.ident, []).append(s)
             request, peer, ident, seq = found
-            owners = [s for s in senders if s.ident == ident and seq in s.pending and _equal(s.pending[seq], peer)]
+            owners = [s for s in by_ident.get(ident, ()) if seq in s.pending and _equal(s.pending[seq], peer)]
             if len(owners) == 1:  # two senders sharing an echo id and a sequence number to one address: not told apart
                 sender = owners[0]
                 what = "echo request" if request else "echo reply"
