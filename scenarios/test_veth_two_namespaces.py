@@ -19,14 +19,14 @@ from nslab import Cause, Outcome
 from nslab.kernel.process import wait_until
 
 
-def add_namespaces(lab):
+def add_namespaces(lab, sysctls=None):
     """$ sudo ip netns add ns1 ; sudo ip netns add ns2"""
-    return lab.add_namespace("ns1"), lab.add_namespace("ns2")
+    return lab.add_namespace("ns1", sysctls=sysctls), lab.add_namespace("ns2", sysctls=sysctls)
 
 
-def create_and_plug_veth(lab):
+def create_and_plug_veth(lab, sysctls=None):
     """$ ip link add v1 type veth peer name v2 ; ip link set v1 netns ns1 ; ip link set v2 netns ns2"""
-    ns1, ns2 = add_namespaces(lab)
+    ns1, ns2 = add_namespaces(lab, sysctls)
     host = lab.add_namespace("host")
     host.add_veth("v1", peer="v2")
     host.set_link("v1", netns="ns1")
@@ -34,9 +34,9 @@ def create_and_plug_veth(lab):
     return host, ns1, ns2
 
 
-def configure(lab):
+def configure(lab, sysctls=None):
     """$ ip netns exec ns1 ip link set v1 up ; ip addr add 10.0.0.1/24 dev v1 (and the same for ns2)"""
-    host, ns1, ns2 = create_and_plug_veth(lab)
+    host, ns1, ns2 = create_and_plug_veth(lab, sysctls)
     ns1.set_link("v1", up=True)
     ns1.add_address("10.0.0.1/24", dev="v1")
     ns2.set_link("v2", up=True)
@@ -161,6 +161,11 @@ def test_15_cleanup_leaves_no_namespace(lab):
 
 # -- the dual-stack twin: the same steps with a ULA address beside each IPv4 one -------------
 #      ns1 v1 10.0.0.1/24 fd00::1/64  <-- veth -->  v2 10.0.0.2/24 fd00::2/64 ns2
+# Like the other dual-stack scenarios, a namespace may take accept_dad=0 for the links it gets
+# (the twin of `nodad` for the kernel's own addresses: a link-local one is usable at once).
+NO_DAD = {"net.ipv6.conf.default.accept_dad": 0}
+
+
 def configure_dual(lab):
     """configure, then: ip -n ns1 addr add fd00::1/64 dev v1 nodad (and fd00::2/64 on ns2's v2)"""
     ns1, ns2 = configure(lab)
@@ -170,7 +175,8 @@ def configure_dual(lab):
 
 
 def usable_link_local(ns, dev: str) -> str:
-    """*dev*'s link-local address once duplicate address detection ends (about a second; polled)."""
+    """*dev*'s link-local address once the kernel shows it usable (polled): at once under
+    NO_DAD, else when duplicate address detection ends (about a second)."""
     ready = wait_until(lambda: [a.ip for a in ns.addresses(dev, version=6) if a.scope == "link" and not a.flags], 5.0, f"{ns.name}'s {dev} link-local usable")
     return ready[0]
 
@@ -214,7 +220,8 @@ def test_20_dual_stack_netcat_chat_over_ipv6(lab):
 
 
 def test_21_dual_stack_link_local_needs_its_interface(lab):
-    ns1, ns2 = configure(lab)  # no address of ours: the kernel's link-local addresses only
+    # no address of ours: the kernel's link-local addresses only (NO_DAD: usable at once)
+    ns1, ns2 = configure(lab, NO_DAD)
     peer = usable_link_local(ns2, "v2")
     usable_link_local(ns1, "v1")
     result = ns1.ping(f"{peer}%v1")

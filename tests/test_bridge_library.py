@@ -8,7 +8,7 @@ import errno
 
 import pytest
 
-from nslab import Address, Bridge, Cause, Namespace, Topology, Veth
+from nslab import Address, Bridge, Cause, Namespace, Route, Topology, Veth
 from nslab.lab.sweep import all_pairs, ping_pairs
 
 
@@ -96,3 +96,31 @@ def test_a_pair_whose_requests_were_lost_is_asked_again_and_one_silent_twice_fai
     counters = lab.ns("host").run(["nft", "list", "counters", "table", "bridge", "lossy"], check=True).stdout.decode()
     assert "packets 2 " in counters.split("counter always")[0]  # the first request and its resend; the third went through
     assert "packets 4 " in counters.split("counter always")[1]  # twice in its round (the request, the resend), twice when asked again
+
+
+def routed(*, forwarding: int) -> Topology:
+    """a 10.1.0.2/24 --- ra 10.1.0.1/24 [r] rb 10.2.0.1/24 --- b 10.2.0.2/24, each end's default via r."""
+    return Topology(
+        [Namespace("a"), Namespace("r", sysctls={"net.ipv4.ip_forward": forwarding}), Namespace("b")],
+        veths=[Veth("a", "eth0", "r", "ra"), Veth("r", "rb", "b", "eth0")],
+        addresses=[Address("a", "eth0", "10.1.0.2/24"), Address("r", "ra", "10.1.0.1/24"), Address("r", "rb", "10.2.0.1/24"), Address("b", "eth0", "10.2.0.2/24")],
+        routes=[Route("a", "default", via="10.1.0.1"), Route("b", "default", via="10.2.0.1")],
+    )
+
+
+def test_a_pair_whose_echo_the_kernel_dropped_at_a_routing_decision_fails_at_once(lab):
+    """r does not forward: the kernel drops each request there (IP_INADDRERRORS) and sends no
+    error back. The drop monitor's report of that very request (its echo id and sequence
+    number) ends the pair: it is not waited for, nor asked again. Without early settling
+    (the ground truth) the same pairs fail, each after its deadline and a second ask."""
+    lab.build(routed(forwarding=0))
+    probe = lab.ns("a").ping("10.2.0.2")
+    if probe.evidence.drop_reasons is not None:
+        pytest.skip(f"the kernel's drop reasons cannot be read here: {probe.evidence.drop_reasons}")
+    hosts = {lab.ns("a"): "10.1.0.2", lab.ns("b"): "10.2.0.2"}
+    sweep = all_pairs(hosts, timeout=2.0, explain=0)
+    assert set(sweep.failures) == {("a", "10.2.0.2"), ("b", "10.1.0.2")} and sweep.elapsed < 1.0, sweep
+    assert sweep.why[("a", "10.2.0.2")] == "echo request dropped in r (IP_INADDRERRORS)", sweep
+    lab.settle_early = False
+    truth = all_pairs(hosts, timeout=0.3, explain=0)
+    assert set(truth.failures) == set(sweep.failures) and truth.elapsed >= 0.6 and not truth.why, truth

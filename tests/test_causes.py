@@ -163,6 +163,63 @@ def test_arrived_but_no_route_back(make_lab):
     assert result.explanation == "the echo request reached container1 on ceth1, but container1 has no route back to 10.0.0.10"
 
 
+ROUTER_WITHOUT_A_ROUTE = {
+    4: ("10.1.0.2/24", "10.1.0.1/24", "default", "10.3.0.9", {"net.ipv4.ip_forward": 1}, "Icmp.OutDestUnreachs unchanged"),
+    6: ("fd00:1::2/64", "fd00:1::1/64", "::/0", "fd00:3::9", {"net.ipv6.conf.all.forwarding": 1}, "Icmp6.OutDestUnreachs and Icmp6.OutPktTooBigs unchanged"),
+}
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_a_request_dropped_for_want_of_a_route_settles_once_no_error_left(make_lab, version):
+    """ns1 -- r, which forwards and has no route to DST, and whose budget of ICMP errors
+    (net.ipv4.icmp_msgs_per_sec and _burst, IPv6's too) is 0: it drops the request
+    (IP_INNOROUTES) and holds its error back. Only the drop and r's ICMP out counters,
+    unchanged, say that nothing will come: the verdict settles on them, and agrees with
+    the full wait. With a budget, the error comes, and the probe waits for it."""
+    mine, its, default, dst, forwards, unchanged = ROUTER_WITHOUT_A_ROUTE[version]
+    no_budget = {"net.ipv4.icmp_msgs_per_sec": 0, "net.ipv4.icmp_msgs_burst": 0}
+    lab = make_lab(Topology(
+        [Namespace("ns1"), Namespace("r", sysctls={**forwards, **no_budget})],
+        veths=[Veth("ns1", "v1", "r", "v2")],
+        addresses=[Address("ns1", "v1", mine), Address("r", "v2", its)],
+        routes=[Route("ns1", default, via=its.split("/")[0])],
+    ))  # fmt: skip
+    early = lab.ns("ns1").ping(dst)
+    _with_drop_reasons(early)
+    assert early.outcome is Outcome.TIMEOUT and early.decided_early and early.elapsed < 0.5, early
+    assert (early.cause, early.where, early.reason) == (Cause.NO_ANSWER, Where("r", "v2"), "IP_INNOROUTES"), early
+    assert early.evidence.settled_by.endswith(f"and r sent no ICMP error about it ({unchanged})"), early.evidence.settled_by
+    assert "r has no route to " + dst in early.explanation and not any(c.blames and c.ns == "ns1" for c in early.claims), early
+    lab.settle_early = False
+    truth = lab.ns("ns1").ping(dst)
+    assert not truth.decided_early and (truth.outcome, truth.cause, truth.where, truth.reason) == (early.outcome, early.cause, early.where, early.reason), truth
+    assert truth.explanation == early.explanation
+    lab.settle_early = True
+    r = lab.ns("r")
+    r.set_sysctl("net.ipv4.icmp_msgs_per_sec", 1000)
+    r.set_sysctl("net.ipv4.icmp_msgs_burst", 50)
+    answered = lab.ns("ns1").ping(dst)
+    assert answered.outcome is Outcome.ICMP_ERROR and answered.cause is Cause.ICMP_UNREACHABLE and answered.where.ns == "r", answered
+
+
+def test_an_ipv6_router_without_a_route_is_blamed_not_the_senders_default_route(make_lab):
+    """ns1 sends by its default route (::/0, which `ip -6 route` prints as `default`) to r,
+    which forwards IPv6 (IPv4 not) and has no route on; r holds its error back (no ICMP budget).
+    r's missing route is the cause, as in IPv4: ns1 lacks nothing, its default route is there."""
+    mine, its, default, dst, forwards, _ = ROUTER_WITHOUT_A_ROUTE[6]
+    lab = make_lab(Topology(
+        [Namespace("ns1"), Namespace("r", sysctls={**forwards, "net.ipv4.icmp_msgs_per_sec": 0, "net.ipv4.icmp_msgs_burst": 0})],
+        veths=[Veth("ns1", "v1", "r", "v2")],
+        addresses=[Address("ns1", "v1", mine), Address("r", "v2", its)],
+        routes=[Route("ns1", default, via=its.split("/")[0])],
+    ))  # fmt: skip
+    lab.settle_early = False
+    result = lab.ns("ns1").ping(dst)
+    _with_drop_reasons(result)
+    assert (result.outcome, result.cause, result.where, result.reason) == (Outcome.TIMEOUT, Cause.NO_ANSWER, Where("r", "v2"), "IP_INNOROUTES"), result
+    assert "::/0" not in result.explanation and not any(c.blames and c.ns == "ns1" for c in result.claims), result
+
+
 def test_tcp_port_closed_is_a_reset(make_lab):
     lab = make_lab(Topology(**BASE))
     result = lab.ns("ns1").connect("10.0.0.2", 8080)

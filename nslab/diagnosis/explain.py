@@ -308,7 +308,10 @@ def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool, p:
         return _default_only(ctx, found, back, dst, is_answer)
     if sender is None or found.where.ns == sender or not any(c.value == "no route" for c in found.claims):
         return found
-    forwards, _ = combined(ctx.reads, found.where.ns, found.where.dev or "", "forwarding", "dev")
+    if ctx.flow.v6:  # IPv6 forwards by its `all` switch (or force_forwarding), not by IPv4's knobs
+        forwards = 0 if ctx.reads.forwarding6(found.where.ns, found.where.dev or "")[0] else 1
+    else:
+        forwards, _ = combined(ctx.reads, found.where.ns, found.where.dev or "", "forwarding", "dev")
     if forwards != 0 and not _lost_here_only(ctx, sender, found.where.ns, dst):
         return found
     return _default_only(ctx, found, sender, dst, is_answer)
@@ -318,7 +321,7 @@ def _lost_here_only(ctx: Context, sender: str, router: str, dst: str) -> bool:
     """The lab gives *sender* a specific route to *dst* that its kernel lacks, and gives the
     forwarding *router* none it lacks: the sender's lost route, not the router, is the fault."""
     lost = routing.lost_route(ctx.reads, sender, dst)
-    return lost is not None and lost.dst != "default" and routing.lost_route(ctx.reads, router, dst) is None
+    return lost is not None and routing.route_name(lost.dst) != "default" and routing.lost_route(ctx.reads, router, dst) is None
 
 
 def _default_only(ctx: Context, found: Finding, sender: str, dst: str, is_answer: bool) -> Finding:
@@ -326,10 +329,10 @@ def _default_only(ctx: Context, found: Finding, sender: str, dst: str, is_answer
     *sender* has for *dst*, its missing specific route is what to change."""
     out = ctx.reads.route_get(sender, dst)
     via = out.via
-    if not via or any(r.dst != "default" and r.type == "unicast" and r.covers(dst) for r in ctx.reads.routes(sender)):
+    if not via or any(r.dst != "default" and r.type == "unicast" and r.covers(dst) for r in ctx.reads.routes(sender, 6 if ":" in dst else 4)):
         return found
     lost = routing.lost_route(ctx.reads, sender, dst)
-    if lost is not None and lost.dst != "default":
+    if lost is not None and routing.route_name(lost.dst) != "default":
         why = routing.why_lost(ctx.reads, sender, lost)
         claims, fixes, words = why.claims, (*why.fixes, *found.fixes), f" ({why.words})"
     else:
@@ -498,8 +501,10 @@ def _left(ev: Evidence, ctx: Context, request: Walked) -> Finding | None:
     """The walk left the lab (a segment nslab cannot follow) by a default route: as far as
     nslab sees, it went where nothing answers."""
     ns, _ = request.path[-1]
-    out = ctx.reads.route_get(ns, _address(ctx.flow.dst))
-    if not out.via or not ctx.reads.routes(ns) or any(r.dst != "default" and r.type == "unicast" and r.covers(_address(ctx.flow.dst)) for r in ctx.reads.routes(ns)):
+    dst = _address(ctx.flow.dst)
+    out = ctx.reads.route_get(ns, dst)
+    routes = ctx.reads.routes(ns, 6 if ctx.flow.v6 else 4)
+    if not out.via or not routes or any(r.dst != "default" and r.type == "unicast" and r.covers(dst) for r in routes):
         return None
     return Finding(
         Cause.LOST_VIA_DEFAULT_ROUTE,

@@ -36,6 +36,14 @@ COUNTED_DROPS = {"Ip.InAddrErrors": "IP_INADDRERRORS", "TcpExt.IPReversePathFilt
 FINAL_REASONS = ("IP_INADDRERRORS", "IP_RPFILTER", "NETFILTER_DROP", "OTHERHOST")
 # Drop reasons that explain a silence at the deadline, though an answer could have followed them.
 TELLING_REASONS = FINAL_REASONS + ("PKT_TOO_BIG", "NEIGH_FAILED", "IP_INNOROUTES", "IP_OUTNOROUTES")
+# Drop reasons whose kernel path sends its ICMP error about the packet (when its rate limits allow)
+# before it frees it: ip_error (no route), arp_error_report and ndisc_error_report (no neighbour),
+# ip_forward and ip6_forward (too big). Sending one counts it at once in that namespace's out counters
+# of its ICMP type as the error is made; so once such a drop is read, an unchanged count there
+# says that no error left and none will: the request is gone, and its answer with it.
+ERROR_FIRST_REASONS = ("IP_INNOROUTES", "NEIGH_FAILED", "PKT_TOO_BIG")
+ERROR_COUNTERS = ("Icmp.OutDestUnreachs",)  # type 3: net and host unreachable, fragmentation needed
+ERROR_COUNTERS6 = ("Icmp6.OutDestUnreachs", "Icmp6.OutPktTooBigs")  # types 1 and 2 (not NDP's, nor MLD's)
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class Context:
     others_in: dict[str, int]
     deltas: Callable[[], dict[str, dict[str, int]]]
     timeout: float = 1.0  # the probe's deadline, in seconds from its start
+    counted: frozenset[str] = frozenset()  # the namespaces whose counters `deltas` holds (unchanged ones omitted)
 
     @property
     def what(self) -> str:
@@ -129,7 +138,23 @@ def dropped(ctx: Context) -> Finding | None:
         final = drop.reason in FINAL_REASONS and (ctx.flow.is_request(drop.packet) or ctx.flow.is_answer(drop.packet))
         if final or (drop.reason in TELLING_REASONS and ctx.flow.is_answer(drop.packet) and not ctx.retransmits):
             return explain_drop(ctx, drop.ns, drop.dev, drop.reason, drop.packet)
+        if drop.reason in ERROR_FIRST_REASONS and ctx.flow.is_request(drop.packet) and not ctx.retransmits:
+            silent = no_error_sent(ctx, drop.ns)
+            if silent is not None:
+                found = explain_drop(ctx, drop.ns, drop.dev, drop.reason, drop.packet)
+                return dataclasses.replace(found, text=f"{found.text}, and {drop.ns} sent no ICMP error about it ({silent})")
     return None
+
+
+def no_error_sent(ctx: Context, ns: str) -> str | None:
+    """What shows that *ns* sent no ICMP error of the kinds these drops send since the probe began
+    (its out counts, unchanged), or None where it may have (a count rose: another packet's error,
+    or this one's) or they were not read."""
+    if ns not in ctx.counted:
+        return None
+    counters = ERROR_COUNTERS6 if ctx.flow.v6 else ERROR_COUNTERS
+    got = ctx.deltas().get(ns, {})
+    return None if any(got.get(c, 0) for c in counters) else " and ".join(counters) + " unchanged"
 
 
 def counted_drop(ctx: Context) -> Finding | None:

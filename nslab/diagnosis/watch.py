@@ -134,7 +134,17 @@ class Watch:
         """What the rules read: this probe's frames (as given, else as seen so far), drops and counters
         (read once per context, when a rule first asks: every rule of one look sees the same counts)."""
         return observations.Context(
-            self.reads, self.src, self.flow, self.sender_route, self.out_link, sightings or self.sightings, self.drops, self.others_in, functools.cache(self.deltas), self.timeout
+            self.reads,
+            self.src,
+            self.flow,
+            self.sender_route,
+            self.out_link,
+            sightings or self.sightings,
+            self.drops,
+            self.others_in,
+            functools.cache(self.deltas),
+            self.timeout,
+            frozenset(self.before),
         )
 
     # -- the verdict's evidence ---------------------------------------------------

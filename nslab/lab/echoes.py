@@ -10,11 +10,20 @@ its way while the round was at its busiest), and stops when every pair is
 answered or *timeout* seconds after its last request. Routing, ARP and
 bridging are the kernel's, as for any ping. An IPv6 sender does the same with
 ICMPv6 (its own types, its errors quoting an IPv6 header, the kernel's checksum).
+
+A pair is also done when the kernel dropped its own request or reply at a
+routing decision and said so (`RoutedDrops`: `IP_INNOROUTES`, `IP_INADDRERRORS`,
+`IP_RPFILTER` through the drop monitor, matched by echo id, sequence number and
+address): that packet is gone and no reply can come for it, as when an ICMP error
+came back. Reasons a packet may meet by chance (a full queue, a neighbour not yet
+resolved) or on one copy of several (a bridge's flood: `OTHERHOST`, a bridge
+family rule: `NETFILTER_DROP`) settle nothing: the pair waits, and is asked again.
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
+import ipaddress
 import os
 import selectors
 import socket
@@ -27,6 +36,7 @@ from nslab.probes import packets
 from nslab.probes.result import IcmpError
 
 if TYPE_CHECKING:
+    from nslab.kernel.drops import Drop, DropMonitor, Mark
     from nslab.lab.live import Netns
 
 SOL_RAW, ICMP_FILTER = 255, 1
@@ -36,6 +46,10 @@ SO_RCVBUFFORCE = 33
 ECHO_REPLY, UNREACHABLE, TIME_EXCEEDED, ECHO_REQUEST = 0, 3, 11, 8
 IPV6_RECVERR, SO_EE_ORIGIN_ICMP6, ICMP6_FILTER = 25, 3, 1
 RETRY_AFTER = 0.05  # seconds after the last request before the unanswered ones are asked again
+DROPS_EVERY = 0.01  # seconds between looks at the drop monitor while pairs are unanswered
+# Drop reasons decided by the route lookup of the one packet that reached an IP layer addressed to it:
+# that packet, request or reply, is gone (see the module).
+ROUTED = ("IP_INNOROUTES", "IP_INADDRERRORS", "IP_RPFILTER")
 PAYLOAD = b"nslab-sweep"
 # What makes the kernel refuse a request at once: final for that pair.
 FINAL_ERRNOS = {errno_mod.ENETUNREACH, errno_mod.EHOSTUNREACH, errno_mod.EACCES, errno_mod.EPERM, errno_mod.EINVAL, errno_mod.EMSGSIZE, errno_mod.ENETDOWN}
@@ -243,11 +257,78 @@ def _same(a: str, b: str) -> bool:
     return a == b or socket.inet_pton(socket.AF_INET6, a) == socket.inet_pton(socket.AF_INET6, b)
 
 
-def round_trip(work: list[tuple[Sender, list[str]]], timeout: float) -> tuple[int, int]:
+class RoutedDrops:
+    """The drop monitor's reports of a round's own echoes, dropped at a routing decision in one
+    of *spaces* (inode -> namespace name): each settles its pair as failed, with the reason."""
+
+    def __init__(self, monitor: DropMonitor, spaces: dict[int, str]):
+        self.monitor = monitor
+        self.spaces = spaces
+        self._mark: Mark | None = None
+        self._start = 0
+
+    def begin(self) -> None:
+        """From now on: what was dropped before is not this round's."""
+        self._mark = self.monitor.position()
+        self._start = self._mark.time_ns
+
+    @property
+    def watching(self) -> bool:
+        return self._mark is not None and self.monitor.available
+
+    def settle(self, senders: list[Sender]) -> None:
+        """Move every pending pair of *senders* whose request or reply was dropped to `failed`."""
+        if self._mark is None or not self.monitor.available:
+            return
+        from nslab.kernel.drops import Mark
+
+        upto = self.monitor.position()
+        drops = self.monitor.since(self._mark, netns=self.spaces)
+        self._mark = Mark(upto.seq, self._start)  # the next look starts where this one surely read
+        by_ident: dict[int, list[Sender]] = {}
+        for drop in drops:
+            found = _echo_of(drop)
+            if found is None:
+                continue
+            if not by_ident:
+                for s in senders:
+                    by_ident.setdefault(s.ident, []).append(s)
+            request, peer, ident, seq = found
+            owners = [s for s in by_ident.get(ident, ()) if seq in s.pending and _equal(s.pending[seq], peer)]
+            if len(owners) == 1:  # two senders sharing an echo id and a sequence number to one address: not told apart
+                sender = owners[0]
+                what = "echo request" if request else "echo reply"
+                sender.failed.append((sender.pending.pop(seq), f"{what} dropped in {self.spaces[drop.netns]} ({drop.reason})"))
+
+
+def _echo_of(drop: Drop) -> tuple[bool, str, int, int] | None:
+    """(is the request, the pair's destination, echo id, sequence number) of a sweep's echo
+    dropped at a routing decision; None for any other drop."""
+    if drop.reason not in ROUTED or drop.inner is not None or drop.icmp_id is None or drop.icmp_seq is None:
+        return None
+    kinds = {(packets.ICMP, ECHO_REQUEST): True, (packets.ICMP, ECHO_REPLY): False, (packets.ICMPV6, packets.ECHO_REQUEST6): True, (packets.ICMPV6, packets.ECHO_REPLY6): False}
+    request = kinds.get((drop.proto, drop.icmp_type or 0))
+    if request is None or drop.kind not in ("ipv4", "ipv6"):
+        return None
+    return request, drop.dst if request else drop.src, drop.icmp_id, drop.icmp_seq
+
+
+def _equal(a: str, b: str) -> bool:
+    """Two addresses of either family, however written."""
+    try:
+        return a == b or ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
+
+
+def round_trip(work: list[tuple[Sender, list[str]]], timeout: float, drops: RoutedDrops | None = None) -> tuple[int, int]:
     """Send every request of *work* ((sender, destinations) each), then wait as the
-    module says. Answers land on the senders; returns (requests sent, sent again)."""
+    module says (with *drops*, a pair whose echo the kernel dropped at a routing decision
+    is failed at once). Answers land on the senders; returns (requests sent, sent again)."""
     for sender, _ in work:
         sender.reset()
+    if drops is not None:
+        drops.begin()
     sent = 0
     for sender, dsts in work:
         for dst in dsts:
@@ -273,11 +354,18 @@ def round_trip(work: list[tuple[Sender, list[str]]], timeout: float) -> tuple[in
             if now >= deadline:
                 break
             wake = deadline if retry_at is None else retry_at
-            for key, _ in selector.select(wake - now):
+            looking = drops is not None and drops.watching
+            for key, _ in selector.select(min(wake - now, DROPS_EVERY) if looking else wake - now):
                 key.data.read()
                 if not key.data.pending:
                     selector.unregister(key.fileobj)
+            if looking and drops is not None:
+                senders = [key.data for key in selector.get_map().values()]
+                drops.settle(senders)
+                for sender in senders:
+                    if not sender.pending:
+                        selector.unregister(sender.sock)
     return sent, again
 
 
-__all__ = ["Sender", "round_trip"]
+__all__ = ["RoutedDrops", "Sender", "round_trip"]

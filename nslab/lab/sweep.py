@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Literal
 
 from nslab.kernel import limits
-from nslab.lab.echoes import Sender, round_trip
+from nslab.lab.echoes import RoutedDrops, Sender, round_trip
 from nslab.model.checks import IPNetwork, LabError
 from nslab.probes.result import Result
 
@@ -176,6 +176,7 @@ class _Run:
         labs = {id(ns.lab): ns.lab for ns in sources}
         own = set(sources)
         self.transit = [ns for lab in labs.values() for ns in lab.namespaces if ns not in own]  # where a pair's packets may pass
+        self.drops = _routed_drops(list(labs.values()))
 
     def __enter__(self) -> "_Run":
         limits.ensure_descriptors(len(self.sources), f"a sweep from {len(self.sources)} namespaces")
@@ -210,7 +211,7 @@ class _Run:
         if not work:
             return []
         self.sweep.rounds += 1
-        round_trip(work, self.timeout)
+        round_trip(work, self.timeout, self.drops)
         busy = []
         for sender, dsts in work:
             replied = sender.replied
@@ -238,8 +239,9 @@ class _Run:
         return flushed
 
     def ask_again(self) -> None:
-        """The pairs that heard nothing, not even an error, asked once more in rounds of their
-        own, the kernel resolving their neighbours afresh. A round that sends thousands of
+        """The pairs that heard nothing, not even an error (nor a drop of their echo at a routing
+        decision, nslab/lab/echoes.py), asked once more in rounds of their own, the kernel
+        resolving their neighbours afresh. A round that sends thousands of
         requests at once can lose some to its own congestion (a CPU's backlog of 1,000
         packets, flooded by ARP broadcasts to every port of a bridge, overflows in a slow
         guest), where a broken path loses every one: only a pair silent twice is a failure.
@@ -339,6 +341,18 @@ class _Run:
             src.flush_neighbours()
             sweep.explained.append(src.ping(dst, timeout=self.timeout))
         return sweep
+
+
+def _routed_drops(labs: list[Lab]) -> RoutedDrops | None:
+    """The kernel's drops of the sweep's own echoes in its lab's namespaces, read from the monitor
+    its probes read; None where they wait out their deadline (several labs, a lab without drop
+    reasons, or one that settles nothing early: `lab.settle_early = False`)."""
+    if len(labs) != 1 or not labs[0].drop_reasons or not labs[0].settle_early:
+        return None
+    from nslab.kernel import drops
+
+    lab = labs[0]
+    return RoutedDrops(lab.drops or drops.monitor(), {ns.inode: ns.name for ns in lab.namespaces})
 
 
 def _version(addresses: list[str]) -> int:

@@ -334,10 +334,13 @@ def _ip_rule(dst: str) -> str:
 
 
 def route_name(dst: str) -> str:
-    """A destination as `ip route` prints it: a host route as the bare address."""
+    """A destination as `ip route` prints it: a host route as the bare address, either
+    family's /0 as `default` (the model writes IPv6's as `::/0`)."""
     if dst == "default":
         return dst
     net = ipaddress.ip_network(dst, strict=False)
+    if net.prefixlen == 0:
+        return "default"
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
