@@ -31,6 +31,7 @@ from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
 from nslab.diagnosis.stages import At, address, cmd, combined, link, link_up, local, neighbour, netfilter, routing, set_sysctl, sysctl
 from nslab.diagnosis.walk import Walked, delivered, walk
+from nslab.kernel import limits
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
 
@@ -261,6 +262,16 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
         )
     if "VLAN" in reason:
         return Finding(Cause.BRIDGE_VLAN, Where(ns, dev), f"the {at.what} was dropped by the bridge's VLAN filter in {ns} on {dev} ({reason})", reason)
+    if reason == "NEIGH_CREATEFAIL":
+        limit = limits.neighbour_limit("ipv6" if p.version == 6 else "ipv4")
+        return Finding(
+            Cause.UNKNOWN,
+            Where(ns, dev),
+            f"the {at.what} was {said}: {ns}'s kernel could not make a neighbour entry for its next hop (it refuses one when "
+            f"the neighbour table that all namespaces of this machine share holds its cap, {limit}, with no entry old enough "
+            "to give back): the machine's own congestion, not the lab's state",
+            reason,
+        )
     if reason in CONGESTION:
         device = ctx.reads.link(ns, dev) if dev else None
         if dev and device is not None and not device.up:  # a device that is down queues nothing (its noop qdisc): not congestion

@@ -61,23 +61,25 @@ def ensure_descriptors(more: int, what: str) -> None:
 class NeighbourLimit(NamedTuple):
     gc_thresh3: int
     read: bool  # False: this process cannot read the initial namespace's value; the kernel's default assumed
+    family: str = "ipv4"  # the table: ARP's, or IPv6's neighbour discovery's ("ipv6")
 
     def __str__(self) -> str:
         how = "" if self.read else " (assumed: the kernel's default; the host's value is readable only as root)"
-        return f"net.ipv4.neigh.default.gc_thresh3={self.gc_thresh3}{how}"
+        return f"net.{self.family}.neigh.default.gc_thresh3={self.gc_thresh3}{how}"
 
 
-_limit: NeighbourLimit | None = None
+_limits: dict[str, NeighbourLimit] = {}
 _arp_cache: int | None = None
 
 
-def neighbour_limit() -> NeighbourLimit:
-    """The cap on learnt neighbour entries that all namespaces of this machine share."""
-    global _limit
-    if _limit is None:
-        text = _in_initial_namespace(lambda: open(GC_THRESH3).read())
-        _limit = NeighbourLimit(int(text), True) if text and text.strip().isdigit() else NeighbourLimit(DEFAULT_GC_THRESH3, False)
-    return _limit
+def neighbour_limit(family: str = "ipv4") -> NeighbourLimit:
+    """The cap on learnt neighbour entries of *family*'s table ("ipv4": ARP's, "ipv6"), which
+    all namespaces of this machine share."""
+    if family not in _limits:
+        text = _in_initial_namespace(lambda: open(GC_THRESH3.replace("ipv4", family)).read())
+        read = bool(text and text.strip().isdigit())
+        _limits[family] = NeighbourLimit(int(text) if read and text else DEFAULT_GC_THRESH3, read, family)
+    return _limits[family]
 
 
 def neighbour_entries() -> int | None:

@@ -11,7 +11,8 @@ the kernel as usual. A pair that gets no echo reply is probed again with
 Rounds, and the neighbour table. The kernel's ARP table is one for all
 namespaces of the machine, capped at gc_thresh3 learnt entries (1024 by
 default; nslab/kernel/limits.py). A sweep takes a share of it (`SHARE`, so
-that two sweeps of parallel workers and the host fit beside each other): it
+that three sweeps of parallel workers, the other labs' probes and the host fit beside each other:
+a probe whose next hop finds the table full is dropped, NEIGH_CREATEFAIL): it
 sends the pairs in rounds (a block of sources to a block of destinations),
 removes what each round resolved (`ip neigh flush all` in the round's
 namespaces and those it went through), and sizes the next round by what the
@@ -53,7 +54,7 @@ from nslab.probes.result import Result
 if TYPE_CHECKING:
     from nslab.lab.live import Lab, Netns
 
-SHARE = 0.4  # of gc_thresh3: the learnt neighbour entries one sweep may hold at once
+SHARE = 0.25  # of gc_thresh3: the learnt neighbour entries one sweep may hold at once
 FIRST_BLOCK = 8  # sources (and destinations) in the first round; later ones sized by what it resolved
 RESOLVE_ONCE_ABOVE = 64  # hosts on one segment beyond which arp="auto" resolves each host once
 SEEDED_BLOCK = 125  # hosts per block when entries are held: two blocks are 2 x 125**2 pairs in one round
