@@ -286,3 +286,20 @@ def test_kernel_that_does_not_boot_in_time_is_one_row(tmp_path):
     assert done.returncode == 1
     assert "6.1: did not boot: no sign of life within 3 s (killed)" in done.stdout
     assert _processes_with(str(tmp_path)) == []  # vng and QEMU were killed with their group
+
+
+def test_the_guests_bytecode_is_written_here_whatever_the_environment_says(monkeypatch):
+    """A guest reads the checkout read-only and writes no bytecode: what it imports is compiled
+    here first, test modules as pytest rewrites them, even under PYTHONDONTWRITEBYTECODE=1."""
+    import importlib.util
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    suite = "tests/test_matrix_features.py"
+    module = ROOT / "nslab" / "matrix" / "guest.py"
+    compiled = Path(importlib.util.cache_from_source(str(module)))
+    rewritten = ROOT / "tests" / "__pycache__" / f"test_matrix_features.{sys.implementation.cache_tag}-pytest-{pytest.__version__}.pyc"
+    for pyc in (compiled, rewritten):
+        pyc.unlink(missing_ok=True)
+    matrix.compile_for_guests([suite], None)
+    assert compiled.exists() and rewritten.exists()
+    assert compiled.stat().st_mtime >= module.stat().st_mtime
