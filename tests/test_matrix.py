@@ -290,16 +290,17 @@ def test_kernel_that_does_not_boot_in_time_is_one_row(tmp_path):
 
 def test_the_guests_bytecode_is_written_here_whatever_the_environment_says(monkeypatch):
     """A guest reads the checkout read-only and writes no bytecode: what it imports is compiled
-    here first, test modules as pytest rewrites them, even under PYTHONDONTWRITEBYTECODE=1."""
+    here first, as pytest rewrites it (test modules, and every nslab module: a test imports the
+    diagnosis only when it probes), even under PYTHONDONTWRITEBYTECODE=1."""
     import importlib.util
 
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
-    suite = "tests/test_matrix_features.py"
+    tag = f"{sys.implementation.cache_tag}-pytest-{pytest.__version__}.pyc"
     module = ROOT / "nslab" / "matrix" / "guest.py"
     compiled = Path(importlib.util.cache_from_source(str(module)))
-    rewritten = ROOT / "tests" / "__pycache__" / f"test_matrix_features.{sys.implementation.cache_tag}-pytest-{pytest.__version__}.pyc"
-    for pyc in (compiled, rewritten):
+    rewritten = [ROOT / "tests" / "__pycache__" / f"test_matrix_features.{tag}", ROOT / "nslab" / "diagnosis" / "__pycache__" / f"watch.{tag}"]
+    for pyc in (compiled, *rewritten):
         pyc.unlink(missing_ok=True)
-    matrix.compile_for_guests([suite], None)
-    assert compiled.exists() and rewritten.exists()
-    assert compiled.stat().st_mtime >= module.stat().st_mtime
+    matrix.compile_for_guests(["tests/test_matrix_features.py"], None)
+    assert compiled.exists() and compiled.stat().st_mtime >= module.stat().st_mtime
+    assert [pyc.name for pyc in rewritten if not pyc.exists()] == []

@@ -234,8 +234,9 @@ def compile_for_guests(suite: list[str], select: str | None) -> None:
     none) is compiled again by every Python the guest starts, about 45 times slower under TCG
     than here. So the checkout's packages are compiled (py_compile writes whatever the
     environment says), and the suite is collected here once with bytecode on, which writes
-    pytest's assertion-rewritten test modules. Half a second when nothing changed; a failure
-    only costs the guest the compiling."""
+    pytest's assertion-rewritten test modules, and with nslab.matrix.warm, which imports every
+    nslab module (pytest rewrites them all: nslab is its plugin's package). A second when
+    nothing changed; a failure only costs the guest the compiling."""
     import compileall
 
     for package in ("nslab", "fixtures", *{path.split("::")[0] for path in suite}):
@@ -246,7 +247,7 @@ def compile_for_guests(suite: list[str], select: str | None) -> None:
             compileall.compile_file(path, quiet=2)
     env = {k: v for k, v in _child_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
     with open(os.devnull, "wb") as null:
-        subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *PLUGINS_OFF, *suite, *(["-k", select] if select else [])],
+        subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *PLUGINS_OFF, "-p", "nslab.matrix.warm", *suite, *(["-k", select] if select else [])],
                        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=null, stderr=null, timeout=300, check=False)
 
 
