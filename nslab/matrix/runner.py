@@ -51,7 +51,9 @@ INSTALLED = not (ROOT / "scenarios").is_dir()
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
 GUEST_TMP = "/run/nslab-tmp"
-GUEST_CPUS = 1  # QEMU's main thread serves 9p and is the bottleneck: a second vCPU made the scenario suite slower under TCG (251 s vs 200 s)
+# A second vCPU made the scenario suite slower under TCG (251 s vs 200 s); with a second xdist worker
+# in it too, 475 CPU-s and 1045 s against 239 and 571 s (6.1, load 13 to 21): each worker starts its own pytest and bpftrace
+GUEST_CPUS = 1
 
 
 # -- processes ---------------------------------------------------------------
@@ -366,7 +368,7 @@ def add_arguments(parser) -> None:
                         help="test paths to run, relative to the project (default: scenarios; with a userland column also the tests that run nslab show's printed ip commands)")
     parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS", help="per kernel: boot and suite (default: 1800)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="QEMU acceleration (default: auto: KVM if it boots within --kvm-bound, else TCG)")
-    parser.add_argument("--cpus", type=int, default=GUEST_CPUS, metavar="N", help=f"virtual CPUs per guest (default: {GUEST_CPUS})")
+    parser.add_argument("--cpus", type=int, default=GUEST_CPUS, metavar="N", help=f"virtual CPUs per guest, and as many xdist workers in it (default: {GUEST_CPUS})")
     parser.add_argument("--run-install", action="store_true",
                         help="a release's userland is provisioned as the Vagrantfile provisions a box: ./run install in a copy of this checkout, "
                              "offline from .venv/wheels (the release's Python must be the venv's: bookworm), and the suite runs with the venv it made")
