@@ -1,8 +1,8 @@
 """`nslab matrix`: kernel names, bounded processes, JUnit to table, and one
 real run: the host and Debian's 6.1 booted with `module_blacklist=bridge`.
 
-The VM tests boot one QEMU guest each (TCG here; the smoke test took 324 s with the
-shared cache warm at load 35 on two cores, see the README's *Kernel matrix*) and are
+The VM tests boot one QEMU guest each (TCG here; the smoke test took 175 s and 46 CPU-s with the
+shared cache warm at load 17 to 24 on two cores, see the README's *Kernel matrix*) and are
 skipped, saying what to install, where virtme-ng or QEMU is missing.
 """
 
