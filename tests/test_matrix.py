@@ -1,8 +1,8 @@
 """`nslab matrix`: kernel names, bounded processes, JUnit to table, and one
 real run: the host and Debian's 6.1 booted with `module_blacklist=bridge`.
 
-The VM tests boot one QEMU guest each (TCG here; the smoke test took 324 s with the
-shared cache warm at load 35 on two cores, see the README's *Kernel matrix*) and are
+The VM tests boot one QEMU guest each (TCG here; the smoke test took 175 s and 46 CPU-s with the
+shared cache warm at load 17 to 24 on two cores, see the README's *Kernel matrix*) and are
 skipped, saying what to install, where virtme-ng or QEMU is missing.
 """
 
@@ -286,3 +286,21 @@ def test_kernel_that_does_not_boot_in_time_is_one_row(tmp_path):
     assert done.returncode == 1
     assert "6.1: did not boot: no sign of life within 3 s (killed)" in done.stdout
     assert _processes_with(str(tmp_path)) == []  # vng and QEMU were killed with their group
+
+
+def test_the_guests_bytecode_is_written_here_whatever_the_environment_says(monkeypatch):
+    """A guest reads the checkout read-only and writes no bytecode: what it imports is compiled
+    here first, as pytest rewrites it (test modules, and every nslab module: a test imports the
+    diagnosis only when it probes), even under PYTHONDONTWRITEBYTECODE=1."""
+    import importlib.util
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    tag = f"{sys.implementation.cache_tag}-pytest-{pytest.__version__}.pyc"
+    module = ROOT / "nslab" / "matrix" / "guest.py"
+    compiled = Path(importlib.util.cache_from_source(str(module)))
+    rewritten = [ROOT / "tests" / "__pycache__" / f"test_matrix_features.{tag}", ROOT / "nslab" / "diagnosis" / "__pycache__" / f"watch.{tag}"]
+    for pyc in (compiled, *rewritten):
+        pyc.unlink(missing_ok=True)
+    matrix.compile_for_guests(["tests/test_matrix_features.py"], None)
+    assert compiled.exists() and compiled.stat().st_mtime >= module.stat().st_mtime
+    assert [pyc.name for pyc in rewritten if not pyc.exists()] == []

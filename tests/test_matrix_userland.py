@@ -80,6 +80,17 @@ def test_the_guest_script_exports_only_the_report_directory_writable(tmp_path):
     assert len(guest.command().encode()) < 512  # the kernel's command line holds 2 KiB in all
 
 
+def test_an_interpreter_outside_usr_is_read_through_the_cached_copy(tmp_path):
+    """pyenv's Python in /root/.pyenv: bound from the cached export, not read over the uncached root."""
+    assert guest.outside_usr(Path("/root/.pyenv/versions/3.11.7"), ROOT) == (Path("/root/.pyenv/versions/3.11.7"),)
+    assert guest.outside_usr(Path("/usr"), ROOT) == () and guest.outside_usr(Path("/usr/local"), ROOT) == ()
+    assert guest.outside_usr(ROOT / ".venv", ROOT) == () and guest.outside_usr(Path("/"), ROOT) == ()
+    guest.write_script(ROOT, tmp_path, "echo body", binds=(Path("/root/.pyenv/versions/3.11.7"),))
+    script = (tmp_path / guest.SCRIPT).read_text()
+    mounts = script[: script.index("; then :")]  # all of them, or the uncached root as it was
+    assert mounts.rstrip().endswith("&& mount --bind /run/nslab-sys/root/.pyenv/versions/3.11.7 /root/.pyenv/versions/3.11.7")
+
+
 def test_a_userland_has_what_run_install_installs_for_the_scenarios():
     """./run install in a release's userland (nslab matrix bookworm --run-install) finds its Debian
     packages installed: the guest has no network for apt-get."""

@@ -51,7 +51,9 @@ INSTALLED = not (ROOT / "scenarios").is_dir()
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
 GUEST_TMP = "/run/nslab-tmp"
-GUEST_CPUS = 1  # QEMU's main thread serves 9p and is the bottleneck: a second vCPU made the scenario suite slower under TCG (251 s vs 200 s)
+# A second vCPU made the scenario suite slower under TCG (251 s vs 200 s); with a second xdist worker
+# in it too, 475 CPU-s and 1045 s against 239 and 571 s (6.1, load 13 to 21): each worker starts its own pytest and bpftrace
+GUEST_CPUS = 1
 
 
 # -- processes ---------------------------------------------------------------
@@ -208,17 +210,47 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
     return found
 
 
-def pytest_args(outdir: Path, suite: list[str], select: str | None) -> list[str]:
+PLUGINS_OFF = ("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest",
+               "-p", "no:html", "-p", "no:metadata")
+
+
+def pytest_args(outdir: Path, suite: list[str], select: str | None, workers: int = 1) -> list[str]:
     """The same pytest run on every kernel: in order, without the plugins a kernel run
     does not use (xdist, hypothesis's, pytest-metadata's: under QEMU's TCG their imports alone cost ~15 s),
     and without pytest-html's report, whose lab diagrams (a `dot` per lab) cost 20 s
     there: the matrix page shows each kernel's evidence, and the ten slowest tests are listed.
-    An installed nslab runs its scenario suite through `nslab test` (*suite* is then empty)."""
+    An installed nslab runs its scenario suite through `nslab test` (*suite* is then empty).
+    *workers* > 1: that many xdist workers (a guest's, one per virtual CPU)."""
     args = ["-P", "-m", "nslab.cli.main", "test"] if INSTALLED else ["-m", "pytest", *suite]
-    args += ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest", "-p", "no:html", "-p", "no:metadata",
-            "--durations=10",
+    plugins = PLUGINS_OFF if workers == 1 else tuple(a for pair in zip(PLUGINS_OFF[::2], PLUGINS_OFF[1::2]) if "xdist" not in pair[1] for a in pair)
+    args += ["-q", *plugins, *(["-n", str(workers)] if workers > 1 else []), "--durations=10",
             f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
     return args + (["-k", select] if select else [])
+
+
+def compile_for_guests(suite: list[str], select: str | None) -> None:
+    """Write here the bytecode the guests would otherwise compile at every Python start.
+
+    A guest reads this checkout read-only, with PYTHONDONTWRITEBYTECODE=1: a module whose .pyc
+    is missing (a fresh clone; a shell with PYTHONDONTWRITEBYTECODE=1, whose host runs write
+    none) is compiled again by every Python the guest starts, about 45 times slower under TCG
+    than here. So the checkout's packages are compiled (py_compile writes whatever the
+    environment says), and the suite is collected here once with bytecode on, which writes
+    pytest's assertion-rewritten test modules, and with nslab.matrix.warm, which imports every
+    nslab module (pytest rewrites them all: nslab is its plugin's package). A second when
+    nothing changed; a failure only costs the guest the compiling."""
+    import compileall
+
+    for package in ("nslab", "fixtures", *{path.split("::")[0] for path in suite}):
+        path = ROOT / package
+        if path.is_dir():
+            compileall.compile_dir(path, quiet=2)
+        elif path.suffix == ".py":
+            compileall.compile_file(path, quiet=2)
+    env = {k: v for k, v in _child_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    with open(os.devnull, "wb") as null:
+        subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *PLUGINS_OFF, "-p", "nslab.matrix.warm", *suite, *(["-k", select] if select else [])],
+                       cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=null, stderr=null, timeout=300, check=False)
 
 
 def run_kernel(kernel: Kernel, outdir: Path, *, suite: list[str], select: str | None, timeout: float,
@@ -274,6 +306,8 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     else:
         system, python, install = Path("/"), sys.executable, ""
         run.userland = _this_machines_userland()
+    # this machine's interpreter outside /usr (pyenv's): its standard library from the cached copy too
+    binds = guest.outside_usr(Path(sys.base_prefix).resolve(), ROOT) if system == Path("/") else ()
     package = archive.package_for(kernel.name)
     image = archive.fetch(package)
     run.release = package.removeprefix("linux-image-")
@@ -289,7 +323,8 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     # 5.10 pytest's capture could not read back its unlinked temporary file from the shared 9p
     # directory (ENOENT).
     guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(workdir))} && "
-                       f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={GUEST_TMP} " + shlex.join([python, *pytest_args(outdir, suite, select)]))
+                       f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={GUEST_TMP} " + shlex.join([python, *pytest_args(outdir, suite, select, cpus)]),
+                       binds=binds)
     argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus,
                     qemu_opts=guest.qemu_options(system, ROOT, archive.modules_dir(image), outdir), root=None if system == Path("/") else system)
     started = time.monotonic()
@@ -333,7 +368,7 @@ def add_arguments(parser) -> None:
                         help="test paths to run, relative to the project (default: scenarios; with a userland column also the tests that run nslab show's printed ip commands)")
     parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS", help="per kernel: boot and suite (default: 1800)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="QEMU acceleration (default: auto: KVM if it boots within --kvm-bound, else TCG)")
-    parser.add_argument("--cpus", type=int, default=GUEST_CPUS, metavar="N", help=f"virtual CPUs per guest (default: {GUEST_CPUS})")
+    parser.add_argument("--cpus", type=int, default=GUEST_CPUS, metavar="N", help=f"virtual CPUs per guest, and as many xdist workers in it (default: {GUEST_CPUS})")
     parser.add_argument("--run-install", action="store_true",
                         help="a release's userland is provisioned as the Vagrantfile provisions a box: ./run install in a copy of this checkout, "
                              "offline from .venv/wheels (the release's Python must be the venv's: bookworm), and the suite runs with the venv it made")
@@ -384,6 +419,8 @@ def run(args) -> int:
     leftovers.mark_this_run()  # what this run starts carries its id, not a parent's
     # SIGTERM unwinds like Ctrl-C, so the running VM's process group is killed on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if not INSTALLED and any(k.name != "host" and not k.userland for k in kernels):
+        compile_for_guests(suite, args.select)  # for the guests that run this machine's Python
     runs = []
     for kernel in kernels:
         print(f"nslab matrix: {kernel.label} ...", file=sys.stderr, flush=True)
