@@ -15,21 +15,45 @@ from hypothesis import strategies as st
 NAMES = ("a", "b", "c")
 
 
+class _Segments:
+    """Which devices one frame can reach (union-find): a veth joins its two ends, a bridge its ports."""
+
+    def __init__(self) -> None:
+        self._parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def _root(self, dev: tuple[str, str]) -> tuple[str, str]:
+        while self._parent.get(dev, dev) != dev:
+            dev = self._parent[dev]
+        return dev
+
+    def join(self, a: tuple[str, str], b: tuple[str, str]) -> bool:
+        """Join the segments of *a* and *b*; False (and nothing joined) if they are one already."""
+        ra, rb = self._root(a), self._root(b)
+        if ra == rb:
+            return False
+        self._parent[ra] = rb
+        return True
+
+
 @st.composite
 def ip_commands(draw, tag: int = 0) -> dict[str, list[str]]:
     spaces = tuple(f"{n}{tag}" for n in NAMES[: draw(st.integers(2, 3))])
     cmds: dict[str, list[str]] = {ns: [] for ns in spaces}
     devs: dict[str, list[str]] = {ns: [] for ns in spaces}
+    wired = _Segments()
     for i in range(draw(st.integers(1, 3))):
         ns, peer_ns = draw(st.sampled_from(spaces)), draw(st.sampled_from(spaces))
         end, peer = f"v{i}", f"p{i}" if peer_ns != ns else f"q{i}"
         cmds[ns].append(f"link add {end} type veth peer name {peer}" + (f" netns {peer_ns}" if peer_ns != ns else ""))
         devs[ns].append(end)
         devs[peer_ns].append(peer)
+        wired.join((ns, end), (peer_ns, peer))
     for ns in spaces:
         if draw(st.booleans()):
             cmds[ns].append(f"link add br0 type bridge stp_state {draw(st.integers(0, 1))} forward_delay {draw(st.integers(200, 3000))}")
             for port in draw(st.lists(st.sampled_from(devs[ns]), unique=True, max_size=2)) if devs[ns] else []:
+                if not wired.join((ns, port), (ns, "br0")):
+                    continue  # a loop (both ends of a veth on bridges already joined): a broadcast storm without STP
                 cmds[ns].append(f"link set {port} master br0")
                 flags = {f: draw(st.sampled_from(("on", "off"))) for f in ("hairpin", "learning", "flood", "isolated")}
                 cmds[ns].append(f"link set {port} type bridge_slave " + " ".join(f"{k} {v}" for k, v in flags.items()))
