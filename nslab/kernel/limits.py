@@ -77,8 +77,8 @@ def neighbour_limit(family: str = "ipv4") -> NeighbourLimit:
     all namespaces of this machine share."""
     if family not in _limits:
         text = _in_initial_namespace(lambda: open(GC_THRESH3.replace("ipv4", family)).read())
-        read = bool(text and text.strip().isdigit())
-        _limits[family] = NeighbourLimit(int(text) if read and text else DEFAULT_GC_THRESH3, read, family)
+        value = text.strip() if text is not None else ""
+        _limits[family] = NeighbourLimit(int(value), True, family) if value.isdigit() else NeighbourLimit(DEFAULT_GC_THRESH3, False, family)
     return _limits[family]
 
 

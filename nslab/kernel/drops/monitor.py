@@ -1,8 +1,8 @@
 """The kernel's own drop reasons, per packet: `tracepoint:skb:kfree_skb` through bpftrace.
 
 One monitor per process (a script or a pytest-xdist worker), started lazily by
-`monitor()`, or one per run shared by its processes (nslab.kernel.drops.shared). It runs Debian's `bpftrace` as a child that reports every dropped
-IPv4 or ARP packet with the kernel's reason (`IP_INADDRERRORS`, `IP_RPFILTER`,
+`monitor()`, or one per run shared by its processes (nslab.kernel.drops.shared).
+It runs Debian's `bpftrace` as a child that reports every dropped IPv4 or ARP packet with the kernel's reason (`IP_INADDRERRORS`, `IP_RPFILTER`,
 `NETFILTER_DROP`, ...), the network namespace (inode) and interface (ifindex)
 it was dropped in, and its header fields, so a caller can tie a drop to its own
 probe packet and parallel workers never mistake each other's drops:

@@ -90,11 +90,10 @@ class _Subscriber:
 
 
 class Broadcaster(DropMonitor):
-    """A bpftrace whose report lines go to every subscriber (and are kept here only if *keep*)."""
+    """A bpftrace whose report lines go to every subscriber (none is kept here)."""
 
-    def __init__(self, *, keep: bool = False) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._keep = keep
         # A forked grader's by the fd of its end (unsubscribe() names it), a connection's by itself.
         self._subscribers: dict[object, _Subscriber] = {}
         self._subscribers_lock = threading.Lock()
@@ -218,11 +217,9 @@ class Broadcaster(DropMonitor):
             for sub in self._subscribers.values():
                 sub.put(line)
 
-    # DropMonitor's reader thread calls these: the lines go on, and are kept here only if asked.
+    # DropMonitor's reader thread calls these: the lines go on instead of being kept here.
     def _add(self, line: str) -> None:
         self._broadcast(line)
-        if self._keep:
-            super()._add(line)
 
     def _fail(self, why: str) -> None:
         super()._fail(why)
@@ -351,6 +348,7 @@ def join(*, host: bool = False) -> Follower | None:
         try:
             wait_until(lambda: follower.skipped or follower._settled.is_set(), SPAWN, "the run's drop monitor to answer")
         except TimeoutError:
+            follower.stop()
             return None
         if own in follower.skipped:
             follower.stop()
