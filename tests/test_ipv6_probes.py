@@ -194,15 +194,22 @@ BRIDGED = dict(
 )
 
 
+def ping_through_a_small_port(make_lab, port: str):
+    """a pings b across h's bridge, with br_netfilter handing bridged IPv6 to the ip6 hooks and
+    the bridge port *port* at an MTU of 68: the lab and the ping's result."""
+    lab = make_lab(Topology(**BRIDGED))
+    h = lab.ns("h")
+    h.set_sysctl("net.bridge.bridge-nf-call-ip6tables", 1)
+    h.run(["ip", "link", "set", "dev", port, "mtu", "68"], check=True)
+    return lab, lab.ns("a").ping("fd00::2")
+
+
 def test_an_answer_too_big_for_the_bridge_port_it_leaves_by(make_lab):
     """b's advertisement (a 72-byte packet) is bridged out of p1, whose MTU is 68: with br_netfilter
     handing bridged IPv6 to the ip6 hooks, the bridge drops it; without, the frame passes (the
     kernel allows a port its MTU, the header and a VLAN tag). The why names what it read."""
-    lab = make_lab(Topology(**BRIDGED))
+    lab, result = ping_through_a_small_port(make_lab, "p1")
     h = lab.ns("h")
-    h.set_sysctl("net.bridge.bridge-nf-call-ip6tables", 1)
-    h.run(["ip", "link", "set", "dev", "p1", "mtu", "68"], check=True)
-    result = lab.ns("a").ping("fd00::2")
     assert result.outcome is Outcome.TIMEOUT and result.where == Where("h", "p1"), result
     assert [(c.ns, c.obj, c.value, c.blames) for c in result.claims] == [("h", "link p1", "mtu 68", True), ("h", "sysctl net.bridge.bridge-nf-call-ip6tables", "1", False)]
     assert "b holds fd00::2 and answered: its NDP advertisement left b0 (86 bytes)" in result.explanation
@@ -212,11 +219,7 @@ def test_an_answer_too_big_for_the_bridge_port_it_leaves_by(make_lab):
 
 def test_a_solicitation_too_big_for_the_port_toward_the_holder(make_lab):
     """a's solicitation never reaches b: the port it is bridged out of toward b is too small."""
-    lab = make_lab(Topology(**BRIDGED))
-    h = lab.ns("h")
-    h.set_sysctl("net.bridge.bridge-nf-call-ip6tables", 1)
-    h.run(["ip", "link", "set", "dev", "p2", "mtu", "68"], check=True)
-    result = lab.ns("a").ping("fd00::2")
+    _, result = ping_through_a_small_port(make_lab, "p2")
     assert result.outcome is Outcome.TIMEOUT and result.where == Where("h", "p2"), result
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("h", "link p2", "mtu 68")]
     assert "no capture saw the request arrive there: it left a0 (86 bytes)" in result.explanation
