@@ -29,15 +29,13 @@ from nslab.diagnosis import ipv6
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
-from nslab.diagnosis.stages import At, address, cmd, combined, link, link_up, local, neighbour, netfilter, routing, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, address, cmd, combined, link, link_up, local, neighbour, netfilter, queue, routing, set_sysctl, sysctl
 from nslab.diagnosis.walk import Walked, delivered, walk
-from nslab.kernel import limits
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
 
 ANSWER_WHAT = {"ping": "echo reply", "tcp": "TCP answer", "http": "TCP answer"}
 COUNTED = ("Ip.InAddrErrors", "TcpExt.IPReversePathFilter")  # drop counters only an incoming packet moves
-CONGESTION = ("CPU_BACKLOG", "QDISC_DROP", "FULL_RING", "NOMEM", "SOCKET_RCVBUFF")
 
 
 def explain(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
@@ -114,12 +112,10 @@ def _at_sender(result: Result, ev: Evidence, ctx: Context) -> Finding:
         if found is not None:
             return _placed(found, at.ns, ev.sender_route.dev)
     if code == errno_mod.ENOBUFS:
-        return Finding(
-            Cause.UNKNOWN,
-            Where(at.ns, ev.sender_route.dev),
-            f"{at.ns}'s kernel could not queue the {ctx.what} (ENOBUFS): its queue or the neighbour table, which all namespaces share "
-            "(net.ipv4.neigh.default.gc_thresh3, set in the host's namespace), was full; this is the machine's congestion, not the lab's",
-        )
+        drop = _drop_of(ev, at.ns, request=True, ctx=ctx)
+        if drop is not None and drop.reason in queue.REASONS:
+            return queue.dropped(at.ns, drop.dev, drop.reason, f"{at.ns}'s kernel could not queue the {ctx.what} (ENOBUFS) and dropped it", drop.packet.version if drop.packet else 4)
+        return queue.refused(at.ns, ev.sender_route.dev, ctx.what)
     decision = routing.decide(ctx.reads, at)
     if isinstance(decision, Finding):
         return decision
@@ -262,21 +258,11 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
         )
     if "VLAN" in reason:
         return Finding(Cause.BRIDGE_VLAN, Where(ns, dev), f"the {at.what} was dropped by the bridge's VLAN filter in {ns} on {dev} ({reason})", reason)
-    if reason == "NEIGH_CREATEFAIL":
-        limit = limits.neighbour_limit("ipv6" if p.version == 6 else "ipv4")
-        return Finding(
-            Cause.UNKNOWN,
-            Where(ns, dev),
-            f"the {at.what} was {said}: {ns}'s kernel could not make a neighbour entry for its next hop (it refuses one when "
-            f"the neighbour table that all namespaces of this machine share holds its cap, {limit}, with no entry old enough "
-            "to give back): the machine's own congestion, not the lab's state",
-            reason,
-        )
-    if reason in CONGESTION:
+    if reason in queue.REASONS:
         device = ctx.reads.link(ns, dev) if dev else None
         if dev and device is not None and not device.up:  # a device that is down queues nothing (its noop qdisc): not congestion
             return _with_reason(_down_queue(ctx, at, ns, dev), reason, f"the {at.what} was {said}")
-        return Finding(Cause.UNKNOWN, Where(ns, dev), f"the {at.what} was {said}: the machine's own congestion, not the lab's state", reason)
+        return queue.dropped(ns, dev, reason, f"the {at.what} was {said}", p.version)
     return None  # a reason no stage names (e.g. NOT_SPECIFIED): the walk decides
 
 

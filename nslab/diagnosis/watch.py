@@ -28,7 +28,7 @@ from nslab.kernel import drops as drop_source
 from nslab.kernel.state import RouteLookup
 from nslab.model.queries import bridge_ports, veth_peers, watch_set
 from nslab.probes import packets
-from nslab.probes.result import Result
+from nslab.probes.result import Cause, Result
 
 WATCH_ALL_UP_TO = 8  # namespaces; larger labs are watched along the probe's way
 ATTACH_DROPS = 20.0  # seconds bpftrace may take to attach, once per process (the lab starts it when it opens)
@@ -222,3 +222,14 @@ def explained(result: Result, watch: Watch) -> Result:
     result.cause, result.where, result.reason, result.explanation = finding.cause, finding.where, finding.reason, finding.text
     result.claims, result.remedies = finding.claims, finding.fixes
     return result
+
+
+def tried_again(first: Result, second: Result) -> Result:
+    """*second*, the probe made once more because *first* was lost to congestion, told with it."""
+    second.first_try = first
+    if second.cause is Cause.CONGESTION:
+        told = "the same way: " if first.explanation == second.explanation else f"the first try: {first.explanation}; the second: "
+        second.explanation = f"lost to congestion twice, {told}{second.explanation}"
+    else:
+        second.explanation = f"{second.explanation}, at the second try (the first was lost to congestion: {first.explanation})"
+    return second

@@ -21,12 +21,13 @@ from nslab.probes import arp as arp_probe
 from nslab.probes import icmp as icmp_probe
 from nslab.probes import ndp as ndp_probe
 from nslab.probes import tcp as tcp_probe
-from nslab.probes.result import Result
+from nslab.probes.result import Cause, Result
 
 if TYPE_CHECKING:
     from nslab.lab.netns import Netns
 
 T = TypeVar("T")
+Attempt = tuple[Flow, Callable[[Callable[[], bool]], Result]]  # a packet identity, and the probe that sends it under a settle
 
 
 class Probing:
@@ -63,12 +64,27 @@ class Probing:
         with linux.in_netns(self.ns.handle.fd):
             return fn()
 
-    def _probe(self, flow: Flow, run: Callable[[Callable[[], bool]], Result], *, timeout: float, dev: str | None = None) -> Result:
-        from nslab.diagnosis.watch import Watch, explained  # a lab that is only built never loads the diagnosis
+    def _probe(self, attempt: Callable[[float], Attempt], *, timeout: float, dev: str | None = None) -> Result:
+        """Run one *attempt* (a new packet identity, and its probe with the deadline given) under a watch. One the kernel
+        lost to congestion (a full queue or table: nslab/diagnosis/stages/queue.py) says nothing
+        about the lab, so it is made once more, as the sweep asks a silent pair again; only a loss
+        that repeats is reported, and a result that took a second try says so."""
+        from nslab.diagnosis.watch import Watch, explained, tried_again  # a lab that is only built never loads the diagnosis
 
-        with Watch(self.ns.lab.view(), self.name, flow, dev=dev, timeout=timeout) as watch:
-            result = run(watch.settled)
-            explained(result, watch)
+        first: Result | None = None
+        while True:
+            deadline = timeout if first is None else 2 * timeout
+            flow, run = attempt(deadline)
+            # The second try waits twice as long: a solicitation lost to congestion leaves the next hop's
+            # entry INCOMPLETE with the packet queued on it, and the kernel asks again only when its
+            # retransmit timer fires (net.ipv4.neigh.DEV.retrans_time_ms, 1 s by default).
+            with Watch(self.ns.lab.view(), self.name, flow, dev=dev, timeout=deadline) as watch:
+                result = explained(run(watch.settled), watch)
+            if first is not None:
+                result = tried_again(first, result)
+            if first is not None or result.cause is not Cause.CONGESTION:
+                break
+            first = result
         self.ns.lab.probes.append(result)
         return result
 
@@ -76,11 +92,14 @@ class Probing:
         """`ping -c1 -W TIMEOUT [-s SIZE] -M do DST` (IPv6: `ping -6`, `fe80::1%eth0` for a
         link-local one), decided as soon as the evidence settles it."""
         address, dev, scope = self._destination(dst)
-        sock, ident = self._icmp_socket(":" in address), icmp_probe.new_ident()
-        deadline = timeout or self.ns.lab.timeout
-        flow = Flow("ping", address, icmp_id=ident, icmp_seq=1)
-        run = lambda settle: icmp_probe.ping(sock, self.name, address, ident=ident, size=size, timeout=deadline, settle=settle, scope_id=scope, label=dst)  # noqa: E731
-        return self._probe(flow, run, timeout=deadline, dev=dev)
+        sock = self._icmp_socket(":" in address)
+
+        def attempt(deadline: float) -> Attempt:
+            ident = icmp_probe.new_ident()
+            run = lambda settle: icmp_probe.ping(sock, self.name, address, ident=ident, size=size, timeout=deadline, settle=settle, scope_id=scope, label=dst)  # noqa: E731
+            return Flow("ping", address, icmp_id=ident, icmp_seq=1), run
+
+        return self._probe(attempt, timeout=timeout or self.ns.lab.timeout, dev=dev)
 
     def _icmp_socket(self, v6: bool) -> socket.socket:
         if not v6:
@@ -116,9 +135,12 @@ class Probing:
             self._arp[dev] = self._inside(lambda: arp_probe.open_socket(dev))
         link = self.ns.readback.link(dev)
         psrc = next((a.cidr.split("/")[0] for a in self.ns.readback.addresses(dev, version=4)), "0.0.0.0")
-        sock, deadline = self._arp[dev], timeout or self.ns.lab.timeout
-        run = lambda settle: arp_probe.who_has(sock, self.name, dev, link.mac, psrc, target, timeout=deadline, settle=settle)  # noqa: E731
-        return self._probe(Flow("arp", target), run, timeout=deadline, dev=dev)
+        sock = self._arp[dev]
+
+        def attempt(deadline: float) -> Attempt:
+            return Flow("arp", target), lambda settle: arp_probe.who_has(sock, self.name, dev, link.mac, psrc, target, timeout=deadline, settle=settle)
+
+        return self._probe(attempt, timeout=timeout or self.ns.lab.timeout, dev=dev)
 
     def ndp(self, target: str, dev: str, *, timeout: float | None = None) -> Result:
         """`ndisc6 TARGET DEV`: a neighbour solicitation for TARGET on DEV (answers with the MAC),
@@ -131,9 +153,11 @@ class Probing:
         link = self.ns.readback.link(dev)
         held = sorted(self.ns.readback.addresses(dev, version=6), key=lambda a: a.scope != "link")
         src = held[0].ip if held else "::"
-        deadline = timeout or self.ns.lab.timeout
-        run = lambda settle: ndp_probe.solicit(sock, self.name, dev, link.mac, src, address, timeout=deadline, settle=settle)  # noqa: E731
-        return self._probe(Flow("ndp", address), run, timeout=deadline, dev=dev)
+
+        def attempt(deadline: float) -> Attempt:
+            return Flow("ndp", address), lambda settle: ndp_probe.solicit(sock, self.name, dev, link.mac, src, address, timeout=deadline, settle=settle)
+
+        return self._probe(attempt, timeout=timeout or self.ns.lab.timeout, dev=dev)
 
     def listen(self, port: int, addr: str = "0.0.0.0") -> socket.socket:
         """A TCP listener here (`nc -l -p PORT`; `addr="::"` for IPv6), closed with the lab."""
@@ -159,10 +183,14 @@ class Probing:
         listener = srv.listen(server_port or port, "::" if ":" in address else "0.0.0.0")
         to_server = to_server if to_server is not None else f"hello from {self.name}\n".encode()
         to_client = to_client if to_client is not None else f"hello from {srv.name}\n".encode()
-        client, deadline = self._client(address), timeout or self.ns.lab.timeout
-        run = lambda settle: tcp_probe.chat(client, listener, self.name, address, port, to_server=to_server, to_client=to_client, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
+
+        def attempt(deadline: float) -> Attempt:
+            client = self._client(address)
+            run = lambda settle: tcp_probe.chat(client, listener, self.name, address, port, to_server=to_server, to_client=to_client, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
+            return Flow("tcp", address, client_port=tcp_probe.port(client)), run
+
         try:
-            return self._probe(Flow("tcp", address, client_port=tcp_probe.port(client)), run, timeout=deadline, dev=dev)
+            return self._probe(attempt, timeout=timeout or self.ns.lab.timeout, dev=dev)
         finally:  # like `nc -l`, the server is gone after its one chat: the port is free for the next
             srv._open.remove(listener)
             listener.close()
@@ -170,16 +198,24 @@ class Probing:
     def connect(self, dst: str, port: int, *, timeout: float | None = None) -> Result:
         """`nc -z DST PORT`: does a TCP handshake complete? (refused vs. timed out told apart)"""
         address, dev, scope = self._destination(dst)
-        client, deadline = self._client(address), timeout or self.ns.lab.timeout
-        run = lambda settle: tcp_probe.handshake(client, self.name, address, port, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
-        return self._probe(Flow("tcp", address, client_port=tcp_probe.port(client)), run, timeout=deadline, dev=dev)
+
+        def attempt(deadline: float) -> Attempt:
+            client = self._client(address)
+            run = lambda settle: tcp_probe.handshake(client, self.name, address, port, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
+            return Flow("tcp", address, client_port=tcp_probe.port(client)), run
+
+        return self._probe(attempt, timeout=timeout or self.ns.lab.timeout, dev=dev)
 
     def http_get(self, host: str, port: int, path: str = "/", *, timeout: float = 2.0) -> Result:
         """`curl http://HOST:PORT/PATH` (an IPv6 HOST without brackets)"""
         address, dev, scope = self._destination(host)
-        client = self._client(address)
-        run = lambda settle: tcp_probe.http_get(client, self.name, address, port, path, timeout=timeout, settle=settle, scope_id=scope)  # noqa: E731
-        return self._probe(Flow("http", address, client_port=tcp_probe.port(client)), run, timeout=timeout, dev=dev)
+
+        def attempt(deadline: float) -> Attempt:
+            client = self._client(address)
+            run = lambda settle: tcp_probe.http_get(client, self.name, address, port, path, timeout=deadline, settle=settle, scope_id=scope)  # noqa: E731
+            return Flow("http", address, client_port=tcp_probe.port(client)), run
+
+        return self._probe(attempt, timeout=timeout, dev=dev)
 
     def _client(self, dst: str) -> socket.socket:
         version = 6 if ":" in dst else 4

@@ -32,6 +32,7 @@ class Cause(str, Enum):
     ADDRESS_TENTATIVE = "the IPv6 address is still tentative (DAD)"
     DAD_FAILED = "duplicate address detection failed"
     IPV6_DISABLED = "IPv6 is disabled"
+    CONGESTION = "lost to congestion (a full queue or table)"
     UNKNOWN = "unknown"
 
 
@@ -151,6 +152,7 @@ class Result:
     stage: str | None = None  # TCP chat: where it stopped after connecting ('accept')
     server_received: bytes | None = None  # TCP chat: what the server heard
     client_address: str | None = None  # TCP chat: the client's address as the server saw it (after any NAT)
+    first_try: "Result | None" = field(default=None, repr=False)  # the try lost to congestion before this one (nslab/lab/probing.py)
 
     @property
     def ok(self) -> bool:

@@ -21,7 +21,7 @@ from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, address, cmd, combined, netfilter, number, routing, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, address, cmd, combined, netfilter, number, queue, routing, set_sysctl, sysctl
 from nslab.diagnosis.stages import link as links
 from nslab.kernel.state import LinkState
 from nslab.model.queries import owner_of
@@ -106,8 +106,9 @@ def unanswered(reads: Reads, at: At, dev: str, hop: str, asked: Asked | None) ->
     reached, cut = segment
     earlier = False
     if asked is not None and asked.sent_by(at.ns, dev, hop) is False:
-        if (at.ns, _address(hop)) not in asked.resolving:
-            return unsent(reads, at, dev, hop, asked.drop_of(at.ns, hop))
+        drop = asked.drop_of(at.ns, hop)  # also the kernel's own retransmit of an earlier request's, dropped while this probe ran
+        if drop is not None or (at.ns, _address(hop)) not in asked.resolving:
+            return unsent(reads, at, dev, hop, drop)
         # The probe met an earlier request's resolution (the entry was INCOMPLETE when it began): its packet
         # waits for the retransmit timer, and is dropped with the entry when the last solicitation goes unanswered.
         entry = reads.neighbour(at.ns, hop)
@@ -154,6 +155,8 @@ def unsent(reads: Reads, at: At, dev: str, hop: str, drop: DropSeen | None = Non
         link = reads.link(drop.ns, drop.dev) if drop.dev else None
         if link is not None and not link.up:
             return dataclasses.replace(links.down(reads, drop.ns, link.name, base), reason=drop.reason)
+        if drop.reason in queue.REASONS:
+            return queue.dropped(drop.ns, drop.dev, drop.reason, base, 6 if word == "NDP" else 4)
         return Finding(Cause.NO_ARP_ANSWER, Where(drop.ns, drop.dev), f"{base}; what was read there does not say why", drop.reason, claims=(Claim(drop.ns, "drop reason", drop.reason, dev=drop.dev),))
     keys = [f"net.{at.v}.neigh.{dev}.mcast_solicit", f"net.{at.v}.neigh.{dev}.app_solicit"]
     if all(number(reads.sysctl(at.ns, key)) == 0 for key in keys):
