@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from nslab.diagnosis import frames
 from nslab.diagnosis.capture import Sighting
@@ -115,20 +116,37 @@ def causal_order(sightings: list[Sighting], peers: dict[tuple[str, str], tuple[s
     after: dict[int, list[int]] = {i: [] for i in range(len(ordered))}
     waiting = [0] * len(ordered)
     ident = [_identity(s) for s in ordered]
+    # Looked up by where and which way, not compared pair by pair: a frame a bridge floods to a
+    # thousand ports is a thousand sightings of one identity.
+    at: dict[tuple[Any, str, str, str], list[int]] = {}
+    inside: dict[tuple[Any, str, str], list[int]] = {}
+    for i, s in enumerate(ordered):
+        if ident[i] is not None:
+            at.setdefault((ident[i], s.ns, s.dev, s.direction), []).append(i)
+            inside.setdefault((ident[i], s.ns, s.direction), []).append(i)
+    ports_of: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for port, bridge in ports.items():
+        ports_of.setdefault(bridge, []).append(port)
     for b, sb in enumerate(ordered):
-        if ident[b] is None:
+        key = ident[b]
+        if key is None:
             continue
-        for a, sa in enumerate(ordered):
-            if a == b or ident[a] != ident[b]:
-                continue
-            over_veth = sa.direction == "out" and sb.direction == "in" and peers.get((sa.ns, sa.dev)) == (sb.ns, sb.dev)
-            forwarded = sa.direction == "in" and sb.direction == "out" and sa.ns == sb.ns and sa.dev != sb.dev
-            bridged = sa.direction == sb.direction and (
-                ports.get((sa.ns, sa.dev)) == (sb.ns, sb.dev) if sa.direction == "in" else ports.get((sb.ns, sb.dev)) == (sa.ns, sa.dev)
-            )
-            if over_veth or forwarded or bridged:
-                after[a].append(b)
-                waiting[b] += 1
+        before: set[int] = set()
+        if sb.direction == "in":
+            far = peers.get((sb.ns, sb.dev))
+            if far is not None:
+                before.update(at.get((key, *far, "out"), ()))  # over the veth
+            for port in ports_of.get((sb.ns, sb.dev), ()):
+                before.update(at.get((key, *port, "in"), ()))  # a port received it before its bridge
+        else:
+            before.update(a for a in inside.get((key, sb.ns, "in"), ()) if ordered[a].dev != sb.dev)  # forwarded
+            master = ports.get((sb.ns, sb.dev))
+            if master is not None:
+                before.update(at.get((key, *master, "out"), ()))  # the bridge sent it before its port
+        before.discard(b)
+        for a in before:
+            after[a].append(b)
+            waiting[b] += 1
     ready = [i for i in range(len(ordered)) if waiting[i] == 0]
     heapq.heapify(ready)
     out: list[int] = []
