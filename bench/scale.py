@@ -12,8 +12,11 @@ host's `ip netns`, `ip -o link`, `ip -o addr` and `ip route` are read before
 and after the whole run and compared.
 
 The containers: docker0 172.17.0.1/16 in `host`, container i on veth i with
-172.17.0.0/16's address i+1 and a default route via the bridge
-(nslab/tutorials/docker0.py). The cluster: nslab/tutorials/cluster.py.
+172.17.0.0/16's address i+1 and a default route via the bridge, IPv6 off as
+Docker does (nslab/tutorials/docker0.py). Right after the build, 20 of them
+ping the bridge with `Netns.ping`, one after the other (`first_pings`): each
+must reply, at a second try at most (a probe lost to congestion is made once
+more). The cluster: nslab/tutorials/cluster.py.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import subprocess
 import sys
 import time
 
-from nslab.tutorials.docker0 import MOST, address, container, docker0
+from nslab.tutorials.docker0 import DOCKER0, MOST, address, container, docker0
 
 SIZES = (10, 100, 250, 500, 1000)
 CLUSTER = (10, 100)
+FIRST_PINGS = 20  # containers that ping the bridge right after the build
+GATEWAY = str(DOCKER0[1])
 HOST_STATE = (["ip", "netns", "list"], ["ip", "-o", "link"], ["ip", "-o", "addr"], ["ip", "route"])
 
 
@@ -50,6 +55,7 @@ def case(kind: str, size: tuple[int, ...], arp: str) -> dict:
     start = time.perf_counter()
     lab.build(topo)
     built = time.perf_counter() - start
+    first = first_pings(lab, list(hosts)) if kind == "bridge" else None
     descriptors = limits.descriptors_open()
     sweep = all_pairs({lab.ns(name): addr for name, addr in hosts.items()}, arp=arp)  # type: ignore[arg-type]
     start = time.perf_counter()
@@ -68,6 +74,21 @@ def case(kind: str, size: tuple[int, ...], arp: str) -> dict:
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "descriptors": descriptors,
         "failures": [f"{s} -> {d}" for s, d in sweep.failures[:5]],
+        "first_pings": first,
+    }
+
+
+def first_pings(lab, names: list[str], count: int = FIRST_PINGS) -> dict:
+    """Right after the build, `Netns.ping` of the bridge from *count* containers spread over the
+    lab, one after the other: what a user does first (each probe watched and explained)."""
+    start = time.perf_counter()
+    results = [lab.ns(name).ping(GATEWAY) for name in names[:: max(1, len(names) // count)][:count]]
+    return {
+        "pinged": len(results),
+        "replied": sum(r.ok for r in results),
+        "second_try": sum(r.first_try is not None for r in results),
+        "seconds": time.perf_counter() - start,
+        "why": [r.explanation for r in results if not r.ok or r.first_try is not None][:3],
     }
 
 
@@ -102,6 +123,13 @@ def main(sizes: tuple[int, ...] = SIZES, clusters: tuple[tuple[int, int], ...] =
         if r["lost"]:
             print(f"    no reply: {', '.join(r['failures'])}")
             failed = True
+        first = r["first_pings"]
+        if first:
+            print(f"    first pings of the bridge, right after the build: {first['replied']}/{first['pinged']} replied"
+                  f" ({first['second_try']} at a second try, after a loss to congestion) in {first['seconds']:.2f} s")
+            for why in first["why"]:
+                print(f"      {why}")
+            failed = failed or first["replied"] < first["pinged"]
     unchanged = host_state() == before
     print(f"host unchanged (ip netns, ip -o link, ip -o addr, ip route): {'yes' if unchanged else 'NO'}")
     return 1 if failed or not unchanged else 0

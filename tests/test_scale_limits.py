@@ -170,7 +170,7 @@ def test_the_neighbour_limit_is_read_or_named():
 
 
 def test_docker0_at_any_size_is_the_bridge_scenarios_lab():
-    # nslab/tutorials/docker0.py's docker0(n) (./run bench --scale builds it) is scenarios/test_bridge_containers.py's docker0_with(n)
+    # nslab/tutorials/docker0.py's docker0(n) (./run bench --scale builds it) is scenarios/test_bridge_containers.py's docker0_with(n, quiet=True)
     import importlib.util
     from pathlib import Path
 
@@ -180,7 +180,7 @@ def test_docker0_at_any_size_is_the_bridge_scenarios_lab():
     spec = importlib.util.spec_from_file_location("bridge_scenario", path)
     scenario = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(scenario)
-    assert docker0(50) == scenario.docker0_with(50)
+    assert docker0(50) == scenario.docker0_with(50, quiet=True)
     assert (address(254), address(255), address(1000)) == ("172.17.0.255", "172.17.1.0", "172.17.3.233")
 
 
