@@ -310,3 +310,23 @@ def test_a_kernel_without_drop_reasons_says_so_as_a_missing_feature():
     assert drops.records.lacking(old) == drops.records.LACKS_REASONS and drops.records.LACKS_REASONS.startswith("kernel lacks ")
     assert drops.records.lacking(new) is None and drops.records.reason_names(new) == {2: "NOT_SPECIFIED", 3: "NO_SOCKET"}
 
+
+
+def test_ipv6_link_chatter_is_not_reported_and_an_echo_is(make_lab, mon):
+    """MLD and router discovery are left out of the drops, as out of the captures: IPv6 off in
+    h2, a router solicitation and an echo request sent there are both dropped, one reported."""
+    from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_RS, IPv6
+    from scapy.layers.l2 import Ether
+
+    lab = make_lab(Topology(["h1", Namespace("h2", sysctls={"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1})], veths=[Veth("h1", "v1", "h2", "v2")]))
+    to = lab.ns("h2").link("v2").mac
+    with linux.in_netns(lab.ns("h1").handle.fd):
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    mark = mon.position()
+    with raw:
+        raw.bind(("v1", 0))
+        for icmp in (ICMPv6ND_RS(), ICMPv6EchoRequest(id=0x5A5A, seq=1)):
+            raw.send(bytes(Ether(dst=to) / IPv6(src="fe80::1", dst="fe80::2") / icmp))
+    echo = the_drop(mon, mark, inode(lab, "h2"), proto=58, icmp_type=128)
+    assert echo.icmp_id == 0x5A5A
+    assert not [d for d in mon.since(mark, netns={inode(lab, "h2")}) if d.icmp_type == 133]
