@@ -52,7 +52,7 @@ def test_missing_feature_skips_naming_it(pytester: pytest.Pytester, run):
     pytester.makeconftest(
         """
 from nslab.kernel import features
-features.FEATURES["bridge"] = ("creating a bridge", {"kind": "nslab-no-such-kind"})
+features.FEATURES["bridge"] = ("creating a bridge", features.payload("nslab-no-such-kind"))
 """
     )
     pytester.makepyfile(
@@ -78,7 +78,7 @@ def test_probe_that_fails_for_another_reason_is_an_error_not_a_skip(pytester: py
     pytester.makeconftest(
         """
 from nslab.kernel import features
-features.FEATURES["bridge"] = ("creating a bridge", {"kind": "veth", "peer": "nsprobe0"})
+features.FEATURES["bridge"] = ("creating a bridge", features.payload("veth", peer="nsprobe0"))
 """
     )
     pytester.makepyfile(
@@ -99,11 +99,11 @@ def test_wants_a_bridge(lab):
 def test_only_the_kernels_not_supported_means_missing(nslab_sandbox, monkeypatch):
     from nslab.kernel import features
 
-    monkeypatch.setitem(features.FEATURES, "vxlan", ("creating a link of a kind no kernel has", {"kind": "nslab-no-such-kind"}))
+    monkeypatch.setitem(features.FEATURES, "vxlan", ("creating a link of a kind no kernel has", features.payload("nslab-no-such-kind")))
     features.missing.cache_clear()
     try:
         assert features.missing("vxlan") == "creating a link of a kind no kernel has failed: ENOTSUP (Operation not supported)"
-        monkeypatch.setitem(features.FEATURES, "vxlan", ("creating a clashing veth", {"kind": "veth", "peer": "nsprobe0"}))
+        monkeypatch.setitem(features.FEATURES, "vxlan", ("creating a clashing veth", features.payload("veth", peer="nsprobe0")))
         features.missing.cache_clear()
         with pytest.raises(features.FeatureProbeError, match=r"failed: EEXIST \(File exists\); that is not the kernel lacking vxlan"):
             features.missing("vxlan")
