@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from nslab.kernel import leftovers, linux
+from nslab.kernel import drops, leftovers, linux
 from nslab.matrix import archive, cache, guest, userland
 from nslab.matrix.kernels import Kernel, MatrixError, parse_kernel
 from nslab.matrix.results import Run, compare_skips, differences, read_evidence, read_junit, table
@@ -322,8 +322,11 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     # other runs' scratch directories would look dead to a sweep in the guest), and on Debian's
     # 5.10 pytest's capture could not read back its unlinked temporary file from the shared 9p
     # directory (ENOENT).
+    # Under TCG bpftrace compiles emulated: it did not attach within the 20 s a probe waits for it
+    # (nslab/diagnosis/watch.py), so a TCG guest goes without drop reasons from the start.
+    reasons = f"{drops.OFF_VARIABLE}=off " if accel == "tcg" else ""
     guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(workdir))} && "
-                       f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={GUEST_TMP} " + shlex.join([python, *pytest_args(outdir, suite, select, cpus)]),
+                       f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={GUEST_TMP} {reasons}" + shlex.join([python, *pytest_args(outdir, suite, select, cpus)]),
                        binds=binds)
     argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus,
                     qemu_opts=guest.qemu_options(system, ROOT, archive.modules_dir(image), outdir), root=None if system == Path("/") else system)

@@ -5,8 +5,8 @@
 lives and dies); `Drop` is one report.
 """
 
-from nslab.kernel.drops.monitor import DropMonitor, missing, off
+from nslab.kernel.drops.monitor import OFF_VARIABLE, DropMonitor, missing, off
 from nslab.kernel.drops.records import ETH_P_ARP, ETH_P_IP, Drop, Inner, Mark, decode, parse, reason_names
 from nslab.kernel.drops.shared import monitor
 
-__all__ = ["ETH_P_ARP", "ETH_P_IP", "Drop", "DropMonitor", "Inner", "Mark", "decode", "missing", "monitor", "off", "parse", "reason_names"]
+__all__ = ["ETH_P_ARP", "ETH_P_IP", "OFF_VARIABLE", "Drop", "DropMonitor", "Inner", "Mark", "decode", "missing", "monitor", "off", "parse", "reason_names"]

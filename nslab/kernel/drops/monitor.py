@@ -66,12 +66,16 @@ TRACEFS = "/sys/kernel/tracing"
 FORMAT = f"{TRACEFS}/events/skb/kfree_skb/format"
 BTF = "/sys/kernel/btf/vmlinux"
 KEEP = 10_000  # drops held for since(); older ones are forgotten
+OFF_VARIABLE = "NSLAB_DROP_REASONS"
 MARKER_PORT = 9  # UDP discard: where flush() markers die (NO_SOCKET) in the monitor's own namespace
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 
 
 def missing() -> str | None:
-    """None if this process can run the monitor, else one line naming what is missing."""
+    """None if this process can run the monitor, else one line naming what is missing (or that
+    it was turned off: NSLAB_DROP_REASONS=off, which nslab matrix sets in a TCG guest)."""
+    if os.environ.get(OFF_VARIABLE) == "off":
+        return f"turned off ({OFF_VARIABLE}=off)"
     why = []
     if not _privileged():
         why.append("not root: drop reasons need root in the host's user namespace (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN); run as root")
