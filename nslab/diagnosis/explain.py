@@ -239,7 +239,7 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
     if reason == "NEIGH_FAILED":
         out = ctx.reads.route_get(ns, p.dst)
         if out.dev:
-            return _with_reason(neighbour.unanswered(ctx.reads, at, out.dev, out.via or p.dst, None), reason, f"the {at.what} was {said}")
+            return _with_reason(neighbour.unanswered(ctx.reads, at, out.dev, out.via or p.dst, _asked(ev, ctx)), reason, f"the {at.what} was {said}")
     if reason == "OTHERHOST":
         return _misaddressed(ev, ctx, reason) or _wrong_mac(ev, ctx, ns, dev, p)
     if reason == "IP_LOCALNET":
