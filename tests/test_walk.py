@@ -105,3 +105,16 @@ def test_two_default_routes_with_different_metrics_are_a_valid_state(make_lab):
     lab = make_lab(router_lab())
     lab.ns("a").run(["ip", "route", "add", "default", "via", "10.0.1.1", "metric", "100"], check=True)
     assert lab.ns("a").ping("10.0.2.2").replied
+
+
+def test_an_ipv6_probe_never_blames_the_labs_ipv4_default_route(make_lab):
+    """The model's "default" is IPv4's (as `ip route add default` is): an MTU below IPv6's minimum
+    takes IPv6 off a's va, and the why of a probe to an off-link IPv6 address names no default
+    route: the lab has none for IPv6 (soundness seed 7001, case 18, blamed the IPv4 one)."""
+    topo = router_lab()
+    topo = topo.replace(addresses=[*topo.addresses, Address("a", "va", "fd00:1::2/64"), Address("r", "ra", "fd00:1::1/64")])
+    lab = make_lab(topo)
+    lab.ns("a").run(["ip", "link", "set", "dev", "va", "mtu", "68"], check=True)
+    result = lab.ns("a").ping("fd00:2::2")  # off-link: only a default route could cover it
+    assert not result.ok and result.claims, result
+    assert "10.0.1.1" not in result.explanation and not [c for c in result.claims if "default" in c.obj], result

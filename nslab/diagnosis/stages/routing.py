@@ -298,7 +298,7 @@ def lost_route(reads: Reads, ns: str, address: str) -> Route | None:
     gives) that covers *address* and that the kernel's main table lacks; None if none."""
     have = {route_name(r.dst) for r in reads.routes(ns, 6 if ":" in address else 4)}
     topo = reads.view.topology
-    wanted = [r for r in topo.routes if r.ns == ns and within(address, r.dst if r.dst != "default" else ("::/0" if ":" in address else "0.0.0.0/0"))]
+    wanted = [r for r in topo.routes if r.ns == ns and within(address, str(r.network))]  # the model's "default" is IPv4's, as ip's is
     ip = ipaddress.ip_address(address)
     wanted += [Route(ns, str(a.interface.network), dev=a.dev) for a in topo.addresses if a.ns == ns and ip in a.interface.network]
     lost = [r for r in wanted if route_name(r.dst) not in have]
