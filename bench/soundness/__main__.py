@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generated", type=int, metavar="N", help="N generated cases (one random change each to a catalog lab) instead of the corpus")
     parser.add_argument("--seed", type=int, default=1, metavar="S", help="the generated cases' seed (default: %(default)s); the same seed gives the same cases")
     parser.add_argument("--case", type=int, metavar="K", help="run only generated case K of the seed (as a miss's replay line says)")
-    parser.add_argument("--jobs", type=int, default=4, metavar="J", help="worker processes for generated cases (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="J",
+                        help="worker processes for generated cases (default: one per core, %(default)s here: each case's fix search then has the CPU nslab why has)")
     parser.add_argument("--budget", type=float, default=3.0, metavar="S", help="seconds each fix search may take (default: %(default)s, as nslab why)")
     args = parser.parse_args(argv)
     if args.generated is not None or args.case is not None:
