@@ -186,7 +186,7 @@ def hint_of(result: Result) -> Hint:
 
 def _missing(state: State) -> str:
     unread = ["nftables rules, if any (nft is not installed: apt-get install nftables)"] if shutil.which("nft") is None else []  # nslab reads them with nft
-    return ", ".join(state.missing + unread) or "nothing nslab can see"
+    return ", ".join(state.missing + unread) or "nothing nslab reads (it reads no tc state: queueing disciplines, filters, actions)"
 
 
 class _Trials:
