@@ -63,6 +63,7 @@ CASES = {
     "arptables output at the sender": ("a", "arptables -A OUTPUT -j DROP", "ping", Cause.FILTERED_BY_RULE, ("a", "nft arp filter OUTPUT", "arp htype 1 arp hlen 6 arp plen 4 drop"), False),
     "netdev ingress drop": ("b", "nft -f - <<'EOF'\n" + NFT_INGRESS_DROP + "EOF", "ping", Cause.FILTERED_BY_RULE, ("b", "nft netdev t in", "policy drop"), True),
     "local rule deleted": ("b", "ip rule del pref 0", "ping", Cause.NO_ANSWER, ("b", "rule 0", "absent (no rule looks up table local)"), False),
+    "noarp neighbour made by hand": ("b", "ip neigh replace 10.0.2.1 lladdr 02:00:00:00:00:99 dev vb nud noarp", "ping", Cause.WRONG_NEIGHBOUR, ("b", "neigh 10.0.2.1 dev vb", "02:00:00:00:00:99 (NOARP)"), True),
     "wrong permanent neighbour": ("r", "ip neigh replace 10.0.2.2 lladdr 02:00:00:00:00:99 dev rb nud permanent", "ping", Cause.WRONG_NEIGHBOUR, ("r", "neigh 10.0.2.2 dev rb", "02:00:00:00:00:99 (PERMANENT)"), True),
     "listener on loopback only": ("b", "true", "tcp to 127.0.0.1:8080", Cause.PORT_CLOSED, ("b", "socket tcp 127.0.0.1:8080", "listening"), True),
     "b's address on the router's lo": ("r", "ip addr add 10.0.2.2/32 dev lo", "tcp", Cause.PORT_CLOSED, ("r", "address 10.0.2.2/32 dev lo", "present"), True),

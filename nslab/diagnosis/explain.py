@@ -418,12 +418,13 @@ def _misaddressed(ev: Evidence, ctx: Context, reason: str | None = None) -> Find
 
 def _misaddressed_by(ctx: Context, sender: str, odev: str | None, hop: str, lead: str, holder: str, mac: str, reason: str | None = None) -> Finding:
     """*sender* addressed its frames for *hop* on *odev* to a MAC *holder* does not have: its
-    device does no ARP, or its neighbour entry says so."""
+    device does no ARP (its NOARP flag, as read), or its neighbour entry says so (learnt, or made by
+    hand: a NOARP entry on a device that does ARP is `ip neigh ... nud noarp`'s)."""
     entry = ctx.reads.neighbour(sender, hop)
     said = f"{entry.mac} ({entry.state})" if entry else "an unknown MAC"
     text = f"{lead}: {sender}'s neighbour entry for {hop} on {odev} says {said}, but {holder} has {mac}"
     sending = ctx.reads.link(sender, odev)
-    if (entry is not None and "NOARP" in entry.state) or (sending is not None and sending.noarp):  # the device does no ARP: its entries are made, not learnt
+    if sending is not None and sending.noarp:  # the device does no ARP: its entries are made, not learnt
         return Finding(
             Cause.WRONG_NEIGHBOUR,
             Where(sender, odev),
@@ -439,7 +440,7 @@ def _misaddressed_by(ctx: Context, sender: str, odev: str | None, hop: str, lead
         f"{text} ({cmd(sender, 'ip neigh replace', hop, 'lladdr', mac, 'dev', odev or '?')}, or delete the entry)",
         reason,
         claims=claims,
-        fixes=(Remedy(sender, f"ip neigh del {hop} dev {odev}", f"ip neigh replace {hop} lladdr {entry.mac} dev {odev} nud permanent", odev),) if entry and entry.mac else (),
+        fixes=(Remedy(sender, f"ip neigh del {hop} dev {odev}", f"ip neigh replace {hop} lladdr {entry.mac} dev {odev} nud {'noarp' if 'NOARP' in entry.state else 'permanent'}", odev),) if entry and entry.mac else (),
     )
 
 
