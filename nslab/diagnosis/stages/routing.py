@@ -162,7 +162,7 @@ def _refusing_route(reads: Reads, at: At, code: int) -> Finding | None:
     return Finding(
         Cause.NO_ROUTE_AT_SENDER if at.iif is None else Cause.ICMP_UNREACHABLE if route.type != "blackhole" else Cause.NO_ANSWER,
         where,
-        f"{at.ns} has a {route.type} route {route.dst}{table} for {at.dst}, which {verb} the {at.what}",
+        f"{at.ns} has {'an' if route.type[0] in 'aeiou' else 'a'} {route.type} route {route.dst}{table} for {at.dst}, which {verb} the {at.what}",
         claims=(claim,),
         fixes=(Remedy(at.ns, f"ip route del {route.type} {route.dst}{table}{metric}", f"ip route add {route.type} {route.dst}{table}{metric}"),),
     )
