@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from nslab import Address, Cause, Namespace, Outcome, Route, Topology, Veth
+from nslab import Address, Bridge, Cause, Namespace, Outcome, Route, Topology, Veth
 
 
 def router_lab() -> Topology:
@@ -119,3 +119,39 @@ def test_an_ipv6_probe_never_blames_the_labs_ipv4_default_route(make_lab):
     result = lab.ns("a").ping("fd00:2::2")  # off-link: only a default route could cover it
     assert not result.ok and result.claims, result
     assert "10.0.1.1" not in result.explanation and not [c for c in result.claims if "default" in c.obj], result
+
+
+def bridge_lab() -> Topology:
+    """c1 and c2 on bridge br0 in sw, IPv4 and IPv6."""
+    return Topology(
+        ["sw", "c1", "c2"],
+        veths=[Veth("sw", "veth1", "c1", "eth0", master="br0"), Veth("sw", "veth2", "c2", "eth0", master="br0")],
+        bridges=[Bridge("sw", "br0")],
+        addresses=[Address(c, "eth0", f"{net}{i + 2}/{size}") for i, c in enumerate(("c1", "c2")) for net, size in (("172.17.0.", 16), ("fd00:172:17::", 64))],
+    )
+
+
+PORT_CASES = {
+    "broadcasts not flooded to the port": ("bridge link set dev veth2 bcast_flood off", "172.17.0.3", ("sw", "bridge port veth2", "bcast_flood off")),
+    "multicasts not flooded to the port": ("bridge link set dev veth2 mcast_flood off", "fd00:172:17::3", ("sw", "bridge port veth2", "mcast_flood off")),
+    "port disabled": ("bridge link set dev veth2 state 0", "172.17.0.3", ("sw", "bridge port veth2", "state disabled")),
+    "port listening, the way in": ("bridge link set dev veth1 state 1", "172.17.0.3", ("sw", "bridge port veth1", "state listening")),
+    "both ports isolated": ("bridge link set dev veth1 isolated on && bridge link set dev veth2 isolated on", "172.17.0.3", ("sw", "bridge port veth2", "isolated on")),
+}
+
+
+@pytest.mark.parametrize("name", list(PORT_CASES))
+def test_the_bridge_port_that_keeps_a_solicitation_from_its_holder_is_named_and_fixed(make_lab, name):
+    """The bridge's decisions, read from its ports (`bridge -d link show`): a port's state, its flood
+    flags for the solicitation's kind of destination, isolation. The fix is verified on a copy,
+    which carries the port's state (set last, with bridge(8): STP is off)."""
+    from nslab.advice.fixes import find
+
+    command, dst, blamed = PORT_CASES[name]
+    lab = make_lab(bridge_lab())
+    lab.ns("sw").run(["sh", "-c", command], check=True)
+    result = lab.ns("c1").ping(dst)
+    assert result.cause is Cause.NO_ARP_ANSWER, result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [blamed], result
+    found = find(result, lab, budget=5.0)
+    assert found.fixes and found.fixes[0].changes[0]["ns"] == "sw", found

@@ -136,6 +136,8 @@ def build(state: State, *, timeout: float = 0.25, verify: bool = False, drop_rea
             if done.returncode != 0:
                 problems.append(f"nftables ruleset in {name}: nft -f refused it: {_first_line(done.stderr)}")
         problems += _listen(lab, name, want, state.listeners.get(name, []))
+    for name, want in state.dumps.items():
+        problems += _run(lab, name, "bridge", _port_states(want))
     state.missing = list(dict.fromkeys(state.missing + problems + (differences(state, lab, sysctls=written) if verify else [])))
     return lab
 
@@ -219,6 +221,20 @@ def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str
         if (name, link.name) not in uplinked and (mine is None or mine.up != link.up) and (mine is not None or _create(link) is not None):
             out.append(f"link set {link.name} {'up' if link.up else 'down'}")
     return out, absent, flags
+
+
+def _port_states(want: NsState) -> list[str]:
+    """A port's state where STP is off is the admin's (`bridge link set dev PORT state N`). It is set
+    last, once every link is up and settled: a port's carrier coming up (its veth's far end, in
+    another namespace, as linkwatch tells the bridge) makes it forwarding. With STP on it is the
+    bridge's to compute."""
+    bridges = {link.name: dict(link.options) for link in want.links if link.kind == "bridge"}
+    out = []
+    for link in want.links:
+        state = dict(link.port).get("state")
+        if link.up and link.master in bridges and not bridges[link.master].get("stp_state") and state not in (None, 3):
+            out.append(f"link set dev {link.name} state {state}")  # bridge(8)'s: ip's bridge_slave state is ignored
+    return out
 
 
 def _port(link: dump.Link) -> tuple:

@@ -6,7 +6,7 @@ One function per kind of object; *names* maps ifindex -> interface name
 
 from __future__ import annotations
 
-from nslab.kernel import rtnl
+from nslab.kernel import records, rtnl
 from nslab.kernel.rtnl import Message
 from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState, RuleState
 
@@ -33,7 +33,16 @@ def link(m: Message, names: dict[int, str]) -> LinkState:
         peer_index=m.u32(rtnl.IFLA_LINK) if kind == "veth" else None,
         peer_netnsid=m.s32(rtnl.IFLA_LINK_NETNSID) if kind == "veth" else None,
         operstate=rtnl.OPERSTATES[oper] if oper is not None and oper < len(rtnl.OPERSTATES) else "",
+        port=_bridge_port(info),
     )
+
+
+def _bridge_port(info: dict[int, bytes]) -> tuple[tuple[str, int], ...]:
+    """A bridge port's options, from its IFLA_LINKINFO (empty for any other link)."""
+    if info.get(rtnl.IFLA_INFO_SLAVE_KIND, b"").split(b"\0", 1)[0] != b"bridge" or rtnl.IFLA_INFO_SLAVE_DATA not in info:
+        return ()
+    options = records.attributes(info[rtnl.IFLA_INFO_SLAVE_DATA], records.BRIDGE_PORT_DATA)
+    return tuple(sorted((name, value) for name, value in options.items() if isinstance(value, int)))
 
 
 def address(m: Message, names: dict[int, str]) -> AddressState:

@@ -80,7 +80,7 @@ FIB_RULE_HDR = Body("fib_rule_hdr", (("family", "B"), ("dst_len", "B"), ("src_le
 # -- attributes -----------------------------------------------------------------------
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 16, 18, 28, 29, 37
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 IFLA_AF_SPEC, IFLA_INET6_FLAGS, IF_READY = 26, 1, 0x80000000  # AF_INET6's flags in AF_SPEC; IF_READY: addrconf set the link up
 VETH_INFO_PEER = 1
 RTEXT_FILTER_BRVLAN, RTEXT_FILTER_SKIP_STATS = 1 << 1, 1 << 3

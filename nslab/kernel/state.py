@@ -24,6 +24,11 @@ class LinkState:
     peer_netnsid: int | None = None
     noarp: bool = False  # `ip link set DEV arp off`: no ARP sent or answered on it
     operstate: str = ""  # RFC 2863 state, set by the kernel's linkwatch a moment after a change
+    port: tuple[tuple[str, int], ...] = ()  # a bridge port's options as read (IFLA_INFO_SLAVE_DATA): state, bcast_flood, isolated, ...
+
+    def port_option(self, name: str) -> int | None:
+        """A bridge port's option as read (`bridge -d link show`); None: not a bridge port, or not reported."""
+        return dict(self.port).get(name)
 
     @property
     def state(self) -> str:

@@ -21,7 +21,7 @@ from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, address, cmd, combined, netfilter, number, queue, routing, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, address, bridge, cmd, combined, netfilter, number, queue, routing, set_sysctl, sysctl
 from nslab.diagnosis.stages import link as links
 from nslab.kernel.state import LinkState
 from nslab.model.queries import owner_of
@@ -288,8 +288,17 @@ def lost_on_the_way(reads: Reads, sender: tuple[str, str], receiver: tuple[str, 
     """*frame* (an ARP or NDP *op*, seen leaving *sender*) never reached *receiver*: what on its way
     can drop it. A device it passes after the capture saw it (the sender's veth peer, a bridge
     port it is bridged out of, the receiver's own end) that is too small for it; the chains of
-    the bridge family where it is bridged; the receiver's ingress chains."""
-    for end, out in ((reads.peer(*sender), False), (reads.peer(*receiver), True), (receiver, False)):
+    the bridge family where it is bridged; the receiver's ingress chains. In the kernel's order:
+    the port it enters the bridge by, the bridge's decision (port states and flags), then the
+    port it leaves by and the receiver."""
+    ingress, egress = reads.peer(*sender), reads.peer(*receiver)
+    for end, out in ((ingress, False), (None, False), (egress, True), (receiver, False)):
+        if end is None and out is False and ingress is not None:
+            bridged = bridge.stop(reads, ingress, egress, frame.frame)
+            if bridged is not None:
+                words, claim, fix = bridged
+                return Finding(Cause.NO_ARP_ANSWER, Where(claim.ns, claim.dev), f"{lead}, but {words}", claims=(claim,), fixes=(fix,))
+            continue
         small = _too_small(reads, end, len(frame.frame), v6, out) if end is not None else None
         if end is not None and small is not None:
             mtu, why, claims = small
