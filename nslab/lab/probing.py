@@ -65,28 +65,28 @@ class Probing:
             return fn()
 
     def _probe(self, attempt: Callable[[float], Attempt], *, timeout: float, dev: str | None = None) -> Result:
-        """Run one *attempt* (a new packet identity, and its probe with the deadline given) under a watch. One the kernel
-        lost to congestion (a full queue or table: nslab/diagnosis/stages/queue.py) says nothing
-        about the lab, so it is made once more, as the sweep asks a silent pair again; only a loss
-        that repeats is reported, and a result that took a second try says so."""
-        from nslab.diagnosis.watch import Watch, explained, tried_again  # a lab that is only built never loads the diagnosis
+        """Run *attempt* (a new packet identity, and its probe with the deadline given) under a watch.
 
-        first: Result | None = None
-        while True:
-            deadline = timeout if first is None else 2 * timeout
-            flow, run = attempt(deadline)
-            # The second try waits twice as long: a solicitation lost to congestion leaves the next hop's
-            # entry INCOMPLETE with the packet queued on it, and the kernel asks again only when its
-            # retransmit timer fires (net.ipv4.neigh.DEV.retrans_time_ms, 1 s by default).
-            with Watch(self.ns.lab.view(), self.name, flow, dev=dev, timeout=deadline) as watch:
-                result = explained(run(watch.settled), watch)
-            if first is not None:
-                result = tried_again(first, result)
-            if first is not None or result.cause is not Cause.CONGESTION:
-                break
-            first = result
+        A probe the kernel lost to congestion (a full queue or table: nslab/diagnosis/stages/queue.py)
+        says nothing about the lab, so it is made once more, as the sweep asks a silent pair again; only
+        a loss that repeats is reported, and a result that took a second try says so. The second try
+        waits twice as long: a solicitation lost to congestion leaves the next hop's entry INCOMPLETE
+        with the packet queued on it, and the kernel asks again only when its retransmit timer fires
+        (net.ipv4.neigh.DEV.retrans_time_ms, 1 s by default)."""
+        from nslab.diagnosis.watch import tried_again  # a lab that is only built never loads the diagnosis
+
+        result = self._watched(attempt, timeout, dev)
+        if result.cause is Cause.CONGESTION:
+            result = tried_again(result, self._watched(attempt, 2 * timeout, dev))
         self.ns.lab.probes.append(result)
         return result
+
+    def _watched(self, attempt: Callable[[float], Attempt], timeout: float, dev: str | None) -> Result:
+        from nslab.diagnosis.watch import Watch, explained
+
+        flow, run = attempt(timeout)
+        with Watch(self.ns.lab.view(), self.name, flow, dev=dev, timeout=timeout) as watch:
+            return explained(run(watch.settled), watch)
 
     def ping(self, dst: str, *, timeout: float | None = None, size: int = 0) -> Result:
         """`ping -c1 -W TIMEOUT [-s SIZE] -M do DST` (IPv6: `ping -6`, `fe80::1%eth0` for a
