@@ -34,9 +34,13 @@ def dropped(ns: str, dev: str | None, reason: str, said: str, version: int = 4) 
             "the machine's own congestion, not the lab's state"
         )
     elif reason in MACHINE:
-        why = f"the kernel had no room for it in {where} ({reason}), a queue or memory all namespaces of this machine share: the machine's own congestion, not the lab's state"
+        held = "memory" if reason == "NOMEM" else "the CPU's backlog of received frames"
+        why = f"the kernel had no room for it in {where} ({reason}): {held}, which all namespaces of this machine share, was full: the machine's own congestion, not the lab's state"
+    elif reason == "QDISC_DROP":
+        why = f"the queue of {dev or 'the device'} in {ns} was full; nslab reads no queueing disciplines, so it cannot tell the machine's load from a limit set on the device"
     else:
-        why = f"a queue was full in {where} ({reason}); nslab reads no queueing disciplines, so it cannot tell the machine's load from a limit set on the device"
+        held = f"the ring of {dev or 'the device'}" if reason == "FULL_RING" else "a socket's receive buffer"
+        why = f"{held} in {ns} was full ({reason}), from the machine's load or the reader's pace"
     return Finding(Cause.CONGESTION, Where(ns, dev), f"{said}: {why}", reason, claims=(Claim(ns, "drop reason", reason, dev=dev),))
 
 
