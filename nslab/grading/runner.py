@@ -154,6 +154,7 @@ def _check(
             lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
         except LabError:
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
+    lab.keep_reads()  # each probe's diagnosis reads the same links, addresses and routes: read again only once the kernel says they changed
     snap = lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
     links_active(lab)  # a link the script just raised is operationally UP a moment later (linkwatch): not the student's doing
     shared.narrow(monitor, (ns.inode for ns in lab.namespaces))  # the probes' drops happen there, and only those are asked for
