@@ -345,12 +345,13 @@ class Kernel(Namespaces, NeighbourTable):
         oif = m.u32(rtnl.RTA_OIF)
         return decode.lookup(dst, m, (names if names is not None else self.names(ns)) if oif else {}, iif)
 
-    def neighbours(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[NeighbourState]:
+    def neighbours(self, ns: NsHandle, names: dict[int, str] | None = None, *, version: int | None = None) -> list[NeighbourState]:
         """`ip neigh`: IPv4's ARP entries, then IPv6's NDP ones (not the multicast groups'
-        NOARP entries, which `ip neigh` too shows only with `nud all`)."""
+        NOARP entries, which `ip neigh` too shows only with `nud all`); `version=4` is
+        `ip -4 neigh` (one dump, not two), `version=6` is `ip -6 neigh`."""
         names = names if names is not None else self.names(ns)
-        ipv4 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))]
-        ipv6 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET6)) if not m.body["state"] & rtnl.NUD_NOARP]
+        ipv4 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))] if version != 6 else []
+        ipv6 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET6)) if not m.body["state"] & rtnl.NUD_NOARP] if version != 4 else []
         return ipv4 + ipv6
 
     def fdb(self, ns: NsHandle) -> list[FdbEntry]:
