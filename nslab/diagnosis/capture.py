@@ -81,9 +81,12 @@ class Counters:
                     if value != old.get(name, 0):
                         out[f"{proto}.{name}"] = value - old.get(name, 0)
         if self.snmp6 != before.snmp6:
-            old6 = _snmp6(before.snmp6.splitlines())
-            seen = set(before.snmp6.splitlines())
-            for name, value in _snmp6(line for line in self.snmp6.splitlines() if line not in seen).items():
+            now6, then6 = self.snmp6.splitlines(), before.snmp6.splitlines()
+            if len(now6) == len(then6):  # the kernel prints its counters in a fixed order: only the lines that differ are parsed
+                differ = [(n, t) for n, t in zip(now6, then6) if n != t]
+                now6, then6 = [n for n, _ in differ], [t for _, t in differ]
+            new6, old6 = _snmp6(now6), _snmp6(then6)
+            for name, value in new6.items():
                 if value != old6.get(name, 0):
                     out[name] = value - old6.get(name, 0)
         return out
