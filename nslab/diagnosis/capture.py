@@ -220,9 +220,11 @@ class Capture:
             if self._socket is sock:
                 sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
 
-    def counters(self) -> Counters:
-        """`nstat -a`: every SNMP, netstat and SNMP6 counter of this namespace, as read (parsed by `Counters.since`)."""
-        return Counters(*(os.pread(fd, 1 << 16, 0).decode() for fd in (self.snmp, self.netstat, self.snmp6)))
+    def counters(self, *, ipv6: bool = True) -> Counters:
+        """`nstat -a`: every SNMP, netstat and SNMP6 counter of this namespace, as read (parsed by `Counters.since`).
+        *ipv6=False*: SNMP6 is not read (an IPv4 probe's counters, TCP's included, are all in snmp and netstat)."""
+        snmp6 = os.pread(self.snmp6, 1 << 16, 0).decode() if ipv6 else ""
+        return Counters(os.pread(self.snmp, 1 << 16, 0).decode(), os.pread(self.netstat, 1 << 16, 0).decode(), snmp6)
 
     def read(self) -> list[Sighting]:
         """The IPv4, IPv6 and ARP frames seen since the last read (lo included)."""
