@@ -7,7 +7,7 @@ import os
 import pytest
 
 from nslab import Lab, Namespace, Topology, Veth
-from nslab.kernel import sandbox
+from nslab.kernel import child, sandbox
 
 
 def test_a_build_that_fails_half_way_leaves_no_namespace(nslab_sandbox):
@@ -18,3 +18,27 @@ def test_a_build_that_fails_half_way_leaves_no_namespace(nslab_sandbox):
     assert os.listdir(sandbox.current().netns_dir) == []  # no namespace left named in the sandbox
     with Lab(Topology(["ns1", "ns2"], veths=[Veth("ns1", "v1", "ns2", "v2")])) as lab:  # the same names build again
         assert lab.ns("ns1").link("v1").name == "v1"
+
+
+def test_a_lab_without_a_network_namespace_of_its_own_builds_and_removes(nslab_sandbox):
+    """Lab(isolated=False), as a grader opens its lab: the process stays in the network namespace it
+    is in (here the test's sandbox's), and the lab still makes, reads and removes its namespaces."""
+
+    def in_child() -> dict:
+        home = os.stat("/proc/self/ns/net").st_ino
+        with Lab(isolated=False) as lab:
+            lab.add_namespace("ns1").add_veth("v1", "v2", up=True)
+            names = lab.ns("ns1").link_names()
+            stayed = os.stat("/proc/self/ns/net").st_ino == home
+        try:
+            sandbox.enter()
+            refused = ""
+        except sandbox.SandboxUnavailable as exc:
+            refused = str(exc)
+        return {"names": names, "stayed": stayed, "left": os.listdir(sandbox.current().netns_dir), "refused": refused}
+
+    answer = child.run(in_child, timeout=60.0)
+    assert answer["names"] == ["lo", "v1", "v2"]
+    assert answer["stayed"], "no network namespace of its own"
+    assert answer["left"] == [], "its namespace was removed when it closed"
+    assert "cannot get one now" in answer["refused"]

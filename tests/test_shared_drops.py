@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -16,7 +17,7 @@ from nslab.kernel import drops
 from nslab.kernel.drops import shared
 from nslab.kernel.drops.monitor import MARKER_PORT
 from nslab.kernel.drops.records import RAW_WORDS
-from nslab.kernel.drops.shared import READY, Follower
+from nslab.kernel.drops.shared import NARROW, NARROWED, READY, Broadcaster, Follower
 
 pytest_plugins = ["pytester"]
 
@@ -38,7 +39,10 @@ def test_a_narrowed_follower_reads_its_labs_drops_and_every_marker_only():
     ours.sendall(f"{READY} {json.dumps(REASONS)}\n".encode())
     mark = follower.position()
     now = time.monotonic_ns()
+    answer = threading.Thread(target=lambda: ours.recv(4096) and ours.sendall(f"{NARROWED}\n".encode()))  # as the broadcaster confirms
+    answer.start()
     follower.narrow({LAB})
+    answer.join()
     lines = [drop_line(LAB, now + 1), drop_line(ELSEWHERE, now + 2), drop_line(MARKERS, now + 3, cpu=1, reason=3, dport=MARKER_PORT)]
     ours.sendall("".join(lines).encode())
     ours.close()  # the follower reads to the end, then says the run's monitor stopped
@@ -46,6 +50,29 @@ def test_a_narrowed_follower_reads_its_labs_drops_and_every_marker_only():
     assert [(d.netns, d.reason) for d in follower.since(mark)] == [(LAB, "NOT_SPECIFIED")]
     assert follower._marker_seen == {1: now + 3}
     assert follower.why == "the run's drop monitor stopped"
+
+
+def test_the_broadcaster_sends_a_narrowed_follower_its_namespaces_drops_and_the_markers_only():
+    """The broadcaster's side (no bpftrace: its reader thread's lines are given to it): once it has
+    confirmed a follower's request, the drops of other namespaces no longer go to that follower's
+    socket; a follower that never narrowed still gets every line."""
+    broadcaster = Broadcaster()
+    narrowed = socket.socket(fileno=broadcaster.subscribe())
+    everything = Follower(socket.socket(fileno=broadcaster.subscribe()), None, MARKERS).start()
+    broadcaster._broadcast(f"{READY} {json.dumps(REASONS)}")
+    mark = everything.position()
+    narrowed.sendall(f"{NARROW}{json.dumps([LAB, MARKERS])}\n".encode())
+    heard = narrowed.makefile("rb")
+    assert heard.readline().decode().startswith(READY)
+    assert heard.readline().decode() == f"{NARROWED}\n"
+    now = time.monotonic_ns()
+    lines = [drop_line(LAB, now + 1), drop_line(ELSEWHERE, now + 2), drop_line(MARKERS, now + 3, cpu=1, reason=3, dport=MARKER_PORT)]
+    for line in lines:
+        broadcaster._add(line.rstrip("\n"))
+    broadcaster.stop()  # closes every subscriber's socket once its queue is written
+    assert heard.read().decode() == lines[0] + lines[2]
+    everything._thread.join(5)
+    assert [d.netns for d in everything.since(mark)] == [LAB, ELSEWHERE]
 
 
 RUN_OF_PROBES = r"""

@@ -116,9 +116,12 @@ class Counters:
                     if value != old.get(name, 0):
                         out[f"{proto}.{name}"] = value - old.get(name, 0)
         if self.snmp6 != before.snmp6:
-            old6 = _snmp6(before.snmp6.splitlines())
-            seen = set(before.snmp6.splitlines())
-            for name, value in _snmp6(line for line in self.snmp6.splitlines() if line not in seen).items():
+            now6, then6 = self.snmp6.splitlines(), before.snmp6.splitlines()
+            if len(now6) == len(then6):  # the kernel prints its counters in a fixed order: only the lines that differ are parsed
+                differ = [(n, t) for n, t in zip(now6, then6) if n != t]
+                now6, then6 = [n for n, _ in differ], [t for _, t in differ]
+            new6, old6 = _snmp6(now6), _snmp6(then6)
+            for name, value in new6.items():
                 if value != old6.get(name, 0):
                     out[name] = value - old6.get(name, 0)
         return out
@@ -253,9 +256,11 @@ class Capture:
             if self._socket is sock:
                 sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, _SKIP_LINK_CHATTER_PROG)
 
-    def counters(self) -> Counters:
-        """`nstat -a`: every SNMP, netstat and SNMP6 counter of this namespace, as read (parsed by `Counters.since`)."""
-        return Counters(*(os.pread(fd, 1 << 16, 0).decode() for fd in (self.snmp, self.netstat, self.snmp6)))
+    def counters(self, *, ipv6: bool = True) -> Counters:
+        """`nstat -a`: every SNMP, netstat and SNMP6 counter of this namespace, as read (parsed by `Counters.since`).
+        *ipv6=False*: SNMP6 is not read (an IPv4 probe's counters, TCP's included, are all in snmp and netstat)."""
+        snmp6 = os.pread(self.snmp6, 1 << 16, 0).decode() if ipv6 else ""
+        return Counters(os.pread(self.snmp, 1 << 16, 0).decode(), os.pread(self.netstat, 1 << 16, 0).decode(), snmp6)
 
     def read(self) -> list[Sighting]:
         """The IPv4, IPv6 and ARP frames seen since the last read (lo included)."""

@@ -149,7 +149,8 @@ class Reads:
         return self.is_local(ns, address) or any(a.ip == address for a in self.addresses(ns))
 
     def neighbour(self, ns: str, dst: str) -> NeighbourState | None:
-        return next((n for n in self.kernel.neighbours(self.handle(ns), names=self.names(ns)) if n.dst == dst), None)
+        version = 6 if ":" in dst else 4  # its family's table only
+        return next((n for n in self.kernel.neighbours(self.handle(ns), names=self.names(ns), version=version) if n.dst == dst), None)
 
     @_asked_once
     def proxies(self, ns: str) -> frozenset[tuple[str, str]]:

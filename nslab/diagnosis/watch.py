@@ -69,7 +69,7 @@ class Watch:
         self.watched = [space for name, space in self.view.spaces.items() if names is None or name in names]
         for space in self.watched:
             space.capture.read()  # what came before is not this probe's
-        self.before = {space.name: space.capture.counters() for space in self.watched}
+        self.before = {space.name: space.capture.counters(ipv6=self.flow.v6) for space in self.watched}
         self.drop_mark = self.monitor.position() if self.monitor.available else None
         return self
 
@@ -105,7 +105,7 @@ class Watch:
     def deltas(self) -> dict[str, dict[str, int]]:
         out = {}
         for space in self.watched:
-            changed = space.capture.counters().since(self.before[space.name])
+            changed = space.capture.counters(ipv6=self.flow.v6).since(self.before[space.name])
             if changed:
                 out[space.name] = changed
         return out

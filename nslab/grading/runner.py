@@ -147,13 +147,16 @@ def _check(
     exercise: Exercise, namespaces: dict[str, int], extra: dict, monitor: DropMonitor, fixes: Fixer | None = None, draw: Drawer | None = None
 ) -> Grade:
     """Adopt the namespaces into a lab in a fresh private sandbox, run every check (its probes read *monitor*)."""
-    lab = Lab(drops=monitor)
-    lab.open()  # enters this grader's own sandbox: a private /run/netns for the names below
+    # Its own sandbox: a private /run/netns for the names below. No network namespace of its own: every
+    # socket a check opens is opened in an adopted namespace, and the drop monitor is the run's.
+    lab = Lab(drops=monitor, isolated=False)
+    lab.open()
     for name, fd in _one_name_each(exercise, namespaces).items():
         try:
             lab.adopt_namespace(name, f"/proc/self/fd/{fd}")
         except LabError:
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
+    lab.keep_reads()  # each probe's diagnosis reads the same links, addresses and routes: read again only once the kernel says they changed
     snap = lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
     links_active(lab)  # a link the script just raised is operationally UP a moment later (linkwatch): not the student's doing
     shared.narrow(monitor, (ns.inode for ns in lab.namespaces))  # the probes' drops happen there, and only those are asked for

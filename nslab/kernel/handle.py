@@ -19,25 +19,24 @@ class KernelError(RuntimeError):
 
 
 class NsHandle:
-    """A namespace: an fd, a bind mount under the sandbox's /run/netns, a
-    netlink socket opened inside it, and the id the sandbox gives it.
+    """A namespace: an fd, a bind mount under the sandbox's /run/netns, and a
+    netlink socket opened inside it.
 
     It caches interface indexes by name, and remembers which links were set
     up while without carrier (their transmit queue waits for the kernel's
     linkwatch once carrier comes: see Kernel.wait_ready)."""
 
-    def __init__(self, name: str, fd: int, path: str, sock: rtnl.RtnlSocket, nsid: int):
+    def __init__(self, name: str, fd: int, path: str, sock: rtnl.RtnlSocket):
         self.name = name
         self.fd = fd
         self.path = path
         self.rtnl = sock
-        self.nsid = nsid
         self._index: dict[str, int] = {}
         self._inactive: set[str] = set()
         self.holds_ipv6 = False  # an IPv6 address was added here: Kernel.wait_ready waits for its DAD to complete
 
     def __repr__(self) -> str:
-        return f"<NsHandle {self.name} nsid={self.nsid}>"
+        return f"<NsHandle {self.name}>"
 
     # -- interface indexes ------------------------------------------------------
     def index(self, dev: str) -> int:

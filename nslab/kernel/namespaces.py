@@ -14,6 +14,7 @@ from typing import Callable
 
 from nslab.kernel import linux, rtnl
 from nslab.kernel.handle import KernelError, NsHandle
+from nslab.kernel.kept import KeptReads
 from nslab.kernel.neighbour_table import discard_events
 from nslab.kernel.rtnl import NetlinkError
 from nslab.kernel.sandbox import Sandbox
@@ -28,6 +29,7 @@ class Namespaces:
     sandbox: Sandbox
     control: rtnl.RtnlSocket
     _nsid_events: rtnl.RtnlSocket
+    kept: KeptReads | None
     links: Callable[[NsHandle], list[LinkState]]  # the Kernel's read of `ip link`
 
     def create_namespace(self, name: str) -> NsHandle:
@@ -43,7 +45,7 @@ class Namespaces:
         finally:
             linux.setns(prev)
             os.close(prev)
-        return NsHandle(name, fd, path, sock, self._nsid(fd))
+        return self._kept_too(NsHandle(name, fd, path, sock))
 
     def adopt_namespace(self, name: str, source: str) -> NsHandle:
         """Give an existing namespace (`/proc/PID/ns/net`, a bind mount) a name in
@@ -57,7 +59,7 @@ class Namespaces:
             mounted = True
             with linux.in_netns(fd):
                 sock = rtnl.RtnlSocket()
-            return NsHandle(name, fd, path, sock, self._nsid(fd))
+            return self._kept_too(NsHandle(name, fd, path, sock))
         except BaseException:
             if mounted:
                 linux.umount(path)
@@ -65,6 +67,12 @@ class Namespaces:
                 os.unlink(path)
             os.close(fd)
             raise
+
+    def _kept_too(self, h: NsHandle) -> NsHandle:
+        """A namespace joins a lab whose reads are kept: its reads are kept too (see Kernel.keep_reads)."""
+        if self.kept is not None:
+            self.kept.watch(h)
+        return h
 
     def _netns_path(self, name: str, command: str) -> str:
         path = os.path.join(self.sandbox.netns_dir, name)
@@ -74,7 +82,9 @@ class Namespaces:
 
     def _nsid(self, fd: int) -> int:
         """The sandbox's id for a namespace (assigned if it has none), whose
-        RTM_DELNSID tells us when the namespace is gone."""
+        RTM_DELNSID tells us when the namespace is gone. Asked only when the
+        namespace is removed: a lab that never removes one (a grader's, which
+        ends with its process) gives no id in a namespace it does not own."""
         try:
             self.control.request(rtnl.RTM_NEWNSID, rtnl.rtgenmsg() + rtnl.u32(rtnl.NETNSA_FD, fd) + rtnl.s32(rtnl.NETNSA_NSID, -1))
         except NetlinkError as exc:
@@ -107,12 +117,14 @@ class Namespaces:
         if flush_links:
             for h in handles:
                 self._flush_links(h)
-        pending = {h.nsid: h.name for h in handles}
+        pending = {self._nsid(h.fd): h.name for h in handles}
         events = self._nsid_events
         events.set_receive_buffer(max(1 << 16, EVENT_BYTES * len(pending)))
         events.join(rtnl.RTNLGRP_NSID)
         try:
             for h in handles:
+                if self.kept is not None:
+                    self.kept.unwatch(h)
                 h.release()
             self._await_deaths(pending, timeout)
         finally:

@@ -22,10 +22,11 @@ import errno as errno_mod
 import ipaddress
 import socket
 import time
-from typing import Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple, TypeVar
 
 from nslab.kernel import decode, linux, rtnl
 from nslab.kernel.handle import KernelError, NsHandle
+from nslab.kernel.kept import KeptReads
 from nslab.kernel.namespaces import Namespaces
 from nslab.kernel.neighbour_table import NeighbourTable
 from nslab.kernel.rtnl import NetlinkError
@@ -35,6 +36,7 @@ from nslab.model.topology import Route
 
 _LINK_DUMP = rtnl.ifinfomsg() + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
 _CREATE = rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL
+T = TypeVar("T")
 
 
 class Change(NamedTuple):
@@ -53,6 +55,7 @@ class Kernel(Namespaces, NeighbourTable):
         self.sandbox = sandbox
         self._attrs: dict[str, bytes] = {}  # packed NDA_DST / NDA_LLADDR attributes, by address
         self.control = rtnl.RtnlSocket()
+        self.kept: KeptReads | None = None  # links, addresses, routes and rules kept until the kernel announces a change (keep_reads)
         # Namespace deaths are announced as RTM_DELNSID to namespaces holding an id for
         # them; this socket listens only while remove_namespaces waits (no backlog of
         # the ids announced as a lab is built).
@@ -65,6 +68,20 @@ class Kernel(Namespaces, NeighbourTable):
     def close(self) -> None:
         self.control.close()
         self._nsid_events.close()
+        if self.kept is not None:
+            self.kept.close()
+            self.kept = None
+
+    def keep_reads(self, handles: Iterable[NsHandle]) -> None:
+        """From now on, keep the links, addresses, routes and rules read in these namespaces (and in
+        those made or adopted later) until the kernel announces a change there (nslab/kernel/kept.py)."""
+        if self.kept is None:
+            self.kept = KeptReads()
+        for h in handles:
+            self.kept.watch(h)
+
+    def _kept(self, ns: NsHandle, what: str, family: int, fresh: Callable[[], T]) -> T:
+        return fresh() if self.kept is None else self.kept.read(ns, what, family, fresh)
 
     # -- changes, one or many at a time ------------------------------------------
     def apply(self, ns: NsHandle, changes: Iterable[Change]) -> None:
@@ -259,7 +276,7 @@ class Kernel(Namespaces, NeighbourTable):
     # -- reading back ----------------------------------------------------------
     def links(self, ns: NsHandle) -> list[LinkState]:
         """`ip link`"""
-        out = _links(ns.rtnl)
+        out = list(self._kept(ns, "links", 0, lambda: _links(ns.rtnl)))
         ns.remember({link.name: link.index for link in out})
         return out
 
@@ -274,22 +291,26 @@ class Kernel(Namespaces, NeighbourTable):
     def addresses(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[AddressState]:
         """`ip addr` (IPv4 and IPv6)."""
         names = names if names is not None else self.names(ns)
-        return [decode.address(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETADDR, rtnl.ifaddrmsg(socket.AF_UNSPEC, 0, 0))]
+        dump = self._kept(ns, "addresses", socket.AF_UNSPEC, lambda: ns.rtnl.dump(rtnl.RTM_GETADDR, rtnl.ifaddrmsg(socket.AF_UNSPEC, 0, 0)))
+        return [decode.address(m, names) for m in dump]
 
     def routes(self, ns: NsHandle, family: int = socket.AF_INET, names: dict[int, str] | None = None) -> list[RouteState]:
         """The main table, as `ip route` shows it."""
         names = names if names is not None else self.names(ns)
-        dump = ns.rtnl.dump(rtnl.RTM_GETROUTE, rtnl.rtmsg(family))
-        return [decode.route(m, names) for m in dump if decode.table_of(m) == rtnl.RT_TABLE_MAIN]
+        return [decode.route(m, names) for m in self._route_dump(ns, family) if decode.table_of(m) == rtnl.RT_TABLE_MAIN]
 
     def all_routes(self, ns: NsHandle, family: int = socket.AF_INET, names: dict[int, str] | None = None) -> list[RouteState]:
         """Every table's routes of every type, as `ip route show table all` lists them."""
         names = names if names is not None else self.names(ns)
-        return [decode.route(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETROUTE, rtnl.rtmsg(family))]
+        return [decode.route(m, names) for m in self._route_dump(ns, family)]
+
+    def _route_dump(self, ns: NsHandle, family: int) -> list[rtnl.Message]:
+        return self._kept(ns, "routes", family, lambda: ns.rtnl.dump(rtnl.RTM_GETROUTE, rtnl.rtmsg(family)))
 
     def rules(self, ns: NsHandle, family: int = socket.AF_INET) -> list[RuleState]:
         """`ip rule`, in priority order."""
-        return sorted((decode.rule(m) for m in ns.rtnl.dump(rtnl.RTM_GETRULE, rtnl.rtmsg(family))), key=lambda r: r.priority)
+        dump = self._kept(ns, "rules", family, lambda: ns.rtnl.dump(rtnl.RTM_GETRULE, rtnl.rtmsg(family)))
+        return sorted((decode.rule(m) for m in dump), key=lambda r: r.priority)
 
     def route_get(
         self,
@@ -324,12 +345,13 @@ class Kernel(Namespaces, NeighbourTable):
         oif = m.u32(rtnl.RTA_OIF)
         return decode.lookup(dst, m, (names if names is not None else self.names(ns)) if oif else {}, iif)
 
-    def neighbours(self, ns: NsHandle, names: dict[int, str] | None = None) -> list[NeighbourState]:
+    def neighbours(self, ns: NsHandle, names: dict[int, str] | None = None, *, version: int | None = None) -> list[NeighbourState]:
         """`ip neigh`: IPv4's ARP entries, then IPv6's NDP ones (not the multicast groups'
-        NOARP entries, which `ip neigh` too shows only with `nud all`)."""
+        NOARP entries, which `ip neigh` too shows only with `nud all`); `version=4` is
+        `ip -4 neigh` (one dump, not two), `version=6` is `ip -6 neigh`."""
         names = names if names is not None else self.names(ns)
-        ipv4 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))]
-        ipv6 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET6)) if not m.body["state"] & rtnl.NUD_NOARP]
+        ipv4 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET))] if version != 6 else []
+        ipv6 = [decode.neighbour(m, names) for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_INET6)) if not m.body["state"] & rtnl.NUD_NOARP] if version != 4 else []
         return ipv4 + ipv6
 
     def fdb(self, ns: NsHandle) -> list[FdbEntry]:

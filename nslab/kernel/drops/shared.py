@@ -17,7 +17,11 @@ Two ways to subscribe:
   when it is there, and makes its own marker namespace.
 
 A subscriber that reads slower than drops come is given them later, not
-never: each has a writer thread and a queue. Past `QUEUED` lines its queue
+never: each has a writer thread and a queue. A follower that reads only some
+namespaces' drops (`narrow`, a grader once its lab is adopted) tells the
+broadcaster, which then sends it only those and the flush markers: each drop
+goes to the grader it concerns, not to every grader (most report lines are
+another lab's), and waits until the broadcaster confirms in its stream. Past `QUEUED` lines its queue
 drops the newest and the follower is told how many (`lost`, as for bpftrace's
 own lost events). bpftrace starts with the first subscriber; the server's
 socket sits in a scratch directory of the run (`leftovers.scratch_dir`),
@@ -40,21 +44,34 @@ from nslab.kernel.process import wait_until
 
 ENV = "NSLAB_DROPS"  # the run's socket, for every process the run starts
 READY, FAILED, LOST, SKIPPED = "nslab-ready", "nslab-fail ", "nslab-lost ", "nslab-skipped "
+NARROW, NARROWED = "nslab-narrow ", "nslab-narrowed"  # a follower's request (the namespaces it reads), the broadcaster's answer in its stream
 SPAWN = 10.0  # seconds for Popen to start bpftrace's child (milliseconds when the machine is idle)
 QUEUED = 200_000  # report lines a slow subscriber may have waiting (about 50 MB)
 _CLOSE = None  # what tells a writer thread to end
 
 
 class _Subscriber:
-    """One subscriber's socket and the thread that writes to it, in order."""
+    """One subscriber's socket, the thread that writes to it (in order) and the one that hears its requests."""
 
-    def __init__(self, sock: socket.socket, ended: Callable[[_Subscriber], None]) -> None:
+    def __init__(self, sock: socket.socket, ended: Callable[[_Subscriber], None], narrowed: Callable[[_Subscriber, frozenset[int]], None]) -> None:
         self.sock = sock
         self._ended = ended  # told when the subscriber is gone
+        self._narrowed = narrowed  # told when the subscriber asks for fewer namespaces' drops
+        self.kept: frozenset[int] | None = None  # the namespaces whose drops it reads (None: all); set under the broadcaster's lock
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._queued = 0  # approximate: read without a lock, only to bound the queue
         self._lost = 0
+        self._listener = threading.Thread(target=self._listen, name="nslab-drops-listener", daemon=True)
+        self._listener.start()
         threading.Thread(target=self._write, name="nslab-drops-writer", daemon=True).start()
+
+    def wants(self, line: str) -> bool:
+        """Is *line* for this subscriber (not a drop in a namespace it does not read)?"""
+        kept = self.kept
+        if kept is None or not line.startswith("D "):
+            return True
+        fields = line.split(" ", 4)  # "D nsecs cpu netns ..."
+        return len(fields) < 5 or not fields[3].isdigit() or int(fields[3]) in kept
 
     def put(self, line: str) -> None:
         if self._queued >= QUEUED:
@@ -85,8 +102,26 @@ class _Subscriber:
         except OSError:
             return  # the subscriber is gone
         finally:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)  # the subscriber reads to the end, and the listener's read ends
+            except OSError:
+                pass  # the subscriber is gone
+            self._listener.join()  # the socket is closed once neither thread uses it
             self.sock.close()
             self._ended(self)
+
+    def _listen(self) -> None:
+        """The subscriber's requests, one a line: NARROW and the namespaces it reads from now on."""
+        pending = b""
+        try:
+            while data := self.sock.recv(4096):
+                *requests, pending = (pending + data).split(b"\n")
+                for raw in requests:
+                    line = raw.decode(errors="replace")
+                    if line.startswith(NARROW):
+                        self._narrowed(self, frozenset(json.loads(line[len(NARROW) :])))
+        except (OSError, ValueError, TypeError):
+            return  # the subscriber is gone (or spoke nonsense: it keeps what it had)
 
 
 class Broadcaster(DropMonitor):
@@ -154,13 +189,19 @@ class Broadcaster(DropMonitor):
             self._add_subscriber(conn, None, greeting=f"{SKIPPED}{json.dumps(sorted(self.skipped))}")
 
     def _add_subscriber(self, sock: socket.socket, key: int | None, *, greeting: str | None = None) -> None:
-        sub = _Subscriber(sock, self._ended)
+        sub = _Subscriber(sock, self._ended, self._narrow_subscriber)
         with self._subscribers_lock:
             if greeting is not None:
                 sub.put(greeting)
             if self._settled.is_set():
                 sub.put(self._verdict())
             self._subscribers[sub if key is None else key] = sub
+
+    def _narrow_subscriber(self, sub: _Subscriber, netns: frozenset[int]) -> None:
+        """*sub* reads only *netns*'s drops from now on: every line after the answer is filtered so, none before."""
+        with self._subscribers_lock:
+            sub.kept = netns
+            sub.put(NARROWED)
 
     def _ended(self, sub: _Subscriber) -> None:
         with self._subscribers_lock:
@@ -215,7 +256,8 @@ class Broadcaster(DropMonitor):
     def _broadcast(self, line: str) -> None:
         with self._subscribers_lock:
             for sub in self._subscribers.values():
-                sub.put(line)
+                if sub.wants(line):
+                    sub.put(line)
 
     # DropMonitor's reader thread calls these: the lines go on instead of being kept here.
     def _add(self, line: str) -> None:
@@ -235,10 +277,19 @@ class Follower(DropMonitor):
         self._own_marker = not marker_netns  # a process of the run makes its own; a forked grader shares the broadcaster's
         self._marker, self.marker_netns = marker, marker_netns
         self._kept: frozenset[int] | None = None  # the namespaces whose drops are read (None: all)
+        self._narrowed = threading.Event()  # the broadcaster confirmed the last narrow()
 
     def narrow(self, netns: Iterable[int]) -> None:
-        """From now on read only the drops in *netns* (inodes) and the flush markers."""
+        """From now on read only the drops in *netns* (inodes) and the flush markers. Returns once
+        the broadcaster sends only those too (each drop that happens later reaches this follower)."""
         self._kept = frozenset(netns) | {self.marker_netns}
+        self._narrowed.clear()
+        try:
+            self._sock.sendall(f"{NARROW}{json.dumps(sorted(self._kept))}\n".encode())
+        except OSError:
+            return  # the broadcaster is gone: no drop comes any more
+        if not self._narrowed.wait(SPAWN) and self._why is None:
+            self._fail(f"the run's drop monitor did not confirm within {SPAWN:g} s which namespaces this process reads")
 
     @property
     def available(self) -> bool:
@@ -292,11 +343,14 @@ class Follower(DropMonitor):
                     self._settled.set()
                 elif line.startswith(FAILED):
                     self._fail(line[len(FAILED) :])
+                elif line == NARROWED:
+                    self._narrowed.set()
                 elif line.startswith(LOST):
                     self.lost += int(line[len(LOST) :])
                 elif line.startswith(SKIPPED):
                     self.skipped = set(json.loads(line[len(SKIPPED) :]))
         self._fail("the run's drop monitor stopped")
+        self._narrowed.set()  # no answer comes any more
         with self._cond:
             self._cond.notify_all()
 
