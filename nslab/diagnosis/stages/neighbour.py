@@ -288,13 +288,14 @@ def lost_on_the_way(reads: Reads, sender: tuple[str, str], receiver: tuple[str, 
     """*frame* (an ARP or NDP *op*, seen leaving *sender*) never reached *receiver*: what on its way
     can drop it. A device it passes after the capture saw it (the sender's veth peer, a bridge
     port it is bridged out of, the receiver's own end) that is too small for it; the chains of
-    the bridge family where it is bridged; the receiver's ingress chains. In the kernel's order:
+    the bridge family where it is bridged, the netdev chains of the devices it enters and leaves
+    by on the way (a bridge's ports); the receiver's ingress chains. In the kernel's order:
     the port it enters the bridge by, the bridge's decision (port states and flags), then the
     port it leaves by and the receiver."""
     ingress, egress = reads.peer(*sender), reads.peer(*receiver)
     for end, out in ((ingress, False), (None, False), (egress, True), (receiver, False)):
-        if end is None and out is False and ingress is not None:
-            bridged = bridge.stop(reads, ingress, egress, frame.frame)
+        if end is None and out is False:
+            bridged = bridge.stop(reads, ingress or sender, egress, frame.frame)
             if bridged is not None:
                 words, claim, fix = bridged
                 return Finding(Cause.NO_ARP_ANSWER, Where(claim.ns, claim.dev), f"{lead}, but {words}", claims=(claim,), fixes=(fix,))
@@ -309,7 +310,8 @@ def lost_on_the_way(reads: Reads, sender: tuple[str, str], receiver: tuple[str, 
                 claims=(Claim(end[0], f"link {end[1]}", f"mtu {mtu}", dev=end[1], blames=True), *claims),
                 fixes=(Remedy(end[0], f"ip link set dev {end[1]} mtu 1500", f"ip link set dev {end[1]} mtu {mtu}", end[1]),),
             )
-    chains = [(b, x) for b in _bridging(reads, [sender, receiver]) for x in netfilter.bridge_stoppers(reads, b, v6, op)]
+    chains = [(end[0], x) for end, hook in ((ingress, "ingress"), (egress, "egress")) if end is not None for x in netfilter.device_stoppers(reads, *end, v6, op, hook)]
+    chains += [(b, x) for b in _bridging(reads, [sender, receiver]) for x in netfilter.bridge_stoppers(reads, b, v6, op)]
     chains += [(receiver[0], x) for x in netfilter.neighbour_stoppers(reads, *receiver, v6, op, "in")]
     if chains:
         return netfilter.neighbour_finding(Where(*receiver), chains, f"{lead}, but chains on its way to {receiver[0]} can drop it")

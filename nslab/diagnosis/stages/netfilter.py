@@ -96,6 +96,15 @@ def neighbour_stoppers(reads: Reads, ns: str, dev: str, v6: bool, op: str, way: 
     return [s for s in found if s.handle is None or _for_neighbour(s, v6, op)]
 
 
+def device_stoppers(reads: Reads, ns: str, dev: str, v6: bool, op: str, hook: str) -> list[nftables.Stopper]:
+    """What can stop an ARP or NDP *op* at *dev*'s own netdev *hook* ('ingress' or 'egress'): a
+    device it passes on its way (a bridge port, a veth's far end), whatever happens to it there."""
+    rules = reads.ruleset(ns)
+    if rules is None:
+        return []
+    return [s for s in rules.stoppers(("netdev",), (hook,), dev) if s.handle is None or _for_neighbour(s, v6, op)]
+
+
 def _for_neighbour(s: nftables.Stopper, v6: bool, op: str) -> bool:
     if v6:
         kind = _ICMPV6_TYPE.search(s.text)
