@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from nslab import Address, Bridge, Cause, Namespace, Outcome, Route, Topology, Veth
+from nslab import Address, Bridge, Cause, Namespace, Outcome, Route, Topology, Veth, Where
 
 
 def router_lab() -> Topology:
@@ -164,3 +164,24 @@ def test_the_bridge_port_that_keeps_a_solicitation_from_its_holder_is_named_and_
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [blamed], result
     found = find(result, lab, budget=5.0)
     assert found.fixes and found.fixes[0].changes[0]["ns"] == "sw", found
+
+
+def test_a_request_from_a_link_local_source_is_refused_beyond_scope_and_the_lost_address_named(make_lab):
+    """a's global IPv6 address deleted, a sends from its link-local one; r, which forwards IPv6,
+    answers 'beyond scope of source' (ICMPv6 1/2): the why names a's address, gone."""
+    topo = router_lab()
+    six = [Address("a", "va", "fd00:1::2/64"), Address("r", "ra", "fd00:1::1/64"), Address("r", "rb", "fd00:2::1/64"), Address("b", "vb", "fd00:2::2/64")]
+    # link-local addresses pass DAD a second or two after the build (r solicits from them, a sends from one): none here
+    quiet = {"net.ipv6.conf.default.accept_dad": 0}
+    topo = topo.replace(
+        namespaces=[Namespace(ns.name, ns.lo_up, {**dict(ns.sysctls), **quiet, **({"net.ipv6.conf.all.forwarding": 1} if ns.name == "r" else {})}) for ns in topo.namespaces],
+        addresses=[*topo.addresses, *six],
+        routes=[*topo.routes, Route("a", "::/0", via="fd00:1::1"), Route("b", "::/0", via="fd00:2::1")],
+    )
+    lab = make_lab(topo)
+    assert lab.ns("a").ping("fd00:2::2").replied
+    lab.ns("a").run(["ip", "addr", "del", "fd00:1::2/64", "dev", "va"], check=True)
+    result = lab.ns("a").ping("fd00:2::2")
+    assert result.outcome is Outcome.ICMP_ERROR and (result.icmp.type, result.icmp.code) == (1, 2), result
+    assert result.cause is Cause.ICMP_UNREACHABLE and result.where == Where("a", "va"), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("a", "address fd00:1::2/64 dev va", "absent")], result

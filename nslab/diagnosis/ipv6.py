@@ -25,7 +25,7 @@ from nslab.diagnosis import observations as obs
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, link_up, netfilter, routing, set_sysctl
-from nslab.diagnosis.stages.address import disabling, ipv6_back
+from nslab.diagnosis.stages.address import absent, disabling, ipv6_back
 from nslab.kernel.state import AddressState, RouteState
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -295,11 +295,33 @@ def icmp_error(result: Result, ev: Evidence, ctx: obs.Context) -> obs.Finding | 
         return dataclasses.replace(found, reason=filtered.reason)
     if icmp.type == packets.UNREACHABLE6 and (icmp.code in (1, 5) or (icmp.code == 4 and ctx.flow.probe == "ping")):
         return _prohibited(ctx, origin[0], f"{icmp} for the {ctx.what}")
+    scoped = _beyond_scope(ev, ctx, f"{icmp} for the {ctx.what}", origin[0]) if icmp.type == packets.UNREACHABLE6 and icmp.code == 2 else None
+    if scoped is not None:
+        return scoped
     if icmp.type == packets.UNREACHABLE6 and icmp.code == 3:
         if origin[0] == ev.src:  # the sender's own NDP gave up (the error loops back on lo): it is about the way out
             where = Where(ev.src, ev.sender_route.dev)
         return unready_neighbour(ctx) or obs.Finding(Cause.NO_ARP_ANSWER, where, f"{where.ns} could not resolve the next hop with NDP on {where.dev} ({icmp})")
     return None  # no route, and the rest: the origin's route lookup and ruleset decide (explain's ICMP error)
+
+
+def _beyond_scope(ev: Evidence, ctx: obs.Context, said: str, router: str) -> obs.Finding | None:
+    """A router refused to forward the request off its link (beyond scope of source): it left from a
+    link-local address, as the kernel picks when the sender holds no global one to send from; the
+    lab's global address on the way out, where the model has one that the kernel no longer holds,
+    and why it is gone (address.absent)."""
+    src, dev = ev.request_src or "", ev.sender_route.dev
+    if not src or not ipaddress.ip_address(src).is_link_local or dev is None:
+        return None
+    said = f"{said}: {router} forwards nothing from {src}, a link-local address, off its link, and {ev.src} sent it from there: it held no global IPv6 address to send from"
+    lost = next(
+        (a for a in ctx.reads.view.topology.addresses if a.ns == ev.src and a.dev == dev and a.interface.version == 6 and not a.interface.ip.is_link_local and _held(ctx.reads, ev.src, str(a.interface.ip)) is None),
+        None,
+    )
+    if lost is None:
+        return obs.Finding(Cause.ICMP_UNREACHABLE, Where(ev.src, dev), said, claims=(Claim(ev.src, f"addresses ipv6 dev {dev}", "link-local only", dev=dev, blames=True),))
+    why = absent(ctx.reads, ev.src, lost)
+    return obs.Finding(Cause.ICMP_UNREACHABLE, Where(ev.src, dev), f"{said}; the lab's {lost.cidr} on {dev} is gone" + (f": {why.words}" if why.words else ""), claims=why.claims, fixes=why.fixes)
 
 
 def _prohibited(ctx: obs.Context, ns: str, said: str) -> obs.Finding:
