@@ -166,22 +166,59 @@ def test_the_bridge_port_that_keeps_a_solicitation_from_its_holder_is_named_and_
     assert found.fixes and found.fixes[0].changes[0]["ns"] == "sw", found
 
 
-def test_a_request_from_a_link_local_source_is_refused_beyond_scope_and_the_lost_address_named(make_lab):
-    """a's global IPv6 address deleted, a sends from its link-local one; r, which forwards IPv6,
-    answers 'beyond scope of source' (ICMPv6 1/2): the why names a's address, gone."""
+def router_lab6() -> Topology:
+    """router_lab with IPv6 beside IPv4: fd00:1::/64 and fd00:2::/64, r forwarding both."""
     topo = router_lab()
     six = [Address("a", "va", "fd00:1::2/64"), Address("r", "ra", "fd00:1::1/64"), Address("r", "rb", "fd00:2::1/64"), Address("b", "vb", "fd00:2::2/64")]
     # link-local addresses pass DAD a second or two after the build (r solicits from them, a sends from one): none here
     quiet = {"net.ipv6.conf.default.accept_dad": 0}
-    topo = topo.replace(
+    return topo.replace(
         namespaces=[Namespace(ns.name, ns.lo_up, {**dict(ns.sysctls), **quiet, **({"net.ipv6.conf.all.forwarding": 1} if ns.name == "r" else {})}) for ns in topo.namespaces],
         addresses=[*topo.addresses, *six],
         routes=[*topo.routes, Route("a", "::/0", via="fd00:1::1"), Route("b", "::/0", via="fd00:2::1")],
     )
-    lab = make_lab(topo)
+
+
+def test_a_request_from_a_link_local_source_is_refused_beyond_scope_and_the_lost_address_named(make_lab):
+    """a's global IPv6 address deleted, a sends from its link-local one; r, which forwards IPv6,
+    answers 'beyond scope of source' (ICMPv6 1/2): the why names a's address, gone."""
+    lab = make_lab(router_lab6())
     assert lab.ns("a").ping("fd00:2::2").replied
     lab.ns("a").run(["ip", "addr", "del", "fd00:1::2/64", "dev", "va"], check=True)
     result = lab.ns("a").ping("fd00:2::2")
     assert result.outcome is Outcome.ICMP_ERROR and (result.icmp.type, result.icmp.code) == (1, 2), result
     assert result.cause is Cause.ICMP_UNREACHABLE and result.where == Where("a", "va"), result
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("a", "address fd00:1::2/64 dev va", "absent")], result
+
+
+@pytest.mark.parametrize(
+    "command, cause, blamed",
+    [
+        ("sysctl -qw net.ipv6.conf.lo.disable_ipv6=1", Cause.IPV6_DISABLED, ("a", "sysctl net.ipv6.conf.lo.disable_ipv6", "1")),
+        ("ip link set dev lo mtu 576", Cause.LOOPBACK_DOWN, ("a", "link lo", "mtu 576")),
+    ],
+    ids=["disable_ipv6", "small-mtu"],
+)
+def test_a_probe_to_loopback_that_left_its_namespace_names_why_lo_lost_it(make_lab, command, cause, blamed):
+    """With lo up but without ::1, a routes ::1 out by its default route: no host takes it from the
+    wire. The why names what took ::1 off lo, settles at once, and the fix is verified."""
+    from nslab.advice.fixes import find
+
+    lab = make_lab(router_lab6())
+    lab.ns("a").run(["sh", "-c", f"ip link set lo up && {command}"], check=True)
+    result = lab.ns("a").ping("::1")
+    assert result.cause is cause and result.decided_early, result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [blamed], result
+    assert find(result, lab, budget=5.0).fixes, result
+
+
+def test_an_answer_sent_to_a_host_that_does_not_forward_blames_the_route_the_answerer_lost(make_lab):
+    """c2's connected route deleted, its answer to c1 leaves by its default route to sw, which
+    does not forward: sw's ip_forward=0 is context, c2's lost route is what to change."""
+    topo = bridge_lab()
+    lab = make_lab(topo.replace(routes=[Route("c2", "default", via="172.17.0.1")]))
+    lab.ns("c2").run(["ip", "route", "del", "172.17.0.0/16", "dev", "eth0"], check=True)
+    result = lab.ns("c1").ping("172.17.0.3")
+    assert result.cause is Cause.NO_RETURN_ROUTE, result
+    blames = [(c.ns, c.obj) for c in result.claims if c.blames]
+    assert blames and all(ns == "c2" for ns, _ in blames) and ("c2", "route 172.17.0.0/16 table main") in blames, result

@@ -199,6 +199,8 @@ def _links(name: str, want: NsState, have: NsState, uplinked: set[tuple[str, str
             out.append(create)
     for link in want.links:
         mine = held.get(link.name)
+        if link.kind == "loopback" and mine is not None and mine.mtu != link.mtu:
+            out.append(f"link set {link.name} mtu {link.mtu}")  # below 1280 it takes ::1 away
         if link.kind == "loopback" or (name, link.name) in uplinked or (mine is None and _create(link) is None):
             continue
         if link.mac and (mine is None or mine.mac != link.mac):

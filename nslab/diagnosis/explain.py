@@ -303,8 +303,10 @@ def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool, p:
     back = _sent_back_by(ev, found.where.ns, p) if sender == found.where.ns and p is not None else None
     if back is not None:  # it came back where it was made: the one that sent it back is the one to ask
         return _default_only(ctx, found, back, dst, is_answer)
-    if sender is None or found.where.ns == sender or not any(c.value == "no route" for c in found.claims):
+    if sender is None or found.where.ns == sender:
         return found
+    if not any(c.value == "no route" for c in found.claims):  # a router that does not forward it: the sender's lost route sent it there
+        return _default_only(ctx, found, sender, dst, is_answer) if found.cause is Cause.FORWARDING_OFF and _lost_here_only(ctx, sender, found.where.ns, dst) else found
     if ctx.flow.v6:  # IPv6 forwards by its `all` switch (or force_forwarding), not by IPv4's knobs
         forwards = 0 if ctx.reads.forwarding6(found.where.ns, found.where.dev or "")[0] else 1
     else:

@@ -25,7 +25,7 @@ from nslab.diagnosis import observations as obs
 from nslab.diagnosis.evidence import Evidence
 from nslab.diagnosis.reads import Reads
 from nslab.diagnosis.stages import At, link_up, netfilter, routing, set_sysctl
-from nslab.diagnosis.stages.address import absent, disabling, ipv6_back
+from nslab.diagnosis.stages.address import IPV6_MIN_MTU, absent, disabling, ipv6_back
 from nslab.kernel.state import AddressState, RouteState
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -348,16 +348,32 @@ def _prohibited(ctx: obs.Context, ns: str, said: str) -> obs.Finding:
 
 # -- ::1 with lo down ---------------------------------------------------------------------------------
 def loopback_down(ctx: obs.Context) -> obs.Finding | None:
-    """A probe to ::1 from a namespace whose lo is down: ::1 went with lo, so the namespace
-    routes ::1 as any address it does not hold (out by a default route, say), and no other
-    host takes a packet for ::1 from the wire: no answer can come."""
+    """A probe to ::1 from a namespace whose lo is down, or has IPv6 disabled: ::1 went with it,
+    so the namespace routes ::1 as any address it does not hold (out by a default route, say),
+    and no other host takes a packet for ::1 from the wire: no answer can come."""
     if not ctx.flow.v6 or not _same(ctx.flow.dst, "::1"):
         return None
     lo = ctx.reads.link(ctx.src, "lo")
-    if lo is None or lo.up:
-        return None
     out = ctx.sender_route.dev
     way = f"; its route lookup sends the {ctx.what} out of {out} instead, and no host takes ::1 from the wire" if out and out != "lo" else ""
+    if lo is not None and lo.up:  # lo up without ::1: IPv6 disabled on it, or taken off it by a small MTU
+        if not way:
+            return None
+        found = disabled(ctx, ctx.src, "lo", "::1")
+        if found is not None:
+            return dataclasses.replace(found, text=found.text + way)
+        if lo.mtu < IPV6_MIN_MTU and _held(ctx.reads, ctx.src, "::1") is None:
+            return obs.Finding(
+                Cause.LOOPBACK_DOWN,
+                Where(ctx.src, "lo"),
+                f"lo's MTU in {ctx.src} is {lo.mtu}, below IPv6's minimum of {IPV6_MIN_MTU}, so the kernel took IPv6 off lo and ::1 with it{way}; "
+                f"ip netns exec {ctx.src} ip link set dev lo mtu 65536 && ip netns exec {ctx.src} ip addr add ::1/128 dev lo (a larger MTU alone does not bring ::1 back)",
+                claims=(Claim(ctx.src, "link lo", f"mtu {lo.mtu}", dev="lo", blames=True), Claim(ctx.src, "address ::1/128 dev lo", "absent", dev="lo")),
+                fixes=(Remedy(ctx.src, "ip link set dev lo mtu 65536 && ip addr add ::1/128 dev lo", f"ip addr del ::1/128 dev lo && ip link set dev lo mtu {lo.mtu}", "lo"),),
+            )
+        return None
+    if lo is None:
+        return None
     return obs.Finding(
         Cause.LOOPBACK_DOWN,
         Where(ctx.src, "lo"),
