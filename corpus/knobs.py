@@ -211,7 +211,9 @@ def sysctl(w: Where, rng: random.Random) -> Change:
         scope = rng.choices(["all", "default", rng.choice(w.devices(ns))], weights=[35, 10, 55])[0]
         key = f"net.{v}.conf.{scope}.{knob}"
     value = rng.choice(values)
-    objs = (f"sysctl {key}",) + (("sysctl net.ipv4.conf.all.forwarding",) if key == "net.ipv4.ip_forward" else ())
+    # net.ipv4.ip_forward and net.ipv4.conf.all.forwarding are one variable (devinet.c points both at devconf_all FORWARDING): either name is the object
+    same = {"net.ipv4.ip_forward": "net.ipv4.conf.all.forwarding", "net.ipv4.conf.all.forwarding": "net.ipv4.ip_forward"}
+    objs = (f"sysctl {key}",) + ((f"sysctl {same[key]}",) if key in same else ())
     if w.v6 and key == "net.ipv6.conf.all.disable_ipv6":  # written to 'all', it is written to every device: a claim may name either
         objs += tuple(f"sysctl net.ipv6.conf.{dev}.disable_ipv6" for dev in w.topology.links_in(ns))
     return Change("sysctl", ns, (("sysctl", "-w", f"{key}={value}"),), objs, ("sysctl", "-n", key), rf"^{value}$")

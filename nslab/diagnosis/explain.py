@@ -49,6 +49,8 @@ def explain(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
     if result.outcome is Outcome.REFUSED:
         return _reset(ev, ctx)
     first = next((found for rule in ipv6.RULES if (found := rule(ctx)) is not None), None)
+    if first is not None and first.cause is Cause.FORWARDING_OFF and not _answer_dropped_in(ev, ctx, first.where.ns):
+        return _via_default(ev, ctx, first, False)  # a host that does not forward the request: did the sender's lost route send it there?
     if first is not None:
         return first
     if ctx.flow.resolves:
@@ -142,6 +144,14 @@ def _icmp_error(result: Result, ev: Evidence, ctx: Context) -> Finding:
         found = netfilter.dropped(ctx.reads, at, how, reason=drop.reason, rejected=True)
         if found is not None:
             return _prefixed(found, said)
+    if ns != ev.src and at.iif is None and ev.request_src:
+        # the request's way into ns was not seen (ns not watched): it came in, most likely, on the
+        # device ns routes its sender by; the kernel's input lookup there, source and all (a policy rule)
+        back = ctx.reads.route_get(ns, ev.request_src)
+        guessed = dataclasses.replace(at, src=ev.request_src, iif=back.dev) if back.dev else None
+        decision = routing.decide(ctx.reads, guessed) if guessed is not None else None
+        if isinstance(decision, Finding) and decision.cause is Cause.ICMP_UNREACHABLE:
+            return _prefixed(decision, f"{said}; asked as it would have come into {ns} (on {back.dev}, the way {ns} routes {ev.request_src}; not seen)")
     if ns != ev.src or at.iif is not None:
         # where the request's way into ns was not seen, ask the kernel by destination alone: an
         # output lookup from a source ns does not hold answers something else (ENETUNREACH)
@@ -288,6 +298,10 @@ def _answer_cause(found: Finding, is_answer: bool, at: At, ev: Evidence) -> Find
         text = f"the {_request_name(at)} reached {at.ns}, but {at.ns} cannot send the {at.what} back to {at.dst}: {found.text}"
         return Finding(Cause.NO_RETURN_ROUTE, Where(at.ns, _arrival_dev(ev, at.ns)), text, found.reason, found.claims, found.fixes)
     return found
+
+
+def _answer_dropped_in(ev: Evidence, ctx: Context, ns: str) -> bool:
+    return any(d.ns == ns and d.packet is not None and ctx.flow.is_answer(d.packet) for d in ev.drops)
 
 
 def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool, p: packets.Packet | None = None) -> Finding:
