@@ -222,3 +222,20 @@ def test_an_answer_sent_to_a_host_that_does_not_forward_blames_the_route_the_ans
     assert result.cause is Cause.NO_RETURN_ROUTE, result
     blames = [(c.ns, c.obj) for c in result.claims if c.blames]
     assert blames and all(ns == "c2" for ns, _ in blames) and ("c2", "route 172.17.0.0/16 table main") in blames, result
+
+
+def test_a_request_sent_by_default_to_a_host_that_does_not_forward_ipv6_blames_the_senders_lost_address(make_lab):
+    """c1's IPv6 address deleted (its connected route with it): the request to c2 leaves by c1's
+    default route to sw, which does not forward IPv6. sw's forwarding is context; c1's lost
+    address is what to change (soundness --generated 300 --seed 8103, case 115)."""
+    topo = bridge_lab()
+    quiet = {"net.ipv6.conf.default.accept_dad": 0}  # c1 sends from its link-local address: none tentative
+    lab = make_lab(topo.replace(
+        namespaces=[Namespace(ns.name, ns.lo_up, {**dict(ns.sysctls), **quiet}) for ns in topo.namespaces],
+        addresses=[*topo.addresses, Address("sw", "br0", "fd00:172:17::1/64")],
+        routes=[Route("c1", "::/0", via="fd00:172:17::1")],
+    ))  # fmt: skip
+    lab.ns("c1").run(["ip", "addr", "del", "fd00:172:17::2/64", "dev", "eth0"], check=True)
+    result = lab.ns("c1").ping("fd00:172:17::3")
+    assert result.cause is Cause.LOST_VIA_DEFAULT_ROUTE, result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("c1", "address fd00:172:17::2/64 dev eth0", "absent")], result
