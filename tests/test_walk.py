@@ -133,6 +133,7 @@ def bridge_lab() -> Topology:
 
 
 NFT_PORT_EGRESS = "nft -f - <<'EOF'\ntable netdev t {\n chain e { type filter hook egress device veth1 priority 0; policy drop; }\n}\nEOF"
+NFT_BRIDGE_INPUT = "nft -f - <<'EOF'\ntable bridge t {\n chain in { type filter hook input priority 0; policy drop; }\n}\nEOF"
 
 
 PORT_CASES = {
@@ -142,6 +143,7 @@ PORT_CASES = {
     "port listening, the way in": ("bridge link set dev veth1 state 1", "172.17.0.3", ("sw", "bridge port veth1", "state listening")),
     "both ports isolated": ("bridge link set dev veth1 isolated on && bridge link set dev veth2 isolated on", "172.17.0.3", ("sw", "bridge port veth2", "isolated on")),
     "the bridge's reply dropped at its port's egress": (NFT_PORT_EGRESS, "172.17.0.1", ("sw", "nft netdev t e", "policy drop")),
+    "a request for the bridge dropped at its bridge family input": (NFT_BRIDGE_INPUT, "172.17.0.1", ("sw", "nft bridge t in", "policy drop")),
     "the bridge's own broadcast ignores bcast_flood": ("bridge link set dev veth1 bcast_flood off", "-", None),
 }
 

@@ -83,7 +83,8 @@ def neighbour_stoppers(reads: Reads, ns: str, dev: str, v6: bool, op: str, way: 
     """What can stop an ARP or NDP (*v6*) *op* ('request' or 'reply') coming in on *dev* (*way*
     'in': the netdev ingress chains of *dev*, then the arp family's input, or for NDP the ip6
     and inet families' prerouting and input) or going out of it (*way* 'out': output, for NDP
-    also postrouting, then *dev*'s netdev egress). A rule is left out where its text says it is
+    also postrouting, then *dev*'s netdev egress); on a bridge device, also the bridge
+    family's prerouting and input (or output and postrouting). A rule is left out where its text says it is
     for other packets: another protocol's match, or another `arp operation` or ICMPv6 type."""
     rules = reads.ruleset(ns)
     if rules is None:
@@ -93,6 +94,9 @@ def neighbour_stoppers(reads: Reads, ns: str, dev: str, v6: bool, op: str, way: 
     else:
         found = rules.stoppers(("arp",), ("input",) if way == "in" else ("output",))
     found += rules.stoppers(("netdev",), ("ingress",) if way == "in" else ("egress",), dev)
+    link = reads.link(ns, dev)
+    if link is not None and link.kind == "bridge":  # a bridge's own frames pass its family's local hooks (br_pass_frame_up, br_dev_xmit)
+        found += rules.stoppers(("bridge",), ("prerouting", "input") if way == "in" else ("output", "postrouting"))
     return [s for s in found if s.handle is None or _for_neighbour(s, v6, op)]
 
 
