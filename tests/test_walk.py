@@ -241,3 +241,16 @@ def test_a_request_sent_by_default_to_a_host_that_does_not_forward_ipv6_blames_t
     result = lab.ns("c1").ping("fd00:172:17::3")
     assert result.cause is Cause.LOST_VIA_DEFAULT_ROUTE, result
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("c1", "address fd00:172:17::2/64 dev eth0", "absent")], result
+
+
+def test_a_solicitation_for_an_address_gone_from_the_interface_asked_on_blames_what_took_it(make_lab):
+    """kindnet gives the node's gateway address to every pod veth; IPv6 disabled on one of them,
+    node1 still holds the address on the other, and answers no solicitation for it on this one.
+    What took it away is blamed, not the pod's route (soundness --generated 300 --seed 9202, case 92)."""
+    from nslab.tutorials.cluster import cluster, pod_address6, pod_veth
+
+    lab = make_lab(cluster(2, 2, dual_stack=True))
+    lab.ns("node1").set_sysctl(f"net.ipv6.conf.{pod_veth(1)}.disable_ipv6", 1)
+    result = lab.ns("pod1-1").ping(pod_address6(1, 2))
+    assert result.cause is Cause.NO_ARP_ANSWER, result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("node1", f"sysctl net.ipv6.conf.{pod_veth(1)}.disable_ipv6", "1")], result

@@ -194,6 +194,15 @@ def solicited_elsewhere(ctx: obs.Context) -> obs.Finding | None:
         sent = next((o for o in ctx.sightings if o.kind == "ndp-solicit" and o.direction == "out" and frames.fields_of(o.frame)[2] == target and o.ns != s.ns), None)
         if sent is None:
             continue
+        lost = next((a for a in ctx.reads.view.topology.addresses if a.ns == s.ns and a.dev == s.dev and _same(str(a.interface.ip), target)), None)
+        if lost is not None:  # the lab puts it on the interface asked on too: what took it from there is the fault, not the asker's route
+            why = absent(ctx.reads, s.ns, lost)
+            text = (
+                f"nobody answered NDP for {target}: the solicitation reached {s.ns} on {s.dev}, where the lab puts {lost.cidr}, which {s.ns} no longer holds there"
+                + (f" ({why.words})" if why.words else "")
+                + f"; it holds {target} on {held.dev} only, and IPv6 answers NDP only for an address of the interface asked on"
+            )
+            return obs.Finding(Cause.NO_ARP_ANSWER, Where(s.ns, s.dev), text, claims=why.claims, fixes=why.fixes)
         return _off_link(ctx, sent.ns, sent.dev, s.ns, s.dev, held)
     return None
 
