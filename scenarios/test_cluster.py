@@ -112,7 +112,7 @@ def test_04_a_missing_node_route_cuts_two_nodes_pods_apart(lab):
     if back.evidence.drop_reasons is None:  # the kernel said where it dropped the reply
         assert "echo reply was dropped in node1" in back.explanation, back
     else:  # the captures saw the reply go into node1 and not out, and node1's table was read
-        assert "its answer reached node1 on veth-pod1 and went no further: node1 has no route to 10.244.3.3" in back.explanation, back
+        assert "the echo reply came into node1 on veth-pod1, and node1 has no route to 10.244.3.3" in back.explanation, back
     assert route_hint(lab, back) == route_hint(lab, result)
     # which pairs that cuts apart: node1's pods and node3's, both ways; all the others still reach
     matrix = Reachability(lab, pods(NODES, PODS))

@@ -555,8 +555,8 @@ def _counted(ev: Evidence, ctx: Context) -> Finding | None:
         for counter in COUNTED:
             if ev.delta(ns, counter) > 0 and not any(o.ns == ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ev.sightings):
                 decision = routing.decide(ctx.reads, request_at(ctx, ns, s.packet.src, s.packet.dst, s.dev))
-                if isinstance(decision, Finding):
-                    return _with_reason(decision, None, f"the {ctx.what} was dropped in {ns} on {s.dev} ({counter} counted, no other packet arrived)")
+                if isinstance(decision, Finding):  # as a drop reason read there would be (_stage_of): the sender's default route may have sent it
+                    return _with_reason(_via_default(ev, ctx, decision, False, s.packet), None, f"the {ctx.what} was dropped in {ns} on {s.dev} ({counter} counted, no other packet arrived)")
     return None
 
 
