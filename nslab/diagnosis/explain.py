@@ -49,7 +49,7 @@ def explain(result: Result, ev: Evidence, ctx: Context) -> Finding | None:
     if result.outcome is Outcome.REFUSED:
         return _reset(ev, ctx)
     first = next((found for rule in ipv6.RULES if (found := rule(ctx)) is not None), None)
-    if first is not None and first.cause is Cause.FORWARDING_OFF and not _answer_dropped_in(ev, ctx, first.where.ns):
+    if first is not None and first.cause is Cause.FORWARDING_OFF and _drop_of(ev, first.where.ns, request=False, ctx=ctx) is None:
         return _via_default(ev, ctx, first, False)  # a host that does not forward the request: did the sender's lost route send it there?
     if first is not None:
         return first
@@ -298,10 +298,6 @@ def _answer_cause(found: Finding, is_answer: bool, at: At, ev: Evidence) -> Find
         text = f"the {_request_name(at)} reached {at.ns}, but {at.ns} cannot send the {at.what} back to {at.dst}: {found.text}"
         return Finding(Cause.NO_RETURN_ROUTE, Where(at.ns, _arrival_dev(ev, at.ns)), text, found.reason, found.claims, found.fixes)
     return found
-
-
-def _answer_dropped_in(ev: Evidence, ctx: Context, ns: str) -> bool:
-    return any(d.ns == ns and d.packet is not None and ctx.flow.is_answer(d.packet) for d in ev.drops)
 
 
 def _via_default(ev: Evidence, ctx: Context, found: Finding, is_answer: bool, p: packets.Packet | None = None) -> Finding:

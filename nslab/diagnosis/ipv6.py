@@ -363,9 +363,11 @@ def loopback_down(ctx: obs.Context) -> obs.Finding | None:
     if not ctx.flow.v6 or not _same(ctx.flow.dst, "::1"):
         return None
     lo = ctx.reads.link(ctx.src, "lo")
+    if lo is None:
+        return None
     out = ctx.sender_route.dev
     way = f"; its route lookup sends the {ctx.what} out of {out} instead, and no host takes ::1 from the wire" if out and out != "lo" else ""
-    if lo is not None and lo.up:  # lo up without ::1: IPv6 disabled on it, or taken off it by a small MTU
+    if lo.up:  # lo up without ::1: IPv6 disabled on it, or taken off it by a small MTU
         if not way:
             return None
         found = disabled(ctx, ctx.src, "lo", "::1")
@@ -380,8 +382,6 @@ def loopback_down(ctx: obs.Context) -> obs.Finding | None:
                 claims=(Claim(ctx.src, "link lo", f"mtu {lo.mtu}", dev="lo", blames=True), Claim(ctx.src, "address ::1/128 dev lo", "absent", dev="lo")),
                 fixes=(Remedy(ctx.src, "ip link set dev lo mtu 65536 && ip addr add ::1/128 dev lo", f"ip addr del ::1/128 dev lo && ip link set dev lo mtu {lo.mtu}", "lo"),),
             )
-        return None
-    if lo is None:
         return None
     return obs.Finding(
         Cause.LOOPBACK_DOWN,

@@ -84,7 +84,8 @@ def _in_throwaway_netns(link: bytes) -> tuple[bool, str | None]:
 
 
 def _add_link(link: bytes) -> None:
-    """nslab's own netlink, not pyroute2's: its import took 20 s of a guest's vCPU under TCG."""
+    """nslab's own netlink, not pyroute2's: with pyroute2's import the bridge test's setup took
+    23.9 s in a TCG guest (bpftrace compiling beside it), with this 0.46 s."""
     sock = rtnl.RtnlSocket()
     try:
         sock.request(rtnl.RTM_NEWLINK, link, rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL)

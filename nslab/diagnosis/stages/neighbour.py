@@ -293,29 +293,37 @@ def lost_on_the_way(reads: Reads, sender: tuple[str, str], receiver: tuple[str, 
     the port it enters the bridge by, the bridge's decision (port states and flags), then the
     port it leaves by and the receiver."""
     ingress, egress = reads.peer(*sender), reads.peer(*receiver)
-    for end, out in ((ingress, False), (None, False), (egress, True), (receiver, False)):
-        if end is None and out is False:
-            bridged = bridge.stop(reads, ingress or sender, egress, frame.frame)
-            if bridged is not None:
-                words, claim, fix = bridged
-                return Finding(Cause.NO_ARP_ANSWER, Where(claim.ns, claim.dev), f"{lead}, but {words}", claims=(claim,), fixes=(fix,))
-            continue
-        small = _too_small(reads, end, len(frame.frame), v6, out) if end is not None else None
-        if end is not None and small is not None:
-            mtu, why, claims = small
-            return Finding(
-                Cause.NO_ARP_ANSWER,
-                Where(*end),
-                f"{lead}, but {end[1]} in {end[0]} on its way has MTU {mtu}: {why}; {cmd(end[0], 'ip link set dev', end[1], 'mtu 1500')}",
-                claims=(Claim(end[0], f"link {end[1]}", f"mtu {mtu}", dev=end[1], blames=True), *claims),
-                fixes=(Remedy(end[0], f"ip link set dev {end[1]} mtu 1500", f"ip link set dev {end[1]} mtu {mtu}", end[1]),),
-            )
+    found = _too_small_on_the_way(reads, ingress, frame, v6, False, lead)
+    if found is not None:
+        return found
+    bridged = bridge.stop(reads, ingress or sender, egress, frame.frame)
+    if bridged is not None:
+        words, claim, fix = bridged
+        return Finding(Cause.NO_ARP_ANSWER, Where(claim.ns, claim.dev), f"{lead}, but {words}", claims=(claim,), fixes=(fix,))
+    found = _too_small_on_the_way(reads, egress, frame, v6, True, lead) or _too_small_on_the_way(reads, receiver, frame, v6, False, lead)
+    if found is not None:
+        return found
     chains = [(end[0], x) for end, hook in ((ingress, "ingress"), (egress, "egress")) if end is not None for x in netfilter.device_stoppers(reads, *end, v6, op, hook)]
     chains += [(b, x) for b in _bridging(reads, [sender, receiver]) for x in netfilter.bridge_stoppers(reads, b, v6, op)]
     chains += [(receiver[0], x) for x in netfilter.neighbour_stoppers(reads, *receiver, v6, op, "in")]
     if chains:
         return netfilter.neighbour_finding(Where(*receiver), chains, f"{lead}, but chains on its way to {receiver[0]} can drop it")
     return Finding(Cause.NO_ARP_ANSWER, Where(*receiver), f"{lead}, and it did not reach {receiver[0]}; no MTU or netfilter chain read on its way stops it; the cause is unknown")
+
+
+def _too_small_on_the_way(reads: Reads, end: tuple[str, str] | None, frame: Sighting, v6: bool, out: bool, lead: str) -> Finding | None:
+    """*end*, a device *frame* passes (*out*: leaves by), too small for it (_too_small)."""
+    small = _too_small(reads, end, len(frame.frame), v6, out) if end is not None else None
+    if end is None or small is None:
+        return None
+    mtu, why, claims = small
+    return Finding(
+        Cause.NO_ARP_ANSWER,
+        Where(*end),
+        f"{lead}, but {end[1]} in {end[0]} on its way has MTU {mtu}: {why}; {cmd(end[0], 'ip link set dev', end[1], 'mtu 1500')}",
+        claims=(Claim(end[0], f"link {end[1]}", f"mtu {mtu}", dev=end[1], blames=True), *claims),
+        fixes=(Remedy(end[0], f"ip link set dev {end[1]} mtu 1500", f"ip link set dev {end[1]} mtu {mtu}", end[1]),),
+    )
 
 
 def answer_refused(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, base: str, arrived: Sighting) -> Finding:

@@ -93,11 +93,12 @@ def neighbour_stoppers(reads: Reads, ns: str, dev: str, v6: bool, op: str, way: 
         found = rules.stoppers(("ip6", "inet"), ("prerouting", "input") if way == "in" else ("output", "postrouting"))
     else:
         found = rules.stoppers(("arp",), ("input",) if way == "in" else ("output",))
-    found += rules.stoppers(("netdev",), ("ingress",) if way == "in" else ("egress",), dev)
+    found = _about_neighbours(found, v6, op)
+    found += device_stoppers(reads, ns, dev, v6, op, "ingress" if way == "in" else "egress")
     link = reads.link(ns, dev)
     if link is not None and link.kind == "bridge":  # a bridge's own frames pass its family's local hooks (br_pass_frame_up, br_dev_xmit)
-        found += rules.stoppers(("bridge",), ("prerouting", "input") if way == "in" else ("output", "postrouting"))
-    return [s for s in found if s.handle is None or _for_neighbour(s, v6, op)]
+        found += _about_neighbours(rules.stoppers(("bridge",), ("prerouting", "input") if way == "in" else ("output", "postrouting")), v6, op)
+    return found
 
 
 def device_stoppers(reads: Reads, ns: str, dev: str, v6: bool, op: str, hook: str) -> list[nftables.Stopper]:
@@ -106,7 +107,12 @@ def device_stoppers(reads: Reads, ns: str, dev: str, v6: bool, op: str, hook: st
     rules = reads.ruleset(ns)
     if rules is None:
         return []
-    return [s for s in rules.stoppers(("netdev",), (hook,), dev) if s.handle is None or _for_neighbour(s, v6, op)]
+    return _about_neighbours(rules.stoppers(("netdev",), (hook,), dev), v6, op)
+
+
+def _about_neighbours(found: list[nftables.Stopper], v6: bool, op: str) -> list[nftables.Stopper]:
+    """The chains' policies, and the rules whose text may be about an ARP or NDP *op*."""
+    return [s for s in found if s.handle is None or _for_neighbour(s, v6, op)]
 
 
 def _for_neighbour(s: nftables.Stopper, v6: bool, op: str) -> bool:
@@ -129,7 +135,7 @@ def bridge_stoppers(reads: Reads, ns: str, v6: bool, op: str) -> list[nftables.S
     found = rules.stoppers(("bridge",), hooks)
     if v6 and reads.sysctl(ns, "net.bridge.bridge-nf-call-ip6tables") == "1":
         found += rules.stoppers(("ip6", "inet"), hooks)
-    return [s for s in found if s.handle is None or _for_neighbour(s, v6, op)]
+    return _about_neighbours(found, v6, op)
 
 
 def neighbour_finding(where: Where, found: list[tuple[str, nftables.Stopper]], lead: str) -> Finding:
