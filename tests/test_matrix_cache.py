@@ -161,3 +161,33 @@ def test_a_second_checkout_boots_the_first_ones_kernel_without_the_network(tmp_p
     assert (os.stat(image).st_ino, os.stat(image).st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert not (second / ".cache").exists()
     assert archive.apt_directory().joinpath("updated").stat().st_mtime_ns == refreshed, "the offline run tried to refresh the shared apt lists"
+
+
+def test_an_apt_query_is_asked_once_while_the_lists_are_the_same(tmp_path, monkeypatch):
+    """A stand-in apt-cache counts its calls: the second query is answered from the memo, a
+    changed list asks again, and an apt directory nobody may write to is asked every time."""
+    calls = tmp_path / "calls"
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "apt-cache"
+    fake.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'linux-image-6.1.0-57-amd64 - Linux 6.1 for 64-bit PCs (signed)'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    apt_dir = tmp_path / "apt"
+    (apt_dir / "state" / "lists").mkdir(parents=True)
+    listed = apt_dir / "state" / "lists" / "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"
+    listed.write_text("Package: linux-image-6.1.0-57-amd64\n")
+    query = ["apt-cache", "search", "--names-only", "^linux-image-[0-9]"]
+
+    def asked() -> int:
+        return len(calls.read_text().splitlines())
+
+    first = archive._query(query, apt_dir)
+    assert first.returncode == 0 and first.stdout.startswith("linux-image-6.1.0-57-amd64 ")
+    assert archive._query(query, apt_dir).stdout == first.stdout and asked() == 1
+    listed.write_text("Package: linux-image-6.1.0-58-amd64\n")  # the lists were refreshed
+    archive._query(query, apt_dir)
+    assert asked() == 2
+    shutil.rmtree(apt_dir / "queries")
+    (apt_dir / "queries").write_text("")  # where the memo would go, a file: nothing can be remembered
+    assert archive._query(query, apt_dir).stdout == first.stdout and archive._query(query, apt_dir).stdout == first.stdout
+    assert asked() == 4
