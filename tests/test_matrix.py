@@ -290,17 +290,18 @@ def test_kernel_that_does_not_boot_in_time_is_one_row(tmp_path):
 
 def test_the_guests_bytecode_is_written_here_whatever_the_environment_says(monkeypatch):
     """A guest reads the checkout read-only and writes no bytecode: what it imports is compiled
-    here first, as pytest rewrites it (test modules, and every nslab module: a test imports the
-    diagnosis only when it probes), even under PYTHONDONTWRITEBYTECODE=1."""
+    here first, as the guest's pytest imports it (nslab's modules plainly, a test imports the
+    diagnosis only when it probes; the test modules and the plugin rewritten), even under
+    PYTHONDONTWRITEBYTECODE=1."""
     import importlib.util
 
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     tag = f"{sys.implementation.cache_tag}-pytest-{pytest.__version__}.pyc"
-    module = ROOT / "nslab" / "matrix" / "guest.py"
-    compiled = Path(importlib.util.cache_from_source(str(module)))
-    rewritten = [ROOT / "tests" / "__pycache__" / f"test_matrix_features.{tag}", ROOT / "nslab" / "diagnosis" / "__pycache__" / f"watch.{tag}"]
-    for pyc in (compiled, *rewritten):
+    modules = [ROOT / "nslab" / "matrix" / "guest.py", ROOT / "nslab" / "diagnosis" / "watch.py"]
+    compiled = [Path(importlib.util.cache_from_source(str(module))) for module in modules]
+    rewritten = [ROOT / "tests" / "__pycache__" / f"test_matrix_features.{tag}", ROOT / "fixtures" / "__pycache__" / f"plugin.{tag}"]
+    for pyc in (*compiled, *rewritten):
         pyc.unlink(missing_ok=True)
     matrix.compile_for_guests(["tests/test_matrix_features.py"], None)
-    assert compiled.exists() and compiled.stat().st_mtime >= module.stat().st_mtime
+    assert all(pyc.exists() and pyc.stat().st_mtime >= module.stat().st_mtime for pyc, module in zip(compiled, modules))
     assert [pyc.name for pyc in rewritten if not pyc.exists()] == []

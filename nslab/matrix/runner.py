@@ -94,7 +94,7 @@ def _until_group_gone(pgid: int, bound: float = 5.0) -> None:
 
 def _child_env() -> dict:
     """Our environment with the run's marker, so `nslab clean` can find orphans of a killed run."""
-    env = dict(os.environ)
+    env = dict(os.environ, **{AUTOLOAD_OFF: "1"})
     env[leftovers.MARKER] = os.environ.get(leftovers.MARKER) or leftovers.mark_this_run()
     return env
 
@@ -210,20 +210,21 @@ def detect_accel(image: Path, workdir: Path, bound: float) -> tuple[str, str]:
     return found
 
 
-PLUGINS_OFF = ("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", "-p", "no:xdist.looponfail", "-p", "no:hypothesispytest",
-               "-p", "no:html", "-p", "no:metadata")
+# A matrix pytest loads the plugins it names and no other: with setuptools' entry points scanned
+# (every installed distribution's metadata read) a guest's pytest took 1.5 s longer to start under TCG.
+AUTOLOAD_OFF = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+PLUGINS = ("-p", "no:cacheprovider", "-p", "nslab.fixtures.plugin")
 
 
 def pytest_args(outdir: Path, suite: list[str], select: str | None, workers: int = 1) -> list[str]:
-    """The same pytest run on every kernel: in order, without the plugins a kernel run
-    does not use (xdist, hypothesis's, pytest-metadata's: under QEMU's TCG their imports alone cost ~15 s),
-    and without pytest-html's report, whose lab diagrams (a `dot` per lab) cost 20 s
-    there: the matrix page shows each kernel's evidence, and the ten slowest tests are listed.
-    An installed nslab runs its scenario suite through `nslab test` (*suite* is then empty).
-    *workers* > 1: that many xdist workers (a guest's, one per virtual CPU)."""
+    """The same pytest run on every kernel (its environment sets AUTOLOAD_OFF): in order, with
+    nslab's plugin and none of those a kernel run does not use (randomly, hypothesis's, pytest-metadata's:
+    under QEMU's TCG their imports alone cost ~15 s), nor pytest-html's report, whose lab diagrams (a
+    `dot` per lab) cost 20 s there: the matrix page shows each kernel's evidence, and the ten slowest
+    tests are listed. An installed nslab runs its scenario suite through `nslab test` (*suite* is then
+    empty). *workers* > 1: that many xdist workers (a guest's, one per virtual CPU)."""
     args = ["-P", "-m", "nslab.cli.main", "test"] if INSTALLED else ["-m", "pytest", *suite]
-    plugins = PLUGINS_OFF if workers == 1 else tuple(a for pair in zip(PLUGINS_OFF[::2], PLUGINS_OFF[1::2]) if "xdist" not in pair[1] for a in pair)
-    args += ["-q", *plugins, *(["-n", str(workers)] if workers > 1 else []), "--durations=10",
+    args += ["-q", *PLUGINS, *(["-p", "xdist.plugin", "-n", str(workers)] if workers > 1 else []), "--durations=10",
             f"--junitxml={outdir / 'junit.xml'}", f"--nslab-reports={outdir}"]
     return args + (["-k", select] if select else [])
 
@@ -235,10 +236,11 @@ def compile_for_guests(suite: list[str], select: str | None) -> None:
     is missing (a fresh clone; a shell with PYTHONDONTWRITEBYTECODE=1, whose host runs write
     none) is compiled again by every Python the guest starts, about 45 times slower under TCG
     than here. So the checkout's packages are compiled (py_compile writes whatever the
-    environment says), and the suite is collected here once with bytecode on, which writes
-    pytest's assertion-rewritten test modules, and with nslab.matrix.warm, which imports every
-    nslab module (pytest rewrites them all: nslab is its plugin's package). A second when
-    nothing changed; a failure only costs the guest the compiling."""
+    environment says), and the suite is collected here once with bytecode on and the guest's
+    plugins, which writes what pytest rewrites: the test modules, the conftests and the plugin
+    named with -p. (Loaded by its entry point instead, the plugin would make pytest rewrite every
+    nslab module as the guest imports it.) A second when nothing changed; a failure only costs
+    the guest the compiling."""
     import compileall
 
     for package in ("nslab", "fixtures", *{path.split("::")[0] for path in suite}):
@@ -249,7 +251,7 @@ def compile_for_guests(suite: list[str], select: str | None) -> None:
             compileall.compile_file(path, quiet=2)
     env = {k: v for k, v in _child_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
     with open(os.devnull, "wb") as null:
-        subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *PLUGINS_OFF, "-p", "nslab.matrix.warm", *suite, *(["-k", select] if select else [])],
+        subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *PLUGINS, *suite, *(["-k", select] if select else [])],
                        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=null, stderr=null, timeout=300, check=False)
 
 
@@ -326,7 +328,7 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     # (nslab/diagnosis/watch.py), so a TCG guest goes without drop reasons from the start.
     reasons = f"{drops.OFF_VARIABLE}=off " if accel == "tcg" else ""
     guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(workdir))} && "
-                       f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 TMPDIR={GUEST_TMP} {reasons}" + shlex.join([python, *pytest_args(outdir, suite, select, cpus)]),
+                       f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 {AUTOLOAD_OFF}=1 TMPDIR={GUEST_TMP} {reasons}" + shlex.join([python, *pytest_args(outdir, suite, select, cpus)]),
                        binds=binds)
     argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus,
                     qemu_opts=guest.qemu_options(system, ROOT, archive.modules_dir(image), outdir), root=None if system == Path("/") else system)
