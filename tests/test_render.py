@@ -13,6 +13,7 @@ import importlib.util
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -124,15 +125,52 @@ def test_show_draws_svg_and_png(capsys, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
-def test_a_lab_drawn_again_runs_dot_once(monkeypatch):
-    runs = []
-    real = subprocess.run
-    monkeypatch.setattr(render.subprocess, "run", lambda argv, **kw: runs.append(argv) or real(argv, **kw))
+def test_a_lab_drawn_again_is_drawn_once_and_every_drawing_by_one_kept_dot(monkeypatch):
+    drawn, runs = [], []
+    real_svg, real_run = render.kept_dot.svg, subprocess.run
+    monkeypatch.setattr(render.kept_dot, "svg", lambda dot, source, timeout: drawn.append(source) or real_svg(dot, source, timeout))
+    monkeypatch.setattr(render.subprocess, "run", lambda argv, **kw: runs.append(argv) or real_run(argv, **kw))
     topo = catalog.LABS["bridge-three-containers"].topology
     source = render.to_dot(topo, title=f"drawn twice by {os.getpid()}")  # a source no earlier test of this process drew
     first, again = render.inline_svg(topo, source=source), render.inline_svg(topo, source=source)
     assert first == again and "<title>cluster_host</title>" in first
-    assert len(runs) == 1 and runs[0][0].endswith("dot")
+    kept = render.kept_dot._kept
+    other = render.inline_svg(topo, source=render.to_dot(topo, title=f"drawn once more by {os.getpid()}"))
+    assert "drawn once more" in other and render.kept_dot._kept is kept and kept.poll() is None
+    assert len(drawn) == 2 and runs == []  # no dot started for either
+    alone = real_run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout.decode()
+    def drawing(svg: str) -> list[str]:  # its lines, without the ids a dot numbers across its run, in any order (nslab/views/dot.py)
+        return sorted(re.sub(r' id="[^"]*"', "", svg[svg.index("<svg") :]).splitlines())
+
+    assert drawing(alone) == drawing(first)  # what a dot of its own draws
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
+def test_a_source_dot_refuses_is_reported_and_the_next_is_drawn():
+    with pytest.raises(render.DiagramUnavailable, match=r"^dot -Tsvg failed: Error: <stdin>: syntax error in line 1"):
+        render.run_dot(f"graph {{ a{os.getpid()} -- ; }}")
+    assert "<title>a&#45;&#45;b</title>" in render.run_dot(f"graph g{os.getpid()} {{ a -- b; }}").decode()
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
+def test_a_forked_child_draws_with_a_dot_of_its_own_and_the_kept_one_ends_with_its_process():
+    """A forked child (it leaves with os._exit) keeps no dot, which init would have to reap; the
+    process that keeps one reaps it at exit: no dot is left, not even as a zombie."""
+    from nslab.kernel import child
+
+    render.run_dot(f"graph parent{os.getpid()} {{ p -- q; }}")  # the parent's kept dot exists
+    kept = render.kept_dot._kept
+
+    def draw_in_child() -> tuple[bool, str]:
+        return render.kept_dot._forked, render.run_dot(f"graph child{os.getpid()} {{ c -- d; }}").decode()
+
+    forked, svg = child.run(draw_in_child, timeout=30)
+    assert forked and "<title>c&#45;&#45;d</title>" in svg
+    assert "<title>p&#45;&#45;r</title>" in render.run_dot(f"graph again{os.getpid()} {{ p -- r; }}").decode()
+    assert render.kept_dot._kept is kept and kept.poll() is None
+    script = "from nslab.views import render; import sys; render.run_dot('graph { a -- b; }'); print(render.kept_dot._kept.pid)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert not Path(f"/proc/{int(done.stdout)}").exists(), "the dot of a process that ended is still in the process table"
 
 
 def kernel_state(lab) -> dict:

@@ -20,6 +20,7 @@ import subprocess
 
 from nslab.model.plan import AddAddress, AddBridge, AddNamespace, AddRoute, AddVeth, LinkUp, SetMaster, SetSysctl, Step, plan
 from nslab.model.topology import LabError, Route, Topology
+from nslab.views import dot as kept_dot
 
 FORMATS = ("svg", "png")
 
@@ -148,12 +149,16 @@ def run_dot(source: str, fmt: str = "svg") -> bytes:
     """Graphviz's `dot -TFMT` on a DOT *source* (to_dot's, perhaps with marks added).
 
     Remembered per process: the same lab drawn again (every step of a tutorial, a
-    class's submissions with the same mistake) costs no second `dot`."""
+    class's submissions with the same mistake) costs no second drawing. SVG comes
+    from the process's kept `dot` (nslab/views/dot.py), and from a `dot` of its
+    own when that one cannot draw it (which then says why)."""
     if fmt not in FORMATS:
         raise LabError("fmt", f"diagram format {fmt!r} is not one of {FORMATS}")
     dot = shutil.which("dot")
     if dot is None:
         raise DiagramUnavailable("Graphviz's `dot` is not installed; install it with: apt-get install graphviz")
+    if fmt == "svg" and (drawn := kept_dot.svg(dot, source, timeout=60)) is not None:
+        return drawn
     proc = subprocess.run([dot, f"-T{fmt}"], input=source.encode(), capture_output=True, timeout=60, check=False)
     if proc.returncode != 0:
         raise DiagramUnavailable(f"dot -T{fmt} failed: {proc.stderr.decode(errors='replace').strip()}")
