@@ -1,5 +1,5 @@
-"""`./run stress [--runs 50] [--suite PATH ...]`: a suite, again and again, under
-`-n 2` in random order; counts failing runs, leaks (the host's network state
+"""`./run stress [--runs 50] [--suite PATH ...]`: a suite, again and again, with
+`./run tests`'s four workers (`-n 4`), in random order; counts failing runs, leaks (the host's network state
 changed, or a process of a run outlived it) and runs whose skips changed, and
 prints the median suite time.
 
@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "reports" / "stress"
 
 
+WORKERS = "4"  # as ./run tests: on two cores a test waits for the kernel more than it computes
 GRACE = 5.0  # seconds a dead run's processes may take to finish exiting (bpftrace detaches its probes as it dies)
 
 
@@ -83,7 +84,7 @@ def main() -> int:
     rng = random.Random(seed)
     shutil.rmtree(OUT, ignore_errors=True)  # failing runs of an earlier stress
     OUT.mkdir(parents=True)
-    print(f"stress: {args.runs} runs of {' '.join(suite)} under -n 2 in random order (--seed {seed})", flush=True)
+    print(f"stress: {args.runs} runs of {' '.join(suite)} under -n {WORKERS} in random order (--seed {seed})", flush=True)
     before = host_state()
     times: list[float] = []
     failures, leaks, skips = [], [], []
@@ -91,7 +92,7 @@ def main() -> int:
     for i in range(1, args.runs + 1):
         order = rng.randrange(1, 2**31)
         reports = OUT / f"run-{i}"
-        argv = [sys.executable, "-m", "pytest", *suite, "-n", "2", "--dist", "worksteal", "-q", "-p", "randomly", f"--randomly-seed={order}",
+        argv = [sys.executable, "-m", "pytest", *suite, "-n", WORKERS, "--dist", "worksteal", "-q", "-p", "randomly", f"--randomly-seed={order}",
                 "-p", "no:cacheprovider", f"--nslab-reports={reports}", *pytest_args]
         start = time.monotonic()
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
@@ -116,7 +117,7 @@ def main() -> int:
         print(f"run {i:2}/{args.runs}: {times[-1]:6.1f} s  {skipped} skipped  {summary}", flush=True)
 
     def replay(order: int) -> str:
-        return shlex.join([sys.executable, "-m", "pytest", *suite, "-n", "2", "--dist", "worksteal", "-p", "randomly", f"--randomly-seed={order}", *pytest_args])
+        return shlex.join([sys.executable, "-m", "pytest", *suite, "-n", WORKERS, "--dist", "worksteal", "-p", "randomly", f"--randomly-seed={order}", *pytest_args])
 
     print(f"\n{args.runs} runs, {len(failures)} failed, {len(leaks)} leaked, {len(skips)} with changed skips "
           f"(clean run: {clean_skips if clean_skips is not None else '-'} skipped), median suite time {statistics.median(times):.1f} s")
