@@ -139,6 +139,7 @@ def test_a_lab_drawn_again_is_drawn_once_and_every_drawing_by_one_kept_dot(monke
     assert "drawn once more" in other and render.kept_dot._kept is kept and kept.poll() is None
     assert len(drawn) == 2 and runs == []  # no dot started for either
     alone = real_run(["dot", "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout.decode()
+
     def drawing(svg: str) -> list[str]:  # its lines, without the ids a dot numbers across its run, in any order (nslab/views/dot.py)
         return sorted(re.sub(r' id="[^"]*"', "", svg[svg.index("<svg") :]).splitlines())
 
@@ -168,7 +169,7 @@ def test_a_forked_child_draws_with_a_dot_of_its_own_and_the_kept_one_ends_with_i
     assert forked and "<title>c&#45;&#45;d</title>" in svg
     assert "<title>p&#45;&#45;r</title>" in render.run_dot(f"graph again{os.getpid()} {{ p -- r; }}").decode()
     assert render.kept_dot._kept is kept and kept.poll() is None
-    script = "from nslab.views import render; import sys; render.run_dot('graph { a -- b; }'); print(render.kept_dot._kept.pid)"
+    script = "from nslab.views import render; render.run_dot('graph { a -- b; }'); print(render.kept_dot._kept.pid)"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert not Path(f"/proc/{int(done.stdout)}").exists(), "the dot of a process that ended is still in the process table"
 
