@@ -4,7 +4,7 @@ changed, or a process of a run outlived it) and runs whose skips changed, and
 prints the median suite time.
 
     ./run stress --runs 30                                  # scenarios/
-    ./run stress --runs 30 --suite scenarios/ --suite tests/   # what ./run tests runs
+    ./run stress --runs 30 --suite tests/                   # what ./run tests runs
     ./run stress --runs 5 -k veth                           # extra arguments go to pytest
 
 Each run gets its own random order (`--randomly-seed=N`, printed, so a failing
