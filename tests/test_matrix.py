@@ -247,7 +247,7 @@ def test_debian_kernel_without_bridges_runs_the_scenarios_and_skips_the_bridge_t
     module_blacklist=bridge case, compared with the host in one table."""
     started = time.monotonic()
     done = nslab_matrix(
-        "host", BLACKLISTED, "--reports", str(tmp_path), "--timeout", "600",
+        "host", BLACKLISTED, "--reports", str(tmp_path), "--timeout", "600", "--cpus", "1",  # three tests: a second xdist worker would cost more than it saves
         "--suite", "scenarios/test_veth_two_namespaces.py", "--suite", "tests/test_matrix_features.py",
         "-k", "test_09 or test_12 or bridge_enslaves",
     )

@@ -51,9 +51,11 @@ INSTALLED = not (ROOT / "scenarios").is_dir()
 UP = "nslab-matrix: guest up"
 GUEST_MEMORY = "1G"
 GUEST_TMP = "/run/nslab-tmp"
-# A second vCPU made the scenario suite slower under TCG (251 s vs 200 s); with a second xdist worker
-# in it too, 475 CPU-s and 1045 s against 239 and 571 s (6.1, load 13 to 21): each worker starts its own pytest and bpftrace
-GUEST_CPUS = 1
+# Kernels boot one after another: a guest gets two vCPUs where this machine has two cores, and the
+# suite as many xdist workers. The 6.1 column under TCG on 2 cores, nothing else running: 200.1 s and
+# 282 CPU-s with two, 216.9 s and 224 CPU-s with one. (Under load 13 to 21, with a bpftrace per
+# worker, which a TCG guest no longer starts, two took 1045 s against 571.)
+GUEST_CPUS = min(2, len(os.sched_getaffinity(0)))
 
 
 # -- processes ---------------------------------------------------------------
