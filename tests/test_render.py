@@ -29,6 +29,7 @@ from nslab.tutorials import catalog
 from nslab.views import render
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
 
 
 def show(capsys, *argv: str) -> str:
@@ -113,7 +114,7 @@ def test_names_are_shell_quoted():
     assert "ip netns add 'a$b'" in render.ip_script(Topology(["a$b"])).splitlines()
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
+@needs_dot
 def test_show_draws_svg_and_png(capsys, tmp_path):
     svg, png = tmp_path / "lab.svg", tmp_path / "lab.png"
     show(capsys, "bridge-three-containers", "--svg", str(svg), "--png", str(png))
@@ -124,7 +125,7 @@ def test_show_draws_svg_and_png(capsys, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
+@needs_dot
 def test_a_lab_drawn_again_is_drawn_once_and_every_drawing_by_one_kept_dot(monkeypatch):
     drawn, runs = [], []
     real_svg, real_run = render.kept_dot.svg, subprocess.run
@@ -146,14 +147,14 @@ def test_a_lab_drawn_again_is_drawn_once_and_every_drawing_by_one_kept_dot(monke
     assert drawing(alone) == drawing(first)  # what a dot of its own draws
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
+@needs_dot
 def test_a_source_dot_refuses_is_reported_and_the_next_is_drawn():
     with pytest.raises(render.DiagramUnavailable, match=r"^dot -Tsvg failed: Error: <stdin>: syntax error in line 1"):
         render.run_dot(f"graph {{ a{os.getpid()} -- ; }}")
     assert "<title>a&#45;&#45;b</title>" in render.run_dot(f"graph g{os.getpid()} {{ a -- b; }}").decode()
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
+@needs_dot
 def test_a_forked_child_draws_with_a_dot_of_its_own_and_the_kept_one_ends_with_its_process():
     """A forked child (it leaves with os._exit) keeps no dot, which init would have to reap; the
     process that keeps one reaps it at exit: no dot is left, not even as a zombie."""
