@@ -85,6 +85,10 @@ def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)  # failing runs of an earlier stress
     OUT.mkdir(parents=True)
     print(f"stress: {args.runs} runs of {' '.join(suite)} under -n {WORKERS} in random order (--seed {seed})", flush=True)
+    def in_order(order: int) -> list[str]:
+        """The suite under WORKERS workers, in the random order *order* (replayable)."""
+        return [sys.executable, "-m", "pytest", *suite, "-n", WORKERS, "--dist", "worksteal", "-p", "randomly", f"--randomly-seed={order}"]
+
     before = host_state()
     times: list[float] = []
     failures, leaks, skips = [], [], []
@@ -92,8 +96,7 @@ def main() -> int:
     for i in range(1, args.runs + 1):
         order = rng.randrange(1, 2**31)
         reports = OUT / f"run-{i}"
-        argv = [sys.executable, "-m", "pytest", *suite, "-n", WORKERS, "--dist", "worksteal", "-q", "-p", "randomly", f"--randomly-seed={order}",
-                "-p", "no:cacheprovider", f"--nslab-reports={reports}", *pytest_args]
+        argv = [*in_order(order), "-q", "-p", "no:cacheprovider", f"--nslab-reports={reports}", *pytest_args]
         start = time.monotonic()
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
         times.append(time.monotonic() - start)
@@ -117,7 +120,7 @@ def main() -> int:
         print(f"run {i:2}/{args.runs}: {times[-1]:6.1f} s  {skipped} skipped  {summary}", flush=True)
 
     def replay(order: int) -> str:
-        return shlex.join([sys.executable, "-m", "pytest", *suite, "-n", WORKERS, "--dist", "worksteal", "-p", "randomly", f"--randomly-seed={order}", *pytest_args])
+        return shlex.join([*in_order(order), *pytest_args])
 
     print(f"\n{args.runs} runs, {len(failures)} failed, {len(leaks)} leaked, {len(skips)} with changed skips "
           f"(clean run: {clean_skips if clean_skips is not None else '-'} skipped), median suite time {statistics.median(times):.1f} s")
