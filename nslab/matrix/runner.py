@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 from nslab.kernel import drops, leftovers, linux
-from nslab.matrix import archive, cache, guest, userland
+from nslab.matrix import archive, cache, guest, userland, vmlinux
 from nslab.matrix.kernels import Kernel, MatrixError, parse_kernel
 from nslab.matrix.results import Run, compare_skips, differences, read_evidence, read_junit, table
 
@@ -314,10 +314,11 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     binds = guest.outside_usr(Path(sys.base_prefix).resolve(), ROOT) if system == Path("/") else ()
     package = archive.package_for(kernel.name)
     image = archive.fetch(package)
+    kernel_file = vmlinux.bootable(image)  # its uncompressed ELF: no decompression in the guest
     run.release = package.removeprefix("linux-image-")
     why = "forced"
     if accel == "auto":
-        accel, why = detect_accel(image, outdir, kvm_bound)
+        accel, why = detect_accel(kernel_file, outdir, kvm_bound)
     run.accel = f"{accel} ({why})"
     # Everything the guest says goes to guest.log in the shared directory (its stdout reaches
     # the host only where udev names virtio-serial ports). LC_ALL=C spares every command it
@@ -329,10 +330,10 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     # Under TCG bpftrace compiles emulated: it did not attach within the 20 s a probe waits for it
     # (nslab/diagnosis/watch.py), so a TCG guest goes without drop reasons from the start.
     reasons = f"{drops.OFF_VARIABLE}=off " if accel == "tcg" else ""
-    guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(workdir))} && "
+    guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r), boot protocol $(cat /sys/kernel/boot_params/version)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(workdir))} && "
                        f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 {AUTOLOAD_OFF}=1 TMPDIR={GUEST_TMP} {reasons}" + shlex.join([python, *pytest_args(outdir, suite, select, cpus)]),
                        binds=binds)
-    argv = vng_argv(image, accel, guest.command(), append=kernel.append, cpus=cpus,
+    argv = vng_argv(kernel_file, accel, guest.command(), append=kernel.append, cpus=cpus,
                     qemu_opts=guest.qemu_options(system, ROOT, archive.modules_dir(image), outdir), root=None if system == Path("/") else system)
     started = time.monotonic()
     # the kernel and the userland are in use: `nslab cache clean` leaves them alone until the VM is gone
