@@ -46,13 +46,16 @@ def bootable(image: Path) -> Path:
     if kernel is None or not has_pvh_entry(kernel):
         return image
     # Built aside and renamed into place: two runs may both write it (the same bytes), neither sees half of it.
-    partial = leftovers.partial_in(image.parent)
-    partial.mkdir()
     try:
-        (partial / elf.name).write_bytes(kernel)
-        os.replace(partial / elf.name, elf)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        partial = leftovers.partial_in(image.parent)
+        partial.mkdir()
+        try:
+            (partial / elf.name).write_bytes(kernel)
+            os.replace(partial / elf.name, elf)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    except OSError:
+        return image  # not kept (a full disk, the entry cleaned meanwhile): this boot decompresses in the guest
     return elf
 
 
