@@ -4,7 +4,8 @@ A grader (a child of this process) runs the script in a jail (nslab/grading/
 jail.py), adopts the namespaces the script left into an nslab Lab inside a
 private sandbox of its own, runs the exercise's checks and writes the Grade
 back as JSON over a pipe, then exits without tearing anything down: the
-kernel drops the jail, the sandbox and every namespace with the grader.
+kernel drops the jail and the sandbox with the grader, and the script's
+namespaces once the run lets them go, many at a time (nslab/grading/deaths.py).
 
 Live mode adopts the namespaces of the machine instead (the entries of
 /run/netns and the root namespace) into a grader's private sandbox: it
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from nslab.grading import checks, jail
+from nslab.grading.deaths import BatchedDeaths
 from nslab.grading.exercise import Exercise
 from nslab.grading.scoring import CheckResult, Grade
 from nslab.grading.slots import JailSlots
@@ -67,13 +69,14 @@ def grade_scripts(
     scripts = []
     for p in paths:
         scripts.append((p, Path(p).read_text(errors="replace")))
-    slots = JailSlots(jobs)
+    slots, deaths = JailSlots(jobs), BatchedDeaths()
     try:
-        tasks = [(name, _submission_task(exercise, text, limits, fixes, draw, slots, i)) for i, (name, text) in enumerate(scripts)]
+        tasks = [(name, _submission_task(exercise, text, limits, fixes, draw, slots, deaths, i)) for i, (name, text) in enumerate(scripts)]
         # A grader may wait for a slot behind the scripts of the graders before it: its deadline allows for them.
-        return _run_parallel(exercise, tasks, jobs * GRADERS_PER_JOB, deadline=limits.time * (GRADERS_PER_JOB + 1) + 30.0)
+        return _run_parallel(exercise, tasks, jobs * GRADERS_PER_JOB, deadline=limits.time * (GRADERS_PER_JOB + 1) + 30.0, deaths=deaths)
     finally:
         slots.close()
+        deaths.close()
 
 
 def default_jobs() -> int:
@@ -88,18 +91,20 @@ def grade_live(exercise: Exercise, *, timeout: float = 60.0, fixes: Fixer | None
 
 # -- one grader per submission ----------------------------------------------------
 def _submission_task(
-    exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None, draw: Drawer | None, slots: JailSlots, index: int
+    exercise: Exercise, script: str, limits: jail.Limits, fixes: Fixer | None, draw: Drawer | None, slots: JailSlots, deaths: BatchedDeaths, index: int
 ) -> Task:
     def task(monitor: DropMonitor) -> Grade:
+        deaths.forget_inherited()
         with slots.held(index) as let_go:
             start = time.monotonic()  # the time to grade it, not the wait for a slot
             run = jail.run_script(script, given=exercise.given, root_name=exercise.host, limits=limits, runaway=let_go)
         ignored = "".join(f"nslab: ignored /run/netns/{name}: {why}\n" for name, why in run.rejected.items())
         extra = {"script_status": run.status, "output": (run.output + ignored)[-4000:], "elapsed": 0.0}
-        if run.reason is not None:
-            run.close()
-            return _timed(Grade.zero("", exercise, run.reason, **extra), start)
-        grade = _check(exercise, run.namespaces, extra, monitor, fixes, draw)
+        if run.reason is None:
+            grade = _check(exercise, run.namespaces, extra, monitor, fixes, draw)
+        else:
+            grade = Grade.zero("", exercise, run.reason, **extra)
+        deaths.hand_over(run.namespaces.values())
         run.close()
         return _timed(grade, start)
 
@@ -198,14 +203,15 @@ def _timed(grade: Grade, start: float) -> Grade:
 
 
 # -- forking graders, collecting their JSON ------------------------------------------
-def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, *, deadline: float) -> Graded:
-    """Fork a grader per task, *jobs* at a time, sharing one drop monitor when a check probes."""
+def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, *, deadline: float, deaths: BatchedDeaths | None = None) -> Graded:
+    """Fork a grader per task, *jobs* at a time, sharing one drop monitor when a check probes;
+    *deaths* takes the namespaces graders hand over (nslab/grading/deaths.py)."""
     _preload()
     probes = any(c.type in PROBES for c in exercise.checks)
     # Inside a run that serves one (a test of nslab's own suite), the graders follow the run's.
     monitor = shared.Broadcaster().start() if probes and not shared.serving() else None
     try:
-        grades = _fork_graders(exercise, tasks, jobs, deadline, monitor, probes)
+        grades = _fork_graders(exercise, tasks, jobs, deadline, monitor, probes, deaths)
         if not probes:
             note = "drop reasons: not needed (no check sends a probe), bpftrace not started"
         elif monitor is None:
@@ -221,7 +227,7 @@ def _run_parallel(exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, 
 
 
 def _fork_graders(
-    exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, deadline: float, monitor: shared.Broadcaster | None, probes: bool
+    exercise: Exercise, tasks: list[tuple[str, Task]], jobs: int, deadline: float, monitor: shared.Broadcaster | None, probes: bool, deaths: BatchedDeaths | None
 ) -> list[Grade]:
     results: dict[int, Grade] = {}
     pending = list(enumerate(tasks))
@@ -232,8 +238,11 @@ def _fork_graders(
             drops_pipe = monitor.subscribe() if monitor is not None else None
             grader = child.start(_grade, task, monitor, drops_pipe, probes)
             running[grader.fileno()] = (index, grader, time.monotonic(), drops_pipe)
-        ready = wait.readable(list(running), 0.5)
+        ready = wait.readable([*running, *([deaths] if deaths is not None else [])], 0.5)
         for r in ready:
+            if r is deaths:
+                deaths.collect()
+                continue
             index, grader, _, drops_pipe = running[r]
             if grader.read():
                 continue
