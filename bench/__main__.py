@@ -1,6 +1,6 @@
 """`python -m bench [--runs N]`: whole-process startup, lab build time, time to a verdict.
 `python -m bench --scale`: labs of 10 to 1000 containers and a 10-node cluster instead (bench/scale.py).
-`python -m bench --grading`: a class of 200 submissions graded by `nslab grade` instead (bench/grading.py)."""
+`python -m bench --grading [--repeat N]`: a class of 200 submissions graded by `nslab grade` instead (bench/grading.py)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=50, help="repetitions per figure (default 50)")
     parser.add_argument("--scale", action="store_true", help="only the scale table: build, all-pairs sweep, teardown, memory (a few minutes)")
     parser.add_argument("--grading", action="store_true", help="only grading a class: 200 generated submissions, at most 30 s on 2 cores")
-    args = parser.parse_args()
+    args, rest = parser.parse_known_args()
     if args.grading:
         from bench import grading
 
-        return grading.main([])
+        return grading.main(rest)  # its own options (--repeat, -j, ...)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.scale:
         from bench import scale
 
