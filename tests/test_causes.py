@@ -192,6 +192,7 @@ def test_a_request_dropped_for_want_of_a_route_settles_once_no_error_left(make_l
     assert "r has no route to " + dst in early.explanation and not any(c.blames and c.ns == "ns1" for c in early.claims), early
     lab.settle_early = False
     truth = lab.ns("ns1").ping(dst)
+    _with_drop_reasons(truth)
     assert not truth.decided_early and (truth.outcome, truth.cause, truth.where, truth.reason) == (early.outcome, early.cause, early.where, early.reason), truth
     assert truth.explanation == early.explanation
     lab.settle_early = True

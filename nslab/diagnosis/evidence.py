@@ -45,7 +45,7 @@ class Evidence:
     neighbours: dict[str, list[NeighbourState]]
     resolving: str | None  # the sender's next hop, where its neighbour entry was mid-resolution (INCOMPLETE, PROBE) when the probe began
     drops: list[DropSeen] = field(default_factory=list)
-    drop_reasons: str | None = None  # None when the kernel's drop reasons were read; else why not
+    drop_reasons: str | None = None  # None when the kernel's drop reasons were read, all of them; else why not
     target: str | None = None  # the namespace the request was delivered to, as seen
     return_route: RouteLookup | None = None  # at the target, back to where the request came from
     settled_by: str | None = None
