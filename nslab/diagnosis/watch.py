@@ -80,7 +80,7 @@ class Watch:
             space.capture.read()  # what came before is not this probe's
         self.before = {space.name: space.capture.counters(ipv6=self.flow.v6) for space in self.watched}
         self.drop_mark = self.monitor.position() if self.monitor.available else None
-        self.lost_before = self.monitor.lost
+        self.lost_before = self.monitor.lost if self.monitor.available else 0
         return self
 
     def __exit__(self, *exc: Any) -> None:
