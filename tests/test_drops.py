@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -227,6 +228,29 @@ def test_a_monitor_started_inside_a_lab_namespace_does_not_live_there(make_lab, 
     finally:
         own.stop()
     assert own._proc.poll() is not None and not own.available
+
+
+def test_a_verdict_whose_drop_reports_are_held_up_says_they_were_not_all_read(make_lab, mon):
+    """The lab's own bpftrace stopped (SIGSTOP) while r drops h1's ping: the final flush cannot
+    end, so the evidence says the drop reasons were not all read (the explanation then reads r's
+    counters and captures, as without drop reasons). Let go again, the same probe reads the drop's reason."""
+    lab = router_lab(make_lab, forward=False)
+    own = drops.DropMonitor().start()
+    try:
+        assert own.ready(timeout=30), own.why
+        lab.drops = own
+        os.kill(own._proc.pid, signal.SIGSTOP)
+        try:
+            held = lab.ns("h1").ping("10.0.2.1", timeout=0.3)
+        finally:
+            os.kill(own._proc.pid, signal.SIGCONT)
+        assert not held.ok and held.reason is None, held  # no drop reason claimed: r's counters and captures tell
+        assert held.evidence.drop_reasons == "the drop monitor had not relayed every report within 3 s: some may be missing", held.evidence.drop_reasons
+        assert "(the kernel's drop reasons were not read: the drop monitor had not relayed" in held.evidence.trace()
+        freed = lab.ns("h1").ping("10.0.2.1", timeout=0.3)
+        assert freed.evidence.drop_reasons is None and freed.reason is not None, freed
+    finally:
+        own.stop()
 
 
 # -- unavailable: one clear line, no exception --------------------------------------------------
