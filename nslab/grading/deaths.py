@@ -50,9 +50,7 @@ class BatchedDeaths:
     def forget_inherited(self) -> None:
         """In a freshly forked grader: close its copies of what the run holds, which
         would otherwise keep those namespaces alive until this grader exits."""
-        for fd in self._held:
-            os.close(fd)
-        self._held = []
+        self._let_go()
 
     def hand_over(self, fds: Iterable[int]) -> None:
         """In a grader: the run holds these namespaces from now on (the grader may close its own fds)."""
