@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(jail.unavailable() is not None, reason=str(jail.
 HOSTILE = ex.EXERCISES / "veth-two-namespaces" / "samples" / "hostile"
 EXPECTED = tomllib.loads((HOSTILE / "expected.toml").read_text())
 JAIL_UID = 65534
+REAP_BOUND = 30  # s the subreaper waits for orphans to die (generous: see SUBREAPER)
 
 # Runs a command as a child subreaper: whatever the command leaves behind is
 # reparented here, and listed (after reaping the dead) in the file argv[1].
@@ -41,7 +42,7 @@ rc = subprocess.run(sys.argv[2:]).returncode
 # process can take seconds to be gone on a busy machine (bpftrace detaching from its
 # tracepoint waits for RCU grace periods), so the bound is generous; one that lives on
 # is listed with its command line.
-deadline = time.monotonic() + 30
+deadline = time.monotonic() + REAP_BOUND
 while time.monotonic() < deadline:
     try:
         if os.waitpid(-1, os.WNOHANG)[0] == 0:
@@ -60,7 +61,7 @@ open(sys.argv[1], "w").write(json.dumps({"rc": rc, "left": left}))
 
 def run_reaped(argv: list[str], report, **kwargs) -> subprocess.Popen:
     """Start *argv* under the subreaper; *report* receives what survived it."""
-    return subprocess.Popen([sys.executable, "-c", SUBREAPER, str(report), *argv], **kwargs)
+    return subprocess.Popen([sys.executable, "-c", f"REAP_BOUND = {REAP_BOUND}\n{SUBREAPER}", str(report), *argv], **kwargs)
 
 
 def host_state(sandbox) -> str:
@@ -227,6 +228,6 @@ def test_killing_the_grader_leaves_no_script_running(nslab_sandbox, tmp_path):
     with open(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children") as f:
         (cli_pid,) = map(int, f.read().split())
     os.kill(cli_pid, signal.SIGKILL)
-    assert wrapper.wait(timeout=30) == 0
+    assert wrapper.wait(timeout=REAP_BOUND + 15) == 0  # past the subreaper's own bound: a survivor is named, not a timeout
     reaped = json.loads((tmp_path / "reaped.json").read_text())
     assert reaped == {"rc": -signal.SIGKILL, "left": []}  # nothing outlived the CLI
