@@ -37,7 +37,7 @@ from nslab import Lab, Outcome
 from nslab.advice.copy import read_state
 from nslab.advice.fixes import find, fix_line
 from nslab.advice.trials import Probe, search
-from nslab.lab.live import links_active
+from nslab.lab.live import wait_ready
 from nslab.model.queries import owner_of
 from nslab.probes.result import Claim, Result
 from nslab.tutorials.catalog import LABS
@@ -296,7 +296,7 @@ def fixed(case: Case, lab: Lab, changes: list[dict]) -> bool:
         for argv in change["commands"]:
             if lab.ns(change["ns"]).run(list(argv), timeout=10).returncode != 0:
                 return False
-    links_active(lab, UP_WITHIN)  # a link that does not come up (its peer is down) is probed as it is
+    wait_ready(lab, UP_WITHIN)  # a link that does not come up (its peer is down) is probed as it is
     return case.probe.run(forgetting(lab)).ok
 
 

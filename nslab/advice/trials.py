@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from nslab.advice.changes import Change, Hint, candidates
 from nslab.advice.copy import State, build, fingerprint
 from nslab.kernel import child
-from nslab.lab.live import Lab, links_active
+from nslab.lab.live import Lab, wait_ready
 from nslab.probes.result import Cause, Result
 
 MAX_FIXES = 4  # verified single changes kept (the likeliest first)
 MAX_PAIR_PARTS = 14  # the likeliest singles combined into pairs
 TRIAL_TIMEOUT = 0.2  # s per trial probe the evidence cannot settle earlier (a fix answers in ms)
+PROPOSED_TIMEOUT = 1.0  # s for a trial of what the decision that stopped the packet proposes: the likeliest fix
+# is not to be lost to a busy machine that keeps the probe from running for a moment
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def _in_sandbox(state: State, probe: Probe, hint: Hint | None, budget: float, fi
 
 def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool, start: float) -> Search:
     lab = build(state, timeout=TRIAL_TIMEOUT if fixes else 1.0, drop_reasons=False)
-    links_active(lab)
+    wait_ready(lab)
     base = probe.run(lab)
     found = Search(verdict=verdict_of(base))
     if base.ok:
@@ -207,8 +209,8 @@ class _Trials:
                     return False
             for ns in self.lab.namespaces:
                 ns.flush_neighbours()
-            links_active(self.lab)
-            ok = self.probe.run(self.lab).ok
+            wait_ready(self.lab)
+            ok = self.probe.run(self.lab, timeout=PROPOSED_TIMEOUT if any(c.proposed for c in changes) else None).ok
         finally:
             for change in reversed(done):
                 self._undo(change)

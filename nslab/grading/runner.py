@@ -29,7 +29,7 @@ from nslab.grading.scoring import CheckResult, Grade
 from nslab.grading.slots import JailSlots
 from nslab.kernel import child, drops, linux
 from nslab.kernel.drops import DropMonitor, shared
-from nslab.lab.live import Lab, links_active
+from nslab.lab.live import Lab, wait_ready
 from nslab.model.topology import LabError
 from nslab.probes import wait
 from nslab.probes.result import Result
@@ -163,7 +163,7 @@ def _check(
             continue  # a name nslab cannot use (e.g. with a space): as if it did not exist
     lab.keep_reads()  # each probe's diagnosis reads the same links, addresses and routes: read again only once the kernel says they changed
     snap = lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
-    links_active(lab)  # a link the script just raised is operationally UP a moment later (linkwatch): not the student's doing
+    wait_ready(lab)  # what the script just raised is ready a moment later (linkwatch, addrconf): not the student's doing
     shared.narrow(monitor, (ns.inode for ns in lab.namespaces))  # the probes' drops happen there, and only those are asked for
     results = []
     for c in exercise.checks:

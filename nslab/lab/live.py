@@ -11,9 +11,11 @@ really built (for diagrams, `ip` command listings and explanations).
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from nslab.kernel import limits, process, sandbox
+from nslab.kernel.handle import KernelError
 from nslab.kernel.netlink import Change, Kernel, NsHandle
 from nslab.lab.netns import Netns
 from nslab.lab.processes import CommandFailed
@@ -74,7 +76,7 @@ class Lab:
                 except BaseException:
                     self.close()  # what was built half-way goes now, not when the process ends
                     raise
-                links_active(self)  # a first probe must not meet a link linkwatch has not yet made UP (its queue drops)
+                wait_ready(self)  # a first probe must not meet a link linkwatch has not yet made UP (its queue drops)
         return self
 
     @property
@@ -308,15 +310,23 @@ CLOSING_THREADS = 32  # packet sockets closed at once (each close waits for an R
 __all__ = ["CommandFailed", "Lab", "Netns"]
 
 
-def links_active(lab: Lab, timeout: float = 1.0) -> None:
-    """Wait until every link of *lab* that is up with carrier can send: its transmit queue stays 'noop'
-    (dropping) until linkwatch makes its operstate UP, milliseconds after a change (a copy just
-    built, a link a trial brought up)."""
+def wait_ready(lab: Lab, timeout: float = 1.0) -> None:
+    """Wait until the kernel has completed, in every namespace of *lab*, what it completes a
+    moment after a change (a copy just built, a trial's or a student's `ip` commands):
+    - a link up with carrier can send: its transmit queue stays 'noop' (dropping) until
+      linkwatch makes its operstate UP;
+    - a `nodad` IPv6 address answers: addrconf's workqueue completes it (its local route, the
+      solicited-node group) under the RTNL lock, so a busy machine can hold it for a
+      while after `ip addr add` returned (Kernel.wait_nodad).
+    Past *timeout* the probe goes on, and shows what the link or address does."""
+    deadline = time.monotonic() + timeout
 
     def active() -> bool:
         return all(link.operstate in ("UP", "UNKNOWN") for ns in lab.namespaces for link in lab.kernel.links(ns.handle) if link.up and link.carrier)
 
     try:
         process.wait_until(active, timeout, "links up with carrier are operationally UP")
-    except TimeoutError:
-        pass  # the probe then shows what the link does
+        for ns in lab.namespaces:
+            lab.kernel.wait_nodad(ns.handle, max(0.0, deadline - time.monotonic()))
+    except (TimeoutError, KernelError):
+        pass
