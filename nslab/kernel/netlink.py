@@ -211,33 +211,51 @@ class Kernel(Namespaces, NeighbourTable):
             time.sleep(pause)  # polled under the deadline above: linkwatch has no event to wait on
             pause = min(2 * pause, 0.02)  # a thousand links take linkwatch tens of milliseconds
         if ns.holds_ipv6:
-            self.wait_nodad(ns, timeout)
+            self.wait_ipv6_usable(ns, timeout)
 
-    def wait_nodad(self, ns: NsHandle, timeout: float = 5.0) -> None:
-        """Return once every `nodad` IPv6 address on a link with carrier is local (no longer
-        tentative, its local route in place) and IPv6 has made that link ready (IF_READY).
-        Even a nodad address is completed by the kernel's workqueue a moment after it was
-        acknowledged (or after its link came up), the flag first, the route after; only then
-        does it answer NDP. And IPv6 sets a link up (its multicast route, its link-local
-        address) only when linkwatch makes it operationally UP, up to
-        a second after carrier (linkwatch batches an event it does not take as urgent, as
+    def wait_ipv6_usable(self, ns: NsHandle, timeout: float = 5.0) -> None:
+        """Return once every IPv6 address the kernel completes without DAD is usable, on the
+        links with carrier: each `nodad` one is local (no longer tentative, its local route in
+        place) on a link IPv6 has made ready (IF_READY), and no address is tentative on a ready
+        link whose accept_dad is off (the link-local address addrconf gave it).
+        Even so the kernel completes them on its workqueue, under the RTNL lock, a moment after
+        `ip addr add` was acknowledged or the link came up (the flag first, the route after):
+        longer on a machine busy tearing namespaces down. Until then a nodad address answers no
+        NDP, and a link whose link-local address is tentative sends no neighbour solicitation for
+        a packet it forwards (ndisc_send_ns has no source address). And IPv6 sets a link up (its
+        multicast route, its link-local address) only when linkwatch makes it operationally UP,
+        up to a second after carrier (linkwatch batches an event it does not take as urgent, as
         for a veth whose peer has the same ifindex); until then NDP arriving on it is dropped
         (no route for the solicited-node group)."""
         deadline = time.monotonic() + timeout
         pause = 0.0002
+        dad_off_for_all: bool | None = None  # `all`'s accept_dad is below 1 too (read once, if needed)
         while True:
             states = _link_states(ns.rtnl)
             names = self.names(ns)
-            nodad = [a for a in self.addresses(ns, names) if "nodad" in a.flags and states.get(a.dev, _GONE).up and states.get(a.dev, _GONE).carrier]
+            addresses = self.addresses(ns, names)
+            nodad = [a for a in addresses if "nodad" in a.flags and states.get(a.dev, _GONE).up and states.get(a.dev, _GONE).carrier]
             waiting = [a for a in nodad if "tentative" in a.flags or self.route_get(ns, a.ip, names=names).type != "local"]
             unready = [a for a in nodad if not states[a.dev].ipv6_ready]
-            if not waiting and not unready:
+            completing = [a for a in addresses if "tentative" in a.flags and not {"nodad", "dadfailed"} & set(a.flags) and _ready_without_dad(states.get(a.dev, _GONE))]
+            if completing and dad_off_for_all is None:
+                dad_off_for_all = self._dad_off_for_all(ns)
+            if not waiting and not unready and not (completing and dad_off_for_all):
                 return
             if time.monotonic() > deadline:
+                if not waiting and not unready:
+                    return  # tentative all along: its DAD began before accept_dad was turned off, and runs its course
                 late, why = (waiting[0], "is still tentative") if waiting else (unready[0], "is on a link IPv6 has not made ready")
                 raise KernelError(f"ip -n {ns.name} -6 addr show {late.dev}", errno_mod.ETIMEDOUT, f"{late.cidr} {why}")
             time.sleep(pause)  # polled under the deadline above: the kernel's workqueue sends no event we wait on
             pause = min(2 * pause, 0.02)
+
+    def _dad_off_for_all(self, ns: NsHandle) -> bool:
+        """Is net.ipv6.conf.all.accept_dad below 1? A link's own accept_dad turns DAD off only then."""
+        try:
+            return int(self.get_sysctl(ns, "net.ipv6.conf.all.accept_dad")) < 1
+        except (OSError, ValueError):
+            return False
 
     def delete_link(self, ns: NsHandle, dev: str) -> None:
         """`ip link del DEV`."""
@@ -249,7 +267,7 @@ class Kernel(Namespaces, NeighbourTable):
         """`ip addr add CIDR dev DEV` (`nodad` for IPv6, so the address is usable at once: read back)."""
         self.apply(ns, [self.address(ns, dev, cidr)])
         if ":" in cidr:
-            self.wait_nodad(ns)
+            self.wait_ipv6_usable(ns)
 
     def del_address(self, ns: NsHandle, dev: str, cidr: str) -> None:
         """`ip addr del CIDR dev DEV`."""
@@ -370,9 +388,15 @@ class _LinkFlags(NamedTuple):
     carrier: bool
     operstate: str
     ipv6_ready: bool  # addrconf has set the link up for IPv6 (IF_READY: link-local, multicast route)
+    dad_off: bool  # its accept_dad is below 1: its tentative addresses are completed without DAD, if `all`'s is too
 
 
-_GONE = _LinkFlags(False, False, "", False)
+_GONE = _LinkFlags(False, False, "", False, False)
+
+
+def _ready_without_dad(link: _LinkFlags) -> bool:
+    """Does the kernel complete a tentative address of *link* a moment from now, without DAD?"""
+    return link.up and link.carrier and link.ipv6_ready and link.dad_off
 
 
 def _link_states(sock: rtnl.RtnlSocket) -> dict[str, _LinkFlags]:
@@ -387,6 +411,7 @@ def _link_states(sock: rtnl.RtnlSocket) -> dict[str, _LinkFlags]:
             bool(flags & rtnl.IFF_LOWER_UP),
             rtnl.OPERSTATES[oper] if oper is not None and oper < len(rtnl.OPERSTATES) else "",
             bool(rtnl.inet6_flags(m) & rtnl.IF_READY),
+            (rtnl.inet6_conf(m, rtnl.DEVCONF_ACCEPT_DAD) or 0) < 1,
         )
     return out
 

@@ -82,6 +82,7 @@ IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 16, 18, 28, 29, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 IFLA_AF_SPEC, IFLA_INET6_FLAGS, IF_READY = 26, 1, 0x80000000  # AF_INET6's flags in AF_SPEC; IF_READY: addrconf set the link up
+IFLA_INET6_CONF, DEVCONF_ACCEPT_DAD = 2, 27  # AF_INET6's sysctls in AF_SPEC: an array of s32 indexed by DEVCONF_*
 VETH_INFO_PEER = 1
 RTEXT_FILTER_BRVLAN, RTEXT_FILTER_SKIP_STATS = 1 << 1, 1 << 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -235,11 +236,22 @@ class Message:
         return parse_attrs(value, 0, len(value)) if value is not None else {}
 
 
-def inet6_flags(link: Message) -> int:
-    """A link's IPv6 flags (IFLA_AF_SPEC, AF_INET6, IFLA_INET6_FLAGS); 0 where IPv6 is off on it."""
+def _inet6(link: Message) -> dict[int, bytes]:
+    """A link's AF_INET6 attributes in IFLA_AF_SPEC; none where IPv6 is off on it."""
     inet6 = link.nested(IFLA_AF_SPEC).get(socket.AF_INET6)
-    flags = parse_attrs(inet6, 0, len(inet6)).get(IFLA_INET6_FLAGS) if inet6 else None
+    return parse_attrs(inet6, 0, len(inet6)) if inet6 else {}
+
+
+def inet6_flags(link: Message) -> int:
+    """A link's IPv6 flags (IFLA_INET6_FLAGS); 0 where IPv6 is off on it."""
+    flags = _inet6(link).get(IFLA_INET6_FLAGS)
     return struct.unpack("=I", flags[:4])[0] if flags is not None and len(flags) >= 4 else 0
+
+
+def inet6_conf(link: Message, index: int) -> int | None:
+    """One of a link's IPv6 sysctls (IFLA_INET6_CONF[*index*], a DEVCONF_*); None where IPv6 is off on it."""
+    conf = _inet6(link).get(IFLA_INET6_CONF)
+    return struct.unpack_from("=i", conf, 4 * index)[0] if conf is not None and len(conf) >= 4 * (index + 1) else None
 
 
 # message type -> its fixed body; the attributes follow it

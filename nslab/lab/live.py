@@ -315,9 +315,9 @@ def wait_ready(lab: Lab, timeout: float = 1.0) -> None:
     moment after a change (a copy just built, a trial's or a student's `ip` commands):
     - a link up with carrier can send: its transmit queue stays 'noop' (dropping) until
       linkwatch makes its operstate UP;
-    - a `nodad` IPv6 address answers: addrconf's workqueue completes it (its local route, the
-      solicited-node group) under the RTNL lock, so a busy machine can hold it for a
-      while after `ip addr add` returned (Kernel.wait_nodad).
+    - an IPv6 address without DAD (`nodad`, or a link-local where accept_dad is off) is usable:
+      addrconf's workqueue completes it under the RTNL lock, so a busy machine can hold it
+      for a while after `ip addr add` returned or the link came up (Kernel.wait_ipv6_usable).
     Past *timeout* the probe goes on, and shows what the link or address does."""
     deadline = time.monotonic() + timeout
 
@@ -327,6 +327,6 @@ def wait_ready(lab: Lab, timeout: float = 1.0) -> None:
     try:
         process.wait_until(active, timeout, "links up with carrier are operationally UP")
         for ns in lab.namespaces:
-            lab.kernel.wait_nodad(ns.handle, max(0.0, deadline - time.monotonic()))
+            lab.kernel.wait_ipv6_usable(ns.handle, max(0.0, deadline - time.monotonic()))
     except (TimeoutError, KernelError):
         pass
