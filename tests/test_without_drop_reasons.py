@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from nslab import Cause, Claim, Where
-from nslab.tutorials.cluster import cluster, pod_address
+from nslab.kernel.process import wait_until
+from nslab.tutorials.cluster import cluster, gateway, pod_address, pod_address6
 
 
 class NoReasons:
@@ -45,3 +46,18 @@ def test_an_answer_lost_at_a_node_without_the_route_is_placed_there(lab):
     assert (result.cause, result.where) == (Cause.NO_ANSWER, Where("node1", "veth-pod1")), result
     assert "echo reply came into node1 on veth-pod1, and node1 has no route to 10.244.3.3" in result.explanation, result
     assert Claim("node1", "route 10.244.3.3 table main", "no route", blames=True) in result.claims, result.claims
+
+
+def test_a_node_that_does_not_forward_ipv6_is_named_while_other_packets_arrive_there(lab):
+    """IPv6's route lookup on the way in does not refuse where forwarding is off: ip6_forward
+    checks net.ipv6.conf.all.forwarding after it, and the walk reads that sysctl there. Packets
+    entering node2 meanwhile (pod2-1 pinging it) keep its counters from deciding, as MLD reports
+    did in a TCG guest of the matrix, whose why then said the way let the request through."""
+    lab.build(cluster(2, 2, dual_stack=True))
+    lab.ns("node2").set_sysctl("net.ipv6.conf.all.forwarding", 0)  # IPv4 forwarding stays on
+    noise = lab.ns("pod2-1").spawn(["ping", "-q", "-i", "0.001", gateway(2)])
+    wait_until(lambda: lab.ns("pod2-1").neighbour(gateway(2)) is not None, 5.0, "pod2-1 pinging node2")
+    result = lab.ns("pod1-1").ping(pod_address6(2, 1), timeout=0.3)
+    noise.stop()
+    assert (result.cause, result.where) == (Cause.FORWARDING_OFF, Where("node2", "eth0")), result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("node2", "sysctl net.ipv6.conf.all.forwarding", "0")], result.claims

@@ -50,6 +50,8 @@ def decide(reads: Reads, at: At) -> Decision | Finding:
     if unlooked is not None:
         return unlooked
     if found.errno is None and found.type == "unicast":
+        if at.iif is not None and at.v == "ipv6" and reads.forwarding6(at.ns, at.iif)[0]:
+            return _not_forwarding(reads, at, found)  # IPv6's lookup on the way in does not refuse: ip6_forward checks it next
         return Decision(False, found.dev, found.via or at.dst, found)
     return refused(reads, at, found)
 
@@ -91,13 +93,13 @@ def local_rule_missing(reads: Reads, ns: str, dst: str, what: str) -> Finding | 
 
 
 def _not_forwarding(reads: Reads, at: At, out: RouteLookup) -> Finding:
-    """The input path refuses what the output path would route: IN_DEV_FORWARD is off for iif."""
-    value, _ = combined(reads, at.ns, at.iif or "", "forwarding", "dev", at.v)
-    ip_forward = reads.sysctl(at.ns, "net.ipv4.ip_forward") if at.v == "ipv4" else reads.sysctl(at.ns, "net.ipv6.conf.all.forwarding")
-    if ip_forward == "0":
-        key = "net.ipv4.ip_forward" if at.v == "ipv4" else "net.ipv6.conf.all.forwarding"
+    """The input path refuses what the output path would route. IPv4: IN_DEV_FORWARD is off for
+    iif (ip_forward, else the device's own switch). IPv6: net.ipv6.conf.all.forwarding is off
+    (and, from Linux 6.17, iif's force_forwarding): the device's own `forwarding` does not count."""
+    if at.v == "ipv6":
+        key = "net.ipv6.conf.all.forwarding"
     else:
-        key = f"net.{at.v}.conf.{at.iif}.forwarding"
+        key = "net.ipv4.ip_forward" if reads.sysctl(at.ns, "net.ipv4.ip_forward") == "0" else f"net.ipv4.conf.{at.iif}.forwarding"
     claims = (
         sysctl(reads, at.ns, key, blames=True, dev=at.iif),
         Claim(at.ns, f"route {at.dst}", f"via {out.dev}" if out.type == "unicast" else str(out.type), dev=out.dev),
