@@ -61,3 +61,16 @@ def test_a_node_that_does_not_forward_ipv6_is_named_while_other_packets_arrive_t
     noise.stop()
     assert (result.cause, result.where) == (Cause.FORWARDING_OFF, Where("node2", "eth0")), result
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("node2", "sysctl net.ipv6.conf.all.forwarding", "0")], result.claims
+
+
+def test_an_answer_lost_in_the_sender_is_named_as_the_answer(lab):
+    """The echo reply dropped by pod1-1's own prerouting chain: without drop reasons the cause stays
+    unknown, but the packet last seen is the reply, entering pod1-1, and the why says so (it said
+    the request was last seen there: soundness --generated 80 --seed 11 without drop reasons, case 22)."""
+    lab.build(cluster(2, 2))
+    rules = "table ip t {\n chain pre { type filter hook prerouting priority 0; icmp type echo-reply drop; }\n}\n"
+    lab.ns("pod1-1").run(["nft", "-f", "-"], input=rules.encode(), check=True)
+    result = lab.ns("pod1-1").ping(pod_address(2, 1), timeout=0.3)
+    assert (result.cause, result.where) == (Cause.NO_ANSWER, Where("pod1-1", "eth0")), result
+    assert "the echo reply was last seen entering pod1-1 on eth0" in result.explanation, result.explanation
+    assert ("pod1-1", "nft ip t pre", "icmp type echo-reply drop") in [(c.ns, c.obj, c.value) for c in result.claims], result.claims

@@ -575,14 +575,17 @@ def _unknown(ev: Evidence, ctx: Context, *walks: Walked) -> Finding:
     """Nothing read explains the silence: say where the captures last saw the packet, what
     can stop it there (netfilter chains on its hooks) and that the cause is unknown."""
     last = _last_seen(ev, ctx)
-    where = Where(*last) if last else Where(ev.src, ev.sender_route.dev)
+    where = Where(last[0], last[1]) if last else Where(ev.src, ev.sender_route.dev)
     ways = "; ".join(" > ".join(w.namespaces) for w in walks if w.path)
     text = f"no answer to the {ctx.what} from {ev.src} to {_address(ctx.flow.dst)}"
     if last:
-        text += f"; it was last seen entering {last[0]} on {last[1]}"
+        text += f"; {'it' if last[2] == ctx.what else 'the ' + last[2]} was last seen entering {last[0]} on {last[1]}"  # the request, or its answer
     claims: tuple[Claim, ...] = ()
     if last:
-        found = netfilter.stoppers(ctx.reads, request_at(ctx, last[0], "", _address(ctx.flow.dst), last[1]), None)
+        answered = last[2] != ctx.what
+        source = ev.request_src or ev.sender_route.src or ""
+        at = answer_at(ctx, last[0], _address(ctx.flow.dst), source, last[1]) if answered and source else request_at(ctx, last[0], "", _address(ctx.flow.dst), last[1])
+        found = netfilter.stoppers(ctx.reads, at, None)
         if found:
             text += "; chains there that can drop it: " + "; ".join(f"table {s.family} {s.table}, chain {s.chain}: {s.text}" for s in found)
             claims = tuple(Claim(last[0], f"nft {s.family} {s.table} {s.chain}", s.text) for s in found)
@@ -591,9 +594,14 @@ def _unknown(ev: Evidence, ctx: Context, *walks: Walked) -> Finding:
     return Finding(Cause.NO_ANSWER, where, text + "; the cause is unknown", claims=claims)
 
 
-def _last_seen(ev: Evidence, ctx: Context) -> tuple[str, str] | None:
-    arrivals = [s for s in ev.sightings if s.direction == "in" and s.dev != "lo" and s.packet is not None and not s.packet.quoted]
-    return (arrivals[-1].ns, arrivals[-1].dev) if arrivals else None
+def _last_seen(ev: Evidence, ctx: Context) -> tuple[str, str, str] | None:
+    """(namespace, interface, which packet: the request or its answer) where the captures last
+    saw the probe's own packet enter."""
+    for s in reversed(ev.sightings):
+        p = s.packet
+        if s.direction == "in" and s.dev != "lo" and p is not None and (ctx.flow.is_request(p) or ctx.flow.is_answer(p)):
+            return s.ns, s.dev, ctx.packet_name(p)
+    return None
 
 
 # -- ARP probes ---------------------------------------------------------------------------------
