@@ -471,7 +471,7 @@ def _not_reached(reads: Reads, owner: str, hop: str, reached: set[tuple[str, str
         return None
     word = "NDP" if ":" in hop else "ARP"
     lead = f"the {word} request for {hop} was flooded through {bridges[0]} in {peer[0]} but never reached {owner}: {hop} is on {owner}'s {dev}, wired to {peer[1]} in {peer[0]}, which"
-    return _off_bridge(peer[0], far, bridges[0], lead)
+    return off_bridge(peer[0], far, bridges[0], lead)
 
 
 def _outside(reads: Reads, owner: str, hop: str, dev: str, peer: tuple[str, str], bridge: str, reached: set[tuple[str, str]]) -> Finding | None:
@@ -484,10 +484,10 @@ def _outside(reads: Reads, owner: str, hop: str, dev: str, peer: tuple[str, str]
     assert end is not None
     word = "NDP" if ":" in hop else "ARP"
     lead = f"the {word} request for {hop} reached {end.name} in {peer[0]} and went no further: {hop} is on {owner}'s {dev}, wired to {peer[1]}, a port of {bridge}, but {end.name}"
-    return _off_bridge(peer[0], end, bridge, lead)
+    return off_bridge(peer[0], end, bridge, lead)
 
 
-def _off_bridge(ns: str, port: LinkState, bridge: str, lead: str) -> Finding:
+def off_bridge(ns: str, port: LinkState, bridge: str, lead: str) -> Finding:
     """*port* in *ns* is no port of *bridge* (*lead* says why that matters): the link blamed, and
     putting it back on the bridge as the fix."""
     also = f" (it is a port of {port.master})" if port.master else ""
