@@ -74,3 +74,17 @@ def test_an_answer_lost_in_the_sender_is_named_as_the_answer(lab):
     assert (result.cause, result.where) == (Cause.NO_ANSWER, Where("pod1-1", "eth0")), result
     assert "the echo reply was last seen entering pod1-1 on eth0" in result.explanation, result.explanation
     assert ("pod1-1", "nft ip t pre", "icmp type echo-reply drop") in [(c.ns, c.obj, c.value) for c in result.claims], result.claims
+
+
+def test_a_syn_that_never_left_its_sender_is_said_so_with_the_chains_on_its_way_out(lab):
+    """pod1-1's own output chain drops everything: the captures never see the SYN leave, and the
+    why says so and names the chains a packet made there passes (it said only that the way let
+    it through: soundness --generated 200 --seed 29 without drop reasons, case 122)."""
+    lab.build(cluster(2, 2))
+    lab.ns("pod1-2").listen(8080)
+    rules = "table ip t {\n chain out { type filter hook output priority 0; policy drop; }\n}\n"
+    lab.ns("pod1-1").run(["nft", "-f", "-"], input=rules.encode(), check=True)
+    result = lab.ns("pod1-1").connect(pod_address(1, 2), 8080, timeout=0.3)
+    assert result.cause is Cause.NO_ANSWER and result.where == Where("pod1-1", "eth0"), result
+    assert "the captures never saw it leave pod1-1 (by eth0); chains there that can drop it: table ip t, chain out: policy drop" in result.explanation, result.explanation
+    assert [(c.ns, c.obj, c.value) for c in result.claims] == [("pod1-1", "nft ip t out", "policy drop")], result.claims

@@ -578,17 +578,20 @@ def _unknown(ev: Evidence, ctx: Context, *walks: Walked) -> Finding:
     where = Where(last[0], last[1]) if last else Where(ev.src, ev.sender_route.dev)
     ways = "; ".join(" > ".join(w.namespaces) for w in walks if w.path)
     text = f"no answer to the {ctx.what} from {ev.src} to {_address(ctx.flow.dst)}"
+    at, how = None, None  # where the packet was last seen, and which of its hooks to read there
     if last:
-        text += f"; {'it' if last[2] == ctx.what else 'the ' + last[2]} was last seen entering {last[0]} on {last[1]}"  # the request, or its answer
-    claims: tuple[Claim, ...] = ()
-    if last:
-        answered = last[2] != ctx.what
+        ns, dev, packet = last
+        text += f"; {'it' if packet == ctx.what else 'the ' + packet} was last seen entering {ns} on {dev}"
         source = ev.request_src or ev.sender_route.src or ""
-        at = answer_at(ctx, last[0], _address(ctx.flow.dst), source, last[1]) if answered and source else request_at(ctx, last[0], "", _address(ctx.flow.dst), last[1])
-        found = netfilter.stoppers(ctx.reads, at, None)
-        if found:
-            text += "; chains there that can drop it: " + "; ".join(f"table {s.family} {s.table}, chain {s.chain}: {s.text}" for s in found)
-            claims = tuple(Claim(last[0], f"nft {s.family} {s.table} {s.chain}", s.text) for s in found)
+        at = answer_at(ctx, ns, _address(ctx.flow.dst), source, dev) if packet != ctx.what and source else request_at(ctx, ns, "", _address(ctx.flow.dst), dev)
+    elif ev.src in ev.watched and not any(s.ns == ev.src and s.direction == "out" and s.packet is not None and ctx.flow.is_request(s.packet) for s in ev.sightings):
+        text += f"; the captures never saw it leave {ev.src}" + (f" (by {ev.sender_route.dev})" if ev.sender_route.dev else "")
+        at, how = request_at(ctx, ev.src, "", _address(ctx.flow.dst), None), "made"
+    claims: tuple[Claim, ...] = ()
+    found = netfilter.stoppers(ctx.reads, at, how) if at is not None else []
+    if at is not None and found:
+        text += "; chains there that can drop it: " + "; ".join(f"table {s.family} {s.table}, chain {s.chain}: {s.text}" for s in found)
+        claims = tuple(Claim(at.ns, f"nft {s.family} {s.table} {s.chain}", s.text) for s in found)
     if ways:
         text += f"; the kernel's decisions read along its way ({ways}) let it through"
     return Finding(Cause.NO_ANSWER, where, text + "; the cause is unknown", claims=claims)
