@@ -67,6 +67,9 @@ CASES = {
     "wrong permanent neighbour": ("r", "ip neigh replace 10.0.2.2 lladdr 02:00:00:00:00:99 dev rb nud permanent", "ping", Cause.WRONG_NEIGHBOUR, ("r", "neigh 10.0.2.2 dev rb", "02:00:00:00:00:99 (PERMANENT)"), True),
     "listener on loopback only": ("b", "true", "tcp to 127.0.0.1:8080", Cause.PORT_CLOSED, ("b", "socket tcp 127.0.0.1:8080", "listening"), True),
     "b's address on the router's lo": ("r", "ip addr add 10.0.2.2/32 dev lo", "tcp", Cause.PORT_CLOSED, ("r", "address 10.0.2.2/32 dev lo", "present"), True),
+    # a connect failed by an ICMP error is told from one the sender's own kernel refused, and from a reset
+    "unreachable rule at a router, tcp": ("r", "ip rule add from 10.0.1.2 unreachable pref 100", "tcp", Cause.ICMP_UNREACHABLE, ("r", "rule 100", "from 10.0.1.2/32 unreachable"), True),
+    "tcp rejected at a router": ("r", "nft add table ip t && nft add chain ip t fw '{ type filter hook forward priority 0; }' && nft add rule ip t fw tcp dport 8080 reject", "tcp", Cause.REJECTED_BY_RULE, ("r", "nft ip t fw", "tcp dport 8080 reject"), True),
 }
 
 
@@ -86,6 +89,19 @@ def test_the_stage_that_stops_the_packet_blames_what_changed(make_lab, name):
     assert all(b[0] == blamed[0] for b in blames), f"a claim blames another namespace: {blames}"
     if result.outcome is Outcome.TIMEOUT:
         assert result.decided_early is early, result
+
+
+def test_a_connect_refused_by_an_icmp_error_names_it_not_a_reset(make_lab):
+    """ECONNREFUSED comes from a reset or from an ICMP port unreachable: the socket's error
+    queue tells them apart, and who sent the error (r, rejecting the SYN it forwards)."""
+    lab = make_lab(router_lab())
+    lab.ns("r").run(["sh", "-c", CASES["tcp rejected at a router"][1]], check=True)
+    lab.ns("b").listen(8080)
+    result = lab.ns("a").connect("10.0.2.2", 8080)
+    assert result.outcome is Outcome.REFUSED and "connection refused (ICMP destination unreachable (port unreachable) from 10.0.1.1)" in result.summary(), result
+    lab.ns("r").run(["nft", "flush", "ruleset"], check=True)
+    result = lab.ns("a").connect("10.0.2.2", 8081)  # nothing listens there: b resets
+    assert result.outcome is Outcome.REFUSED and result.icmp is None and "connection refused (TCP RST)" in result.summary(), result
 
 
 def test_a_refused_syn_at_the_wrong_holder_is_searched_for_a_fix(make_lab):

@@ -104,9 +104,10 @@ def ping(
     return result(Outcome.TIMEOUT, decided_early=state == "settled")
 
 
-def _queued_error(sock: socket.socket, nonce: bytes) -> dict | None:
+def queued_error(sock: socket.socket, nonce: bytes = b"") -> dict | None:
     """The error the kernel attached to our request (IP_RECVERR, IPV6_RECVERR): an ICMP or
-    ICMPv6 error from the path (a Packet Too Big's MTU in ee_info), or a local one."""
+    ICMPv6 error from the path (a Packet Too Big's MTU in ee_info), or a local one.
+    *nonce*: what the quoted request carries (an echo's; a TCP socket's queue is its own)."""
     v6 = sock.family == socket.AF_INET6
     while True:
         try:
@@ -129,7 +130,7 @@ def _queued_error(sock: socket.socket, nonce: bytes) -> dict | None:
 
 
 def _read(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | None:
-    queued = _queued_error(sock, nonce)
+    queued = queued_error(sock, nonce)
     if queued is not None:
         return queued
     while True:
@@ -153,7 +154,7 @@ def _read(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | Non
 def _read6(sock: socket.socket, dst: str, ident: int, nonce: bytes) -> dict | None:
     """_read for an ICMPv6 socket: it reads messages without their IPv6 header, and
     errors carry ICMPv6's own types (a Packet Too Big with the MTU in ee_info)."""
-    queued = _queued_error(sock, nonce)
+    queued = queued_error(sock, nonce)
     if queued is not None:
         return queued
     while True:

@@ -51,7 +51,7 @@ class Outcome(str, Enum):
     REPLY = "reply"  # echo reply, ARP answer, TCP exchange done, HTTP response
     TIMEOUT = "timeout"  # nothing came back (within the deadline, or settled earlier by evidence)
     ICMP_ERROR = "icmp error"  # an ICMP error came back (type/code/from in `icmp`)
-    REFUSED = "refused"  # TCP reset: the host is there, the port is closed
+    REFUSED = "refused"  # ECONNREFUSED: a TCP reset, or an ICMP port unreachable (then in Result.icmp)
     LOCAL_ERROR = "local error"  # the sender's kernel refused at once (errno, e.g. ENETUNREACH)
 
 
@@ -170,7 +170,7 @@ class Result:
             Outcome.REPLY: "reply",
             Outcome.TIMEOUT: "no reply" + (" (settled early by evidence)" if self.decided_early else " before the deadline"),
             Outcome.ICMP_ERROR: str(self.icmp),
-            Outcome.REFUSED: "connection refused (TCP RST)",
+            Outcome.REFUSED: f"connection refused ({self.icmp or 'TCP RST'})",
             Outcome.LOCAL_ERROR: f"{self.errno_name}: {os.strerror(self.errno or 0)}",
         }[self.outcome]
         to = f"{self.dst} on {self.dev}" if self.dev else self.dst

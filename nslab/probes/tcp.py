@@ -1,8 +1,9 @@
 """TCP through the kernel: a real listener in one namespace, a real client in
 another, data both ways (the tutorial's netcat chat), and an HTTP GET.
 
-Refused (RST), timed out (no answer) and local errors (ENETUNREACH) are told
-apart from the connect's own result, not guessed.
+Refused (a reset, or an ICMP port unreachable), timed out (no answer), an ICMP
+error from the path and local errors (ENETUNREACH) are told apart from the
+connect's own result and the socket's error queue (IP_RECVERR), not guessed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import socket
 import struct
 import time
 
+from nslab.probes import icmp as icmp_probe
 from nslab.probes import wait
 from nslab.probes.result import Outcome, Result
 
@@ -41,6 +43,7 @@ def client(version: int = 4) -> socket.socket:
     # Closed with a reset, never left behind as an orphan retrying unsent data,
     # which would keep its namespace alive after the lab is gone.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    _recverr(sock, True)  # an ICMP error that fails the connect is queued to the socket, with who sent it
     sock.bind(("::" if version == 6 else "0.0.0.0", 0))
     return sock
 
@@ -88,11 +91,24 @@ def _connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Cloc
         if state != "found":
             return Result("tcp", src_ns, name, Outcome.TIMEOUT, clock.elapsed(), decided_early=state == "settled")
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    if err == errno_mod.ECONNREFUSED:
-        return Result("tcp", src_ns, name, Outcome.REFUSED, clock.elapsed(), errno=err)
     if err:
-        return Result("tcp", src_ns, name, Outcome.LOCAL_ERROR, clock.elapsed(), errno=err)
+        # The same errno comes from a reset (ECONNREFUSED), the local kernel, or an ICMP error from
+        # the path (a port unreachable is ECONNREFUSED too, still a refusal): an ICMP error is in
+        # the error queue, and says who sent it.
+        queued = icmp_probe.queued_error(sock)
+        icmp = queued["icmp"] if queued is not None and queued["outcome"] is Outcome.ICMP_ERROR else None
+        if err == errno_mod.ECONNREFUSED:
+            return Result("tcp", src_ns, name, Outcome.REFUSED, clock.elapsed(), errno=err, icmp=icmp)
+        return Result("tcp", src_ns, name, Outcome.ICMP_ERROR if icmp else Outcome.LOCAL_ERROR, clock.elapsed(), errno=err, icmp=icmp)
+    _recverr(sock, False)  # connected: later ICMP errors stay soft, as for any TCP socket
     return None
+
+
+def _recverr(sock: socket.socket, on: bool) -> None:
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, icmp_probe.IPV6_RECVERR, int(on))
+    else:
+        sock.setsockopt(socket.SOL_IP, icmp_probe.IP_RECVERR, int(on))
 
 
 def handshake(
