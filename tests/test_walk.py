@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from nslab import Address, Bridge, Cause, Namespace, Outcome, Route, Topology, Veth, Where
+from nslab.kernel import drops
 
 
 def router_lab() -> Topology:
@@ -231,6 +232,21 @@ def test_a_probe_to_loopback_that_left_its_namespace_names_why_lo_lost_it(make_l
     assert result.cause is cause and result.decided_early, result
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [blamed], result
     assert find(result, lab, budget=5.0).fixes, result
+
+
+@pytest.mark.skipif(drops.missing() is not None, reason=f"the kernel's drop reasons cannot be read here: {drops.missing()}")
+def test_a_reply_on_loopback_dropped_on_its_way_out_names_the_chain(make_lab):
+    """Frames on lo are made in their namespace for it: the echo reply to a ping of ::1 passes output
+    and postrouting before lo, then prerouting and input. Its drop is reported on lo, and the chain
+    that drops it is on the way out (soundness --generated 200 --seed 31, case 118: the why read
+    only the way in, and said no chain there drops it)."""
+    lab = make_lab(router_lab6())
+    rules = "table inet t {\n chain post { type filter hook postrouting priority 0; icmpv6 type echo-reply drop; }\n}\n"
+    lab.ns("a").run(["ip", "link", "set", "lo", "up"], check=True)
+    lab.ns("a").run(["nft", "-f", "-"], input=rules.encode(), check=True)
+    result = lab.ns("a").ping("::1")
+    assert result.cause is Cause.FILTERED_BY_RULE and result.reason == "NETFILTER_DROP", result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("a", "nft inet t post", "icmpv6 type echo-reply drop")], result
 
 
 def test_an_answer_sent_to_a_host_that_does_not_forward_blames_the_route_the_answerer_lost(make_lab):

@@ -238,7 +238,10 @@ def _stage_of(ev: Evidence, ctx: Context, drop: DropSeen) -> Finding | None:
         return _unexplained(at, said, reason)
     if reason == "NETFILTER_DROP":
         here = ctx.reads.is_local(ns, p.dst)
-        how = ("looped" if here else "made") if made_here else ("local" if here else "forwarded")
+        if dev == "lo" or (made_here and here):
+            how = "looped"  # made here for an address here (lo carries nothing else): out by lo and back in
+        else:
+            how = "made" if made_here else ("local" if here else "forwarded")
         found = netfilter.dropped(ctx.reads, at, how, reason=reason)
         return _placed(found, ns, dev) if found else _unexplained(at, said + "; no chain on its hooks there drops it now", reason)
     if reason == "NO_SOCKET":
