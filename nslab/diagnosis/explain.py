@@ -552,7 +552,7 @@ def _counted(ev: Evidence, ctx: Context) -> Finding | None:
             continue
         assert s.packet is not None, "an arrival of the request's packet"
         for counter in COUNTED:
-            if ev.delta(ns, counter) > 0 and not any(o.ns == ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ev.sightings):
+            if ev.delta(ns, counter) > 0 and not ctx.request_left(ns):
                 decision = routing.decide(ctx.reads, request_at(ctx, ns, s.packet.src, s.packet.dst, s.dev))
                 if isinstance(decision, Finding):  # as a drop reason read there would be (_stage_of): the sender's default route may have sent it
                     return _with_reason(_via_default(ev, ctx, decision, False, s.packet), None, f"the {ctx.what} was dropped in {ns} on {s.dev} ({counter} counted, no other packet arrived)")
@@ -587,7 +587,7 @@ def _unknown(ev: Evidence, ctx: Context, *walks: Walked) -> Finding:
         text += f"; {'it' if packet == ctx.what else 'the ' + packet} was last seen entering {ns} on {dev}"
         source = ev.request_src or ev.sender_route.src or ""
         at = answer_at(ctx, ns, _address(ctx.flow.dst), source, dev) if packet != ctx.what and source else request_at(ctx, ns, "", _address(ctx.flow.dst), dev)
-    elif ev.src in ev.watched and not any(s.ns == ev.src and s.direction == "out" and s.packet is not None and ctx.flow.is_request(s.packet) for s in ev.sightings):
+    elif ev.src in ev.watched and not ctx.request_left(ev.src):
         text += f"; the captures never saw it leave {ev.src}" + (f" (by {ev.sender_route.dev})" if ev.sender_route.dev else "")
         at, how = request_at(ctx, ev.src, "", _address(ctx.flow.dst), None), "made"
     claims: tuple[Claim, ...] = ()

@@ -66,7 +66,7 @@ def forwarding_counted(ctx: obs.Context) -> obs.Finding | None:
     for s in {s.ns: s for s in ctx.requests_in()}.values():
         if s.ns == ctx.src or ctx.others_in.get(s.ns, 0) or ctx.reads.is_local(s.ns, ctx.flow.dst):
             continue  # the sender, a namespace other packets came into, the one the request is for: none of them forwards it
-        if any(o.ns == s.ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ctx.sightings):
+        if ctx.request_left(s.ns):
             continue
         if not ctx.deltas().get(s.ns, {}).get("Ip6.InAddrErrors"):
             continue

@@ -88,6 +88,10 @@ class Context:
     def requests_in(self) -> list[Sighting]:
         return [s for s in self.sightings if s.direction == "in" and s.dev != "lo" and s.packet and self.flow.is_request(s.packet)]
 
+    def request_left(self, ns: str) -> bool:
+        """Did the captures see the request leave *ns* (sent or forwarded by it)?"""
+        return any(s.ns == ns and s.direction == "out" and s.packet and self.flow.is_request(s.packet) for s in self.sightings)
+
 
 def decisive(ctx: Context, *, final: bool = False, first: tuple[Callable[[Context], Finding | None], ...] = ()) -> Finding | None:
     """The first rule whose observation proves that no answer can come (*first*: asked before these)."""
@@ -168,13 +172,9 @@ def counted_drop(ctx: Context) -> Finding | None:
         if s.ns == ctx.src or ctx.others_in.get(s.ns, 0):
             continue
         for counter, reason in COUNTED_DROPS.items():
-            if deltas.get(s.ns, {}).get(counter, 0) > 0 and not _forwarded(ctx, s):
+            if deltas.get(s.ns, {}).get(counter, 0) > 0 and not ctx.request_left(s.ns):
                 return dataclasses.replace(explain_drop(ctx, s.ns, s.dev, reason, s.packet, counter=counter), reason=None)  # counted, not read
     return None
-
-
-def _forwarded(ctx: Context, arrival: Sighting) -> bool:
-    return any(s.ns == arrival.ns and s.direction == "out" and s.packet and ctx.flow.is_request(s.packet) for s in ctx.sightings)
 
 
 def forwarding(ctx: Context, ns: str, dev: str) -> tuple[bool, str, str]:
@@ -366,7 +366,7 @@ def stopped_where_seen(ctx: Context) -> Finding | None:
     for s in reversed(ctx.requests_in()):
         p = s.packet
         assert p is not None, "requests_in() holds sightings of the request's packet"
-        if s.ns == ctx.src or any(o.ns == s.ns and o.direction == "out" and o.packet and ctx.flow.is_request(o.packet) for o in ctx.sightings):
+        if s.ns == ctx.src or ctx.request_left(s.ns):
             continue
         at = At(s.ns, p.src, p.dst, s.dev, ctx.what, "tcp" if p.proto == packets.TCP else "icmp", p.dport if p.proto == packets.TCP else None)
         stop = walk(ctx.reads, at, hops=1, deliver=ctx.flow.probe == "ping").stop
