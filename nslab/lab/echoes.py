@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from nslab.kernel import linux
 from nslab.probes import packets
+from nslab.probes.icmp import IP_RECVERR, IPV6_RECVERR, MSG_ERRQUEUE, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, recverr, replies_and_errors6
 from nslab.probes.result import IcmpError
 
 if TYPE_CHECKING:
@@ -40,11 +41,9 @@ if TYPE_CHECKING:
     from nslab.lab.live import Netns
 
 SOL_RAW, ICMP_FILTER = 255, 1
-IP_RECVERR, MSG_ERRQUEUE, SO_EE_ORIGIN_ICMP = 11, 0x2000, 2
 PING_GROUP_RANGE = "/proc/sys/net/ipv4/ping_group_range"
 SO_RCVBUFFORCE = 33
 ECHO_REPLY, UNREACHABLE, TIME_EXCEEDED, ECHO_REQUEST = 0, 3, 11, 8
-IPV6_RECVERR, SO_EE_ORIGIN_ICMP6, ICMP6_FILTER = 25, 3, 1
 RETRY_AFTER = 0.05  # seconds after the last request before the unanswered ones are asked again
 DROPS_EVERY = 0.01  # seconds between looks at the drop monitor while pairs are unanswered
 # Drop reasons decided by the route lookup of the one packet that reached an IP layer addressed to it:
@@ -77,14 +76,11 @@ class Sender:
             self.grow(rcvbuf)
             if self.datagram:
                 # errors quote the request they are about
-                self.sock.setsockopt(*((socket.IPPROTO_IPV6, IPV6_RECVERR) if self.v6 else (socket.SOL_IP, IP_RECVERR)), 1)
+                recverr(self.sock)
                 self.sock.bind(("::" if self.v6 else "0.0.0.0", 0))
                 self.ident = self.sock.getsockname()[1]  # the kernel puts the socket's "port" in every request
             elif self.v6:
-                blocked = bytearray(b"\xff" * 32)  # ICMPv6 types the socket does not want: all but replies and errors
-                for kind in (packets.ECHO_REPLY6, *packets.ICMP_ERRORS6):
-                    blocked[kind >> 3] &= ~(1 << (kind & 7)) & 0xFF
-                self.sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, bytes(blocked))
+                replies_and_errors6(self.sock)
                 self.ident = int.from_bytes(os.urandom(2), "big")
             else:
                 # echo replies and the errors that quote a request; not the echo requests others send here

@@ -26,10 +26,18 @@ IPV6_RECVERR, SO_EE_ORIGIN_ICMP6, IPV6_MTU_DISCOVER = 25, 3, 23
 ICMP6_FILTER = 1  # SOL_ICMPV6: a bitmap of the ICMPv6 types the socket does not want
 
 
+def recverr(sock: socket.socket, on: bool = True) -> None:
+    """Have the kernel queue the errors about what *sock* sends (IP_RECVERR, IPV6_RECVERR by its family)."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, int(on))
+    else:
+        sock.setsockopt(socket.SOL_IP, IP_RECVERR, int(on))
+
+
 def open_socket() -> socket.socket:
     """A raw ICMP socket in the calling thread's namespace, reused across probes."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP)
-    sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)
+    recverr(sock)
     sock.setsockopt(socket.SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)  # DF set: too big is an error, not fragments
     return sock
 
@@ -38,13 +46,18 @@ def open_socket6() -> socket.socket:
     """A raw ICMPv6 socket in the calling thread's namespace that hears echo replies and
     errors only (not the NDP, MLD and router traffic every IPv6 link carries)."""
     sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMPV6)
-    sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+    recverr(sock)
     sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IP_PMTUDISC_DO)
+    replies_and_errors6(sock)
+    return sock
+
+
+def replies_and_errors6(sock: socket.socket) -> None:
+    """Let a raw ICMPv6 socket hear echo replies and errors only (ICMP6_FILTER blocks the rest)."""
     blocked = bytearray(b"\xff" * 32)
     for kind in (packets.ECHO_REPLY6, *packets.ICMP_ERRORS6):
         blocked[kind >> 3] &= ~(1 << (kind & 7)) & 0xFF
     sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, bytes(blocked))
-    return sock
 
 
 def new_ident() -> int:

@@ -43,7 +43,7 @@ def client(version: int = 4) -> socket.socket:
     # Closed with a reset, never left behind as an orphan retrying unsent data,
     # which would keep its namespace alive after the lab is gone.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    _recverr(sock, True)  # an ICMP error that fails the connect is queued to the socket, with who sent it
+    icmp_probe.recverr(sock)  # an ICMP error that fails the connect is queued to the socket, with who sent it
     sock.bind(("::" if version == 6 else "0.0.0.0", 0))
     return sock
 
@@ -100,15 +100,8 @@ def _connect(sock: socket.socket, src_ns: str, dst: str, port: int, clock: _Cloc
         if err == errno_mod.ECONNREFUSED:
             return Result("tcp", src_ns, name, Outcome.REFUSED, clock.elapsed(), errno=err, icmp=icmp)
         return Result("tcp", src_ns, name, Outcome.ICMP_ERROR if icmp else Outcome.LOCAL_ERROR, clock.elapsed(), errno=err, icmp=icmp)
-    _recverr(sock, False)  # connected: later ICMP errors stay soft, as for any TCP socket
+    icmp_probe.recverr(sock, False)  # connected: later ICMP errors stay soft, as for any TCP socket
     return None
-
-
-def _recverr(sock: socket.socket, on: bool) -> None:
-    if sock.family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, icmp_probe.IPV6_RECVERR, int(on))
-    else:
-        sock.setsockopt(socket.SOL_IP, icmp_probe.IP_RECVERR, int(on))
 
 
 def handshake(
