@@ -10,12 +10,14 @@ and no exception.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -262,6 +264,78 @@ def test_a_verdict_whose_drop_reports_are_held_up_says_they_were_not_all_read(ma
     finally:
         own.stop()
 
+
+
+def test_a_verdict_whose_drop_was_pushed_out_of_the_window_says_so(make_lab, monkeypatch):
+    """A monitor keeps the latest drops for since() (KEEP, 10,000): a burst of the machine's drops
+    can push a probe's own out before its verdict reads them, and since() alone would then say
+    nothing was dropped. Here a lab's own monitor keeps one: r drops h1's ping, then five drops in
+    h2 follow it, and the verdict says reports were forgotten instead of naming no drop."""
+    lab = router_lab(make_lab, forward=False)
+    monkeypatch.setattr(importlib.import_module("nslab.kernel.drops.monitor"), "KEEP", 1)  # the package's `monitor` is the function
+    own = drops.DropMonitor().start()
+    try:
+        assert own.ready(timeout=30), own.why
+        assert own.keeps == 1
+        lab.drops, lab.settle_early = own, False
+        r, start = inode(lab, "r"), own.position()
+        with sock_in(lab, "h2") as sock:
+
+            def after_the_probes_drop() -> None:
+                wait_until(lambda: own.since(start, netns={r}), 5.0, "r's drop of the echo request read")
+                for _ in range(5):
+                    sock.sendto(b"nslab: after the probe's drop", ("127.0.0.1", 9))
+
+            burst = threading.Thread(target=after_the_probes_drop)
+            burst.start()
+            held = lab.ns("h1").ping("10.0.2.1", timeout=0.5)
+            burst.join(5.0)
+        assert not held.ok and held.reason is None, held  # no drop reason claimed, none denied
+        assert held.evidence.drop_reasons is not None and " drop reports read since the probe began were forgotten before it read them (the monitor keeps the latest 1): some may be this probe's" in held.evidence.drop_reasons, held.evidence.drop_reasons
+        assert own.forgotten(start) >= 5
+    finally:
+        own.stop()
+
+
+def test_a_flush_whose_markers_were_lost_in_a_full_buffer_sends_them_again(make_lab):
+    """A lab's own bpftrace stopped (SIGSTOP) while thousands of drops fill every CPU's buffer: the
+    markers a flush sends then are lost there, as any report would be. Let go, bpftrace reads on,
+    and the flush ends with the markers it sent again (a flush's markers were lost this way twice
+    in one afternoon's runs of ./run tests, after the held-up verdict's test above)."""
+    lab = make_lab(Topology([Namespace("a", lo_up=True)]))
+    own = drops.DropMonitor().start()
+    sent: list[list[int]] = []
+    first = threading.Event()
+    send = own._send_markers
+
+    def spied(marker, cpus):
+        sent.append(list(cpus))
+        first.set()
+        return send(marker, cpus)
+
+    own._send_markers = spied  # type: ignore[method-assign]
+    try:
+        assert own.ready(timeout=30), own.why
+        os.kill(own._proc.pid, signal.SIGSTOP)
+        flushed: list[bool] = []
+        try:
+            saved = os.sched_getaffinity(0)
+            with sock_in(lab, "a") as sock:
+                for cpu in own._cpus:  # each CPU's own buffer, filled by drops made on it
+                    os.sched_setaffinity(0, {cpu})
+                    for _ in range(5000):
+                        sock.sendto(b"nslab: fill the buffer", ("127.0.0.1", 9))
+            os.sched_setaffinity(0, saved)
+            flushing = threading.Thread(target=lambda: flushed.append(own.flush(10.0)))
+            flushing.start()
+            assert first.wait(5.0), "the flush sent no marker"
+        finally:
+            os.kill(own._proc.pid, signal.SIGCONT)
+        flushing.join(15.0)
+        assert flushed == [True], (flushed, sent, own.why)
+        assert len(sent) >= 2, f"the first markers were read, not lost: {sent}"  # the case under test happened
+    finally:
+        own.stop()
 
 # -- unavailable: one clear line, no exception --------------------------------------------------
 

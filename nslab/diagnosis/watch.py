@@ -113,6 +113,8 @@ class Watch:
             seen = DropSeen(space.name, dev, drop.reason, None if asks else packet, asks)
             if seen not in self.drops:
                 self.drops.append(seen)
+        if forgotten := self.monitor.forgotten(self.drop_mark):
+            self.unconfirmed = f"{forgotten} drop reports read since the probe began were forgotten before it read them (the monitor keeps the latest {self.monitor.keeps:,}): some may be this probe's"
 
     def deltas(self) -> dict[str, dict[str, int]]:
         out = {}

@@ -68,6 +68,7 @@ BTF = "/sys/kernel/btf/vmlinux"
 KEEP = 10_000  # drops held for since(); older ones are forgotten
 OFF_VARIABLE = "NSLAB_DROP_REASONS"
 MARKER_PORT = 9  # UDP discard: where flush() markers die (NO_SOCKET) in the monitor's own namespace
+RESEND = 0.25  # seconds a flush waits for a CPU's marker before it sends that CPU another
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 
 
@@ -222,6 +223,18 @@ class DropMonitor:
         out.reverse()
         return out
 
+    def forgotten(self, mark: Mark) -> int:
+        """How many drops read after *mark* `since()` no longer holds: it keeps the latest `keeps`,
+        and a burst of the machine's drops can push a probe's own out before the probe reads them."""
+        with self._cond:
+            oldest = self._drops[0][0] if self._drops else self._next_seq
+        return max(0, oldest - mark.seq)
+
+    @property
+    def keeps(self) -> int:
+        """How many of the latest drops `since()` holds."""
+        return self._drops.maxlen or 0
+
     def flush(self, timeout: float = 2.0) -> bool:
         """Return True once every drop that happened before this call has been read.
 
@@ -229,28 +242,44 @@ class DropMonitor:
         a marker packet is dropped on purpose on each CPU this process may run
         on (UDP to a closed port in the monitor's own namespace, the thread
         pinned there by sched_setaffinity), and the call returns when every
-        CPU's marker has been read. False if unavailable or at the deadline.
+        CPU's marker has been read. A marker dropped while that CPU's buffer was
+        full is lost like any report (bpftrace held up, a burst of the run's
+        drops): every RESEND seconds the CPUs not yet heard from get another.
+        False if unavailable or at the deadline.
         """
-        if not self.available or self._marker is None:
+        marker = self._marker
+        if not self.available or marker is None:
             return False
         with self._flush_lock:
             start = time.monotonic_ns()
-            saved = os.sched_getaffinity(0)
-            try:
-                for cpu in self._cpus:
-                    os.sched_setaffinity(0, {cpu})
-                    self._marker.sendto(b"nslab-flush", ("127.0.0.1", MARKER_PORT))
-            except OSError:
-                return False
-            finally:
-                os.sched_setaffinity(0, saved)
             deadline = time.monotonic() + timeout
-            with self._cond:
-                while not all(self._marker_seen.get(cpu, 0) >= start for cpu in self._cpus):
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not self.available:
-                        return False
-                    self._cond.wait(left)
+            missing = list(self._cpus)
+            while True:
+                if not self._send_markers(marker, missing):
+                    return False
+                resend = min(deadline, time.monotonic() + RESEND)
+                with self._cond:
+                    while missing := [cpu for cpu in self._cpus if self._marker_seen.get(cpu, 0) < start]:
+                        left = resend - time.monotonic()
+                        if left <= 0 or not self.available:
+                            break
+                        self._cond.wait(left)
+                if not missing:
+                    return True
+                if time.monotonic() >= deadline or not self.available:
+                    return False
+
+    def _send_markers(self, marker: socket.socket, cpus: list[int]) -> bool:
+        """One marker dropped on each of *cpus*, this thread pinned to each in turn."""
+        saved = os.sched_getaffinity(0)
+        try:
+            for cpu in cpus:
+                os.sched_setaffinity(0, {cpu})
+                marker.sendto(b"nslab-flush", ("127.0.0.1", MARKER_PORT))
+        except OSError:
+            return False
+        finally:
+            os.sched_setaffinity(0, saved)
         return True
 
     # -- the reader thread ------------------------------------------------------------
