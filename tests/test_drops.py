@@ -297,12 +297,14 @@ def test_a_verdict_whose_drop_was_pushed_out_of_the_window_says_so(make_lab, mon
         own.stop()
 
 
-def test_a_flush_whose_markers_were_lost_in_a_full_buffer_sends_them_again(make_lab):
-    """A lab's own bpftrace stopped (SIGSTOP) while thousands of drops fill every CPU's buffer: the
-    markers a flush sends then are lost there, as any report would be. Let go, bpftrace reads on,
-    and the flush ends with the markers it sent again (a flush's markers were lost this way twice
-    in one afternoon's runs of ./run tests, after the held-up verdict's test above)."""
+def test_a_flush_whose_markers_were_lost_in_a_full_buffer_sends_them_again(make_lab, monkeypatch):
+    """A lab's own bpftrace stopped (SIGSTOP) while drops fill every CPU's buffer (one page each
+    here, so that a few hundred do: the run's other monitors read these drops too): the markers a
+    flush sends then are lost there, as any report would be. Let go, bpftrace reads on, and the
+    flush ends with the markers it sent again (a flush's markers were lost this way twice in one
+    afternoon's runs of ./run tests, after the held-up verdict's test above)."""
     lab = make_lab(Topology([Namespace("a", lo_up=True)]))
+    monkeypatch.setenv("BPFTRACE_PERF_RB_PAGES", "1")
     own = drops.DropMonitor().start()
     sent: list[list[int]] = []
     first = threading.Event()
@@ -323,7 +325,7 @@ def test_a_flush_whose_markers_were_lost_in_a_full_buffer_sends_them_again(make_
             with sock_in(lab, "a") as sock:
                 for cpu in own._cpus:  # each CPU's own buffer, filled by drops made on it
                     os.sched_setaffinity(0, {cpu})
-                    for _ in range(5000):
+                    for _ in range(300):
                         sock.sendto(b"nslab: fill the buffer", ("127.0.0.1", 9))
             os.sched_setaffinity(0, saved)
             flushing = threading.Thread(target=lambda: flushed.append(own.flush(10.0)))
