@@ -45,6 +45,7 @@ NINEP = "trans=virtio,version=9p2000.L,access=any,msize=524288"
 ETC_CACHED = ("/etc/ld.so.cache", "/etc/alternatives")
 OUT = "/run/nslab-out"  # where the report directory is mounted first, to read the script from it
 SCRIPT = "guest.sh"
+KERNEL_LOG = "kernel.log"  # the guest kernel's messages, where the suite failed
 
 
 def _export(tag: str, path: Path, *, readonly: bool) -> str:
@@ -92,5 +93,10 @@ def write_script(project: Path, out: Path, body: str, *, binds: tuple[Path, ...]
         f"for f in {' '.join(ETC_CACHED)}; do [ ! -e /run/nslab-sys$f ] || mount --bind /run/nslab-sys$f $f || echo \"nslab-matrix: $f read over the uncached root\"; done",
         f"mount --bind {OUT} {q(out)} || exit 1",
         body,
+        # a suite that fails leaves what the kernel said beside guest.log (one 6.12 column stopped after
+        # 22 tests without its summary, exit 255, and passed again alone): an OOM kill, a hung task
+        "status=$?",
+        f'[ "$status" -eq 0 ] || dmesg > {OUT}/{KERNEL_LOG} 2>&1',
+        'exit "$status"',
         "",
     ]))
