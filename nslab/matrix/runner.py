@@ -157,7 +157,7 @@ PRINTED_COMMANDS = ("tests/test_render.py::test_printed_ip_commands_build_a_lab_
 
 # A TCG guest boots without address-space randomisation. QEMU 7.2 keys a translated block by the
 # virtual address of its code as well as the physical: with randomised mappings, every process the
-# suite starts (some 3,400 execs, most of them the CNI plugins' iptables) had its libraries'
+# suite starts (1,174 execs in the scenario suite, 609 of them the CNI plugins' iptables) had its libraries'
 # code translated anew. Alternated on 6.1 under TCG, `./run matrix 6.1` took 155.0 s and 208
 # CPU-seconds with it against 193.3 s and 276 without (pytest in the guest 136.6 s against 178.2).
 TCG_APPEND = ("norandmaps",)
