@@ -28,6 +28,7 @@ from nslab.diagnosis.stages import At, link_up, netfilter, routing, set_sysctl
 from nslab.diagnosis.stages.address import IPV6_MIN_MTU, absent, disabling, ipv6_back
 from nslab.diagnosis.stages.neighbour import off_bridge
 from nslab.kernel.state import AddressState, RouteState
+from nslab.model.queries import bridge_ports
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
 
@@ -204,20 +205,10 @@ def solicited_elsewhere(ctx: obs.Context) -> obs.Finding | None:
                 + f"; it holds {target} on {held.dev} only, and IPv6 answers NDP only for an address of the interface asked on"
             )
             return obs.Finding(Cause.NO_ARP_ANSWER, Where(s.ns, s.dev), text, claims=why.claims, fixes=why.fixes)
-        if port is not None and _master_in_lab(ctx, s.ns, s.dev) == held.dev:  # the lab makes the interface asked on a port of the bridge that holds it
+        if port is not None and bridge_ports(ctx.reads.view.topology).get((s.ns, s.dev)) == (s.ns, held.dev):  # the lab makes the interface asked on a port of the bridge that holds it
             lead = f"the NDP request for {target} reached {s.dev} in {s.ns} and went no further: {s.ns} holds {target} on {held.dev}, and the lab makes {s.dev} a port of it, but {s.dev}"
             return off_bridge(s.ns, port, held.dev, lead)
         return _off_link(ctx, sent.ns, sent.dev, s.ns, s.dev, held)
-    return None
-
-
-def _master_in_lab(ctx: obs.Context, ns: str, dev: str) -> str | None:
-    """The bridge the lab's model makes *dev* of *ns* a port of (a veth end's master), if any."""
-    for v in ctx.reads.view.topology.veths:
-        if (v.ns, v.name) == (ns, dev):
-            return v.master
-        if (v.peer_ns, v.peer) == (ns, dev):
-            return v.peer_master
     return None
 
 
