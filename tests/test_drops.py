@@ -239,65 +239,73 @@ def test_a_monitor_started_inside_a_lab_namespace_does_not_live_there(make_lab, 
     assert own._proc.poll() is not None and not own.available
 
 
-def test_a_verdict_whose_drop_reports_are_held_up_says_they_were_not_all_read(make_lab, mon):
+@pytest.fixture
+def own_monitor():
+    """Start a monitor of the test's own, not the run's shared one (a bpftrace it may stop), and
+    return it attached; every monitor started is stopped after the test."""
+    started: list[drops.DropMonitor] = []
+
+    def start() -> drops.DropMonitor:
+        monitor = drops.DropMonitor().start()
+        started.append(monitor)
+        assert monitor.ready(timeout=30), monitor.why
+        return monitor
+
+    yield start
+    for monitor in started:
+        monitor.stop()
+
+
+def test_a_verdict_whose_drop_reports_are_held_up_says_they_were_not_all_read(make_lab, mon, own_monitor):
     """The lab's own bpftrace stopped (SIGSTOP) while r drops h1's ping: the final flush cannot
     end, so the evidence says the drop reasons were not all read (the explanation then reads r's
     counters and captures, as without drop reasons). Let go again, the same probe reads the drop's reason."""
     lab = router_lab(make_lab, forward=False)
-    own = drops.DropMonitor().start()
+    own = own_monitor()
+    lab.drops = own
+    os.kill(own._proc.pid, signal.SIGSTOP)
     try:
-        assert own.ready(timeout=30), own.why
-        lab.drops = own
-        os.kill(own._proc.pid, signal.SIGSTOP)
-        try:
-            held = lab.ns("h1").ping("10.0.2.1", timeout=0.3)
-        finally:
-            os.kill(own._proc.pid, signal.SIGCONT)
-        assert not held.ok and held.reason is None, held  # no drop reason claimed: r's counters and captures tell
-        assert held.evidence.drop_reasons == "the drop monitor had not relayed every report within 3 s: some may be missing", held.evidence.drop_reasons
-        assert "(the kernel's drop reasons were not read: the drop monitor had not relayed" in held.evidence.trace()
-        # Caught up first: the run's other drops that overflowed bpftrace's buffers while it was stopped
-        # are reported as lost when it reads on, and the next probe would rightly count them.
-        assert own.flush(10.0), own.why
-        freed = lab.ns("h1").ping("10.0.2.1", timeout=0.3)
-        assert freed.evidence.drop_reasons is None and freed.reason is not None, freed
+        held = lab.ns("h1").ping("10.0.2.1", timeout=0.3)
     finally:
-        own.stop()
+        os.kill(own._proc.pid, signal.SIGCONT)
+    assert not held.ok and held.reason is None, held  # no drop reason claimed: r's counters and captures tell
+    assert held.evidence.drop_reasons == "the drop monitor had not relayed every report within 3 s: some may be missing", held.evidence.drop_reasons
+    assert "(the kernel's drop reasons were not read: the drop monitor had not relayed" in held.evidence.trace()
+    # Caught up first: the run's other drops that overflowed bpftrace's buffers while it was stopped
+    # are reported as lost when it reads on, and the next probe would rightly count them.
+    assert own.flush(10.0), own.why
+    freed = lab.ns("h1").ping("10.0.2.1", timeout=0.3)
+    assert freed.evidence.drop_reasons is None and freed.reason is not None, freed
 
 
-
-def test_a_verdict_whose_drop_was_pushed_out_of_the_window_says_so(make_lab, monkeypatch):
+def test_a_verdict_whose_drop_was_pushed_out_of_the_window_says_so(make_lab, monkeypatch, own_monitor):
     """A monitor keeps the latest drops for since() (KEEP, 10,000): a burst of the machine's drops
     can push a probe's own out before its verdict reads them, and since() alone would then say
     nothing was dropped. Here a lab's own monitor keeps one: r drops h1's ping, then five drops in
     h2 follow it, and the verdict says reports were forgotten instead of naming no drop."""
     lab = router_lab(make_lab, forward=False)
     monkeypatch.setattr(importlib.import_module("nslab.kernel.drops.monitor"), "KEEP", 1)  # the package's `monitor` is the function
-    own = drops.DropMonitor().start()
-    try:
-        assert own.ready(timeout=30), own.why
-        assert own.keeps == 1
-        lab.drops, lab.settle_early = own, False
-        r, start = inode(lab, "r"), own.position()
-        with sock_in(lab, "h2") as sock:
+    own = own_monitor()
+    assert own.keeps == 1
+    lab.drops, lab.settle_early = own, False
+    r, start = inode(lab, "r"), own.position()
+    with sock_in(lab, "h2") as sock:
 
-            def after_the_probes_drop() -> None:
-                wait_until(lambda: own.since(start, netns={r}), 5.0, "r's drop of the echo request read")
-                for _ in range(5):
-                    sock.sendto(b"nslab: after the probe's drop", ("127.0.0.1", 9))
+        def after_the_probes_drop() -> None:
+            wait_until(lambda: own.since(start, netns={r}), 5.0, "r's drop of the echo request read")
+            for _ in range(5):
+                sock.sendto(b"nslab: after the probe's drop", ("127.0.0.1", 9))
 
-            burst = threading.Thread(target=after_the_probes_drop)
-            burst.start()
-            held = lab.ns("h1").ping("10.0.2.1", timeout=0.5)
-            burst.join(5.0)
-        assert not held.ok and held.reason is None, held  # no drop reason claimed, none denied
-        assert held.evidence.drop_reasons is not None and " drop reports read since the probe began were forgotten before it read them (the monitor keeps the latest 1): some may be this probe's" in held.evidence.drop_reasons, held.evidence.drop_reasons
-        assert own.forgotten(start) >= 5
-    finally:
-        own.stop()
+        burst = threading.Thread(target=after_the_probes_drop)
+        burst.start()
+        held = lab.ns("h1").ping("10.0.2.1", timeout=0.5)
+        burst.join(5.0)
+    assert not held.ok and held.reason is None, held  # no drop reason claimed, none denied
+    assert held.evidence.drop_reasons is not None and " drop reports read since the probe began were forgotten before it read them (the monitor keeps the latest 1): some may be this probe's" in held.evidence.drop_reasons, held.evidence.drop_reasons
+    assert own.forgotten(start) >= 5
 
 
-def test_a_flush_whose_markers_were_lost_in_a_full_buffer_sends_them_again(make_lab, monkeypatch):
+def test_a_flush_whose_markers_were_lost_in_a_full_buffer_sends_them_again(make_lab, monkeypatch, own_monitor):
     """A lab's own bpftrace stopped (SIGSTOP) while drops fill every CPU's buffer (one page each
     here, so that a few hundred do: the run's other monitors read these drops too): the markers a
     flush sends then are lost there, as any report would be. Let go, bpftrace reads on, and the
@@ -305,7 +313,7 @@ def test_a_flush_whose_markers_were_lost_in_a_full_buffer_sends_them_again(make_
     afternoon's runs of ./run tests, after the held-up verdict's test above)."""
     lab = make_lab(Topology([Namespace("a", lo_up=True)]))
     monkeypatch.setenv("BPFTRACE_PERF_RB_PAGES", "1")
-    own = drops.DropMonitor().start()
+    own = own_monitor()
     sent: list[list[int]] = []
     first = threading.Event()
     send = own._send_markers
@@ -316,28 +324,27 @@ def test_a_flush_whose_markers_were_lost_in_a_full_buffer_sends_them_again(make_
         return send(marker, cpus)
 
     own._send_markers = spied  # type: ignore[method-assign]
+    os.kill(own._proc.pid, signal.SIGSTOP)
+    flushed: list[bool] = []
     try:
-        assert own.ready(timeout=30), own.why
-        os.kill(own._proc.pid, signal.SIGSTOP)
-        flushed: list[bool] = []
+        saved = os.sched_getaffinity(0)
         try:
-            saved = os.sched_getaffinity(0)
             with sock_in(lab, "a") as sock:
                 for cpu in own._cpus:  # each CPU's own buffer, filled by drops made on it
                     os.sched_setaffinity(0, {cpu})
                     for _ in range(300):
                         sock.sendto(b"nslab: fill the buffer", ("127.0.0.1", 9))
-            os.sched_setaffinity(0, saved)
-            flushing = threading.Thread(target=lambda: flushed.append(own.flush(10.0)))
-            flushing.start()
-            assert first.wait(5.0), "the flush sent no marker"
         finally:
-            os.kill(own._proc.pid, signal.SIGCONT)
-        flushing.join(15.0)
-        assert flushed == [True], (flushed, sent, own.why)
-        assert len(sent) >= 2, f"the first markers were read, not lost: {sent}"  # the case under test happened
+            os.sched_setaffinity(0, saved)
+        flushing = threading.Thread(target=lambda: flushed.append(own.flush(10.0)))
+        flushing.start()
+        assert first.wait(5.0), "the flush sent no marker"
     finally:
-        own.stop()
+        os.kill(own._proc.pid, signal.SIGCONT)
+    flushing.join(15.0)
+    assert flushed == [True], (flushed, sent, own.why)
+    assert len(sent) >= 2, f"the first markers were read, not lost: {sent}"  # the case under test happened
+
 
 # -- unavailable: one clear line, no exception --------------------------------------------------
 
