@@ -83,8 +83,13 @@ def send_udp(lab, ns: str, dst: str, dport: int, src: str = "") -> tuple[int, OS
 
 
 def the_drop(mon: drops.DropMonitor, mark: drops.Mark, netns: int, **header) -> drops.Drop:
-    """The one drop in *netns* since *mark* whose header has these fields (after a flush: no waiting)."""
+    """The one drop in *netns* since *mark* whose header has these fields. It is waited for: it can
+    come after the send returned and after a flush, since the sender first resolves its gateway's
+    address (ARP) and only then sends the packet queued for it, and a loaded machine leaves packets
+    to ksoftirqd (once, in ./run tests under six workers, r's drop had not been read after the flush).
+    A flush then makes sure that no second one was still on its way."""
     __tracebackhide__ = True
+    wait_until(lambda: [d for d in mon.since(mark, netns={netns}) if d.matches(**header)], 2.0, f"a drop with {header} in netns {netns}")
     assert mon.flush(timeout=2.0), f"flush did not complete: {mon.why}"
     seen = mon.since(mark, netns={netns})
     found = [d for d in seen if d.matches(**header)]
