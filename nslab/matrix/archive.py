@@ -141,8 +141,11 @@ def apt_options(apt_dir: Path | None = None) -> list[str]:
         "Dir::Etc::PreferencesParts": apt_dir / "preferences.d",
         "Dir::State": apt_dir / "state",
         "Dir::Cache": apt_dir / "cache",
-        "Dir::Cache::pkgcache": "pkgcache.bin",  # Debian's container images turn the caches off
-        "Dir::Cache::srcpkgcache": "srcpkgcache.bin",
+        # The package cache on (Debian's container images turn it off, and each call would parse the
+        # lists again); the source cache off: apt builds the package cache without it, and the
+        # lists' first `apt-get update` took 7.7 s of CPU instead of 8.8 (113 MB less in the cache).
+        "Dir::Cache::pkgcache": "pkgcache.bin",
+        "Dir::Cache::srcpkgcache": "",
         "Acquire::Languages": "none",
     }
     if os.geteuid() == 0:
