@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -83,6 +84,34 @@ def test_at_the_deadline_the_child_and_its_process_group_are_killed():
     grandchild = int(os.read(r, 64))
     os.close(r)
     wait_until(lambda: gone(grandchild), 5.0, f"the child's own process {grandchild} killed with it")
+
+
+ORPHAN = """
+import os, sys
+from nslab.kernel import linux
+from nslab.kernel.process import wait_until
+parent = os.getpid()
+if os.fork() == 0:
+    with open(sys.argv[1], "w") as f:
+        f.write(str(os.getpid()))
+    wait_until(lambda: os.getppid() != parent, 10.0, "the parent gone")
+    linux.die_with_parent(parent)
+    with open(sys.argv[2], "w") as f:
+        f.write("alive")
+os._exit(0)
+"""
+
+
+def test_a_child_whose_parent_died_before_it_asked_to_die_with_it_ends_itself(tmp_path):
+    """PR_SET_PDEATHSIG covers only a parent that dies after the request: one that died between
+    the fork and the prctl left its child running, reparented. Here the child asks only once its
+    parent is gone, and ends itself on finding another parent than the one it was forked by."""
+    pid_file, alive = tmp_path / "pid", tmp_path / "alive"
+    done = subprocess.run([sys.executable, "-c", ORPHAN, str(pid_file), str(alive)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    orphan = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), 10.0, "the child's PID"))
+    wait_until(lambda: gone(orphan), 10.0, f"the orphan {orphan} ended")
+    assert not alive.exists()
 
 
 def test_a_fresh_namespace_then_the_same_one_by_path_and_by_fd():

@@ -14,6 +14,7 @@ when a case could not run.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
@@ -29,7 +30,7 @@ def rows(todo: list[Case], jobs: int, budget: float) -> Iterator[Row]:
         yield from (run(c, budget) for c in todo)
         return
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn, initializer=linux.die_with_parent) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn, initializer=linux.die_with_parent, initargs=(os.getpid(),)) as pool:
         yield from pool.map(run, todo, repeat(budget))
 
 

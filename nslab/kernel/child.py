@@ -56,11 +56,12 @@ def spawn(body: Callable[[], object]) -> int:
 
     The child exits with status 0 if *body* returned, 1 if it raised; it never
     returns into the caller's code. The caller reaps it (os.waitpid)."""
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            linux.die_with_parent()
+            linux.die_with_parent(parent)
             body()
             code = 0
         finally:

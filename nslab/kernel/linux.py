@@ -60,13 +60,18 @@ def umount(target: str, flags: int = MNT_DETACH) -> None:
     _check(_libc.umount2(target.encode(), flags), "umount2", target)
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
+def die_with_parent(parent: int | None, sig: int = signal.SIGKILL) -> None:
     """Ask the kernel to kill the calling process when its parent thread dies.
 
     Used in children we spawn, so that a `kill -9` of the test process takes
-    its servers with it and nothing outlives the run.
+    its servers with it and nothing outlives the run. *parent* is the parent's
+    PID, read before the fork: a parent that died before the request took is
+    never signalled for, so a child that finds another parent ends itself.
+    None where the caller was not told it (an xdist worker): then that window stays open.
     """
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl", "PR_SET_PDEATHSIG")
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), sig)
 
 
 def root_of_new_namespaces() -> None:
@@ -74,10 +79,11 @@ def root_of_new_namespaces() -> None:
     become that namespace's root, keep dying with the parent (changing credentials
     clears it), and take private network, mount and PID namespaces with a private
     mount tree. What a jail (nslab grade) and a stage (nslab replay) start from."""
+    parent = os.getppid()  # still dying with it here (child.spawn asked), so this is the parent, alive
     os.setgroups([])
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
-    die_with_parent()
+    die_with_parent(parent)
     unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID)
     mount(None, "/", None, MS_REC | MS_PRIVATE)
 

@@ -67,7 +67,7 @@ def bounded(argv: list[str], *, timeout: float, log: Path, env: dict | None = No
     """
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env or _child_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=linux.die_with_parent)  # noqa: PLW1509 - one thread here
+                                start_new_session=True, preexec_fn=functools.partial(linux.die_with_parent, os.getpid()))  # noqa: PLW1509 - one thread here
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
