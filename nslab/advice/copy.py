@@ -398,7 +398,8 @@ def _route_same(r: dump.Route) -> tuple:
 def _routes(want: NsState, have: NsState) -> list[str]:
     wanted = {_route_same(r): r for r in want.routes if _compared(r)}
     held = {_route_same(r): r for r in have.routes if _compared(r)}
-    out = [_route_words(r) for same, r in wanted.items() if same not in held]  # first: a gateway may need a route about to go
+    taken = {(r.table, r.dst) for r in (*want.routes, *have.routes)}
+    out = [line for same, r in wanted.items() if same not in held for line in _reached(r, taken)]  # first: a gateway may need a route about to go
     keys = {r.key for r in wanted.values()}
     for same, r in held.items():
         if same not in wanted and r.key not in keys:
@@ -412,6 +413,28 @@ def _routes(want: NsState, have: NsState) -> list[str]:
                 words.append(f"dev {r.dev}")
             out.append(" ".join(words))
     return out
+
+
+def _reached(r: dump.Route, taken: set[tuple[int, str]]) -> list[str]:
+    """The commands that add *r*, its gateways made reachable for that moment: the kernel takes a
+    gateway only if a route reaches it, and keeps the route when that route goes later (an address
+    deleted takes its prefix's route, and a default route through it stays). A host route to each
+    gateway, on the route's device, comes before and goes after, unless a route of that table has
+    that destination already (it would be replaced, then deleted)."""
+    hops = [(h.gateway, h.dev) for h in r.nexthops] if r.nexthops else [(r.gateway, r.dev)]
+    if "onlink" in r.flags:
+        hops = []
+    scaffolds = []
+    for gateway, dev in hops:
+        if gateway is None or dev is None or (r.family == 6 and ipaddress.ip_address(gateway).is_link_local):  # fe80:: needs only its device
+            continue
+        host = f"{gateway}/{32 if r.family == 4 else 128}"
+        if (r.table, host) in taken:
+            continue
+        fam, table = ("-4" if r.family == 4 else "-6"), TABLE_NAMES.get(r.table, r.table)
+        scaffolds.append((f"{fam} route replace {host} dev {dev} table {table}" + (" scope link" if r.family == 4 else ""),
+                          f"{fam} route del {host} dev {dev} table {table}"))
+    return [add for add, _ in scaffolds] + [_route_words(r)] + [delete for _, delete in scaffolds]
 
 
 def _rule_words(r: dump.Rule, verb: str) -> str:
