@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -42,3 +43,15 @@ def test_a_lab_without_a_network_namespace_of_its_own_builds_and_removes(nslab_s
     assert answer["stayed"], "no network namespace of its own"
     assert answer["left"] == [], "its namespace was removed when it closed"
     assert "cannot get one now" in answer["refused"]
+
+
+def test_a_listener_that_cannot_bind_leaves_no_socket_holding_its_namespace(nslab_sandbox):
+    """`listen` closes the socket it made when the bind fails: held by the error's traceback (as
+    here, and as pytest holds a failed test's), it kept the namespace alive, and the lab's close
+    failed after 5 s (EBUSY: a socket still holds it)."""
+    with Lab() as lab:
+        b = lab.add_namespace("b")  # lo down: ::1 is no address of b's yet
+        with pytest.raises(OSError) as refused:
+            b.listen(8080, "::1")
+        assert refused.value.errno == errno.EADDRNOTAVAIL
+    assert os.listdir(sandbox.current().netns_dir) == []

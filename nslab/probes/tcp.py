@@ -28,11 +28,15 @@ def listen(port: int, addr: str = "0.0.0.0") -> socket.socket:
     """A listening socket in the calling thread's namespace (`::` or an IPv6 *addr*:
     IPv6 only, so an IPv4 listener on the same port may live beside it)."""
     sock = socket.socket(family(addr), socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if sock.family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    sock.bind((addr, port))
-    sock.listen(8)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((addr, port))
+        sock.listen(8)
+    except BaseException:
+        sock.close()  # else it lives on with the error's traceback, and holds its namespace
+        raise
     return sock
 
 
