@@ -126,6 +126,19 @@ def test_a_route_whose_gateway_no_route_reaches_any_more_is_copied(nslab_sandbox
     assert answer["differences"] == [] and answer["missing"] == [], answer
 
 
+def test_a_listener_on_one_address_is_copied_on_that_address_only(nslab_sandbox):
+    """The probe's port is listened on where the original listens, not on every address: a
+    listener bound to ::1 alone refuses a SYN to the namespace's other addresses, in the copy too."""
+    with Lab() as lab:
+        lab.add_namespace("b", lo_up=True)
+        lab.ns("b").listen(8080, "::1")
+        state = copy.read_state(lab, port=8080)
+    assert [(li.address, li.port) for li in state.dumps["b"].listeners if li.proto == "tcp"] == [("::1", 8080)]
+    answer = copied(state)
+    assert "error" not in answer, answer.get("error")
+    assert answer["differences"] == [] and answer["missing"] == [], answer
+
+
 def test_a_write_the_copy_cannot_make_is_named(nslab_sandbox):
     with Lab() as lab:
         lab.add_namespace("a")

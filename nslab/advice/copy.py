@@ -514,8 +514,12 @@ def _fdb(want: NsState, have: NsState) -> list[str]:
 # -- listeners -------------------------------------------------------------------------
 def _listen(lab: Lab, name: str, want: NsState, ports: list[int]) -> list[str]:
     out = []
-    # the probe's port on every address of both families (an IPv6 listener is IPv6 only: tcp.listen)
-    wanted = {(li.address, li.port) for li in want.listeners if li.proto == "tcp"} | {(any_, p) for p in ports for any_ in ("0.0.0.0", "::")}
+    # Each listener where it was bound. One on :: for the probe's port may take IPv4 too (unless it is
+    # v6only, which /proc does not show), where an IPv6 listener here takes IPv6 only (tcp.listen):
+    # it gets a stand-in on 0.0.0.0. Stand-ins on every address made the copy answer where the original
+    # refused: a listener bound to ::1 only (./run soundness --generated 120 --seed 39, case 88).
+    tcp = [li for li in want.listeners if li.proto == "tcp"]
+    wanted = {(li.address, li.port) for li in tcp} | {("0.0.0.0", li.port) for li in tcp if li.address == "::" and li.port in ports}
     for address, port in sorted(wanted):
         try:
             lab.ns(name).listen(port, address)
