@@ -188,6 +188,25 @@ def test_the_bridge_port_that_keeps_a_solicitation_from_its_holder_is_named_and_
     assert found.fixes and found.fixes[0].changes[0]["ns"] == "sw", found
 
 
+NFT_BRIDGE_PREROUTING = "nft -f - <<'EOF'\ntable bridge t {\n chain pre { type filter hook prerouting priority 0; policy drop; }\n}\nEOF"
+
+
+def test_an_answer_to_the_bridges_own_host_dropped_at_bridge_prerouting_is_blamed_once(make_lab):
+    """c2's ARP reply to sw enters br0 by veth2, and the bridge family's prerouting drops it. That
+    chain is on a bridged frame's way and on the way into sw itself: read twice, it was named twice,
+    then not blamed as the one thing there (`./run soundness --generated 120 --seed 40`, case 5)."""
+    from nslab.advice.fixes import find
+
+    lab = make_lab(bridge_lab())
+    lab.ns("sw").run(["sh", "-c", NFT_BRIDGE_PREROUTING], check=True)
+    result = lab.ns("sw").ping("172.17.0.3")
+    assert result.cause is Cause.FILTERED_BY_RULE, result
+    assert [(c.ns, c.obj, c.value) for c in result.claims] == [("sw", "nft bridge t pre", "policy drop")], result
+    assert result.explanation.count("chain pre in sw") == 1, result.explanation
+    found = find(result, lab, budget=5.0)
+    assert found.fixes and found.fixes[0].changes[0]["ns"] == "sw", found
+
+
 def router_lab6() -> Topology:
     """router_lab with IPv6 beside IPv4: fd00:1::/64 and fd00:2::/64, r forwarding both."""
     topo = router_lab()

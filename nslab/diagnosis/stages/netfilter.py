@@ -140,7 +140,9 @@ def bridge_stoppers(reads: Reads, ns: str, v6: bool, op: str) -> list[nftables.S
 
 def neighbour_finding(where: Where, found: list[tuple[str, nftables.Stopper]], lead: str) -> Finding:
     """*found* (namespace, stopper) on an ARP or NDP exchange's way, named after *lead*; blamed when it
-    is the one thing there that can stop it."""
+    is the one thing there that can stop it. A chain met twice is one thing: the bridge family's
+    prerouting is on a bridged frame's way and on the way into the bridge's own host."""
+    found = list(dict.fromkeys(found))
     blame = len(found) == 1
     ns, first = found[0]
     return Finding(
