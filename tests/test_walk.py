@@ -297,6 +297,23 @@ def test_a_request_sent_by_default_to_a_host_that_does_not_forward_ipv6_blames_t
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("c1", "address fd00:172:17::2/64 dev eth0", "absent")], result
 
 
+def test_a_pods_ipv6_address_is_added_back_without_the_default_route_it_still_holds(make_lab):
+    """pod2-2's /128 deleted: its default route through the node stays (onlink). The remedy adds
+    the address alone; it re-added the IPv6 default route too, which the kernel refused (File
+    exists), so no fix was verified (soundness --generated 120 --seed 40, case 92)."""
+    from nslab.advice.fixes import find
+    from nslab.tutorials.cluster import cluster, pod_address6
+
+    lab = make_lab(cluster(2, 2, dual_stack=True))
+    target = pod_address6(2, 2)
+    lab.ns("pod2-2").run(["ip", "addr", "del", f"{target}/128", "dev", "eth0"], check=True)
+    result = lab.ns("pod1-1").ping(target)
+    assert result.cause is Cause.NO_ARP_ANSWER and result.where == Where("pod2-2", "eth0"), result
+    assert [r.command for r in result.remedies] == [f"ip addr add {target}/128 dev eth0"], result.remedies
+    found = find(result, lab, budget=5.0)
+    assert found.fixes and found.fixes[0].changes[0]["ns"] == "pod2-2", found
+
+
 def test_a_solicitation_for_an_address_gone_from_the_interface_asked_on_blames_what_took_it(make_lab):
     """kindnet gives the node's gateway address to every pod veth; IPv6 disabled on one of them,
     node1 still holds the address on the other, and answers no solicitation for it on this one.
