@@ -314,6 +314,22 @@ def test_a_pods_ipv6_address_is_added_back_without_the_default_route_it_still_ho
     assert found.fixes and found.fixes[0].changes[0]["ns"] == "pod2-2", found
 
 
+def test_a_blackhole_in_place_of_the_labs_route_is_replaced_by_it_not_deleted(make_lab):
+    """node1's route to pod1-1 replaced by a blackhole: pod1-2's answers to pod1-1 are discarded.
+    Deleting the blackhole would leave no route to pod1-1; the remedy puts the lab's route back
+    (soundness --generated 120 --seed 39, case 97: no fix verified)."""
+    from nslab.advice.fixes import find
+    from nslab.tutorials.cluster import cluster, pod_address6
+
+    lab = make_lab(cluster(2, 2, dual_stack=True))
+    lab.ns("node1").run(["ip", "-6", "route", "replace", "blackhole", pod_address6(1, 1), "table", "main"], check=True)
+    result = lab.ns("pod1-1").ping(pod_address6(1, 2))
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("node1", f"route {pod_address6(1, 1)} table main", "blackhole")], result
+    assert [r.command.split()[:3] for r in result.remedies] == [["ip", "route", "replace"]], result.remedies
+    found = find(result, lab, budget=5.0)
+    assert found.fixes and found.fixes[0].changes[0]["ns"] == "node1", found
+
+
 def test_a_solicitation_for_an_address_gone_from_the_interface_asked_on_blames_what_took_it(make_lab):
     """kindnet gives the node's gateway address to every pod veth; IPv6 disabled on one of them,
     node1 still holds the address on the other, and answers no solicitation for it on this one.
