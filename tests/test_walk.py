@@ -330,6 +330,21 @@ def test_a_blackhole_in_place_of_the_labs_route_is_replaced_by_it_not_deleted(ma
     assert found.fixes and found.fixes[0].changes[0]["ns"] == "node1", found
 
 
+def test_a_frame_flooded_to_a_third_node_blames_the_entry_that_addressed_it(make_lab):
+    """In the kind cluster, node2's entry for node1 says a MAC no host has: the bridge floods pod2-1's answer to node3
+    too, which drops it (OTHERHOST) off the answer's path. The entry that addressed it is blamed,
+    found by the MAC the frame carried; pod2-1's entry for its gateway, which is right, was named
+    (soundness --generated 120 --seed 41, case 62: a false claim)."""
+    from nslab.tutorials.cluster import cluster, node_address, pod_address
+
+    lab = make_lab(cluster(3, 3))
+    bogus = "02:00:5e:33:78:1b"
+    lab.ns("node2").run(["ip", "neigh", "replace", node_address(1), "lladdr", bogus, "dev", "eth0", "nud", "permanent"], check=True)
+    result = lab.ns("pod1-1").ping(pod_address(2, 1))
+    assert result.cause is Cause.WRONG_NEIGHBOUR, result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("node2", f"neigh {node_address(1)} dev eth0", f"{bogus} (PERMANENT)")], result
+
+
 def test_a_solicitation_for_an_address_gone_from_the_interface_asked_on_blames_what_took_it(make_lab):
     """kindnet gives the node's gateway address to every pod veth; IPv6 disabled on one of them,
     node1 still holds the address on the other, and answers no solicitation for it on this one.

@@ -396,20 +396,38 @@ def _placed(found: Finding, ns: str, dev: str | None) -> Finding:
 
 
 def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None, p: packets.Packet) -> Finding:
-    """Who addressed the frame to a MAC that is not the receiver's (the namespace that last sent
-    this packet out), and what its neighbour entry for the packet's next hop says."""
+    """Who addressed the frame to a MAC that is not the receiver's, and what its neighbour entry
+    for the packet's next hop says. A bridge floods a frame for a MAC it has not learnt to every
+    port, so the host that dropped it may be off the packet's path: the sender is the host whose
+    frame came onto this segment, else one of the segment's hosts whose neighbour entry holds the
+    MAC the frame was seen arriving with (./run soundness --generated 120 --seed 41, case 62:
+    node2's reply to node1, flooded to node3, was blamed on pod2-1's entry, which was right)."""
     what = ctx.packet_name(p)
-    peer = ctx.reads.peer(ns, dev) if dev else None
-    sent = [s.ns for s in ev.sightings if s.direction == "out" and s.ns != ns and s.packet is not None and s.packet.ident == p.ident and s.packet.proto == p.proto]
-    if peer is not None and ctx.reads.route_get(peer[0], p.dst).dev == peer[1]:
-        sender = peer[0]  # the other end of the veth it came in by, which routes it there
-    else:
-        sender = sent[-1] if sent else (ev.src if ctx.flow.is_request(p) else ns)
-    out = ctx.reads.route_get(sender, p.dst)
-    hop, odev = out.via or p.dst, out.dev
-    receiver = ctx.reads.link(ns, dev) if dev else None
     lead = f"{ns}{' on ' + dev if dev else ''} dropped the {what} as addressed to another host"
-    return _misaddressed_by(ctx, sender, odev, hop, lead, dev or "?", receiver.mac if receiver else "?", "OTHERHOST")
+    receiver = ctx.reads.link(ns, dev) if dev else None
+    peer = ctx.reads.peer(ns, dev) if dev else None
+    if peer is not None and ctx.reads.route_get(peer[0], p.dst).dev == peer[1]:  # the other end of the veth it came in by, which routes it there
+        out = ctx.reads.route_get(peer[0], p.dst)
+        return _misaddressed_by(ctx, peer[0], out.dev, out.via or p.dst, lead, dev or "?", receiver.mac if receiver else "?", "OTHERHOST")
+    mine = [s for s in ev.sightings if s.packet is not None and s.packet.ident == p.ident and s.packet.proto == p.proto]
+    found = ctx.reads.hosts_on(ns, dev) if dev else None
+    segment = (found[0] if found else set()) | ({(ns, dev)} if dev else set())
+    onto = [s.ns for s in mine if s.direction == "out" and (s.ns, s.dev) in segment and s.ns != ns]
+    if onto:
+        out = ctx.reads.route_get(onto[-1], p.dst)
+        return _misaddressed_by(ctx, onto[-1], out.dev, out.via or p.dst, lead, dev or "?", receiver.mac if receiver else "?", "OTHERHOST")
+    macs = {":".join(f"{b:02x}" for b in s.frame[:6]) for s in mine if s.direction == "in" and (s.ns, s.dev) in segment}
+    version = ipaddress.ip_address(p.dst).version
+    for host, hdev in sorted(segment):
+        if host not in ctx.reads.view.spaces:
+            continue
+        entry = next((e for e in ctx.reads.neighbours(host, version) if e.dev == hdev and e.mac in macs), None)
+        if entry is not None:
+            held = [(n, d, link.mac) for n, d in neighbour.holders(ctx.reads, segment, entry.dst) if (link := ctx.reads.link(n, d)) is not None]
+            holder, mac = (f"{held[0][0]}'s {held[0][1]}", held[0][2]) if held else (dev or "?", receiver.mac if receiver else "?")
+            return _misaddressed_by(ctx, host, hdev, entry.dst, lead, holder, mac, "OTHERHOST")
+    seen = f" ({', '.join(sorted(macs))})" if macs else ""
+    return Finding(Cause.WRONG_NEIGHBOUR, Where(ns, dev), f"{lead}{seen}; it was not seen leaving a host of that segment, and no neighbour entry there holds that MAC: who addressed it so is not known", "OTHERHOST")
 
 
 def _misaddressed(ev: Evidence, ctx: Context, reason: str | None = None) -> Finding | None:

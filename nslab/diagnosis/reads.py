@@ -149,8 +149,11 @@ class Reads:
         return self.is_local(ns, address) or any(a.ip == address for a in self.addresses(ns))
 
     def neighbour(self, ns: str, dst: str) -> NeighbourState | None:
-        version = 6 if ":" in dst else 4  # its family's table only
-        return next((n for n in self.kernel.neighbours(self.handle(ns), names=self.names(ns), version=version) if n.dst == dst), None)
+        return next((n for n in self.neighbours(ns, 6 if ":" in dst else 4) if n.dst == dst), None)  # its family's table only
+
+    def neighbours(self, ns: str, version: int) -> list[NeighbourState]:
+        """`ip neigh` (`ip -6 neigh` for *version* 6)."""
+        return self.kernel.neighbours(self.handle(ns), names=self.names(ns), version=version)
 
     @_asked_once
     def proxies(self, ns: str) -> frozenset[tuple[str, str]]:
