@@ -401,7 +401,8 @@ def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None, p: packets.
     port, so the host that dropped it may be off the packet's path: the sender is the host whose
     frame came onto this segment, else one of the segment's hosts whose neighbour entry holds the
     MAC the frame was seen arriving with (./run soundness --generated 120 --seed 41, case 62:
-    node2's reply to node1, flooded to node3, was blamed on pod2-1's entry, which was right)."""
+    pod2-1's echo reply, sent on by node2 to a MAC no host has and flooded to node3, was blamed on
+    pod2-1's entry for its gateway, which was right)."""
     what = ctx.packet_name(p)
     lead = f"{ns}{' on ' + dev if dev else ''} dropped the {what} as addressed to another host"
     receiver = ctx.reads.link(ns, dev) if dev else None
