@@ -345,6 +345,22 @@ def test_a_frame_flooded_to_a_third_node_blames_the_entry_that_addressed_it(make
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("node2", f"neigh {node_address(1)} dev eth0", f"{bogus} (PERMANENT)")], result
 
 
+def test_a_solicitation_that_its_bridge_port_takes_in_from_nobody_blames_the_port(make_lab):
+    """In the kind cluster, node2's port of the node network's bridge disabled: node2's
+    solicitations for node3 go nowhere. No capture saw them arrive, and the port's state is named
+    (soundness --generated 120 --seed 41, case 82: "the cause is unknown")."""
+    from nslab.advice.fixes import find
+    from nslab.tutorials.cluster import cluster, pod_address6
+
+    lab = make_lab(cluster(3, 3, dual_stack=True))
+    lab.ns("host").run(["bridge", "link", "set", "dev", "veth-node2", "state", "0"], check=True)
+    result = lab.ns("node2").ping(pod_address6(3, 2))
+    assert result.cause is Cause.NO_ARP_ANSWER, result
+    assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("host", "bridge port veth-node2", "state disabled")], result
+    found = find(result, lab, budget=5.0)
+    assert found.fixes and found.fixes[0].changes[0]["ns"] == "host", found
+
+
 def test_a_solicitation_for_an_address_gone_from_the_interface_asked_on_blames_what_took_it(make_lab):
     """kindnet gives the node's gateway address to every pod veth; IPv6 disabled on one of them,
     node1 still holds the address on the other, and answers no solicitation for it on this one.

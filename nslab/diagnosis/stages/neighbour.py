@@ -222,6 +222,12 @@ def silent(reads: Reads, at: At, dev_out: str, host: tuple[str, str], hop: str, 
     ns, dev = host
     v6 = ":" in hop
     who = f"{ns} holds {hop} and heard the request on {dev}" if seen else f"{ns} holds {hop} on {dev}, wired to that segment"
+    if not seen:  # a bridge between them may take the request in from no port, or send it out to none
+        request = b"\x33\x33\xff\x00\x00\x00" if v6 else b"\xff" * 6  # its destination: NDP's solicited-node multicast, ARP's broadcast
+        bridged = bridge.stop(reads, reads.peer(at.ns, dev_out) or (at.ns, dev_out), reads.peer(ns, dev), request)
+        if bridged is not None:
+            words, claim, fix = bridged
+            return Finding(Cause.NO_ARP_ANSWER, Where(claim.ns, claim.dev), f"{base}: {who}, but {words}", claims=(claim,), fixes=(fix,))
     chains = [(ns, x) for x in netfilter.neighbour_stoppers(reads, ns, dev, v6, "request", "in") + netfilter.neighbour_stoppers(reads, ns, dev, v6, "reply", "out")]
     chains += [(at.ns, x) for x in netfilter.neighbour_stoppers(reads, at.ns, dev_out, v6, "reply", "in") + ([] if seen else netfilter.neighbour_stoppers(reads, at.ns, dev_out, v6, "request", "out"))]
     chains += [(b, x) for b in _bridging(reads, [(ns, dev), (at.ns, dev_out)]) for op in ("reply",) + (() if seen else ("request",)) for x in netfilter.bridge_stoppers(reads, b, v6, op)]
