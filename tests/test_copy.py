@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from nslab.advice import copy
 from nslab.kernel import features
 from nslab.lab.live import Lab
+from nslab.probes.result import Outcome
 from tests.ip_labs import build_fresh, ip_commands
 from tests.own_sandbox import in_own_sandbox
 
@@ -83,6 +84,17 @@ ip -n a route del 10.9.0.0/16 dev va
 """
 
 
+EGRESS_DROP = """
+ip -n a link add va type veth peer name vb netns b
+ip -n a link set va up; ip -n b link set vb up
+ip -n a addr add 10.0.0.1/24 dev va
+ip -n b addr add 10.0.0.2/24 dev vb
+ip netns exec a nft add table netdev t
+ip netns exec a nft add chain netdev t e '{ type filter hook egress device va priority 0; policy accept; }'
+ip netns exec a nft add rule netdev t e icmp type echo-request drop
+"""
+
+
 def copied(state: copy.State) -> dict:
     """Build *state* in a forked child's own sandbox; its seconds, `missing`, and the differences of its dump."""
 
@@ -137,6 +149,25 @@ def test_a_listener_on_one_address_is_copied_on_that_address_only(nslab_sandbox)
     answer = copied(state)
     assert "error" not in answer, answer.get("error")
     assert answer["differences"] == [] and answer["missing"] == [], answer
+
+
+def test_the_copys_first_probe_resolves_its_next_hop_as_each_trial_does(nslab_sandbox):
+    """a's egress chain drops its echo requests, not its ARP: the first ping leaves a's entry for
+    b learnt. Probed with that entry copied, the request was dropped as it was sent (ENOBUFS, a
+    local error); the trials probe with their neighbours forgotten, and the copy's first probe too."""
+    from nslab.advice.trials import Probe, search
+
+    if not shutil.which("nft"):
+        pytest.skip("nft is not installed (apt-get install nftables)")
+    with Lab() as lab:
+        for name in ("a", "b"):
+            lab.add_namespace(name)
+        subprocess.run(["sh", "-e", "-c", EGRESS_DROP], check=True, timeout=60)
+        first = lab.ns("a").ping("10.0.0.2", timeout=0.5)
+        assert first.outcome is Outcome.TIMEOUT, first
+        assert lab.ns("a").neighbour("10.0.0.2") is not None  # learnt: the ARP exchange went through
+        found = search(copy.read_state(lab), Probe.of(first), None, fixes=False)
+    assert found.verdict is not None and found.verdict["outcome"] == "timeout", found
 
 
 def test_a_write_the_copy_cannot_make_is_named(nslab_sandbox):
