@@ -207,6 +207,20 @@ def test_an_answer_to_the_bridges_own_host_dropped_at_bridge_prerouting_is_blame
     assert found.fixes and found.fixes[0].changes[0]["ns"] == "sw", found
 
 
+def test_a_blackhole_rule_for_the_senders_address_on_a_router_is_named(make_lab):
+    """r's policy rule blackholes what comes from a's address: its input lookup refuses a's
+    request (EINVAL), which its output lookup for b, without a source, does not show. The rule is
+    named, not 'neither rp_filter nor accept_local' (soundness --generated 200 --seed 42, case 47)."""
+    from nslab.advice.fixes import find
+
+    lab = make_lab(router_lab())
+    lab.ns("r").run(["ip", "rule", "add", "priority", "4044", "from", "10.0.1.2", "blackhole"], check=True)
+    result = lab.ns("a").ping("10.0.2.2")
+    assert [(c.ns, c.obj) for c in result.claims if c.blames] == [("r", "rule 4044")], result
+    found = find(result, lab, budget=5.0)
+    assert found.fixes and found.fixes[0].changes[0]["ns"] == "r", found
+
+
 def router_lab6() -> Topology:
     """router_lab with IPv6 beside IPv4: fd00:1::/64 and fd00:2::/64, r forwarding both."""
     topo = router_lab()

@@ -63,8 +63,8 @@ def refused(reads: Reads, at: At, found: RouteLookup) -> Finding:
     if at.iif is not None and out.errno is None and out.type in ("unicast", "local"):
         if code == errno_mod.EHOSTUNREACH:
             return _not_forwarding(reads, at, out)
-        if code == errno_mod.EINVAL:
-            return _source_invalid(reads, at)
+        if code == errno_mod.EINVAL:  # the lookup comes first: a blackhole rule that selects the packet by its source or way in
+            return _refusing_rule(reads, at, code) or _source_invalid(reads, at)
     if at.iif is not None and code == errno_mod.EHOSTUNREACH and out.errno == errno_mod.ENETUNREACH:
         code = errno_mod.ENETUNREACH  # no route, told as EHOSTUNREACH on the way in where forwarding is off
     refusing = _refusing_rule(reads, at, code) or _refusing_route(reads, at, code)
