@@ -170,6 +170,18 @@ def test_the_copys_first_probe_resolves_its_next_hop_as_each_trial_does(nslab_sa
     assert found.verdict is not None and found.verdict["outcome"] == "timeout", found
 
 
+def test_the_probes_port_where_nothing_listens_gets_stand_ins_on_every_address(nslab_sandbox):
+    """A TCP probe's port where the original has no listener (its server is not what the trials
+    test): the copy listens on it on both families, so that a trial shows the network delivering it."""
+    with Lab() as lab:
+        lab.add_namespace("b", lo_up=True)
+        state = copy.read_state(lab)
+    state.listeners = {"b": [8080]}  # as fixes.find asks for the probe's target
+    answer = copied(state)
+    assert "error" not in answer, answer.get("error")
+    assert sorted(answer["differences"]) == ["tcp listener 0.0.0.0:8080: only in the copy in b", "tcp listener :::8080: only in the copy in b"], answer
+
+
 def test_a_write_the_copy_cannot_make_is_named(nslab_sandbox):
     with Lab() as lab:
         lab.add_namespace("a")

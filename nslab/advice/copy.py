@@ -514,12 +514,16 @@ def _fdb(want: NsState, have: NsState) -> list[str]:
 # -- listeners -------------------------------------------------------------------------
 def _listen(lab: Lab, name: str, want: NsState, ports: list[int]) -> list[str]:
     out = []
-    # Each listener where it was bound. One on :: for the probe's port may take IPv4 too (unless it is
-    # v6only, which /proc does not show), where an IPv6 listener here takes IPv6 only (tcp.listen):
-    # it gets a stand-in on 0.0.0.0. Stand-ins on every address made the copy answer where the original
-    # refused: a listener bound to ::1 only (./run soundness --generated 120 --seed 39, case 88).
+    # Each listener where it was bound. On the probe's port (*ports*): stand-ins on every address where
+    # nothing listens on it (the server, not running or elsewhere, is not what the trials test); beside
+    # one on ::, which may take IPv4 too (v6only is not in /proc), one on 0.0.0.0, since an IPv6
+    # listener here takes IPv6 only (tcp.listen). Stand-ins on every address beside a listener bound to
+    # ::1 only made the copy answer where the original refused (./run soundness --generated 120 --seed 39, case 88).
     tcp = [li for li in want.listeners if li.proto == "tcp"]
-    wanted = {(li.address, li.port) for li in tcp} | {("0.0.0.0", li.port) for li in tcp if li.address == "::" and li.port in ports}
+    wanted = {(li.address, li.port) for li in tcp}
+    for port in ports:
+        bound = {li.address for li in tcp if li.port == port}
+        wanted |= {("0.0.0.0", port), ("::", port)} if not bound else {("0.0.0.0", port)} if "::" in bound else set()
     for address, port in sorted(wanted):
         try:
             lab.ns(name).listen(port, address)

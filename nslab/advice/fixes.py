@@ -41,7 +41,7 @@ def find(result: Result, lab: Lab, *, budget: float = 3.0, names: list[str] | No
     if probe is None:
         return Search(note=f"no fix is searched for a {result.probe} probe")
     if result.cause is Cause.PORT_CLOSED and not result.remedies:  # a remedy says the network should not have delivered it there
-        return Search(note=f"the network delivered it: nothing listens on port {probe.port} there; start the server")
+        return Search(note=f"the network delivered it: no socket there takes it on port {probe.port}; start the server, or bind it to the address asked for")
     start = time.monotonic()
     hint = hint_of(result)
     state = read_state(lab, names or _names(lab, probe, hint), target=probe.dst)
