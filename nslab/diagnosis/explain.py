@@ -29,7 +29,7 @@ from nslab.diagnosis import ipv6
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
-from nslab.diagnosis.stages import At, address, cmd, combined, link, link_up, local, neighbour, netfilter, queue, routing, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, address, cmd, combined, link, link_up, local, neighbour, netfilter, queue, route_name, routing, set_sysctl, sysctl
 from nslab.diagnosis.walk import Walked, delivered, walk
 from nslab.probes import packets
 from nslab.probes.result import Cause, Claim, Outcome, Remedy, Result, Where
@@ -333,7 +333,7 @@ def _lost_here_only(ctx: Context, sender: str, router: str, dst: str) -> bool:
     """The lab gives *sender* a specific route to *dst* that its kernel lacks, and gives the
     forwarding *router* none it lacks: the sender's lost route, not the router, is the fault."""
     lost = routing.lost_route(ctx.reads, sender, dst)
-    return lost is not None and routing.route_name(lost.dst) != "default" and routing.lost_route(ctx.reads, router, dst) is None
+    return lost is not None and route_name(lost.dst) != "default" and routing.lost_route(ctx.reads, router, dst) is None
 
 
 def _default_only(ctx: Context, found: Finding, sender: str, dst: str, is_answer: bool) -> Finding:
@@ -344,7 +344,7 @@ def _default_only(ctx: Context, found: Finding, sender: str, dst: str, is_answer
     if not via or any(r.dst != "default" and r.type == "unicast" and r.covers(dst) for r in ctx.reads.routes(sender, 6 if ":" in dst else 4)):
         return found
     lost = routing.lost_route(ctx.reads, sender, dst)
-    if lost is not None and routing.route_name(lost.dst) != "default":
+    if lost is not None and route_name(lost.dst) != "default":
         why = routing.why_lost(ctx.reads, sender, lost)
         claims, fixes, words = why.claims, (*why.fixes, *found.fixes), f" ({why.words})"
     else:

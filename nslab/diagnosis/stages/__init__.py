@@ -101,14 +101,25 @@ def route_words(route: Route) -> str:
     return route.dst + (f" via {route.via}" if route.via else "") + (f" dev {route.dev}" if route.dev else "") + (" onlink" if route.onlink else "")
 
 
+def route_name(dst: str) -> str:
+    """A destination as `ip route` prints it: a host route as the bare address, either
+    family's /0 as `default` (the model writes IPv6's as `::/0`)."""
+    if dst == "default":
+        return dst
+    net = ipaddress.ip_network(dst, strict=False)
+    if net.prefixlen == 0:
+        return "default"
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
 def with_lost_routes(reads: Reads, ns: str, dev: str, do: str, undo: str, nets: list[IPNetwork]) -> Remedy:
     """*do*, then the lab's routes in *ns* by *dev* or through a gateway in *nets* that the kernel
     does not hold (it drops a device's routes with its address, or when it goes down)."""
-    # by network, in both families: the kernel says 'default' where the lab says '::/0' (and IPv6's
+    # by ip's name in each family: the kernel says 'default' where the lab says '::/0' (and IPv6's
     # routes were not read at all: a remedy re-added an IPv6 default route the kernel still held,
     # and failed on it, `./run soundness --generated 120 --seed 40`, case 92)
-    have = {ipaddress.ip_network(r.dst if r.dst != "default" else ("::/0" if version == 6 else "0.0.0.0/0")) for version in (4, 6) for r in reads.routes(ns, version)}
-    missing = [r for r in reads.view.topology.routes if r.ns == ns and r.network not in have]
+    have = {(version, route_name(r.dst)) for version in (4, 6) for r in reads.routes(ns, version)}
+    missing = [r for r in reads.view.topology.routes if r.ns == ns and (r.network.version, route_name(r.dst)) not in have]
     nets = list(nets)
     lost: list[Route] = []
     while True:  # a route through a gateway that a lost route reaches (kindnet's /32 pod: default via a gateway routed by dev) goes too

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from nslab.diagnosis.observations import Finding
 from nslab.diagnosis.reads import Reads
-from nslab.diagnosis.stages import At, address, cmd, combined, link_up, route_words, set_sysctl, sysctl
+from nslab.diagnosis.stages import At, address, cmd, combined, link_up, route_name, route_words, set_sysctl, sysctl
 from nslab.kernel.state import RouteLookup, RouteState, RuleState
 from nslab.model.topology import Address, Route
 from nslab.probes.result import Cause, Claim, Remedy, Where
@@ -339,17 +339,6 @@ def _address_under(reads: Reads, ns: str, route: Route) -> Address | None:
 def _ip_rule(dst: str) -> str:
     """`ip rule` for the family of *dst* (without `-6` it reads and writes IPv4's rules)."""
     return "ip -6 rule" if ":" in dst else "ip rule"
-
-
-def route_name(dst: str) -> str:
-    """A destination as `ip route` prints it: a host route as the bare address, either
-    family's /0 as `default` (the model writes IPv6's as `::/0`)."""
-    if dst == "default":
-        return dst
-    net = ipaddress.ip_network(dst, strict=False)
-    if net.prefixlen == 0:
-        return "default"
-    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 def _covering(reads: Reads, ns: str, address: str, types: tuple[str, ...]) -> RouteState | None:
