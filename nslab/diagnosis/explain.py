@@ -25,7 +25,7 @@ import errno as errno_mod
 import ipaddress
 from typing import Callable, overload
 
-from nslab.diagnosis import ipv6
+from nslab.diagnosis import frames, ipv6
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import DropSeen, Evidence
 from nslab.diagnosis.observations import Context, Finding, delivered_to
@@ -406,18 +406,20 @@ def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None, p: packets.
     what = ctx.packet_name(p)
     lead = f"{ns}{' on ' + dev if dev else ''} dropped the {what} as addressed to another host"
     receiver = ctx.reads.link(ns, dev) if dev else None
-    peer = ctx.reads.peer(ns, dev) if dev else None
-    if peer is not None and ctx.reads.route_get(peer[0], p.dst).dev == peer[1]:  # the other end of the veth it came in by, which routes it there
-        out = ctx.reads.route_get(peer[0], p.dst)
-        return _misaddressed_by(ctx, peer[0], out.dev, out.via or p.dst, lead, dev or "?", receiver.mac if receiver else "?", "OTHERHOST")
+    here, mac = dev or "?", receiver.mac if receiver else "?"
     mine = [s for s in ev.sightings if s.packet is not None and s.packet.ident == p.ident and s.packet.proto == p.proto]
     found = ctx.reads.hosts_on(ns, dev) if dev else None
     segment = (found[0] if found else set()) | ({(ns, dev)} if dev else set())
-    onto = [s.ns for s in mine if s.direction == "out" and (s.ns, s.dev) in segment and s.ns != ns]
-    if onto:
-        out = ctx.reads.route_get(onto[-1], p.dst)
-        return _misaddressed_by(ctx, onto[-1], out.dev, out.via or p.dst, lead, dev or "?", receiver.mac if receiver else "?", "OTHERHOST")
-    macs = {":".join(f"{b:02x}" for b in s.frame[:6]) for s in mine if s.direction == "in" and (s.ns, s.dev) in segment}
+    peer = ctx.reads.peer(ns, dev) if dev else None
+    if peer is not None and ctx.reads.route_get(peer[0], p.dst).dev == peer[1]:
+        sender: str | None = peer[0]  # the other end of the veth it came in by, which routes it there
+    else:
+        onto = [s.ns for s in mine if s.direction == "out" and (s.ns, s.dev) in segment and s.ns != ns]
+        sender = onto[-1] if onto else None
+    if sender is not None:
+        out = ctx.reads.route_get(sender, p.dst)
+        return _misaddressed_by(ctx, sender, out.dev, out.via or p.dst, lead, here, mac, "OTHERHOST")
+    macs = {frames.destination(s.frame) for s in mine if s.direction == "in" and (s.ns, s.dev) in segment}
     version = ipaddress.ip_address(p.dst).version
     for host, hdev in sorted(segment):
         if host not in ctx.reads.view.spaces:
@@ -425,8 +427,8 @@ def _wrong_mac(ev: Evidence, ctx: Context, ns: str, dev: str | None, p: packets.
         entry = next((e for e in ctx.reads.neighbours(host, version) if e.dev == hdev and e.mac in macs), None)
         if entry is not None:
             held = [(n, d, link.mac) for n, d in neighbour.holders(ctx.reads, segment, entry.dst) if (link := ctx.reads.link(n, d)) is not None]
-            holder, mac = (f"{held[0][0]}'s {held[0][1]}", held[0][2]) if held else (dev or "?", receiver.mac if receiver else "?")
-            return _misaddressed_by(ctx, host, hdev, entry.dst, lead, holder, mac, "OTHERHOST")
+            holder, held_mac = (f"{held[0][0]}'s {held[0][1]}", held[0][2]) if held else (here, mac)
+            return _misaddressed_by(ctx, host, hdev, entry.dst, lead, holder, held_mac, "OTHERHOST")
     seen = f" ({', '.join(sorted(macs))})" if macs else ""
     return Finding(Cause.WRONG_NEIGHBOUR, Where(ns, dev), f"{lead}{seen}; it was not seen leaving a host of that segment, and no neighbour entry there holds that MAC: who addressed it so is not known", "OTHERHOST")
 
@@ -443,7 +445,7 @@ def _misaddressed(ev: Evidence, ctx: Context, reason: str | None = None) -> Find
         hop = out.via or p.dst
         held = neighbour.holders(ctx.reads, segment[0], hop) if segment else []
         links = [(f"{n}'s {d}", link.mac) for n, d in held if (link := ctx.reads.link(n, d)) is not None]
-        sent = ":".join(f"{b:02x}" for b in s.frame[:6])
+        sent = frames.destination(s.frame)
         if links and sent not in {mac for _, mac in links}:
             lead = f"the {ctx.packet_name(p)} left {s.ns} on {s.dev} for {sent}, which is not the MAC of {hop}'s holder on that segment"
             return _misaddressed_by(ctx, s.ns, s.dev, hop, lead, *links[0], reason)

@@ -26,6 +26,11 @@ def ethertype(frame: bytes) -> int:
     return int.from_bytes(frame[12:14], "big") if len(frame) >= 14 else 0
 
 
+def destination(frame: bytes) -> str:
+    """The frame's destination MAC, as ip(8) prints one."""
+    return frame[:6].hex(":")
+
+
 def parse(frame: bytes) -> Packet | None:
     return parse_ip(frame[14:]) if ethertype(frame) in IP_TYPES else None
 

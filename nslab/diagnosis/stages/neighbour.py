@@ -354,7 +354,7 @@ def _misaddressed_answer(reads: Reads, at: At, dev_out: str, host: tuple[str, st
     chose that address (a holder's device without ARP addresses every neighbour with its own
     MAC; else its neighbour entry for the asker). None where it is addressed to *dev_out*."""
     ns, dev = host
-    to = ":".join(f"{b:02x}" for b in answer.frame[:6])
+    to = frames.destination(answer.frame)
     mine = reads.link(at.ns, dev_out)
     if mine is None or to == mine.mac.lower() or answer.frame[0] & 1:
         return None
