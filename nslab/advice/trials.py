@@ -120,14 +120,7 @@ def _in_sandbox(state: State, probe: Probe, hint: Hint | None, budget: float, fi
 
 def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bool, start: float) -> Search:
     lab = build(state, timeout=TRIAL_TIMEOUT if fixes else 1.0, drop_reasons=False)
-    wait_ready(lab)
-    # Its learnt neighbours forgotten, as before each trial, so that the baseline is probed as the
-    # trials are: with the copied entries its first packet left at once, and a netdev egress chain's
-    # drop failed the send (ENOBUFS); a trial's waits for its next hop, is dropped later, and times out
-    # (./run soundness --generated 120 --seed 41, case 87: the copy's outcome differed from the original's).
-    for ns in lab.namespaces:
-        ns.flush_neighbours()
-    base = probe.run(lab)
+    base = _afresh(lab, probe)
     found = Search(verdict=verdict_of(base))
     if base.ok:
         if fixes:
@@ -147,6 +140,18 @@ def _run(state: State, probe: Probe, hint: Hint | None, budget: float, fixes: bo
         note = f"no verified fix found ({tried}{'; ' + note if note else ''})" + (f"; not copied: {_missing(state)}" if state.missing else "")
     found.tried, found.note = trial.count, note
     return found
+
+
+def _afresh(lab: Lab, probe: Probe, timeout: float | None = None) -> Result:
+    """*probe* on the copy, its learnt neighbours forgotten and its links ready: the baseline as each
+    trial. With the copied entries the baseline's first packet left at once, and a netdev egress
+    chain's drop failed the send (ENOBUFS); a trial's waited for its next hop, was dropped later, and
+    timed out (./run soundness --generated 120 --seed 41, case 87: the copy's outcome differed from
+    the original's)."""
+    for ns in lab.namespaces:
+        ns.flush_neighbours()
+    wait_ready(lab)
+    return probe.run(lab, timeout=timeout)
 
 
 def _singles(trial: "_Trials", singles: list[Change], budget: float) -> list[Fix]:
@@ -213,10 +218,7 @@ class _Trials:
                 done.append(change)
                 if not self._apply(change):
                     return False
-            for ns in self.lab.namespaces:
-                ns.flush_neighbours()
-            wait_ready(self.lab)
-            ok = self.probe.run(self.lab, timeout=PROPOSED_TIMEOUT if any(c.proposed for c in changes) else None).ok
+            ok = _afresh(self.lab, self.probe, PROPOSED_TIMEOUT if any(c.proposed for c in changes) else None).ok
         finally:
             for change in reversed(done):
                 self._undo(change)
