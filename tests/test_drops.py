@@ -339,8 +339,9 @@ def test_a_flush_whose_markers_were_lost_in_a_full_buffer_sends_them_again(make_
 
     def spied(marker, cpus):
         sent.append(list(cpus))
-        first.set()
-        return send(marker, cpus)
+        done = send(marker, cpus)
+        first.set()  # once they are in the full buffers: bpftrace is let go only then
+        return done
 
     own._send_markers = spied  # type: ignore[method-assign]
     os.kill(own._proc.pid, signal.SIGSTOP)
