@@ -5,7 +5,8 @@ entry of /run/netns, the namespace nslab runs in (as `host`), and any given
 by PID (`/proc/PID/ns/net`, named `pidPID`). Inside the sandbox they are
 adopted into a Lab under those names (bind mounts in the sandbox's own
 /run/netns, gone with the process), so nothing is created on the machine;
-the probe changes what any ping changes (neighbour entries).
+the probe changes what any ping changes (neighbour entries), and what it
+left unresolved is given back (`unresolved_given_back`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import atexit
 import fcntl
 import ipaddress
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from nslab.advice.trials import Probe
 from nslab.kernel import linux
@@ -121,6 +124,27 @@ def adopt(machine: Machine, *, timeout: float, drop_reasons: bool = True) -> Lab
     machine.close()
     lab.read_back()  # adopts whatever the kernel holds (lab/observed.py)
     return lab
+
+
+@contextmanager
+def unresolved_given_back(lab: Lab) -> Iterator[None]:
+    """Around a probe of the machine's namespaces: the neighbour entries it started and left
+    unresolved (INCOMPLETE or FAILED) are deleted after it, as if it never asked.
+
+    An entry still INCOMPLETE holds the next packets to its address until its last solicitation
+    goes unanswered, then fails them (ICMP host unreachable): a learner who applied the verified
+    fix at once saw the fix fail for up to the kernel's retries (3 s), though a fix is verified on
+    a copy whose neighbours are forgotten first (nslab.advice.trials). Entries that were there
+    before the probe are left as they are."""
+    held = {ns.name: {(n.index, n.dst) for n in lab.kernel.learnt_neighbours(ns.handle)} for ns in lab.namespaces}
+    try:
+        yield
+    finally:
+        for ns in lab.namespaces:
+            started = [
+                n for n in lab.kernel.learnt_neighbours(ns.handle) if n.state in ("INCOMPLETE", "FAILED") and (n.index, n.dst) not in held.get(ns.name, ())
+            ]
+            lab.kernel.forget_neighbours(ns.handle, started)
 
 
 def address_of(lab: Lab, name: str, src: str) -> str:

@@ -6,7 +6,8 @@ may also be an IPv4 or IPv6 address, a link-local one with the interface of
 SRC it is on (`fe80::1%eth0`). With PORT the probe is a TCP connect, else a
 ping. It prints the verdict, the cause and nslab's explanation, the per-hop
 trace, and for a failure the fixes verified on a copy of the namespaces.
-It changes nothing but what a ping changes (neighbour entries).
+It changes nothing but what a ping changes (neighbour entries), and deletes
+the entries its probe started and left unresolved.
 
 Exit status: 0 the probe succeeded, 1 it failed, 2 bad input, 3 cannot run here.
 """
@@ -62,7 +63,8 @@ def _why(args: argparse.Namespace, mach) -> int:
     src = names[0]
     dst, target = (args.dst, None) if dst_is_address else (mach.address_of(lab, names[1], src), names[1])
     probe = mach.probe_of(src, dst, args.port)
-    result = probe.run(lab, args.timeout)
+    with mach.unresolved_given_back(lab):
+        result = probe.run(lab, args.timeout)
     found = None if result.ok or args.no_fixes else find(result, lab, budget=args.budget)
     if args.json:
         print(json.dumps(report.to_dict(result, found, prefixes, target), indent=2))

@@ -48,20 +48,28 @@ class NeighbourTable:
     def take_neighbours(self, ns: NsHandle) -> list[Learnt]:
         """The learnt IPv4 and IPv6 neighbours (not permanent, not noarp), removed as
         `ip neigh flush all` removes them: one dump per family, one batch of deletes."""
-        learnt = [
+        learnt = self.learnt_neighbours(ns)
+        self.forget_neighbours(ns, learnt)
+        return learnt
+
+    def learnt_neighbours(self, ns: NsHandle) -> list[Learnt]:
+        """The IPv4 and IPv6 neighbours the kernel learnt or is learning (not permanent, not noarp)."""
+        return [
             Learnt(m.body["ifindex"], m.ip(rtnl.NDA_DST) or "", m.mac(rtnl.NDA_LLADDR), decode.nud_state(m.body["state"]))
             for family in (socket.AF_INET, socket.AF_INET6)
             for m in ns.rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.ndmsg(family))
             if not m.body["state"] & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP) and rtnl.NDA_DST in m.attrs
         ]
+
+    def forget_neighbours(self, ns: NsHandle, entries: Iterable[Learnt]) -> None:
+        """`ip neigh del DST dev DEV` for each of *entries*, in one batch (already gone: fine)."""
         def family(dst: str) -> int:
             return socket.AF_INET6 if ":" in dst else socket.AF_INET
 
-        doomed = [(rtnl.RTM_DELNEIGH, 0, rtnl.ndmsg(family(n.dst), n.index) + rtnl.ip(rtnl.NDA_DST, n.dst)) for n in learnt]
+        doomed = [(rtnl.RTM_DELNEIGH, 0, rtnl.ndmsg(family(n.dst), n.index) + rtnl.ip(rtnl.NDA_DST, n.dst)) for n in entries]
         for err in ns.rtnl.batch(doomed):
             if err is not None and err.code != errno_mod.ENOENT:  # ENOENT: gone meanwhile
-                raise KernelError(f"ip -n {ns.name} neigh flush all", err.code, err.message)
-        return learnt
+                raise KernelError(f"ip -n {ns.name} neigh del", err.code, err.message)
 
     def proxy_neighbours(self, ns: NsHandle) -> list[tuple[int, str]]:
         """`ip neigh show proxy`: (ifindex, IPv4 address) of each address answered for
