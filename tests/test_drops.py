@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -280,8 +281,17 @@ def test_a_verdict_whose_drop_reports_are_held_up_says_they_were_not_all_read(ma
     # Caught up first: the run's other drops that overflowed bpftrace's buffers while it was stopped
     # are reported as lost when it reads on, and the next probe would rightly count them.
     assert own.flush(10.0), own.why
+    lost = own.lost
     freed = lab.ns("h1").ping("10.0.2.1", timeout=0.3)
-    assert freed.evidence.drop_reasons is None and freed.reason is not None, freed
+    assert freed.reason is not None, freed
+    # Reading on, bpftrace may block on its pipe while this process catches up, and the buffers
+    # overflow again (in one ./run tests, 585 reports were lost during this probe): then, and only
+    # then, the evidence rightly says that some reports were lost on their way.
+    unread = freed.evidence.drop_reasons
+    if own.lost == lost:
+        assert unread is None, freed
+    else:  # lost during the probe, or since
+        assert unread is None or re.fullmatch(r"\d+ drop reports were lost on their way \(the monitor's buffers were full\): some may be this probe's", unread), freed
 
 
 def test_a_verdict_whose_drop_was_pushed_out_of_the_window_says_so(make_lab, monkeypatch, own_monitor):
