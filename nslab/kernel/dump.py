@@ -471,17 +471,16 @@ UDP_UNCONNECTED = "07"  # the `st` column of a UDP socket bound and not connecte
 
 
 def read_listeners(netns_fd: int) -> tuple[Listener, ...]:
-    """TCP sockets in LISTEN and unconnected UDP sockets, with their bound address and port."""
+    """TCP sockets in LISTEN (asked as `ss -ltn` asks) and unconnected UDP sockets, with their bound address and port."""
     tables = {}
     with linux.in_netns(netns_fd):
-        for name in ("tcp", "tcp6", "udp", "udp6"):
+        for name in ("udp", "udp6"):
             try:
                 with open(f"/proc/thread-self/net/{name}") as f:
                     tables[name] = f.read()
             except OSError:
                 tables[name] = ""  # no IPv6 in this kernel
-    out: set[Listener] = set()
-    for name, text in tables.items():
-        proto, want = ("tcp", listeners.LISTEN) if name.startswith("tcp") else ("udp", UDP_UNCONNECTED)
-        out.update(Listener(proto, s.address, s.port) for s in listeners.parse(text, want))
+    out = {Listener("tcp", s.address, s.port) for s in listeners.listeners(netns_fd)}
+    for text in tables.values():
+        out.update(Listener("udp", s.address, s.port) for s in listeners.parse(text, UDP_UNCONNECTED))
     return tuple(sorted(out, key=lambda li: (li.proto, li.port, li.address)))
