@@ -15,6 +15,7 @@ failure, a difference from the shown output.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import shlex
 import shutil
@@ -307,18 +308,36 @@ def _serve(stage: Stage, step: Step, port: int | bool, options: Options) -> None
 
 
 def _listening(pid: int, port: int) -> bool:
-    """Does a process of *pid*'s tree listen on TCP *port* (in its own network namespace)?"""
+    """Does a process of *pid*'s tree listen on TCP *port* (in its own network namespace)? Asked
+    in each namespace once (listeners.listening); through /proc/PID/net where nslab cannot enter it."""
     from nslab.replay.stage import _descendants
 
+    asked = set()
     for p in [pid, *_descendants(pid)]:
-        for table in ("tcp", "tcp6"):
-            try:
-                with open(f"/proc/{p}/net/{table}") as f:
-                    if listeners.listens_in(f.read(), port):
-                        return True
-            except OSError:
+        try:
+            fd = os.open(f"/proc/{p}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone meanwhile
+        try:
+            if os.fstat(fd).st_ino in asked:
                 continue
+            asked.add(os.fstat(fd).st_ino)
+            if listeners.listening(fd, port):
+                return True
+        except PermissionError:
+            if any(_listed(f"/proc/{p}/net/{table}", port) for table in ("tcp", "tcp6")):
+                return True
+        finally:
+            os.close(fd)
     return False
+
+
+def _listed(path: str, port: int) -> bool:
+    try:
+        with open(path) as f:
+            return listeners.listens_in(f.read(), port)
+    except OSError:
+        return False
 
 
 def _record(step: Step, ran: Ran, options: Options) -> None:
