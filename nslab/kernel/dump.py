@@ -10,7 +10,7 @@ neighbour and proxy entries; the bridges' FDB (a vxlan's remotes included)
 and port VLANs: over rtnetlink, each read by name (nslab/kernel/records.py).
 Every sysctl under /proc/sys/net as this namespace sees it; the nftables
 ruleset (`nft list ruleset`, iptables-nft's included); the TCP and UDP
-listeners with their bound address (/proc/net/tcp, tcp6, udp, udp6).
+listeners with their bound address (sock_diag, as `ss -ltn` asks; /proc/net/udp, udp6).
 
 Objects name devices, never ifindexes, so two namespaces' states (an original
 and its copy) compare field by field.
