@@ -213,3 +213,15 @@ def test_the_reader_equals_ip_json_on_random_labs(nslab_sandbox):
     with Lab(timeout=1.0) as lab:
         one()
     assert len(compared) >= LABS, f"only {len(compared)} labs compared"
+
+
+def test_a_sysctl_longer_than_one_read_is_read_whole(nslab_sandbox):
+    """read_sysctls reads each value a kilobyte at a time (the kernel zeroes a buffer of the size
+    asked): a value longer than that, here 400 reserved ports, is read on to its end."""
+    ports = ",".join(str(port) for port in range(20000, 20800, 2))
+    with Lab() as lab:
+        lab.add_namespace("a")
+        fd = lab.ns("a").handle.fd
+        lab.ns("a").set_sysctl("net.ipv4.ip_local_reserved_ports", ports)
+        value = next(s.value for s in dump.read_sysctls(fd) if s.key == "net.ipv4.ip_local_reserved_ports")
+    assert value == ports and len(value) > 2048

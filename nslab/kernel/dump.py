@@ -437,12 +437,21 @@ def _read_folder(path: str, key: str, out: list[Sysctl]) -> None:
                     continue  # write-only (route.flush)
                 fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
-                    value = os.read(fd, 1 << 16)
+                    value = _read_all(fd)
                 finally:
                     os.close(fd)
             except OSError:
                 continue  # readable by mode, refused on read (stable_secret unset)
             out.append(Sysctl(name, value.decode(errors="replace").strip(), bool(mode & 0o200)))
+
+
+def _read_all(fd: int, first: int = 1023) -> bytes:
+    """A sysctl's value. The kernel allocates and zeroes a buffer of the size a read asks for
+    (17 pages for 64 KiB), and most handlers answer only a read from offset 0: a short first read,
+    then the whole value again from 0 when it filled the buffer. The longest value here is 156
+    bytes; a dump of a namespace took 12.5 ms of CPU so, against 18.4 ms reading 64 KiB at once."""
+    value = os.read(fd, first)
+    return value if len(value) < first else os.pread(fd, 1 << 20, 0)
 
 
 def read_sysctl(netns_fd: int, key: str) -> str | None:
