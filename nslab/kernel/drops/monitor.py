@@ -58,6 +58,7 @@ from collections import deque
 from typing import Iterable
 
 from nslab.kernel import linux, sandbox
+from nslab.kernel.drops import btf
 from nslab.kernel.drops.program import _CHILD, program
 from nslab.kernel.drops.records import ETH_P_IP, RAW_WORDS, Drop, Mark, lacking, parse, reason_names
 from nslab.kernel.process import _dies_with_us
@@ -139,6 +140,7 @@ class DropMonitor:
         self._cpus: list[int] = []
         self._flush_lock = threading.Lock()
         self._spawning = threading.Lock()  # stop() and the spawn of bpftrace do not cross
+        self._fields: dict[str, btf.Field] = {}  # where the program's fields lie in this kernel
 
     # -- state ------------------------------------------------------------------
     @property
@@ -174,6 +176,11 @@ class DropMonitor:
                 self.skipped = set() if self._host else _host_namespaces(self._home)
             except OSError as exc:
                 problem = f"the monitor's marker namespace cannot be made: {exc}"
+        if problem is None:
+            try:
+                self._fields = btf.fields()
+            except LookupError as exc:
+                problem = str(exc)
         if problem is not None:
             self._fail(problem)
             return self
@@ -289,7 +296,7 @@ class DropMonitor:
         linux.setns(self._home)
         os.close(self._home)
         bpftrace = shutil.which("bpftrace") or "bpftrace"  # missing() said it is there
-        argv = ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", _CHILD % TRACEFS, bpftrace, program(self.skipped)]
+        argv = ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", _CHILD % TRACEFS, bpftrace, program(self._fields, self.skipped)]
         began = time.monotonic()
         with self._spawning:
             if self._stopping:

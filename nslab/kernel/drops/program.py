@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
+from nslab.kernel.drops.btf import Field
 from nslab.kernel.drops.records import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, RAW_WORDS
 
 _PROGRAM = """
@@ -11,22 +12,26 @@ BEGIN { printf("nslab-ready\\n"); }
 tracepoint:skb:kfree_skb
 /args->protocol == %(ip)d || args->protocol == %(arp)d || args->protocol == %(ip6)d/
 {
-  $skb = (struct sk_buff *)args->skbaddr;
-  $net = (struct net *)0; $ifi = (int64)0; $by = 0;
-  if ($skb->dev != 0) {
-    $net = $skb->dev->nd_net.net; $ifi = $skb->dev->ifindex; $by = 1;
+  $skb = (uint64)args->skbaddr;
+  $net = (uint64)0; $ifi = (int64)0; $by = 0;
+  $dev = %(skb_dev)s;
+  if ($dev != 0) {
+    $net = %(dev_net)s; $ifi = (int64)%(dev_ifindex)s; $by = 1;
   } else {
-    $dst = (struct dst_entry *)($skb->_skb_refdst & ~(uint64)1);
-    if ($dst != 0 && $dst->dev != 0) {
-      $net = $dst->dev->nd_net.net; $ifi = $dst->dev->ifindex; $by = 2;
-    } else if ($skb->sk != 0) {
-      $net = $skb->sk->__sk_common.skc_net.net; $by = 3;
+    $dst = %(skb_refdst)s & ~(uint64)1;
+    $ddev = (uint64)0;
+    if ($dst != 0) { $ddev = %(dst_dev)s; }
+    if ($ddev != 0) {
+      $net = %(ddev_net)s; $ifi = (int64)%(ddev_ifindex)s; $by = 2;
+    } else {
+      $sk = %(skb_sk)s;
+      if ($sk != 0) { $net = %(sk_net)s; $by = 3; }
     }
   }
   $ns = (uint32)0;
-  if ($net != 0) { $ns = $net->ns.inum; }
-  $nh = (uint64)$skb->network_header;
-  $h = $skb->head + $nh;
+  if ($net != 0) { $ns = %(net_inum)s; }
+  $nh = (uint64)%(skb_network_header)s;
+  $h = %(skb_head)s + $nh;
   $chatter = 0;
   if (args->protocol == %(ip6)d) {
     $t = (uint8)0; $next = *(uint8 *)($h + 6);
@@ -36,21 +41,40 @@ tracepoint:skb:kfree_skb
   }
   if (%(keep)s && $chatter == 0) {
     printf("D %%llu %%u %%u %%lld %%d %%u %%u %%llu %%llu %(words)s\\n",
-      nsecs, cpu, $ns, $ifi, $by, args->reason, args->protocol, $nh, (uint64)$skb->tail, %(reads)s);
+      nsecs, cpu, $ns, $ifi, $by, args->reason, args->protocol, $nh, (uint64)%(skb_tail)s, %(reads)s);
   }
 }
 """
+# Each field the program reads, from the pointer in which variable (nslab.kernel.drops.btf.FIELDS names them).
+_READS = {
+    "skb_dev": ("$skb", "skb_dev"), "skb_refdst": ("$skb", "skb_refdst"), "skb_sk": ("$skb", "skb_sk"),
+    "skb_head": ("$skb", "skb_head"), "skb_network_header": ("$skb", "skb_network_header"), "skb_tail": ("$skb", "skb_tail"),
+    "dev_net": ("$dev", "dev_net"), "dev_ifindex": ("$dev", "dev_ifindex"), "dst_dev": ("$dst", "dst_dev"),
+    "ddev_net": ("$ddev", "dev_net"), "ddev_ifindex": ("$ddev", "dev_ifindex"), "sk_net": ("$sk", "sk_net"), "net_inum": ("$net", "net_inum"),
+}
+_LOADS = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 
 
-def program(skip: Iterable[int] = ()) -> str:
+def program(fields: Mapping[str, Field], skip: Iterable[int] = ()) -> str:
     """The bpftrace program: one `D ...` line per dropped IPv4, IPv6 or ARP packet outside the namespaces *skip*.
+
+    The structs' fields are loaded from their offsets in this kernel (*fields*, from its BTF:
+    nslab.kernel.drops.btf), which spares bpftrace parsing the structs' types (1.9 s of CPU).
+    ifindex is a signed int, loaded as such.
 
     IPv6's MLD and router discovery (ICMPv6 130 to 134, and 143 behind an 8-byte hop-by-hop
     header) are left out, as the captures leave them out (nslab/diagnosis/capture.py): no probe is
     made of them, and right after a thousand fresh interfaces came up on one bridge, the CPU's
     backlog dropped 20,000 to 37,000 router solicitations a second, which pushed every other
     drop out of the monitor's window (`KEEP`) in a third of a second."""
+
+    def load(pointer: str, name: str) -> str:
+        field = fields[name]
+        kind = "int32" if name == "dev_ifindex" else _LOADS[field.size]
+        return f"*({kind} *)({pointer} + {field.offset})"
+
     return _PROGRAM % {
+        **{slot: load(pointer, name) for slot, (pointer, name) in _READS.items()},
         "keep": " && ".join(f"$ns != {int(inode)}" for inode in sorted(set(skip))) or "1",
         "ip": ETH_P_IP,
         "arp": ETH_P_ARP,
