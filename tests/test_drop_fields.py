@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import importlib
 import os
-import select
 import shutil
 import socket
 import subprocess
-import time
+import threading
 
 import pytest
 
@@ -69,13 +68,14 @@ def test_each_field_loaded_from_its_btf_offset_is_what_bpftrace_reads_through_th
     netns = os.fstat(fd).st_ino
     argv = ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", _CHILD % monitor.TRACEFS, "bpftrace", _program(btf.fields(), netns)]
     proc = subprocess.Popen(_dies_with_us(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    watchdog = threading.Timer(60, proc.kill)  # the deadline: a killed bpftrace ends the reads below
+    watchdog.start()
     lines: list[str] = []
+    seen: list[list[int]] = []
     try:
         assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while "ready" not in lines and time.monotonic() < deadline:
-            if select.select([proc.stdout], [], [], 1)[0]:
-                lines.append(proc.stdout.readline().strip())
+        while "ready" not in lines and (line := proc.stdout.readline()):
+            lines.append(line.strip())
         assert "ready" in lines, lines[-5:]
         with linux.in_netns(fd):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -85,13 +85,11 @@ def test_each_field_loaded_from_its_btf_offset_is_what_bpftrace_reads_through_th
             lab.ns("a").run(["nft", nft], check=True)
             with pytest.raises(PermissionError):
                 sock.sendto(b"nslab: dropped on its way out", ("127.0.0.1", 9))
-        seen = []
-        while len(seen) < 2 and time.monotonic() < deadline:
-            if select.select([proc.stdout], [], [], 1)[0]:
-                line = proc.stdout.readline().strip()
-                if line.startswith("F "):
-                    seen.append([int(v) for v in line.split()[1:]])
+        while len(seen) < 2 and (line := proc.stdout.readline()):
+            if line.startswith("F "):
+                seen.append([int(v) for v in line.split()[1:]])
     finally:
+        watchdog.cancel()
         proc.kill()
         proc.wait()
     assert len(seen) == 2, lines[-5:]
