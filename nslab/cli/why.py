@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
     parser.add_argument("--svg", metavar="FILE", help="also draw the lab with the packet's path into FILE")
     parser.add_argument("--no-fixes", action="store_true", help="do not search verified fixes for a failure")
-    parser.add_argument("--no-drop-reasons", action="store_true", help="faster: skip the kernel's drop reasons (bpftrace takes about a second to attach)")
+    parser.add_argument("--no-drop-reasons", action="store_true", help="faster: skip the kernel's drop reasons (bpftrace takes under a second to attach)")
     parser.add_argument("--budget", type=float, default=3.0, metavar="S", help="seconds the fix search may take (default: %(default)s)")
     parser.add_argument(
         "--timeout", type=float, default=1.0, metavar="S", help="the probe's deadline when evidence cannot settle it earlier (default: %(default)s)"
