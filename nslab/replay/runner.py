@@ -319,9 +319,10 @@ def _listening(pid: int, port: int) -> bool:
         except OSError:
             continue  # gone meanwhile
         try:
-            if os.fstat(fd).st_ino in asked:
+            inode = os.fstat(fd).st_ino
+            if inode in asked:
                 continue
-            asked.add(os.fstat(fd).st_ino)
+            asked.add(inode)
             if listeners.listening(fd, port):
                 return True
         except PermissionError:
