@@ -223,6 +223,25 @@ def test_a_kernel_that_skips_what_the_clean_run_ran_fails_unless_it_lacks_the_fe
     assert matrix.compare_skips([broken, run("6.1", a=("passed",), b=("passed",), c=("passed",))]).kernel.label == "6.1"
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="a bind mount in a mount namespace of its own needs root and unshare")
+def test_the_guests_boot_finds_its_roots_true_in_place_of_systemd_tmpfiles_and_nothing_here_changes(tmp_path):
+    from nslab.matrix import guest
+
+    for name, text in (("systemd-tmpfiles", "the boot's tmpfiles\n"), ("true", "the root's true\n")):
+        (tmp_path / "usr" / "bin").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "usr" / "bin" / name).write_text(text)
+    tmpfiles = tmp_path / "usr" / "bin" / "systemd-tmpfiles"
+    argv = guest.without_boot_tmpfiles(["cat", str(tmpfiles)], tmp_path)
+    assert argv[-2:] == ["cat", str(tmpfiles)] and argv[0] == "unshare"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "the root's true\n", "")  # what vng (and QEMU's 9p server) would see
+    assert tmpfiles.read_text() == "the boot's tmpfiles\n"  # here, nothing was mounted
+    assert str(tmpfiles) not in Path("/proc/self/mountinfo").read_text()
+    # a root without systemd-tmpfiles boots with the argv as it was
+    tmpfiles.unlink()
+    assert guest.without_boot_tmpfiles(["vng", "--run"], tmp_path) == ["vng", "--run"]
+
+
 # -- with a VM ------------------------------------------------------------------
 def _vm_missing() -> str | None:
     needs = {"vng": "pip install virtme-ng", "qemu-system-x86_64": "apt-get install qemu-system-x86",
@@ -270,7 +289,10 @@ def test_debian_kernel_without_bridges_runs_the_scenarios_and_skips_the_bridge_t
     # and a TCG guest without address-space randomisation, whose processes then share translated code
     # (nslab.matrix.runner.TCG_APPEND); a KVM guest keeps the kernel's default, 2
     randomised = "0" if " tcg: " in row else "2"
-    assert re.search(rf"^nslab-matrix: guest up 6\.1\.0-\S+, boot protocol 0x020c, randomize_va_space {randomised}$", log, re.MULTILINE), log[:2000]
+    # and, run by root, without virtme-ng-init's systemd-tmpfiles (nslab.matrix.guest.without_boot_tmpfiles)
+    tmpfiles = "skipped" if os.geteuid() == 0 else "ran"
+    assert re.search(rf"^nslab-matrix: guest up 6\.1\.0-\S+, boot protocol 0x020c, randomize_va_space {randomised}, systemd-tmpfiles {tmpfiles}$",
+                     log, re.MULTILINE), log[:2000]
     # no bridges: the bridge test skips naming the feature (it passed on the host)
     skipped = guest["test_bridge_enslaves_a_veth"].find("skipped")
     assert skipped is not None, "the bridge test ran on a kernel booted with module_blacklist=bridge"

@@ -147,7 +147,7 @@ def vng_argv(image: Path, accel: str, command: str, *, rwdir: Path | None = None
         argv += ["--root", str(root)]
     for arg in append:
         argv += ["--append", arg]
-    return argv + ["--exec", command]
+    return guest.without_boot_tmpfiles(argv + ["--exec", command], root or Path("/"))
 
 
 # With a release's userland in the matrix, its iproute2 also runs `nslab show`'s printed commands
@@ -341,7 +341,8 @@ def _in_guest(run: Run, outdir: Path, *, suite: list[str], select: str | None, t
     # Under TCG bpftrace compiles emulated: it did not attach within the 20 s a probe waits for it
     # (nslab/diagnosis/watch.py), so a TCG guest goes without drop reasons from the start.
     reasons = f"{drops.OFF_VARIABLE}=off " if accel == "tcg" else ""
-    guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r), boot protocol $(cat /sys/kernel/boot_params/version), randomize_va_space $(cat /proc/sys/kernel/randomize_va_space)\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(workdir))} && "
+    guest.write_script(ROOT, outdir, f"echo {UP} $(uname -r), boot protocol $(cat /sys/kernel/boot_params/version), randomize_va_space $(cat /proc/sys/kernel/randomize_va_space), "
+                       f"systemd-tmpfiles {guest.TMPFILES_STATE}\n{install}mkdir -p {GUEST_TMP} && cd {shlex.quote(str(workdir))} && "
                        f"LC_ALL=C PYTHONDONTWRITEBYTECODE=1 {AUTOLOAD_OFF}=1 TMPDIR={GUEST_TMP} {reasons}" + shlex.join([python, *pytest_args(outdir, suite, select, cpus)]),
                        binds=binds)
     argv = vng_argv(kernel_file, accel, guest.command(), append=kernel.append + (TCG_APPEND if accel == "tcg" else ()), cpus=cpus,
