@@ -9,22 +9,35 @@ other, and enters a router before it is forwarded out of it.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
-from scapy.layers.inet import ICMP, IP
-from scapy.layers.l2 import Ether
 
 from nslab import Address, Cause, Lab, Namespace, Outcome, Route, Topology, Veth, Where
 from nslab.diagnosis.capture import Sighting
 from nslab.diagnosis.evidence import causal_order
 from nslab.kernel import drops
 
-ECHO = bytes(Ether() / IP(src="10.244.3.2", dst="10.244.3.3", id=7) / ICMP(id=1, seq=1))
+
+@functools.cache
+def icmp_frame(src: str, dst: str, ident: int, kind: int = 8) -> bytes:
+    """An Ethernet frame of an ICMP echo (scapy imported here, not by every worker that collects this file: 0.55 s)."""
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.l2 import Ether
+
+    return bytes(Ether() / IP(src=src, dst=dst, id=ident) / ICMP(type=kind, id=1, seq=1))
+
+
+def echo() -> bytes:
+    return icmp_frame("10.244.3.2", "10.244.3.3", 7)
+
+
 PEERS = {("pod1", "eth0"): ("node", "veth-a"), ("node", "veth-a"): ("pod1", "eth0"), ("node", "veth-b"): ("pod2", "eth0"), ("pod2", "eth0"): ("node", "veth-b")}
 HOPS = [("pod1", "eth0", "out"), ("node", "veth-a", "in"), ("node", "veth-b", "out"), ("pod2", "eth0", "in")]
 
 
 def sightings(stamps: list[int]) -> list[Sighting]:
-    return [Sighting(ns, dev, way, stamp, ECHO) for (ns, dev, way), stamp in zip(HOPS, stamps)]
+    return [Sighting(ns, dev, way, stamp, echo()) for (ns, dev, way), stamp in zip(HOPS, stamps)]
 
 
 def hops(ordered: list[Sighting]) -> list[tuple[str, str, str]]:
@@ -41,7 +54,7 @@ def test_stamps_out_of_order_across_namespaces_follow_the_path():
 
 
 def test_unrelated_packets_keep_clock_order():
-    other = Sighting("pod2", "eth0", "out", 1, bytes(Ether() / IP(src="10.244.3.3", dst="10.244.3.2", id=8) / ICMP(type=0, id=1, seq=1)))
+    other = Sighting("pod2", "eth0", "out", 1, icmp_frame("10.244.3.3", "10.244.3.2", 8, kind=0))
     assert causal_order(sightings([5, 6, 7, 8]) + [other], PEERS, {})[0] is other
 
 
@@ -50,10 +63,10 @@ def test_a_bridge_receives_after_its_port_and_sends_before_it():
     port, so a receive stamp earlier than the sender's (another socket's clock) put it first."""
     peers = {("c", "eth0"): ("host", "veth1"), ("host", "veth1"): ("c", "eth0")}
     path = [("c", "eth0", "out"), ("host", "veth1", "in"), ("host", "br0", "in"), ("host", "uplink", "out")]
-    seen = [Sighting(ns, dev, way, stamp, ECHO) for (ns, dev, way), stamp in zip(path, [9, 3, 3, 12])]
+    seen = [Sighting(ns, dev, way, stamp, echo()) for (ns, dev, way), stamp in zip(path, [9, 3, 3, 12])]
     assert hops(causal_order(seen, peers, {("host", "veth1"): ("host", "br0")})) == path
     back = [("host", "br0", "out"), ("host", "veth1", "out"), ("c", "eth0", "in")]
-    seen = [Sighting(ns, dev, way, stamp, ECHO) for (ns, dev, way), stamp in zip(back, [7, 5, 6])]
+    seen = [Sighting(ns, dev, way, stamp, echo()) for (ns, dev, way), stamp in zip(back, [7, 5, 6])]
     assert hops(causal_order(seen, peers, {("host", "veth1"): ("host", "br0")})) == back
 
 
