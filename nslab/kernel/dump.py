@@ -26,7 +26,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from nslab.kernel import linux, listeners, process, records, rtnl
+from nslab.kernel import linux, listeners, nftables, process, records, rtnl
 from nslab.kernel.handle import NsHandle
 from nslab.kernel.namespaces import nsid_of
 
@@ -470,7 +470,7 @@ def sysctl_path(key: str) -> str:
 
 def read_ruleset(netns_fd: int) -> str:
     """`nft list ruleset` (iptables-nft's tables included); '' where nft is not installed or refused."""
-    if shutil.which("nft") is None:
+    if shutil.which("nft") is None or nftables.table_count(netns_fd) == 0:
         return ""
     done = process.run(netns_fd, ["nft", "list", "ruleset"], timeout=10)
     return done.stdout.decode(errors="replace").strip() if done.returncode == 0 else ""
