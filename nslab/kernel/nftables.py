@@ -2,7 +2,8 @@
 each hook and what in them can stop a packet.
 
 iptables-nft keeps its rules in the same ruleset (`table ip filter`, chain
-`INPUT`, ...), so one read covers both. Reading changes nothing.
+`INPUT`, ...), so one read covers both. Reading changes nothing. A namespace
+with no table at all (one nf_tables dump, `table_count`) is read without nft.
 """
 
 from __future__ import annotations
