@@ -94,24 +94,13 @@ _MSG = struct.Struct("=BBBB2s2s16s16s")
 
 def _diag_listeners(family: int) -> list[Listener]:
     """The TCP sockets of *family* in LISTEN, from one NETLINK_SOCK_DIAG dump in this thread's namespace."""
-    request = rtnl.message(SOCK_DIAG_BY_FAMILY, rtnl.NLM_F_REQUEST | rtnl.NLM_F_DUMP, 1, _REQ.pack(family, socket.IPPROTO_TCP, 0, 1 << TCP_LISTEN))
     size = 4 if family == socket.AF_INET else 16
     out: list[Listener] = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
-        sock.sendto(request, (0, 0))
-        while True:
-            data = sock.recv(65536)
-            for kind, flags, _, start, end in rtnl.parse(data):
-                if kind == rtnl.NLMSG_DONE:
-                    return out
-                if kind == rtnl.NLMSG_ERROR:
-                    error = rtnl.error_of(data, flags, start, end)
-                    if error is not None:
-                        raise error
-                    continue
-                _, state, _, _, sport, _, src, _ = _MSG.unpack_from(data, start)
-                if state == TCP_LISTEN:
-                    out.append(Listener(socket.inet_ntop(family, src[:size]), int.from_bytes(sport, "big")))
+    for answer in rtnl.dump_once(NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, _REQ.pack(family, socket.IPPROTO_TCP, 0, 1 << TCP_LISTEN)):
+        _, state, _, _, sport, _, src, _ = _MSG.unpack_from(answer)
+        if state == TCP_LISTEN:
+            out.append(Listener(socket.inet_ntop(family, src[:size]), int.from_bytes(sport, "big")))
+    return out
 
 
 def listening(netns_fd: int, port: int) -> bool:

@@ -97,23 +97,11 @@ def table_count(netns_fd: int) -> int | None:
     included), from one dump asked of nf_tables as nft asks it; None where nf_tables does not
     answer (no nf_tables, not permitted). With none, `nft list ruleset` prints nothing, so a
     reader need not start nft: a process of 5 ms here, for each namespace of every copy and dump."""
-    request = rtnl.message(NFT_MSG_GETTABLE, rtnl.NLM_F_REQUEST | rtnl.NLM_F_DUMP, 1, _NFGENMSG.pack(socket.AF_UNSPEC, 0, 0))
-    count = 0
     try:
         with linux.in_netns(netns_fd):
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
-        with sock:
-            sock.sendto(request, (0, 0))
-            while True:
-                data = sock.recv(65536)
-                for kind, flags, _, start, end in rtnl.parse(data):
-                    if kind == rtnl.NLMSG_DONE:
-                        return count
-                    if kind == rtnl.NLMSG_ERROR:
-                        if rtnl.error_of(data, flags, start, end) is not None:
-                            return None
-                        continue
-                    count += 1
+            return len(rtnl.dump_once(NETLINK_NETFILTER, NFT_MSG_GETTABLE, _NFGENMSG.pack(socket.AF_UNSPEC, 0, 0)))
+    except rtnl.NetlinkError:
+        return None
     except OSError as exc:
         if exc.errno in (errno.EPROTONOSUPPORT, errno.EPERM, errno.EACCES):  # no nfnetlink; not this user's to ask
             return None

@@ -296,6 +296,26 @@ def error_of(data: bytes, flags: int, start: int, end: int) -> NetlinkError | No
     return NetlinkError(code, text_)
 
 
+def dump_once(protocol: int, kind: int, payload: bytes) -> list[bytes]:
+    """The payload of each answer to one dump, asked on a new socket of netlink *protocol* in this
+    thread's namespace: for the families RtnlSocket does not speak (sock_diag, nf_tables). The
+    kernel's refusal is raised as NetlinkError; a socket it cannot make, as OSError."""
+    out: list[bytes] = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol) as sock:
+        sock.sendto(message(kind, NLM_F_REQUEST | NLM_F_DUMP, 1, payload), (0, 0))
+        while True:
+            data = sock.recv(65536)
+            for mkind, flags, _, start, end in parse(data):
+                if mkind == NLMSG_DONE:
+                    return out
+                if mkind == NLMSG_ERROR:
+                    error = error_of(data, flags, start, end)
+                    if error is not None:
+                        raise error
+                    continue
+                out.append(data[start:end])
+
+
 class RtnlSocket:
     """A NETLINK_ROUTE socket in the namespace of the thread that opens it.
 
