@@ -100,3 +100,13 @@ def test_each_field_loaded_from_its_btf_offset_is_what_bpftrace_reads_through_th
     received, sent = (dict(zip(names, values[::2])) for values in seen)
     assert received["skb_dev"] != 0 and received["net_inum"] == netns  # lo's
     assert sent["skb_dev"] == 0 and sent["dst_dev"] != 0 and sent["skb_sk"] != 0 and sent["sk_net"] != 0
+
+
+def test_the_kernels_btf_says_ifindex_is_the_one_signed_field_and_the_program_loads_it_so():
+    """net_device.ifindex is an int; the rest are pointers and unsigned integers (u16, unsigned int)."""
+    from nslab.kernel.drops.program import program
+
+    fields = btf.fields()
+    assert [name for name, field in fields.items() if field.signed] == ["dev_ifindex"]
+    assert f"$ifi = (int64)*(int32 *)($dev + {fields['dev_ifindex'].offset})" in program(fields)
+    assert f"$nh = (uint64)*(uint16 *)($skb + {fields['skb_network_header'].offset})" in program(fields)

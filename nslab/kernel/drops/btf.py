@@ -16,6 +16,8 @@ VMLINUX = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F
 _HEADER = struct.Struct("<HBBIIIII")  # magic, version, flags, hdr_len, type_off, type_len, str_off, str_len
 _TYPE = struct.Struct("<III")  # name_off, info, size or type
+_INT = struct.Struct("<I")  # an INT's encoding (bits 24-27), offset and bits
+INT_SIGNED = 1
 _MEMBER = struct.Struct("<III")  # name_off, type, offset (bits; with kind_flag, bit size in the top 8 bits)
 INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT = range(1, 12)
 FUNC, FUNC_PROTO, VAR, DATASEC, FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = range(12, 20)
@@ -43,6 +45,7 @@ FIELDS = {
 class Field:
     offset: int  # bytes from the start of the struct
     size: int  # bytes: 1, 2, 4 or 8
+    signed: bool = False  # a signed integer (BTF_INT_SIGNED in its type's encoding)
 
 
 class Btf:
@@ -79,9 +82,13 @@ class Btf:
                 return type_id, kind, info & 0xFFFF, info >> 31, size_or_type
             type_id = size_or_type
 
-    def _size(self, type_id: int) -> int:
-        _, kind, _, _, size = self._header(type_id)
-        return 8 if kind == PTR else size
+    def _layout(self, type_id: int) -> tuple[int, bool]:
+        """(size in bytes, signed) of *type_id*: a pointer is 8 bytes, an integer is signed as its encoding says."""
+        type_id, kind, _, _, size = self._header(type_id)
+        if kind == PTR:
+            return 8, False
+        signed = kind == INT and bool((_INT.unpack_from(self._data, self._types[type_id] + _TYPE.size)[0] >> 24) & INT_SIGNED)
+        return size, signed
 
     def _member(self, type_id: int, name: str) -> tuple[int, int] | None:
         """(byte offset, type id) of member *name* of struct or union *type_id*, looked for
@@ -112,7 +119,7 @@ class Btf:
             if found is None:
                 raise LookupError(f"struct {struct_name} has no member {path} in the kernel's BTF")
             offset, type_id = offset + found[0], found[1]
-        return Field(offset, self._size(type_id))
+        return Field(offset, *self._layout(type_id))
 
 
 @functools.cache

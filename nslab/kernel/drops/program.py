@@ -52,7 +52,7 @@ _READS = {
     "dev_net": ("$dev", "dev_net"), "dev_ifindex": ("$dev", "dev_ifindex"), "dst_dev": ("$dst", "dst_dev"),
     "ddev_net": ("$ddev", "dev_net"), "ddev_ifindex": ("$ddev", "dev_ifindex"), "sk_net": ("$sk", "sk_net"), "net_inum": ("$net", "net_inum"),
 }
-_LOADS = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
+_BITS = {1: 8, 2: 16, 4: 32, 8: 64}  # a field's size -> the bits of the load (no other size is loaded)
 
 
 def program(fields: Mapping[str, Field], skip: Iterable[int] = ()) -> str:
@@ -60,7 +60,7 @@ def program(fields: Mapping[str, Field], skip: Iterable[int] = ()) -> str:
 
     The structs' fields are loaded from their offsets in this kernel (*fields*, from its BTF:
     nslab.kernel.drops.btf), which spares bpftrace parsing the structs' types (1.9 s of CPU).
-    ifindex is a signed int, loaded as such.
+    A signed field (ifindex, an int) is loaded as signed.
 
     IPv6's MLD and router discovery (ICMPv6 130 to 134, and 143 behind an 8-byte hop-by-hop
     header) are left out, as the captures leave them out (nslab/diagnosis/capture.py): no probe is
@@ -70,8 +70,7 @@ def program(fields: Mapping[str, Field], skip: Iterable[int] = ()) -> str:
 
     def load(pointer: str, name: str) -> str:
         field = fields[name]
-        kind = "int32" if name == "dev_ifindex" else _LOADS[field.size]
-        return f"*({kind} *)({pointer} + {field.offset})"
+        return f"*({'int' if field.signed else 'uint'}{_BITS[field.size]} *)({pointer} + {field.offset})"
 
     return _PROGRAM % {
         **{slot: load(pointer, name) for slot, (pointer, name) in _READS.items()},
