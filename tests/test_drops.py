@@ -263,6 +263,20 @@ def own_monitor():
         monitor.stop()
 
 
+def test_a_monitor_asked_to_stop_soon_ends_by_itself_without_a_failure_and_stop_reaps_it(own_monitor):
+    """`stop_soon()` (the run's, at pytest_sessionfinish) signals bpftrace and returns; bpftrace
+    ends by itself, which the monitor takes as asked for, not as bpftrace failing; `stop()` is
+    then safe and leaves nothing."""
+    own = own_monitor()
+    proc = own._proc
+    assert proc is not None and proc.poll() is None
+    own.stop_soon()
+    wait_until(lambda: proc.poll() is not None, 10.0, "bpftrace to end after SIGTERM")
+    own.stop()
+    assert not own.available and own.why == f"bpftrace exited (status {proc.returncode})"  # ended, not failed ("bpftrace exited: ...")
+    assert not os.path.exists(f"/proc/{proc.pid}")  # reaped
+
+
 def test_a_verdict_whose_drop_reports_are_held_up_says_they_were_not_all_read(make_lab, mon, own_monitor):
     """The lab's own bpftrace stopped (SIGSTOP) while r drops h1's ping: the final flush cannot
     end, so the evidence says the drop reasons were not all read (the explanation then reads r's
