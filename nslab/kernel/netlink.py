@@ -188,6 +188,24 @@ class Kernel(Namespaces, NeighbourTable):
             if not m.body["flags"] & rtnl.IFF_LOWER_UP:
                 ns.expect_activation(name or dev)  # its queue waits for carrier: see wait_ready
 
+    def settle_links(self, ns: NsHandle, devs: Iterable[str]) -> None:
+        """`ip link show dev DEV` for each of *devs* (a link gone meanwhile is skipped). Before it
+        answers, the kernel applies what linkwatch holds for the link (rtnl_getlink calls
+        linkwatch_sync_dev): its operstate, its transmit queue, its routes' `linkdown` flag and
+        IPv6's readiness on it. Otherwise linkwatch applies an event it does not take as urgent
+        (a bridge that lost its last port's carrier) in its next batch, up to a second later
+        when it ran in the last second: busy with other namespaces' links, it often has."""
+        for dev in devs:
+            try:
+                ns.rtnl.request(rtnl.RTM_GETLINK, rtnl.ifinfomsg(ns.index(dev)) + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS))
+            except KernelError as exc:
+                if exc.errno != errno_mod.ENODEV:
+                    raise
+            except NetlinkError as exc:
+                if exc.code != errno_mod.ENODEV:
+                    raise KernelError(f"ip -n {ns.name} link show dev {dev}", exc.code, exc.message) from None
+                ns.forget(dev)
+
     def wait_ready(self, ns: NsHandle, timeout: float = 5.0) -> None:
         """Return once every link here that was set up without carrier, and has
         carrier now, can send. Such a link's transmit queue stays 'noop' (which
@@ -247,6 +265,7 @@ class Kernel(Namespaces, NeighbourTable):
                     return  # tentative all along: its DAD began before accept_dad was turned off, and runs its course
                 late, why = (waiting[0], "is still tentative") if waiting else (unready[0], "is on a link IPv6 has not made ready")
                 raise KernelError(f"ip -n {ns.name} -6 addr show {late.dev}", errno_mod.ETIMEDOUT, f"{late.cidr} {why}")
+            self.settle_links(ns, {a.dev for a in unready})  # IPv6 makes a link ready when linkwatch makes it UP
             time.sleep(pause)  # polled under the deadline above: the kernel's workqueue sends no event we wait on
             pause = min(2 * pause, 0.02)
 

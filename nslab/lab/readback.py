@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from nslab.kernel import ethtool, linux, listeners
 from nslab.kernel.state import AddressState, FdbEntry, LinkState, NeighbourState, RouteLookup, RouteState
@@ -31,6 +31,11 @@ class Readback:
             if link.name == name:
                 return link
         raise LabError("link", f"no interface {name!r} in {self.ns.name!r}")
+
+    def settle(self, devs: Iterable[str]) -> None:
+        """`ip link show dev DEV` for each of *devs*: the kernel first applies what linkwatch
+        holds for each (operstate, its routes' `linkdown`), instead of up to a second later."""
+        self.ns.lab.kernel.settle_links(self.ns.handle, devs)
 
     def link_names(self) -> list[str]:
         return sorted(link.name for link in self.links())

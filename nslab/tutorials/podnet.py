@@ -123,13 +123,18 @@ def lab_state(lab: Lab, namespaces: list[str] | tuple[str, ...], containers: tup
 
 def _settled_routes(ns: Netns) -> tuple[list, list]:
     """Links and routes once the routes' `linkdown` flags agree with their links'
-    carrier: the kernel updates both a moment after a change (linkwatch), e.g.
-    when a veth's peer comes up or a bridge loses its last port."""
+    carrier: the kernel sets a route's flag when linkwatch applies its link's change, a
+    moment after the carrier itself, e.g. when a veth's peer comes up or a bridge loses
+    its last port (up to a second later: see Readback.settle, which asks for it now)."""
 
     def agreed():
         links, routes = ns.links(), ns.routes()
         carrier = {link.name: link.carrier for link in links}
-        return (links, routes) if all(r.linkdown != carrier.get(r.dev, True) for r in routes if r.dev) else None
+        behind = {r.dev for r in routes if r.dev and r.linkdown == carrier.get(r.dev, True)}
+        if behind:
+            ns.readback.settle(behind & carrier.keys())
+            return None
+        return links, routes
 
     return wait_until(agreed, timeout=3.0, what=f"routes in {ns.name} to follow their links' carrier")
 
