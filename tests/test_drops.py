@@ -416,7 +416,7 @@ REPORT = "from nslab.kernel import drops; m = drops.monitor(); print(m.ready(5),
 
 
 @pytest.mark.parametrize("who", UNPRIVILEGED)
-def test_unprivileged_gets_a_clear_why(who):
+def test_unprivileged_gets_a_clear_why(who, nslab_sandbox):  # the sandbox: its mount namespace keeps the copy's bind mount (tests/nobody.py)
     if os.geteuid() != 0 and who == "another user":
         pytest.skip("needs root to become another user; this run is not root")
     if who == "another user":  # from a copy that user can read: the checkout may sit under a mode-700 home

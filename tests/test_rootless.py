@@ -30,13 +30,51 @@ def interpreter() -> str:
 
 
 @pytest.fixture(scope="module")
-def copy() -> Iterator[Path]:
-    """The project and its packages where nobody can read them (tests/nobody.py)."""
+def copy(nslab_sandbox) -> Iterator[Path]:
+    """The project and its packages where nobody can read them (tests/nobody.py), in this
+    process's sandbox: its private mount namespace keeps the packages' bind mount."""
     with nobody.readable_copy() as base:
         yield base
 
 
 PYTEST = ["-m", "pytest", SCENARIO, "-q", "-rs", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+
+
+def _mount_options(path: Path) -> list[str] | None:
+    """The options of the mount at *path* in this process's mount namespace, None if none is there."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == str(path):
+                return fields[5].split(",")
+    return None
+
+
+def test_the_packages_are_bound_read_only_for_nobody_and_unbound_after(nslab_sandbox):
+    site = Path(nobody.sysconfig.get_paths()["purelib"])
+    before = sorted(os.listdir(site))
+    with nobody.readable_copy() as copy:
+        packages = copy / "site-packages"
+        assert "ro" in (_mount_options(packages) or []), "the packages are not a read-only bind mount"
+        with pytest.raises(OSError, match="Read-only file system"):
+            (packages / "nslab-written-here").touch()
+        read = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "cat", str(packages / "pytest" / "__init__.py")],
+                              capture_output=True, timeout=30, check=False)
+        assert read.returncode == 0, read.stderr
+    assert _mount_options(packages) is None and not copy.exists()
+    assert sorted(os.listdir(site)) == before  # the venv's own packages, untouched by the removal
+
+
+def test_packages_not_all_world_readable_are_copied_readable(nslab_sandbox, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("")
+    (site / "pkg" / "__init__.py").chmod(0o600)  # as a venv installed under umask 077 has them
+    monkeypatch.setattr(nobody.sysconfig, "get_paths", lambda: {"purelib": str(site)})
+    with nobody.readable_copy() as copy:
+        assert _mount_options(copy / "site-packages") is None
+        assert (copy / "site-packages" / "pkg" / "__init__.py").stat().st_mode & 0o444 == 0o444
+    assert (site / "pkg" / "__init__.py").stat().st_mode & 0o777 == 0o600
 
 
 def test_as_nobody_the_scenarios_run_in_a_user_namespace_and_pass(copy):
