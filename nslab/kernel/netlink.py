@@ -189,12 +189,14 @@ class Kernel(Namespaces, NeighbourTable):
                 ns.expect_activation(name or dev)  # its queue waits for carrier: see wait_ready
 
     def settle_links(self, ns: NsHandle, devs: Iterable[str]) -> None:
-        """`ip link show dev DEV` for each of *devs* (a link gone meanwhile is skipped). Before it
-        answers, the kernel applies what linkwatch holds for the link (rtnl_getlink calls
-        linkwatch_sync_dev): its operstate, its transmit queue, its routes' `linkdown` flag and
-        IPv6's readiness on it. Otherwise linkwatch applies an event it does not take as urgent
-        (a bridge that lost its last port's carrier) in its next batch, up to a second later
-        when it ran in the last second: busy with other namespaces' links, it often has."""
+        """`ip link show dev DEV` for each of *devs* (a link gone meanwhile is skipped). A kernel
+        that syncs linkwatch when asked for one link (rtnl_getlink calls linkwatch_sync_dev: 6.18
+        here, not Debian 12's 6.1) first applies what linkwatch holds for it: its operstate, its
+        routes' `linkdown` flag, IPv6's readiness on it. Otherwise linkwatch applies an event it
+        does not take as urgent (a bridge that lost its last port's carrier) in its next batch,
+        up to a second later when it ran in the last second: busy with other namespaces' links,
+        it often has. On a kernel that does not sync, asking changes nothing; callers still
+        read back and wait (tests/test_linkwatch.py compares this with `ip link show dev`)."""
         for dev in devs:
             try:
                 ns.rtnl.request(rtnl.RTM_GETLINK, rtnl.ifinfomsg(ns.index(dev)) + rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS))

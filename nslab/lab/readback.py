@@ -33,8 +33,9 @@ class Readback:
         raise LabError("link", f"no interface {name!r} in {self.ns.name!r}")
 
     def settle(self, devs: Iterable[str]) -> None:
-        """`ip link show dev DEV` for each of *devs*: the kernel first applies what linkwatch
-        holds for each (operstate, its routes' `linkdown`), instead of up to a second later."""
+        """`ip link show dev DEV` for each of *devs*: a kernel that syncs linkwatch then applies
+        what it holds for each (operstate, its routes' `linkdown`) at once, not up to a second
+        later (Kernel.settle_links)."""
         self.ns.lab.kernel.settle_links(self.ns.handle, devs)
 
     def link_names(self) -> list[str]:

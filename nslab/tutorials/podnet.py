@@ -125,7 +125,8 @@ def _settled_routes(ns: Netns) -> tuple[list, list]:
     """Links and routes once the routes' `linkdown` flags agree with their links'
     carrier: the kernel sets a route's flag when linkwatch applies its link's change, a
     moment after the carrier itself, e.g. when a veth's peer comes up or a bridge loses
-    its last port (up to a second later: see Readback.settle, which asks for it now)."""
+    its last port (up to a second later; Readback.settle asks for it now, where the kernel
+    applies it when asked)."""
 
     def agreed():
         links, routes = ns.links(), ns.routes()
