@@ -29,6 +29,7 @@ def router_lab() -> Topology:
 NFT_INPUT_POLICY_DROP = "table inet f {\n chain input { type filter hook input priority 0; policy drop; }\n}\n"
 NFT_FORWARD_RULE = "table ip t {\n chain fw { type filter hook forward priority 0; ip daddr 10.0.2.2 drop; }\n}\n"
 NFT_ARP_DROP = "table arp t {\n chain in { type filter hook input priority 0; policy drop; }\n}\n"
+CLUSTER_BUDGET = 15.0  # seconds of a fix search in the 3x3 dual-stack cluster: its copy is the largest here
 NFT_ARP_REPLY_OUT = "table arp t {\n chain out { type filter hook output priority 0; arp operation reply drop; }\n}\n"
 NFT_INGRESS_DROP = "table netdev t {\n chain in { type filter hook ingress device vb priority 0; policy drop; }\n}\n"
 
@@ -371,7 +372,9 @@ def test_a_solicitation_that_its_bridge_port_takes_in_from_nobody_blames_the_por
     result = lab.ns("node2").ping(pod_address6(3, 2))
     assert result.cause is Cause.NO_ARP_ANSWER, result
     assert [(c.ns, c.obj, c.value) for c in result.claims if c.blames] == [("host", "bridge port veth-node2", "state disabled")], result
-    found = find(result, lab, budget=5.0)
+    # The copy of this 13-namespace dual-stack cluster and its baseline probe come before any trial:
+    # 5 s ran out before the first one in a .ci/run (seconds=5.93, 0 changes tried)
+    found = find(result, lab, budget=CLUSTER_BUDGET)
     assert found.fixes and found.fixes[0].changes[0]["ns"] == "host", found
 
 
