@@ -267,7 +267,6 @@ class Kernel(Namespaces, NeighbourTable):
                     return  # tentative all along: its DAD began before accept_dad was turned off, and runs its course
                 late, why = (waiting[0], "is still tentative") if waiting else (unready[0], "is on a link IPv6 has not made ready")
                 raise KernelError(f"ip -n {ns.name} -6 addr show {late.dev}", errno_mod.ETIMEDOUT, f"{late.cidr} {why}")
-            self.settle_links(ns, {a.dev for a in unready})  # IPv6 makes a link ready when linkwatch makes it UP
             time.sleep(pause)  # polled under the deadline above: the kernel's workqueue sends no event we wait on
             pause = min(2 * pause, 0.02)
 
