@@ -29,9 +29,9 @@ def router_lab() -> Topology:
 NFT_INPUT_POLICY_DROP = "table inet f {\n chain input { type filter hook input priority 0; policy drop; }\n}\n"
 NFT_FORWARD_RULE = "table ip t {\n chain fw { type filter hook forward priority 0; ip daddr 10.0.2.2 drop; }\n}\n"
 NFT_ARP_DROP = "table arp t {\n chain in { type filter hook input priority 0; policy drop; }\n}\n"
-CLUSTER_BUDGET = 15.0  # seconds of a fix search in the 3x3 dual-stack cluster: its copy is the largest here
 NFT_ARP_REPLY_OUT = "table arp t {\n chain out { type filter hook output priority 0; arp operation reply drop; }\n}\n"
 NFT_INGRESS_DROP = "table netdev t {\n chain in { type filter hook ingress device vb priority 0; policy drop; }\n}\n"
+CLUSTER_BUDGET = 15.0  # seconds of a fix search in the 3x3 dual-stack cluster: its copy is the largest here
 
 # name: (namespace, command, probe, cause, (blamed namespace, object, value), settled early)
 CASES = {

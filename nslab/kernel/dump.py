@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import errno as errno_mod
 import os
-import shutil
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -470,7 +469,7 @@ def sysctl_path(key: str) -> str:
 
 def read_ruleset(netns_fd: int) -> str:
     """`nft list ruleset` (iptables-nft's tables included); '' where nft is not installed or refused."""
-    if shutil.which("nft") is None or nftables.table_count(netns_fd) == 0:
+    if not nftables.available() or nftables.table_count(netns_fd) == 0:
         return ""
     done = process.run(netns_fd, ["nft", "list", "ruleset"], timeout=10)
     return done.stdout.decode(errors="replace").strip() if done.returncode == 0 else ""
